@@ -1,0 +1,25 @@
+"""Telegram glue, one module per feature. The order of registration is fixed here.
+
+Groups (python-telegram-bot runs at most one handler per group, lowest group first):
+  -100  guard: records the sender, builds the actor and picks the reply language
+     0  the features' commands, buttons and messages
+   100  fallbacks: unknown commands and stale buttons
+"""
+
+from __future__ import annotations
+
+from telegram.ext import Application
+
+from handlers import chats, fallback, guard, onboarding
+
+GUARD_GROUP = -100
+FEATURE_GROUP = 0
+FALLBACK_GROUP = 100
+
+
+def register_all(app: Application) -> None:
+    guard.register(app, GUARD_GROUP)
+    onboarding.register(app, FEATURE_GROUP)
+    chats.register(app, FEATURE_GROUP)
+    fallback.register(app, FALLBACK_GROUP)
+    app.add_error_handler(fallback.on_error)

@@ -1,0 +1,123 @@
+"""One factory builds the application for production and tests alike."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
+from telegram.request import BaseRequest, HTTPXRequest
+
+from bot.context import SERVICES_KEY, GridhornContext, Services
+from bot.intake import Intake
+from bot.outbox import Outbox, OutboxSender
+from bot.ratelimit import DirectReplyLimiter, FloodGate
+from bot.services.access import Access
+from bot.services.chats import ChatService
+from bot.services.people import PeopleService
+from bot.settings import Settings
+from storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def build_application(settings: Settings, request: BaseRequest | None = None,
+                      get_updates_request: BaseRequest | None = None) -> Application:
+    if settings.bot_token is None:
+        raise ValueError("GRIDHORN_BOT_TOKEN is required to run the bot")
+    gate = FloodGate(settings.rate_overall_per_s, settings.rate_chat_per_s,
+                     settings.rate_group_per_min)
+    builder = (
+        ApplicationBuilder()
+        .token(settings.bot_token.get_secret_value())
+        .base_url(settings.api_base_url)
+        .base_file_url(settings.api_base_file_url)
+        .updater(None)
+        .rate_limiter(DirectReplyLimiter(gate))
+        .context_types(ContextTypes(context=GridhornContext))
+        .request(request or HTTPXRequest(connection_pool_size=256, pool_timeout=30,
+                                         read_timeout=20, write_timeout=20))
+        .get_updates_request(get_updates_request or HTTPXRequest(connection_pool_size=2))
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+    )
+    app = builder.build()
+    app.bot_data["gridhorn.settings"] = settings
+    app.bot_data["gridhorn.gate"] = gate
+    from handlers import register_all
+
+    register_all(app)
+    return app
+
+
+async def _post_init(app: Application) -> None:
+    """Open the store (running migrations), build the services, set the command menus."""
+    settings: Settings = app.bot_data["gridhorn.settings"]
+    gate: FloodGate = app.bot_data["gridhorn.gate"]
+    store = await Store.open_sqlite(settings.sqlite_path)
+    access = Access(store, settings.superadmins)
+    outbox = Outbox(store, settings)
+    people = PeopleService(store, access, settings)
+    chats = ChatService(store, access, people, outbox)
+    sender = OutboxSender(app.bot, store, gate, settings)
+    outbox.connect(sender.wake)
+    sender.chat_lost_hooks.append(chats.chat_lost)
+    sender.migrate_hooks.append(store.map.migrate_chat)
+    services = Services(settings=settings, store=store, access=access, people=people,
+                        chats=chats, outbox=outbox, sender=sender, gate=gate,
+                        bot_username=app.bot.username or "")
+    app.bot_data[SERVICES_KEY] = services
+    from handlers.menus import set_command_menus
+
+    await set_command_menus(app.bot)
+
+
+async def _post_shutdown(app: Application) -> None:
+    services: Services | None = app.bot_data.get(SERVICES_KEY)
+    if services is not None:
+        await services.store.close()
+
+
+class Runtime:
+    """A running Gridhorn: the application, its outbox sender and its durable intake."""
+
+    def __init__(self, settings: Settings, request: BaseRequest | None = None,
+                 poll_timeout: int = 25) -> None:
+        self.settings = settings
+        self.app = build_application(settings, request)
+        self.poll_timeout = poll_timeout
+        self._stopped = asyncio.Event()
+
+    @property
+    def services(self) -> Services:
+        return self.app.bot_data[SERVICES_KEY]
+
+    async def start(self) -> None:
+        await self.app.initialize()
+        await self.app.start()
+        services = self.services
+        await services.sender.start()
+        services.intake = Intake(self.app, services.store, poll_timeout=self.poll_timeout)
+        await services.intake.start()
+        logger.info("Gridhorn is running as @%s", services.bot_username)
+
+    async def stop(self) -> None:
+        services: Services | None = self.app.bot_data.get(SERVICES_KEY)
+        if services is not None:
+            if services.intake is not None:
+                await services.intake.stop()
+            await services.sender.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+    async def run_until_stopped(self) -> None:
+        await self.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.stop()
+
+    def request_stop(self, *_: Any) -> None:
+        self._stopped.set()

@@ -1,0 +1,72 @@
+"""Message catalogs (gettext `.po` under `locales/`, read with Babel) and locale choice.
+
+Message ids are stable keys (`start.greeting`); texts use `{name}` placeholders and are HTML:
+every value passed in is escaped unless it is wrapped in `Markup` (already safe HTML).
+"""
+
+from __future__ import annotations
+
+import html
+import string
+from functools import lru_cache
+from importlib import resources
+
+from babel import Locale, UnknownLocaleError
+from babel.messages.pofile import read_po
+
+LOCALES = ("zh-Hans", "zh-Hant", "en")
+DEFAULT_LOCALE = "zh-Hans"
+_DIRS = {"zh-Hans": "zh_Hans", "zh-Hant": "zh_Hant", "en": "en"}
+# setMyCommands knows two-letter codes only: both Chinese catalogs share the `zh` menu.
+MENU_LANGUAGE = {"zh-Hans": "zh", "zh-Hant": None, "en": "en"}
+
+
+class Markup(str):
+    """A string that is already safe HTML (not escaped again when formatted in)."""
+
+
+def escape(value: object) -> str:
+    if isinstance(value, Markup):
+        return value
+    return html.escape(str(value), quote=False)
+
+
+@lru_cache(maxsize=None)
+def catalog(locale: str) -> dict[str, str]:
+    path = resources.files("locales") / _DIRS[locale] / "LC_MESSAGES" / "gridhorn.po"
+    with path.open("rb") as handle:
+        po = read_po(handle, locale=_DIRS[locale])
+    return {str(m.id): str(m.string) for m in po if m.id and m.string}
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def t(locale: str, key: str, **values: object) -> str:
+    """The text of `key` in `locale` (falling back to the default), values HTML-escaped."""
+    text = catalog(locale if locale in _DIRS else DEFAULT_LOCALE).get(key)
+    if text is None:
+        text = catalog(DEFAULT_LOCALE).get(key, key)
+    if not values:
+        return text
+    return text.format(**{k: escape(v) for k, v in values.items()})
+
+
+def locale_from_language_code(code: str | None, default: str = DEFAULT_LOCALE) -> str:
+    """Telegram's `language_code` → one of LOCALES: Hant script or TW/HK/MO → zh-Hant."""
+    if not code:
+        return default
+    try:
+        parsed = Locale.parse(code.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return default
+    if parsed.language == "zh":
+        if parsed.script == "Hant" or parsed.territory in {"TW", "HK", "MO"}:
+            return "zh-Hant"
+        if parsed.script is None and parsed.territory is None and code.lower() in {"zh-hant"}:
+            return "zh-Hant"
+        return "zh-Hans"
+    if parsed.language == "en":
+        return "en"
+    return default

@@ -1,0 +1,148 @@
+"""Durable intake: our own getUpdates loop (SPEC §4, last point).
+
+Each batch is stored in the inbox before the next getUpdates confirms it (the offset), then
+handed to `Application.process_update`. Updates of one person (or one group) run in order on
+their own lane; different lanes run concurrently, so a burst of taps never queues behind one
+slow handler. An update counts as processed when the first transaction its handlers commit
+marks it (so a state change and "processed" are one commit), or when its handlers finish.
+After a crash, every stored update that is not marked is processed again at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.error import Conflict, NetworkError, RetryAfter, TimedOut
+from telegram.ext import Application
+
+from storage.inbox import UpdateMark, current_update
+from storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def lane_of(raw: dict[str, Any]) -> int:
+    """Updates sharing a lane are handled one after another, in order."""
+    for key in ("message", "edited_message", "my_chat_member", "chat_member"):
+        if key in raw:
+            return raw[key]["chat"]["id"]
+    for key in ("callback_query", "inline_query", "pre_checkout_query"):
+        if key in raw:
+            return raw[key]["from"]["id"]
+    return 0
+
+
+class Intake:
+    def __init__(self, app: Application, store: Store, *, poll_timeout: int = 25,
+                 max_concurrent: int = 512) -> None:
+        self.app = app
+        self.store = store
+        self.poll_timeout = poll_timeout
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._lanes: dict[int, asyncio.Queue[tuple[int, dict[str, Any]]]] = {}
+        self._workers: set[asyncio.Task[None]] = set()
+        self._poller: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._in_progress = 0
+        self._seen: set[int] = set()
+
+    async def start(self) -> None:
+        for update_id, raw in await self.store.inbox.pending(limit=1_000_000):
+            self._dispatch(update_id, raw)
+        self._poller = asyncio.create_task(self._poll_forever(), name="gridhorn:intake")
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
+        await self.drain()
+        for task in list(self._workers):
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Wait until every dispatched update has been handled."""
+        await self._idle.wait()
+
+    async def _poll_forever(self) -> None:
+        offset = await self.store.inbox.next_offset()
+        failures = 0
+        while True:
+            try:
+                updates = await self.app.bot.get_updates(
+                    offset=offset, timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES,
+                    read_timeout=self.poll_timeout + 10)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc.retry_after))
+                continue
+            except (TimedOut, NetworkError, Conflict) as exc:
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
+                logger.warning("getUpdates failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            if not updates:
+                continue
+            raws = [u.to_dict() for u in updates]
+            await self.store.inbox.store(raws)
+            offset = max(r["update_id"] for r in raws) + 1
+            for raw in raws:
+                self._dispatch(raw["update_id"], raw)
+
+    def _dispatch(self, update_id: int, raw: dict[str, Any]) -> None:
+        if update_id in self._seen:
+            return
+        self._seen.add(update_id)
+        if len(self._seen) > 100_000:
+            self._seen = {i for i in self._seen if i > update_id - 50_000}
+        lane = lane_of(raw)
+        queue = self._lanes.get(lane)
+        self._in_progress += 1
+        self._idle.clear()
+        if queue is None:
+            queue = asyncio.Queue()
+            self._lanes[lane] = queue
+            task = asyncio.create_task(self._run_lane(lane, queue), name=f"gridhorn:lane:{lane}")
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+        queue.put_nowait((update_id, raw))
+
+    async def _run_lane(self, lane: int, queue: asyncio.Queue[tuple[int, dict[str, Any]]]) -> None:
+        try:
+            while not queue.empty():
+                update_id, raw = queue.get_nowait()
+                try:
+                    async with self._slots:
+                        await self._handle(update_id, raw)
+                finally:
+                    self._in_progress -= 1
+                    if self._in_progress == 0:
+                        self._idle.set()
+        finally:
+            if self._lanes.get(lane) is queue:
+                del self._lanes[lane]
+
+    async def _handle(self, update_id: int, raw: dict[str, Any]) -> None:
+        mark = UpdateMark(update_id)
+        token = current_update.set(mark)
+        try:
+            update = Update.de_json(raw, self.app.bot)
+            await self.app.process_update(update)
+        except Exception:
+            logger.exception("update %s could not be handled", update_id)
+        finally:
+            current_update.reset(token)
+        if not mark.done:
+            await self.store.inbox.mark_processed([update_id])
+
+
+def _seconds(value: object) -> float:
+    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)  # type: ignore[union-attr,arg-type]

@@ -1,0 +1,454 @@
+"""The outbox sender (SPEC §7): one persistent queue, one sender that keeps Telegram's limits.
+
+Services write messages with `Outbox.send(...)` inside the transaction that causes them; the
+sender wakes after the commit, picks the most urgent item whose chat may receive now, waits
+for the overall window, and sends. Calls to one chat go one at a time, in queue order; calls to
+different chats run concurrently. Outcomes: sent (recorded with its message id, hooks run in
+the same transaction), retried (429 → retry_after, 5xx/network → backoff), followed (chat
+migrated → the queue and the bindings move), dropped (chat gone, edit moot) or failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from telegram import Bot, InputFile, Message, MessageId, TelegramObject
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
+
+from bot.ratelimit import OUTBOX, FloodGate
+from bot.settings import Settings
+from storage.models import OutboxItem
+from storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class Priority:
+    """Lower is sooner: emergency before major before personal notices, service, routine."""
+
+    EMERGENCY = 0
+    MAJOR = 10
+    PERSONAL = 15
+    SERVICE = 20
+    ROUTINE = 30
+    PIN_DELAY = 5  # a pin waits behind the posts of its own priority
+
+
+MOOT_ERRORS = ("message is not modified", "message to edit not found",
+               "message to pin not found", "message to delete not found",
+               "message can't be deleted")
+SentHook = Callable[[OutboxItem, Any], Awaitable[None]]
+ChatHook = Callable[[int, str], Awaitable[None]]
+MigrateHook = Callable[[int, int], Awaitable[None]]
+
+
+def file_field(data: bytes, filename: str) -> dict[str, str]:
+    """A file inside an outbox payload (kept in the store as base64)."""
+    return {"_file_b64": base64.b64encode(data).decode("ascii"), "filename": filename}
+
+
+class Outbox:
+    """Writing side: what services call (inside their transaction)."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self._wake: Callable[[], None] = lambda: None
+
+    def connect(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    async def call(self, chat_id: int, method: str, payload: dict[str, Any], *,
+                   priority: int, quiet: bool = False, delay: float = 0.0,
+                   dedupe_key: str | None = None, coalesce_key: str | None = None,
+                   ref: str | None = None) -> int | None:
+        item_id = await self.store.outbox.enqueue(
+            chat_id, method, payload, priority, quiet=quiet,
+            not_before=time.time() + delay if delay else 0.0,
+            dedupe_key=dedupe_key, coalesce_key=coalesce_key, ref=ref)
+        self.store.db.after_commit(self._wake)
+        return item_id
+
+    async def send(self, chat_id: int, text: str, *, priority: int,
+                   buttons: list[list[dict[str, str]]] | None = None, thread_id: int = 0,
+                   quiet: bool = False, pin: bool = False, dedupe_key: str | None = None,
+                   ref: str | None = None, reply_to: int | None = None,
+                   force_reply: bool = False, delay: float = 0.0) -> int | None:
+        """Queue an HTML text message; buttons are rows of {"text", "callback_data"|"url"}."""
+        payload: dict[str, Any] = {"text": text, "parse_mode": "HTML",
+                                   "link_preview_options": {"is_disabled": True}}
+        if buttons:
+            payload["reply_markup"] = {"inline_keyboard": buttons}
+        elif force_reply:
+            payload["reply_markup"] = {"force_reply": True, "selective": True}
+        if thread_id:
+            payload["message_thread_id"] = thread_id
+        if reply_to:
+            payload["reply_parameters"] = {"message_id": reply_to,
+                                           "allow_sending_without_reply": True}
+        if pin:
+            payload["_pin"] = True
+        return await self.call(chat_id, "sendMessage", payload, priority=priority, quiet=quiet,
+                               dedupe_key=dedupe_key, ref=ref, delay=delay)
+
+    async def edit(self, chat_id: int, message_id: int, text: str, *, priority: int,
+                   buttons: list[list[dict[str, str]]] | None = None) -> int | None:
+        """Queue an edit; a pending edit of the same message is replaced (coalesced)."""
+        payload: dict[str, Any] = {"message_id": message_id, "text": text, "parse_mode": "HTML",
+                                   "link_preview_options": {"is_disabled": True}}
+        if buttons is not None:
+            payload["reply_markup"] = {"inline_keyboard": buttons}
+        return await self.call(chat_id, "editMessageText", payload, priority=priority,
+                               coalesce_key=f"edit:{chat_id}:{message_id}")
+
+
+class _Lane:
+    """One chat's queue: a heap of (priority, id)."""
+
+    __slots__ = ("heap", "busy")
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[int, int]] = []
+        self.busy = False
+
+
+class OutboxSender:
+    """Reading side: the one loop that sends."""
+
+    def __init__(self, bot: Bot, store: Store, gate: FloodGate, settings: Settings, *,
+                 max_in_flight: int = 64, max_attempts: int = 8) -> None:
+        self.bot = bot
+        self.store = store
+        self.gate = gate
+        self.settings = settings
+        self.max_attempts = max_attempts
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._items: dict[int, OutboxItem] = {}
+        self._lanes: dict[int, _Lane] = {}
+        self._ready: list[tuple[int, int, int]] = []   # (priority, id, chat)
+        self._timed: list[tuple[float, int]] = []      # (monotonic time, chat)
+        self._wake = asyncio.Event()
+        self._loaded_up_to = 0
+        self._task: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.sent_hooks: dict[str, SentHook] = {}
+        self.chat_lost_hooks: list[ChatHook] = []
+        self.migrate_hooks: list[MigrateHook] = []
+
+    # wiring
+
+    def on_sent(self, ref_prefix: str, hook: SentHook) -> None:
+        """Run `hook(item, result)` in the transaction that records an item sent."""
+        self.sent_hooks[ref_prefix] = hook
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="gridhorn:outbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await asyncio.gather(*self._sending, return_exceptions=True)
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until nothing is pending that could go out now (tests, shutdown)."""
+        async def _wait() -> None:
+            while True:
+                await self._load()
+                if not self._items and not self._sending:
+                    return
+                self._idle.clear()
+                await self._idle.wait()
+        await asyncio.wait_for(_wait(), timeout)
+
+    # loop
+
+    async def _run(self) -> None:
+        await self._load(reset=True)
+        while True:
+            self._wake.clear()
+            await self._load()
+            self._promote_timed()
+            if not self._ready:
+                self._signal_idle()
+                await self._sleep_until(self._timed[0][0] if self._timed else None)
+                continue
+            free_at = self.gate.overall_next_free()
+            if free_at > self.gate.clock():
+                await asyncio.sleep(free_at - self.gate.clock())
+                continue  # something more urgent may have arrived meanwhile
+            priority, item_id, chat_id = heapq.heappop(self._ready)
+            lane = self._lanes.get(chat_id)
+            if lane is None or lane.busy or not lane.heap or lane.heap[0][1] != item_id:
+                continue  # stale entry
+            await self._slots.acquire()
+            lane.busy = True
+            self.gate.record(chat_id)
+            task = asyncio.create_task(self._deliver(item_id, chat_id))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _sleep_until(self, when: float | None) -> None:
+        timeout = None if when is None else max(0.0, when - self.gate.clock())
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def _signal_idle(self) -> None:
+        if not self._sending and not self._ready:
+            self._idle.set()
+
+    async def _load(self, reset: bool = False) -> None:
+        if reset:
+            self._loaded_up_to = 0
+        for item in await self.store.outbox.pending(after_id=self._loaded_up_to):
+            self._loaded_up_to = max(self._loaded_up_to, item.id)
+            self._add(item)
+
+    def _add(self, item: OutboxItem) -> None:
+        if item.id in self._items:
+            return
+        self._items[item.id] = item
+        lane = self._lanes.setdefault(item.chat_id, _Lane())
+        heapq.heappush(lane.heap, (item.priority, item.id))
+        self._schedule(item.chat_id)
+
+    def _schedule(self, chat_id: int) -> None:
+        """Place a chat's head item in the ready heap now, or in the timed heap for later."""
+        lane = self._lanes.get(chat_id)
+        if lane is None or lane.busy:
+            return
+        while lane.heap and lane.heap[0][1] not in self._items:
+            heapq.heappop(lane.heap)
+        if not lane.heap:
+            del self._lanes[chat_id]
+            return
+        priority, item_id = lane.heap[0]
+        item = self._items[item_id]
+        now = self.gate.clock()
+        at = self.gate.chat_next_free(chat_id, now)
+        wall = time.time()
+        if item.not_before > wall:
+            at = max(at, now + item.not_before - wall)
+        quiet_wait = self._quiet_wait(item)
+        if quiet_wait:
+            at = max(at, now + quiet_wait)
+        if at <= now:
+            heapq.heappush(self._ready, (priority, item_id, chat_id))
+        else:
+            heapq.heappush(self._timed, (at, chat_id))
+        self._wake.set()
+
+    def _promote_timed(self) -> None:
+        now = self.gate.clock()
+        while self._timed and self._timed[0][0] <= now:
+            _, chat_id = heapq.heappop(self._timed)
+            self._schedule(chat_id)
+
+    def _quiet_wait(self, item: OutboxItem) -> float:
+        """Seconds a quiet-sensitive group post must still wait (0 outside quiet hours)."""
+        quiet = self.settings.quiet_hours
+        if not item.quiet or quiet is None or item.chat_id > 0:
+            return 0.0
+        local = datetime.now(self.settings.tz)
+        if not quiet.contains(local.time().replace(tzinfo=None)):
+            return 0.0
+        end = local.replace(hour=quiet.end.hour, minute=quiet.end.minute, second=0,
+                            microsecond=0)
+        if end <= local:
+            end += timedelta(days=1)
+        return (end - local).total_seconds()
+
+    # delivery
+
+    async def _deliver(self, item_id: int, chat_id: int) -> None:
+        next_chat = chat_id
+        try:
+            item = await self.store.outbox.get(item_id)  # fresh: a coalesced edit may be newer
+            if item is None or item.status != "pending":
+                self._forget(item_id)
+                return
+            next_chat = await self._attempt(item)
+        except Exception:
+            logger.exception("outbox item %s could not be processed", item_id)
+            self._forget(item_id)
+        finally:
+            self._slots.release()
+            lane = self._lanes.get(chat_id)
+            if lane is not None:
+                lane.busy = False
+            self._schedule(chat_id)
+            if next_chat != chat_id:
+                self._schedule(next_chat)
+            self._signal_idle()
+            self._wake.set()
+
+    async def _attempt(self, item: OutboxItem) -> int:
+        """Send once; returns the chat the item's lane now lives in."""
+        try:
+            result = await self._call(item)
+        except RetryAfter as exc:
+            seconds = _seconds(exc.retry_after)
+            logger.warning("429 on %s to %s: retry after %s s", item.method, item.chat_id, seconds)
+            await self._retry(item, seconds, f"429 retry after {seconds}", count=False)
+        except ChatMigrated as exc:
+            new_id = exc.new_chat_id
+            async with self.store.transaction():
+                await self.store.outbox.migrate_chat(item.chat_id, new_id)
+                for hook in self.migrate_hooks:
+                    await hook(item.chat_id, new_id)
+            self._move_lane(item.chat_id, new_id)
+            return new_id
+        except Forbidden as exc:
+            reason = exc.message
+            async with self.store.transaction():
+                dropped = await self.store.outbox.drop_chat(item.chat_id, reason)
+                for hook in self.chat_lost_hooks:
+                    await hook(item.chat_id, reason)
+            for dropped_id in dropped:
+                self._forget(dropped_id)
+        except BadRequest as exc:
+            text = exc.message.lower()
+            status = "dropped" if any(m in text for m in MOOT_ERRORS) else "failed"
+            if status == "failed":
+                logger.error("outbox item %s (%s to %s) failed: %s", item.id, item.method,
+                             item.chat_id, exc.message)
+            await self.store.outbox.finish(item.id, status, exc.message)
+            self._forget(item.id)
+        except (TimedOut, NetworkError) as exc:
+            await self._retry(item, min(60.0, 0.5 * 2 ** item.attempts), str(exc), count=True)
+        else:
+            await self._record_sent(item, result)
+        return item.chat_id
+
+    async def _retry(self, item: OutboxItem, seconds: float, error: str, count: bool) -> None:
+        if count and item.attempts + 1 >= self.max_attempts:
+            await self.store.outbox.finish(item.id, "failed", error)
+            self._forget(item.id)
+            return
+        not_before = time.time() + seconds
+        await self.store.outbox.retry_later(item.id, not_before, error, count_attempt=count)
+        self._items[item.id] = item.model_copy(
+            update={"not_before": not_before, "attempts": item.attempts + int(count)})
+
+    async def _record_sent(self, item: OutboxItem, result: Any) -> None:
+        raw = result.to_dict() if isinstance(result, TelegramObject) else result
+        message_id = getattr(result, "message_id", None)
+        async with self.store.transaction():
+            await self.store.outbox.mark_sent(item.id, message_id, raw)
+            if item.payload.get("_pin") and message_id is not None:
+                await self.store.outbox.enqueue(
+                    item.chat_id, "pinChatMessage",
+                    {"message_id": message_id, "disable_notification": False},
+                    item.priority + Priority.PIN_DELAY, dedupe_key=f"pin:{item.id}")
+                self.store.db.after_commit(self.wake)
+            if item.ref:
+                hook = self.sent_hooks.get(item.ref.split(":", 1)[0])
+                if hook is not None:
+                    await hook(item, result)
+        self._forget(item.id)
+
+    def _forget(self, item_id: int) -> None:
+        self._items.pop(item_id, None)
+
+    def _move_lane(self, old_id: int, new_id: int) -> None:
+        lane = self._lanes.pop(old_id, None)
+        if lane is None:
+            return
+        target = self._lanes.setdefault(new_id, _Lane())
+        for priority, item_id in lane.heap:
+            item = self._items.get(item_id)
+            if item is not None:
+                self._items[item_id] = item.model_copy(update={"chat_id": new_id})
+                heapq.heappush(target.heap, (priority, item_id))
+        self.gate.forget(old_id)
+
+    async def _call(self, item: OutboxItem) -> Any:
+        params = {k: _decode(v) for k, v in item.payload.items() if not k.startswith("_")}
+        method = _METHODS.get(item.method)
+        if method is None:
+            raise BadRequest(f"unknown outbox method {item.method}")
+        return await method(self.bot, item.chat_id, params)
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict) and "_file_b64" in value:
+        return InputFile(base64.b64decode(value["_file_b64"]), filename=value["filename"])
+    return value
+
+
+def _seconds(value: Any) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+async def _send_message(bot: Bot, chat_id: int, p: dict[str, Any]) -> Message:
+    from telegram import InlineKeyboardMarkup, ForceReply, LinkPreviewOptions, ReplyParameters
+
+    markup = p.pop("reply_markup", None)
+    if markup is not None:
+        markup = (InlineKeyboardMarkup.de_json(markup, bot) if "inline_keyboard" in markup
+                  else ForceReply(selective=markup.get("selective")))
+    preview = p.pop("link_preview_options", None)
+    reply = p.pop("reply_parameters", None)
+    return await bot.send_message(
+        chat_id=chat_id, reply_markup=markup,
+        link_preview_options=LinkPreviewOptions(**preview) if preview else None,
+        reply_parameters=ReplyParameters(**reply) if reply else None,
+        rate_limit_args=OUTBOX, **p)
+
+
+async def _edit_text(bot: Bot, chat_id: int, p: dict[str, Any]) -> Any:
+    from telegram import InlineKeyboardMarkup, LinkPreviewOptions
+
+    markup = p.pop("reply_markup", None)
+    preview = p.pop("link_preview_options", None)
+    return await bot.edit_message_text(
+        chat_id=chat_id,
+        reply_markup=InlineKeyboardMarkup.de_json(markup, bot) if markup else None,
+        link_preview_options=LinkPreviewOptions(**preview) if preview else None,
+        rate_limit_args=OUTBOX, **p)
+
+
+async def _pin(bot: Bot, chat_id: int, p: dict[str, Any]) -> bool:
+    return await bot.pin_chat_message(chat_id=chat_id, rate_limit_args=OUTBOX, **p)
+
+
+async def _send_photo(bot: Bot, chat_id: int, p: dict[str, Any]) -> Message:
+    return await bot.send_photo(chat_id=chat_id, rate_limit_args=OUTBOX, **p)
+
+
+async def _send_document(bot: Bot, chat_id: int, p: dict[str, Any]) -> Message:
+    return await bot.send_document(chat_id=chat_id, rate_limit_args=OUTBOX, **p)
+
+
+async def _copy(bot: Bot, chat_id: int, p: dict[str, Any]) -> MessageId:
+    return await bot.copy_message(chat_id=chat_id, rate_limit_args=OUTBOX, **p)
+
+
+async def _create_topic(bot: Bot, chat_id: int, p: dict[str, Any]) -> Any:
+    return await bot.create_forum_topic(chat_id=chat_id, **p)
+
+
+_METHODS: dict[str, Callable[[Bot, int, dict[str, Any]], Awaitable[Any]]] = {
+    "sendMessage": _send_message,
+    "editMessageText": _edit_text,
+    "pinChatMessage": _pin,
+    "sendPhoto": _send_photo,
+    "sendDocument": _send_document,
+    "copyMessage": _copy,
+    "createForumTopic": _create_topic,
+}

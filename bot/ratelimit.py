@@ -1,0 +1,138 @@
+"""Telegram's flood limits as sliding windows, shared by the outbox and direct replies.
+
+Each limit is "at most N calls in any window of W seconds", counted when a call starts, with a
+small slack added to every window so that calls arriving a little late at Telegram still fit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
+
+logger = logging.getLogger(__name__)
+
+# Endpoints that count against the limits (every message sent or edited).
+COUNTED = frozenset({
+    "sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "copyMessage",
+    "forwardMessage", "editMessageText", "editMessageCaption", "editMessageReplyMarkup",
+    "editMessageMedia", "pinChatMessage", "sendAnimation", "sendVideo", "sendLocation",
+})
+OUTBOX = {"outbox": True}
+
+
+class Window:
+    """At most `capacity` events in any `span` seconds."""
+
+    __slots__ = ("capacity", "span", "events")
+
+    def __init__(self, per_second: float, slack: float) -> None:
+        self.capacity = max(1, int(per_second))
+        self.span = self.capacity / per_second + slack
+        self.events: deque[float] = deque()
+
+    def next_free(self, now: float) -> float:
+        events = self.events
+        while events and events[0] <= now - self.span:
+            events.popleft()
+        if len(events) < self.capacity:
+            return now
+        return events[len(events) - self.capacity] + self.span
+
+    def record(self, now: float) -> None:
+        self.events.append(now)
+
+
+class FloodGate:
+    """The limits of SPEC §7: overall per second, per chat per second, per group per minute."""
+
+    def __init__(self, overall_per_s: float, chat_per_s: float, group_per_min: float, *,
+                 slack: float = 0.04, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._slack = slack
+        self._chat_rate = chat_per_s
+        self._group_rate = group_per_min / 60.0
+        self.overall = Window(overall_per_s, slack)
+        self._chats: dict[int, Window] = {}
+        self._groups: dict[int, Window] = {}
+
+    def _chat(self, chat_id: int) -> Window:
+        window = self._chats.get(chat_id)
+        if window is None:
+            window = self._chats[chat_id] = Window(self._chat_rate, self._slack)
+        return window
+
+    def _group(self, chat_id: int) -> Window:
+        window = self._groups.get(chat_id)
+        if window is None:
+            window = self._groups[chat_id] = Window(self._group_rate, self._slack * 10)
+        return window
+
+    def chat_next_free(self, chat_id: int, now: float | None = None) -> float:
+        now = self.clock() if now is None else now
+        free = self._chat(chat_id).next_free(now)
+        if chat_id < 0:
+            free = max(free, self._group(chat_id).next_free(now))
+        return free
+
+    def overall_next_free(self, now: float | None = None) -> float:
+        return self.overall.next_free(self.clock() if now is None else now)
+
+    def record(self, chat_id: int | None, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        self.overall.record(now)
+        if chat_id is not None:
+            self._chat(chat_id).record(now)
+            if chat_id < 0:
+                self._group(chat_id).record(now)
+
+    def forget(self, chat_id: int) -> None:
+        self._chats.pop(chat_id, None)
+        self._groups.pop(chat_id, None)
+
+
+class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
+    """python-telegram-bot's hook: direct replies go out at once and take their share.
+
+    The outbox marks its own calls (`rate_limit_args=OUTBOX`) because it has already waited
+    for, and recorded, their slot. A 429 on a direct reply is waited out once when short.
+    """
+
+    def __init__(self, gate: FloodGate) -> None:
+        self.gate = gate
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: dict[str, bool] | None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        if endpoint in COUNTED and not (rate_limit_args or {}).get("outbox"):
+            chat_id = data.get("chat_id")
+            self.gate.record(chat_id if isinstance(chat_id, int) else None)
+        try:
+            return await callback(*args, **kwargs)
+        except RetryAfter as exc:
+            wait = exc.retry_after
+            seconds = wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
+            if (rate_limit_args or {}).get("outbox") or seconds > 3:
+                raise
+            logger.info("direct %s hit a flood limit; retrying in %s s", endpoint, seconds)
+            await asyncio.sleep(math.ceil(seconds))
+            return await callback(*args, **kwargs)

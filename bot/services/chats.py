@@ -1,0 +1,170 @@
+"""Chats and bindings (SPEC §2): /bind, /unbind, /joinlink, the bot added, removed, migrated."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.i18n import t
+from bot.outbox import Outbox, Priority
+from bot.services.access import Access, Action, Actor
+from bot.services.errors import Refused
+from bot.services.people import PeopleService
+from storage.models import Chat, Unit
+from storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChatInfo:
+    """What the handler learned of a chat and of the bot's rights in it."""
+
+    chat_id: int
+    type: str
+    title: str | None
+    is_forum: bool = False
+    bot_is_admin: bool = False
+    can_pin: bool = False
+    can_manage_topics: bool = False
+
+
+@dataclass(frozen=True)
+class Bound:
+    unit: Unit
+    thread_id: int
+    missing_rights: tuple[str, ...]   # "admin", "pin", "topics"
+
+
+class ChatService:
+    def __init__(self, store: Store, access: Access, people: PeopleService,
+                 outbox: Outbox) -> None:
+        self.store = store
+        self.access = access
+        self.people = people
+        self.outbox = outbox
+
+    async def seen(self, info: ChatInfo, active: bool = True) -> None:
+        old = await self.store.map.chat(info.chat_id)
+        async with self.store.transaction():
+            await self.store.map.upsert_chat(Chat(
+                chat_id=info.chat_id, type=info.type, title=info.title, is_forum=info.is_forum,
+                active=active, locale=old.locale if old else None,
+                bot_is_admin=info.bot_is_admin, can_pin=info.can_pin,
+                can_manage_topics=info.can_manage_topics))
+
+    async def locale_of_chat(self, chat_id: int, fallback: str) -> str:
+        chat = await self.store.map.chat(chat_id)
+        return chat.locale if chat is not None and chat.locale else fallback
+
+    async def set_chat_locale(self, actor: Actor, chat_id: int, locale: str) -> None:
+        """A group's language is set by staff whose scope covers a unit bound there."""
+        if not await self._may_manage_chat(actor, chat_id):
+            raise Refused("lang.group_not_allowed")
+        async with self.store.transaction():
+            await self.store.map.set_chat_locale(chat_id, locale)
+
+    async def _may_manage_chat(self, actor: Actor, chat_id: int) -> bool:
+        if actor.superadmin:
+            return True
+        for binding in await self.store.map.bindings_in_chat(chat_id):
+            if await self.access.can(actor, Action.BIND, binding.unit_code):
+                return True
+        return False
+
+    async def bind(self, actor: Actor, info: ChatInfo, thread_id: int, code: str) -> Bound:
+        if info.type == "private":
+            raise Refused("bind.private")
+        unit = await self.store.map.get(code)
+        if unit is None:
+            raise Refused("map.unknown_code", code=code)
+        if not await self.access.can(actor, Action.BIND, unit.code):
+            raise Refused("bind.not_allowed", code=unit.code)
+        if unit.kind == "department" and not actor.superadmin and not any(
+                g.role == "department_liaison" and g.unit_code == unit.code
+                for g in actor.grants):
+            raise Refused("bind.not_allowed", code=unit.code)
+        topic = thread_id if info.is_forum and thread_id else 0
+        await self.seen(info)
+        async with self.store.transaction():
+            await self.store.map.bind(unit.code, info.chat_id, topic, actor.user_id)
+        missing = []
+        if not info.bot_is_admin:
+            missing.append("admin")
+        if not info.can_pin:
+            missing.append("pin")
+        if info.is_forum and not info.can_manage_topics:
+            missing.append("topics")
+        return Bound(unit=unit, thread_id=topic, missing_rights=tuple(missing))
+
+    async def unbind(self, actor: Actor, chat_id: int, thread_id: int) -> Unit:
+        bindings = await self.store.map.bindings_in_chat(chat_id)
+        chosen = next((b for b in bindings if b.thread_id == thread_id), None)
+        if chosen is None and len(bindings) == 1:
+            chosen = bindings[0]
+        if chosen is None:
+            raise Refused("unbind.not_bound")
+        unit = await self.store.map.get(chosen.unit_code)
+        assert unit is not None
+        if unit.kind == "department" and not actor.superadmin:
+            raise Refused("bind.not_allowed", code=unit.code)
+        if not await self.access.can(actor, Action.UNBIND, unit.code):
+            raise Refused("bind.not_allowed", code=unit.code)
+        async with self.store.transaction():
+            await self.store.map.unbind(unit.code)
+        return unit
+
+    async def join_link_unit(self, actor: Actor, chat_id: int) -> tuple[Unit, str]:
+        """The bound building of this chat and its residents' join payload."""
+        building = None
+        for binding in await self.store.map.bindings_in_chat(chat_id):
+            unit = await self.store.map.get(binding.unit_code)
+            if unit is not None and unit.kind == "building":
+                building = unit
+                break
+        if building is None:
+            raise Refused("joinlink.not_building")
+        if not await self.access.can(actor, Action.UNBIND, building.code):
+            raise Refused("bind.not_allowed", code=building.code)
+        return building, await self.people.join_payload(building.code)
+
+    async def bound_units(self, chat_id: int) -> list[Unit]:
+        units = []
+        for binding in await self.store.map.bindings_in_chat(chat_id):
+            unit = await self.store.map.get(binding.unit_code)
+            if unit is not None:
+                units.append(unit)
+        return units
+
+    async def bot_removed(self, chat_id: int, title: str | None, reason: str = "") -> None:
+        """Mark the chat inactive and tell everyone whose scope covers a unit bound there."""
+        chat = await self.store.map.chat(chat_id)
+        if chat is not None and not chat.active:
+            return  # already known and told
+        units = await self.bound_units(chat_id)
+        title = title or (chat.title if chat else None) or str(chat_id)
+        async with self.store.transaction():
+            await self.store.map.upsert_chat(Chat(
+                chat_id=chat_id, type=chat.type if chat else "supergroup", title=title,
+                is_forum=chat.is_forum if chat else False, active=False))
+            await self.store.outbox.drop_chat(chat_id, reason or "bot removed")
+            for unit in units:
+                for user_id in await self.access.people_covering(unit.code):
+                    locale = await self.people.locale_for(user_id)
+                    await self.outbox.send(
+                        user_id, t(locale, "chat.removed", unit=unit.name, code=unit.code,
+                                   chat=title),
+                        priority=Priority.PERSONAL)
+
+    async def migrated(self, old_id: int, new_id: int) -> None:
+        async with self.store.transaction():
+            await self.store.map.migrate_chat(old_id, new_id)
+            await self.store.outbox.migrate_chat(old_id, new_id)
+
+    async def chat_lost(self, chat_id: int, reason: str) -> None:
+        """The outbox met a 403: a person blocked the bot, or a group removed it."""
+        if chat_id > 0:
+            await self.store.people.set_blocked(chat_id, True)
+            self.people.forget(chat_id)
+            return
+        await self.bot_removed(chat_id, None, reason)

@@ -1,0 +1,12 @@
+"""A refusal carries the catalog key of its answer, so handlers can say it in any language."""
+
+from __future__ import annotations
+
+
+class Refused(Exception):
+    """The action is not allowed or not possible; nothing was changed."""
+
+    def __init__(self, key: str, **values: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.values = values

@@ -1,0 +1,159 @@
+"""People: who someone is, their language, invites and join links (SPEC §3)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bot.i18n import LOCALES, locale_from_language_code
+from bot.services.access import INVITE_ROLES, Access, Actor
+from bot.services.errors import Refused
+from bot.settings import Settings
+from storage.models import PARTY_MEMBER, Person, Unit
+from storage.store import Store
+
+INVITE_TTL = timedelta(days=7)
+_PAYLOAD = re.compile(r"^(?P<kind>[ij])-(?P<token>[A-Za-z0-9_-]{16,40})$")
+
+
+@dataclass(frozen=True)
+class TelegramUser:
+    """What an update says of its sender (no Telegram types below the handlers)."""
+
+    user_id: int
+    first_name: str
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    kind: str              # "role" or "join"
+    role: str | None
+    unit: Unit
+
+
+@dataclass(frozen=True)
+class Profile:
+    building: Unit | None
+    roles: list[tuple[str, Unit]]
+    party_member: bool
+    skills: tuple[str, ...]
+    hours: float
+    points: int
+
+
+class PeopleService:
+    def __init__(self, store: Store, access: Access, settings: Settings) -> None:
+        self.store = store
+        self.access = access
+        self.settings = settings
+        self._known: dict[int, tuple[object, ...]] = {}
+
+    async def touch(self, user: TelegramUser, private: bool) -> None:
+        """Record a sender; writes only when something changed (hot path)."""
+        key = (user.first_name, user.last_name, user.username, user.language_code)
+        known = self._known.get(user.user_id)
+        if known is not None and known[:4] == key and (known[4] or not private):
+            return
+        async with self.store.transaction():
+            await self.store.people.touch(user.user_id, user.first_name, user.last_name,
+                                          user.username, user.language_code, private)
+        person = await self.store.people.get(user.user_id)
+        self._known[user.user_id] = (*key, bool(person and person.started))
+
+    def forget(self, user_id: int) -> None:
+        self._known.pop(user_id, None)
+
+    def locale_of(self, person: Person | None, language_code: str | None = None) -> str:
+        if person is not None and person.locale in LOCALES:
+            return person.locale
+        code = language_code if language_code is not None else (
+            person.language_code if person else None)
+        return locale_from_language_code(code, self.settings.default_locale)
+
+    async def locale_for(self, user_id: int) -> str:
+        return self.locale_of(await self.store.people.get(user_id))
+
+    async def set_locale(self, user_id: int, locale: str) -> None:
+        if locale not in LOCALES:
+            raise Refused("lang.unknown")
+        async with self.store.transaction():
+            await self.store.people.set_locale(user_id, locale)
+
+    # invites
+
+    async def create_invite(self, actor: Actor, role: str, code: str) -> str:
+        """A one-time invite payload for `/start`, valid seven days."""
+        if role not in INVITE_ROLES:
+            raise Refused("invite.unknown_role", roles=", ".join(INVITE_ROLES))
+        unit = await self.store.map.get(code)
+        if unit is None:
+            raise Refused("map.unknown_code", code=code)
+        if not await self.access.may_invite(actor, role, unit):
+            raise Refused("invite.not_allowed", role=role, code=unit.code)
+        token = secrets.token_urlsafe(18)
+        async with self.store.transaction():
+            await self.store.people.create_invite(
+                token, "role", role, unit.code, actor.user_id, datetime.now(UTC) + INVITE_TTL)
+        return f"i-{token}"
+
+    async def join_payload(self, building_code: str) -> str:
+        """The building's standing join link payload (made once, then reused)."""
+        link = await self.store.people.join_link(building_code)
+        if link is None:
+            async with self.store.transaction():
+                link = await self.store.people.join_link(building_code)
+                if link is None:
+                    await self.store.people.create_invite(
+                        secrets.token_urlsafe(18), "join", None, building_code, None, None)
+            link = await self.store.people.join_link(building_code)
+        assert link is not None
+        return f"j-{link.token}"
+
+    async def redeem(self, user_id: int, payload: str) -> Redeemed:
+        """Redeem a `/start` payload; a bad one changes nothing."""
+        match = _PAYLOAD.match(payload)
+        if match is None:
+            raise Refused("start.bad_link")
+        invite = await self.store.people.invite(match.group("token"))
+        expected = "role" if match.group("kind") == "i" else "join"
+        if invite is None or invite.kind != expected:
+            raise Refused("start.bad_link")
+        unit = await self.store.map.get(invite.unit_code)
+        if unit is None:
+            raise Refused("start.bad_link")
+        if invite.kind == "join":
+            async with self.store.transaction():
+                await self.store.people.set_building(user_id, unit.code)
+            return Redeemed("join", None, unit)
+        if invite.used_by is not None:
+            raise Refused("start.used_link")
+        if invite.expires_at is not None and invite.expires_at < datetime.now(UTC):
+            raise Refused("start.expired_link")
+        async with self.store.transaction():
+            if not await self.store.people.use_invite(invite.token, user_id):
+                raise Refused("start.used_link")
+            await self.store.people.grant(user_id, invite.role or "", unit.code, invite.created_by)
+        return Redeemed("role", invite.role, unit)
+
+    async def profile(self, user_id: int) -> Profile:
+        person = await self.store.people.get(user_id)
+        grants = await self.store.people.roles(user_id)
+        roles: list[tuple[str, Unit]] = []
+        for grant in grants:
+            if grant.role == PARTY_MEMBER:
+                continue
+            unit = await self.store.map.get(grant.unit_code)
+            if unit is not None:
+                roles.append((grant.role, unit))
+        building = None
+        if person is not None and person.building_code:
+            building = await self.store.map.get(person.building_code)
+        return Profile(building=building, roles=roles,
+                       party_member=any(g.role == PARTY_MEMBER for g in grants),
+                       skills=person.skills if person else (), hours=person.hours if person else 0,
+                       points=person.points if person else 0)

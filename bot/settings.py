@@ -1,0 +1,191 @@
+"""Settings from `GRIDHORN_*` environment variables or a `.env` file (SPEC §8)."""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+ENV_PREFIX = "GRIDHORN_"
+Locale = Literal["zh-Hans", "zh-Hant", "en"]
+Urgency = Literal["routine", "major", "urgent"]
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse `90s`, `15m`, `24h` or `7d`."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 15m, 24h or 7d")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+class Deadlines(BaseModel):
+    """Time allowed to acknowledge, to accept a whistle and to resolve."""
+
+    acknowledge: timedelta
+    accept: timedelta
+    resolve: timedelta
+
+    @classmethod
+    def parse(cls, value: object) -> "Deadlines":
+        if isinstance(value, Deadlines):
+            return value
+        parts = [p for p in str(value).split(",")]
+        if len(parts) != 3:
+            raise ValueError("expected three durations: acknowledge,accept,resolve (e.g. 24h,24h,7d)")
+        ack, accept, resolve = (parse_duration(p) for p in parts)
+        return cls(acknowledge=ack, accept=accept, resolve=resolve)
+
+
+class QuietHours(BaseModel):
+    """A daily window (may cross midnight) when routine and service group posts wait."""
+
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+
+def _parse_hhmm(text: str) -> time:
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", text)
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ValueError(f"{text!r} is not a time like 22:00")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+class Settings(BaseSettings):
+    """Every setting of SPEC §8; tests pass overrides to the initialiser."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    bot_token: SecretStr | None = None
+    api_base_url: str = "https://api.telegram.org/bot"
+    database_url: str = "sqlite:///gridhorn.db"
+    superadmins: Annotated[frozenset[int], NoDecode] = frozenset()
+    timezone: str = "Asia/Shanghai"
+    default_locale: Locale = "zh-Hans"
+
+    theme_cron: str = "0 9 1 * *"
+    report_cron: str = "0 10 1 * *"
+    board_cron: str = "0 10 1 1,4,7,10 *"
+    theme_reminder_cron: str = "0 9 25 * *"
+
+    deadlines_routine: Annotated[Deadlines, NoDecode] = Deadlines.parse("24h,24h,7d")
+    deadlines_major: Annotated[Deadlines, NoDecode] = Deadlines.parse("12h,24h,15d")
+    deadlines_urgent: Annotated[Deadlines, NoDecode] = Deadlines.parse("1h,2h,24h")
+
+    rate_overall_per_s: float = Field(30, gt=0)
+    rate_group_per_min: float = Field(20, gt=0)
+    rate_chat_per_s: float = Field(1, gt=0)
+
+    horn_resound_min: float = Field(10, gt=0)
+    opinions_per_hour: int = Field(10, ge=1)
+    quiet_hours: Annotated[QuietHours | None, NoDecode] = QuietHours(start=time(22), end=time(7))
+
+    @field_validator("superadmins", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                return frozenset(int(p) for p in parts)
+            except ValueError:
+                raise ValueError("expected comma-separated Telegram user ids") from None
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("deadlines_routine", "deadlines_major", "deadlines_urgent", mode="before")
+    @classmethod
+    def _deadlines(cls, value: object) -> Deadlines:
+        return Deadlines.parse(value)
+
+    @field_validator("quiet_hours", mode="before")
+    @classmethod
+    def _quiet(cls, value: object) -> object:
+        if value is None or isinstance(value, QuietHours):
+            return value
+        text = str(value).strip()
+        if not text:
+            return None
+        start, sep, end = text.partition("-")
+        if not sep:
+            raise ValueError("expected a window like 22:00-07:00, or empty for none")
+        return QuietHours(start=_parse_hhmm(start), end=_parse_hhmm(end))
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("theme_cron", "report_cron", "board_cron", "theme_reminder_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a crontab expression: {exc}") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError("only sqlite:///path.db is supported")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def sqlite_path(self) -> str:
+        return self.database_url.removeprefix("sqlite:///")
+
+    @property
+    def api_base_file_url(self) -> str:
+        base = self.api_base_url
+        return base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base
+
+    def deadlines(self, urgency: Urgency) -> Deadlines:
+        return {"routine": self.deadlines_routine, "major": self.deadlines_major,
+                "urgent": self.deadlines_urgent}[urgency]
+
+
+class SettingsError(Exception):
+    """A setting is missing or bad; the message names its environment variable."""
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning a validation error into one short line per bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            reason = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{env_name(field)}: {reason}")
+        raise SettingsError("; ".join(lines)) from None

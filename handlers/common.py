@@ -1,0 +1,96 @@
+"""Helpers every handler module shares: replies in the right language, refusals."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+from bot.context import GridhornContext
+from bot.i18n import t
+from bot.services.errors import Refused
+from bot.textsplit import split_html
+
+logger = logging.getLogger(__name__)
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+Callback = Callable[[Update, GridhornContext], Awaitable[Any]]
+
+
+async def reply(update: Update, context: GridhornContext, key: str, *,
+                markup: InlineKeyboardMarkup | None = None, **values: object) -> Message | None:
+    """Answer in the chat (and topic) of the update, in the context's language."""
+    return await reply_html(update, context, t(context.locale, key, **values), markup=markup)
+
+
+async def reply_html(update: Update, context: GridhornContext, text: str, *,
+                     markup: InlineKeyboardMarkup | None = None) -> Message | None:
+    """Send HTML that may exceed one message: split, never cut; buttons go on the last part."""
+    chat = update.effective_chat
+    if chat is None:
+        return None
+    message = update.effective_message
+    thread_id = message.message_thread_id if message is not None and message.is_topic_message \
+        else None
+    parts = split_html(text)
+    sent = None
+    for index, part in enumerate(parts):
+        sent = await context.bot.send_message(
+            chat.id, part, parse_mode=ParseMode.HTML, message_thread_id=thread_id,
+            reply_markup=markup if index == len(parts) - 1 else None,
+            link_preview_options=NO_PREVIEW)
+    return sent
+
+
+async def answer_query(update: Update, text: str | None = None, alert: bool = False) -> None:
+    """Answer a button press; a late or repeated answer must never abort the action."""
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        await query.answer(text, show_alert=alert)
+    except BadRequest as exc:
+        logger.info("could not answer callback query: %s", exc.message)
+
+
+def handles_refusals(callback: Callback) -> Callback:
+    """Turn a `Refused` into its answer in the user's language (on the button, or a reply)."""
+
+    @functools.wraps(callback)
+    async def wrapper(update: Update, context: GridhornContext) -> Any:
+        try:
+            return await callback(update, context)
+        except Refused as refusal:
+            text = t(context.locale, refusal.key, **refusal.values)
+            if update.callback_query is not None:
+                await answer_query(update, _plain(text), alert=True)
+            else:
+                await reply_html(update, context, text)
+            return None
+
+    return wrapper
+
+
+def _plain(html_text: str) -> str:
+    """Callback answers are plain text (at most 200 characters)."""
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", html_text))[:200]
+
+
+def keyboard(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
+    """Rows of (label, callback_data)."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows])
+
+
+def command_args(update: Update) -> list[str]:
+    message = update.effective_message
+    if message is None or not message.text:
+        return []
+    return message.text.split()[1:]

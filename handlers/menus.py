@@ -1,0 +1,30 @@
+"""Command menus (setMyCommands) per language and per scope (SPEC §3)."""
+
+from __future__ import annotations
+
+from telegram import (BotCommand, BotCommandScopeAllChatAdministrators, BotCommandScopeAllGroupChats,
+                      BotCommandScopeAllPrivateChats, BotCommandScopeDefault)
+from telegram.ext import ExtBot
+
+from bot.i18n import DEFAULT_LOCALE, t
+
+# Each feature adds its commands here as it lands.
+PRIVATE = ("start", "me", "invite", "lang", "help", "cancel")
+GROUP = ("help", "lang")
+ADMINS = ("bind", "unbind", "joinlink", "lang", "help")
+SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
+          (BotCommandScopeAllGroupChats(), GROUP),
+          (BotCommandScopeAllChatAdministrators(), ADMINS))
+# Telegram's menus know two-letter codes only; None is the menu for everyone else.
+MENU_LOCALES = ((None, DEFAULT_LOCALE), ("zh", "zh-Hans"), ("en", "en"))
+
+
+def commands_for(locale: str, names: tuple[str, ...]) -> list[BotCommand]:
+    return [BotCommand(name, t(locale, f"menu.{name}")) for name in names]
+
+
+async def set_command_menus(bot: ExtBot) -> None:
+    for scope, names in SCOPES:
+        for language, locale in MENU_LOCALES:
+            await bot.set_my_commands(commands_for(locale, names), scope=scope,
+                                      language_code=language)

@@ -1,0 +1,80 @@
+"""Inbox repository: the durable intake of Telegram updates, and small key/values."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from typing import Any
+
+from storage.db import Database
+from storage.util import now_iso
+
+
+class UpdateMark:
+    """The update being handled, and whether a commit has marked it processed."""
+
+    __slots__ = ("update_id", "done")
+
+    def __init__(self, update_id: int) -> None:
+        self.update_id = update_id
+        self.done = False
+
+
+# Set by the intake around each update's handlers; the store's transactions read it.
+current_update: contextvars.ContextVar[UpdateMark | None] = contextvars.ContextVar(
+    "current_update", default=None)
+
+
+class InboxRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def store(self, updates: list[dict[str, Any]]) -> None:
+        """Keep a batch of raw updates and the next offset, in one transaction."""
+        if not updates:
+            return
+        now = now_iso()
+        async with self.db.transaction():
+            await self.db.executemany(
+                "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+                [(u["update_id"], json.dumps(u, ensure_ascii=False), now) for u in updates])
+            next_offset = max(u["update_id"] for u in updates) + 1
+            await self.db.execute(
+                """INSERT INTO meta (key, value) VALUES ('intake_offset', ?)
+                   ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER),
+                       CAST(excluded.value AS INTEGER))""", (str(next_offset),))
+
+    async def next_offset(self) -> int | None:
+        value = await self.db.fetchval("SELECT value FROM meta WHERE key = 'intake_offset'")
+        return int(value) if value is not None else None
+
+    async def pending(self, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
+        rows = await self.db.fetchall(
+            "SELECT update_id, payload FROM inbox WHERE processed_at IS NULL "
+            "ORDER BY update_id LIMIT ?", (limit,))
+        return [(r["update_id"], json.loads(r["payload"])) for r in rows]
+
+    async def mark_processed(self, update_ids: list[int]) -> None:
+        if not update_ids:
+            return
+        now = now_iso()
+        await self.db.executemany(
+            "UPDATE inbox SET processed_at = ? WHERE update_id = ?", [(now, i) for i in update_ids])
+
+    async def prune(self, keep: int = 10000) -> None:
+        await self.db.execute(
+            """DELETE FROM inbox WHERE processed_at IS NOT NULL AND update_id <
+                   (SELECT MAX(update_id) FROM inbox) - ?""", (keep,))
+
+
+class MetaRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, key: str) -> str | None:
+        return await self.db.fetchval("SELECT value FROM meta WHERE key = ?", (key,))
+
+    async def set(self, key: str, value: str) -> None:
+        await self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))

@@ -1,0 +1,114 @@
+"""Domain records as the store returns them (pydantic models, no Telegram types)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+UnitKind = Literal["community", "grid", "estate", "building", "department"]
+TREE_KINDS: tuple[UnitKind, ...] = ("community", "grid", "estate", "building")
+ROLES = ("superadmin", "community_staff", "grid_leader", "grid_worker", "building_head",
+         "department_liaison", "volunteer", "resident")
+PARTY_MEMBER = "party_member"
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Unit(Record):
+    """A unit of the five-level map (社区/网格/小区/楼栋) or a department (部门)."""
+
+    code: str
+    kind: UnitKind
+    name: str
+    parent_code: str | None = None
+    domains: tuple[str, ...] = ()
+    patrol: str | None = None
+    position: int = 0
+
+
+class Chat(Record):
+    chat_id: int
+    type: str
+    title: str | None = None
+    is_forum: bool = False
+    active: bool = True
+    locale: str | None = None
+    bot_is_admin: bool = False
+    can_pin: bool = False
+    can_manage_topics: bool = False
+
+
+class Binding(Record):
+    """A unit's chat (楼事群, grid staff chat …); thread_id 0 means the whole chat."""
+
+    unit_code: str
+    chat_id: int
+    thread_id: int = 0
+
+
+class Person(Record):
+    user_id: int
+    first_name: str = ""
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+    locale: str | None = None
+    building_code: str | None = None
+    started: bool = False
+    blocked: bool = False
+    skills: tuple[str, ...] = ()
+    availability: str | None = None
+    hours: float = 0
+    points: int = 0
+
+    @property
+    def display_name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p) or str(self.user_id)
+
+
+class RoleGrant(Record):
+    """A role held on a unit; covers everything below that unit."""
+
+    user_id: int
+    role: str
+    unit_code: str
+
+
+class Invite(Record):
+    token: str
+    kind: Literal["role", "join"]
+    role: str | None
+    unit_code: str
+    created_by: int | None
+    created_at: datetime
+    expires_at: datetime | None
+    used_by: int | None = None
+    used_at: datetime | None = None
+
+
+class Flow(Record):
+    """A person's guided flow or draft (the `data` dict is the flow's own)."""
+
+    user_id: int
+    name: str
+    step: str
+    data: dict[str, Any]
+
+
+class OutboxItem(Record):
+    id: int
+    chat_id: int
+    method: str
+    payload: dict[str, Any]
+    priority: int
+    quiet: bool
+    not_before: float
+    ref: str | None
+    attempts: int
+    status: str = "pending"
+    message_id: int | None = None
+    created_at: float

@@ -1,0 +1,104 @@
+"""Outbox repository: the persistent queue of everything the bot sends (SPEC §7)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from storage.db import Database, Row
+from storage.models import OutboxItem
+from storage.util import epoch
+
+
+def _item(row: Row) -> OutboxItem:
+    return OutboxItem(id=row["id"], chat_id=row["chat_id"], method=row["method"],
+                      payload=json.loads(row["payload"]), priority=row["priority"],
+                      quiet=bool(row["quiet"]), not_before=row["not_before"], ref=row["ref"],
+                      attempts=row["attempts"], status=row["status"],
+                      message_id=row["message_id"], created_at=row["created_at"])
+
+
+class OutboxRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def enqueue(self, chat_id: int, method: str, payload: dict[str, Any], priority: int,
+                      *, quiet: bool = False, not_before: float = 0.0,
+                      dedupe_key: str | None = None, coalesce_key: str | None = None,
+                      ref: str | None = None) -> int | None:
+        """Queue one call. A known `dedupe_key` queues nothing (returns None); a pending row
+        with the same `coalesce_key` is replaced by the newer payload (live counters)."""
+        body = json.dumps(payload, ensure_ascii=False)
+        if coalesce_key is not None:
+            row = await self.db.fetchone(
+                "SELECT id FROM outbox WHERE coalesce_key = ? AND status = 'pending'",
+                (coalesce_key,))
+            if row is not None:
+                await self.db.execute(
+                    "UPDATE outbox SET payload = ?, priority = MIN(priority, ?) WHERE id = ?",
+                    (body, priority, row["id"]))
+                return row["id"]
+        if dedupe_key is not None:
+            exists = await self.db.fetchval(
+                "SELECT id FROM outbox WHERE dedupe_key = ?", (dedupe_key,))
+            if exists is not None:
+                return None
+        return await self.db.execute(
+            """INSERT INTO outbox (chat_id, method, payload, priority, quiet, not_before,
+                                   dedupe_key, coalesce_key, ref, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (chat_id, method, body, priority, int(quiet), not_before, dedupe_key, coalesce_key,
+             ref, epoch()))
+
+    async def get(self, item_id: int) -> OutboxItem | None:
+        row = await self.db.fetchone("SELECT * FROM outbox WHERE id = ?", (item_id,))
+        return _item(row) if row else None
+
+    async def pending(self, after_id: int = 0) -> list[OutboxItem]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM outbox WHERE status = 'pending' AND id > ? ORDER BY id", (after_id,))
+        return [_item(r) for r in rows]
+
+    async def pending_ids(self) -> set[int]:
+        rows = await self.db.fetchall("SELECT id FROM outbox WHERE status = 'pending'")
+        return {r["id"] for r in rows}
+
+    async def by_ref(self, ref: str) -> list[OutboxItem]:
+        rows = await self.db.fetchall("SELECT * FROM outbox WHERE ref = ? ORDER BY id", (ref,))
+        return [_item(r) for r in rows]
+
+    async def mark_sent(self, item_id: int, message_id: int | None, result: Any) -> None:
+        await self.db.execute(
+            """UPDATE outbox SET status = 'sent', message_id = ?, result = ?, sent_at = ?,
+                   attempts = attempts + 1, coalesce_key = NULL WHERE id = ?""",
+            (message_id, json.dumps(result, ensure_ascii=False), epoch(), item_id))
+
+    async def retry_later(self, item_id: int, not_before: float, error: str,
+                          count_attempt: bool = True) -> None:
+        await self.db.execute(
+            """UPDATE outbox SET not_before = ?, last_error = ?,
+                   attempts = attempts + ? WHERE id = ?""",
+            (not_before, error, int(count_attempt), item_id))
+
+    async def finish(self, item_id: int, status: str, error: str | None) -> None:
+        """End an item that will not be sent: 'failed' (an error) or 'dropped' (moot)."""
+        await self.db.execute(
+            """UPDATE outbox SET status = ?, last_error = ?, attempts = attempts + 1,
+                   coalesce_key = NULL WHERE id = ?""", (status, error, item_id))
+
+    async def drop_chat(self, chat_id: int, reason: str) -> list[int]:
+        rows = await self.db.fetchall(
+            "SELECT id FROM outbox WHERE chat_id = ? AND status = 'pending'", (chat_id,))
+        await self.db.execute(
+            """UPDATE outbox SET status = 'dropped', last_error = ?, coalesce_key = NULL
+               WHERE chat_id = ? AND status = 'pending'""", (reason, chat_id))
+        return [r["id"] for r in rows]
+
+    async def migrate_chat(self, old_id: int, new_id: int) -> None:
+        await self.db.execute(
+            "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND status = 'pending'",
+            (new_id, old_id))
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self.db.fetchall("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+        return {r["status"]: r["n"] for r in rows}

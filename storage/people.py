@@ -1,0 +1,152 @@
+"""People repository: persons, their roles on units, and invites/join links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from storage.db import Database, Row
+from storage.models import Invite, Person, RoleGrant
+from storage.util import now_iso, parse_iso
+
+
+def _person(row: Row) -> Person:
+    return Person(user_id=row["user_id"], first_name=row["first_name"],
+                  last_name=row["last_name"], username=row["username"],
+                  language_code=row["language_code"], locale=row["locale"],
+                  building_code=row["building_code"], started=bool(row["started"]),
+                  blocked=bool(row["blocked"]),
+                  skills=tuple(s for s in row["skills"].split(",") if s),
+                  availability=row["availability"], hours=row["hours"], points=row["points"])
+
+
+def _invite(row: Row) -> Invite:
+    return Invite(token=row["token"], kind=row["kind"], role=row["role"],
+                  unit_code=row["unit_code"], created_by=row["created_by"],
+                  created_at=parse_iso(row["created_at"]), expires_at=parse_iso(row["expires_at"]),
+                  used_by=row["used_by"], used_at=parse_iso(row["used_at"]))
+
+
+class PeopleRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, user_id: int) -> Person | None:
+        row = await self.db.fetchone("SELECT * FROM people WHERE user_id = ?", (user_id,))
+        return _person(row) if row else None
+
+    async def many(self, user_ids: Iterable[int]) -> list[Person]:
+        ids = sorted(set(user_ids))
+        if not ids:
+            return []
+        rows = await self.db.fetchall(
+            f"SELECT * FROM people WHERE user_id IN ({','.join('?' * len(ids))})", ids)
+        return [_person(r) for r in rows]
+
+    async def touch(self, user_id: int, first_name: str, last_name: str | None,
+                    username: str | None, language_code: str | None, private: bool) -> None:
+        """Create or refresh a person from what Telegram says of them."""
+        await self.db.execute(
+            """INSERT INTO people (user_id, first_name, last_name, username, language_code,
+                                   started, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(user_id) DO UPDATE SET first_name = excluded.first_name,
+                   last_name = excluded.last_name, username = excluded.username,
+                   language_code = excluded.language_code,
+                   started = MAX(people.started, excluded.started),
+                   blocked = CASE WHEN excluded.started = 1 THEN 0 ELSE people.blocked END""",
+            (user_id, first_name, last_name, username, language_code, int(private), now_iso()))
+
+    async def ensure(self, user_id: int) -> None:
+        """Make sure a person row exists (e.g. before granting a role by hand)."""
+        await self.db.execute(
+            "INSERT OR IGNORE INTO people (user_id, created_at) VALUES (?, ?)",
+            (user_id, now_iso()))
+
+    async def set_locale(self, user_id: int, locale: str) -> None:
+        await self.db.execute("UPDATE people SET locale = ? WHERE user_id = ?", (locale, user_id))
+
+    async def set_building(self, user_id: int, building_code: str) -> None:
+        await self.db.execute(
+            "UPDATE people SET building_code = ? WHERE user_id = ?", (building_code, user_id))
+
+    async def set_blocked(self, user_id: int, blocked: bool) -> None:
+        await self.db.execute(
+            "UPDATE people SET blocked = ? WHERE user_id = ?", (int(blocked), user_id))
+
+    async def set_volunteer_profile(self, user_id: int, skills: Iterable[str],
+                                    availability: str | None) -> None:
+        await self.db.execute(
+            "UPDATE people SET skills = ?, availability = ? WHERE user_id = ?",
+            (",".join(skills), availability, user_id))
+
+    async def add_hours(self, user_id: int, hours: float, points: int) -> None:
+        await self.db.execute(
+            "UPDATE people SET hours = hours + ?, points = points + ? WHERE user_id = ?",
+            (hours, points, user_id))
+
+    # roles
+
+    async def roles(self, user_id: int) -> list[RoleGrant]:
+        rows = await self.db.fetchall(
+            "SELECT user_id, role, unit_code FROM roles WHERE user_id = ? ORDER BY role, unit_code",
+            (user_id,))
+        return [RoleGrant(**dict(r)) for r in rows]
+
+    async def grant(self, user_id: int, role: str, unit_code: str, by: int | None) -> bool:
+        """Returns False when the person already held that role there."""
+        changed = await self.db.execute_rowcount(
+            """INSERT INTO roles (user_id, role, unit_code, granted_by, granted_at)
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+            (user_id, role, unit_code, by, now_iso()))
+        return changed > 0
+
+    async def revoke(self, user_id: int, role: str, unit_code: str) -> bool:
+        return await self.db.execute_rowcount(
+            "DELETE FROM roles WHERE user_id = ? AND role = ? AND unit_code = ?",
+            (user_id, role, unit_code)) > 0
+
+    async def holders(self, roles: Iterable[str], unit_codes: Iterable[str]) -> list[RoleGrant]:
+        """Everyone holding one of `roles` on one of `unit_codes`."""
+        roles, codes = list(roles), list(unit_codes)
+        if not roles or not codes:
+            return []
+        rows = await self.db.fetchall(
+            f"""SELECT user_id, role, unit_code FROM roles
+                WHERE role IN ({','.join('?' * len(roles))})
+                  AND unit_code IN ({','.join('?' * len(codes))})
+                ORDER BY unit_code, user_id""", [*roles, *codes])
+        return [RoleGrant(**dict(r)) for r in rows]
+
+    async def residents_of(self, building_codes: Iterable[str]) -> list[Person]:
+        codes = list(building_codes)
+        if not codes:
+            return []
+        rows = await self.db.fetchall(
+            f"SELECT * FROM people WHERE building_code IN ({','.join('?' * len(codes))})", codes)
+        return [_person(r) for r in rows]
+
+    # invites and join links
+
+    async def create_invite(self, token: str, kind: str, role: str | None, unit_code: str,
+                            by: int | None, expires_at: datetime | None) -> None:
+        await self.db.execute(
+            """INSERT INTO invites (token, kind, role, unit_code, created_by, created_at,
+                                    expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (token, kind, role, unit_code, by, now_iso(),
+             expires_at.isoformat() if expires_at else None))
+
+    async def invite(self, token: str) -> Invite | None:
+        row = await self.db.fetchone("SELECT * FROM invites WHERE token = ?", (token,))
+        return _invite(row) if row else None
+
+    async def join_link(self, unit_code: str) -> Invite | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM invites WHERE unit_code = ? AND kind = 'join'", (unit_code,))
+        return _invite(row) if row else None
+
+    async def use_invite(self, token: str, user_id: int) -> bool:
+        """Claim a one-time invite; the store decides who was first."""
+        return await self.db.execute_rowcount(
+            "UPDATE invites SET used_by = ?, used_at = ? WHERE token = ? AND used_by IS NULL",
+            (user_id, now_iso(), token)) > 0

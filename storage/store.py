@@ -1,0 +1,50 @@
+"""The store: one object holding every repository over one database.
+
+Handlers never see it; services do. A PostgreSQL store would provide the same repositories
+over its own `Database` (the SQL here is plain and parameterised with `?`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from storage.db import Database
+from storage.flows import FlowRepo
+from storage.inbox import InboxRepo, MetaRepo, current_update
+from storage.map import MapRepo
+from storage.outbox import OutboxRepo
+from storage.people import PeopleRepo
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.map = MapRepo(db)
+        self.people = PeopleRepo(db)
+        self.inbox = InboxRepo(db)
+        self.meta = MetaRepo(db)
+        self.flows = FlowRepo(db)
+        self.outbox = OutboxRepo(db)
+
+    @classmethod
+    async def open_sqlite(cls, path: str) -> "Store":
+        db = Database(path)
+        await db.open()
+        return cls(db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Every state change is one transaction: `async with store.transaction(): ...`."""
+        outermost = not self.db.in_transaction
+        mark = current_update.get() if outermost else None
+        async with self.db.transaction():
+            yield
+            if mark is not None and not mark.done:
+                # The update's first state change and "processed" commit together.
+                await self.inbox.mark_processed([mark.update_id])
+        if mark is not None:
+            mark.done = True

@@ -1,0 +1,19 @@
+"""Small helpers shared by the repositories."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def epoch() -> float:
+    """Wall-clock seconds; the outbox schedules by it so `not_before` survives a restart."""
+    return time.time()

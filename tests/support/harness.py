@@ -1,0 +1,126 @@
+"""End-to-end harness: the Bot API emulator plus the real bot (its real HTTP stack)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from telegram.request import HTTPXRequest
+
+from bot.app import Runtime
+from bot.settings import Settings, load_settings
+from emulator import BotAPIEmulator
+from storage.models import Unit
+from storage.store import Store
+
+TOKEN = "123456:TEST-TOKEN"
+
+
+class EmulatorOnlyRequest(HTTPXRequest):
+    """Fails loudly on any request not aimed at the emulator (tests never reach the internet)."""
+
+    def __init__(self, allowed_prefix: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.allowed_prefix = allowed_prefix
+
+    async def do_request(self, url: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        if not url.startswith(self.allowed_prefix):
+            raise AssertionError(f"a test bot tried to reach {url}")
+        return await super().do_request(url, *args, **kwargs)
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, **emulator_options: Any) -> None:
+        self.tmp_path = tmp_path
+        self.emu = BotAPIEmulator(token=TOKEN, bot_username="gridhorn_bot",
+                                  bot_first_name="Gridhorn", **emulator_options)
+        self.runtime: Runtime | None = None
+
+    async def __aenter__(self) -> "Harness":
+        await self.emu.start(host="127.0.0.1", port=0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_bot()
+        await self.emu.stop()
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "bot_token": TOKEN,
+            "api_base_url": self.emu.base_url,
+            "database_url": f"sqlite:///{self.tmp_path / 'gridhorn.db'}",
+            "quiet_hours": "",
+            "rate_overall_per_s": 1000, "rate_group_per_min": 1000, "rate_chat_per_s": 1000,
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    async def start_bot(self, **overrides: Any) -> Runtime:
+        settings = self.settings(**overrides)
+        prefix = self.emu.base_url.rsplit("/bot", 1)[0]
+        request = EmulatorOnlyRequest(prefix, connection_pool_size=256, read_timeout=20)
+        self.runtime = Runtime(settings, request=request, poll_timeout=1)
+        self.runtime.app.bot._request = (  # the getUpdates request must be guarded too
+            EmulatorOnlyRequest(prefix, connection_pool_size=2, read_timeout=20),
+            self.runtime.app.bot._request[1])
+        await self.runtime.start()
+        return self.runtime
+
+    async def stop_bot(self) -> None:
+        if self.runtime is not None:
+            await self.runtime.stop()
+            self.runtime = None
+
+    @property
+    def store(self) -> Store:
+        assert self.runtime is not None, "start the bot first"
+        return self.runtime.services.store
+
+    async def settle(self, timeout: float = 10) -> None:
+        """Wait until every update the emulator holds is handled and the outbox is idle."""
+        services = self.runtime.services  # type: ignore[union-attr]
+        await self.emu.wait_until(lambda: not self.emu.pending_updates(), timeout=timeout)
+        assert services.intake is not None
+        await asyncio.wait_for(services.intake.drain(), timeout)
+        await services.sender.drain(timeout)
+
+    # conversation helpers
+
+    async def say(self, user: Any, text: str, chat: Any = None, **kwargs: Any) -> list[Any]:
+        """Send a message as `user` and return the bot messages that it caused in that chat."""
+        chat_id = chat.id if chat is not None else user.id
+        before = {m.message_id for m in self.emu.messages(chat_id)}
+        self.emu.send_text(user, text, chat=chat, **kwargs)
+        await self.settle()
+        return [m for m in self.emu.messages(chat_id) if m.message_id not in before]
+
+    async def last(self, chat_id: int) -> Any:
+        messages = self.emu.messages(chat_id)
+        assert messages, f"no bot message in chat {chat_id}"
+        return messages[-1]
+
+
+async def seed_map(store: Store) -> None:
+    """A small map: one community, two grids, buildings, and two departments."""
+    units = [
+        Unit(code="C01", kind="community", name="欣山社区"),
+        Unit(code="G0101", kind="grid", name="第一网格", parent_code="C01"),
+        Unit(code="E010101", kind="estate", name="阳光小区", parent_code="G0101"),
+        Unit(code="B01010101", kind="building", name="1栋", parent_code="E010101"),
+        Unit(code="B01010102", kind="building", name="2栋", parent_code="E010101", position=1),
+        Unit(code="G0102", kind="grid", name="第二网格", parent_code="C01", position=1),
+        Unit(code="E010201", kind="estate", name="月亮小区", parent_code="G0102"),
+        Unit(code="B01020101", kind="building", name="3栋", parent_code="E010201"),
+        Unit(code="MZJ", kind="department", name="县民政局", domains=("orange",)),
+        Unit(code="CGJ", kind="department", name="县城管局", domains=("green",), position=1),
+    ]
+    async with store.transaction():
+        for unit in units:
+            await store.map.upsert(unit)
+
+
+async def grant(store: Store, user_id: int, role: str, unit_code: str) -> None:
+    async with store.transaction():
+        await store.people.ensure(user_id)
+        await store.people.grant(user_id, role, unit_code, None)

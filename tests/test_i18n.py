@@ -1,0 +1,51 @@
+"""Every text exists in all three languages, with the same placeholders."""
+
+import pytest
+
+from bot.i18n import LOCALES, catalog, locale_from_language_code, placeholders, t
+
+
+def test_every_locale_has_every_key_with_the_same_placeholders():
+    keys = set().union(*(catalog(locale) for locale in LOCALES))
+    problems = []
+    for locale in LOCALES:
+        texts = catalog(locale)
+        for key in sorted(keys):
+            if key not in texts or not texts[key].strip():
+                problems.append(f"{locale}: missing {key}")
+                continue
+            reference = catalog("en").get(key) or catalog("zh-Hans")[key]
+            if placeholders(texts[key]) != placeholders(reference):
+                problems.append(f"{locale}: {key} has {placeholders(texts[key])}, "
+                                f"en has {placeholders(reference)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_key_used_in_code_exists():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    used = set()
+    pattern = re.compile(r"""(?:\bt\(\s*[\w.]+\s*,\s*|reply\(\s*update\s*,\s*context\s*,\s*|Refused\(\s*)"([a-z_]+\.[a-z_.]+)\"""")
+    for folder in ("bot", "handlers"):
+        for path in (root / folder).rglob("*.py"):
+            used |= set(pattern.findall(path.read_text(encoding="utf-8")))
+    missing = sorted(k for k in used if k not in catalog("en"))
+    assert used, "the scan found no keys: the pattern is broken"
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("zh-hans", "zh-Hans"), ("zh", "zh-Hans"), ("zh-CN", "zh-Hans"), ("zh-SG", "zh-Hans"),
+    ("zh-hant", "zh-Hant"), ("zh-TW", "zh-Hant"), ("zh-HK", "zh-Hant"), ("zh-MO", "zh-Hant"),
+    ("en", "en"), ("en-GB", "en"), ("ru", "zh-Hans"), (None, "zh-Hans"), ("", "zh-Hans"),
+    ("not a tag", "zh-Hans"),
+])
+def test_language_code_mapping(code, expected):
+    assert locale_from_language_code(code) == expected
+
+
+def test_values_are_escaped_but_markup_is_kept():
+    text = t("en", "bind.done", unit="<b>1栋</b> & co")
+    assert "&lt;b&gt;1栋&lt;/b&gt; &amp; co" in text

@@ -1,0 +1,61 @@
+from datetime import time, timedelta
+
+import pytest
+
+from bot.cli import main
+from bot.settings import SettingsError, load_settings
+
+
+def test_defaults_follow_the_spec():
+    settings = load_settings()
+    assert settings.bot_token is None
+    assert settings.timezone == "Asia/Shanghai"
+    assert settings.default_locale == "zh-Hans"
+    assert settings.deadlines("routine").resolve == timedelta(days=7)
+    assert settings.deadlines("urgent").acknowledge == timedelta(hours=1)
+    assert settings.quiet_hours is not None
+    assert settings.quiet_hours.contains(time(23, 30)) and settings.quiet_hours.contains(time(6))
+    assert not settings.quiet_hours.contains(time(7)) and not settings.quiet_hours.contains(time(12))
+    assert (settings.rate_overall_per_s, settings.rate_group_per_min, settings.rate_chat_per_s) == (30, 20, 1)
+    assert settings.api_base_file_url == "https://api.telegram.org/file/bot"
+
+
+def test_environment_variables_are_read(monkeypatch):
+    monkeypatch.setenv("GRIDHORN_SUPERADMINS", "11, 22")
+    monkeypatch.setenv("GRIDHORN_DEADLINES_URGENT", "30s,1m,2m")
+    monkeypatch.setenv("GRIDHORN_QUIET_HOURS", "")
+    settings = load_settings()
+    assert settings.superadmins == frozenset({11, 22})
+    assert settings.deadlines("urgent").acknowledge == timedelta(seconds=30)
+    assert settings.quiet_hours is None
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("GRIDHORN_REPORT_CRON", "every monday"),
+    ("GRIDHORN_TIMEZONE", "Mars/Olympus"),
+    ("GRIDHORN_DEADLINES_MAJOR", "12h,24h"),
+    ("GRIDHORN_RATE_CHAT_PER_S", "fast"),
+    ("GRIDHORN_SUPERADMINS", "alice"),
+    ("GRIDHORN_QUIET_HOURS", "22-7"),
+    ("GRIDHORN_DEFAULT_LOCALE", "fr"),
+])
+def test_a_bad_value_names_its_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(variable + ":")
+
+
+def test_run_without_token_says_how_to_get_one(capsys):
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "GRIDHORN_BOT_TOKEN" in err and "@BotFather" in err
+    assert "Traceback" not in err
+
+
+def test_run_with_a_bad_setting_prints_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("GRIDHORN_BOT_TOKEN", "1:x")
+    monkeypatch.setenv("GRIDHORN_THEME_CRON", "61 * * * *")
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gridhorn: GRIDHORN_THEME_CRON:")
