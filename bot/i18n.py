@@ -33,10 +33,20 @@ def escape(value: object) -> str:
 
 @lru_cache(maxsize=None)
 def catalog(locale: str) -> dict[str, str]:
-    path = resources.files("locales") / _DIRS[locale] / "LC_MESSAGES" / "gridhorn.po"
-    with path.open("rb") as handle:
-        po = read_po(handle, locale=_DIRS[locale])
-    return {str(m.id): str(m.string) for m in po if m.id and m.string}
+    """All `.po` files of a locale (one per feature: gridhorn.po, tickets.po, …) merged."""
+    folder = resources.files("locales") / _DIRS[locale] / "LC_MESSAGES"
+    texts: dict[str, str] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".po"):
+            continue
+        with entry.open("rb") as handle:
+            po = read_po(handle, locale=_DIRS[locale])
+        for message in po:
+            if message.id and message.string:
+                if message.id in texts:
+                    raise ValueError(f"{entry.name}: message {message.id} is defined twice")
+                texts[str(message.id)] = str(message.string)
+    return texts
 
 
 def placeholders(text: str) -> set[str]:

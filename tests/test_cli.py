@@ -1,0 +1,42 @@
+"""The `gridhorn map` commands, as an operator runs them."""
+
+from pathlib import Path
+
+from bot.cli import main
+
+MAPS = Path(__file__).parent / "data" / "maps"
+
+
+def test_map_import_then_export_round_trips(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GRIDHORN_DATABASE_URL", f"sqlite:///{tmp_path / 'g.db'}")
+    assert main(["map", "import", str(MAPS / "spec_example.yaml")]) == 0
+    assert "created" in capsys.readouterr().out
+    assert main(["map", "export"]) == 0
+    exported = capsys.readouterr().out
+    assert "欣山社区" in exported and "B01010101" in exported
+    out = tmp_path / "map.yaml"
+    assert main(["map", "export", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# exported ") and text.split("\n", 1)[1] == exported
+    assert main(["map", "import", str(out)]) == 0
+    assert "0 created, 0 updated" in capsys.readouterr().out
+
+
+def test_map_import_reports_every_error_with_its_line_and_changes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GRIDHORN_DATABASE_URL", f"sqlite:///{tmp_path / 'g.db'}")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "community_code,community_name,grid_code,grid_name,estate_code,estate_name,building_code,building_name,chat,thread\n"
+        "C01,欣山社区,G0101,第一网格,E010101,阳光小区,B01010101,1栋,,\n"
+        "C01,欣山社区,G0101,第一网格,E010101,阳光小区,B01010101,1栋,,\n", encoding="utf-8")
+    assert main(["map", "import", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:3: [B01010101] duplicate code" in err and "nothing was changed" in err
+    assert main(["map", "export"]) == 0
+    assert "C01" not in capsys.readouterr().out
+
+
+def test_map_import_of_a_missing_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GRIDHORN_DATABASE_URL", f"sqlite:///{tmp_path / 'g.db'}")
+    assert main(["map", "import", str(tmp_path / "nope.yaml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
