@@ -39,8 +39,6 @@ def build_application(settings: Settings, request: BaseRequest | None = None,
         .request(request or HTTPXRequest(connection_pool_size=256, pool_timeout=30,
                                          read_timeout=20, write_timeout=20))
         .get_updates_request(get_updates_request or HTTPXRequest(connection_pool_size=2))
-        .post_init(_post_init)
-        .post_shutdown(_post_shutdown)
     )
     app = builder.build()
     app.bot_data["gridhorn.settings"] = settings
@@ -51,7 +49,7 @@ def build_application(settings: Settings, request: BaseRequest | None = None,
     return app
 
 
-async def _post_init(app: Application) -> None:
+async def open_services(app: Application) -> None:
     """Open the store (running migrations), build the services, set the command menus."""
     settings: Settings = app.bot_data["gridhorn.settings"]
     gate: FloodGate = app.bot_data["gridhorn.gate"]
@@ -73,10 +71,11 @@ async def _post_init(app: Application) -> None:
     await set_command_menus(app.bot)
 
 
-async def _post_shutdown(app: Application) -> None:
+async def close_services(app: Application) -> None:
     services: Services | None = app.bot_data.get(SERVICES_KEY)
     if services is not None:
         await services.store.close()
+        del app.bot_data[SERVICES_KEY]
 
 
 class Runtime:
@@ -94,7 +93,9 @@ class Runtime:
         return self.app.bot_data[SERVICES_KEY]
 
     async def start(self) -> None:
+        # python-telegram-bot calls post_init only from run_polling; we run our own loop.
         await self.app.initialize()
+        await open_services(self.app)
         await self.app.start()
         services = self.services
         await services.sender.start()
@@ -111,6 +112,7 @@ class Runtime:
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
+        await close_services(self.app)
 
     async def run_until_stopped(self) -> None:
         await self.start()

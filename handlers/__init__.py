@@ -2,8 +2,8 @@
 
 Groups (python-telegram-bot runs at most one handler per group, lowest group first):
   -100  guard: records the sender, builds the actor and picks the reply language
-     0  the features' commands, buttons and messages
-   100  fallbacks: unknown commands and stale buttons
+     0  the features' commands, buttons and messages, then (registered last, so they match
+        only what no feature took) the fallbacks: unknown commands and stale buttons
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from handlers import chats, fallback, guard, onboarding
 
 GUARD_GROUP = -100
 FEATURE_GROUP = 0
-FALLBACK_GROUP = 100
 
 
 def register_all(app: Application) -> None:
     guard.register(app, GUARD_GROUP)
     onboarding.register(app, FEATURE_GROUP)
     chats.register(app, FEATURE_GROUP)
-    fallback.register(app, FALLBACK_GROUP)
+    fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

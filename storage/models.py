@@ -112,3 +112,70 @@ class OutboxItem(Record):
     status: str = "pending"
     message_id: int | None = None
     created_at: float
+
+
+TicketStatus = Literal["new", "acknowledged", "escalated", "whistled", "accepted", "resolved",
+                       "rated", "rejected", "merged"]
+OPEN_STATUSES: tuple[str, ...] = ("new", "acknowledged", "escalated", "whistled", "accepted")
+DOMAINS: tuple[str, ...] = ("red", "orange", "gold", "green", "cyan", "blue", "purple")
+
+
+class Ticket(Record):
+    """An opinion (民声) once submitted: #id, its place on the map and its lifecycle."""
+
+    id: int
+    reporter_id: int
+    anonymous: bool
+    building_code: str
+    grid_code: str
+    community_code: str
+    domain: str | None
+    text: str
+    photo_file_id: str | None
+    status: TicketStatus
+    level: Literal["building", "grid", "community"]
+    urgency: Literal["routine", "major", "urgent"]
+    department_code: str | None
+    merged_into: int | None
+    service_request: bool
+    assignee_id: int | None
+    rating: int | None
+    rating_comment: str | None
+    result_note: str | None
+    me_too: int
+    due_kind: str | None
+    due_at: float | None
+    remind_at: float | None
+    staff_thread_id: int | None
+    created_at: float
+    updated_at: float
+    resolved_at: float | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class TicketEvent(Record):
+    id: int
+    ticket_id: int
+    at: float
+    actor_id: int | None
+    kind: str
+    note: str | None
+    data: dict[str, Any] | None
+
+
+class TicketCard(Record):
+    ticket_id: int
+    chat_id: int
+    message_id: int
+    kind: str
+
+
+class Prompt(Record):
+    chat_id: int
+    message_id: int
+    user_id: int | None
+    ticket_id: int
+    action: str

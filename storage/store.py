@@ -15,6 +15,7 @@ from storage.inbox import InboxRepo, MetaRepo, current_update
 from storage.map import MapRepo
 from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo
+from storage.tickets import TicketRepo
 
 
 class Store:
@@ -26,6 +27,7 @@ class Store:
         self.meta = MetaRepo(db)
         self.flows = FlowRepo(db)
         self.outbox = OutboxRepo(db)
+        self.tickets = TicketRepo(db)
 
     @classmethod
     async def open_sqlite(cls, path: str) -> "Store":

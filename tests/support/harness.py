@@ -33,6 +33,9 @@ class EmulatorOnlyRequest(HTTPXRequest):
 class Harness:
     def __init__(self, tmp_path: Path, **emulator_options: Any) -> None:
         self.tmp_path = tmp_path
+        # Flood limits are off unless a test asks for them (flood=FloodLimits(...)): the
+        # features' tests then run at full speed; the outbox tests turn them on.
+        emulator_options.setdefault("flood", None)
         self.emu = BotAPIEmulator(token=TOKEN, bot_username="gridhorn_bot",
                                   bot_first_name="Gridhorn", **emulator_options)
         self.runtime: Runtime | None = None

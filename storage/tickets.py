@@ -1,0 +1,194 @@
+"""Ticket repository: tickets, their timeline, their copies (cards), Me too, and prompts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from storage.db import Database, Row
+from storage.models import OPEN_STATUSES, Prompt, Ticket, TicketCard, TicketEvent
+from storage.util import epoch
+
+_TICKET_FIELDS = set(Ticket.model_fields)
+
+
+def _ticket(row: Row) -> Ticket:
+    data = {k: row[k] for k in row.keys() if k in _TICKET_FIELDS}
+    data["anonymous"] = bool(data["anonymous"])
+    data["service_request"] = bool(data["service_request"])
+    return Ticket(**data)
+
+
+def _event(row: Row) -> TicketEvent:
+    return TicketEvent(id=row["id"], ticket_id=row["ticket_id"], at=row["at"],
+                       actor_id=row["actor_id"], kind=row["kind"], note=row["note"],
+                       data=json.loads(row["data"]) if row["data"] else None)
+
+
+class TicketRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, *, reporter_id: int, anonymous: bool, building_code: str,
+                     grid_code: str, community_code: str, domain: str | None, text: str,
+                     photo_file_id: str | None, source_update_id: int | None,
+                     due_kind: str, due_at: float, remind_at: float) -> int | None:
+        """Insert a ticket; None when this update already made one (a replay)."""
+        if source_update_id is not None:
+            exists = await self.db.fetchval(
+                "SELECT id FROM tickets WHERE source_update_id = ?", (source_update_id,))
+            if exists is not None:
+                return None
+        now = epoch()
+        return await self.db.execute(
+            """INSERT INTO tickets (reporter_id, anonymous, building_code, grid_code,
+                   community_code, domain, text, photo_file_id, source_update_id, due_kind,
+                   due_at, remind_at, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (reporter_id, int(anonymous), building_code, grid_code, community_code, domain, text,
+             photo_file_id, source_update_id, due_kind, due_at, remind_at, now, now))
+
+    async def get(self, ticket_id: int) -> Ticket | None:
+        row = await self.db.fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+        return _ticket(row) if row else None
+
+    async def update(self, ticket_id: int, expect_status: Iterable[str] | None = None,
+                     **fields: Any) -> bool:
+        """Change fields; with `expect_status`, only if the ticket is still in one of them
+        (the store decides races: a second Accept finds the status already moved)."""
+        fields["updated_at"] = epoch()
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        params: list[Any] = list(fields.values())
+        sql = f"UPDATE tickets SET {sets} WHERE id = ?"
+        params.append(ticket_id)
+        if expect_status is not None:
+            statuses = list(expect_status)
+            sql += f" AND status IN ({','.join('?' * len(statuses))})"
+            params += statuses
+        return await self.db.execute_rowcount(sql, params) > 0
+
+    async def claim(self, ticket_id: int, user_id: int) -> bool:
+        """The first "Take it" wins."""
+        return await self.db.execute_rowcount(
+            "UPDATE tickets SET assignee_id = ?, updated_at = ? "
+            "WHERE id = ? AND assignee_id IS NULL AND service_request = 1",
+            (user_id, epoch(), ticket_id)) > 0
+
+    async def count_since(self, reporter_id: int, since: float) -> int:
+        return await self.db.fetchval(
+            "SELECT COUNT(*) FROM tickets WHERE reporter_id = ? AND created_at >= ?",
+            (reporter_id, since))
+
+    async def of_reporter(self, reporter_id: int, limit: int = 50) -> list[Ticket]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM tickets WHERE reporter_id = ? ORDER BY id DESC LIMIT ?",
+            (reporter_id, limit))
+        return [_ticket(r) for r in rows]
+
+    async def open_in(self, building_codes: Iterable[str] | None = None,
+                      department_code: str | None = None, limit: int = 20,
+                      offset: int = 0) -> tuple[list[Ticket], int]:
+        """Open tickets in scope, soonest deadline first, then most "Me too"."""
+        where = [f"status IN ({','.join('?' * len(OPEN_STATUSES))})"]
+        params: list[Any] = list(OPEN_STATUSES)
+        if building_codes is not None:
+            codes = list(building_codes)
+            if not codes:
+                return [], 0
+            where.append(f"building_code IN ({','.join('?' * len(codes))})")
+            params += codes
+        if department_code is not None:
+            where.append("department_code = ?")
+            params.append(department_code)
+        clause = " AND ".join(where)
+        total = await self.db.fetchval(f"SELECT COUNT(*) FROM tickets WHERE {clause}", params)
+        rows = await self.db.fetchall(
+            f"""SELECT * FROM tickets WHERE {clause}
+                ORDER BY due_at IS NULL, due_at, me_too DESC, id LIMIT ? OFFSET ?""",
+            [*params, limit, offset])
+        return [_ticket(r) for r in rows], total
+
+    async def due(self, now: float) -> list[Ticket]:
+        statuses = ",".join("?" * len(OPEN_STATUSES))
+        rows = await self.db.fetchall(
+            f"""SELECT * FROM tickets WHERE status IN ({statuses})
+                AND ((remind_at IS NOT NULL AND remind_at <= ?) OR (due_at IS NOT NULL AND due_at <= ?))
+                ORDER BY id""", [*OPEN_STATUSES, now, now])
+        return [_ticket(r) for r in rows]
+
+    async def next_due(self) -> float | None:
+        statuses = ",".join("?" * len(OPEN_STATUSES))
+        return await self.db.fetchval(
+            f"""SELECT MIN(MIN(COALESCE(remind_at, 1e18)), MIN(COALESCE(due_at, 1e18)))
+                FROM tickets WHERE status IN ({statuses})
+                AND (remind_at IS NOT NULL OR due_at IS NOT NULL)""", list(OPEN_STATUSES))
+
+    # timeline
+
+    async def add_event(self, ticket_id: int, actor_id: int | None, kind: str,
+                        note: str | None = None, data: dict[str, Any] | None = None) -> None:
+        await self.db.execute(
+            "INSERT INTO ticket_events (ticket_id, at, actor_id, kind, note, data) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (ticket_id, epoch(), actor_id, kind, note,
+             json.dumps(data, ensure_ascii=False) if data else None))
+
+    async def events(self, ticket_id: int) -> list[TicketEvent]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM ticket_events WHERE ticket_id = ? ORDER BY id", (ticket_id,))
+        return [_event(r) for r in rows]
+
+    # cards
+
+    async def add_card(self, ticket_id: int, chat_id: int, message_id: int, kind: str) -> None:
+        await self.db.execute(
+            "INSERT OR IGNORE INTO ticket_cards (ticket_id, chat_id, message_id, kind) "
+            "VALUES (?, ?, ?, ?)", (ticket_id, chat_id, message_id, kind))
+
+    async def cards(self, ticket_id: int) -> list[TicketCard]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM ticket_cards WHERE ticket_id = ? ORDER BY kind, chat_id", (ticket_id,))
+        return [TicketCard(**dict(r)) for r in rows]
+
+    async def card_at(self, chat_id: int, message_id: int) -> TicketCard | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM ticket_cards WHERE chat_id = ? AND message_id = ?",
+            (chat_id, message_id))
+        return TicketCard(**dict(row)) if row else None
+
+    async def migrate_chat(self, old_id: int, new_id: int) -> None:
+        await self.db.execute(
+            "UPDATE ticket_cards SET chat_id = ? WHERE chat_id = ?", (new_id, old_id))
+        await self.db.execute("UPDATE prompts SET chat_id = ? WHERE chat_id = ?", (new_id, old_id))
+
+    # Me too
+
+    async def add_me_too(self, ticket_id: int, user_id: int) -> int | None:
+        """Count a resident once; returns the new count, None when already counted."""
+        added = await self.db.execute_rowcount(
+            "INSERT OR IGNORE INTO me_too (ticket_id, user_id, at) VALUES (?, ?, ?)",
+            (ticket_id, user_id, epoch()))
+        if not added:
+            return None
+        await self.db.execute("UPDATE tickets SET me_too = me_too + 1 WHERE id = ?", (ticket_id,))
+        return await self.db.fetchval("SELECT me_too FROM tickets WHERE id = ?", (ticket_id,))
+
+    # prompts and relays
+
+    async def add_prompt(self, chat_id: int, message_id: int, user_id: int | None,
+                         ticket_id: int, action: str) -> None:
+        await self.db.execute(
+            "INSERT OR REPLACE INTO prompts (chat_id, message_id, user_id, ticket_id, action, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (chat_id, message_id, user_id, ticket_id, action, epoch()))
+
+    async def prompt(self, chat_id: int, message_id: int) -> Prompt | None:
+        row = await self.db.fetchone(
+            "SELECT chat_id, message_id, user_id, ticket_id, action FROM prompts "
+            "WHERE chat_id = ? AND message_id = ?", (chat_id, message_id))
+        return Prompt(**dict(row)) if row else None
+
+    async def drop_prompt(self, chat_id: int, message_id: int) -> bool:
+        return await self.db.execute_rowcount(
+            "DELETE FROM prompts WHERE chat_id = ? AND message_id = ?", (chat_id, message_id)) > 0
