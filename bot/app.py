@@ -16,6 +16,9 @@ from bot.ratelimit import DirectReplyLimiter, FloodGate
 from bot.services.access import Access
 from bot.services.chats import ChatService
 from bot.services.people import PeopleService
+from bot.services.tickets import TicketService
+from bot.deadlines import DeadlineWatcher
+from storage.models import OutboxItem
 from bot.settings import Settings
 from storage.store import Store
 
@@ -58,17 +61,47 @@ async def open_services(app: Application) -> None:
     outbox = Outbox(store, settings)
     people = PeopleService(store, access, settings)
     chats = ChatService(store, access, people, outbox)
+    tickets = TicketService(store, access, people, outbox, settings)
     sender = OutboxSender(app.bot, store, gate, settings)
     outbox.connect(sender.wake)
     sender.chat_lost_hooks.append(chats.chat_lost)
     sender.migrate_hooks.append(store.map.migrate_chat)
+    sender.migrate_hooks.append(store.tickets.migrate_chat)
+    _connect_ticket_hooks(sender, tickets)
+    deadlines = DeadlineWatcher(tickets)
+    tickets.changed = deadlines.wake
     services = Services(settings=settings, store=store, access=access, people=people,
-                        chats=chats, outbox=outbox, sender=sender, gate=gate,
-                        bot_username=app.bot.username or "")
+                        chats=chats, outbox=outbox, sender=sender, gate=gate, tickets=tickets,
+                        deadlines=deadlines, bot_username=app.bot.username or "")
     app.bot_data[SERVICES_KEY] = services
     from handlers.menus import set_command_menus
 
     await set_command_menus(app.bot)
+
+
+def _connect_ticket_hooks(sender: OutboxSender, tickets: TicketService) -> None:
+    """What the outbox learns when a ticket's message goes out (its id, its topic)."""
+
+    async def card(item: OutboxItem, result: Any) -> None:
+        _, ticket_id, kind = (item.ref or "").split(":")
+        await tickets.card_sent(int(ticket_id), kind, item.chat_id, result.message_id)
+
+    async def topic(item: OutboxItem, result: Any) -> None:
+        await tickets.topic_created(int((item.ref or "").split(":")[1]), item.chat_id,
+                                    result.message_thread_id)
+
+    async def relay(item: OutboxItem, result: Any) -> None:
+        await tickets.relay_sent(int((item.ref or "").split(":")[1]), item.chat_id,
+                                 result.message_id)
+
+    async def comment(item: OutboxItem, result: Any) -> None:
+        await tickets.relay_sent(int((item.ref or "").split(":")[1]), item.chat_id,
+                                 result.message_id, action="comment")
+
+    sender.on_sent("tcard", card)
+    sender.on_sent("ttopic", topic)
+    sender.on_sent("relay", relay)
+    sender.on_sent("comment", comment)
 
 
 async def close_services(app: Application) -> None:
@@ -99,6 +132,7 @@ class Runtime:
         await self.app.start()
         services = self.services
         await services.sender.start()
+        await services.deadlines.start()
         services.intake = Intake(self.app, services.store, poll_timeout=self.poll_timeout)
         await services.intake.start()
         logger.info("Gridhorn is running as @%s", services.bot_username)
@@ -108,6 +142,7 @@ class Runtime:
         if services is not None:
             if services.intake is not None:
                 await services.intake.stop()
+            await services.deadlines.stop()
             await services.sender.stop()
         if self.app.running:
             await self.app.stop()

@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from bot.outbox import Outbox, OutboxSender
     from bot.ratelimit import FloodGate
     from bot.services.chats import ChatService
+    from bot.deadlines import DeadlineWatcher
     from bot.services.people import PeopleService
+    from bot.services.tickets import TicketService
     from bot.settings import Settings
     from storage.store import Store
 
@@ -31,6 +33,8 @@ class Services:
     outbox: "Outbox"
     sender: "OutboxSender"
     gate: "FloodGate"
+    tickets: "TicketService"
+    deadlines: "DeadlineWatcher"
     intake: "Intake | None" = None
     bot_username: str = ""
 

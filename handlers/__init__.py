@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from handlers import chats, fallback, guard, onboarding
+from handlers import chats, fallback, guard, onboarding, opinions
 
 GUARD_GROUP = -100
 FEATURE_GROUP = 0
@@ -20,5 +20,6 @@ def register_all(app: Application) -> None:
     guard.register(app, GUARD_GROUP)
     onboarding.register(app, FEATURE_GROUP)
     chats.register(app, FEATURE_GROUP)
+    opinions.register(app, FEATURE_GROUP)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

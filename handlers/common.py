@@ -13,7 +13,7 @@ from telegram.error import BadRequest
 
 from bot.context import GridhornContext
 from bot.i18n import t
-from bot.services.errors import Refused
+from bot.services.errors import Key, Refused
 from bot.textsplit import split_html
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,9 @@ def handles_refusals(callback: Callback) -> Callback:
         try:
             return await callback(update, context)
         except Refused as refusal:
-            text = t(context.locale, refusal.key, **refusal.values)
+            values = {k: t(context.locale, v) if isinstance(v, Key) else v
+                      for k, v in refusal.values.items()}
+            text = t(context.locale, refusal.key, **values)
             if update.callback_query is not None:
                 await answer_query(update, _plain(text), alert=True)
             else:

@@ -9,9 +9,10 @@ from telegram.ext import ExtBot
 from bot.i18n import DEFAULT_LOCALE, t
 
 # Each feature adds its commands here as it lands.
-PRIVATE = ("start", "me", "invite", "lang", "help", "cancel")
+PRIVATE = ("start", "opinion", "my", "me", "tickets", "ticket", "invite", "lang", "help",
+           "cancel")
 GROUP = ("help", "lang")
-ADMINS = ("bind", "unbind", "joinlink", "lang", "help")
+ADMINS = ("bind", "unbind", "joinlink", "tickets", "ticket", "lang", "help")
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))

@@ -10,6 +10,8 @@ from storage.models import Unit
 # /help sections: each shown when the person may do its action somewhere.
 HELP_SECTIONS: list[tuple[Action | None, str]] = [
     (None, "help.everyone"),
+    (None, "help.opinions"),
+    (Action.VIEW_TICKETS, "help.tickets"),
     (Action.BIND, "help.bind"),
     (Action.INVITE, "help.invite"),
 ]

@@ -145,6 +145,7 @@ class Ticket(Record):
     me_too: int
     due_kind: str | None
     due_at: float | None
+    due_from: float | None
     remind_at: float | None
     staff_thread_id: int | None
     created_at: float

@@ -33,7 +33,8 @@ class TicketRepo:
     async def create(self, *, reporter_id: int, anonymous: bool, building_code: str,
                      grid_code: str, community_code: str, domain: str | None, text: str,
                      photo_file_id: str | None, source_update_id: int | None,
-                     due_kind: str, due_at: float, remind_at: float) -> int | None:
+                     due_kind: str, due_from: float, due_at: float,
+                     remind_at: float) -> int | None:
         """Insert a ticket; None when this update already made one (a replay)."""
         if source_update_id is not None:
             exists = await self.db.fetchval(
@@ -44,10 +45,10 @@ class TicketRepo:
         return await self.db.execute(
             """INSERT INTO tickets (reporter_id, anonymous, building_code, grid_code,
                    community_code, domain, text, photo_file_id, source_update_id, due_kind,
-                   due_at, remind_at, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   due_from, due_at, remind_at, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (reporter_id, int(anonymous), building_code, grid_code, community_code, domain, text,
-             photo_file_id, source_update_id, due_kind, due_at, remind_at, now, now))
+             photo_file_id, source_update_id, due_kind, due_from, due_at, remind_at, now, now))
 
     async def get(self, ticket_id: int) -> Ticket | None:
         row = await self.db.fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))

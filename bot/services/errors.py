@@ -10,3 +10,7 @@ class Refused(Exception):
         super().__init__(key)
         self.key = key
         self.values = values
+
+
+class Key(str):
+    """A value of a refusal that is itself a catalog key, said in the reader's language."""

@@ -24,6 +24,7 @@ CREATE TABLE tickets (
     me_too           INTEGER NOT NULL DEFAULT 0,
     due_kind         TEXT,
     due_at           REAL,
+    due_from         REAL,
     remind_at        REAL,
     staff_thread_id  INTEGER,
     source_update_id INTEGER UNIQUE,

@@ -1,0 +1,294 @@
+"""Voice of the residents: drafts, the ticket buttons, prompts, /my, /tickets, /ticket."""
+
+from __future__ import annotations
+
+import html
+import logging
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.context import GridhornContext
+from bot.i18n import Markup, t
+from bot.services import ticket_views as views
+from bot.services.errors import Refused
+from handlers.common import (NO_PREVIEW, answer_query, command_args, handles_refusals,
+                             reply, reply_html)
+
+logger = logging.getLogger(__name__)
+WORD_ACTIONS = {"res": "prompt.resolve", "rej": "prompt.reject", "mrg": "prompt.merge",
+                "rep": "prompt.reply", "dec": "prompt.decline"}
+
+
+def markup(rows: views.Buttons) -> InlineKeyboardMarkup | None:
+    if not rows:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(**b) for b in row] for row in rows])
+
+
+async def show_draft(update: Update, context: GridhornContext) -> None:
+    services = context.services
+    flow = await services.tickets.draft(context.actor.user_id)
+    if flow is None:
+        return
+    view = services.tickets.draft_view(context.user_locale, flow)
+    chat_id = context.actor.user_id
+    sent: Message | None = None
+    for index, part in enumerate(view.parts):
+        last = index == len(view.parts) - 1
+        sent = await context.bot.send_message(
+            chat_id, part, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW,
+            reply_markup=markup(view.buttons) if last else None)
+    if sent is not None:
+        await services.tickets.draft_shown(context.actor.user_id, sent.message_id)
+
+
+@handles_refusals
+async def private_message(update: Update, context: GridhornContext) -> None:
+    """Text or photo in private: an answer to a prompt, else a draft opinion."""
+    message = update.effective_message
+    if message is None:
+        return
+    text = message.text or message.caption or ""
+    photo = message.photo[-1].file_id if message.photo else None
+    if message.reply_to_message is not None:
+        done = await context.services.tickets.answer_prompt(
+            context.actor, message.chat.id, message.reply_to_message.message_id, text, photo)
+        if done is not None:
+            await _confirm(update, context, *done)
+            return
+    await context.services.tickets.add_to_draft(context.actor.user_id, text, photo)
+    await show_draft(update, context)
+
+
+@handles_refusals
+async def opinion_command(update: Update, context: GridhornContext) -> None:
+    """/opinion [text]: start (or add to) a draft."""
+    message = update.effective_message
+    text = message.text.partition(" ")[2].strip() if message and message.text else ""
+    if not text:
+        flow = await context.services.tickets.draft(context.actor.user_id)
+        if flow is None:
+            await reply(update, context, "draft.write_now")
+            return
+    else:
+        await context.services.tickets.add_to_draft(context.actor.user_id, text, None)
+    await show_draft(update, context)
+
+
+@handles_refusals
+async def group_reply(update: Update, context: GridhornContext) -> None:
+    """In a staff or department chat: a reply to one of our prompts."""
+    message = update.effective_message
+    if message is None or message.reply_to_message is None:
+        return
+    done = await context.services.tickets.answer_prompt(
+        context.actor, message.chat.id, message.reply_to_message.message_id,
+        message.text or message.caption or "")
+    if done is not None:
+        await _confirm(update, context, *done)
+
+
+async def _confirm(update: Update, context: GridhornContext, action: str, ticket) -> None:
+    await reply(update, context, f"done.{action}", id=ticket.id)
+
+
+@handles_refusals
+async def draft_button(update: Update, context: GridhornContext) -> None:
+    """Domain, Anonymous, Submit or Cancel on the draft card."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and query.message is not None
+    services = context.services
+    user_id = context.actor.user_id
+    parts = query.data.split(":")
+    action = parts[1] if len(parts) > 1 else ""
+    if action == "submit":
+        try:
+            ticket = await services.tickets.submit(user_id, query.message.message_id)
+        except Refused as refusal:
+            if refusal.key == "draft.join_first":
+                await answer_query(update)
+                await reply(update, context, "draft.join_first")
+                return
+            raise
+        await answer_query(update, t(context.locale, "draft.submitted_short", id=ticket.id))
+        await _edit(query.message, t(context.locale, "draft.submitted", id=ticket.id))
+        return
+    if action == "cancel":
+        await services.tickets.cancel_draft(user_id, query.message.message_id)
+        await answer_query(update)
+        await _edit(query.message, t(context.locale, "draft.cancelled"))
+        return
+    choice = parts[2] if action == "dom" and len(parts) == 3 else "anon" if action == "anon" \
+        else ""
+    flow = await services.tickets.draft_choice(user_id, query.message.message_id, choice)
+    await answer_query(update)
+    view = services.tickets.draft_view(context.user_locale, flow)
+    if len(view.parts) == 1:
+        await _edit(query.message, view.parts[0], markup(view.buttons))
+    else:  # a long draft: its text is unchanged, only the buttons show the choice
+        await query.edit_message_reply_markup(markup(view.buttons))
+
+
+async def _edit(message, text: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
+    try:
+        await message.get_bot().edit_message_text(
+            text, chat_id=message.chat.id, message_id=message.message_id,
+            parse_mode=ParseMode.HTML, reply_markup=keyboard, link_preview_options=NO_PREVIEW)
+    except Exception as exc:  # an edit that is already true is not a failure
+        if "not modified" not in str(exc).lower():
+            raise
+
+
+@handles_refusals
+async def ticket_button(update: Update, context: GridhornContext) -> None:
+    """Every button of a ticket card: `t:<action>:<ticket>[:<arg>]`."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    parts = query.data.split(":")
+    if len(parts) < 3 or not parts[2].isdigit():
+        raise Refused("button.stale")
+    action, ticket_id = parts[1], int(parts[2])
+    arg = parts[3] if len(parts) > 3 else None
+    services = context.services
+    tickets = services.tickets
+    actor = context.actor
+    locale = context.locale
+    if action == "ack":
+        ticket = await tickets.acknowledge(actor, ticket_id)
+        await answer_query(update, t(locale, "done.ack", id=ticket.id))
+    elif action == "esc":
+        ticket = await tickets.escalate(actor, ticket_id)
+        await answer_query(update, t(locale, "done.esc", id=ticket.id))
+    elif action == "urg" and arg is None:
+        await tickets.ask(actor, ticket_id, "urg")
+        await answer_query(update)
+        await reply(update, context, "prompt.urgency", id=ticket_id, markup=markup([[
+            views.button(t(locale, f"urgency.{u}"), f"t:urg:{ticket_id}:{u}")
+            for u in ("routine", "major", "urgent")]]))
+    elif action == "urg":
+        ticket = await tickets.set_urgency(actor, ticket_id, arg or "")
+        await answer_query(update, t(locale, "done.urg", id=ticket.id,
+                                     urgency=t(locale, f"urgency.{ticket.urgency}")))
+    elif action == "wh" and arg is None:
+        ticket, departments = await tickets.departments(actor, ticket_id)
+        await answer_query(update)
+        await reply(update, context, "prompt.whistle", id=ticket.id, markup=markup(
+            [[views.button(f"📣 {d.name}", f"t:wh:{ticket.id}:{d.code}")] for d in departments]))
+    elif action == "wh":
+        ticket = await tickets.whistle(actor, ticket_id, arg or "")
+        await answer_query(update, t(locale, "done.wh", id=ticket.id))
+    elif action == "acc":
+        ticket = await tickets.accept(actor, ticket_id)
+        await answer_query(update, t(locale, "done.acc", id=ticket.id))
+    elif action in WORD_ACTIONS:
+        await tickets.ask(actor, ticket_id, action)
+        await answer_query(update)
+        await _ask_for_words(update, context, ticket_id, action)
+    elif action == "off":
+        ticket = await tickets.offer(actor, ticket_id)
+        await answer_query(update, t(locale, "done.off", id=ticket.id))
+    elif action == "post":
+        ticket = await tickets.post_to_building(actor, ticket_id)
+        await answer_query(update, t(locale, "done.post", id=ticket.id))
+    elif action == "me":
+        count = await tickets.me_too(actor.user_id, ticket_id)
+        await answer_query(update, t(locale, "done.me_too" if count else "done.me_too_again"))
+    elif action == "take":
+        ticket = await tickets.take(actor.user_id, ticket_id)
+        await answer_query(update, t(locale, "done.take", id=ticket.id))
+    elif action == "rate" and arg and arg.isdigit():
+        ticket = await tickets.rate(actor.user_id, ticket_id, int(arg))
+        await answer_query(update, t(locale, "done.rate", stars=arg))
+        if query.message is not None:
+            await query.edit_message_reply_markup(None)
+    else:
+        raise Refused("button.stale")
+
+
+async def _ask_for_words(update: Update, context: GridhornContext, ticket_id: int,
+                         action: str) -> None:
+    """A selective ForceReply that mentions the person who pressed, in the chat of the press."""
+    from telegram import ForceReply
+
+    user = update.effective_user
+    chat = update.effective_chat
+    assert user is not None and chat is not None
+    mention = f'<a href="tg://user?id={user.id}">{html.escape(user.first_name)}</a>'
+    message = update.effective_message
+    thread_id = message.message_thread_id if message is not None and \
+        message.is_topic_message else None
+    sent = await context.bot.send_message(
+        chat.id, t(context.locale, WORD_ACTIONS[action], id=ticket_id, who=Markup(mention)),
+        parse_mode=ParseMode.HTML, message_thread_id=thread_id,
+        reply_markup=ForceReply(selective=True,
+                                input_field_placeholder=f"#{ticket_id}"))
+    await context.services.tickets.remember_prompt(chat.id, sent.message_id, user.id,
+                                                   ticket_id, action)
+
+
+@handles_refusals
+async def my_tickets(update: Update, context: GridhornContext) -> None:
+    """/my: the person's own tickets."""
+    tickets = await context.services.tickets.my_tickets(context.actor.user_id)
+    if not tickets:
+        await reply(update, context, "my.none")
+        return
+    locale = context.locale
+    lines = [t(locale, "my.title")]
+    for ticket in tickets:
+        lines.append(t(locale, "my.line", id=ticket.id,
+                       domain=views.domain_label(locale, ticket.domain),
+                       title=views.title_of(ticket), state=t(locale, f"status.{ticket.status}")))
+    await reply_html(update, context, "\n".join(lines))
+
+
+@handles_refusals
+async def open_tickets(update: Update, context: GridhornContext) -> None:
+    """/tickets [page]: open tickets in the staff member's scope, soonest deadline first."""
+    args = command_args(update)
+    page = int(args[0]) - 1 if args and args[0].isdigit() and int(args[0]) > 0 else 0
+    tickets, total = await context.services.tickets.open_tickets(context.actor, page)
+    locale = context.locale
+    if not tickets:
+        await reply(update, context, "tickets.none")
+        return
+    lines = [t(locale, "tickets.title", total=total, page=page + 1,
+               pages=(total + 9) // 10)]
+    tz = context.services.settings.tz
+    for ticket in tickets:
+        lines.append(t(locale, "tickets.line", id=ticket.id,
+                       domain=views.domain_label(locale, ticket.domain),
+                       title=views.title_of(ticket), state=t(locale, f"status.{ticket.status}"),
+                       due=views.when(ticket.due_at, tz), me_too=ticket.me_too))
+    if (page + 1) * 10 < total:
+        lines.append(t(locale, "tickets.more", next=page + 2))
+    await reply_html(update, context, "\n".join(lines))
+
+
+@handles_refusals
+async def one_ticket(update: Update, context: GridhornContext) -> None:
+    """/ticket N: one ticket with its timeline."""
+    args = command_args(update)
+    if len(args) != 1 or not args[0].lstrip("#").isdigit():
+        raise Refused("ticket.usage")
+    services = context.services
+    ticket, staff = await services.tickets.visible_ticket(context.actor,
+                                                          int(args[0].lstrip("#")))
+    await reply_html(update, context, await services.tickets.render_ticket(
+        context.locale, context.actor, ticket, staff))
+
+
+def register(app: Application, group: int) -> None:
+    private = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler("opinion", opinion_command, filters=private), group=group)
+    app.add_handler(CommandHandler("my", my_tickets), group=group)
+    app.add_handler(CommandHandler("tickets", open_tickets), group=group)
+    app.add_handler(CommandHandler("ticket", one_ticket), group=group)
+    app.add_handler(CallbackQueryHandler(draft_button, pattern=r"^dr:"), group=group)
+    app.add_handler(CallbackQueryHandler(ticket_button, pattern=r"^t:"), group=group)
+    app.add_handler(MessageHandler(private & (filters.TEXT | filters.PHOTO) & ~filters.COMMAND,
+                                   private_message), group=group)
+    app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.REPLY & ~filters.COMMAND,
+                                   group_reply), group=group)
