@@ -100,10 +100,11 @@ class Outbox:
 
     async def edit(self, chat_id: int, message_id: int, text: str, *, priority: int,
                    buttons: list[list[dict[str, str]]] | None = None) -> int | None:
-        """Queue an edit; a pending edit of the same message is replaced (coalesced)."""
+        """Queue an edit; a pending edit of the same message is replaced (coalesced).
+        Without buttons the message's keyboard is removed (as editMessageText does)."""
         payload: dict[str, Any] = {"message_id": message_id, "text": text, "parse_mode": "HTML",
                                    "link_preview_options": {"is_disabled": True}}
-        if buttons is not None:
+        if buttons:
             payload["reply_markup"] = {"inline_keyboard": buttons}
         return await self.call(chat_id, "editMessageText", payload, priority=priority,
                                coalesce_key=f"edit:{chat_id}:{message_id}")

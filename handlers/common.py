@@ -65,9 +65,11 @@ def handles_refusals(callback: Callback) -> Callback:
         try:
             return await callback(update, context)
         except Refused as refusal:
-            values = {k: t(context.locale, v) if isinstance(v, Key) else v
+            # a button's answer is seen by the presser alone: their own language
+            locale = context.user_locale if update.callback_query else context.locale
+            values = {k: t(locale, v) if isinstance(v, Key) else v
                       for k, v in refusal.values.items()}
-            text = t(context.locale, refusal.key, **values)
+            text = t(locale, refusal.key, **values)
             if update.callback_query is not None:
                 await answer_query(update, _plain(text), alert=True)
             else:

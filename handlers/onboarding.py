@@ -13,6 +13,7 @@ from bot.services.access import Action
 from bot.services.errors import Refused
 from handlers.common import (answer_query, command_args, handles_refusals, keyboard, reply,
                              reply_html)
+from handlers.opinions import show_draft
 from handlers.render import help_text, profile_text, role_name, unit_label
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ async def start(update: Update, context: GridhornContext) -> None:
         redeemed = await services.people.redeem(context.actor.user_id, args[0])
         if redeemed.kind == "join":
             await reply(update, context, "start.joined", building=unit_label(redeemed.unit))
+            await show_draft(update, context)  # a draft kept while they joined
         else:
             await reply(update, context, "start.role_granted",
                         role=role_name(context.locale, redeemed.role or ""),

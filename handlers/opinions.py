@@ -154,7 +154,7 @@ async def ticket_button(update: Update, context: GridhornContext) -> None:
     services = context.services
     tickets = services.tickets
     actor = context.actor
-    locale = context.locale
+    locale = context.user_locale  # answers to a press are seen by the presser alone
     if action == "ack":
         ticket = await tickets.acknowledge(actor, ticket_id)
         await answer_query(update, t(locale, "done.ack", id=ticket.id))

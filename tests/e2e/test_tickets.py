@@ -1,0 +1,377 @@
+"""Voice of the residents: one opinion through every state, and the ways it can go wrong."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support.harness import grant, seed_map
+
+pytestmark = pytest.mark.asyncio
+
+
+class World:
+    """A building with a resident and its head, a grid with a worker, a department."""
+
+    def __init__(self, harness):
+        self.h = harness
+        emu = harness.emu
+        self.resident = emu.add_user(first_name="李", last_name="四", language_code="zh-hans")
+        self.head = emu.add_user(first_name="Head", language_code="en")
+        self.worker = emu.add_user(first_name="Worker", language_code="en")
+        self.liaison = emu.add_user(first_name="Liaison", language_code="zh-TW")
+        self.neighbour = emu.add_user(first_name="Neighbour", language_code="en")
+
+    async def setup(self, forum=False, **settings):
+        h = self.h
+        await h.start_bot(**settings)
+        await seed_map(h.store)
+        await grant(h.store, self.head.id, "building_head", "B01010101")
+        await grant(h.store, self.worker.id, "grid_worker", "G0101")
+        await grant(h.store, self.liaison.id, "department_liaison", "MZJ")
+        async with h.store.transaction():
+            for user in (self.resident, self.neighbour):
+                await h.store.people.ensure(user.id)
+                await h.store.people.set_building(user.id, "B01010101")
+        for user in (self.resident, self.head, self.worker, self.liaison, self.neighbour):
+            await h.say(user, "/start")
+        emu = h.emu
+        self.grid_chat = emu.add_group(title="第一网格工作群", forum=forum,
+                                       members=[self.worker])
+        await emu.add_bot_to_group(self.grid_chat, by=self.worker, admin=True, can_pin=True,
+                                   can_manage_topics=True)
+        await h.say(self.worker, "/bind G0101", chat=self.grid_chat)
+        async with h.store.transaction():  # the grid staff work in English
+            await h.store.map.set_chat_locale(self.grid_chat.id, "en")
+        self.dept_chat = emu.add_group(title="民政局", members=[self.liaison])
+        await emu.add_bot_to_group(self.dept_chat, by=self.liaison, admin=True, can_pin=True)
+        await h.say(self.liaison, "/bind MZJ", chat=self.dept_chat)
+        self.building_chat = emu.add_group(title="1栋楼事群", members=[self.head, self.neighbour])
+        await emu.add_bot_to_group(self.building_chat, by=self.head, admin=True, can_pin=True)
+        await h.say(self.head, "/bind B01010101", chat=self.building_chat)
+
+    async def submit(self, user=None, text="楼道灯坏了一个星期了", domain="orange",
+                     anonymous=False):
+        user = user or self.resident
+        h = self.h
+        card = (await h.say(user, text))[-1]
+        if domain:
+            h.emu.press(user, card, f"dr:dom:{domain}")
+            await h.settle()
+        if anonymous:
+            h.emu.press(user, card, "dr:anon")
+            await h.settle()
+        before = len(h.emu.messages(user.id))
+        query = h.emu.press(user, card, "dr:submit")
+        self.submit_answer = await query.wait_answered(timeout=5)
+        await h.settle()
+        return h.emu.messages(user.id)[before:]
+
+    def card(self, chat_id, ticket_id=1):
+        cards = [m for m in self.h.emu.messages(chat_id)
+                 if m.text.startswith(f"#{ticket_id} ") and m.buttons]
+        assert cards, f"no card of #{ticket_id} in {chat_id}: " + \
+            "\n".join(m.text[:60] for m in self.h.emu.messages(chat_id))
+        return cards[-1]
+
+    async def press(self, user, message, label):
+        query = self.h.emu.press(user, message, label)
+        answer = await query.wait_answered(timeout=5)
+        await self.h.settle()
+        return answer
+
+    async def answer_prompt(self, user, chat, text):
+        prompt = await self.h.last(chat.id)
+        assert prompt.force_reply, prompt.text
+        return await self.h.say(user, text, chat=chat, reply_to=prompt)
+
+    def texts(self, chat_id):
+        return [m.text for m in self.h.emu.messages(chat_id)]
+
+
+async def test_one_opinion_through_every_state(harness):
+    w = World(harness)
+    await w.setup()
+    emu = harness.emu
+
+    # the draft: shown back with the seven domains, Not sure, Anonymous, Submit, Cancel
+    card = (await harness.say(w.resident, "楼道灯坏了 <b>急</b> & 请修"))[-1]
+    labels = [b.text for row in card.buttons for b in row]
+    assert "楼道灯坏了 <b>急</b> & 请修" in card.text
+    for word in ("红色强基", "橙色暖心", "金色奉献", "绿色健康", "青色活力", "蓝色和谐", "紫色品质",
+                 "不确定", "匿名", "提交", "取消"):
+        assert any(word in label for label in labels), word
+    assert await harness.store.tickets.get(1) is None  # a draft carries no number
+
+    emu.press(w.resident, card, "dr:dom:orange")
+    await harness.settle()
+    emu.press(w.resident, card, "dr:submit")
+    await harness.settle()
+    receipt = [t for t in w.texts(w.resident.id) if "#1" in t][-1]
+    assert "您的意见已登记为 #1" in receipt and "1 天 内受理" in receipt
+
+    # routing: the head's private card and the grid staff chat card
+    head_card = w.card(w.head.id)
+    assert "橙色暖心" in head_card.text or "Livelihood services" in head_card.text
+    assert "From: 李 四" in head_card.text and "楼道灯坏了 <b>急</b> & 请修" in head_card.text
+    grid_card = w.card(w.grid_chat.id)
+    assert "State: new" in grid_card.text
+
+    # acknowledge (building head)
+    assert (await w.press(w.head, head_card, "t:ack:1")).text == "Acknowledged #1"
+    assert "#1 已由楼栋长受理" in w.texts(w.resident.id)[-1]
+    assert "State: acknowledged" in w.card(w.head.id).text
+    assert "State: acknowledged" in w.card(w.grid_chat.id).text
+
+    # escalate to grid (building head)
+    await w.press(w.head, w.card(w.head.id), "t:esc:1")
+    assert "#1 已上报网格" in w.texts(w.resident.id)[-1]
+    assert any("escalated from the building to the grid" in t for t in w.texts(w.grid_chat.id))
+
+    # whistle to the civil affairs bureau (grid worker): the lead department comes first
+    await w.press(w.worker, w.card(w.grid_chat.id), "t:wh:1")
+    picker = await harness.last(w.grid_chat.id)
+    assert picker.buttons[0][0].callback_data == "t:wh:1:MZJ"
+    await w.press(w.worker, picker, "t:wh:1:MZJ")
+    assert "#1 已吹哨给 县民政局" in w.texts(w.resident.id)[-1]
+    dept_card = w.card(w.dept_chat.id)
+    assert [b.text for b in dept_card.buttons[0]] == ["✋ 报到", "↩️ 退回"]
+    assert "李" not in dept_card.text  # departments never see the reporter
+
+    # the department declines with a reason: back to the grid, quoted in the staff thread
+    await w.press(w.liaison, dept_card, "t:dec:1")
+    await w.answer_prompt(w.liaison, w.dept_chat, "不属于民政局职责")
+    declined = [t for t in w.texts(w.grid_chat.id) if "declined #1" in t][-1]
+    assert "Reason: 不属于民政局职责" in declined
+    grid_card = w.card(w.grid_chat.id)
+    assert any(b.callback_data == "t:wh:1" for row in grid_card.buttons for b in row)
+
+    # whistle again, accepted this time
+    await w.press(w.worker, grid_card, "t:wh:1")
+    await w.press(w.worker, await harness.last(w.grid_chat.id), "t:wh:1:MZJ")
+    answer = await w.press(w.liaison, w.card(w.dept_chat.id), "t:acc:1")
+    assert "已報到 #1" in answer.text
+    assert "承办部门已报到" in w.texts(w.resident.id)[-1]
+
+    # a second Accept is refused and changes nothing
+    stale = harness.emu.inject_callback(w.liaison, dept_card, "t:acc:1")
+    assert "不能這樣操作" in (await stale.wait_answered(timeout=5)).text
+
+    # resolved with a note (the department), the reporter sees the note and rates
+    await w.press(w.liaison, w.card(w.dept_chat.id), "t:res:1")
+    await w.answer_prompt(w.liaison, w.dept_chat, "已更换灯泡 <3")
+    resolved = harness.emu.messages(w.resident.id)[-1]
+    assert "已办结" in resolved.text and "办结说明：已更换灯泡 <3" in resolved.text
+    assert [b.text for b in resolved.buttons[0]] == ["⭐ 1", "⭐ 2", "⭐ 3", "⭐ 4", "⭐ 5"]
+    await w.press(w.resident, resolved, "⭐ 4")
+    ticket = await harness.store.tickets.get(1)
+    assert ticket.status == "rated" and ticket.rating == 4
+    assert "感谢您对 #1 的评价" in w.texts(w.resident.id)[-1]
+
+    # the timeline holds every step, with who
+    kinds = [e.kind for e in await harness.store.tickets.events(1)]
+    assert kinds == ["created", "acknowledged", "escalated", "whistled", "declined", "whistled",
+                     "accepted", "resolved", "rated"]
+    view = (await harness.say(w.worker, "/ticket 1"))[-1].text
+    assert "Timeline" in view and "declined by the department" in view
+
+
+async def test_reply_relays_both_ways_and_staff_talk_stays_among_staff(harness):
+    w = World(harness)
+    await w.setup()
+    await w.submit()
+    before = len(harness.emu.messages(w.resident.id))
+    # staff talk in reply to the card stays among staff
+    await harness.say(w.worker, "谁去看看？", chat=w.grid_chat, reply_to=w.card(w.grid_chat.id))
+    assert len(harness.emu.messages(w.resident.id)) == before
+    # "Reply" relays to the reporter
+    await w.press(w.worker, w.card(w.grid_chat.id), "t:rep:1")
+    await w.answer_prompt(w.worker, w.grid_chat, "请问是几楼的灯？")
+    relayed = harness.emu.messages(w.resident.id)[-1]
+    assert "请问是几楼的灯？" in relayed.text and "#1" in relayed.text
+    # the reporter's reply comes back into the ticket's thread
+    await harness.say(w.resident, "三楼", reply_to=relayed)
+    assert any("answers:\n三楼" in t for t in w.texts(w.grid_chat.id))
+    assert "已把您的答复转给" in w.texts(w.resident.id)[-1]
+
+
+async def test_anonymous_reporter_is_never_shown(harness):
+    w = World(harness)
+    admin = harness.emu.add_user(first_name="Admin", language_code="en")
+    await w.setup(superadmins=str(admin.id))
+    await harness.say(admin, "/start")
+    await w.submit(anonymous=True)
+    for chat_id in (w.head.id, w.grid_chat.id):
+        for message in harness.emu.messages(chat_id):
+            assert "李" not in message.text and str(w.resident.id) not in message.text
+            for row in message.buttons:
+                for button in row:
+                    assert str(w.resident.id) not in (button.callback_data or "")
+    assert "anonymous resident" in w.card(w.head.id).text
+    assert "李" not in (await harness.say(w.worker, "/ticket 1"))[-1].text
+    # superadmins alone may see who it was
+    assert "李 四 (submitted anonymously)" in (await harness.say(admin, "/ticket 1"))[-1].text
+
+
+async def test_illegal_transitions_change_nothing(harness):
+    w = World(harness)
+    await w.setup()
+    await w.submit()
+    head_card = w.card(w.head.id)
+    # a neighbour (no role) presses staff buttons: refused
+    forged_on = (await harness.say(w.neighbour, "/lang"))[-1]  # a message in their own chat
+    other = harness.emu.inject_callback(w.neighbour, forged_on, "t:ack:1")
+    assert "outside your scope" in (await other.wait_answered(timeout=5)).text
+    # reject, then every later step is refused
+    await w.press(w.head, head_card, "t:rej:1")
+    prompt = await harness.last(w.head.id)
+    assert prompt.force_reply
+    await harness.say(w.head, "不属于物业范围", reply_to=prompt)
+    assert (await harness.store.tickets.get(1)).status == "rejected"
+    assert "理由：不属于物业范围" in w.texts(w.resident.id)[-1]
+    events = len(await harness.store.tickets.events(1))
+    for data in ("t:ack:1", "t:esc:1", "t:res:1"):
+        query = harness.emu.inject_callback(w.head, head_card, data)
+        answer = await query.wait_answered(timeout=5)
+        assert "closed" in answer.text or "not possible" in answer.text
+    query = harness.emu.inject_callback(w.worker, harness.emu.messages(w.grid_chat.id)[-1],
+                                        "t:wh:1:MZJ")
+    await query.wait_answered(timeout=5)
+    await harness.settle()
+    assert len(await harness.store.tickets.events(1)) == events
+    assert (await harness.store.tickets.get(1)).status == "rejected"
+
+
+async def test_rate_limit_keeps_the_draft(harness):
+    w = World(harness)
+    await w.setup(opinions_per_hour=2)
+    for n in range(2):
+        await w.submit(text=f"问题 {n}")
+    await w.submit(text="第三个问题")
+    assert "每小时最多提交 2 条意见" in w.submit_answer.text
+    assert (await harness.store.tickets.get(3)) is None
+    draft = await harness.store.flows.get(w.resident.id)
+    assert draft is not None and draft.data["text"] == "第三个问题"
+
+
+async def test_unregistered_resident_is_asked_to_join_and_keeps_the_draft(harness):
+    w = World(harness)
+    await w.setup()
+    stranger = harness.emu.add_user(first_name="New", language_code="en")
+    card = (await harness.say(stranger, "The bins are full"))[-1]
+    harness.emu.press(stranger, card, "dr:submit")
+    await harness.settle()
+    assert "join your building" in harness.emu.messages(stranger.id)[-1].text
+    link = (await harness.say(w.head, "/joinlink", chat=w.building_chat))[-1].text.split()[-1]
+    shown = await harness.say(stranger, f"/start {link.split('start=')[1]}")
+    assert "resident of 1栋" in shown[0].text
+    draft = shown[-1]
+    assert "The bins are full" in draft.text and draft.buttons
+    harness.emu.press(stranger, draft, "dr:submit")
+    await harness.settle()
+    assert "#1" in harness.emu.messages(stranger.id)[-1].text
+
+
+async def test_me_too_counts_once_per_resident(harness):
+    w = World(harness)
+    await w.setup()
+    await w.submit()
+    await w.press(w.head, w.card(w.head.id), "t:post:1")
+    post = await harness.last(w.building_chat.id)
+    assert "李" not in post.text and "我也是 0" in post.text
+    assert (await w.press(w.neighbour, post, "t:me:1")).text == "Counted. Thank you!"
+    assert (await w.press(w.neighbour, post, "t:me:1")).text == "You already said Me too."
+    assert "🙋 我也是 1" in (await harness.last(w.building_chat.id)).text
+    assert "Me too 1" in w.card(w.grid_chat.id).text
+    assert (await harness.store.tickets.get(1)).me_too == 1
+
+
+async def test_concurrent_take_it_has_one_winner(harness):
+    w = World(harness)
+    await w.setup()
+    volunteers = [harness.emu.add_user(first_name=f"V{i}", language_code="en") for i in range(8)]
+    for v in volunteers:
+        await grant(harness.store, v.id, "volunteer", "G0101")
+        await harness.say(v, "/start")
+    await w.submit()
+    await w.press(w.worker, w.card(w.grid_chat.id), "t:off:1")
+    offers = {v.id: harness.emu.messages(v.id)[-1] for v in volunteers}
+    queries = [harness.emu.press(v, offers[v.id], "t:take:1") for v in volunteers]
+    answers = await asyncio.gather(*(q.wait_answered(timeout=5) for q in queries))
+    winners = [a for a in answers if a.text.startswith("You took #1")]
+    assert len(winners) == 1
+    assert sum("already been taken" in a.text for a in answers) == len(volunteers) - 1
+    await harness.settle()
+    ticket = await harness.store.tickets.get(1)
+    assert ticket.assignee_id in {v.id for v in volunteers}
+    reporter_told = [t for t in w.texts(w.resident.id) if "接单" in t]
+    assert len(reporter_told) == 1
+    assert "Taken by:" in w.card(w.grid_chat.id).text
+
+
+async def test_low_rating_reopens_at_grid_level(harness):
+    w = World(harness)
+    await w.setup()
+    await w.submit()
+    await w.press(w.worker, w.card(w.grid_chat.id), "t:res:1")
+    await w.answer_prompt(w.worker, w.grid_chat, "已处理")
+    resolved = harness.emu.messages(w.resident.id)[-1]
+    await w.press(w.resident, resolved, "⭐ 2")
+    ticket = await harness.store.tickets.get(1)
+    assert ticket.status == "escalated" and ticket.level == "grid" and ticket.rating == 2
+    assert any("rated #1 2 stars; it is reopened" in t for t in w.texts(w.grid_chat.id))
+    # a comment may follow, by replying
+    await harness.say(w.resident, "灯还是不亮", reply_to=harness.emu.messages(w.resident.id)[-1])
+    assert (await harness.store.tickets.get(1)).rating_comment == "灯还是不亮"
+
+
+async def test_forum_staff_chat_gets_a_topic_per_ticket(harness):
+    w = World(harness)
+    await w.setup(forum=True)
+    await w.submit(domain="green", text="垃圾桶满了")
+    ticket = await harness.store.tickets.get(1)
+    assert ticket.staff_thread_id
+    topic_card = w.card(w.grid_chat.id)
+    assert topic_card.thread_id == ticket.staff_thread_id
+    topic = harness.emu.chat(w.grid_chat.id).topics[ticket.staff_thread_id]
+    assert topic.name == "#1 🟢 垃圾桶满了" and topic.created_by_bot
+    # later steps are told inside the ticket's topic
+    await w.press(w.worker, topic_card, "t:rep:1")
+    await w.answer_prompt(w.worker, w.grid_chat, "几号楼？")
+    await harness.say(w.resident, "3号楼", reply_to=harness.emu.messages(w.resident.id)[-1])
+    answer = [m for m in harness.emu.messages(w.grid_chat.id) if "3号楼" in m.text][-1]
+    assert answer.thread_id == ticket.staff_thread_id
+
+
+async def test_deadline_reminds_at_75_percent_then_escalates_across_a_restart(harness):
+    w = World(harness)
+    await w.setup(deadlines_routine="4s,1h,1h")
+    await w.submit()
+    await harness.emu.wait_until(
+        lambda: any("Reminder: #1" in t for t in w.texts(w.head.id)), timeout=10)
+    await harness.stop_bot()   # restart while the deadline is open
+    await harness.start_bot(deadlines_routine="4s,1h,1h")
+    await harness.emu.wait_until(
+        lambda: any("未能按期办理" in t for t in w.texts(w.resident.id)), timeout=10)
+    await harness.settle()
+    ticket = await harness.store.tickets.get(1)
+    assert ticket.level == "grid" and ticket.status == "escalated"
+    assert sum("Reminder: #1" in t for t in w.texts(w.head.id)) == 1
+    assert any("overdue and has moved up to the grid" in t for t in w.texts(w.grid_chat.id))
+    assert any("overdue" in t for t in w.texts(w.head.id))
+
+
+async def test_long_and_html_text_is_kept_whole(harness):
+    w = World(harness)
+    await w.setup()
+    text = ("<b>&amp; 楼道" * 600)[:4096]
+    shown = await harness.say(w.resident, text)
+    assert len(shown) == 2 and shown[-1].buttons  # header + text pass 4,096: split, not cut
+    assert text in "".join(m.text for m in shown)
+    harness.emu.press(w.resident, shown[-1], "dr:submit")
+    await harness.settle()
+    assert (await harness.store.tickets.get(1)).text == text
+    staff = [m.text for m in harness.emu.messages(w.grid_chat.id)]
+    assert text in "".join(staff)
+    assert "(the full text is in the message above)" in w.card(w.grid_chat.id).text
