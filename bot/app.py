@@ -11,7 +11,8 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.context import SERVICES_KEY, GridhornContext, Services
 from bot.intake import Intake
-from bot.outbox import Outbox, OutboxSender
+from bot.outbox import OutboxSender
+from bot.services.outbox import Outbox
 from bot.ratelimit import DirectReplyLimiter, FloodGate
 from bot.services.access import Access
 from bot.services.chats import ChatService

@@ -11,7 +11,8 @@ from bot.services.access import Access, Actor
 
 if TYPE_CHECKING:
     from bot.intake import Intake
-    from bot.outbox import Outbox, OutboxSender
+    from bot.outbox import OutboxSender
+    from bot.services.outbox import Outbox
     from bot.ratelimit import FloodGate
     from bot.services.chats import ChatService
     from bot.deadlines import DeadlineWatcher

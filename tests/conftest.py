@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from storage.store import Store
+
+if TYPE_CHECKING:
+    from tests.support.harness import Harness
 
 
 # Settings must come from the tests alone, never from a developer's environment or .env.

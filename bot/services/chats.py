@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from bot.i18n import t
-from bot.outbox import Outbox, Priority
+from bot.services.outbox import Outbox, Priority
 from bot.services.access import Access, Action, Actor
 from bot.services.errors import Refused
 from bot.services.people import PeopleService

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.i18n import t
-from bot.outbox import Outbox, Priority
+from bot.services.outbox import Outbox, Priority
 from bot.services import ticket_views as views
 from bot.services.access import Access, Action, Actor
 from bot.services.errors import Key, Refused

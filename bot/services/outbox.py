@@ -1,0 +1,86 @@
+"""The outbox's writing side (SPEC §7): what services call, inside their transaction.
+
+The sender (`bot/outbox.py`) reads the same table; nothing here knows Telegram.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bot.settings import Settings
+from storage.store import Store
+
+
+class Priority:
+    """Lower is sooner: emergency before major before personal notices, service, routine."""
+
+    EMERGENCY = 0
+    MAJOR = 10
+    PERSONAL = 15
+    SERVICE = 20
+    ROUTINE = 30
+    PIN_DELAY = 5  # a pin waits behind the posts of its own priority
+
+
+def file_field(data: bytes, filename: str) -> dict[str, str]:
+    """A file inside an outbox payload (kept in the store as base64)."""
+    return {"_file_b64": base64.b64encode(data).decode("ascii"), "filename": filename}
+
+
+class Outbox:
+    """Writing side: what services call (inside their transaction)."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self._wake: Callable[[], None] = lambda: None
+
+    def connect(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    async def call(self, chat_id: int, method: str, payload: dict[str, Any], *,
+                   priority: int, quiet: bool = False, delay: float = 0.0,
+                   dedupe_key: str | None = None, coalesce_key: str | None = None,
+                   ref: str | None = None) -> int | None:
+        item_id = await self.store.outbox.enqueue(
+            chat_id, method, payload, priority, quiet=quiet,
+            not_before=time.time() + delay if delay else 0.0,
+            dedupe_key=dedupe_key, coalesce_key=coalesce_key, ref=ref)
+        self.store.db.after_commit(self._wake)
+        return item_id
+
+    async def send(self, chat_id: int, text: str, *, priority: int,
+                   buttons: list[list[dict[str, str]]] | None = None, thread_id: int = 0,
+                   quiet: bool = False, pin: bool = False, dedupe_key: str | None = None,
+                   ref: str | None = None, reply_to: int | None = None,
+                   force_reply: bool = False, delay: float = 0.0) -> int | None:
+        """Queue an HTML text message; buttons are rows of {"text", "callback_data"|"url"}."""
+        payload: dict[str, Any] = {"text": text, "parse_mode": "HTML",
+                                   "link_preview_options": {"is_disabled": True}}
+        if buttons:
+            payload["reply_markup"] = {"inline_keyboard": buttons}
+        elif force_reply:
+            payload["reply_markup"] = {"force_reply": True, "selective": True}
+        if thread_id:
+            payload["message_thread_id"] = thread_id
+        if reply_to:
+            payload["reply_parameters"] = {"message_id": reply_to,
+                                           "allow_sending_without_reply": True}
+        if pin:
+            payload["_pin"] = True
+        return await self.call(chat_id, "sendMessage", payload, priority=priority, quiet=quiet,
+                               dedupe_key=dedupe_key, ref=ref, delay=delay)
+
+    async def edit(self, chat_id: int, message_id: int, text: str, *, priority: int,
+                   buttons: list[list[dict[str, str]]] | None = None) -> int | None:
+        """Queue an edit; a pending edit of the same message is replaced (coalesced).
+        Without buttons the message's keyboard is removed (as editMessageText does)."""
+        payload: dict[str, Any] = {"message_id": message_id, "text": text, "parse_mode": "HTML",
+                                   "link_preview_options": {"is_disabled": True}}
+        if buttons:
+            payload["reply_markup"] = {"inline_keyboard": buttons}
+        return await self.call(chat_id, "editMessageText", payload, priority=priority,
+                               coalesce_key=f"edit:{chat_id}:{message_id}")
