@@ -153,12 +153,14 @@ class Database:
         await self._conn().executemany(sql, rows)
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
-        async with self._conn().execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
-        async with self._conn().execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        # One call on the connection's thread: the statement runs to its end at once. A cursor
+        # left open across awaits would hold a read snapshot that other tasks' reads on the
+        # same connection then share, and they would miss commits made meanwhile.
+        return list(await self._conn().execute_fetchall(sql, params))
 
     async def fetchval(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
         row = await self.fetchone(sql, params)
