@@ -375,3 +375,48 @@ async def test_long_and_html_text_is_kept_whole(harness):
     staff = [m.text for m in harness.emu.messages(w.grid_chat.id)]
     assert text in "".join(staff)
     assert "(the full text is in the message above)" in w.card(w.grid_chat.id).text
+
+
+async def test_lists_merge_urgency_and_photos(harness):
+    w = World(harness)
+    await w.setup()
+    await w.submit(text="一号问题")
+    await w.submit(user=w.neighbour, text="二号问题")
+    harness.emu.send_photo(w.resident, caption="三号：墙皮脱落")
+    await harness.settle()
+    card = harness.emu.messages(w.resident.id)[-1]
+    assert "三号：墙皮脱落" in card.text and "📷" in card.text
+    harness.emu.press(w.resident, card, "dr:submit")
+    await harness.settle()
+    ticket = await harness.store.tickets.get(3)
+    assert ticket.photo_file_id
+    assert any(m.kind == "photo" and "#3" in m.text for m in harness.emu.messages(w.grid_chat.id))
+
+    # urgency: urgent shortens the deadline and the card says so
+    await w.press(w.worker, w.card(w.grid_chat.id, 2), "t:urg:2")
+    picker = await harness.last(w.grid_chat.id)
+    answer = await w.press(w.worker, picker, "t:urg:2:urgent")
+    assert answer.text == "#2 urgency: urgent"
+    assert "Urgency: urgent" in w.card(w.grid_chat.id, 2).text
+    urgent = await harness.store.tickets.get(2)
+    assert urgent.due_at - urgent.due_from == 3600
+
+    # /tickets: soonest deadline first (the urgent one), /my: one's own
+    listing = (await harness.say(w.worker, "/tickets"))[-1].text
+    assert listing.index("#2") < listing.index("#1") and "3 in all" in listing
+    mine = (await harness.say(w.resident, "/my"))[-1].text
+    assert "#1" in mine and "#3" in mine and "#2" not in mine
+    refused = (await harness.say(w.resident, "/tickets"))[-1].text
+    assert "只有工作人员" in refused
+    assert "没有您能查看的 #2" in (await harness.say(w.resident, "/ticket 2"))[-1].text
+    assert "用法" in (await harness.say(w.resident, "/ticket abc"))[-1].text
+
+    # merge #3 into #1: the reporter is pointed at #1; a bad target is refused
+    await w.press(w.worker, w.card(w.grid_chat.id, 3), "t:mrg:3")
+    await w.answer_prompt(w.worker, w.grid_chat, "#99")
+    assert (await harness.store.tickets.get(3)).status == "new"
+    assert "not a ticket this one can be merged into" in w.texts(w.grid_chat.id)[-1]
+    await w.press(w.worker, w.card(w.grid_chat.id, 3), "t:mrg:3")
+    await w.answer_prompt(w.worker, w.grid_chat, "#1")
+    assert (await harness.store.tickets.get(3)).merged_into == 1
+    assert "已合并办理，请关注 #1" in w.texts(w.resident.id)[-1]
