@@ -57,19 +57,24 @@ async def bot_membership(update: Update, context: GridhornContext) -> None:
         await reply(update, context, "chat.greeting")
 
 
+def _group_thread(update: Update) -> int:
+    """The forum topic the command was sent in (0 outside a topic); refuses private chats."""
+    chat = update.effective_chat
+    if chat is None or chat.type == "private":
+        raise Refused("bind.private")
+    message = update.effective_message
+    return (message.message_thread_id or 0) if message and message.is_topic_message else 0
+
+
 @handles_refusals
 async def bind(update: Update, context: GridhornContext) -> None:
     """/bind CODE: link this chat (or this forum topic) to a unit of the map."""
     args = command_args(update)
     if len(args) != 1:
         raise Refused("bind.usage")
-    chat = update.effective_chat
-    if chat is None or chat.type == "private":
-        raise Refused("bind.private")
-    message = update.effective_message
-    thread_id = message.message_thread_id if message and message.is_topic_message else 0
+    thread_id = _group_thread(update)
     info = await chat_info(update, context)
-    bound = await context.services.chats.bind(context.actor, info, thread_id or 0, args[0])
+    bound = await context.services.chats.bind(context.actor, info, thread_id, args[0])
     lines = [t(context.locale, "bind.done_topic" if bound.thread_id else "bind.done",
                unit=unit_label(bound.unit))]
     if bound.missing_rights:
@@ -81,12 +86,9 @@ async def bind(update: Update, context: GridhornContext) -> None:
 @handles_refusals
 async def unbind(update: Update, context: GridhornContext) -> None:
     """/unbind: undo this chat's (or topic's) binding."""
-    chat = update.effective_chat
-    if chat is None or chat.type == "private":
-        raise Refused("bind.private")
-    message = update.effective_message
-    thread_id = message.message_thread_id if message and message.is_topic_message else 0
-    unit = await context.services.chats.unbind(context.actor, chat.id, thread_id or 0)
+    thread_id = _group_thread(update)
+    unit = await context.services.chats.unbind(context.actor, update.effective_chat.id,
+                                               thread_id)
     await reply(update, context, "unbind.done", unit=unit_label(unit))
 
 

@@ -355,9 +355,7 @@ class TicketService:
         ticket = await self.store.tickets.get(ticket_id)
         if ticket is None:
             raise Refused("ticket.unknown", id=ticket_id)
-        if ticket.department_code and any(g.role == "department_liaison" and
-                                           g.unit_code == ticket.department_code
-                                           for g in actor.grants):
+        if _liaison_of(actor, ticket):
             if ticket.status != "accepted":
                 raise Refused("ticket.bad_state", id=ticket.id, state=Key("status." + ticket.status))
         else:
@@ -430,9 +428,7 @@ class TicketService:
                 raise Refused("ticket.bad_state", id=ticket.id,
                               state=Key("status." + ticket.status))
             return ticket
-        if action == "res" and ticket.department_code and any(
-                g.role == "department_liaison" and g.unit_code == ticket.department_code
-                for g in actor.grants):
+        if action == "res" and _liaison_of(actor, ticket):
             self._require_open(ticket)
             return ticket
         await self._require(actor, Action.RESOLVE if action == "res" else
@@ -756,9 +752,7 @@ class TicketService:
             raise Refused("ticket.closed", id=ticket.id)
 
     async def _may(self, actor: Actor, action: Action, ticket: Ticket) -> bool:
-        if action == Action.VIEW_TICKETS and ticket.department_code and any(
-                g.role == "department_liaison" and g.unit_code == ticket.department_code
-                for g in actor.grants):
+        if action == Action.VIEW_TICKETS and _liaison_of(actor, ticket):
             return True
         return await self.access.can(actor, action, ticket.building_code)
 
@@ -773,9 +767,7 @@ class TicketService:
 
     async def _department_ticket(self, actor: Actor, ticket_id: int) -> Ticket:
         ticket = await self._get(ticket_id)
-        if not actor.superadmin and not any(
-                g.role == "department_liaison" and g.unit_code == ticket.department_code
-                for g in actor.grants):
+        if not actor.superadmin and not _liaison_of(actor, ticket):
             raise Refused("ticket.not_allowed", id=ticket.id)
         return ticket
 
@@ -872,6 +864,13 @@ class TicketService:
         chat = await self.store.map.chat(chat_id)
         return chat.locale if chat is not None and chat.locale else \
             self.settings.default_locale
+
+
+def _liaison_of(actor: Actor, ticket: Ticket) -> bool:
+    """Whether the actor answers whistles for the ticket's current department."""
+    return ticket.department_code is not None and any(
+        g.role == "department_liaison" and g.unit_code == ticket.department_code
+        for g in actor.grants)
 
 
 def _hours_text(locale: str, seconds: float) -> str:
