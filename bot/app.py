@@ -19,6 +19,11 @@ from bot.services.chats import ChatService
 from bot.services.people import PeopleService
 from bot.services.tickets import TicketService
 from bot.deadlines import DeadlineWatcher
+from bot.horn_watch import HornWatcher
+from bot.services.horns import HornService
+from bot.services.volunteers import VolunteerService
+from bot.scheduler import Scheduler
+from bot.services.schedule import ScheduleService
 from storage.models import OutboxItem
 from bot.settings import Settings
 from storage.store import Store
@@ -68,12 +73,21 @@ async def open_services(app: Application) -> None:
     sender.chat_lost_hooks.append(chats.chat_lost)
     sender.migrate_hooks.append(store.map.migrate_chat)
     sender.migrate_hooks.append(store.tickets.migrate_chat)
+    sender.migrate_hooks.append(store.schedules.migrate_chat)
     _connect_ticket_hooks(sender, tickets)
     deadlines = DeadlineWatcher(tickets)
     tickets.changed = deadlines.wake
+    horns = HornService(store, access, people, outbox, settings)
+    _connect_horn_hooks(sender, horns)
+    horn_watch = HornWatcher(horns)
+    horns.changed = horn_watch.wake
+    schedule = ScheduleService(store, access, people, outbox, settings)
+    scheduler = Scheduler(store, schedule, settings)
     services = Services(settings=settings, store=store, access=access, people=people,
                         chats=chats, outbox=outbox, sender=sender, gate=gate, tickets=tickets,
-                        deadlines=deadlines, bot_username=app.bot.username or "")
+                        deadlines=deadlines, horns=horns, horn_watch=horn_watch,
+                        volunteers=VolunteerService(store), schedule=schedule, scheduler=scheduler,
+                        bot_username=app.bot.username or "")
     app.bot_data[SERVICES_KEY] = services
     from handlers.menus import set_command_menus
 
@@ -105,6 +119,26 @@ def _connect_ticket_hooks(sender: OutboxSender, tickets: TicketService) -> None:
     sender.on_sent("comment", comment)
 
 
+def _connect_horn_hooks(sender: OutboxSender, horns: HornService) -> None:
+    """Every copy of a horn is recorded as it goes out, so each can be edited later; what
+    went out is compared with the horn's current text, and a stale copy is edited again."""
+
+    async def copy(item: OutboxItem, result: Any) -> None:
+        _, horn_id, kind = (item.ref or "").split(":")
+        await horns.copy_sent(int(horn_id), kind, item.chat_id, result.message_id,
+                              int(item.payload.get("message_thread_id") or 0),
+                              item.payload.get("text", ""))
+
+    async def edited(item: OutboxItem, result: Any) -> None:
+        _, horn_id, kind = (item.ref or "").split(":")
+        await horns.edit_sent(int(horn_id), kind, item.chat_id, item.payload["message_id"],
+                              item.payload.get("text", ""))
+
+    sender.on_sent("hcopy", copy)
+    sender.on_sent("hedit", edited)
+    sender.migrate_hooks.append(horns.store.horns.migrate_chat)
+
+
 async def close_services(app: Application) -> None:
     services: Services | None = app.bot_data.get(SERVICES_KEY)
     if services is not None:
@@ -134,6 +168,8 @@ class Runtime:
         services = self.services
         await services.sender.start()
         await services.deadlines.start()
+        await services.horn_watch.start()
+        await services.scheduler.start()  # after an outage, what was due runs once now
         services.intake = Intake(self.app, services.store, poll_timeout=self.poll_timeout)
         await services.intake.start()
         logger.info("Gridhorn is running as @%s", services.bot_username)
@@ -144,6 +180,8 @@ class Runtime:
             if services.intake is not None:
                 await services.intake.stop()
             await services.deadlines.stop()
+            await services.horn_watch.stop()
+            await services.scheduler.stop()
             await services.sender.stop()
         if self.app.running:
             await self.app.stop()

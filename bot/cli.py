@@ -1,4 +1,4 @@
-"""The `gridhorn` command: run the bot, import and export the map."""
+"""The `gridhorn` command: run the bot, import and export the map, write a report."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     exp = map_commands.add_parser("export", help="write the map as YAML (stdout without FILE)")
     exp.add_argument("file", type=Path, nargs="?")
+    report = commands.add_parser(
+        "report", help="write a month's public report: text, chart (PNG) and workbook (XLSX)")
+    report.add_argument("month", help="the month, YYYY-MM")
+    report.add_argument("--out", type=Path, required=True, help="the folder to write into")
+    report.add_argument("--unit", help="a community or grid code (default: the whole city)")
+    report.add_argument("--lang", choices=("zh-Hans", "zh-Hant", "en"),
+                        help="the language (default: GRIDHORN_DEFAULT_LOCALE)")
     return parser
 
 
@@ -50,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.map_command == "export":
             return asyncio.run(_map_export(settings, args.file))
         parser.parse_args(["map", "--help"])
+    if args.command == "report":
+        return asyncio.run(_report(settings, args.month, args.out, args.unit, args.lang))
     return 2
 
 
@@ -127,6 +136,51 @@ async def _map_export(settings: Settings, path: Path | None) -> int:
     else:
         path.write_text(text, encoding="utf-8")
         print(f"map written to {path}")
+    return 0
+
+
+async def _report(settings: Settings, month_text: str, out: Path, unit_code: str | None,
+                  lang: str | None) -> int:
+    """The same report `/report` gives, written as files (a finished month: the whole month;
+    the current one: so far)."""
+    import html
+    import re
+    from datetime import datetime
+
+    from bot.services import periods
+    from bot.services.outbox import Outbox
+    from bot.services.reports import ReportService
+    from bot.services.scopes import city_scope, unit_scope
+    from storage.store import Store
+
+    month = periods.parse_month(month_text)
+    if month is None:
+        print(f"gridhorn: {month_text!r} is not a month like 2026-11", file=sys.stderr)
+        return 2
+    locale = lang or settings.default_locale
+    store = await Store.open_sqlite(settings.sqlite_path)
+    try:
+        if unit_code:
+            unit = await store.map.get(unit_code)
+            if unit is None or unit.kind not in ("community", "grid"):
+                print(f"gridhorn: {unit_code} is not a community or grid code", file=sys.stderr)
+                return 2
+            scope = await unit_scope(store, unit)
+        else:
+            scope = await city_scope(store)
+        reports = ReportService(store, Outbox(store, settings), settings)
+        report = await reports.build(scope, month, datetime.now(settings.tz))
+        files = await reports.files(report, locale)
+    finally:
+        await store.close()
+    out.mkdir(parents=True, exist_ok=True)
+    png_name, xlsx_name = files.filenames(month)
+    text = html.unescape(re.sub(r"<[^>]+>", "", files.text))
+    (out / png_name).write_bytes(files.chart)
+    (out / xlsx_name).write_bytes(files.workbook)
+    (out / png_name.replace(".png", ".txt")).write_text(text + "\n", encoding="utf-8")
+    print(f"report of {month} written to {out}: {png_name}, {xlsx_name}, "
+          f"{png_name.replace('.png', '.txt')}")
     return 0
 
 

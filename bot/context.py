@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from bot.deadlines import DeadlineWatcher
     from bot.services.people import PeopleService
     from bot.services.tickets import TicketService
+    from bot.horn_watch import HornWatcher
+    from bot.services.horns import HornService
+    from bot.services.volunteers import VolunteerService
+    from bot.scheduler import Scheduler
+    from bot.services.schedule import ScheduleService
     from bot.settings import Settings
     from storage.store import Store
 
@@ -36,6 +41,11 @@ class Services:
     gate: "FloodGate"
     tickets: "TicketService"
     deadlines: "DeadlineWatcher"
+    horns: "HornService"
+    horn_watch: "HornWatcher"
+    volunteers: "VolunteerService"
+    schedule: "ScheduleService"
+    scheduler: "Scheduler"
     intake: "Intake | None" = None
     bot_username: str = ""
 

@@ -22,7 +22,7 @@ from typing import Any
 from telegram import Bot, InputFile, Message, MessageId, TelegramObject
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from bot.ratelimit import OUTBOX, FloodGate
+from bot.ratelimit import OUTBOX, FloodGate, Stamp
 from bot.services.outbox import Priority
 from bot.settings import Settings
 from storage.models import OutboxItem
@@ -65,9 +65,12 @@ class OutboxSender:
         self._ready: list[tuple[int, int, int]] = []   # (priority, id, chat)
         self._timed: list[tuple[float, int]] = []      # (monotonic time, chat)
         self._wake = asyncio.Event()
+        self._dirty = True  # rows may have been committed since the last load
         self._loaded_up_to = 0
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self._on_the_wire: set[Stamp] = set()  # calls sent and not answered yet
+        self.stall_threshold = 0.005
         self._idle = asyncio.Event()
         self._idle.set()
         self.sent_hooks: dict[str, SentHook] = {}
@@ -81,6 +84,8 @@ class OutboxSender:
         self.sent_hooks[ref_prefix] = hook
 
     def wake(self) -> None:
+        """New rows were committed (the writer's after-commit hook)."""
+        self._dirty = True
         self._wake.set()
 
     async def start(self) -> None:
@@ -110,7 +115,9 @@ class OutboxSender:
         await self._load(reset=True)
         while True:
             self._wake.clear()
-            await self._load()
+            if self._dirty:
+                self._dirty = False
+                await self._load()
             self._promote_timed()
             if not self._ready:
                 self._signal_idle()
@@ -118,7 +125,7 @@ class OutboxSender:
                 continue
             free_at = self.gate.overall_next_free()
             if free_at > self.gate.clock():
-                await asyncio.sleep(free_at - self.gate.clock())
+                await self._sleep_until(free_at, wakeable=False)
                 continue  # something more urgent may have arrived meanwhile
             priority, item_id, chat_id = heapq.heappop(self._ready)
             lane = self._lanes.get(chat_id)
@@ -126,17 +133,32 @@ class OutboxSender:
                 continue  # stale entry
             await self._slots.acquire()
             lane.busy = True
-            self.gate.record(chat_id)
-            task = asyncio.create_task(self._deliver(item_id, chat_id))
+            stamp = self.gate.record(chat_id)
+            task = asyncio.create_task(self._deliver(item_id, chat_id, stamp))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
-    async def _sleep_until(self, when: float | None) -> None:
+    async def _sleep_until(self, when: float | None, wakeable: bool = True) -> None:
         timeout = None if when is None else max(0.0, when - self.gate.clock())
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            pass
+        if not wakeable:
+            assert timeout is not None
+            await asyncio.sleep(timeout)
+        else:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+                return
+            except TimeoutError:
+                pass
+        late = self.gate.clock() - when  # type: ignore[operator]
+        if late > self.stall_threshold:
+            self._stalled(late)
+
+    def _stalled(self, late: float) -> None:
+        """The loop woke `late` seconds after its timer: the process stalled (a garbage
+        collection, a slow callback). A call that was on its way may have left that much later
+        than stamped, so it counts that much later: Telegram counts arrivals."""
+        for stamp in self._on_the_wire:
+            self.gate.restamp(stamp, stamp.at + late)
 
     def _signal_idle(self) -> None:
         if not self._sending and not self._ready:
@@ -205,14 +227,15 @@ class OutboxSender:
 
     # delivery
 
-    async def _deliver(self, item_id: int, chat_id: int) -> None:
+    async def _deliver(self, item_id: int, chat_id: int, stamp: Stamp) -> None:
         next_chat = chat_id
         try:
             item = await self.store.outbox.get(item_id)  # fresh: a coalesced edit may be newer
             if item is None or item.status != "pending":
                 self._forget(item_id)
                 return
-            next_chat = await self._attempt(item)
+            self.gate.restamp(stamp)  # the windows count when the call leaves, not the pick
+            next_chat = await self._attempt(item, stamp)
         except Exception:
             logger.exception("outbox item %s could not be processed", item_id)
             self._forget(item_id)
@@ -224,13 +247,18 @@ class OutboxSender:
             self._schedule(chat_id)
             if next_chat != chat_id:
                 self._schedule(next_chat)
+            self._sending.discard(asyncio.current_task())  # type: ignore[arg-type]
             self._signal_idle()
             self._wake.set()
 
-    async def _attempt(self, item: OutboxItem) -> int:
+    async def _attempt(self, item: OutboxItem, stamp: Stamp) -> int:
         """Send once; returns the chat the item's lane now lives in."""
+        self._on_the_wire.add(stamp)
         try:
-            result = await self._call(item)
+            try:
+                result = await self._call(item)
+            finally:
+                self._on_the_wire.discard(stamp)
         except RetryAfter as exc:
             seconds = _seconds(exc.retry_after)
             logger.warning("429 on %s to %s: retry after %s s", item.method, item.chat_id, seconds)

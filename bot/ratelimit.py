@@ -29,29 +29,81 @@ OUTBOX = {"outbox": True}
 
 
 class Window:
-    """At most `capacity` events in any `span` seconds."""
+    """At most `capacity` events in any `span` seconds; a paced window also spaces them evenly.
 
-    __slots__ = ("capacity", "span", "events")
+    Events are kept in time order. A paced window (the overall limit) lets calls go one every
+    `span / capacity` seconds instead of a burst of `capacity` at once: a burst leaves its
+    calls queueing in the HTTP client, so they reach Telegram spread out by a varying delay,
+    and the next burst, sent on an idle client, can overtake the window that Telegram counts.
+    """
 
-    def __init__(self, per_second: float, slack: float) -> None:
+    __slots__ = ("capacity", "span", "gap", "events", "last")
+
+    def __init__(self, per_second: float, slack: float, paced: bool = False) -> None:
         self.capacity = max(1, int(per_second))
         self.span = self.capacity / per_second + slack
+        self.gap = self.span / self.capacity if paced else 0.0
         self.events: deque[float] = deque()
+        self.last = -math.inf  # the slot of the latest decision (pacing ignores restamps)
 
     def next_free(self, now: float) -> float:
         events = self.events
         while events and events[0] <= now - self.span:
             events.popleft()
-        if len(events) < self.capacity:
-            return now
-        return events[len(events) - self.capacity] + self.span
+        free = now
+        if self.gap:
+            free = max(free, self.last + self.gap)
+        if len(events) >= self.capacity:
+            free = max(free, events[len(events) - self.capacity] + self.span)
+        return free
 
     def record(self, now: float) -> None:
-        self.events.append(now)
+        if self.gap:
+            # The slot this call took: a call a little late (the loop woke late) keeps the
+            # pace, so lateness does not add up; after a pause the pace starts afresh.
+            self.last = max(now - self.gap / 2, self.last + self.gap)
+        events = self.events
+        if events and events[-1] > now:  # a restamped event lies ahead: keep the order
+            self._insert(now)
+        else:
+            events.append(now)
+
+    def move(self, old: float, new: float) -> None:
+        """An event recorded at `old` really happened at `new` (later)."""
+        events = self.events
+        for index in range(len(events) - 1, -1, -1):
+            if events[index] == old:
+                del events[index]
+                self._insert(new)
+                return
+            if events[index] < old:
+                return  # already expired
+
+    def _insert(self, when: float) -> None:
+        events = self.events
+        index = len(events)
+        while index and events[index - 1] > when:
+            index -= 1
+        events.insert(index, when)
+
+
+class Stamp:
+    """A call's slot in the windows: when it counts, and for which chat."""
+
+    __slots__ = ("at", "chat_id")
+
+    def __init__(self, at: float, chat_id: int | None) -> None:
+        self.at = at
+        self.chat_id = chat_id
 
 
 class FloodGate:
-    """The limits of SPEC §7: overall per second, per chat per second, per group per minute."""
+    """The limits of SPEC §7: overall per second, per chat per second, per group per minute.
+
+    `record` reserves a slot when a call is decided; `restamp` moves it to the moment the call
+    really leaves (after the outbox has read its row), so that the windows count what Telegram
+    counts: arrivals, not decisions.
+    """
 
     def __init__(self, overall_per_s: float, chat_per_s: float, group_per_min: float, *,
                  slack: float = 0.04, clock: Callable[[], float] = time.monotonic) -> None:
@@ -59,7 +111,7 @@ class FloodGate:
         self._slack = slack
         self._chat_rate = chat_per_s
         self._group_rate = group_per_min / 60.0
-        self.overall = Window(overall_per_s, slack)
+        self.overall = Window(overall_per_s, slack, paced=True)
         self._chats: dict[int, Window] = {}
         self._groups: dict[int, Window] = {}
 
@@ -85,13 +137,28 @@ class FloodGate:
     def overall_next_free(self, now: float | None = None) -> float:
         return self.overall.next_free(self.clock() if now is None else now)
 
-    def record(self, chat_id: int | None, now: float | None = None) -> None:
+    def record(self, chat_id: int | None, now: float | None = None) -> Stamp:
         now = self.clock() if now is None else now
         self.overall.record(now)
         if chat_id is not None:
             self._chat(chat_id).record(now)
             if chat_id < 0:
                 self._group(chat_id).record(now)
+        return Stamp(now, chat_id)
+
+    def restamp(self, stamp: Stamp, now: float | None = None) -> None:
+        """The call reserved by `stamp` leaves at `now` (later than its stamp; default: now)."""
+        now = self.clock() if now is None else now
+        old = stamp.at
+        if now <= old:
+            return
+        stamp.at = now
+        self.overall.move(old, now)
+        if stamp.chat_id is not None:
+            for table in (self._chats, self._groups):
+                window = table.get(stamp.chat_id)
+                if window is not None:
+                    window.move(old, now)
 
     def forget(self, chat_id: int) -> None:
         self._chats.pop(chat_id, None)

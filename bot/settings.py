@@ -7,10 +7,11 @@ from datetime import time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
+
+from bot.services.periods import cron_trigger  # crontab's weekday numbers, not APScheduler's
 
 ENV_PREFIX = "GRIDHORN_"
 Locale = Literal["zh-Hans", "zh-Hant", "en"]
@@ -83,6 +84,8 @@ class Settings(BaseSettings):
     report_cron: str = "0 10 1 * *"
     board_cron: str = "0 10 1 1,4,7,10 *"
     theme_reminder_cron: str = "0 9 25 * *"
+    # daily checks: patrol reminders, and the month's theme to building chats bound since
+    daily_cron: str = "0 9 * * *"
 
     deadlines_routine: Annotated[Deadlines, NoDecode] = Deadlines.parse("24h,24h,7d")
     deadlines_major: Annotated[Deadlines, NoDecode] = Deadlines.parse("12h,24h,15d")
@@ -136,11 +139,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
-    @field_validator("theme_cron", "report_cron", "board_cron", "theme_reminder_cron")
+    @field_validator("theme_cron", "report_cron", "board_cron", "theme_reminder_cron",
+                     "daily_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         try:
-            CronTrigger.from_crontab(value)
+            cron_trigger(value, ZoneInfo("UTC"))
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a crontab expression: {exc}") from None
         return value

@@ -13,6 +13,14 @@ PRIVATE = ("start", "opinion", "my", "me", "tickets", "ticket", "invite", "lang"
            "cancel")
 GROUP = ("help", "lang")
 ADMINS = ("bind", "unbind", "joinlink", "tickets", "ticket", "lang", "help")
+# schedules and reports (SPEC §6)
+PRIVATE += ("theme", "report", "board", "patrol")
+GROUP += ("theme",)
+ADMINS += ("theme", "report", "board", "patrol")
+# the assembly horn and volunteers (SPEC §5)
+PRIVATE += ("horn", "horns", "horn_close", "volunteer")
+GROUP += ("horns",)
+ADMINS += ("horns", "horn_close")
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))

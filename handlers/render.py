@@ -11,9 +11,15 @@ from storage.models import Unit
 HELP_SECTIONS: list[tuple[Action | None, str]] = [
     (None, "help.everyone"),
     (None, "help.opinions"),
+    (None, "help.theme"),
     (Action.VIEW_TICKETS, "help.tickets"),
     (Action.BIND, "help.bind"),
     (Action.INVITE, "help.invite"),
+    (Action.HORN_SERVICE, "help.horn"),
+    (None, "help.volunteer"),
+    (Action.THEME, "help.theme_set"),
+    (Action.REPORT, "help.report"),
+    (Action.PATROL, "help.patrol"),
 ]
 
 

@@ -180,3 +180,115 @@ class Prompt(Record):
     user_id: int | None
     ticket_id: int
     action: str
+
+
+class Theme(Record):
+    """每月主题: a community's theme of a month ("" as community_code: the city-wide one)."""
+
+    community_code: str
+    month: str
+    text: str
+    set_by: int | None
+    set_at: float
+
+
+class Patrol(Record):
+    """巡查: one patrol of a grid, recorded by its staff."""
+
+    id: int
+    grid_code: str
+    user_id: int
+    at: float
+    location: str | None
+    note: str | None
+
+
+class ReportTicket(Record):
+    """A ticket as a report of one period sees it (no reporter: reports are shared)."""
+
+    id: int
+    grid_code: str
+    building_code: str
+    community_code: str
+    domain: str | None
+    urgency: str
+    status: str
+    text: str
+    created_at: float
+    first_resolved_at: float | None
+    overdue_in_period: bool
+    ratings_in_period: tuple[int, ...]
+
+
+class DepartmentEvent(Record):
+    """A step of a whistled ticket, for the departments' leaderboard (吹哨报到)."""
+
+    ticket_id: int
+    at: float
+    kind: str
+    note: str | None
+    data: dict[str, Any] | None
+
+
+HornLevel = Literal["service", "major", "emergency"]
+HORN_LEVELS: tuple[str, ...] = ("service", "major", "emergency")
+CheckInState = Literal["in", "waiting", "withdrawn", "declined"]
+SKILLS: tuple[str, ...] = ("medical", "legal", "elderly", "childcare", "repairs", "it",
+                           "translation", "driving", "sanitation", "patrol")
+
+
+class Horn(Record):
+    """An assembly horn (集结号): a call for people, sounded by staff over part of the map."""
+
+    id: int
+    owner_id: int
+    level: HornLevel
+    scope: tuple[str, ...]
+    grid_code: str | None
+    community_code: str
+    title: str
+    details: str
+    place: str
+    starts_at: float | None
+    ends_at: float | None
+    needed: int
+    fill_by: float | None
+    widened: bool
+    skills: tuple[str, ...]
+    short_form: bool
+    status: Literal["active", "closed"]
+    resound_at: float | None
+    resounds: int
+    created_at: float
+    closed_at: float | None
+    closed_by: int | None
+    hours: float | None
+    confirmed_at: float | None
+    confirmed_by: int | None
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+class HornCopy(Record):
+    """One message showing a horn: a group post or a private call-up."""
+
+    horn_id: int
+    chat_id: int
+    message_id: int
+    thread_id: int
+    kind: Literal["group", "private"]
+
+
+class CheckIn(Record):
+    """A person's answer to a horn (报到): in, waiting, withdrawn or declined."""
+
+    horn_id: int
+    person_id: int
+    state: CheckInState
+    seq: int
+    at: float
+    present: bool
+    hours: float
+    points: int

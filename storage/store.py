@@ -11,10 +11,13 @@ from contextlib import asynccontextmanager
 
 from storage.db import Database
 from storage.flows import FlowRepo
+from storage.horns import HornRepo
 from storage.inbox import InboxRepo, MetaRepo, current_update
 from storage.map import MapRepo
 from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo
+from storage.reports import ReportRepo
+from storage.schedules import SchedulesRepo
 from storage.tickets import TicketRepo
 
 
@@ -28,6 +31,9 @@ class Store:
         self.flows = FlowRepo(db)
         self.outbox = OutboxRepo(db)
         self.tickets = TicketRepo(db)
+        self.horns = HornRepo(db)
+        self.schedules = SchedulesRepo(db)
+        self.reports = ReportRepo(db)
 
     @classmethod
     async def open_sqlite(cls, path: str) -> "Store":

@@ -310,7 +310,7 @@ class TicketService:
                 ticket, actor, "whistled", {"new", "acknowledged", "escalated"}, "whistled",
                 fields={"department_code": department.code, "level": level,
                         **self._due_fields("accept", now, deadlines.accept.total_seconds())},
-                note=department.name)
+                note=department.name, event_data={"department": department.code})
             binding = await self.store.map.binding(department.code)
             if binding is not None:
                 await self._send_card(ticket, binding.chat_id, binding.thread_id, "department")

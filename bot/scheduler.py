@@ -1,0 +1,162 @@
+"""The scheduler (SPEC §6): one crontab per recurring job, in the configured time zone.
+
+The store is the source of truth. Jobs live in memory only (APScheduler 3's AsyncIOScheduler,
+derived from settings at start-up) and merely wake `run_due`. Each job's run is for a PERIOD
+computed from its last fire time — the theme of "2026-12", the report of "2026-11", the boards
+of "2026-Q4", the daily checks of "2026-12-01" — and is recorded in `schedule_runs`, in the
+transaction that queues its posts (each post also recorded per chat in `schedule_posts`). So:
+
+- a job that fires twice in a period, or again after a restart, posts nothing more;
+- at start-up (after a restart or an outage) every job whose last fire time lies in a period
+  without a record runs once, now; older periods are not replayed.
+
+The clock is injectable (`now`): tests move it across month ends and restarts without
+sleeping and call `run_due(now)` themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.services import periods
+from bot.services.schedule import ScheduleService
+from bot.settings import Settings
+from storage.store import Store
+
+logger = logging.getLogger(__name__)
+
+Prepare = Callable[[str, datetime], Awaitable[Any]]
+Write = Callable[[str, datetime, Any], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    cron: str
+    period: Callable[[datetime], str]       # fire time (local) → the period it runs for
+    write: Write                            # inside the run's transaction; returns posts
+    prepare: Prepare | None = None          # before it (slow work: charts, workbooks)
+
+
+@dataclass(frozen=True)
+class Ran:
+    job: str
+    period: str
+    posts: int
+
+
+async def _nothing(period: str, now: datetime) -> None:
+    return None
+
+
+class Scheduler:
+    def __init__(self, store: Store, schedule: ScheduleService, settings: Settings,
+                 now: Callable[[], datetime] | None = None) -> None:
+        self.store = store
+        self.schedule = schedule
+        self.tz = settings.tz
+        self.now: Callable[[], datetime] = now or (lambda: datetime.now(self.tz))
+        themes, reports, boards = schedule.themes, schedule.reports, schedule.boards
+        self.jobs: tuple[Job, ...] = (
+            Job("theme", settings.theme_cron, periods.month_key,
+                lambda period, now, _: themes.post_month(period)),
+            Job("theme_reminder", settings.theme_reminder_cron,
+                lambda fire: periods.shift_month(periods.month_key(fire), 1),
+                lambda period, now, _: themes.remind_missing(period)),
+            Job("report", settings.report_cron,
+                lambda fire: periods.shift_month(periods.month_key(fire), -1),
+                lambda period, now, plan: reports.write_monthly(period, plan),
+                prepare=lambda period, now: reports.prepare_monthly(period)),
+            Job("board", settings.board_cron, periods.previous_quarter_key,
+                lambda period, now, _: boards.post_quarter(period)),
+            Job("daily", settings.daily_cron, lambda fire: fire.date().isoformat(), self._daily),
+        )
+        self.triggers = {job.name: periods.cron_trigger(job.cron, self.tz) for job in self.jobs}
+        self._lock = asyncio.Lock()
+        self._aps: AsyncIOScheduler | None = None
+        self._ticks: set[asyncio.Task[Any]] = set()
+
+    async def _daily(self, period: str, now: datetime, _: Any) -> int:
+        """Patrol reminders; and the month's theme to building chats bound since its run."""
+        posts = await self.schedule.patrols.remind_due(now)
+        month = periods.month_key(now)
+        if await self.store.schedules.has_run("theme", month):
+            posts += await self.schedule.themes.post_month(month)
+        return posts
+
+    def last_fire(self, job: Job, now: datetime) -> datetime | None:
+        return periods.last_fire(self.triggers[job.name], now.astimezone(self.tz))
+
+    async def run_due(self, now: datetime | None = None) -> list[Ran]:
+        """Run every job whose current period (from its last fire time) has no record yet."""
+        moment = (now or self.now()).astimezone(self.tz)
+        ran: list[Ran] = []
+        async with self._lock:
+            for job in self.jobs:
+                fire = self.last_fire(job, moment)
+                if fire is None:
+                    continue
+                period = job.period(fire)
+                if await self.store.schedules.has_run(job.name, period):
+                    continue
+                try:
+                    result = await self._run(job, period, moment)
+                except Exception:
+                    logger.exception("scheduled job %s for %s failed", job.name, period)
+                    continue
+                if result is not None:
+                    ran.append(result)
+        return ran
+
+    async def _run(self, job: Job, period: str, now: datetime) -> Ran | None:
+        prepared = await (job.prepare or _nothing)(period, now)
+        async with self.store.transaction():
+            if await self.store.schedules.has_run(job.name, period):
+                return None
+            posts = await job.write(period, now, prepared)
+            await self.store.schedules.record_run(job.name, period, posts)
+        logger.info("scheduled job %s ran for %s: %d post(s)", job.name, period, posts)
+        return Ran(job.name, period, posts)
+
+    async def start(self) -> list[Ran]:
+        """Arm one cron trigger per job, then catch up on what is due (returned)."""
+        self._aps = AsyncIOScheduler(timezone=self.tz, job_defaults={
+            # a late wake-up still runs (the period record makes a re-run harmless)
+            "misfire_grace_time": None, "coalesce": True, "max_instances": 1})
+        for job in self.jobs:
+            self._aps.add_job(self._tick, trigger=self.triggers[job.name], id=job.name,
+                              name=f"gridhorn:{job.name}", replace_existing=True)
+        self._aps.start()
+        return await self.run_due()
+
+    async def _tick(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._ticks.add(task)
+        try:
+            await self.run_due()
+        except Exception:
+            logger.exception("scheduled run failed")
+        finally:
+            self._ticks.discard(task)  # type: ignore[arg-type]
+
+    def next_fire_times(self) -> dict[str, datetime | None]:
+        if self._aps is None:
+            return {}
+        return {job.id: job.next_run_time for job in self._aps.get_jobs()}
+
+    async def stop(self) -> None:
+        if self._aps is not None:
+            self._aps.shutdown(wait=False)
+            self._aps = None
+        ticks = list(self._ticks)
+        for task in ticks:  # a run cut short rolls its transaction back: nothing half-sent
+            task.cancel()
+        await asyncio.gather(*ticks, return_exceptions=True)

@@ -1,0 +1,177 @@
+"""How a horn looks: posts with their live counter, the flow's prompts and preview, the
+attendance list, in the reader's language.
+
+Buttons are plain dicts for the outbox and the handlers; callback data is `h:<action>:<horn>`
+for horns, `hf:<action>[:<arg>]` for the guided flow and `vf:…` for /volunteer. Every press is
+checked again by the service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.i18n import escape, t
+from storage.models import SKILLS, Horn, Unit
+
+Buttons = list[list[dict[str, str]]]
+LEVEL_EMOJI = {"service": "🤝", "major": "📯", "emergency": "🚨"}
+AVAILABILITY = ("weekdays", "weekends", "evenings", "anytime")
+MAX_TOGGLES = 90   # names on the attendance list; the rest keep their mark
+
+
+@dataclass(frozen=True)
+class View:
+    """A text to show (HTML) and its buttons."""
+
+    text: str
+    buttons: Buttons = field(default_factory=list)
+
+
+def button(label: str, data: str) -> dict[str, str]:
+    return {"text": label, "callback_data": data}
+
+
+def when(moment: float | None, tz: ZoneInfo) -> str:
+    if moment is None:
+        return "—"
+    return datetime.fromtimestamp(moment, tz).strftime("%Y-%m-%d %H:%M")
+
+
+def time_span(start: float | None, end: float | None, tz: ZoneInfo) -> str:
+    """`2026-05-01 14:00 – 18:00` (the end's date only when it differs)."""
+    if start is None:
+        return "—"
+    first = datetime.fromtimestamp(start, tz)
+    if end is None:
+        return first.strftime("%Y-%m-%d %H:%M")
+    last = datetime.fromtimestamp(end, tz)
+    tail = last.strftime("%H:%M") if last.date() == first.date() else \
+        last.strftime("%Y-%m-%d %H:%M")
+    return f"{first.strftime('%Y-%m-%d %H:%M')} – {tail}"
+
+
+def level_label(locale: str, level: str) -> str:
+    return f"{LEVEL_EMOJI[level]} {t(locale, f'horn.level.{level}')}"
+
+
+def skills_label(locale: str, skills: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(t(locale, f"skill.{s}") for s in skills) or t(locale, "horn.any_skill")
+
+
+def scope_label(units: list[Unit]) -> str:
+    return ", ".join(f"{u.name} ({u.code})" for u in units)
+
+
+def hours_text(hours: float) -> str:
+    return f"{hours:g}"
+
+
+def counter(locale: str, count: int, needed: int, waiting: int) -> str:
+    text = t(locale, "horn.counter", count=count, needed=needed)
+    if waiting:
+        text += t(locale, "horn.counter_waiting", waiting=waiting)
+    return text
+
+
+def post_text(locale: str, horn: Horn, units: list[Unit], count: int, waiting: int,
+              tz: ZoneInfo) -> str:
+    """A copy of the horn (group post or private call-up) with its live counter."""
+    lines = [t(locale, "horn.post_head", emoji=LEVEL_EMOJI[horn.level],
+               level=t(locale, f"horn.level.{horn.level}"), id=horn.id, title=horn.title)]
+    if horn.details:
+        lines.append(escape(horn.details))
+    if horn.place:
+        lines.append(t(locale, "horn.line_place", place=horn.place))
+    if horn.starts_at is not None:
+        lines.append(t(locale, "horn.line_time", time=time_span(horn.starts_at, horn.ends_at,
+                                                                  tz)))
+    if horn.skills:
+        lines.append(t(locale, "horn.line_skills", skills=skills_label(locale, horn.skills)))
+    if horn.fill_by is not None and horn.active:
+        lines.append(t(locale, "horn.line_fill_by", at=when(horn.fill_by, tz)))
+    lines.append(t(locale, "horn.line_scope", scope=scope_label(units)))
+    lines.append(counter(locale, count, horn.needed, waiting))
+    if not horn.active:
+        lines.append(t(locale, "horn.line_closed"))
+    return "\n".join(lines)
+
+
+def post_buttons(locale: str, horn: Horn) -> Buttons:
+    if not horn.active:
+        return []
+    return [[button(t(locale, "horn.btn_check_in"), f"h:in:{horn.id}"),
+             button(t(locale, "horn.btn_cant_come"), f"h:out:{horn.id}")]]
+
+
+def owner_buttons(locale: str, horn: Horn) -> Buttons:
+    return [[button(t(locale, "horn.btn_close"), f"h:close:{horn.id}")]] if horn.active else []
+
+
+def preview(locale: str, data: dict[str, Any], units: list[Unit], tz: ZoneInfo) -> View:
+    none = "—"
+    text = t(locale, "horn.preview",
+             level=level_label(locale, data["level"]), scope=scope_label(units),
+             title=data.get("title") or none, details=data.get("details") or none,
+             place=data.get("place") or none, start=when(data.get("start"), tz),
+             end=when(data.get("end"), tz), needed=data.get("needed") or none,
+             fill_by=when(data.get("fill_by"), tz),
+             skills=skills_label(locale, data.get("skills") or []))
+    return View(text, [[button(t(locale, "horn.btn_publish"), "hf:pub"),
+                        button(t(locale, "horn.btn_cancel"), "hf:x")]])
+
+
+def skill_buttons(locale: str, chosen: list[str], prefix: str, done_label: str,
+                  done_data: str) -> Buttons:
+    rows: Buttons = []
+    row: list[dict[str, str]] = []
+    for skill in SKILLS:
+        mark = "✅ " if skill in chosen else ""
+        row.append(button(f"{mark}{t(locale, f'skill.{skill}')}", f"{prefix}:{skill}"))
+        if len(row) == 2:
+            rows.append(row)
+            row = []
+    if row:
+        rows.append(row)
+    rows.append([button(done_label, done_data)])
+    return rows
+
+
+def availability_label(locale: str, availability: str | None) -> str:
+    if not availability:
+        return t(locale, "volunteer.not_given")
+    keys = availability.split(",")
+    if all(k in AVAILABILITY for k in keys):
+        return ", ".join(t(locale, f"avail.{k}") for k in keys)
+    return availability
+
+
+def attendance(locale: str, horn: Horn, rows: list[tuple[int, str, bool]],
+               points_per_hour: int) -> View:
+    """The owner's list: one toggle per person checked in, the hours, Confirm."""
+    hours = horn.hours or 0
+    present = sum(1 for _, _, here in rows if here)
+    if horn.confirmed_at is not None:
+        text = t(locale, "horn.confirmed", id=horn.id, people=present,
+                 hours=hours_text(hours), points=round(hours * points_per_hour))
+        return View(text)
+    text = t(locale, "horn.attendance", id=horn.id, title=horn.title, hours=hours_text(hours),
+             points=round(hours * points_per_hour), rate=points_per_hour, present=present,
+             total=len(rows))
+    buttons: Buttons = [[button(f"{'✅' if here else '⬜'} {name}",
+                                f"h:pr:{horn.id}:{person_id}")]
+                        for person_id, name, here in rows[:MAX_TOGGLES]]
+    if len(rows) > MAX_TOGGLES:  # Telegram takes at most 100 buttons on a message
+        text += "\n" + t(locale, "horn.attendance_more", count=len(rows) - MAX_TOGGLES)
+    buttons.append([button(t(locale, "horn.btn_hours"), f"h:hrs:{horn.id}"),
+                    button(t(locale, "horn.btn_confirm"), f"h:ok:{horn.id}")])
+    return View(text, buttons)
+
+
+def list_line(locale: str, horn: Horn, count: int, may_close: bool) -> str:
+    title = horn.title if len(horn.title) <= 40 else horn.title[:39] + "…"
+    line = t(locale, "horns.line", id=horn.id, emoji=LEVEL_EMOJI[horn.level], title=title,
+             count=count, needed=horn.needed)
+    return f"{line} — /horn_close {horn.id}" if may_close else line

@@ -1,0 +1,266 @@
+"""Monthly public report 一月一公示 (SPEC §6): per grid, what the month brought.
+
+Definitions (all in the configured time zone, for the month [start, end)):
+- received: tickets created in the month;
+- resolved: tickets first resolved (办结) in the month — each ticket counts once, in the month
+  of its first resolution, whether or not it was received then;
+- overdue: tickets with an `overdue` step (a missed deadline) in the month;
+- median time to resolve: over the tickets resolved in the month, created → first resolved;
+- average rating: over the ratings (群众评单, 1–5 stars) given in the month;
+- horns and volunteer hours: the grid's assembly horns published in the month, and the hours
+  confirmed in the month at its horns;
+- patrols (巡查): recorded in the month.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.i18n import Markup, t
+from bot.services import periods
+from bot.services.outbox import Outbox, Priority, file_field
+from bot.services.scopes import Scope, Target, bound_targets, city_scope, unit_scope
+from bot.settings import Settings
+from bot.textsplit import split_html
+from storage.models import Patrol, Person, ReportTicket, Unit
+from storage.store import Store
+
+JOB = "report"
+
+
+@dataclass(frozen=True)
+class GridStats:
+    code: str
+    name: str
+    community: str
+    received: int = 0
+    resolved: int = 0
+    overdue: int = 0
+    median_hours: float | None = None
+    rating: float | None = None
+    ratings: int = 0
+    horns: int = 0
+    volunteer_hours: float = 0.0
+    patrols: int = 0
+
+
+@dataclass(frozen=True)
+class HornActivity:
+    """Horns published and volunteer hours served, per grid, in a period."""
+
+    horns: dict[str, int] = field(default_factory=dict)
+    hours: dict[str, float] = field(default_factory=dict)
+    hours_by_person: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    month: str
+    scope: Scope
+    start: datetime
+    end: datetime               # the month's end, or "now" for a month so far
+    so_far: bool
+    grids: tuple[GridStats, ...]
+    total: GridStats
+    tickets: tuple[ReportTicket, ...]
+    patrols: tuple[Patrol, ...]
+    units: dict[str, Unit]
+    people: dict[int, Person]
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    text: str
+    chart: bytes
+    workbook: bytes
+
+    def filenames(self, month: str) -> tuple[str, str]:
+        return f"gridhorn-report-{month}.png", f"gridhorn-report-{month}.xlsx"
+
+
+async def horn_activity(store: Store, grid_codes: list[str] | None, start: float,
+                        end: float) -> HornActivity:
+    """Horns published and hours confirmed in the period, per grid and per person, from the
+    assembly horn's repository (§5). A horn for a whole community counts under no grid."""
+    horns, hours, people = await store.horns.activity(grid_codes, start, end)
+    return HornActivity(horns=horns, hours=hours, hours_by_person=people)
+
+
+def _stats(grid: Unit, community: str, tickets: list[ReportTicket], start: float, end: float,
+           patrols: int, horns: int, hours: float) -> GridStats:
+    received = sum(1 for x in tickets if start <= x.created_at < end)
+    resolved = [x for x in tickets
+                if x.first_resolved_at is not None and start <= x.first_resolved_at < end]
+    durations = [(x.first_resolved_at - x.created_at) / 3600 for x in resolved
+                 if x.first_resolved_at is not None]
+    ratings = [r for x in tickets for r in x.ratings_in_period]
+    return GridStats(
+        code=grid.code, name=grid.name, community=community, received=received,
+        resolved=len(resolved), overdue=sum(1 for x in tickets if x.overdue_in_period),
+        median_hours=statistics.median(durations) if durations else None,
+        rating=sum(ratings) / len(ratings) if ratings else None, ratings=len(ratings),
+        horns=horns, volunteer_hours=hours, patrols=patrols)
+
+
+class ReportService:
+    def __init__(self, store: Store, outbox: Outbox, settings: Settings) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.settings = settings
+
+    async def build(self, scope: Scope, month: str, now: datetime | None = None) -> Report:
+        """The report of a month for a scope; a month still running ends at `now`."""
+        tz = self.settings.tz
+        period = periods.month(month, tz)
+        end = period.end
+        so_far = now is not None and now < period.end
+        if so_far:
+            assert now is not None
+            end = max(period.start, now.astimezone(tz))
+        start_ts, end_ts = period.start.timestamp(), end.timestamp()
+        codes = scope.grid_codes
+        tickets = await self.store.reports.tickets(codes, start_ts, end_ts)
+        patrols = await self.store.schedules.patrols(codes, start_ts, end_ts)
+        horns = await horn_activity(self.store, codes, start_ts, end_ts)
+        units = {u.code: u for u in await self.store.map.all()}
+        rows = []
+        for grid in scope.grids:
+            community = units.get(grid.parent_code or "")
+            mine = [x for x in tickets if x.grid_code == grid.code]
+            rows.append(_stats(grid, community.name if community else "", mine, start_ts,
+                               end_ts, sum(1 for p in patrols if p.grid_code == grid.code),
+                               horns.horns.get(grid.code, 0), horns.hours.get(grid.code, 0.0)))
+        in_scope = {g.code for g in scope.grids}
+        total = _stats(Unit(code="", kind="grid", name=""), "",
+                       [x for x in tickets if x.grid_code in in_scope], start_ts, end_ts,
+                       sum(r.patrols for r in rows), sum(r.horns for r in rows),
+                       sum(r.volunteer_hours for r in rows))
+        people = {p.user_id: p for p in await self.store.people.many(
+            {p.user_id for p in patrols})}
+        return Report(month=month, scope=scope, start=period.start, end=end, so_far=so_far,
+                      grids=tuple(rows), total=total,
+                      tickets=tuple(x for x in tickets if x.grid_code in in_scope),
+                      patrols=tuple(p for p in patrols if p.grid_code in in_scope),
+                      units=units, people=people)
+
+    # ------------------------------------------------------------------ texts
+
+    def text(self, report: Report, locale: str) -> str:
+        """The full report, HTML (staff chats and /report)."""
+        title_key = "report.title_so_far" if report.so_far else "report.title"
+        lines = [t(locale, title_key, month=report.month, scope=report.scope.label(locale),
+                   until=report.end.strftime("%Y-%m-%d %H:%M"))]
+        if not report.grids:
+            lines.append(t(locale, "report.no_grids"))
+        for row in report.grids:
+            lines.append("")
+            lines.append(t(locale, "report.grid", name=row.name, code=row.code))
+            lines.append(self._numbers(locale, row))
+        if len(report.grids) > 1:
+            lines.append("")
+            lines.append(t(locale, "report.total"))
+            lines.append(self._numbers(locale, report.total))
+        if not report.total.received and not report.total.resolved and \
+                not report.total.patrols and not report.total.overdue:
+            lines.append("")
+            lines.append(t(locale, "report.quiet_month"))
+        return "\n".join(lines)
+
+    def _numbers(self, locale: str, row: GridStats) -> str:
+        return t(locale, "report.numbers", received=row.received, resolved=row.resolved,
+                 overdue=row.overdue, median=hours_text(locale, row.median_hours),
+                 rating=rating_text(locale, row.rating, row.ratings), horns=row.horns,
+                 hours=f"{row.volunteer_hours:g}", patrols=row.patrols)
+
+    def short_text(self, report: Report, locale: str, grid_code: str) -> str:
+        """One grid's line for a building chat (text only)."""
+        row = next(r for r in report.grids if r.code == grid_code)
+        return t(locale, "report.short", month=report.month, grid=row.name,
+                 received=row.received, resolved=row.resolved, overdue=row.overdue,
+                 rating=rating_text(locale, row.rating, row.ratings), patrols=row.patrols)
+
+    async def files(self, report: Report, locale: str) -> ReportFiles:
+        """The text, the chart (PNG) and the workbook (XLSX); drawn off the event loop."""
+        from bot.services import report_files
+
+        chart, workbook = await asyncio.to_thread(
+            report_files.render_both, report, locale, self.settings.tz)
+        return ReportFiles(self.text(report, locale), chart, workbook)
+
+    # ------------------------------------------------------------------ the monthly job
+
+    async def prepare_monthly(self, month: str) -> list[tuple[Target, str, ReportFiles | None]]:
+        """What the job posts for a month: staff chats get the full report with its files,
+        building chats a short text. Chats that already had it are left out."""
+        done = set(await self.store.schedules.posted(JOB, month))
+        city = await city_scope(self.store)
+        grid_of = {}
+        for grid in city.grids:
+            for building in await self.store.map.descendants(grid.code, "building"):
+                grid_of[building.code] = grid.code
+        whole = await self.build(city, month)
+        plan: list[tuple[Target, str, ReportFiles | None]] = []
+        rendered: dict[tuple[str, str], ReportFiles] = {}
+        for kind in ("community", "grid"):
+            for target in await bound_targets(self.store, self.settings, kind):
+                if (target.chat_id, target.thread_id) in done:
+                    continue
+                key = (target.unit.code, target.locale)
+                if key not in rendered:
+                    report = await self.build(await unit_scope(self.store, target.unit), month)
+                    rendered[key] = await self.files(report, target.locale)
+                plan.append((target, "", rendered[key]))
+        for target in await bound_targets(self.store, self.settings, "building"):
+            grid_code = grid_of.get(target.unit.code)
+            if grid_code is None or (target.chat_id, target.thread_id) in done:
+                continue
+            plan.append((target, self.short_text(whole, target.locale, grid_code), None))
+        return plan
+
+    async def write_monthly(self, month: str,
+                            plan: list[tuple[Target, str, ReportFiles | None]]) -> int:
+        """Inside the run's transaction: queue each chat's posts once."""
+        posts = 0
+        for target, short, files in plan:
+            if not await self.store.schedules.claim_post(JOB, month, target.chat_id,
+                                                         target.thread_id):
+                continue
+            posts += 1
+            if files is None:
+                await self.outbox.send(target.chat_id, short, priority=Priority.ROUTINE,
+                                       thread_id=target.thread_id, quiet=True)
+                continue
+            await self.queue_files(target.chat_id, target.thread_id, month, files,
+                                   target.locale)
+        return posts
+
+    async def queue_files(self, chat_id: int, thread_id: int, month: str, files: ReportFiles,
+                          locale: str) -> None:
+        png_name, xlsx_name = files.filenames(month)
+        extra = {"message_thread_id": thread_id} if thread_id else {}
+        for part in split_html(files.text):
+            await self.outbox.send(chat_id, part, priority=Priority.ROUTINE,
+                                   thread_id=thread_id, quiet=True)
+        await self.outbox.call(chat_id, "sendPhoto", {
+            "photo": file_field(files.chart, png_name),
+            "caption": t(locale, "report.chart_caption", month=month), "parse_mode": "HTML",
+            **extra}, priority=Priority.ROUTINE, quiet=True)
+        await self.outbox.call(chat_id, "sendDocument", {
+            "document": file_field(files.workbook, xlsx_name),
+            "caption": t(locale, "report.workbook_caption", month=month), "parse_mode": "HTML",
+            **extra}, priority=Priority.ROUTINE, quiet=True)
+
+
+def hours_text(locale: str, value: float | None) -> Markup:
+    if value is None:
+        return Markup("—")
+    return Markup(t(locale, "report.hours", n=f"{value:.1f}"))
+
+
+def rating_text(locale: str, value: float | None, count: int) -> Markup:
+    if value is None:
+        return Markup("—")
+    return Markup(t(locale, "report.rating", avg=f"{value:.1f}", n=count))

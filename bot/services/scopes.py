@@ -1,0 +1,94 @@
+"""What a report or a leaderboard covers, and the bound chats the scheduled jobs post to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.i18n import t
+from bot.services.access import Access, Action, Actor
+from bot.services.errors import Refused
+from bot.settings import Settings
+from storage.models import Unit
+from storage.store import Store
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Top units (none: the whole city) and the grids below them, in map order."""
+
+    units: tuple[Unit, ...]
+    grids: tuple[Unit, ...]
+
+    @property
+    def city(self) -> bool:
+        return not self.units
+
+    @property
+    def grid_codes(self) -> list[str] | None:
+        """For queries: None means every grid of the city."""
+        return None if self.city else [g.code for g in self.grids]
+
+    @property
+    def key(self) -> str:
+        return "*" if self.city else ",".join(u.code for u in self.units)
+
+    def label(self, locale: str) -> str:
+        if self.city:
+            return t(locale, "scope.city")
+        return "、".join(u.name for u in self.units)
+
+
+async def city_scope(store: Store) -> Scope:
+    return Scope(units=(), grids=tuple(u for u in await store.map.all() if u.kind == "grid"))
+
+
+async def unit_scope(store: Store, unit: Unit) -> Scope:
+    return Scope(units=(unit,), grids=tuple(await store.map.descendants(unit.code, "grid")))
+
+
+async def actor_scope(store: Store, access: Access, actor: Actor, action: Action,
+                      refusal: str) -> Scope:
+    """The grids an actor may see for `action` (superadmins: the whole city)."""
+    if actor.superadmin:
+        return await city_scope(store)
+    tops = [u for u in await access.scope_units(actor, action)
+            if u.kind in ("community", "grid")]
+    codes = {u.code for u in tops}
+    kept = []
+    for unit in tops:  # a grid inside a community already in scope adds nothing
+        above = {a.code for a in await store.map.ancestors(unit.code)} - {unit.code}
+        if not above & codes:
+            kept.append(unit)
+    if not kept:
+        raise Refused(refusal)
+    grids: list[Unit] = []
+    for unit in kept:
+        grids += [g for g in await store.map.descendants(unit.code, "grid") if g not in grids]
+    return Scope(units=tuple(kept), grids=tuple(grids))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound, active chat (or topic) of a unit, with the language to write in."""
+
+    unit: Unit
+    chat_id: int
+    thread_id: int
+    locale: str
+    can_pin: bool
+
+
+async def bound_targets(store: Store, settings: Settings, kind: str) -> list[Target]:
+    """Every active chat bound to a unit of `kind`, in map order."""
+    units = {u.code: u for u in await store.map.all() if u.kind == kind}
+    targets = []
+    for binding in await store.map.bindings(list(units)) if units else []:
+        chat = await store.map.chat(binding.chat_id)
+        if chat is not None and not chat.active:
+            continue
+        locale = chat.locale if chat is not None and chat.locale else settings.default_locale
+        targets.append(Target(unit=units[binding.unit_code], chat_id=binding.chat_id,
+                              thread_id=binding.thread_id, locale=locale,
+                              can_pin=chat is None or chat.can_pin))
+    order = {code: i for i, code in enumerate(units)}
+    return sorted(targets, key=lambda target: order[target.unit.code])

@@ -1,0 +1,228 @@
+"""The assembly horn (集结号): /horn (guided flow or short form), /horns, /horn_close, the
+buttons on every copy of a horn and the owner's attendance list."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler
+
+from bot.context import GridhornContext
+from bot.i18n import t
+from bot.services import horn_views as views
+from bot.services.errors import Key, Refused
+from bot.services.horns import HOURS_FLOW
+from handlers.common import NO_PREVIEW, command_args, handles_refusals, reply, reply_html
+from handlers.opinions import markup
+from storage.models import Flow
+
+logger = logging.getLogger(__name__)
+
+
+async def answer(update: Update, text: str | None = None) -> None:
+    """Answer a tap at once; a late, repeated or failed answer never aborts the action."""
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        await query.answer(text)
+    except TelegramError as exc:
+        logger.info("could not answer callback query: %s", exc)
+
+
+async def edit(message: Message | None, text: str,
+               keyboard: InlineKeyboardMarkup | None = None) -> None:
+    """Edit the message a button sits on (an edit that is already true is not a failure)."""
+    if message is None:
+        return
+    try:
+        await message.get_bot().edit_message_text(
+            text, chat_id=message.chat.id, message_id=message.message_id,
+            parse_mode=ParseMode.HTML, reply_markup=keyboard, link_preview_options=NO_PREVIEW)
+    except TelegramError as exc:
+        if "not modified" not in str(exc).lower():
+            raise
+
+
+async def drop_buttons(message: Message | None) -> None:
+    """A step is answered: its buttons go, so an old prompt cannot be pressed again."""
+    if message is None:
+        return
+    try:
+        await message.get_bot().edit_message_reply_markup(
+            chat_id=message.chat.id, message_id=message.message_id, reply_markup=None)
+    except TelegramError as exc:
+        logger.info("could not remove buttons: %s", exc)
+
+
+async def say_refusal(update: Update, context: GridhornContext, refusal: Refused) -> None:
+    locale = context.locale
+    values = {k: t(locale, v) if isinstance(v, Key) else v for k, v in refusal.values.items()}
+    await reply_html(update, context, t(locale, refusal.key, **values))
+
+
+async def show(update: Update, context: GridhornContext, view: views.View) -> None:
+    await reply_html(update, context, view.text, markup=markup(view.buttons))
+
+
+async def show_step(update: Update, context: GridhornContext, flow: Flow) -> None:
+    services = context.services
+    await show(update, context, await services.horns.prompt(context.actor, context.locale, flow))
+
+
+@handles_refusals
+async def horn_command(update: Update, context: GridhornContext) -> None:
+    """/horn: the guided flow; `/horn LEVEL UNIT_CODE NEEDED TITLE…` goes to the preview."""
+    chat = update.effective_chat
+    message = update.effective_message
+    if chat is None or message is None:
+        return
+    if chat.type != "private":
+        raise Refused("horn.private_only")
+    rest = (message.text or "").partition(" ")[2].strip()
+    horns = context.services.horns
+    flow = await horns.short_form(context.actor, rest) if rest else \
+        await horns.start(context.actor)
+    await show_step(update, context, flow)
+
+
+async def flow_text(update: Update, context: GridhornContext, flow: Flow) -> None:
+    """Typed input of a horn flow step (or the hours of a closed horn)."""
+    message = update.effective_message
+    assert message is not None
+    horns = context.services.horns
+    actor = context.actor
+    text = message.text or ""
+    if flow.name == HOURS_FLOW:
+        try:
+            horn = await horns.set_hours(actor, text)
+        except Refused as refusal:
+            await say_refusal(update, context, refusal)
+            if refusal.key == "horn.bad_hours":
+                await reply(update, context, "horn.ask_hours", id=flow.data.get("horn"))
+            return
+        await show(update, context, await horns.attendance(actor, context.locale, horn.id))
+        return
+    try:
+        if not text:
+            raise Refused("horn.need_text")
+        flow = await horns.answer(actor, text)
+    except Refused as refusal:
+        await say_refusal(update, context, refusal)
+        current = await horns.flow(actor.user_id)
+        if current is None or current.name != flow.name:
+            return
+        flow = current  # the step repeats
+    await show_step(update, context, flow)
+
+
+@handles_refusals
+async def flow_button(update: Update, context: GridhornContext) -> None:
+    """A button of the guided flow: `hf:<action>[:<arg>]`."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    parts = query.data.split(":")
+    action = parts[1] if len(parts) > 1 else ""
+    arg = parts[2] if len(parts) > 2 else ""
+    horns = context.services.horns
+    locale = context.user_locale
+    if action == "pub":
+        published = await horns.publish(context.actor)
+        horn = published.horn
+        await answer(update, t(locale, "horn.published_short", id=horn.id))
+        await edit(query.message, t(locale, "horn.published", id=horn.id,
+                                    chats=published.chats, people=published.volunteers),
+                   markup(views.owner_buttons(locale, horn)))
+        return
+    flow = await horns.press(context.actor, action, arg)
+    await answer(update)
+    if flow is None:
+        await edit(query.message, t(locale, "horn.cancelled"))
+        return
+    view = await horns.prompt(context.actor, locale, flow)
+    if action == "sk":  # a skill toggled: the same prompt, its buttons redrawn
+        await edit(query.message, view.text, markup(view.buttons))
+        return
+    await drop_buttons(query.message)
+    await show(update, context, view)
+
+
+@handles_refusals
+async def horn_button(update: Update, context: GridhornContext) -> None:
+    """Check in, Can't come, Close, and the attendance list: `h:<action>:<horn>[:<arg>]`."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    parts = query.data.split(":")
+    if len(parts) < 3 or not parts[2].isdigit():
+        raise Refused("button.stale")
+    action, horn_id = parts[1], int(parts[2])
+    arg = parts[3] if len(parts) > 3 else ""
+    horns = context.services.horns
+    actor = context.actor
+    locale = context.user_locale  # answers to a press are seen by the presser alone
+    if action in ("in", "out"):
+        tap = await (horns.check_in if action == "in" else horns.cant_come)(actor.user_id,
+                                                                            horn_id)
+        await answer(update, t(locale, tap.key, **tap.values))  # before any edit
+        if tap.changed:
+            await horns.refresh_counters(horn_id)
+    elif action == "close":
+        await horns.close(actor, horn_id)
+        await answer(update, t(locale, "horn.closed_done", id=horn_id))
+        await drop_buttons(query.message)
+    elif action == "pr" and arg.isdigit():
+        view = await horns.toggle_present(actor, locale, horn_id, int(arg))
+        await answer(update)
+        await edit(query.message, view.text, markup(view.buttons))
+    elif action == "hrs":
+        await horns.ask_hours(actor, horn_id)
+        await answer(update)
+        await reply(update, context, "horn.ask_hours", id=horn_id)
+    elif action == "ok":
+        view = await horns.confirm(actor, locale, horn_id)
+        await answer(update, t(locale, "horn.confirmed_short", id=horn_id))
+        await edit(query.message, view.text)
+    else:
+        raise Refused("button.stale")
+
+
+@handles_refusals
+async def list_horns(update: Update, context: GridhornContext) -> None:
+    """/horns: active horns, one a line, each starting with its id."""
+    found = await context.services.horns.active_for(context.actor)
+    locale = context.locale
+    if not found:
+        await reply(update, context, "horns.none")
+        return
+    lines = [t(locale, "horns.title")]
+    lines += [views.list_line(locale, horn, count, may_close) for horn, count, may_close in found]
+    await reply_html(update, context, "\n".join(lines))
+
+
+@handles_refusals
+async def close_command(update: Update, context: GridhornContext) -> None:
+    """/horn_close ID: close a horn; on a closed one, the owner gets the attendance list again."""
+    args = command_args(update)
+    if len(args) != 1 or not args[0].lstrip("#").isdigit():
+        raise Refused("horn.close_usage")
+    horn_id = int(args[0].lstrip("#"))
+    horns = context.services.horns
+    horn = await horns.get(horn_id)
+    chat = update.effective_chat
+    if not horn.active and chat is not None and chat.type == "private":
+        await show(update, context, await horns.attendance(context.actor, context.locale,
+                                                           horn_id))
+        return
+    await horns.close(context.actor, horn_id)
+    await reply(update, context, "horn.closed_done", id=horn_id)
+
+
+def register(app: Application, group: int) -> None:
+    app.add_handler(CommandHandler("horn", horn_command), group=group)
+    app.add_handler(CommandHandler("horns", list_horns), group=group)
+    app.add_handler(CommandHandler("horn_close", close_command), group=group)
+    app.add_handler(CallbackQueryHandler(flow_button, pattern=r"^hf:"), group=group)
+    app.add_handler(CallbackQueryHandler(horn_button, pattern=r"^h:"), group=group)

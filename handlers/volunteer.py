@@ -1,0 +1,86 @@
+"""/volunteer: register as a volunteer with skills and availability (志愿者)."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler
+
+from bot.context import GridhornContext
+from bot.i18n import t
+from bot.services import horn_views as views
+from bot.services.errors import Refused
+from bot.services.volunteers import Registered
+from handlers.common import handles_refusals, reply_html
+from handlers.horn import answer, drop_buttons, edit, say_refusal, show
+from handlers.opinions import markup
+from handlers.render import unit_label
+from storage.models import Flow
+
+logger = logging.getLogger(__name__)
+
+
+def registered_text(locale: str, done: Registered) -> str:
+    skills = views.skills_label(locale, done.skills) if done.skills else \
+        t(locale, "volunteer.no_skills")
+    return t(locale, "volunteer.done", building=unit_label(done.building), skills=skills,
+             availability=views.availability_label(locale, done.availability))
+
+
+@handles_refusals
+async def volunteer_command(update: Update, context: GridhornContext) -> None:
+    """/volunteer: choose skills, then availability (private chat only)."""
+    chat = update.effective_chat
+    if chat is None:
+        return
+    if chat.type != "private":
+        raise Refused("volunteer.private_only")
+    volunteers = context.services.volunteers
+    flow = await volunteers.start(context.actor.user_id)
+    await show(update, context, volunteers.view(context.locale, flow))
+
+
+@handles_refusals
+async def volunteer_button(update: Update, context: GridhornContext) -> None:
+    """`vf:sk:<skill>`, `vf:next`, `vf:av:<key>`, `vf:done`, `vf:x`."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    parts = query.data.split(":")
+    action = parts[1] if len(parts) > 1 else ""
+    arg = parts[2] if len(parts) > 2 else ""
+    volunteers = context.services.volunteers
+    locale = context.user_locale
+    result = await volunteers.press(context.actor.user_id, action, arg)
+    await answer(update)
+    if result is None:
+        await edit(query.message, t(locale, "volunteer.cancelled"))
+    elif isinstance(result, Registered):
+        await edit(query.message, registered_text(locale, result))
+    elif action in ("sk", "av"):
+        view = volunteers.view(locale, result)
+        await edit(query.message, view.text, markup(view.buttons))
+    else:
+        await drop_buttons(query.message)
+        await show(update, context, volunteers.view(locale, result))
+
+
+async def flow_text(update: Update, context: GridhornContext, flow: Flow) -> None:
+    """Typed availability finishes the registration; anything else repeats the step."""
+    message = update.effective_message
+    assert message is not None
+    volunteers = context.services.volunteers
+    try:
+        done = await volunteers.answer(context.actor.user_id, message.text or "")
+    except Refused as refusal:
+        await say_refusal(update, context, refusal)
+        current = await volunteers.flow(context.actor.user_id)
+        if current is not None:
+            await show(update, context, volunteers.view(context.locale, current))
+        return
+    await reply_html(update, context, registered_text(context.locale, done))
+
+
+def register(app: Application, group: int) -> None:
+    app.add_handler(CommandHandler("volunteer", volunteer_command), group=group)
+    app.add_handler(CallbackQueryHandler(volunteer_button, pattern=r"^vf:"), group=group)

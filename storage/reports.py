@@ -1,0 +1,125 @@
+"""Report repository: what the monthly report and the leaderboards count, read-only.
+
+Every query takes a period [start, end) in epoch seconds and the grids in scope (None: the
+whole city). Tickets belong to the grid they were filed in (`tickets.grid_code`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from storage.db import Database
+from storage.models import DepartmentEvent, Person, ReportTicket
+from storage.people import _person
+
+RATING_EVENTS = ("rated", "reopened")  # 1–2 stars reopen the ticket: a rating all the same
+DEPARTMENT_EVENTS = ("whistled", "accepted", "declined", "overdue", "resolved", "rejected",
+                     "merged")
+
+
+def _grid_filter(column: str, grid_codes: Sequence[str] | None) -> tuple[str, list[Any]]:
+    if grid_codes is None:
+        return "1", []
+    return f"{column} IN ({','.join('?' * len(grid_codes))})", list(grid_codes)
+
+
+class ReportRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def tickets(self, grid_codes: Sequence[str] | None, start: float,
+                      end: float) -> list[ReportTicket]:
+        """Every ticket the period touched: received, first resolved, overdue or rated in it."""
+        if grid_codes is not None and not grid_codes:
+            return []
+        where, params = _grid_filter("t.grid_code", grid_codes)
+        rating_kinds = ",".join("?" * len(RATING_EVENTS))
+        rows = await self.db.fetchall(
+            f"""WITH first_resolved AS (
+                    SELECT ticket_id, MIN(at) AS at FROM ticket_events
+                    WHERE kind = 'resolved' GROUP BY ticket_id),
+                touched AS (
+                    SELECT DISTINCT ticket_id FROM ticket_events
+                    WHERE at >= ? AND at < ? AND kind IN ('overdue', {rating_kinds}))
+                SELECT t.id, t.grid_code, t.building_code, t.community_code, t.domain, t.urgency,
+                       t.status, t.text, t.created_at, f.at AS first_resolved_at,
+                       EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id
+                               AND e.kind = 'overdue' AND e.at >= ? AND e.at < ?) AS overdue,
+                       (SELECT group_concat(note) FROM (
+                            SELECT e.note FROM ticket_events e WHERE e.ticket_id = t.id
+                               AND e.kind IN ({rating_kinds}) AND e.at >= ? AND e.at < ?
+                            ORDER BY e.id)) AS ratings
+                FROM tickets t LEFT JOIN first_resolved f ON f.ticket_id = t.id
+                WHERE {where} AND ((t.created_at >= ? AND t.created_at < ?)
+                                   OR (f.at >= ? AND f.at < ?)
+                                   OR t.id IN (SELECT ticket_id FROM touched))
+                ORDER BY t.id""",
+            [start, end, *RATING_EVENTS, start, end, *RATING_EVENTS, start, end, *params,
+             start, end, start, end])
+        result = []
+        for row in rows:
+            ratings = tuple(int(n) for n in (row["ratings"] or "").split(",")
+                            if n.strip().isdigit() and 1 <= int(n) <= 5)
+            result.append(ReportTicket(
+                id=row["id"], grid_code=row["grid_code"], building_code=row["building_code"],
+                community_code=row["community_code"], domain=row["domain"],
+                urgency=row["urgency"], status=row["status"], text=row["text"],
+                created_at=row["created_at"], first_resolved_at=row["first_resolved_at"],
+                overdue_in_period=bool(row["overdue"]), ratings_in_period=ratings))
+        return result
+
+    async def department_events(self, grid_codes: Sequence[str] | None,
+                                end: float) -> list[DepartmentEvent]:
+        """The steps, before `end`, of every ticket in scope that was ever whistled, in order
+        per ticket (the departments' board walks each timeline)."""
+        if grid_codes is not None and not grid_codes:
+            return []
+        where, params = _grid_filter("t.grid_code", grid_codes)
+        kinds = ",".join("?" * len(DEPARTMENT_EVENTS))
+        rows = await self.db.fetchall(
+            f"""SELECT e.ticket_id, e.at, e.kind, e.note, e.data FROM ticket_events e
+                JOIN tickets t ON t.id = e.ticket_id
+                WHERE {where} AND e.at < ? AND e.kind IN ({kinds})
+                  AND e.ticket_id IN (SELECT ticket_id FROM ticket_events
+                                      WHERE kind = 'whistled' AND at < ?)
+                ORDER BY e.ticket_id, e.id""",
+            [*params, end, *DEPARTMENT_EVENTS, end])
+        return [DepartmentEvent(ticket_id=r["ticket_id"], at=r["at"], kind=r["kind"],
+                                note=r["note"],
+                                data=json.loads(r["data"]) if r["data"] else None)
+                for r in rows]
+
+    async def taken(self, grid_codes: Sequence[str] | None, start: float,
+                    end: float) -> dict[int, int]:
+        """Service requests taken (接单) per person in the period."""
+        if grid_codes is not None and not grid_codes:
+            return {}
+        where, params = _grid_filter("t.grid_code", grid_codes)
+        rows = await self.db.fetchall(
+            f"""SELECT e.actor_id, COUNT(*) AS n FROM ticket_events e
+                JOIN tickets t ON t.id = e.ticket_id
+                WHERE {where} AND e.kind = 'taken' AND e.at >= ? AND e.at < ?
+                  AND e.actor_id IS NOT NULL
+                GROUP BY e.actor_id""", [*params, start, end])
+        return {r["actor_id"]: r["n"] for r in rows}
+
+    async def people_with_role(self, role: str, unit_codes: Iterable[str] | None,
+                               building_codes: Iterable[str] | None) -> list[Person]:
+        """People holding `role` on one of the units, or living in one of the buildings
+        (None for both: everyone holding it)."""
+        if unit_codes is None and building_codes is None:
+            rows = await self.db.fetchall(
+                """SELECT DISTINCT p.* FROM people p JOIN roles r ON r.user_id = p.user_id
+                   WHERE r.role = ? ORDER BY p.user_id""", (role,))
+            return [_person(r) for r in rows]
+        units, buildings = list(unit_codes or ()), list(building_codes or ())
+        if not units and not buildings:
+            return []
+        rows = await self.db.fetchall(
+            f"""SELECT DISTINCT p.* FROM people p JOIN roles r ON r.user_id = p.user_id
+                WHERE r.role = ? AND (r.unit_code IN ({','.join('?' * len(units)) or 'NULL'})
+                      OR p.building_code IN ({','.join('?' * len(buildings)) or 'NULL'}))
+                ORDER BY p.user_id""", [role, *units, *buildings])
+        return [_person(r) for r in rows]
