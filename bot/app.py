@@ -71,9 +71,7 @@ async def open_services(app: Application) -> None:
     sender = OutboxSender(app.bot, store, gate, settings)
     outbox.connect(sender.wake)
     sender.chat_lost_hooks.append(chats.chat_lost)
-    sender.migrate_hooks.append(store.map.migrate_chat)
-    sender.migrate_hooks.append(store.tickets.migrate_chat)
-    sender.migrate_hooks.append(store.schedules.migrate_chat)
+    sender.migrate_hooks.append(chats.migrated)
     _connect_ticket_hooks(sender, tickets)
     deadlines = DeadlineWatcher(tickets)
     tickets.changed = deadlines.wake
@@ -136,7 +134,6 @@ def _connect_horn_hooks(sender: OutboxSender, horns: HornService) -> None:
 
     sender.on_sent("hcopy", copy)
     sender.on_sent("hedit", edited)
-    sender.migrate_hooks.append(horns.store.horns.migrate_chat)
 
 
 async def close_services(app: Application) -> None:

@@ -44,6 +44,15 @@ class Store:
     async def close(self) -> None:
         await self.db.close()
 
+    async def migrate_chat(self, old_id: int, new_id: int) -> None:
+        """A group became a supergroup: everything that names the chat follows it."""
+        async with self.transaction():
+            await self.map.migrate_chat(old_id, new_id)
+            await self.outbox.migrate_chat(old_id, new_id)
+            await self.tickets.migrate_chat(old_id, new_id)
+            await self.horns.migrate_chat(old_id, new_id)
+            await self.schedules.migrate_chat(old_id, new_id)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """Every state change is one transaction: `async with store.transaction(): ...`."""

@@ -62,3 +62,22 @@ async def test_migrations_are_applied_once(tmp_path):
         assert await again.db.fetchval("PRAGMA user_version") == version >= 2
     finally:
         await again.close()
+
+
+async def test_a_migrated_chat_takes_everything_with_it(store):
+    from tests.support.harness import seed_map
+
+    await seed_map(store)
+    async with store.transaction():
+        await store.people.ensure(7)
+        await store.map.bind("G0101", -100, 0, None)
+        ticket_id = await store.tickets.create(
+            reporter_id=7, anonymous=False, building_code="B01010101", grid_code="G0101",
+            community_code="C01", domain=None, text="t", photo_file_id=None,
+            source_update_id=None, due_kind="ack", due_from=0, due_at=1, remind_at=1)
+        await store.tickets.add_card(ticket_id, -100, 5, "staff")
+        await store.outbox.enqueue(-100, "sendMessage", {"text": "x"}, 20)
+    await store.migrate_chat(-100, -1009)
+    assert (await store.map.binding("G0101")).chat_id == -1009
+    assert [c.chat_id for c in await store.tickets.cards(ticket_id)] == [-1009]
+    assert [i.chat_id for i in await store.outbox.pending()] == [-1009]

@@ -354,6 +354,18 @@ async def test_an_edit_coalesced_while_on_its_way_is_sent_again(world, store):
     assert await store.outbox.pending() == []                 # and that is the end of it
 
 
+async def test_counters_a_crash_left_stale_are_edited_at_start(world, store):
+    horns, access, _ = world
+    await bind(store, "G0101", -101)
+    horn = (await sound(horns, access, WORKER, "major G0101 5 Sandbags")).horn
+    await deliver(store, horns)
+    await horns.check_in(31, horn.id)          # committed; the process dies before the edit
+    assert await store.horns.dirty() == [horn.id]
+    await horns.recover()
+    [edit] = await pending(store, "editMessageText")
+    assert "报到 1/5" in edit.payload["text"] and await store.horns.dirty() == []
+
+
 async def test_a_copy_sent_late_is_brought_up_to_date(world, store):
     horns, access, _ = world
     await bind(store, "G0101", -101)

@@ -157,9 +157,7 @@ class ChatService:
                         priority=Priority.PERSONAL)
 
     async def migrated(self, old_id: int, new_id: int) -> None:
-        async with self.store.transaction():
-            await self.store.map.migrate_chat(old_id, new_id)
-            await self.store.outbox.migrate_chat(old_id, new_id)
+        await self.store.migrate_chat(old_id, new_id)
 
     async def chat_lost(self, chat_id: int, reason: str) -> None:
         """The outbox met a 403: a person blocked the bot, or a group removed it."""
