@@ -18,8 +18,7 @@ from bot.services.access import Access
 from bot.services.chats import ChatService
 from bot.services.people import PeopleService
 from bot.services.tickets import TicketService
-from bot.deadlines import DeadlineWatcher
-from bot.horn_watch import HornWatcher
+from bot.watcher import DueWatcher
 from bot.services.horns import HornService
 from bot.services.volunteers import VolunteerService
 from bot.scheduler import Scheduler
@@ -73,11 +72,11 @@ async def open_services(app: Application) -> None:
     sender.chat_lost_hooks.append(chats.chat_lost)
     sender.migrate_hooks.append(chats.migrated)
     _connect_ticket_hooks(sender, tickets)
-    deadlines = DeadlineWatcher(tickets)
+    deadlines = DueWatcher("deadlines", tickets.run_due, tickets.next_due)
     tickets.changed = deadlines.wake
     horns = HornService(store, access, people, outbox, settings)
     _connect_horn_hooks(sender, horns)
-    horn_watch = HornWatcher(horns)
+    horn_watch = DueWatcher("horns", horns.run_due, horns.next_due, recover=horns.recover)
     horns.changed = horn_watch.wake
     schedule = ScheduleService(store, access, people, outbox, settings)
     scheduler = Scheduler(store, schedule, settings)

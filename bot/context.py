@@ -15,10 +15,9 @@ if TYPE_CHECKING:
     from bot.services.outbox import Outbox
     from bot.ratelimit import FloodGate
     from bot.services.chats import ChatService
-    from bot.deadlines import DeadlineWatcher
+    from bot.watcher import DueWatcher
     from bot.services.people import PeopleService
     from bot.services.tickets import TicketService
-    from bot.horn_watch import HornWatcher
     from bot.services.horns import HornService
     from bot.services.volunteers import VolunteerService
     from bot.scheduler import Scheduler
@@ -40,9 +39,9 @@ class Services:
     sender: "OutboxSender"
     gate: "FloodGate"
     tickets: "TicketService"
-    deadlines: "DeadlineWatcher"
+    deadlines: "DueWatcher"
     horns: "HornService"
-    horn_watch: "HornWatcher"
+    horn_watch: "DueWatcher"
     volunteers: "VolunteerService"
     schedule: "ScheduleService"
     scheduler: "Scheduler"

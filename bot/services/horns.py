@@ -4,7 +4,7 @@ Staff sound a horn over part of the map through a guided flow (or the short form
 posts it to every bound chat in scope and calls matching volunteers privately, in one
 transaction with the horn itself. Taps are recorded once (the store's UNIQUE constraint
 decides); every copy shows a live counter, refreshed after the tap is answered. The watcher
-(`bot/horn_watch.py`) runs fill-by widening and emergency re-sounding from the store, so a
+(`bot/watcher.py`, a DueWatcher) runs fill-by widening and emergency re-sounding from the store, so a
 restart neither drops nor repeats them. Closing posts a summary; the owner then confirms who
 came and the hours, credited once to each person's time bank (爱心银行).
 """
