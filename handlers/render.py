@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.i18n import Markup, escape, t
 from bot.services.access import Action, Actor
+from bot.services.horn_views import availability_label
 from bot.services.people import Profile
 from storage.models import Unit
 
@@ -48,4 +49,7 @@ def profile_text(locale: str, profile: Profile, superadmin: bool) -> str:
              building=unit_label(profile.building) if profile.building else none,
              roles=Markup("\n".join(f"• {r}" for r in roles)) if roles else none,
              party=t(locale, "me.yes" if profile.party_member else "me.no"),
-             skills=skills or none, hours=f"{profile.hours:g}", points=profile.points)
+             skills=skills or none,
+             availability=availability_label(locale, profile.availability)
+             if profile.availability else none,
+             hours=f"{profile.hours:g}", points=profile.points)

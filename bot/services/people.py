@@ -42,6 +42,7 @@ class Profile:
     roles: list[tuple[str, Unit]]
     party_member: bool
     skills: tuple[str, ...]
+    availability: str | None
     hours: float
     points: int
 
@@ -155,5 +156,7 @@ class PeopleService:
             building = await self.store.map.get(person.building_code)
         return Profile(building=building, roles=roles,
                        party_member=any(g.role == PARTY_MEMBER for g in grants),
-                       skills=person.skills if person else (), hours=person.hours if person else 0,
+                       skills=person.skills if person else (),
+                       availability=person.availability if person else None,
+                       hours=person.hours if person else 0,
                        points=person.points if person else 0)

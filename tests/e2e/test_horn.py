@@ -476,6 +476,7 @@ async def test_volunteer_registration_and_call_up(harness):
     assert "Skills: IT, driving" in shown[-1].text and "Saturday mornings" in shown[-1].text
     me = (await h.say(resident, "/me"))[-1].text
     assert "volunteer · 2栋 (B01010102)" in me and "IT, driving" in me
+    assert "Available: Saturday mornings" in me
     horn = await w.sound(w.worker, "emergency G0101 5 Drivers wanted")
     assert w.posts(resident.id, horn)
 
