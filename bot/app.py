@@ -44,7 +44,7 @@ def build_application(settings: Settings, request: BaseRequest | None = None,
         .updater(None)
         .rate_limiter(DirectReplyLimiter(gate))
         .context_types(ContextTypes(context=GridhornContext))
-        .request(request or HTTPXRequest(connection_pool_size=256, pool_timeout=30,
+        .request(request or HTTPXRequest(connection_pool_size=48, pool_timeout=30,
                                          read_timeout=20, write_timeout=20))
         .get_updates_request(get_updates_request or HTTPXRequest(connection_pool_size=2))
     )

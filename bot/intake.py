@@ -22,6 +22,7 @@ from storage.inbox import UpdateMark, current_update
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
+_Queued = tuple[int, dict[str, Any], "Update | None"]
 
 
 def lane_of(raw: dict[str, Any]) -> int:
@@ -42,7 +43,7 @@ class Intake:
         self.store = store
         self.poll_timeout = poll_timeout
         self._slots = asyncio.Semaphore(max_concurrent)
-        self._lanes: dict[int, asyncio.Queue[tuple[int, dict[str, Any]]]] = {}
+        self._lanes: dict[int, asyncio.Queue[_Queued]] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -94,10 +95,11 @@ class Intake:
             raws = [u.to_dict() for u in updates]
             await self.store.inbox.store(raws)
             offset = max(r["update_id"] for r in raws) + 1
-            for raw in raws:
-                self._dispatch(raw["update_id"], raw)
+            for update, raw in zip(updates, raws):
+                self._dispatch(raw["update_id"], raw, update)  # parsed once, not again
 
-    def _dispatch(self, update_id: int, raw: dict[str, Any]) -> None:
+    def _dispatch(self, update_id: int, raw: dict[str, Any],
+                  update: Update | None = None) -> None:
         if update_id in self._seen:
             return
         self._seen.add(update_id)
@@ -113,15 +115,15 @@ class Intake:
             task = asyncio.create_task(self._run_lane(lane, queue), name=f"gridhorn:lane:{lane}")
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
-        queue.put_nowait((update_id, raw))
+        queue.put_nowait((update_id, raw, update))
 
-    async def _run_lane(self, lane: int, queue: asyncio.Queue[tuple[int, dict[str, Any]]]) -> None:
+    async def _run_lane(self, lane: int, queue: asyncio.Queue[_Queued]) -> None:
         try:
             while not queue.empty():
-                update_id, raw = queue.get_nowait()
+                update_id, raw, update = queue.get_nowait()
                 try:
                     async with self._slots:
-                        await self._handle(update_id, raw)
+                        await self._handle(update_id, raw, update)
                 finally:
                     self._in_progress -= 1
                     if self._in_progress == 0:
@@ -130,11 +132,13 @@ class Intake:
             if self._lanes.get(lane) is queue:
                 del self._lanes[lane]
 
-    async def _handle(self, update_id: int, raw: dict[str, Any]) -> None:
+    async def _handle(self, update_id: int, raw: dict[str, Any],
+                      update: Update | None = None) -> None:
         mark = UpdateMark(update_id)
         token = current_update.set(mark)
         try:
-            update = Update.de_json(raw, self.app.bot)
+            if update is None:  # replayed from the inbox at start-up
+                update = Update.de_json(raw, self.app.bot)
             await self.app.process_update(update)
         except Exception:
             logger.exception("update %s could not be handled", update_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import heapq
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -40,20 +41,26 @@ MigrateHook = Callable[[int, int], Awaitable[None]]
 
 
 class _Lane:
-    """One chat's queue: a heap of (priority, id)."""
+    """One chat's queue: a heap of (priority, id), and the turn of its latest scheduling.
 
-    __slots__ = ("heap", "busy")
+    Only the entry of the ready heap that carries the lane's current `turn` may send: an older
+    entry whose item is again at the head (a more urgent item went first meanwhile) would
+    otherwise send without the chat's window, retry time or quiet hours being checked again.
+    """
+
+    __slots__ = ("heap", "busy", "turn")
 
     def __init__(self) -> None:
         self.heap: list[tuple[int, int]] = []
         self.busy = False
+        self.turn = 0
 
 
 class OutboxSender:
     """Reading side: the one loop that sends."""
 
     def __init__(self, bot: Bot, store: Store, gate: FloodGate, settings: Settings, *,
-                 max_in_flight: int = 64, max_attempts: int = 8) -> None:
+                 max_in_flight: int = 16, max_attempts: int = 8) -> None:
         self.bot = bot
         self.store = store
         self.gate = gate
@@ -62,7 +69,8 @@ class OutboxSender:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._items: dict[int, OutboxItem] = {}
         self._lanes: dict[int, _Lane] = {}
-        self._ready: list[tuple[int, int, int]] = []   # (priority, id, chat)
+        self._ready: list[tuple[int, int, int, int]] = []   # (priority, id, chat, turn)
+        self._turns = itertools.count(1)
         self._timed: list[tuple[float, int]] = []      # (monotonic time, chat)
         self._wake = asyncio.Event()
         self._dirty = True  # rows may have been committed since the last load
@@ -70,6 +78,8 @@ class OutboxSender:
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._on_the_wire: set[Stamp] = set()  # calls sent and not answered yet
+        self._results: list[tuple[OutboxItem, Any, asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
         self.stall_threshold = 0.005
         self._idle = asyncio.Event()
         self._idle.set()
@@ -127,11 +137,18 @@ class OutboxSender:
             if free_at > self.gate.clock():
                 await self._sleep_until(free_at, wakeable=False)
                 continue  # something more urgent may have arrived meanwhile
-            priority, item_id, chat_id = heapq.heappop(self._ready)
+            if self._slots.locked():
+                # every slot is on the wire: wait for one, then choose again (the most urgent
+                # item may have changed meanwhile)
+                await self._slots.acquire()
+                self._slots.release()
+                continue
+            priority, item_id, chat_id, turn = heapq.heappop(self._ready)
             lane = self._lanes.get(chat_id)
-            if lane is None or lane.busy or not lane.heap or lane.heap[0][1] != item_id:
+            if lane is None or lane.busy or lane.turn != turn or not lane.heap \
+                    or lane.heap[0][1] != item_id:
                 continue  # stale entry
-            await self._slots.acquire()
+            await self._slots.acquire()  # free: checked above, nothing awaited since
             lane.busy = True
             stamp = self.gate.record(chat_id)
             task = asyncio.create_task(self._deliver(item_id, chat_id, stamp))
@@ -199,8 +216,9 @@ class OutboxSender:
         quiet_wait = self._quiet_wait(item)
         if quiet_wait:
             at = max(at, now + quiet_wait)
+        lane.turn = next(self._turns)
         if at <= now:
-            heapq.heappush(self._ready, (priority, item_id, chat_id))
+            heapq.heappush(self._ready, (priority, item_id, chat_id, lane.turn))
         else:
             heapq.heappush(self._timed, (at, chat_id))
         self._wake.set()
@@ -229,18 +247,40 @@ class OutboxSender:
 
     async def _deliver(self, item_id: int, chat_id: int, stamp: Stamp) -> None:
         next_chat = chat_id
+        item = self._items.get(item_id)
+        held = [True]
+
+        def free_slot() -> None:
+            """The call is answered: its in-flight slot goes to the next send even while the
+            answer is still being recorded (the chat's lane stays busy until then)."""
+            if held[0]:
+                held[0] = False
+                self._slots.release()
+
         try:
-            item = await self.store.outbox.get(item_id)  # fresh: a coalesced edit may be newer
+            # fresh: a newer edit may have replaced it; a service may have dropped the chat's
+            # queue (the bot was removed) or moved it (the group migrated) meanwhile
+            item = await self.store.outbox.get(item_id)
             if item is None or item.status != "pending":
                 self._forget(item_id)
                 return
             self.gate.restamp(stamp)  # the windows count when the call leaves, not the pick
-            next_chat = await self._attempt(item, stamp)
-        except Exception:
+            next_chat = await self._attempt(item, stamp, free_slot)
+        except Exception as exc:
+            # Not a Telegram answer (those are handled in _attempt): a bug or a broken
+            # payload. Retry with backoff like a network error; it ends as failed.
             logger.exception("outbox item %s could not be processed", item_id)
-            self._forget(item_id)
+            try:
+                if item is not None:
+                    await self._retry(item, min(60.0, 0.5 * 2 ** item.attempts), repr(exc),
+                                      count=True)
+                else:
+                    self._forget(item_id)
+            except Exception:
+                logger.exception("outbox item %s could not be rescheduled", item_id)
+                self._forget(item_id)
         finally:
-            self._slots.release()
+            free_slot()
             lane = self._lanes.get(chat_id)
             if lane is not None:
                 lane.busy = False
@@ -251,7 +291,8 @@ class OutboxSender:
             self._signal_idle()
             self._wake.set()
 
-    async def _attempt(self, item: OutboxItem, stamp: Stamp) -> int:
+    async def _attempt(self, item: OutboxItem, stamp: Stamp,
+                       answered: Callable[[], None] = lambda: None) -> int:
         """Send once; returns the chat the item's lane now lives in."""
         self._on_the_wire.add(stamp)
         try:
@@ -259,6 +300,7 @@ class OutboxSender:
                 result = await self._call(item)
             finally:
                 self._on_the_wire.discard(stamp)
+                answered()
         except RetryAfter as exc:
             seconds = _seconds(exc.retry_after)
             logger.warning("429 on %s to %s: retry after %s s", item.method, item.chat_id, seconds)
@@ -304,21 +346,78 @@ class OutboxSender:
             update={"not_before": not_before, "attempts": item.attempts + int(count)})
 
     async def _record_sent(self, item: OutboxItem, result: Any) -> None:
-        raw = result.to_dict() if isinstance(result, TelegramObject) else result
-        message_id = getattr(result, "message_id", None)
+        """Record a sent item (its message id, its hooks) and wait until that is committed.
+
+        Results are committed in batches: whatever came back while the previous batch was
+        being written goes into the next transaction (a group commit), so a burst of sends
+        costs a few transactions instead of one each. The chat's lane stays busy until its
+        item is recorded, so calls to one chat keep their order.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._results.append((item, result, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_batches(),
+                                                 name="gridhorn:outbox-recorder")
+        await done
+
+    async def _record_batches(self) -> None:
+        while self._results:
+            batch, self._results = self._results[:500], self._results[500:]
+            try:
+                await self._record(batch)
+            except Exception:
+                logger.exception("recording %d sent items failed; recording one by one",
+                                 len(batch))
+                for entry in batch:
+                    try:
+                        await self._record([entry])
+                    except Exception:
+                        # the message went out: never send it again, even if a hook failed
+                        logger.exception("hook of sent outbox item %s failed", entry[0].id)
+                        try:
+                            await self._record([entry], hooks=False)
+                        except Exception:
+                            logger.exception("sent outbox item %s could not be recorded",
+                                             entry[0].id)
+            finally:
+                for item, _, done in batch:
+                    self._forget(item.id)
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _record(self, batch: list[tuple[OutboxItem, Any, asyncio.Future[None]]],
+                      hooks: bool = True) -> None:
+        outbox = self.store.outbox
         async with self.store.transaction():
-            await self.store.outbox.mark_sent(item.id, message_id, raw)
-            if item.payload.get("_pin") and message_id is not None:
-                await self.store.outbox.enqueue(
-                    item.chat_id, "pinChatMessage",
-                    {"message_id": message_id, "disable_notification": False},
-                    item.priority + Priority.PIN_DELAY, dedupe_key=f"pin:{item.id}")
+            rows = []
+            for item, result, _ in batch:
+                raw = result.to_dict() if isinstance(result, TelegramObject) else result
+                rows.append((item.id, getattr(result, "message_id", None), raw))
+            newer: list[tuple[OutboxItem, dict[str, Any]]] = []
+            for item, _, _ in batch:
+                if item.coalesce_key is not None:
+                    payload = await outbox.payload_of(item.id)
+                    if payload is not None and payload != item.payload:
+                        newer.append((item, payload))  # replaced while on its way
+            await outbox.mark_sent_many(rows)
+            queued = bool(newer)
+            for item, payload in newer:
+                await outbox.set_payload(item.id, item.payload)  # what really went out
+                await outbox.enqueue(item.chat_id, item.method, payload, item.priority,
+                                     coalesce_key=item.coalesce_key, ref=item.ref)
+            for (item, result, _), (_, message_id, _) in zip(batch, rows):
+                if item.payload.get("_pin") and message_id is not None:
+                    queued = True
+                    await outbox.enqueue(
+                        item.chat_id, "pinChatMessage",
+                        {"message_id": message_id, "disable_notification": False},
+                        item.priority + Priority.PIN_DELAY, dedupe_key=f"pin:{item.id}")
+                if hooks and item.ref:
+                    hook = self.sent_hooks.get(item.ref.split(":", 1)[0])
+                    if hook is not None:
+                        await hook(item, result)
+            if queued:
                 self.store.db.after_commit(self.wake)
-            if item.ref:
-                hook = self.sent_hooks.get(item.ref.split(":", 1)[0])
-                if hook is not None:
-                    await hook(item, result)
-        self._forget(item.id)
 
     def _forget(self, item_id: int) -> None:
         self._items.pop(item_id, None)

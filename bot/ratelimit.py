@@ -39,9 +39,11 @@ class Window:
 
     __slots__ = ("capacity", "span", "gap", "events", "last")
 
-    def __init__(self, per_second: float, slack: float, paced: bool = False) -> None:
-        self.capacity = max(1, int(per_second))
-        self.span = self.capacity / per_second + slack
+    def __init__(self, rate: float, per: float, slack: float, paced: bool = False) -> None:
+        """`rate` events per `per` seconds: a window of max(1, int(rate)) events (20 per
+        minute stays 20 in 60 s, not 1 in 3 s), widened by `slack`."""
+        self.capacity = max(1, int(rate))
+        self.span = self.capacity * per / rate + slack
         self.gap = self.span / self.capacity if paced else 0.0
         self.events: deque[float] = deque()
         self.last = -math.inf  # the slot of the latest decision (pacing ignores restamps)
@@ -110,21 +112,21 @@ class FloodGate:
         self.clock = clock
         self._slack = slack
         self._chat_rate = chat_per_s
-        self._group_rate = group_per_min / 60.0
-        self.overall = Window(overall_per_s, slack, paced=True)
+        self._group_rate = group_per_min
+        self.overall = Window(overall_per_s, 1.0, slack, paced=True)
         self._chats: dict[int, Window] = {}
         self._groups: dict[int, Window] = {}
 
     def _chat(self, chat_id: int) -> Window:
         window = self._chats.get(chat_id)
         if window is None:
-            window = self._chats[chat_id] = Window(self._chat_rate, self._slack)
+            window = self._chats[chat_id] = Window(self._chat_rate, 1.0, self._slack)
         return window
 
     def _group(self, chat_id: int) -> Window:
         window = self._groups.get(chat_id)
         if window is None:
-            window = self._groups[chat_id] = Window(self._group_rate, self._slack * 10)
+            window = self._groups[chat_id] = Window(self._group_rate, 60.0, self._slack * 10)
         return window
 
     def chat_next_free(self, chat_id: int, now: float | None = None) -> float:
@@ -165,15 +167,29 @@ class FloodGate:
         self._groups.pop(chat_id, None)
 
 
+#: Calls that never wait for a free HTTP slot: the answer to a tap must come within seconds.
+UNCAPPED = frozenset({"answerCallbackQuery"})
+#: Concurrent direct calls (besides answers, the outbox's own at most 16 and getUpdates);
+#: the HTTP pool (48) holds them all.
+MAX_CONCURRENT_CALLS = 24
+
+
 class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
     """python-telegram-bot's hook: direct replies go out at once and take their share.
 
     The outbox marks its own calls (`rate_limit_args=OUTBOX`) because it has already waited
     for, and recorded, their slot. A 429 on a direct reply is waited out once when short.
+
+    Every direct call but the answer to a tap also takes one of `max_concurrent` slots, so that
+    a burst of handlers waits here, cheaply, instead of inside httpx's connection pool: httpcore
+    rescans its whole queue of requests against every connection whenever one starts or
+    ends, and each idle connection costs a system call, so a call costs about twice the CPU
+    with 256 requests queued on 256 connections as with 16 on 16 (docs/benchmarks.md).
     """
 
-    def __init__(self, gate: FloodGate) -> None:
+    def __init__(self, gate: FloodGate, max_concurrent: int = MAX_CONCURRENT_CALLS) -> None:
         self.gate = gate
+        self._calls = asyncio.Semaphore(max_concurrent)
 
     async def initialize(self) -> None:
         return None
@@ -190,16 +206,25 @@ class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
         data: dict[str, Any],
         rate_limit_args: dict[str, bool] | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        if endpoint in COUNTED and not (rate_limit_args or {}).get("outbox"):
-            chat_id = data.get("chat_id")
-            self.gate.record(chat_id if isinstance(chat_id, int) else None)
+        outbox = bool((rate_limit_args or {}).get("outbox"))
         try:
-            return await callback(*args, **kwargs)
+            return await self._once(callback, args, kwargs, endpoint, data, outbox)
         except RetryAfter as exc:
             wait = exc.retry_after
             seconds = wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
-            if (rate_limit_args or {}).get("outbox") or seconds > 3:
+            if outbox or seconds > 3:
                 raise
             logger.info("direct %s hit a flood limit; retrying in %s s", endpoint, seconds)
             await asyncio.sleep(math.ceil(seconds))
+            return await self._once(callback, args, kwargs, endpoint, data, outbox)
+
+    async def _once(self, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
+                    kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
+                    outbox: bool) -> Any:
+        if endpoint in UNCAPPED or outbox:  # the outbox has its own in-flight limit, and its
+            return await callback(*args, **kwargs)  # slot is stamped: it must leave now
+        async with self._calls:
+            if endpoint in COUNTED and not outbox:
+                chat_id = data.get("chat_id")
+                self.gate.record(chat_id if isinstance(chat_id, int) else None)
             return await callback(*args, **kwargs)

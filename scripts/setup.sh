@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install Gridhorn with its test tools. Needs only Python 3.11+ and pip.
+# Create .venv (once) and install Gridhorn with its test and benchmark tools. Needs only Python 3.11+ and pip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -17,4 +17,4 @@ if .venv/bin/python -m pip --version >/dev/null 2>&1; then
 else
   PIP=("$PYTHON" -m pip --python .venv/bin/python)
 fi
-"${PIP[@]}" install --quiet --disable-pip-version-check -e '.[test]'
+"${PIP[@]}" install --quiet --disable-pip-version-check -e '.[test,bench]'

@@ -9,8 +9,11 @@ the transaction sees its own changes.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import contextvars
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -37,6 +40,46 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+class _WriteLock:
+    """A FIFO lock whose urgent waiters go first.
+
+    Short bookkeeping transactions that unblock much other work (the outbox recording what
+    went out, the intake storing a batch of updates before confirming it) must not queue
+    behind a burst of handlers' transactions: they take the next turn.
+    """
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._normal: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self, urgent: bool = False) -> None:
+        if not self._locked and not self._urgent and not self._normal:
+            self._locked = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._urgent if urgent else self._normal
+        queue.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # the turn was handed over just as we were cancelled
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        for queue in (self._urgent, self._normal):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the lock passes on, still held
+                    return
+        self._locked = False
+
+
 class Database:
     """An open SQLite store: `execute`/`fetchone`/`fetchall` and `transaction()`."""
 
@@ -44,7 +87,7 @@ class Database:
         self.path = path
         self._write: aiosqlite.Connection | None = None
         self._read: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._lock = _WriteLock()
 
     async def open(self) -> None:
         if self.path != ":memory:":
@@ -99,14 +142,16 @@ class Database:
         return _in_transaction.get()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        """One write transaction (BEGIN IMMEDIATE); nested use joins the outer one."""
+    async def transaction(self, urgent: bool = False) -> AsyncIterator[None]:
+        """One write transaction (BEGIN IMMEDIATE); nested use joins the outer one.
+        `urgent` ones take the next turn on the write lock (short bookkeeping only)."""
         if _in_transaction.get():
             yield
             return
         assert self._write is not None, "the database is not open"
         callbacks: list[Callable[[], None]] = []
-        async with self._lock:
+        await self._lock.acquire(urgent)
+        try:
             token = _in_transaction.set(True)
             hooks = _after_commit.set(callbacks)
             await self._write.execute("BEGIN IMMEDIATE")
@@ -120,6 +165,8 @@ class Database:
             finally:
                 _in_transaction.reset(token)
                 _after_commit.reset(hooks)
+        finally:
+            self._lock.release()
         for callback in callbacks:
             callback()
 
@@ -136,21 +183,28 @@ class Database:
         if not _in_transaction.get():
             async with self.transaction():
                 return await self.execute(sql, params)
-        async with self._conn().execute(sql, params) as cur:
-            return cur.lastrowid if cur.lastrowid is not None else 0
+        return await self._write_call(_lastrowid, sql, params)
 
     async def execute_rowcount(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         if not _in_transaction.get():
             async with self.transaction():
                 return await self.execute_rowcount(sql, params)
-        async with self._conn().execute(sql, params) as cur:
-            return cur.rowcount
+        return await self._write_call(_rowcount, sql, params)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         if not _in_transaction.get():
             async with self.transaction():
                 return await self.executemany(sql, rows)
-        await self._conn().executemany(sql, rows)
+        await self._write_call(_many, sql, list(rows))
+
+    async def _write_call(self, run: Callable[[sqlite3.Connection, str, Any], Any], sql: str,
+                          params: Any) -> Any:
+        """One round trip to the connection's thread: the statement runs and its cursor is
+        closed there. (Through aiosqlite's cursor it takes two: execute, then close; inside a
+        transaction every round trip waits for a turn of the busy event loop while the write
+        lock is held.)"""
+        conn = self._conn()
+        return await conn._execute(run, conn._conn, sql, params)
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
         rows = await self.fetchall(sql, params)
@@ -165,6 +219,26 @@ class Database:
     async def fetchval(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
+
+
+def _lastrowid(conn: sqlite3.Connection, sql: str, params: Any) -> int:
+    cur = conn.execute(sql, params)
+    try:
+        return cur.lastrowid if cur.lastrowid is not None else 0
+    finally:
+        cur.close()
+
+
+def _rowcount(conn: sqlite3.Connection, sql: str, params: Any) -> int:
+    cur = conn.execute(sql, params)
+    try:
+        return cur.rowcount
+    finally:
+        cur.close()
+
+
+def _many(conn: sqlite3.Connection, sql: str, rows: Any) -> None:
+    conn.executemany(sql, rows).close()
 
 
 def _split_sql(script: str) -> list[str]:

@@ -34,7 +34,8 @@ class InboxRepo:
         if not updates:
             return
         now = now_iso()
-        async with self.db.transaction():
+        # urgent: Telegram is not told the batch was received until it is stored
+        async with self.db.transaction(urgent=True):
             await self.db.executemany(
                 "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
                 [(u["update_id"], json.dumps(u, ensure_ascii=False), now) for u in updates])

@@ -112,6 +112,7 @@ class OutboxItem(Record):
     status: str = "pending"
     message_id: int | None = None
     created_at: float
+    coalesce_key: str | None = None   # a pending edit that a newer one replaces
 
 
 TicketStatus = Literal["new", "acknowledged", "escalated", "whistled", "accepted", "resolved",

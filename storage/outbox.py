@@ -15,7 +15,8 @@ def _item(row: Row) -> OutboxItem:
                       payload=json.loads(row["payload"]), priority=row["priority"],
                       quiet=bool(row["quiet"]), not_before=row["not_before"], ref=row["ref"],
                       attempts=row["attempts"], status=row["status"],
-                      message_id=row["message_id"], created_at=row["created_at"])
+                      message_id=row["message_id"], created_at=row["created_at"],
+                      coalesce_key=row["coalesce_key"])
 
 
 class OutboxRepo:
@@ -72,6 +73,23 @@ class OutboxRepo:
             """UPDATE outbox SET status = 'sent', message_id = ?, result = ?, sent_at = ?,
                    attempts = attempts + 1, coalesce_key = NULL WHERE id = ?""",
             (message_id, json.dumps(result, ensure_ascii=False), epoch(), item_id))
+
+    async def mark_sent_many(self, rows: list[tuple[int, int | None, Any]]) -> None:
+        """`mark_sent` for many items in one statement: (id, message_id, result)."""
+        now = epoch()
+        await self.db.executemany(
+            """UPDATE outbox SET status = 'sent', message_id = ?, result = ?, sent_at = ?,
+                   attempts = attempts + 1, coalesce_key = NULL WHERE id = ?""",
+            [(message_id, json.dumps(result, ensure_ascii=False), now, item_id)
+             for item_id, message_id, result in rows])
+
+    async def set_payload(self, item_id: int, payload: dict[str, Any]) -> None:
+        await self.db.execute("UPDATE outbox SET payload = ? WHERE id = ?",
+                              (json.dumps(payload, ensure_ascii=False), item_id))
+
+    async def payload_of(self, item_id: int) -> dict[str, Any] | None:
+        body = await self.db.fetchval("SELECT payload FROM outbox WHERE id = ?", (item_id,))
+        return json.loads(body) if body is not None else None
 
     async def retry_later(self, item_id: int, not_before: float, error: str,
                           count_attempt: bool = True) -> None:

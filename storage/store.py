@@ -54,11 +54,15 @@ class Store:
             await self.schedules.migrate_chat(old_id, new_id)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        """Every state change is one transaction: `async with store.transaction(): ...`."""
+    async def transaction(self, urgent: bool = False,
+                          marks_update: bool = True) -> AsyncIterator[None]:
+        """Every state change is one transaction: `async with store.transaction(): ...`.
+        `urgent`: bookkeeping that takes the next turn on the write lock (see Database).
+        `marks_update=False`: a side write (recording who sent the update) that must not
+        count as the update's work: the update stays unprocessed until its handler commits."""
         outermost = not self.db.in_transaction
-        mark = current_update.get() if outermost else None
-        async with self.db.transaction():
+        mark = current_update.get() if outermost and marks_update else None
+        async with self.db.transaction(urgent):
             yield
             if mark is not None and not mark.done:
                 # The update's first state change and "processed" commit together.

@@ -60,7 +60,7 @@ class PeopleService:
         known = self._known.get(user.user_id)
         if known is not None and known[:4] == key and (known[4] or not private):
             return
-        async with self.store.transaction():
+        async with self.store.transaction(marks_update=False):  # the handler's work marks it
             await self.store.people.touch(user.user_id, user.first_name, user.last_name,
                                           user.username, user.language_code, private)
         person = await self.store.people.get(user.user_id)

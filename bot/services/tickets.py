@@ -22,13 +22,28 @@ from bot.services.people import PeopleService
 from bot.settings import Settings
 from bot.textsplit import split_html
 from storage.inbox import current_update
-from storage.models import DOMAINS, OPEN_STATUSES, Flow, Ticket, Unit
+from storage.models import (DOMAINS, OPEN_STATUSES, Binding, Chat, Flow, Person, Ticket,
+                            Unit)
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
 DRAFT = "draft"
 LEVELS = ("building", "grid", "community")
 REMIND_AT = 0.75
+
+
+@dataclass(frozen=True)
+class _Recipients:
+    """What a new ticket's cards need, read before its transaction (which then holds the
+    write lock for its writes only): the heads and their languages, the grid's chat."""
+
+    grid_code: str
+    heads: list[tuple[int, str]]
+    binding: Binding | None
+    chat: Chat | None
+    chat_locale: str | None
+    building: Unit | None
+    reporter: Person | None
 
 
 @dataclass(frozen=True)
@@ -132,6 +147,7 @@ class TicketService:
         if grid is None or community is None:
             raise Refused("draft.join_first")
         mark = current_update.get()
+        recipients = await self._recipients(person, grid.code)
         now = self.clock()
         deadlines = self.settings.deadlines("routine")
         async with self.store.transaction():
@@ -154,21 +170,44 @@ class TicketService:
                 user_id, t(locale, "ticket.receipt", id=ticket.id,
                            hours=_hours_text(locale, due.total_seconds())),
                 priority=Priority.PERSONAL)
-            await self._post_new_cards(ticket)
+            await self._post_new_cards(ticket, recipients)
         self.changed()
         return ticket
 
-    async def _post_new_cards(self, ticket: Ticket) -> None:
-        """Cards to the building heads (private) and to the grid's staff chat."""
-        for head_id in await self._holders(("building_head",), ticket.building_code, exact=True):
-            await self._send_card(ticket, head_id, 0, "head")
-        await self._post_staff_card(ticket, ticket.grid_code)
+    async def _recipients(self, reporter: Person, grid_code: str) -> _Recipients:
+        heads = await self._holders(("building_head",), reporter.building_code or "",
+                                    exact=True)
+        binding = await self.store.map.binding(grid_code)
+        chat = await self.store.map.chat(binding.chat_id) if binding is not None else None
+        return _Recipients(
+            grid_code=grid_code, heads=[(h, await self._chat_locale(h)) for h in heads],
+            binding=binding, chat=chat,
+            chat_locale=(chat.locale if chat is not None and chat.locale else
+                         self.settings.default_locale) if binding is not None else None,
+            building=await self.store.map.get(reporter.building_code or ""),
+            reporter=reporter)
 
-    async def _post_staff_card(self, ticket: Ticket, unit_code: str) -> None:
-        binding = await self.store.map.binding(unit_code)
+    async def _post_new_cards(self, ticket: Ticket, known: _Recipients | None = None) -> None:
+        """Cards to the building heads (private) and to the grid's staff chat."""
+        if known is not None:
+            for head_id, locale in known.heads:
+                await self._send_card(ticket, head_id, 0, "head", locale, known)
+        else:
+            for head_id in await self._holders(("building_head",), ticket.building_code,
+                                               exact=True):
+                await self._send_card(ticket, head_id, 0, "head")
+        await self._post_staff_card(ticket, ticket.grid_code, known)
+
+    async def _post_staff_card(self, ticket: Ticket, unit_code: str,
+                               known: _Recipients | None = None) -> None:
+        if known is not None and known.grid_code == unit_code:
+            binding, chat = known.binding, known.chat
+        else:
+            known = None
+            binding = await self.store.map.binding(unit_code)
+            chat = await self.store.map.chat(binding.chat_id) if binding is not None else None
         if binding is None:
             return
-        chat = await self.store.map.chat(binding.chat_id)
         if chat is not None and not chat.active:
             return
         if chat is not None and chat.is_forum and chat.can_manage_topics and \
@@ -180,7 +219,8 @@ class TicketService:
             return
         thread = ticket.staff_thread_id if unit_code == ticket.grid_code and \
             ticket.staff_thread_id else binding.thread_id
-        await self._send_card(ticket, binding.chat_id, thread or 0, "staff")
+        await self._send_card(ticket, binding.chat_id, thread or 0, "staff",
+                              known.chat_locale if known is not None else None, known)
 
     async def topic_created(self, ticket_id: int, chat_id: int, thread_id: int) -> None:
         """Outbox hook: the ticket's forum topic exists; its card goes in."""
@@ -188,9 +228,10 @@ class TicketService:
         ticket = await self._get(ticket_id)
         await self._send_card(ticket, chat_id, thread_id, "staff")
 
-    async def _send_card(self, ticket: Ticket, chat_id: int, thread_id: int, kind: str) -> None:
-        locale = await self._chat_locale(chat_id)
-        text, fits = await self._card_text(locale, ticket, kind, chat_id)
+    async def _send_card(self, ticket: Ticket, chat_id: int, thread_id: int, kind: str,
+                         locale: str | None = None, known: _Recipients | None = None) -> None:
+        locale = locale or await self._chat_locale(chat_id)
+        text, fits = await self._card_text(locale, ticket, kind, chat_id, known)
         if not fits:
             for part in split_html(t(locale, "ticket.full_text", id=ticket.id) + "\n" +
                                    views.escape(ticket.text)):
@@ -210,14 +251,18 @@ class TicketService:
         """Outbox hook: remember a card so that later steps can edit it."""
         await self.store.tickets.add_card(ticket_id, chat_id, message_id, kind)
 
-    async def _card_text(self, locale: str, ticket: Ticket, kind: str,
-                         chat_id: int) -> tuple[str, bool]:
-        building = await self.store.map.get(ticket.building_code)
+    async def _card_text(self, locale: str, ticket: Ticket, kind: str, chat_id: int,
+                         known: _Recipients | None = None) -> tuple[str, bool]:
+        building = known.building if known is not None and known.building is not None and \
+            known.building.code == ticket.building_code else \
+            await self.store.map.get(ticket.building_code)
         department = await self.store.map.get(ticket.department_code) \
             if ticket.department_code else None
         reporter = None
         if kind in ("head", "staff"):
-            person = await self.store.people.get(ticket.reporter_id)
+            person = known.reporter if known is not None and known.reporter is not None and \
+                known.reporter.user_id == ticket.reporter_id else \
+                await self.store.people.get(ticket.reporter_id)
             reveal = chat_id in self.settings.superadmins
             reporter = views.reporter_label(locale, ticket, person, reveal=reveal)
         taker = None

@@ -1,0 +1,352 @@
+"""What the benchmarks share: the emulator, a map of bound chats, the bot as a process, figures.
+
+Everything binds to 127.0.0.1 and stops by itself; databases live in a temporary folder that
+is removed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import os
+import platform
+import signal
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulator import BotAPIEmulator, EmuChat, EmuUser, FloodLimits
+from storage.models import Chat, Unit
+from storage.store import Store
+
+TOKEN = "123456:BENCH-TOKEN"
+ROOT = Path(__file__).resolve().parents[1]
+#: Telegram's own flood limits, as the emulator enforces them (exact sliding windows).
+TELEGRAM = FloodLimits(overall_per_s=30, group_per_min=20, chat_per_s=1)
+#: The bot's settings that match them (SPEC §8 defaults).
+TELEGRAM_RATES = {"rate_overall_per_s": 30, "rate_group_per_min": 20, "rate_chat_per_s": 1}
+
+# A benchmark's settings come from its options alone, never from the shell or a .env file.
+for _name in [n for n in os.environ if n.startswith("GRIDHORN_")]:
+    del os.environ[_name]
+
+
+def machine() -> str:
+    return (f"{datetime.date.today().isoformat()}, nproc {os.cpu_count()}, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.machine()}")
+
+
+class Report:
+    """Figures and targets; `exit_code()` is 1 when any target was missed."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.missed: list[str] = []
+        print(f"== {title} ({machine()})", flush=True)
+
+    def figure(self, name: str, value: Any, note: str = "") -> None:
+        print(f"  {name}: {value}{'  (' + note + ')' if note else ''}", flush=True)
+
+    def target(self, name: str, ok: bool, detail: str) -> None:
+        print(f"  [{'ok' if ok else 'MISSED'}] {name}: {detail}", flush=True)
+        if not ok:
+            self.missed.append(name)
+
+    def exit_code(self) -> int:
+        if self.missed:
+            print(f"targets missed: {', '.join(self.missed)}", flush=True)
+            return 1
+        print("all targets met", flush=True)
+        return 0
+
+
+@contextlib.contextmanager
+def workdir(keep: bool = False) -> Iterator[Path]:
+    if keep:
+        path = Path(tempfile.mkdtemp(prefix="gridhorn-bench-"))
+        print(f"  (keeping {path})")
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="gridhorn-bench-") as name:
+        yield Path(name)
+
+
+async def start_emulator(flood: FloodLimits | None) -> BotAPIEmulator:
+    emu = BotAPIEmulator(token=TOKEN, bot_username="gridhorn_bot", bot_first_name="Gridhorn",
+                         flood=flood)
+    await emu.start(host="127.0.0.1", port=0)
+    return emu
+
+
+def settings_values(emu: BotAPIEmulator, db_path: Path, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "bot_token": TOKEN, "api_base_url": emu.base_url,
+        "database_url": f"sqlite:///{db_path}", "quiet_hours": "", **TELEGRAM_RATES,
+    }
+    values.update(overrides)
+    return values
+
+
+def bot_env(values: dict[str, Any]) -> dict[str, str]:
+    """The same settings as GRIDHORN_* environment variables, for a bot process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDHORN_")}
+    env.update({f"GRIDHORN_{k.upper()}": str(v) for k, v in values.items()})
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class World:
+    """A map whose building chats (and optionally grid staff chats) exist in the emulator."""
+
+    owner: EmuUser
+    buildings: list[str] = field(default_factory=list)
+    building_chats: dict[str, int] = field(default_factory=dict)   # code -> chat id
+    grids: list[str] = field(default_factory=list)
+    grid_chats: dict[str, int] = field(default_factory=dict)
+    building_grid: dict[str, str] = field(default_factory=dict)
+
+
+async def build_world(emu: BotAPIEmulator, store: Store, *, buildings: int, per_grid: int,
+                      grids_per_community: int = 10, bind_buildings: bool = True,
+                      bind_grids: bool = False, forum_grids: bool = False) -> World:
+    """Communities of `grids_per_community` grids, one estate per grid, `per_grid` buildings
+    per estate.
+
+    Chats are created in the emulator with the bot already an admin there (the updates of its
+    arrival are dropped: the bench starts from a map that was bound long ago) and recorded and
+    bound in the store.
+    """
+    owner = emu.add_user("楼长", language_code="zh-hans")
+    world = World(owner=owner)
+    units: list[Unit] = []
+    chats: list[tuple[str, EmuChat]] = []
+    grid_count = -(-buildings // per_grid)
+    for g in range(grid_count):
+        c = g // grids_per_community
+        community = f"C{c + 1:02d}"
+        if g % grids_per_community == 0:
+            units.append(Unit(code=community, kind="community", name=f"第{c + 1}社区",
+                              position=c))
+        grid = f"G{g + 1:04d}"
+        estate = f"E{g + 1:04d}"
+        units.append(Unit(code=grid, kind="grid", name=f"第{g + 1}网格", parent_code=community,
+                          position=g % grids_per_community))
+        units.append(Unit(code=estate, kind="estate", name=f"小区{g + 1}", parent_code=grid))
+        world.grids.append(grid)
+        if bind_grids:
+            chats.append((grid, emu.add_group(f"第{g + 1}网格工作群", forum=forum_grids,
+                                              members=[owner])))
+        for b in range(per_grid):
+            index = g * per_grid + b
+            if index >= buildings:
+                break
+            code = f"B{index + 1:05d}"
+            units.append(Unit(code=code, kind="building", name=f"{index + 1}栋",
+                              parent_code=estate, position=b))
+            world.buildings.append(code)
+            world.building_grid[code] = grid
+            if bind_buildings:
+                chats.append((code, emu.add_group(f"{index + 1}栋楼事群", members=[owner])))
+    await join_groups(emu, [chat for _, chat in chats], owner)
+    async with store.transaction():
+        await store.people.ensure(owner.id)
+        for unit in units:
+            await store.map.upsert(unit)
+        for code, chat in chats:
+            await store.map.upsert_chat(Chat(chat_id=chat.id, type=chat.type, title=chat.title,
+                                             is_forum=chat.is_forum, bot_is_admin=True,
+                                             can_pin=True, can_manage_topics=True))
+            await store.map.bind(code, chat.id, 0, None)
+            if code.startswith("B"):
+                world.building_chats[code] = chat.id
+            else:
+                world.grid_chats[code] = chat.id
+    return world
+
+
+async def join_groups(emu: BotAPIEmulator, chats: Iterable[EmuChat], by: EmuUser) -> None:
+    """The bot becomes an admin of each chat; the updates of its arrival are dropped."""
+    for chat in chats:
+        await emu.add_bot_to_group(chat, by=by, admin=True, can_pin=True,
+                                   can_manage_topics=True)
+    emu.drop_pending_updates()
+
+
+async def quiesce_schedules(store: Store, values: dict[str, Any]) -> int:
+    """Record this period's scheduled runs (theme, report, boards, daily) as done.
+
+    A fresh database would otherwise make the bot catch up at start-up and post a monthly
+    report and a theme to every bound chat (what a county that has run for months has long
+    had): the broadcast benchmarks measure the broadcast alone.
+    """
+    from types import SimpleNamespace
+
+    from bot.scheduler import Scheduler
+    from bot.settings import load_settings
+
+    settings = load_settings(**values)
+    idle = SimpleNamespace(themes=None, reports=None, boards=None, patrols=None)
+    scheduler = Scheduler(store, idle, settings)  # type: ignore[arg-type]
+    now = scheduler.now()
+    recorded = 0
+    async with store.transaction():
+        for job in scheduler.jobs:
+            fire = scheduler.last_fire(job, now)
+            if fire is not None:
+                recorded += bool(await store.schedules.record_run(job.name, job.period(fire), 0))
+    return recorded
+
+
+class Watcher:
+    """Bot messages that reached the emulator, per chat and per kind, read incrementally.
+
+    `classify(text)` names a message's kind (None: not counted). Only chats in `chats` are
+    watched. `update()` costs only what arrived since the last call, so it can run as the
+    condition of `emu.wait_until` (re-checked after every API call) without slowing the bot.
+    """
+
+    def __init__(self, emu: BotAPIEmulator, chats: Iterable[int],
+                 classify: Callable[[str], str | None]) -> None:
+        self.emu = emu
+        self.chats = set(chats)
+        self.classify = classify
+        self.counts: dict[str, Counter[int]] = {}
+        self.times: dict[str, list[float]] = {}
+        self._last_id: dict[int, int] = {}
+        self._seen = len(emu.requests)
+
+    def update(self) -> None:
+        requests = self.emu.requests
+        touched = {entry.chat_id for entry in requests[self._seen:]
+                   if entry.status_code == 200 and entry.chat_id in self.chats}
+        self._seen = len(requests)
+        for chat_id in touched:
+            chat = self.emu.chats.get(chat_id)  # type: ignore[arg-type]
+            if chat is None:
+                continue
+            last = self._last_id.get(chat.id, 0)
+            for message in reversed(chat.messages.values()):
+                if message.message_id <= last:
+                    break
+                if message.sender is not None or message.kind == "service":
+                    continue
+                kind = self.classify(message.text)
+                if kind is not None:
+                    self.counts.setdefault(kind, Counter())[chat.id] += 1
+                    self.times.setdefault(kind, []).append(message.sent_at)
+            if chat.messages:
+                self._last_id[chat.id] = max(last, next(reversed(chat.messages)))
+
+    def total(self, kind: str) -> int:
+        self.update()
+        return sum(self.counts.get(kind, Counter()).values())
+
+    def chats_with(self, kind: str) -> int:
+        self.update()
+        return len(self.counts.get(kind, Counter()))
+
+    def nth_time(self, kind: str, n: int) -> float:
+        """When the n-th message of a kind arrived (monotonic clock)."""
+        return sorted(self.times.get(kind, []))[n - 1]
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[int(p) - 1]
+
+
+class BotProcess:
+    """`gridhorn run` (the production entry point) as a child process, logs to a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+        self._log: Any = None
+
+    async def start(self) -> None:
+        self._log = open(self.log_path, "ab")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run", cwd=ROOT, env=self.env,
+            stdout=self._log, stderr=self._log, stdin=asyncio.subprocess.DEVNULL)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def status(self, key: str) -> str | None:
+        """A line of /proc/<pid>/status (e.g. VmHWM: the peak resident set)."""
+        try:
+            text = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(key + ":"):
+                return line.split(":", 1)[1].strip()
+        return None
+
+    def peak_rss_mb(self) -> float | None:
+        value = self.status("VmHWM")
+        return int(value.split()[0]) / 1024 if value else None
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+        self._close_log()
+
+    async def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM and wait (SIGKILL after `timeout`)."""
+        if self.proc is None:
+            return None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        self._close_log()
+        return self.proc.returncode
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def outbox_counts(db_path: Path) -> dict[str, int]:
+    """Outbox rows by status, read with plain sqlite3 (another process may own the store)."""
+    with contextlib.closing(sqlite3.connect(db_path, timeout=10)) as db:
+        return dict(db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
+
+
+async def wait_for(condition: Any, timeout: float, every: float = 0.05) -> bool:
+    """Poll a condition that no event announces (another process's database)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(every)
+    return bool(condition())

@@ -1,0 +1,34 @@
+"""The durable intake's bookkeeping: which commit marks an update processed (SPEC §4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.services.access import Access
+from bot.services.people import PeopleService, TelegramUser
+from bot.settings import load_settings
+from storage.inbox import UpdateMark, current_update
+
+pytestmark = pytest.mark.asyncio
+
+
+async def unprocessed(store) -> list[int]:
+    return [update_id for update_id, _ in await store.inbox.pending()]
+
+
+async def test_recording_the_sender_leaves_the_update_for_its_handler(store):
+    """The guard records who sent an update before the handler runs. If that write marked
+    the update processed, a crash between it and the handler's commit would lose the update
+    (after a restart the recording is the first write again for everyone)."""
+    await store.inbox.store([{"update_id": 7, "message": {}}])
+    people = PeopleService(store, Access(store, frozenset()), load_settings())
+    mark = UpdateMark(7)
+    token = current_update.set(mark)
+    try:
+        await people.touch(TelegramUser(1001, "李"), private=True)
+        assert not mark.done and await unprocessed(store) == [7]
+        async with store.transaction():  # the handler's own work marks it, in its commit
+            await store.people.set_locale(1001, "en")
+        assert mark.done and await unprocessed(store) == []
+    finally:
+        current_update.reset(token)

@@ -1,0 +1,319 @@
+"""The outbox sender (SPEC §7) against a fake Bot: order, windows, errors, restarts.
+
+The fake records every call with the time it was made and can hold a call (an event) or
+raise what Telegram would answer, so each test waits on events, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from telegram import Chat, Message
+from telegram.error import ChatMigrated, Forbidden, NetworkError, RetryAfter
+
+from bot.outbox import OutboxSender
+from bot.ratelimit import FloodGate
+from bot.services.outbox import Outbox, Priority
+from bot.settings import load_settings
+
+pytestmark = pytest.mark.asyncio
+GROUP, OTHER, NEW_GROUP = -1001, -2001, -9001
+
+
+class FakeBot:
+    """Stands in for telegram.Bot: records calls; `hold` parks matching calls on an event;
+    `fail` maps a chat to an exception raised once."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, dict[str, Any], float]] = []
+        self.hold: dict[int, asyncio.Event] = {}
+        self.fail: dict[int, list[Exception]] = {}
+        self.started: dict[int, asyncio.Event] = {}
+        self.changed = asyncio.Event()
+        self._next_id = 100
+
+    def started_in(self, chat_id: int) -> asyncio.Event:
+        return self.started.setdefault(chat_id, asyncio.Event())
+
+    async def _answer(self, method: str, chat_id: int, kwargs: dict[str, Any]) -> Any:
+        self.started_in(chat_id).set()
+        gate = self.hold.get(chat_id)
+        if gate is not None:
+            await gate.wait()
+        failures = self.fail.get(chat_id)
+        if failures:
+            raise failures.pop(0)
+        kwargs.pop("rate_limit_args", None)
+        self.calls.append((method, chat_id, kwargs, time.monotonic()))
+        self.changed.set()
+        self._next_id += 1
+        return Message(message_id=self._next_id, date=datetime.now(),
+                       chat=Chat(id=chat_id, type="group" if chat_id < 0 else "private"))
+
+    async def send_message(self, chat_id: int, **kwargs: Any) -> Any:
+        return await self._answer("sendMessage", chat_id, kwargs)
+
+    async def edit_message_text(self, chat_id: int, **kwargs: Any) -> Any:
+        return await self._answer("editMessageText", chat_id, kwargs)
+
+    async def pin_chat_message(self, chat_id: int, **kwargs: Any) -> Any:
+        await self._answer("pinChatMessage", chat_id, kwargs)
+        return True
+
+    def texts(self, chat_id: int | None = None) -> list[str]:
+        return [c[2].get("text", "") for c in self.calls if chat_id is None or c[1] == chat_id]
+
+    async def wait_calls(self, n: int, timeout: float = 5) -> None:
+        async def until() -> None:
+            while len(self.calls) < n:
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.wait_for(until(), timeout)
+
+
+def make(store, bot: FakeBot, *, chat_per_s: float = 1000, max_in_flight: int = 16
+         ) -> tuple[OutboxSender, Outbox]:
+    settings = load_settings(quiet_hours="")
+    gate = FloodGate(1000, chat_per_s, 100000)
+    sender = OutboxSender(bot, store, gate, settings, max_in_flight=max_in_flight)  # type: ignore[arg-type]
+    outbox = Outbox(store, settings)
+    outbox.connect(sender.wake)
+    return sender, outbox
+
+
+async def queue(store, outbox: Outbox, *posts: tuple[int, str, int]) -> None:
+    async with store.transaction():
+        for chat_id, text, priority in posts:
+            await outbox.send(chat_id, text, priority=priority)
+
+
+async def statuses(store) -> dict[str, str]:
+    rows = await store.db.fetchall("SELECT payload, status FROM outbox ORDER BY id")
+    import json
+    return {json.loads(r["payload"]).get("text", ""): r["status"] for r in rows}
+
+
+async def test_more_urgent_posts_go_first(store):
+    bot = FakeBot()
+    sender, outbox = make(store, bot, max_in_flight=1)
+    await queue(store, outbox, *[(GROUP - i, f"routine {i}", Priority.ROUTINE) for i in range(3)],
+                (OTHER, "service", Priority.SERVICE),
+                *[(GROUP - 10 - i, f"emergency {i}", Priority.EMERGENCY) for i in range(3)],
+                (OTHER - 1, "major", Priority.MAJOR))  # every post to its own chat
+    await sender.start()
+    try:
+        await sender.drain(5)
+    finally:
+        await sender.stop()
+    assert bot.texts() == ["emergency 0", "emergency 1", "emergency 2", "major", "service",
+                           "routine 0", "routine 1", "routine 2"]
+
+
+async def test_a_chat_window_is_kept_when_an_urgent_post_overtakes(store):
+    """An older ready entry of a routine post must not send once the emergency post to the
+    same chat went first: the chat's one-per-second window is checked again."""
+    bot = FakeBot()
+    span = 1 / 1.9 + 0.04  # chat_per_s=1.9: one call per 0.566 s
+    sender, outbox = make(store, bot, chat_per_s=1.9, max_in_flight=1)
+    bot.hold[OTHER] = asyncio.Event()
+    await queue(store, outbox, (OTHER, "first elsewhere", Priority.PERSONAL),
+                (GROUP, "routine", Priority.ROUTINE))
+    await sender.start()
+    try:
+        await bot.started_in(OTHER).wait()           # the only slot is on the wire;
+        await queue(store, outbox, (GROUP, "emergency", Priority.EMERGENCY))  # routine is ready
+        bot.hold[OTHER].set()
+        await sender.drain(5)
+    finally:
+        await sender.stop()
+    assert bot.texts(GROUP) == ["emergency", "routine"]
+    times = [c[3] for c in bot.calls if c[1] == GROUP]
+    assert times[1] - times[0] >= span - 0.05
+
+
+async def test_a_pending_edit_is_replaced_not_queued_twice(store):
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    async with store.transaction():
+        for n in range(5):
+            await outbox.edit(GROUP, 7, f"报到 {n}/20", priority=Priority.PERSONAL)
+    await sender.start()
+    try:
+        await sender.drain(5)
+    finally:
+        await sender.stop()
+    assert bot.texts() == ["报到 4/20"]
+
+
+async def test_an_edit_replaced_while_on_its_way_goes_out_again(store):
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    bot.hold[GROUP] = asyncio.Event()
+    async with store.transaction():
+        await outbox.edit(GROUP, 7, "报到 1/20", priority=Priority.PERSONAL)
+    await sender.start()
+    try:
+        await bot.started_in(GROUP).wait()
+        async with store.transaction():  # the row is still pending: the writer replaces it
+            await outbox.edit(GROUP, 7, "报到 2/20", priority=Priority.PERSONAL)
+        bot.hold[GROUP].set()
+        await bot.wait_calls(2)
+        await sender.drain(5)
+    finally:
+        await sender.stop()
+    assert bot.texts() == ["报到 1/20", "报到 2/20"]
+    counts = await store.outbox.counts()
+    assert counts == {"sent": 2}
+
+
+async def test_a_migrated_group_gets_its_queue_at_the_new_id(store):
+    bot = FakeBot()
+    sender, outbox = make(store, bot, max_in_flight=1)
+    moved: list[tuple[int, int]] = []
+
+    async def hook(old: int, new: int) -> None:
+        moved.append((old, new))
+
+    sender.migrate_hooks.append(hook)
+    bot.fail[GROUP] = [ChatMigrated(NEW_GROUP)]
+    await queue(store, outbox, (GROUP, "one", Priority.PERSONAL),
+                (GROUP, "two", Priority.PERSONAL))
+    await sender.start()
+    try:
+        await sender.drain(5)
+    finally:
+        await sender.stop()
+    assert moved == [(GROUP, NEW_GROUP)]
+    assert bot.texts(NEW_GROUP) == ["one", "two"]
+    assert bot.texts(GROUP) == []
+
+
+async def test_a_chat_that_removed_the_bot_is_dropped_and_staff_told(store):
+    bot = FakeBot()
+    sender, outbox = make(store, bot, max_in_flight=1)
+    lost: list[tuple[int, str]] = []
+
+    async def hook(chat_id: int, reason: str) -> None:
+        lost.append((chat_id, reason))
+
+    sender.chat_lost_hooks.append(hook)
+    bot.fail[GROUP] = [Forbidden("Forbidden: bot was kicked from the group chat")]
+    await queue(store, outbox, (GROUP, "one", Priority.PERSONAL),
+                (GROUP, "two", Priority.PERSONAL), (OTHER, "elsewhere", Priority.PERSONAL))
+    await sender.start()
+    try:
+        await sender.drain(5)
+    finally:
+        await sender.stop()
+    assert [c for c, _ in lost] == [GROUP] and "kicked" in lost[0][1]
+    assert bot.texts() == ["elsewhere"]
+    assert await statuses(store) == {"one": "dropped", "two": "dropped", "elsewhere": "sent"}
+
+
+async def test_retry_after_and_server_errors_are_retried_once_each(store):
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    bot.fail[GROUP] = [RetryAfter(timedelta(milliseconds=50))]
+    bot.fail[OTHER] = [NetworkError("Bad Gateway")]
+    await queue(store, outbox, (GROUP, "flooded", Priority.PERSONAL),
+                (OTHER, "bad gateway", Priority.PERSONAL))
+    await sender.start()
+    try:
+        await bot.wait_calls(2)
+        await sender.drain(5)
+    finally:
+        await sender.stop()
+    assert sorted(bot.texts()) == ["bad gateway", "flooded"]
+    assert await statuses(store) == {"flooded": "sent", "bad gateway": "sent"}
+
+
+async def test_an_unexpected_error_is_retried_not_forgotten(store):
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    bot.fail[GROUP] = [ValueError("a bug in a payload")]
+    await queue(store, outbox, (GROUP, "survives", Priority.PERSONAL))
+    await sender.start()
+    try:
+        await bot.wait_calls(1)
+        await sender.drain(5)
+    finally:
+        await sender.stop()
+    assert bot.texts() == ["survives"]
+
+
+async def test_a_restart_sends_what_was_pending_and_nothing_sent_again(store):
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    await queue(store, outbox, (GROUP, "sent before", Priority.PERSONAL),
+                (GROUP - 1, "also sent", Priority.PERSONAL))
+    await sender.start()
+    await sender.drain(5)
+    bot.hold[OTHER] = asyncio.Event()  # still on its way when the process dies
+    await queue(store, outbox, (OTHER, "in flight", Priority.PERSONAL))
+    await bot.started_in(OTHER).wait()
+    task = sender._task
+    assert task is not None
+    task.cancel()  # the loop dies; the held call never returns (as if the process died)
+    await asyncio.gather(task, return_exceptions=True)
+    for pending in list(sender._sending):
+        pending.cancel()
+    await asyncio.gather(*sender._sending, return_exceptions=True)
+    await queue(store, outbox, (OTHER - 1, "queued while down", Priority.PERSONAL))
+
+    again = FakeBot()
+    restarted, _ = make(store, again)
+    await restarted.start()
+    try:
+        await restarted.drain(5)
+    finally:
+        await restarted.stop()
+    assert sorted(again.texts()) == ["in flight", "queued while down"]
+    assert set((await statuses(store)).values()) == {"sent"}
+
+
+async def test_a_pin_follows_its_post(store):
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    async with store.transaction():
+        await outbox.send(GROUP, "紧急集结号", priority=Priority.EMERGENCY, pin=True)
+        await outbox.send(OTHER, "routine", priority=Priority.ROUTINE)
+    await sender.start()
+    try:
+        await bot.wait_calls(3)
+        await sender.drain(5)
+    finally:
+        await sender.stop()
+    methods = [(c[0], c[1]) for c in bot.calls]
+    assert methods.index(("sendMessage", GROUP)) < methods.index(("pinChatMessage", GROUP))
+    pin = next(c for c in bot.calls if c[0] == "pinChatMessage")
+    post = next(c for c in bot.calls if c[0] == "sendMessage" and c[1] == GROUP)
+    assert pin[2]["message_id"] == 101 and post[2]["text"] == "紧急集结号"
+
+
+async def test_a_failing_hook_never_makes_a_sent_message_go_out_again(store):
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    seen: list[int] = []
+
+    async def boom(item, result) -> None:
+        raise RuntimeError("a bug in a hook")
+
+    async def fine(item, result) -> None:
+        seen.append(result.message_id)
+
+    sender.on_sent("boom", boom)
+    sender.on_sent("fine", fine)
+    async with store.transaction():
+        await outbox.send(GROUP, "hook fails", priority=Priority.PERSONAL, ref="boom:1")
+        await outbox.send(OTHER, "hook works", priority=Priority.PERSONAL, ref="fine:1")
+    await sender.start()
+    try:
+        await sender.drain(5)
+    finally:
+        await sender.stop()
+    assert sorted(bot.texts()) == ["hook fails", "hook works"] and len(seen) == 1
+    assert await statuses(store) == {"hook fails": "sent", "hook works": "sent"}
