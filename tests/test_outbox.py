@@ -317,3 +317,18 @@ async def test_a_failing_hook_never_makes_a_sent_message_go_out_again(store):
         await sender.stop()
     assert sorted(bot.texts()) == ["hook fails", "hook works"] and len(seen) == 1
     assert await statuses(store) == {"hook fails": "sent", "hook works": "sent"}
+
+
+async def test_a_stall_moves_the_calls_on_the_wire(store):
+    """A garbage collection delays what is on its way: the windows count it that much later."""
+    now = [100.0]
+    settings = load_settings(quiet_hours="")
+    gate = FloodGate(30, 1, 20, clock=lambda: now[0])
+    sender = OutboxSender(FakeBot(), store, gate, settings)  # type: ignore[arg-type]
+    on_the_wire = gate.record(GROUP)
+    answered = gate.record(OTHER)
+    sender._on_the_wire.add(on_the_wire)
+    sender._stalled(0.05)
+    assert on_the_wire.at == pytest.approx(100.05) and answered.at == 100.0
+    assert gate.chat_next_free(GROUP) == pytest.approx(100.05 + 1.04)
+    assert gate.chat_next_free(OTHER) == pytest.approx(100.0 + 1.04)

@@ -60,6 +60,14 @@ class PeopleService:
         known = self._known.get(user.user_id)
         if known is not None and known[:4] == key and (known[4] or not private):
             return
+        if known is None:  # not seen since start-up: the store may already hold all of it
+            person = await self.store.people.get(user.user_id)
+            if person is not None:
+                stored = (person.first_name, person.last_name, person.username,
+                          person.language_code)
+                self._known[user.user_id] = (*stored, person.started)
+                if stored == key and (person.started or not private):
+                    return
         async with self.store.transaction(marks_update=False):  # the handler's work marks it
             await self.store.people.touch(user.user_id, user.first_name, user.last_name,
                                           user.username, user.language_code, private)
