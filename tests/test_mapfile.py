@@ -547,10 +547,17 @@ async def test_patrol(seeded: Store):
               - code: G0104
                 name: 第四网格
                 patrol: "*/30 8-18 * * mon-fri"
+              - code: G0105
+                name: 第五网格
+                patrol: "0 9 * * 7"
+              - code: G0106
+                name: 第六网格
+                patrol: "0 9 * * 8"
         """), "m.yaml", [
         (7, "G0101", "bad patrol 'fortnightly'"),
         (10, "G0102", "bad patrol"),
         (13, "G0103", "bad patrol"),
+        (22, "G0106", "bad patrol"),  # weekday 7 (Sunday in crontab) is fine, 8 is not
     ])
 
 

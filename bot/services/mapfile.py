@@ -17,13 +17,14 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC
 
 import yaml
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from bot.services.periods import cron_trigger
 from storage.models import Binding, Unit, UnitKind
 from storage.store import Store
 
@@ -178,7 +179,7 @@ def _check_patrol(c: _Collector, value: str, code: str | None, line: int) -> str
     if value in PATROLS:
         return value
     try:
-        CronTrigger.from_crontab(value, timezone="UTC")
+        cron_trigger(value, UTC)  # crontab's weekdays (0 and 7 = Sunday), as the scheduler reads them
     except ValueError as e:
         c.error(line, code, f"bad patrol {value!r}: use daily, weekly, monthly or a 5-field "
                             f"crontab ({e})")
