@@ -163,9 +163,9 @@ class Runtime:
         await self.app.start()
         services = self.services
         await services.sender.start()
-        await services.deadlines.start()
-        await services.horn_watch.start()
         await services.scheduler.start()  # after an outage, what was due runs once now
+        await services.deadlines.start(services.scheduler.aps)
+        await services.horn_watch.start(services.scheduler.aps)
         services.intake = Intake(self.app, services.store, poll_timeout=self.poll_timeout)
         await services.intake.start()
         logger.info("Gridhorn is running as @%s", services.bot_username)

@@ -147,6 +147,12 @@ class Scheduler:
         finally:
             self._ticks.discard(task)  # type: ignore[arg-type]
 
+    @property
+    def aps(self) -> AsyncIOScheduler:
+        """The running APScheduler (also carries the deadline and horn watchers' jobs)."""
+        assert self._aps is not None, "the scheduler is not started"
+        return self._aps
+
     def next_fire_times(self) -> dict[str, datetime | None]:
         if self._aps is None:
             return {}

@@ -1,9 +1,11 @@
-"""A store-driven timer: sleep until the next due time the store holds, run what is due.
+"""Store-driven due times on the scheduler: run what is due, arm the next one.
 
 Ticket deadlines (reminders at 75 %, escalations) and horns (emergency re-sounding, fill-by
-widening) each run on one. The store is the source of truth: each due step is marked done in
-the transaction that queues its notices, so a restart neither drops nor repeats one. A change
-that makes something due sooner calls `wake()`.
+widening) each have one watcher. The store is the source of truth: each due step is marked
+done in the transaction that queues its notices, so a restart neither drops nor repeats one.
+The watcher keeps one APScheduler date job (`due:<name>`) on the same scheduler as the cron
+jobs, armed at the next due time the store holds; a change that makes something due sooner
+calls `wake()`, which arms it for now.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 
 logger = logging.getLogger(__name__)
 
@@ -27,38 +33,63 @@ class DueWatcher:
         self.next_due = next_due
         self.recover = recover
         self.max_sleep = max_sleep
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._aps: AsyncIOScheduler | None = None
+        self._lock = asyncio.Lock()
+        self._running: set[asyncio.Task[Any]] = set()
 
-    def wake(self) -> None:
-        self._wake.set()
+    @property
+    def job_id(self) -> str:
+        return f"due:{self.name}"
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"gridhorn:{self.name}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
+    async def start(self, aps: AsyncIOScheduler) -> None:
+        """Recover what a crash left, then check now (the scheduler is already running)."""
+        self._aps = aps
         if self.recover is not None:
             try:
                 await self.recover()
             except Exception:
                 logger.exception("%s: recovery at start-up failed", self.name)
-        while True:
-            self._wake.clear()
-            try:
-                await self.run_due()
-                next_due = await self.next_due()
-            except Exception:
-                logger.exception("%s: checking what is due failed", self.name)
+        self.wake()
+
+    def wake(self) -> None:
+        """Something may be due sooner: check now."""
+        self._arm(time.time())
+
+    def _arm(self, when: float) -> None:
+        aps = self._aps
+        if aps is None or not aps.running:
+            return
+        run_date = datetime.fromtimestamp(when, UTC)
+        job = aps.get_job(self.job_id)
+        if job is not None and job.next_run_time is not None and job.next_run_time <= run_date:
+            return  # an earlier check is already armed (e.g. a wake during a run)
+        aps.add_job(self._tick, DateTrigger(run_date=run_date), id=self.job_id,
+                    name=f"gridhorn:{self.job_id}", replace_existing=True,
+                    misfire_grace_time=None, max_instances=2)
+
+    async def _tick(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            async with self._lock:
                 next_due = None
-            delay = self.max_sleep if next_due is None else \
-                min(self.max_sleep, max(0.0, next_due - time.time()))
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except TimeoutError:
-                pass
+                try:
+                    await self.run_due()
+                    next_due = await self.next_due()
+                except Exception:
+                    logger.exception("%s: checking what is due failed", self.name)
+                now = time.time()
+                self._arm(now + self.max_sleep if next_due is None
+                          else min(max(next_due, now), now + self.max_sleep))
+        finally:
+            self._running.discard(task)  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        if self._aps is not None and self._aps.running and self._aps.get_job(self.job_id):
+            self._aps.remove_job(self.job_id)
+        self._aps = None
+        running = list(self._running)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
