@@ -98,3 +98,20 @@ def command_args(update: Update) -> list[str]:
     if message is None or not message.text:
         return []
     return message.text.split()[1:]
+
+
+def pressed(update: Update) -> tuple[str, str]:
+    """A flow button's `prefix:<action>[:<arg>]` as (action, arg), "" where absent."""
+    data = update.callback_query.data if update.callback_query else None
+    parts = (data or "").split(":")
+    return (parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else "")
+
+
+def pressed_on(update: Update) -> tuple[str, int, str | None]:
+    """An item button's `prefix:<action>:<id>[:<arg>]` as (action, id, arg or None).
+    The data is client input: a missing or non-numeric id is a stale button."""
+    data = update.callback_query.data if update.callback_query else None
+    parts = (data or "").split(":")
+    if len(parts) < 3 or not parts[2].isdigit():
+        raise Refused("button.stale")
+    return parts[1], int(parts[2]), parts[3] if len(parts) > 3 else None

@@ -15,7 +15,8 @@ from bot.i18n import t
 from bot.services import horn_views as views
 from bot.services.errors import Key, Refused
 from bot.services.horns import HOURS_FLOW
-from handlers.common import NO_PREVIEW, command_args, handles_refusals, reply, reply_html
+from handlers.common import (NO_PREVIEW, command_args, handles_refusals, pressed, pressed_on,
+                             reply, reply_html)
 from handlers.opinions import markup
 from storage.models import Flow
 
@@ -124,9 +125,7 @@ async def flow_button(update: Update, context: GridhornContext) -> None:
     """A button of the guided flow: `hf:<action>[:<arg>]`."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    parts = query.data.split(":")
-    action = parts[1] if len(parts) > 1 else ""
-    arg = parts[2] if len(parts) > 2 else ""
+    action, arg = pressed(update)
     horns = context.services.horns
     locale = context.user_locale
     if action == "pub":
@@ -155,11 +154,8 @@ async def horn_button(update: Update, context: GridhornContext) -> None:
     """Check in, Can't come, Close, and the attendance list: `h:<action>:<horn>[:<arg>]`."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    parts = query.data.split(":")
-    if len(parts) < 3 or not parts[2].isdigit():
-        raise Refused("button.stale")
-    action, horn_id = parts[1], int(parts[2])
-    arg = parts[3] if len(parts) > 3 else ""
+    action, horn_id, given = pressed_on(update)
+    arg = given or ""
     horns = context.services.horns
     actor = context.actor
     locale = context.user_locale  # answers to a press are seen by the presser alone

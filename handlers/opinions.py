@@ -14,7 +14,8 @@ from bot.i18n import Markup, t
 from bot.services import ticket_views as views
 from bot.services.errors import Refused
 from handlers.common import (NO_PREVIEW, answer_query, command_args, handles_refusals,
-                             reply, reply_html)
+                             pressed_on, reply, reply_html)
+
 
 logger = logging.getLogger(__name__)
 WORD_ACTIONS = {"res": "prompt.resolve", "rej": "prompt.reject", "mrg": "prompt.merge",
@@ -146,11 +147,7 @@ async def ticket_button(update: Update, context: GridhornContext) -> None:
     """Every button of a ticket card: `t:<action>:<ticket>[:<arg>]`."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    parts = query.data.split(":")
-    if len(parts) < 3 or not parts[2].isdigit():
-        raise Refused("button.stale")
-    action, ticket_id = parts[1], int(parts[2])
-    arg = parts[3] if len(parts) > 3 else None
+    action, ticket_id, arg = pressed_on(update)
     services = context.services
     tickets = services.tickets
     actor = context.actor

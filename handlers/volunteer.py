@@ -12,7 +12,7 @@ from bot.i18n import t
 from bot.services import horn_views as views
 from bot.services.errors import Refused
 from bot.services.volunteers import Registered
-from handlers.common import handles_refusals, reply_html
+from handlers.common import handles_refusals, pressed, reply_html
 from handlers.horn import answer, drop_buttons, edit, say_refusal, show
 from handlers.opinions import markup
 from handlers.render import unit_label
@@ -46,9 +46,7 @@ async def volunteer_button(update: Update, context: GridhornContext) -> None:
     """`vf:sk:<skill>`, `vf:next`, `vf:av:<key>`, `vf:done`, `vf:x`."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    parts = query.data.split(":")
-    action = parts[1] if len(parts) > 1 else ""
-    arg = parts[2] if len(parts) > 2 else ""
+    action, arg = pressed(update)
     volunteers = context.services.volunteers
     locale = context.user_locale
     result = await volunteers.press(context.actor.user_id, action, arg)
