@@ -724,8 +724,21 @@ class BotApi:
         text = params.string("text") or ""
         if not text:
             raise bad_request("message text is empty")
+        return self._edit_formatted(chat, message, params, text, "entities", caption=False)
+
+    def edit_message_caption(self, params: Params) -> dict[str, Any]:
+        chat, message = self._editable(params)
+        if message.kind not in ("photo", "document"):
+            raise bad_request("there is no caption in the message to edit")
+        caption = params.string("caption") or ""
+        return self._edit_formatted(chat, message, params, caption, "caption_entities",
+                                    caption=True)
+
+    def _edit_formatted(self, chat: EmuChat, message: EmuMessage, params: Params, text: str,
+                        entities_field: str, *, caption: bool) -> dict[str, Any]:
+        """The shared end of a text or caption edit: parse, refuse a no-op, count, apply."""
         plain, entities = self._format(
-            text, params.string("parse_mode"), params.structured("entities"), caption=False
+            text, params.string("parse_mode"), params.structured(entities_field), caption=caption
         )
         markup = self._markup(params, inline_only=True)
         if (
@@ -736,26 +749,6 @@ class BotApi:
             raise bad_request(NOT_MODIFIED)
         self._flood(chat)
         message.text, message.html, message.entities = plain, text, entities
-        self._apply_markup(message, markup)
-        return self._finish_edit(message)
-
-    def edit_message_caption(self, params: Params) -> dict[str, Any]:
-        chat, message = self._editable(params)
-        if message.kind not in ("photo", "document"):
-            raise bad_request("there is no caption in the message to edit")
-        caption = params.string("caption") or ""
-        plain, entities = self._format(
-            caption, params.string("parse_mode"), params.structured("caption_entities"), caption=True
-        )
-        markup = self._markup(params, inline_only=True)
-        if (
-            plain == message.text
-            and entities == message.entities
-            and markup.inline_rows == self._current_inline(message)
-        ):
-            raise bad_request(NOT_MODIFIED)
-        self._flood(chat)
-        message.text, message.html, message.entities = plain, caption, entities
         self._apply_markup(message, markup)
         return self._finish_edit(message)
 
