@@ -7,9 +7,10 @@ import logging
 from typing import Any
 
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
-from telegram.request import BaseRequest, HTTPXRequest
+from telegram.request import BaseRequest
 
 from bot.context import SERVICES_KEY, GridhornContext, Services
+from bot.http import AiohttpRequest
 from bot.intake import Intake
 from bot.outbox import OutboxSender
 from bot.services.outbox import Outbox
@@ -44,9 +45,9 @@ def build_application(settings: Settings, request: BaseRequest | None = None,
         .updater(None)
         .rate_limiter(DirectReplyLimiter(gate))
         .context_types(ContextTypes(context=GridhornContext))
-        .request(request or HTTPXRequest(connection_pool_size=48, pool_timeout=30,
-                                         read_timeout=20, write_timeout=20))
-        .get_updates_request(get_updates_request or HTTPXRequest(connection_pool_size=2))
+        .request(request or AiohttpRequest(connection_pool_size=48, pool_timeout=30,
+                                           read_timeout=20, write_timeout=20))
+        .get_updates_request(get_updates_request or AiohttpRequest(connection_pool_size=2))
     )
     app = builder.build()
     app.bot_data["gridhorn.settings"] = settings

@@ -1,9 +1,9 @@
-"""The SQLite connection pair, transactions and numbered migrations.
+"""The SQLite connections, transactions and numbered migrations.
 
-Writes go through one connection guarded by a lock (aiosqlite does not serialise transactions
-across awaits); reads outside a transaction use a second connection that sees the last commit
-(WAL). Inside a transaction every statement, reads included, runs on the write connection so
-the transaction sees its own changes.
+Writes go through one connection guarded by a lock (a transaction spans awaits, so two must
+not interleave on one connection); reads outside a transaction use a second connection that
+sees the last commit (WAL). Inside a transaction every statement, reads included, runs on the
+write connection so the transaction sees its own changes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import aiosqlite
 
 logger = logging.getLogger(__name__)
 
-Row = aiosqlite.Row
+Row = sqlite3.Row
 _in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar("in_tx", default=False)
 _after_commit: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
     "after_commit", default=None)
@@ -81,57 +81,78 @@ class _WriteLock:
 
 
 class Database:
-    """An open SQLite store: `execute`/`fetchone`/`fetchall` and `transaction()`."""
+    """An open SQLite store: `execute`/`fetchone`/`fetchall` and `transaction()`.
+
+    Statements run synchronously in the event loop's thread on plain `sqlite3` connections:
+    one for writes (every transaction, under the write lock), one for reads outside a
+    transaction (it sees the last commit; WAL). Each statement takes microseconds; a round
+    trip to a connection thread waits for a turn of the busy event loop instead (8–10 ms per
+    transaction under a burst, measured, docs/benchmarks.md), and a transaction holds the
+    write lock through all of its round trips. Long reads (reports, exports) run on
+    aiosqlite's thread (`fetchall_long`), and so do the WAL checkpoints, so that neither
+    blocks the loop; the write connection never checkpoints by itself.
+    """
+
+    CHECKPOINT_EVERY = 500  # commits between checkpoints (each commit adds a few WAL pages)
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._write: aiosqlite.Connection | None = None
-        self._read: aiosqlite.Connection | None = None
+        self._write: sqlite3.Connection | None = None
+        self._read: sqlite3.Connection | None = None
+        self._background: aiosqlite.Connection | None = None
         self._lock = _WriteLock()
+        self._commits = 0
+        self._checkpoint: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._write = await self._connect()
-        await self._write.execute("PRAGMA journal_mode=WAL")
+        self._write = _connect(self.path)
+        self._write.execute("PRAGMA journal_mode=WAL")
         await self.migrate()
-        self._read = await self._connect() if self.path != ":memory:" else self._write
-
-    async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
+        if self.path == ":memory:":  # one private database: everything on one connection
+            self._read = self._write
+            return
+        self._write.execute("PRAGMA wal_autocheckpoint=0")  # done off the loop, see above
+        self._write.execute("PRAGMA busy_timeout=0")  # another process's lock: we wait async
+        self._read = _connect(self.path)
+        self._background = await aiosqlite.connect(self.path, isolation_level=None)
+        self._background.row_factory = aiosqlite.Row
+        await self._background.execute("PRAGMA busy_timeout=5000")
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await asyncio.gather(self._checkpoint, return_exceptions=True)
+        if self._background is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await self._background.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            await self._background.close()
         for conn in {id(c): c for c in (self._read, self._write) if c is not None}.values():
-            await conn.close()
-        self._read = self._write = None
+            conn.close()
+        self._read = self._write = self._background = None
 
     async def migrate(self) -> int:
         """Apply every migration newer than `PRAGMA user_version`, each in one transaction."""
-        assert self._write is not None
-        async with self._write.execute("PRAGMA user_version") as cur:
-            (version,) = await cur.fetchone()  # type: ignore[misc]
+        conn = self._write
+        assert conn is not None
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
         for number, name, sql in _migrations():
             if number <= version:
                 continue
             logger.info("applying migration %s", name)
-            await self._write.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in _split_sql(sql):
-                    await self._write.execute(statement)
-                await self._write.execute(f"PRAGMA user_version={number}")
-                await self._write.execute("COMMIT")
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number}")
+                conn.execute("COMMIT")
             except Exception:
-                await self._write.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
             version = number
         return version
 
-    def _conn(self) -> aiosqlite.Connection:
+    def _conn(self) -> sqlite3.Connection:
         conn = self._write if _in_transaction.get() else self._read
         if conn is None:
             raise RuntimeError("the database is not open")
@@ -148,27 +169,59 @@ class Database:
         if _in_transaction.get():
             yield
             return
-        assert self._write is not None, "the database is not open"
+        conn = self._write
+        assert conn is not None, "the database is not open"
         callbacks: list[Callable[[], None]] = []
         await self._lock.acquire(urgent)
         try:
+            await self._begin(conn)
             token = _in_transaction.set(True)
             hooks = _after_commit.set(callbacks)
-            await self._write.execute("BEGIN IMMEDIATE")
             try:
                 yield
             except BaseException:
-                await self._write.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
             else:
-                await self._write.execute("COMMIT")
+                conn.execute("COMMIT")
             finally:
                 _in_transaction.reset(token)
                 _after_commit.reset(hooks)
         finally:
             self._lock.release()
+        self._committed()
         for callback in callbacks:
             callback()
+
+    async def _begin(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE; while another process holds the write lock, wait without
+        blocking the loop (the connection's busy timeout is 0), for up to 5 s."""
+        delay, waited = 0.001, 0.0
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or waited >= 5.0:
+                    raise
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.05)
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._commits >= self.CHECKPOINT_EVERY and self._background is not None and \
+                (self._checkpoint is None or self._checkpoint.done()):
+            self._commits = 0
+            self._checkpoint = asyncio.get_running_loop().create_task(
+                self._run_checkpoint(), name="gridhorn:checkpoint")
+
+    async def _run_checkpoint(self) -> None:
+        assert self._background is not None
+        try:
+            await self._background.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:  # tried again after the next commits
+            logger.warning("WAL checkpoint failed", exc_info=True)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the current transaction commits (at once outside one)."""
@@ -183,42 +236,53 @@ class Database:
         if not _in_transaction.get():
             async with self.transaction():
                 return await self.execute(sql, params)
-        return await self._write_call(_lastrowid, sql, params)
+        return _lastrowid(self._conn(), sql, params)
 
     async def execute_rowcount(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         if not _in_transaction.get():
             async with self.transaction():
                 return await self.execute_rowcount(sql, params)
-        return await self._write_call(_rowcount, sql, params)
+        return _rowcount(self._conn(), sql, params)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         if not _in_transaction.get():
             async with self.transaction():
                 return await self.executemany(sql, rows)
-        await self._write_call(_many, sql, list(rows))
-
-    async def _write_call(self, run: Callable[[sqlite3.Connection, str, Any], Any], sql: str,
-                          params: Any) -> Any:
-        """One round trip to the connection's thread: the statement runs and its cursor is
-        closed there. (Through aiosqlite's cursor it takes two: execute, then close; inside a
-        transaction every round trip waits for a turn of the busy event loop while the write
-        lock is held.)"""
-        conn = self._conn()
-        return await conn._execute(run, conn._conn, sql, params)
+        _many(self._conn(), sql, list(rows))
 
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
-        # One call on the connection's thread: the statement runs to its end at once. A cursor
-        # left open across awaits would hold a read snapshot that other tasks' reads on the
-        # same connection then share, and they would miss commits made meanwhile.
-        return list(await self._conn().execute_fetchall(sql, params))
+        # Run to the end at once: a cursor left open would hold a read snapshot.
+        cur = self._conn().execute(sql, params)
+        try:
+            return cur.fetchall()
+        finally:
+            cur.close()
+
+    async def fetchall_long(self, sql: str,
+                            params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        """A read that may take long (a month's report, an export): on aiosqlite's thread,
+        so the loop goes on answering meanwhile. Inside a transaction it must see the
+        transaction's own changes, so it runs there."""
+        if _in_transaction.get() or self._background is None:
+            return await self.fetchall(sql, params)
+        return list(await self._background.execute_fetchall(sql, params))
 
     async def fetchval(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
 
 
 def _lastrowid(conn: sqlite3.Connection, sql: str, params: Any) -> int:

@@ -6,9 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from telegram.request import HTTPXRequest
-
 from bot.app import Runtime
+from bot.http import AiohttpRequest
 from bot.settings import Settings, load_settings
 from emulator import BotAPIEmulator
 from storage.models import Unit
@@ -17,7 +16,7 @@ from storage.store import Store
 TOKEN = "123456:TEST-TOKEN"
 
 
-class EmulatorOnlyRequest(HTTPXRequest):
+class EmulatorOnlyRequest(AiohttpRequest):
     """Fails loudly on any request not aimed at the emulator (tests never reach the internet)."""
 
     def __init__(self, allowed_prefix: str, **kwargs: Any) -> None:
