@@ -97,19 +97,19 @@ def _connect_ticket_hooks(sender: OutboxSender, tickets: TicketService) -> None:
 
     async def card(item: OutboxItem, result: Any) -> None:
         _, ticket_id, kind = (item.ref or "").split(":")
-        await tickets.card_sent(int(ticket_id), kind, item.chat_id, result.message_id)
+        await tickets.card_sent(int(ticket_id), kind, item.chat_id, result["message_id"])
 
     async def topic(item: OutboxItem, result: Any) -> None:
         await tickets.topic_created(int((item.ref or "").split(":")[1]), item.chat_id,
-                                    result.message_thread_id)
+                                    result["message_thread_id"])
 
     async def relay(item: OutboxItem, result: Any) -> None:
         await tickets.relay_sent(int((item.ref or "").split(":")[1]), item.chat_id,
-                                 result.message_id)
+                                 result["message_id"])
 
     async def comment(item: OutboxItem, result: Any) -> None:
         await tickets.relay_sent(int((item.ref or "").split(":")[1]), item.chat_id,
-                                 result.message_id, action="comment")
+                                 result["message_id"], action="comment")
 
     sender.on_sent("tcard", card)
     sender.on_sent("ttopic", topic)
@@ -123,7 +123,7 @@ def _connect_horn_hooks(sender: OutboxSender, horns: HornService) -> None:
 
     async def copy(item: OutboxItem, result: Any) -> None:
         _, horn_id, kind = (item.ref or "").split(":")
-        await horns.copy_sent(int(horn_id), kind, item.chat_id, result.message_id,
+        await horns.copy_sent(int(horn_id), kind, item.chat_id, result["message_id"],
                               int(item.payload.get("message_thread_id") or 0),
                               item.payload.get("text", ""))
 

@@ -7,6 +7,7 @@ small slack added to every window so that calls arriving a little late at Telegr
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import time
@@ -26,6 +27,8 @@ COUNTED = frozenset({
     "editMessageMedia", "pinChatMessage", "sendAnimation", "sendVideo", "sendLocation",
 })
 OUTBOX = {"outbox": True}
+#: set while the outbox sender makes a call (it calls the raw API, without rate_limit_args)
+OUTBOX_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("outbox_call", default=False)
 
 
 class Window:
@@ -177,7 +180,7 @@ MAX_CONCURRENT_CALLS = 24
 class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
     """python-telegram-bot's hook: direct replies go out at once and take their share.
 
-    The outbox marks its own calls (`rate_limit_args=OUTBOX`) because it has already waited
+    The outbox marks its own calls (`OUTBOX_CALL`, or `rate_limit_args=OUTBOX`) because it has already waited
     for, and recorded, their slot. A 429 on a direct reply is waited out once when short.
 
     Every direct call but the answer to a tap also takes one of `max_concurrent` slots, so that
@@ -206,7 +209,7 @@ class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
         data: dict[str, Any],
         rate_limit_args: dict[str, bool] | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        outbox = bool((rate_limit_args or {}).get("outbox"))
+        outbox = bool((rate_limit_args or {}).get("outbox")) or OUTBOX_CALL.get()
         try:
             return await self._once(callback, args, kwargs, endpoint, data, outbox)
         except RetryAfter as exc:

@@ -114,7 +114,6 @@ async def draft_button(update: Update, context: GridhornContext) -> None:
                 return
             raise
         await answer_query(update, t(context.locale, "draft.submitted_short", id=ticket.id))
-        await _edit(query.message, t(context.locale, "draft.submitted", id=ticket.id))
         return
     if action == "cancel":
         await services.tickets.cancel_draft(user_id, query.message.message_id)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from telegram import Chat, Message
 from telegram.error import ChatMigrated, Forbidden, NetworkError, RetryAfter
 
 from bot.outbox import OutboxSender
@@ -25,7 +24,7 @@ GROUP, OTHER, NEW_GROUP = -1001, -2001, -9001
 
 
 class FakeBot:
-    """Stands in for telegram.Bot: records calls; `hold` parks matching calls on an event;
+    """Stands in for telegram.Bot's raw API call: records calls; `hold` parks matching calls on an event;
     `fail` maps a chat to an exception raised once."""
 
     def __init__(self) -> None:
@@ -47,22 +46,18 @@ class FakeBot:
         failures = self.fail.get(chat_id)
         if failures:
             raise failures.pop(0)
-        kwargs.pop("rate_limit_args", None)
         self.calls.append((method, chat_id, kwargs, time.monotonic()))
         self.changed.set()
+        if method == "pinChatMessage":
+            return True
         self._next_id += 1
-        return Message(message_id=self._next_id, date=datetime.now(),
-                       chat=Chat(id=chat_id, type="group" if chat_id < 0 else "private"))
+        return {"message_id": self._next_id, "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "group" if chat_id < 0 else "private"}}
 
-    async def send_message(self, chat_id: int, **kwargs: Any) -> Any:
-        return await self._answer("sendMessage", chat_id, kwargs)
-
-    async def edit_message_text(self, chat_id: int, **kwargs: Any) -> Any:
-        return await self._answer("editMessageText", chat_id, kwargs)
-
-    async def pin_chat_message(self, chat_id: int, **kwargs: Any) -> Any:
-        await self._answer("pinChatMessage", chat_id, kwargs)
-        return True
+    async def _post(self, endpoint: str, data: dict[str, Any]) -> Any:
+        """What the sender calls: the Bot API method and its parameters, raw JSON back."""
+        data = dict(data)
+        return await self._answer(endpoint, data.pop("chat_id"), data)
 
     def texts(self, chat_id: int | None = None) -> list[str]:
         return [c[2].get("text", "") for c in self.calls if chat_id is None or c[1] == chat_id]
@@ -303,7 +298,7 @@ async def test_a_failing_hook_never_makes_a_sent_message_go_out_again(store):
         raise RuntimeError("a bug in a hook")
 
     async def fine(item, result) -> None:
-        seen.append(result.message_id)
+        seen.append(result["message_id"])
 
     sender.on_sent("boom", boom)
     sender.on_sent("fine", fine)

@@ -20,6 +20,7 @@ class Priority:
     EMERGENCY = 0
     MAJOR = 10
     PERSONAL = 15
+    CARD = 17  # staff's ticket cards: after the receipts and steps people wait for on the phone
     SERVICE = 20
     ROUTINE = 30
     PIN_DELAY = 5  # a pin waits behind the posts of its own priority

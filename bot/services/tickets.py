@@ -170,6 +170,9 @@ class TicketService:
                 user_id, t(locale, "ticket.receipt", id=ticket.id,
                            hours=_hours_text(locale, due.total_seconds())),
                 priority=Priority.PERSONAL)
+            # the draft card loses its buttons; the receipt above is what the resident waits for
+            await self.outbox.edit(user_id, message_id, t(locale, "draft.submitted", id=ticket.id),
+                                   priority=Priority.CARD)
             await self._post_new_cards(ticket, recipients)
         self.changed()
         return ticket
@@ -214,7 +217,7 @@ class TicketService:
                 ticket.staff_thread_id is None and unit_code == ticket.grid_code:
             await self.outbox.call(
                 binding.chat_id, "createForumTopic", {"name": views.topic_name(ticket)},
-                priority=Priority.PERSONAL, ref=f"ttopic:{ticket.id}",
+                priority=Priority.CARD, ref=f"ttopic:{ticket.id}",
                 dedupe_key=f"ttopic:{ticket.id}")
             return
         thread = ticket.staff_thread_id if unit_code == ticket.grid_code and \
@@ -235,9 +238,9 @@ class TicketService:
         if not fits:
             for part in split_html(t(locale, "ticket.full_text", id=ticket.id) + "\n" +
                                    views.escape(ticket.text)):
-                await self.outbox.send(chat_id, part, priority=Priority.PERSONAL,
+                await self.outbox.send(chat_id, part, priority=Priority.CARD,
                                        thread_id=thread_id)
-        await self.outbox.send(chat_id, text, priority=Priority.PERSONAL, thread_id=thread_id,
+        await self.outbox.send(chat_id, text, priority=Priority.CARD, thread_id=thread_id,
                                buttons=views.staff_buttons(locale, ticket, kind),
                                ref=f"tcard:{ticket.id}:{kind}")
         if ticket.photo_file_id:
@@ -245,7 +248,7 @@ class TicketService:
                                    {"photo": ticket.photo_file_id,
                                     "caption": f"#{ticket.id}",
                                     **({"message_thread_id": thread_id} if thread_id else {})},
-                                   priority=Priority.PERSONAL)
+                                   priority=Priority.CARD)
 
     async def card_sent(self, ticket_id: int, kind: str, chat_id: int, message_id: int) -> None:
         """Outbox hook: remember a card so that later steps can edit it."""

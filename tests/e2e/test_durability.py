@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -90,6 +91,8 @@ async def test_sigkill_mid_burst_loses_and_doubles_nothing(harness, tmp_path):
         await harness.emu.wait_until(
             lambda: all(receipts(harness, u) for u in residents), timeout=60)
         await harness.emu.wait_until(lambda: not harness.emu.pending_updates(), timeout=30)
+        # the staff cards and the draft cards' edits follow the receipts
+        await harness.emu.wait_until(lambda: pending_in_outbox(db_path) == 0, timeout=60)
     finally:
         bot.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(bot.wait(), 30) == 0
@@ -103,3 +106,8 @@ async def test_sigkill_mid_burst_loses_and_doubles_nothing(harness, tmp_path):
     doubled = [u.id for u in residents if len(receipts(harness, u)) > 1]
     assert all(len(receipts(harness, u)) >= 1 for u in residents)
     assert len(doubled) <= in_flight, (doubled, in_flight)
+
+
+def pending_in_outbox(db_path) -> int:
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        return db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
