@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 class AiohttpRequest(BaseRequest):
@@ -63,8 +67,16 @@ class AiohttpRequest(BaseRequest):
         if session is None or session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         files = request_data.multipart_data if request_data else None
-        data: Any = request_data.json_parameters if request_data else None
-        if files:
+        data: Any = None
+        headers = None
+        if request_data is not None and not files:
+            # encoded here: given a dict, aiohttp builds a multipart writer (and a uuid4
+            # boundary) for every call before it settles on a urlencoded body
+            data = urlencode(request_data.json_parameters).encode("ascii")
+            headers = _FORM
+        elif files:
+            assert request_data is not None
+            data = request_data.json_parameters
             form = aiohttp.FormData()
             for name, value in (data or {}).items():
                 form.add_field(name, value)
@@ -82,7 +94,8 @@ class AiohttpRequest(BaseRequest):
             sock_connect=connect,
             sock_read=None if read is None else read + (write or 0.0))
         try:
-            async with session.request(method, url, data=data, timeout=timeout) as response:
+            async with session.request(method, url, data=data, headers=headers,
+                                       timeout=timeout) as response:
                 return response.status, await response.read()
         except asyncio.TimeoutError as err:  # aiohttp's timeouts are asyncio.TimeoutError
             raise TimedOut from err

@@ -22,7 +22,7 @@ from storage.inbox import UpdateMark, current_update
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
-_Queued = tuple[int, dict[str, Any], "Update | None"]
+_Queued = tuple[int, dict[str, Any]]
 
 
 def lane_of(raw: dict[str, Any]) -> int:
@@ -75,8 +75,12 @@ class Intake:
         failures = 0
         while True:
             try:
-                updates = await self.app.bot.get_updates(
-                    offset=offset, timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES,
+                # Telegram's JSON as it came: it is stored as it is, and each update is
+                # parsed once, on its lane (`get_updates` would parse them all here, and
+                # storing them would serialise them back)
+                raws: list[dict[str, Any]] = await self.app.bot._post(
+                    "getUpdates", {"offset": offset, "timeout": self.poll_timeout,
+                                   "allowed_updates": list(Update.ALL_TYPES)},
                     read_timeout=self.poll_timeout + 10)
                 failures = 0
             except asyncio.CancelledError:
@@ -90,16 +94,14 @@ class Intake:
                 logger.warning("getUpdates failed (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 continue
-            if not updates:
+            if not raws:
                 continue
-            raws = [u.to_dict() for u in updates]
             await self.store.inbox.store(raws)
             offset = max(r["update_id"] for r in raws) + 1
-            for update, raw in zip(updates, raws):
-                self._dispatch(raw["update_id"], raw, update)  # parsed once, not again
+            for raw in raws:
+                self._dispatch(raw["update_id"], raw)
 
-    def _dispatch(self, update_id: int, raw: dict[str, Any],
-                  update: Update | None = None) -> None:
+    def _dispatch(self, update_id: int, raw: dict[str, Any]) -> None:
         if update_id in self._seen:
             return
         self._seen.add(update_id)
@@ -115,15 +117,15 @@ class Intake:
             task = asyncio.create_task(self._run_lane(lane, queue), name=f"gridhorn:lane:{lane}")
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
-        queue.put_nowait((update_id, raw, update))
+        queue.put_nowait((update_id, raw))
 
     async def _run_lane(self, lane: int, queue: asyncio.Queue[_Queued]) -> None:
         try:
             while not queue.empty():
-                update_id, raw, update = queue.get_nowait()
+                update_id, raw = queue.get_nowait()
                 try:
                     async with self._slots:
-                        await self._handle(update_id, raw, update)
+                        await self._handle(update_id, raw)
                 finally:
                     self._in_progress -= 1
                     if self._in_progress == 0:
@@ -132,14 +134,11 @@ class Intake:
             if self._lanes.get(lane) is queue:
                 del self._lanes[lane]
 
-    async def _handle(self, update_id: int, raw: dict[str, Any],
-                      update: Update | None = None) -> None:
+    async def _handle(self, update_id: int, raw: dict[str, Any]) -> None:
         mark = UpdateMark(update_id)
         token = current_update.set(mark)
         try:
-            if update is None:  # replayed from the inbox at start-up
-                update = Update.de_json(raw, self.app.bot)
-            await self.app.process_update(update)
+            await self.app.process_update(Update.de_json(raw, self.app.bot))
         except Exception:
             logger.exception("update %s could not be handled", update_id)
         finally:
