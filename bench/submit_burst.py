@@ -22,6 +22,7 @@ import contextlib
 import sqlite3
 import sys
 import time
+from collections import Counter
 
 from bench.common import (BotProcess, Report, Watcher, bot_env, build_world, percentile,
                           quiesce_schedules, settings_values, start_emulator, workdir)
@@ -54,7 +55,7 @@ def draft_card(emu: BotAPIEmulator, user: EmuUser):
 
 
 async def burst(report: Report, residents: int, buildings: int, spread: float,
-                keep: bool) -> None:
+                keep: bool, timeline: bool = False) -> None:
     with workdir(keep) as tmp:
         emu = await start_emulator(None)
         bot: BotProcess | None = None
@@ -132,6 +133,8 @@ async def burst(report: Report, residents: int, buildings: int, spread: float,
             tickets, reporters = db.execute(
                 "SELECT COUNT(*), COUNT(DISTINCT reporter_id) FROM tickets").fetchone()
 
+    if timeline:
+        print_timeline(emu, start, set(resident_ids))
     latencies = []
     for user in people:
         chat = emu.chats[user.id]
@@ -167,6 +170,22 @@ async def burst(report: Report, residents: int, buildings: int, spread: float,
                   and peak_rss < RSS_TARGET_MB, f"{peak_rss:.0f} MB")
 
 
+def print_timeline(emu: BotAPIEmulator, start: float, residents: set[int]) -> None:
+    """Calls per 250 ms bucket: which work the bot did when (to residents / to staff)."""
+    buckets: dict[int, Counter[str]] = {}
+    for entry in emu.requests:
+        if entry.at < start or entry.status_code != 200:
+            continue
+        who = "" if entry.method in ("getUpdates", "answerCallbackQuery") else \
+            ("→res" if entry.chat_id in residents else "→staff")
+        buckets.setdefault(int((entry.at - start) / 0.25), Counter())[entry.method + who] += 1
+    names = sorted({name for counts in buckets.values() for name in counts})
+    print("  t(s)  " + "  ".join(f"{n[:22]:>22}" for n in names))
+    for index in sorted(buckets):
+        print(f"  {index / 4:4.2f}  " + "  ".join(f"{buckets[index].get(n, 0):>22}"
+                                                 for n in names))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.submit_burst", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -175,12 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spread", type=float, default=1.0,
                         help="seconds over which the presses are spread (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--timeline", action="store_true",
+                        help="print the bot's calls per 250 ms after the first press")
     args = parser.parse_args(argv)
 
     async def run() -> int:
         report = Report(f"submit burst: {args.residents} residents press Submit within "
                         f"{args.spread:g} s")
-        await burst(report, args.residents, args.buildings, args.spread, args.keep)
+        await burst(report, args.residents, args.buildings, args.spread, args.keep,
+                    args.timeline)
         return report.exit_code()
 
     return asyncio.run(run())

@@ -45,7 +45,7 @@ def build_application(settings: Settings, request: BaseRequest | None = None,
         .updater(None)
         .rate_limiter(DirectReplyLimiter(gate))
         .context_types(ContextTypes(context=GridhornContext))
-        .request(request or AiohttpRequest(connection_pool_size=48, pool_timeout=30,
+        .request(request or AiohttpRequest(connection_pool_size=128, pool_timeout=30,
                                            read_timeout=20, write_timeout=20))
         .get_updates_request(get_updates_request or AiohttpRequest(connection_pool_size=2))
     )
@@ -168,6 +168,7 @@ class Runtime:
         await services.deadlines.start(services.scheduler.aps)
         await services.horn_watch.start(services.scheduler.aps)
         services.intake = Intake(self.app, services.store, poll_timeout=self.poll_timeout)
+        services.sender.foreground_busy = services.intake.busy
         await services.intake.start()
         logger.info("Gridhorn is running as @%s", services.bot_username)
 

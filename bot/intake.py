@@ -38,7 +38,7 @@ def lane_of(raw: dict[str, Any]) -> int:
 
 class Intake:
     def __init__(self, app: Application, store: Store, *, poll_timeout: int = 25,
-                 max_concurrent: int = 512) -> None:
+                 max_concurrent: int = 64) -> None:
         self.app = app
         self.store = store
         self.poll_timeout = poll_timeout
@@ -65,6 +65,10 @@ class Intake:
         for task in list(self._workers):
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+
+    def busy(self) -> bool:
+        """Updates are being handled (the outbox lets its background posts wait)."""
+        return self._in_progress > 0
 
     async def drain(self) -> None:
         """Wait until every dispatched update has been handled."""

@@ -60,7 +60,7 @@ class OutboxSender:
     """Reading side: the one loop that sends."""
 
     def __init__(self, bot: Bot, store: Store, gate: FloodGate, settings: Settings, *,
-                 max_in_flight: int = 16, max_attempts: int = 8) -> None:
+                 max_in_flight: int = 64, max_attempts: int = 8) -> None:
         self.bot = bot
         self.store = store
         self.gate = gate
@@ -83,6 +83,9 @@ class OutboxSender:
         self.stall_threshold = 0.005
         self._idle = asyncio.Event()
         self._idle.set()
+        #: true while people's updates are being handled (the intake); see `_deferred`
+        self.foreground_busy: Callable[[], bool] = lambda: False
+        self.max_deferral = 2.0  # seconds
         self.sent_hooks: dict[str, SentHook] = {}
         self.chat_lost_hooks: list[ChatHook] = []
         self.migrate_hooks: list[MigrateHook] = []
@@ -133,6 +136,10 @@ class OutboxSender:
                 self._signal_idle()
                 await self._sleep_until(self._timed[0][0] if self._timed else None)
                 continue
+            wait = self._deferred()
+            if wait > 0:
+                await self._sleep_until(self.gate.clock() + min(wait, 0.05))
+                continue
             free_at = self.gate.overall_next_free()
             if free_at > self.gate.clock():
                 await self._sleep_until(free_at, wakeable=False)
@@ -154,6 +161,21 @@ class OutboxSender:
             task = asyncio.create_task(self._deliver(item_id, chat_id, stamp))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
+
+    def _deferred(self) -> float:
+        """Seconds the most urgent ready item may still wait for the people being answered.
+
+        Sending takes CPU that the handlers of a burst need: while updates are being handled,
+        what nobody is waiting for at the phone (staff cards, edits of old cards, routine
+        posts: below PERSONAL) waits, up to `max_deferral` after it was queued. Horns and
+        receipts never wait."""
+        if not self._ready or self._ready[0][0] <= Priority.PERSONAL or \
+                not self.foreground_busy():
+            return 0.0
+        item = self._items.get(self._ready[0][1])
+        if item is None:
+            return 0.0
+        return item.created_at + self.max_deferral - time.time()
 
     async def _sleep_until(self, when: float | None, wakeable: bool = True) -> None:
         timeout = None if when is None else max(0.0, when - self.gate.clock())
