@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from bench.common import (TELEGRAM, TOKEN, BotProcess, Report, Watcher, bot_env, build_world,

@@ -36,7 +36,7 @@ class ReportRepo:
             return []
         where, params = _grid_filter("t.grid_code", grid_codes)
         rating_kinds = ",".join("?" * len(RATING_EVENTS))
-        rows = await self.db.fetchall(
+        rows = await self.db.fetchall_long(
             f"""WITH first_resolved AS (
                     SELECT ticket_id, MIN(at) AS at FROM ticket_events
                     WHERE kind = 'resolved' GROUP BY ticket_id),
@@ -78,7 +78,7 @@ class ReportRepo:
             return []
         where, params = _grid_filter("t.grid_code", grid_codes)
         kinds = ",".join("?" * len(DEPARTMENT_EVENTS))
-        rows = await self.db.fetchall(
+        rows = await self.db.fetchall_long(
             f"""SELECT e.ticket_id, e.at, e.kind, e.note, e.data FROM ticket_events e
                 JOIN tickets t ON t.id = e.ticket_id
                 WHERE {where} AND e.at < ? AND e.kind IN ({kinds})
@@ -97,7 +97,7 @@ class ReportRepo:
         if grid_codes is not None and not grid_codes:
             return {}
         where, params = _grid_filter("t.grid_code", grid_codes)
-        rows = await self.db.fetchall(
+        rows = await self.db.fetchall_long(
             f"""SELECT e.actor_id, COUNT(*) AS n FROM ticket_events e
                 JOIN tickets t ON t.id = e.ticket_id
                 WHERE {where} AND e.kind = 'taken' AND e.at >= ? AND e.at < ?

@@ -81,3 +81,42 @@ async def test_a_migrated_chat_takes_everything_with_it(store):
     assert (await store.map.binding("G0101")).chat_id == -1009
     assert [c.chat_id for c in await store.tickets.cards(ticket_id)] == [-1009]
     assert [i.chat_id for i in await store.outbox.pending()] == [-1009]
+
+
+async def test_another_process_holding_the_write_lock_does_not_block_the_loop(tmp_path):
+    """The write connection does not sleep in SQLite's busy handler (that would stop every
+    other task): it waits on the loop and goes on when the other writer commits."""
+    import sqlite3
+
+    from storage.store import Store
+
+    path = str(tmp_path / "g.db")
+    store = await Store.open_sqlite(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+
+        async def write() -> None:
+            async with store.transaction():
+                await store.map.upsert(Unit(code="C01", kind="community", name="c"))
+
+        task = asyncio.create_task(write())
+        await asyncio.sleep(0.05)  # the loop runs on while the task waits for the lock
+        assert not task.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(task, 5)
+        assert await store.map.get("C01") is not None
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_long_reads_see_the_last_commit_and_a_transaction_its_own_changes(store):
+    async with store.transaction():
+        await store.map.upsert(Unit(code="C01", kind="community", name="c"))
+    rows = await store.db.fetchall_long("SELECT code FROM units")
+    assert [r["code"] for r in rows] == ["C01"]
+    async with store.transaction():
+        await store.map.upsert(Unit(code="C02", kind="community", name="d"))
+        rows = await store.db.fetchall_long("SELECT code FROM units ORDER BY code")
+        assert [r["code"] for r in rows] == ["C01", "C02"]

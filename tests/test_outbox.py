@@ -108,6 +108,43 @@ async def test_more_urgent_posts_go_first(store):
                            "routine 0", "routine 1", "routine 2"]
 
 
+async def test_background_posts_wait_while_updates_are_handled_but_not_for_long(store):
+    """A staff card waits while people are being answered (their receipts do not), and
+    goes after `max_deferral` even if the burst goes on."""
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    sender.foreground_busy = lambda: True
+    sender.max_deferral = 0.3
+    await queue(store, outbox, (GROUP, "card", Priority.CARD),
+                (OTHER, "receipt", Priority.PERSONAL))
+    await sender.start()
+    try:
+        await bot.wait_calls(2)
+    finally:
+        await sender.stop()
+    assert bot.texts() == ["receipt", "card"]
+    receipt_at, card_at = bot.calls[0][3], bot.calls[1][3]
+    assert card_at - receipt_at >= 0.25
+
+
+async def test_a_deferred_post_goes_as_soon_as_the_handlers_are_done(store):
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    busy = [True]
+    sender.foreground_busy = lambda: busy[0]
+    sender.max_deferral = 60
+    await queue(store, outbox, (GROUP, "card", Priority.CARD),
+                (OTHER, "receipt", Priority.PERSONAL))
+    await sender.start()
+    try:
+        await bot.wait_calls(1)
+        busy[0] = False
+        await bot.wait_calls(2, timeout=2)  # not the 60 s bound
+    finally:
+        await sender.stop()
+    assert bot.texts() == ["receipt", "card"]
+
+
 async def test_a_chat_window_is_kept_when_an_urgent_post_overtakes(store):
     """An older ready entry of a routine post must not send once the emergency post to the
     same chat went first: the chat's one-per-second window is checked again."""

@@ -42,6 +42,20 @@ def test_overall_window_is_paced_not_a_burst():
     assert g.overall_next_free() == pytest.approx(clock.now + gap / 2)
 
 
+def test_a_limit_far_above_telegrams_is_kept_by_the_window_alone():
+    """Regression: paced at 0.1 ms (10,000/s), the sender let one call out per turn of a
+    busy event loop, 25 a second. Below the pacing gap the window alone counts."""
+    clock = Clock()
+    g = gate(clock, overall=10_000, chat=1000, group=100_000)
+    for _ in range(100):
+        g.record(None)
+    assert g.overall_next_free() == clock.now  # no pacing: the next may go now
+    capacity = g.overall.capacity
+    for _ in range(capacity - 100):
+        g.record(None)
+    assert g.overall_next_free() > clock.now  # the window is full
+
+
 def test_thirty_calls_in_any_window_of_a_second_plus_slack():
     clock = Clock()
     g = gate(clock)
