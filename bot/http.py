@@ -3,8 +3,8 @@
 python-telegram-bot sends every Bot API call through a `BaseRequest` ("can be implemented via
 different asyncio HTTP libraries"); everything above `do_request` stays its own: building the
 parameters, the error mapping (RetryAfter, Forbidden, ChatMigrated...), the result parsing.
-Its default, `HTTPXRequest`, costs 1.5–2 ms of CPU per call here; this one about 0.45 ms, and
-the bot is CPU-bound under a burst (docs/benchmarks.md, "HTTP transport").
+Its default, `HTTPXRequest`, costs 1.4–1.9 ms of CPU per call here, this one 0.3 ms
+(`python -m bench.transport`), and the bot is CPU-bound under a burst (docs/benchmarks.md).
 """
 
 from __future__ import annotations
