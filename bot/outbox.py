@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 
 MOOT_ERRORS = ("message is not modified", "message to edit not found",
-               "message to pin not found", "message to delete not found",
+               "message to pin not found", "message to unpin not found",
+               "message to delete not found",
                "message can't be deleted")
 SentHook = Callable[[OutboxItem, Any], Awaitable[None]]
 ChatHook = Callable[[int, str], Awaitable[None]]
@@ -486,5 +487,6 @@ def _seconds(value: Any) -> float:
 
 
 #: what the outbox sends
-METHODS = frozenset({"sendMessage", "editMessageText", "pinChatMessage", "sendPhoto",
+METHODS = frozenset({"sendMessage", "editMessageText", "pinChatMessage", "unpinChatMessage",
+                     "sendPhoto",
                      "sendDocument", "copyMessage", "createForumTopic"})

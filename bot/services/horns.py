@@ -462,6 +462,8 @@ class HornService:
             horn = await self._get(horn_id)
             copies = await self.store.horns.copies(horn_id)
             await self._edit_copies(horn, copies)
+            if horn.level == "emergency":
+                await self._unpin(horn, copies)
             count, _ = await self.store.horns.counts(horn_id)
             replied: set[int] = set()
             for copy in reversed(copies):  # the newest copy in each chat
@@ -481,6 +483,20 @@ class HornService:
                                    buttons=view.buttons, dedupe_key=f"hatt:{horn.id}")
         self.changed()
         return horn
+
+    async def _unpin(self, horn: Horn, copies: list[HornCopy]) -> None:
+        """A closed emergency no longer stays on top of the building chats. (Its pins were
+        queued before this, at the same priority: each unpin follows its pin.)"""
+        for copy in copies:
+            if copy.kind != "group":
+                continue
+            chat = await self.store.map.chat(copy.chat_id)
+            if chat is None or not chat.can_pin:
+                continue  # it could not be pinned either
+            await self.outbox.call(
+                copy.chat_id, "unpinChatMessage", {"message_id": copy.message_id},
+                priority=PRIORITY[horn.level] + Priority.PIN_DELAY,
+                dedupe_key=f"hunpin:{horn.id}:{copy.chat_id}:{copy.message_id}")
 
     async def may_close(self, actor: Actor, horn: Horn) -> bool:
         if actor.superadmin or actor.user_id == horn.owner_id:

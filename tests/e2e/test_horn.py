@@ -341,6 +341,8 @@ async def test_emergency_is_pinned_and_resounded_until_closed(harness):
     await harness.settle()
     assert len(w.posts(w.b1.id, horn)) == sounded
     assert (await harness.store.horns.get(horn)).resound_at is None
+    assert not any(p.pinned for p in w.posts(w.b1.id, horn))  # closed: unpinned everywhere
+    assert w.posts(w.b1.id, later)[-1].pinned                  # the open one stays on top
 
 
 async def test_quota_met_stops_the_resounding(harness):
