@@ -50,13 +50,17 @@ async def edit(message: Message | None, text: str,
 
 async def drop_buttons(message: Message | None) -> None:
     """A step is answered: its buttons go, so an old prompt cannot be pressed again."""
+    await edit_markup(message, None)
+
+
+async def edit_markup(message: Message | None, keyboard: InlineKeyboardMarkup | None) -> None:
     if message is None:
         return
     try:
         await message.get_bot().edit_message_reply_markup(
-            chat_id=message.chat.id, message_id=message.message_id, reply_markup=None)
+            chat_id=message.chat.id, message_id=message.message_id, reply_markup=keyboard)
     except TelegramError as exc:
-        logger.info("could not remove buttons: %s", exc)
+        logger.info("could not change the buttons: %s", exc)
 
 
 async def say_refusal(update: Update, context: GridhornContext, refusal: Refused) -> None:
@@ -165,7 +169,15 @@ async def horn_button(update: Update, context: GridhornContext) -> None:
         await answer(update, t(locale, tap.key, **tap.values))  # before any edit
         if tap.changed:
             await horns.refresh_counters(horn_id)
-    elif action == "close":
+    elif action == "close":  # asks first
+        horn = await horns.ask_close(actor, horn_id)
+        await answer(update, t(locale, "horn.close_confirm", id=horn_id))
+        await edit_markup(query.message, markup(views.close_confirm_buttons(locale, horn)))
+    elif action == "keep":
+        horn = await horns.ask_close(actor, horn_id)
+        await answer(update, t(locale, "horn.kept_open", id=horn_id))
+        await edit_markup(query.message, markup(views.owner_buttons(locale, horn)))
+    elif action == "closeok":
         await horns.close(actor, horn_id)
         await answer(update, t(locale, "horn.closed_done", id=horn_id))
         await drop_buttons(query.message)

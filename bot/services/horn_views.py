@@ -110,6 +110,11 @@ def owner_buttons(locale: str, horn: Horn) -> Buttons:
     return [[button(t(locale, "horn.btn_close"), f"h:close:{horn.id}")]] if horn.active else []
 
 
+def close_confirm_buttons(locale: str, horn: Horn) -> Buttons:
+    return [[button(t(locale, "horn.btn_close_confirm"), f"h:closeok:{horn.id}"),
+             button(t(locale, "horn.btn_keep_open"), f"h:keep:{horn.id}")]]
+
+
 def preview(locale: str, data: dict[str, Any], units: list[Unit], tz: ZoneInfo) -> View:
     none = "—"
     text = t(locale, "horn.preview",

@@ -447,6 +447,13 @@ class HornService:
 
     # ------------------------------------------------------------------ closing
 
+    async def ask_close(self, actor: Actor, horn_id: int) -> Horn:
+        """The Close button asks first (a tap is easily made); the same checks as closing."""
+        horn = await self._active(horn_id)
+        if not await self.may_close(actor, horn):
+            raise Refused("horn.close_not_allowed", id=horn_id)
+        return horn
+
     async def close(self, actor: Actor, horn_id: int) -> Horn:
         """End the horn: summary to its chats, the attendance list to the owner."""
         horn = await self._get(horn_id)

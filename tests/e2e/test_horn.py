@@ -321,6 +321,36 @@ async def test_close_summary_attendance_and_hours_in_me(harness):
     assert (person.hours, person.points) == (3, 30)
 
 
+async def test_the_close_button_asks_first_and_checks_again(harness):
+    w = World(harness)
+    await w.setup()
+    emu = harness.emu
+    horn = await w.sound(w.worker, "major G0101 5 Sandbags")
+    published = [m for m in emu.messages(w.worker.id) if m.buttons
+                 and any(b.callback_data == f"h:close:{horn}" for row in m.buttons for b in row)]
+    assert len(published) == 1
+    card = published[0]
+
+    answer = await w.press(w.worker, card, f"h:close:{horn}")
+    assert answer.text == f"Close horn #{horn}? Tap “Yes, close” below."
+    assert [b.text for row in card.buttons for b in row] == ["🏁 Yes, close", "↩️ Keep it open"]
+    assert (await harness.store.horns.get(horn)).active        # nothing closed yet
+    answer = await w.press(w.worker, card, f"h:keep:{horn}")
+    assert answer.text == f"Horn #{horn} stays open."
+    assert [b.callback_data for row in card.buttons for b in row] == [f"h:close:{horn}"]
+
+    await w.press(w.worker, card, f"h:close:{horn}")
+    answer = await w.press(w.worker, card, f"h:closeok:{horn}")
+    assert answer.text.startswith(f"🏁 Horn #{horn} is closed")
+    assert not card.buttons
+    assert not (await harness.store.horns.get(horn)).active
+    assert len([m for m in emu.messages(w.b1.id) if "已结束。" in m.text]) == 1
+    again = emu.inject_callback(w.worker, card, f"h:closeok:{horn}")   # an old confirmation
+    assert (await again.wait_answered(timeout=5)).text == f"Horn #{horn} is closed."
+    await harness.settle()
+    assert len([m for m in emu.messages(w.b1.id) if "已结束。" in m.text]) == 1
+
+
 async def test_emergency_is_pinned_and_resounded_until_closed(harness):
     w = World(harness)
     await w.setup(horn_resound_min=0.02)          # every 1.2 s
