@@ -80,6 +80,9 @@ class _WriteLock:
         self._locked = False
 
 
+WRITE_BUSY_MS = 100  # see Database.open
+
+
 class Database:
     """An open SQLite store: `execute`/`fetchone`/`fetchall` and `transaction()`.
 
@@ -114,7 +117,9 @@ class Database:
             self._read = self._write
             return
         self._write.execute("PRAGMA wal_autocheckpoint=0")  # done off the loop, see above
-        self._write.execute("PRAGMA busy_timeout=0")  # another process's lock: we wait async
+        # Once BEGIN IMMEDIATE holds the write lock a statement is hardly ever busy (WAL);
+        # if one is, a short wait beats failing the update's work.
+        self._write.execute(f"PRAGMA busy_timeout={WRITE_BUSY_MS}")
         self._read = _connect(self.path)
         self._background = await aiosqlite.connect(self.path, isolation_level=None)
         self._background.row_factory = aiosqlite.Row
@@ -195,15 +200,18 @@ class Database:
 
     async def _begin(self, conn: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE; while another process holds the write lock, wait without
-        blocking the loop (the connection's busy timeout is 0), for up to 5 s."""
+        blocking the loop (no busy timeout for this statement), for up to 5 s."""
         delay, waited = 0.001, 0.0
         while True:
+            conn.execute("PRAGMA busy_timeout=0")
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or waited >= 5.0:
                     raise
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={WRITE_BUSY_MS}")
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, 0.05)
