@@ -101,3 +101,32 @@ async def test_nobody_listening_is_a_network_error():
 async def test_a_request_before_initialize_says_so():
     with pytest.raises(RuntimeError, match="not initialized"):
         await AiohttpRequest().do_request("http://127.0.0.1:9/x", "POST")
+
+
+async def test_a_proxy_from_the_environment_is_used(monkeypatch):
+    """Where Telegram is reached through a proxy (HTTPS_PROXY/HTTP_PROXY), as with httpx."""
+    seen: list[str] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        seen.append(str(request.url))
+        return web.json_response({"ok": True, "result": {
+            "id": 123456, "is_bot": True, "first_name": "G", "username": "g_bot"}})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        async with Bot(TOKEN, base_url="http://api.telegram.invalid/bot",
+                       request=AiohttpRequest()) as bot:
+            assert bot.username == "g_bot"
+    finally:
+        await runner.cleanup()
+    assert seen and seen[0].startswith("http://api.telegram.invalid/bot")
