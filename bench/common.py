@@ -299,6 +299,11 @@ class BotProcess:
                 return line.split(":", 1)[1].strip()
         return None
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the bot process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mb(self) -> float | None:
         value = self.status("VmHWM")
         return int(value.split()[0]) / 1024 if value else None

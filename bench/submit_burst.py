@@ -106,6 +106,7 @@ async def burst(report: Report, residents: int, buildings: int, spread: float,
 
             # the burst: everyone presses Submit within `spread` seconds
             pressed: dict[int, float] = {}
+            cpu_start = bot.cpu_seconds()
             slices = 20
             per_slice = -(-residents // slices)
             start = time.monotonic()
@@ -118,8 +119,10 @@ async def burst(report: Report, residents: int, buildings: int, spread: float,
             await emu.wait_until(lambda: watcher.chats_with("receipt") >= residents,
                                  timeout=120)
             receipts_done = time.monotonic()
+            cpu_receipts = bot.cpu_seconds() - cpu_start
             await emu.wait_until(lambda: watcher.total("card") >= 2 * residents, timeout=120)
             cards_done = time.monotonic()
+            cpu_all = bot.cpu_seconds() - cpu_start
             peak_rss = bot.peak_rss_mb()
             await asyncio.sleep(0.5)  # anything more arriving now would be a duplicate
             watcher.update()
@@ -157,6 +160,8 @@ async def burst(report: Report, residents: int, buildings: int, spread: float,
                   f"max {max(latencies):.0f} ms")
     report.figure("staff cards", f"{head_cards} to heads, {grid_cards} to grid chats, all in "
                   f"{cards_done - start:.2f} s")
+    report.figure("bot CPU", f"{cpu_receipts:.2f} s until the last receipt, {cpu_all:.2f} s "
+                  f"until the last card ({cpu_all * 1000 / residents:.2f} ms per Submit)")
     report.figure("bot peak RSS (VmHWM)", f"{peak_rss:.0f} MB "
                   f"(idle {rss_idle:.0f} MB, after the drafts {rss_before:.0f} MB)")
     report.target(f"p95 < {P95_TARGET_MS} ms", p95 < P95_TARGET_MS, f"{p95:.0f} ms")
