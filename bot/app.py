@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
@@ -186,8 +187,10 @@ class Runtime:
         await self.app.shutdown()
         await close_services(self.app)
 
-    async def run_until_stopped(self) -> None:
+    async def run_until_stopped(self, started: Callable[[], None] | None = None) -> None:
         await self.start()
+        if started is not None:
+            started()
         try:
             await self._stopped.wait()
         finally:
