@@ -123,8 +123,8 @@ async def test_long_reads_see_the_last_commit_and_a_transaction_its_own_changes(
 
 
 async def test_the_write_ahead_log_stays_small_under_a_stream_of_commits(tmp_path):
-    """Regression: checkpoints run on another thread while commits went on never let the log
-    restart; under a burst it grew to 165 MB and every read slowed down."""
+    """Regression: PASSIVE checkpoints on another thread while commits went on never let the
+    log restart; under a burst it grew to 165 MB and every read slowed down."""
     import os
 
     from storage.store import Store
@@ -132,11 +132,13 @@ async def test_the_write_ahead_log_stays_small_under_a_stream_of_commits(tmp_pat
     path = str(tmp_path / "g.db")
     store = await Store.open_sqlite(path)
     try:
-        blob = "资料" * 1000  # ~6 KB per row: 2,000 commits write ~30 MB of pages
-        for n in range(2000):
+        blob = "资料" * 1000  # ~6 KB per row: 3,000 commits write ~45 MB of pages
+        for n in range(3000):
             async with store.transaction():
                 await store.flows.set(n, "draft", "editing", {"text": blob, "n": n})
             assert (await store.flows.get(n)).data["n"] == n
-        assert os.path.getsize(path + "-wal") < 8 * 1024 * 1024
+            await asyncio.sleep(0)  # a bot yields between updates
+        # (the file keeps the largest size the log ever reached; a restarted log is reused)
+        assert os.path.getsize(path + "-wal") < 16 * 1024 * 1024
     finally:
         await store.close()
