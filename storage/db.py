@@ -94,16 +94,13 @@ class Database:
     write lock through all of its round trips. Long reads (reports, exports) run on
     aiosqlite's thread (`fetchall_long`) so that the loop goes on answering meanwhile.
 
-    WAL checkpoints run on aiosqlite's thread too, every `CHECKPOINT_EVERY` commits, in
-    RESTART mode: new writers wait (on the loop, see `_begin`) while it copies the log back,
-    and the next write starts the log afresh. In the write connection (SQLite's default) a
-    checkpoint stalls the loop for milliseconds, long enough to break a strict flood window
-    (measured: one 429 in a 600-chat horn); a PASSIVE one on another thread races the
-    commits, never finds the log fully copied, and the log never restarts: under a burst it
-    grew to 165 MB and every read slowed 3–10 fold (measured).
+    The write connection checkpoints the WAL itself (SQLite's default, every 1,000 pages, a
+    few milliseconds in a commit). PASSIVE checkpoints on another thread, racing the commits,
+    never find the log fully copied at the start of a write, so the log never restarts:
+    under a burst it grew to 165 MB and every read slowed 3–10 fold. RESTART checkpoints on
+    another thread keep it small but hold every writer back while they run: the submit burst
+    took 25 % longer (all measured, docs/benchmarks.md).
     """
-
-    CHECKPOINT_EVERY = 200  # commits (a few WAL pages each)
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -111,8 +108,6 @@ class Database:
         self._read: sqlite3.Connection | None = None
         self._background: aiosqlite.Connection | None = None
         self._lock = _WriteLock()
-        self._commits = 0
-        self._checkpoint: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         if self.path != ":memory:":
@@ -123,7 +118,6 @@ class Database:
         if self.path == ":memory:":  # one private database: everything on one connection
             self._read = self._write
             return
-        self._write.execute("PRAGMA wal_autocheckpoint=0")  # done off the loop, see above
         # Once BEGIN IMMEDIATE holds the write lock a statement is hardly ever busy (WAL);
         # if one is, a short wait beats failing the update's work.
         self._write.execute(f"PRAGMA busy_timeout={WRITE_BUSY_MS}")
@@ -133,8 +127,6 @@ class Database:
         await self._background.execute("PRAGMA busy_timeout=5000")
 
     async def close(self) -> None:
-        if self._checkpoint is not None:
-            await asyncio.gather(self._checkpoint, return_exceptions=True)
         if self._background is not None:
             await self._background.close()
         for conn in {id(c): c for c in (self._read, self._write) if c is not None}.values():
@@ -199,7 +191,6 @@ class Database:
                 _after_commit.reset(hooks)
         finally:
             self._lock.release()
-        self._committed()
         for callback in callbacks:
             callback()
 
@@ -220,21 +211,6 @@ class Database:
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, 0.05)
-
-    def _committed(self) -> None:
-        self._commits += 1
-        if self._commits >= self.CHECKPOINT_EVERY and self._background is not None and \
-                (self._checkpoint is None or self._checkpoint.done()):
-            self._commits = 0
-            self._checkpoint = asyncio.get_running_loop().create_task(
-                self._run_checkpoint(), name="gridhorn:checkpoint")
-
-    async def _run_checkpoint(self) -> None:
-        assert self._background is not None
-        try:
-            await self._background.execute("PRAGMA wal_checkpoint(RESTART)")
-        except sqlite3.Error:  # tried again after the next commits
-            logger.warning("WAL checkpoint failed", exc_info=True)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the current transaction commits (at once outside one)."""
