@@ -38,6 +38,9 @@ def build_application(settings: Settings, request: BaseRequest | None = None,
         raise ValueError("GRIDHORN_BOT_TOKEN is required to run the bot")
     gate = FloodGate(settings.rate_overall_per_s, settings.rate_chat_per_s,
                      settings.rate_group_per_min)
+    request = request or AiohttpRequest(connection_pool_size=128, pool_timeout=30,
+                                        read_timeout=20, write_timeout=20)
+    get_updates_request = get_updates_request or AiohttpRequest(connection_pool_size=2)
     builder = (
         ApplicationBuilder()
         .token(settings.bot_token.get_secret_value())
@@ -46,13 +49,13 @@ def build_application(settings: Settings, request: BaseRequest | None = None,
         .updater(None)
         .rate_limiter(DirectReplyLimiter(gate))
         .context_types(ContextTypes(context=GridhornContext))
-        .request(request or AiohttpRequest(connection_pool_size=128, pool_timeout=30,
-                                           read_timeout=20, write_timeout=20))
-        .get_updates_request(get_updates_request or AiohttpRequest(connection_pool_size=2))
+        .request(request)
+        .get_updates_request(get_updates_request)
     )
     app = builder.build()
     app.bot_data["gridhorn.settings"] = settings
     app.bot_data["gridhorn.gate"] = gate
+    app.bot_data["gridhorn.requests"] = (request, get_updates_request)
     from handlers import register_all
 
     register_all(app)
@@ -148,9 +151,10 @@ class Runtime:
     """A running Gridhorn: the application, its outbox sender and its durable intake."""
 
     def __init__(self, settings: Settings, request: BaseRequest | None = None,
-                 poll_timeout: int = 25) -> None:
+                 poll_timeout: int = 25, get_updates_request: BaseRequest | None = None
+                 ) -> None:
         self.settings = settings
-        self.app = build_application(settings, request)
+        self.app = build_application(settings, request, get_updates_request)
         self.poll_timeout = poll_timeout
         self._stopped = asyncio.Event()
 
@@ -159,6 +163,14 @@ class Runtime:
         return self.app.bot_data[SERVICES_KEY]
 
     async def start(self) -> None:
+        """Start everything; a start that fails part-way undoes what it did (sessions, store)."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         # python-telegram-bot calls post_init only from run_polling; we run our own loop.
         await self.app.initialize()
         await open_services(self.app)
@@ -185,6 +197,10 @@ class Runtime:
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
+        # an application whose start failed (Telegram unreachable) is not shut down by
+        # python-telegram-bot, but its HTTP sessions are open: close them (idempotent)
+        for request in self.app.bot_data["gridhorn.requests"]:
+            await request.shutdown()
         await close_services(self.app)
 
     async def run_until_stopped(self, started: Callable[[], None] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The `gridhorn map` commands, as an operator runs them."""
+"""The `gridhorn` commands (map, run), as an operator runs them."""
 
 from pathlib import Path
 
@@ -40,3 +40,26 @@ def test_map_import_of_a_missing_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GRIDHORN_DATABASE_URL", f"sqlite:///{tmp_path / 'g.db'}")
     assert main(["map", "import", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_run_with_the_bot_api_unreachable_says_so_and_leaves_nothing_open(tmp_path):
+    """One clear line and exit 2; the HTTP sessions opened before getMe failed are closed
+    (aiohttp would otherwise log "Unclosed client session" at exit)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDHORN_")}
+    env.update(GRIDHORN_BOT_TOKEN="123456:TEST",
+               GRIDHORN_API_BASE_URL=f"http://127.0.0.1:{port}/bot",
+               GRIDHORN_DATABASE_URL=f"sqlite:///{tmp_path / 'g.db'}")
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "run"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "gridhorn: cannot reach the Bot API at GRIDHORN_API_BASE_URL" in result.stderr
+    assert "Unclosed" not in result.stderr and "Traceback" not in result.stderr

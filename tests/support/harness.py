@@ -62,10 +62,9 @@ class Harness:
         settings = self.settings(**overrides)
         prefix = self.emu.base_url.rsplit("/bot", 1)[0]
         request = EmulatorOnlyRequest(prefix, connection_pool_size=256, read_timeout=20)
-        self.runtime = Runtime(settings, request=request, poll_timeout=1)
-        self.runtime.app.bot._request = (  # the getUpdates request must be guarded too
-            EmulatorOnlyRequest(prefix, connection_pool_size=2, read_timeout=20),
-            self.runtime.app.bot._request[1])
+        updates = EmulatorOnlyRequest(prefix, connection_pool_size=2, read_timeout=20)
+        self.runtime = Runtime(settings, request=request, poll_timeout=1,
+                               get_updates_request=updates)
         await self.runtime.start()
         return self.runtime
 
