@@ -71,21 +71,18 @@ class AiohttpRequest(BaseRequest):
         files = request_data.multipart_data if request_data else None
         data: Any = None
         headers = None
-        if request_data is not None and not files:
+        if request_data is not None and files:
+            form = aiohttp.FormData()
+            for name, value in request_data.json_parameters.items():
+                form.add_field(name, value)
+            for name, (filename, content, mimetype) in files.items():  # InputFile.field_tuple
+                form.add_field(name, content, filename=filename, content_type=mimetype)
+            data = form
+        elif request_data is not None:
             # encoded here: given a dict, aiohttp builds a multipart writer (and a uuid4
             # boundary) for every call before it settles on a urlencoded body
             data = urlencode(request_data.json_parameters).encode("ascii")
             headers = _FORM
-        elif files:
-            assert request_data is not None
-            data = request_data.json_parameters
-            form = aiohttp.FormData()
-            for name, value in (data or {}).items():
-                form.add_field(name, value)
-            for name, part in files.items():
-                filename, content, mimetype = _file_part(part)
-                form.add_field(name, content, filename=filename, content_type=mimetype)
-            data = form
         read = _given(read_timeout, self._read_timeout)
         write = _given(write_timeout, self._media_write_timeout if files else self._write_timeout)
         connect = _given(connect_timeout, self._connect_timeout)
@@ -121,13 +118,3 @@ class AiohttpRequest(BaseRequest):
 
 def _given(value: ODVInput[float], default: float | None) -> float | None:
     return default if isinstance(value, DefaultValue) else value  # type: ignore[return-value]
-
-
-def _file_part(part: Any) -> tuple[str | None, Any, str | None]:
-    """python-telegram-bot gives (filename, content[, mimetype]), httpx's `files` format."""
-    if isinstance(part, tuple):
-        filename = part[0]
-        content = part[1]
-        mimetype = part[2] if len(part) > 2 else None
-        return filename, content, mimetype
-    return None, part, None
