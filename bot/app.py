@@ -13,7 +13,7 @@ from telegram.request import BaseRequest
 from bot.context import SERVICES_KEY, GridhornContext, Services
 from bot.http import AiohttpRequest
 from bot.intake import Intake
-from bot.outbox import OutboxSender
+from bot.outbox import OutboxSender, SentHook
 from bot.services.outbox import Outbox
 from bot.ratelimit import DirectReplyLimiter, FloodGate
 from bot.services.access import Access
@@ -86,7 +86,7 @@ async def open_services(app: Application) -> None:
     schedule = ScheduleService(store, access, people, outbox, settings)
     scheduler = Scheduler(store, schedule, settings)
     services = Services(settings=settings, store=store, access=access, people=people,
-                        chats=chats, outbox=outbox, sender=sender, gate=gate, tickets=tickets,
+                        chats=chats, outbox=outbox, sender=sender, tickets=tickets,
                         deadlines=deadlines, horns=horns, horn_watch=horn_watch,
                         volunteers=VolunteerService(store), schedule=schedule, scheduler=scheduler,
                         bot_username=app.bot.username or "")
@@ -96,29 +96,32 @@ async def open_services(app: Application) -> None:
     await set_command_menus(app.bot)
 
 
+def _ref(item: OutboxItem) -> list[str]:
+    """An item's `ref` ("tcard:12:head"): its prefix chose the hook; the rest names what."""
+    return (item.ref or "").split(":")
+
+
 def _connect_ticket_hooks(sender: OutboxSender, tickets: TicketService) -> None:
     """What the outbox learns when a ticket's message goes out (its id, its topic)."""
 
     async def card(item: OutboxItem, result: Any) -> None:
-        _, ticket_id, kind = (item.ref or "").split(":")
+        _, ticket_id, kind = _ref(item)
         await tickets.card_sent(int(ticket_id), kind, item.chat_id, result["message_id"])
 
     async def topic(item: OutboxItem, result: Any) -> None:
-        await tickets.topic_created(int((item.ref or "").split(":")[1]), item.chat_id,
+        await tickets.topic_created(int(_ref(item)[1]), item.chat_id,
                                     result["message_thread_id"])
 
-    async def relay(item: OutboxItem, result: Any) -> None:
-        await tickets.relay_sent(int((item.ref or "").split(":")[1]), item.chat_id,
-                                 result["message_id"])
-
-    async def comment(item: OutboxItem, result: Any) -> None:
-        await tickets.relay_sent(int((item.ref or "").split(":")[1]), item.chat_id,
-                                 result["message_id"], action="comment")
+    def relayed(action: str) -> SentHook:
+        async def hook(item: OutboxItem, result: Any) -> None:
+            await tickets.relay_sent(int(_ref(item)[1]), item.chat_id, result["message_id"],
+                                     action=action)
+        return hook
 
     sender.on_sent("tcard", card)
     sender.on_sent("ttopic", topic)
-    sender.on_sent("relay", relay)
-    sender.on_sent("comment", comment)
+    sender.on_sent("relay", relayed("answer"))
+    sender.on_sent("comment", relayed("comment"))
 
 
 def _connect_horn_hooks(sender: OutboxSender, horns: HornService) -> None:
@@ -126,13 +129,13 @@ def _connect_horn_hooks(sender: OutboxSender, horns: HornService) -> None:
     went out is compared with the horn's current text, and a stale copy is edited again."""
 
     async def copy(item: OutboxItem, result: Any) -> None:
-        _, horn_id, kind = (item.ref or "").split(":")
+        _, horn_id, kind = _ref(item)
         await horns.copy_sent(int(horn_id), kind, item.chat_id, result["message_id"],
                               int(item.payload.get("message_thread_id") or 0),
                               item.payload.get("text", ""))
 
     async def edited(item: OutboxItem, result: Any) -> None:
-        _, horn_id, kind = (item.ref or "").split(":")
+        _, horn_id, kind = _ref(item)
         await horns.edit_sent(int(horn_id), kind, item.chat_id, item.payload["message_id"],
                               item.payload.get("text", ""))
 
@@ -153,7 +156,6 @@ class Runtime:
     def __init__(self, settings: Settings, request: BaseRequest | None = None,
                  poll_timeout: int = 25, get_updates_request: BaseRequest | None = None
                  ) -> None:
-        self.settings = settings
         self.app = build_application(settings, request, get_updates_request)
         self.poll_timeout = poll_timeout
         self._stopped = asyncio.Event()

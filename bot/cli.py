@@ -154,14 +154,13 @@ async def _report(settings: Settings, month_text: str, out: Path, unit_code: str
                   lang: str | None) -> int:
     """The same report `/report` gives, written as files (a finished month: the whole month;
     the current one: so far)."""
-    import html
-    import re
     from datetime import datetime
 
     from bot.services import periods
     from bot.services.outbox import Outbox
     from bot.services.reports import ReportService
     from bot.services.scopes import city_scope, unit_scope
+    from bot.textsplit import plain_text
     from storage.store import Store
 
     month = periods.parse_month(month_text)
@@ -186,7 +185,7 @@ async def _report(settings: Settings, month_text: str, out: Path, unit_code: str
         await store.close()
     out.mkdir(parents=True, exist_ok=True)
     png_name, xlsx_name = files.filenames(month)
-    text = html.unescape(re.sub(r"<[^>]+>", "", files.text))
+    text = plain_text(files.text)
     (out / png_name).write_bytes(files.chart)
     (out / xlsx_name).write_bytes(files.workbook)
     (out / png_name.replace(".png", ".txt")).write_text(text + "\n", encoding="utf-8")

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from bot.intake import Intake
     from bot.outbox import OutboxSender
     from bot.services.outbox import Outbox
-    from bot.ratelimit import FloodGate
     from bot.services.chats import ChatService
     from bot.watcher import DueWatcher
     from bot.services.people import PeopleService
@@ -37,7 +36,6 @@ class Services:
     chats: "ChatService"
     outbox: "Outbox"
     sender: "OutboxSender"
-    gate: "FloodGate"
     tickets: "TicketService"
     deadlines: "DueWatcher"
     horns: "HornService"

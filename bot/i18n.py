@@ -17,8 +17,6 @@ from babel.messages.pofile import read_po
 LOCALES = ("zh-Hans", "zh-Hant", "en")
 DEFAULT_LOCALE = "zh-Hans"
 _DIRS = {"zh-Hans": "zh_Hans", "zh-Hant": "zh_Hant", "en": "en"}
-# setMyCommands knows two-letter codes only: both Chinese catalogs share the `zh` menu.
-MENU_LANGUAGE = {"zh-Hans": "zh", "zh-Hant": None, "en": "en"}
 
 
 class Markup(str):
@@ -75,8 +73,6 @@ def locale_from_language_code(code: str | None, default: str = DEFAULT_LOCALE) -
         return default
     if parsed.language == "zh":
         if parsed.script == "Hant" or parsed.territory in {"TW", "HK", "MO"}:
-            return "zh-Hant"
-        if parsed.script is None and parsed.territory is None and code.lower() in {"zh-hant"}:
             return "zh-Hant"
         return "zh-Hans"
     if parsed.language == "en":

@@ -18,6 +18,7 @@ from telegram import Update
 from telegram.error import Conflict, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
+from bot.ratelimit import retry_seconds
 from storage.inbox import UpdateMark, current_update
 from storage.store import Store
 
@@ -90,7 +91,7 @@ class Intake:
             except asyncio.CancelledError:
                 raise
             except RetryAfter as exc:
-                await asyncio.sleep(_seconds(exc.retry_after))
+                await asyncio.sleep(retry_seconds(exc))
                 continue
             except (TimedOut, NetworkError, Conflict) as exc:
                 failures += 1
@@ -149,7 +150,3 @@ class Intake:
             current_update.reset(token)
         if not mark.done:
             await self.store.inbox.mark_processed([update_id])
-
-
-def _seconds(value: object) -> float:
-    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)  # type: ignore[union-attr,arg-type]

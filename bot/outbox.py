@@ -23,7 +23,7 @@ from typing import Any
 from telegram import Bot, InputFile
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from bot.ratelimit import OUTBOX_CALL, FloodGate, Stamp
+from bot.ratelimit import OUTBOX_CALL, FloodGate, Stamp, retry_seconds
 from bot.services.outbox import Priority
 from bot.settings import Settings
 from storage.models import OutboxItem
@@ -295,8 +295,7 @@ class OutboxSender:
             logger.exception("outbox item %s could not be processed", item_id)
             try:
                 if item is not None:
-                    await self._retry(item, min(60.0, 0.5 * 2 ** item.attempts), repr(exc),
-                                      count=True)
+                    await self._retry(item, None, repr(exc), count=True)
                 else:
                     self._forget(item_id)
             except Exception:
@@ -325,7 +324,7 @@ class OutboxSender:
                 self._on_the_wire.discard(stamp)
                 answered()
         except RetryAfter as exc:
-            seconds = _seconds(exc.retry_after)
+            seconds = retry_seconds(exc)
             logger.warning("429 on %s to %s: retry after %s s", item.method, item.chat_id, seconds)
             await self._retry(item, seconds, f"429 retry after {seconds}", count=False)
         except ChatMigrated as exc:
@@ -353,12 +352,16 @@ class OutboxSender:
             await self.store.outbox.finish(item.id, status, exc.message)
             self._forget(item.id)
         except (TimedOut, NetworkError) as exc:
-            await self._retry(item, min(60.0, 0.5 * 2 ** item.attempts), str(exc), count=True)
+            await self._retry(item, None, str(exc), count=True)
         else:
             await self._record_sent(item, result)
         return item.chat_id
 
-    async def _retry(self, item: OutboxItem, seconds: float, error: str, count: bool) -> None:
+    async def _retry(self, item: OutboxItem, seconds: float | None, error: str,
+                     count: bool) -> None:
+        """Try again after `seconds` (None: the backoff of its attempts so far)."""
+        if seconds is None:
+            seconds = min(60.0, 0.5 * 2 ** item.attempts)
         if count and item.attempts + 1 >= self.max_attempts:
             await self.store.outbox.finish(item.id, "failed", error)
             self._forget(item.id)
@@ -480,10 +483,6 @@ def _decode(value: Any) -> Any:
     if isinstance(value, dict) and "_file_b64" in value:
         return InputFile(base64.b64decode(value["_file_b64"]), filename=value["filename"])
     return value
-
-
-def _seconds(value: Any) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 #: what the outbox sends

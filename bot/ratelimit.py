@@ -13,6 +13,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 from telegram.error import RetryAfter
@@ -26,9 +27,14 @@ COUNTED = frozenset({
     "forwardMessage", "editMessageText", "editMessageCaption", "editMessageReplyMarkup",
     "editMessageMedia", "pinChatMessage", "sendAnimation", "sendVideo", "sendLocation",
 })
-OUTBOX = {"outbox": True}
-#: set while the outbox sender makes a call (it calls the raw API, without rate_limit_args)
+#: set while the outbox sender makes a call
 OUTBOX_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("outbox_call", default=False)
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """A 429's `retry_after` in seconds (python-telegram-bot gives int or timedelta)."""
+    wait = exc.retry_after
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
 
 
 #: seconds; pacing applies when calls are at least this far apart (30/s: 34.7 ms)
@@ -188,7 +194,7 @@ MAX_CONCURRENT_CALLS = 24
 class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
     """python-telegram-bot's hook: direct replies go out at once and take their share.
 
-    The outbox marks its own calls (`OUTBOX_CALL`, or `rate_limit_args=OUTBOX`) because it has already waited
+    The outbox marks its own calls (`OUTBOX_CALL`) because it has already waited
     for, and recorded, their slot. A 429 on a direct reply is waited out once when short.
 
     Every direct call but the answer to a tap also takes one of `max_concurrent` slots, so that
@@ -217,12 +223,11 @@ class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
         data: dict[str, Any],
         rate_limit_args: dict[str, bool] | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        outbox = bool((rate_limit_args or {}).get("outbox")) or OUTBOX_CALL.get()
+        outbox = OUTBOX_CALL.get()
         try:
             return await self._once(callback, args, kwargs, endpoint, data, outbox)
         except RetryAfter as exc:
-            wait = exc.retry_after
-            seconds = wait.total_seconds() if hasattr(wait, "total_seconds") else float(wait)
+            seconds = retry_seconds(exc)
             if outbox or seconds > 3:
                 raise
             logger.info("direct %s hit a flood limit; retrying in %s s", endpoint, seconds)
@@ -235,7 +240,7 @@ class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
         if endpoint in UNCAPPED or outbox:  # the outbox has its own in-flight limit, and its
             return await callback(*args, **kwargs)  # slot is stamped: it must leave now
         async with self._calls:
-            if endpoint in COUNTED and not outbox:
+            if endpoint in COUNTED:
                 chat_id = data.get("chat_id")
                 self.gate.record(chat_id if isinstance(chat_id, int) else None)
             return await callback(*args, **kwargs)

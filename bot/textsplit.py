@@ -9,10 +9,14 @@ LIMIT = 4096
 _TAG = re.compile(r"<(/?)([a-zA-Z-]+)([^>]*)>")
 
 
+def plain_text(text: str) -> str:
+    """What Telegram shows of our HTML: tags dropped, entities decoded."""
+    return html.unescape(_TAG.sub("", text))
+
+
 def visible_length(text: str) -> int:
     """Length as Telegram counts it: UTF-16 units of the text after entity parsing."""
-    plain = html.unescape(_TAG.sub("", text))
-    return len(plain.encode("utf-16-le")) // 2
+    return len(plain_text(text).encode("utf-16-le")) // 2
 
 
 def split_html(text: str, limit: int = LIMIT) -> list[str]:

@@ -14,7 +14,7 @@ from telegram.error import BadRequest
 from bot.context import GridhornContext
 from bot.i18n import t
 from bot.services.errors import Key, Refused
-from bot.textsplit import split_html
+from bot.textsplit import plain_text, split_html
 
 logger = logging.getLogger(__name__)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -81,10 +81,7 @@ def handles_refusals(callback: Callback) -> Callback:
 
 def _plain(html_text: str) -> str:
     """Callback answers are plain text (at most 200 characters)."""
-    import html
-    import re
-
-    return html.unescape(re.sub(r"<[^>]+>", "", html_text))[:200]
+    return plain_text(html_text)[:200]
 
 
 def keyboard(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:

@@ -164,7 +164,7 @@ async def test_a_cancelled_waiter_does_not_keep_the_lock(store):
 
 
 async def test_direct_calls_wait_for_a_slot_but_answers_and_the_outbox_never_do():
-    from bot.ratelimit import OUTBOX, DirectReplyLimiter
+    from bot.ratelimit import OUTBOX_CALL, DirectReplyLimiter
 
     clock = Clock()
     g = gate(clock, overall=1000, chat=1000)
@@ -177,13 +177,17 @@ async def test_direct_calls_wait_for_a_slot_but_answers_and_the_outbox_never_do(
         await release.wait()
         return True
 
-    def run(name: str, endpoint: str, rate_limit_args=None) -> asyncio.Task:
-        return asyncio.create_task(limiter.process_request(
-            call, (name,), {}, endpoint, {"chat_id": PERSON}, rate_limit_args))
+    def run(name: str, endpoint: str, outbox: bool = False) -> asyncio.Task:
+        token = OUTBOX_CALL.set(outbox)  # a task runs in a copy of the context it starts in
+        try:
+            return asyncio.create_task(limiter.process_request(
+                call, (name,), {}, endpoint, {"chat_id": PERSON}, None))
+        finally:
+            OUTBOX_CALL.reset(token)
 
     tasks = [run(f"reply{i}", "sendMessage") for i in range(3)]
     tasks.append(run("answer", "answerCallbackQuery"))
-    tasks.append(run("outbox", "sendMessage", OUTBOX))
+    tasks.append(run("outbox", "sendMessage", outbox=True))
     for _ in range(5):
         await asyncio.sleep(0)
     assert sorted(started) == ["answer", "outbox", "reply0", "reply1"]  # reply2 waits
