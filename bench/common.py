@@ -259,6 +259,22 @@ class Watcher:
         return sorted(self.times.get(kind, []))[n - 1]
 
 
+async def press_spread(emu: BotAPIEmulator, people: list[Any], cards: dict[int, Any],
+                       data: str, spread: float, slices: int = 20
+                       ) -> tuple[float, dict[int, float]]:
+    """Everyone presses `data` on their card, evenly over `spread` seconds (in `slices`
+    steps). Returns the start and each presser's moment."""
+    pressed: dict[int, float] = {}
+    per_slice = -(-len(people) // slices)
+    start = time.monotonic()
+    for s in range(slices):
+        for user in people[s * per_slice:(s + 1) * per_slice]:
+            pressed[user.id] = time.monotonic()
+            emu.press(user, cards[user.id], data)
+        await asyncio.sleep(max(0.0, start + spread * (s + 1) / slices - time.monotonic()))
+    return start, pressed
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")

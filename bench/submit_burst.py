@@ -25,7 +25,8 @@ import time
 from collections import Counter
 
 from bench.common import (BotProcess, Report, Watcher, bot_env, build_world, percentile,
-                          quiesce_schedules, settings_values, start_emulator, workdir)
+                          press_spread, quiesce_schedules, settings_values, start_emulator,
+                          workdir)
 from emulator import BotAPIEmulator, EmuUser
 from storage.store import Store
 
@@ -105,17 +106,8 @@ async def burst(report: Report, residents: int, buildings: int, spread: float,
             rss_before = bot.peak_rss_mb()
 
             # the burst: everyone presses Submit within `spread` seconds
-            pressed: dict[int, float] = {}
             cpu_start = bot.cpu_seconds()
-            slices = 20
-            per_slice = -(-residents // slices)
-            start = time.monotonic()
-            for s in range(slices):
-                for user in people[s * per_slice:(s + 1) * per_slice]:
-                    pressed[user.id] = time.monotonic()
-                    emu.press(user, cards[user.id], "dr:submit")
-                target = start + spread * (s + 1) / slices
-                await asyncio.sleep(max(0.0, target - time.monotonic()))
+            start, pressed = await press_spread(emu, people, cards, "dr:submit", spread)
             await emu.wait_until(lambda: watcher.chats_with("receipt") >= residents,
                                  timeout=120)
             receipts_done = time.monotonic()

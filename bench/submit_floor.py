@@ -21,7 +21,8 @@ import os
 import sys
 import time
 
-from bench.common import ROOT, TOKEN, Report, percentile, start_emulator
+from bench.common import (ROOT, TOKEN, Report, Watcher, percentile, press_spread,
+                          start_emulator)
 
 RECEIPT = "Receipt #"
 
@@ -71,21 +72,11 @@ async def burst(report: Report, transport: str, residents: int, spread: float) -
             stderr=asyncio.subprocess.DEVNULL)
         try:
             await emu.wait_until(lambda: emu.waiting_polls > 0, timeout=30)
-            pressed: dict[int, float] = {}
-            slices, per_slice = 20, -(-residents // 20)
-            start = time.monotonic()
-            for s in range(slices):
-                for user in people[s * per_slice:(s + 1) * per_slice]:
-                    pressed[user.id] = time.monotonic()
-                    emu.press(user, cards[user.id], "submit")
-                await asyncio.sleep(max(0.0, start + spread * (s + 1) / slices
-                                        - time.monotonic()))
-
-            def receipts() -> int:
-                return sum(1 for u in people
-                           if any(RECEIPT in m.text for m in emu.messages(u.id)))
-
-            await emu.wait_until(lambda: receipts() >= residents, timeout=120)
+            watcher = Watcher(emu, [u.id for u in people],
+                              lambda text: "receipt" if RECEIPT in text else None)
+            start, pressed = await press_spread(emu, people, cards, "submit", spread)
+            await emu.wait_until(lambda: watcher.chats_with("receipt") >= residents,
+                                 timeout=120)
             done = time.monotonic() - start
         finally:
             child.terminate()
