@@ -20,12 +20,9 @@ async def identify(update: Update, context: GridhornContext) -> None:
     chat = update.effective_chat
     private = chat is not None and chat.type == "private"
     if user is not None and not user.is_bot:
-        await services.people.touch(
+        context.actor, context.user_locale = await services.people.identify(
             TelegramUser(user.id, user.first_name, user.last_name, user.username,
                          user.language_code), private=private)
-        person = await services.store.people.get(user.id)
-        context.actor = await services.access.actor(user.id)
-        context.user_locale = services.people.locale_of(person, user.language_code)
     else:
         context.user_locale = services.settings.default_locale
     context.locale = context.user_locale

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from storage.models import PARTY_MEMBER, RoleGrant, Unit
+from storage.models import PARTY_MEMBER, Person, RoleGrant, Unit
 from storage.store import Store
 
 
@@ -101,8 +101,10 @@ class Access:
         self.store = store
         self.superadmins = superadmins
 
-    async def actor(self, user_id: int) -> Actor:
-        person = await self.store.people.get(user_id)
+    async def actor(self, user_id: int, person: Person | None = None) -> Actor:
+        """Who this is; `person`: their stored row, when the caller has just read it."""
+        if person is None:
+            person = await self.store.people.get(user_id)
         grants = tuple(await self.store.people.roles(user_id))
         return Actor(user_id=user_id, superadmin=user_id in self.superadmins, grants=grants,
                      building_code=person.building_code if person else None)

@@ -74,6 +74,14 @@ class PeopleService:
         person = await self.store.people.get(user.user_id)
         self._known[user.user_id] = (*key, bool(person and person.started))
 
+    async def identify(self, user: TelegramUser, private: bool) -> tuple[Actor, str]:
+        """Every update's sender: recorded, and who they are and what language they read
+        (their row read once; hot path)."""
+        await self.touch(user, private)
+        person = await self.store.people.get(user.user_id)
+        return (await self.access.actor(user.user_id, person),
+                self.locale_of(person, user.language_code))
+
     def forget(self, user_id: int) -> None:
         self._known.pop(user_id, None)
 
