@@ -9,7 +9,7 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.error import TelegramError
 
 from bot.context import GridhornContext
 from bot.i18n import t
@@ -47,14 +47,50 @@ async def reply_html(update: Update, context: GridhornContext, text: str, *,
 
 
 async def answer_query(update: Update, text: str | None = None, alert: bool = False) -> None:
-    """Answer a button press; a late or repeated answer must never abort the action."""
+    """Answer a button press; a late, repeated or failed answer must never abort the action."""
     query = update.callback_query
     if query is None:
         return
     try:
         await query.answer(text, show_alert=alert)
-    except BadRequest as exc:
-        logger.info("could not answer callback query: %s", exc.message)
+    except TelegramError as exc:
+        logger.info("could not answer callback query: %s", exc)
+
+
+async def edit(message: Message | None, text: str,
+               keyboard: InlineKeyboardMarkup | None = None) -> None:
+    """Edit the message a button sits on (an edit that is already true is not a failure)."""
+    if message is None:
+        return
+    try:
+        await message.get_bot().edit_message_text(
+            text, chat_id=message.chat.id, message_id=message.message_id,
+            parse_mode=ParseMode.HTML, reply_markup=keyboard, link_preview_options=NO_PREVIEW)
+    except TelegramError as exc:
+        if "not modified" not in str(exc).lower():
+            raise
+
+
+async def edit_markup(message: Message | None, keyboard: InlineKeyboardMarkup | None) -> None:
+    """Change the buttons of the message a button sits on (a failure is only logged)."""
+    if message is None:
+        return
+    try:
+        await message.get_bot().edit_message_reply_markup(
+            chat_id=message.chat.id, message_id=message.message_id, reply_markup=keyboard)
+    except TelegramError as exc:
+        logger.info("could not change the buttons: %s", exc)
+
+
+async def drop_buttons(message: Message | None) -> None:
+    """A step is answered: its buttons go, so an old prompt cannot be pressed again."""
+    await edit_markup(message, None)
+
+
+def refusal_text(locale: str, refusal: Refused) -> str:
+    """A refusal in `locale`, its translatable values translated too."""
+    values = {k: t(locale, v) if isinstance(v, Key) else v for k, v in refusal.values.items()}
+    return t(locale, refusal.key, **values)
 
 
 def handles_refusals(callback: Callback) -> Callback:
@@ -67,9 +103,7 @@ def handles_refusals(callback: Callback) -> Callback:
         except Refused as refusal:
             # a button's answer is seen by the presser alone: their own language
             locale = context.user_locale if update.callback_query else context.locale
-            values = {k: t(locale, v) if isinstance(v, Key) else v
-                      for k, v in refusal.values.items()}
-            text = t(locale, refusal.key, **values)
+            text = refusal_text(locale, refusal)
             if update.callback_query is not None:
                 await answer_query(update, _plain(text), alert=True)
             else:
@@ -82,6 +116,13 @@ def handles_refusals(callback: Callback) -> Callback:
 def _plain(html_text: str) -> str:
     """Callback answers are plain text (at most 200 characters)."""
     return plain_text(html_text)[:200]
+
+
+def markup(rows: list[list[dict[str, str]]]) -> InlineKeyboardMarkup | None:
+    """A service's button rows ({"text", "callback_data"|"url"}) as a keyboard (None: none)."""
+    if not rows:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(**b) for b in row] for row in rows])
 
 
 def keyboard(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:

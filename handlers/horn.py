@@ -3,70 +3,23 @@ buttons on every copy of a horn and the owner's attendance list."""
 
 from __future__ import annotations
 
-import logging
-
-from telegram import InlineKeyboardMarkup, Message, Update
-from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.context import GridhornContext
 from bot.i18n import t
 from bot.services import horn_views as views
-from bot.services.errors import Key, Refused
+from bot.services.errors import Refused
 from bot.services.horns import HOURS_FLOW
-from handlers.common import (NO_PREVIEW, command_args, handles_refusals, pressed, pressed_on,
-                             reply, reply_html)
-from handlers.opinions import markup
+from handlers.common import (answer_query, command_args, drop_buttons, edit, edit_markup,
+                             handles_refusals, markup, pressed, pressed_on, refusal_text, reply,
+                             reply_html)
 from storage.models import Flow
 
-logger = logging.getLogger(__name__)
-
-
-async def answer(update: Update, text: str | None = None) -> None:
-    """Answer a tap at once; a late, repeated or failed answer never aborts the action."""
-    query = update.callback_query
-    if query is None:
-        return
-    try:
-        await query.answer(text)
-    except TelegramError as exc:
-        logger.info("could not answer callback query: %s", exc)
-
-
-async def edit(message: Message | None, text: str,
-               keyboard: InlineKeyboardMarkup | None = None) -> None:
-    """Edit the message a button sits on (an edit that is already true is not a failure)."""
-    if message is None:
-        return
-    try:
-        await message.get_bot().edit_message_text(
-            text, chat_id=message.chat.id, message_id=message.message_id,
-            parse_mode=ParseMode.HTML, reply_markup=keyboard, link_preview_options=NO_PREVIEW)
-    except TelegramError as exc:
-        if "not modified" not in str(exc).lower():
-            raise
-
-
-async def drop_buttons(message: Message | None) -> None:
-    """A step is answered: its buttons go, so an old prompt cannot be pressed again."""
-    await edit_markup(message, None)
-
-
-async def edit_markup(message: Message | None, keyboard: InlineKeyboardMarkup | None) -> None:
-    if message is None:
-        return
-    try:
-        await message.get_bot().edit_message_reply_markup(
-            chat_id=message.chat.id, message_id=message.message_id, reply_markup=keyboard)
-    except TelegramError as exc:
-        logger.info("could not change the buttons: %s", exc)
 
 
 async def say_refusal(update: Update, context: GridhornContext, refusal: Refused) -> None:
-    locale = context.locale
-    values = {k: t(locale, v) if isinstance(v, Key) else v for k, v in refusal.values.items()}
-    await reply_html(update, context, t(locale, refusal.key, **values))
+    await reply_html(update, context, refusal_text(context.locale, refusal))
 
 
 async def show(update: Update, context: GridhornContext, view: views.View) -> None:
@@ -135,13 +88,13 @@ async def flow_button(update: Update, context: GridhornContext) -> None:
     if action == "pub":
         published = await horns.publish(context.actor)
         horn = published.horn
-        await answer(update, t(locale, "horn.published_short", id=horn.id))
+        await answer_query(update, t(locale, "horn.published_short", id=horn.id))
         await edit(query.message, t(locale, "horn.published", id=horn.id,
                                     chats=published.chats, people=published.volunteers),
                    markup(views.owner_buttons(locale, horn)))
         return
     flow = await horns.press(context.actor, action, arg)
-    await answer(update)
+    await answer_query(update)
     if flow is None:
         await edit(query.message, t(locale, "horn.cancelled"))
         return
@@ -166,32 +119,32 @@ async def horn_button(update: Update, context: GridhornContext) -> None:
     if action in ("in", "out"):
         tap = await (horns.check_in if action == "in" else horns.cant_come)(actor.user_id,
                                                                             horn_id)
-        await answer(update, t(locale, tap.key, **tap.values))  # before any edit
+        await answer_query(update, t(locale, tap.key, **tap.values))  # before any edit
         if tap.changed:
             await horns.refresh_counters(horn_id)
     elif action == "close":  # asks first
         horn = await horns.ask_close(actor, horn_id)
-        await answer(update, t(locale, "horn.close_confirm", id=horn_id))
+        await answer_query(update, t(locale, "horn.close_confirm", id=horn_id))
         await edit_markup(query.message, markup(views.close_confirm_buttons(locale, horn)))
     elif action == "keep":
         horn = await horns.ask_close(actor, horn_id)
-        await answer(update, t(locale, "horn.kept_open", id=horn_id))
+        await answer_query(update, t(locale, "horn.kept_open", id=horn_id))
         await edit_markup(query.message, markup(views.owner_buttons(locale, horn)))
     elif action == "closeok":
         await horns.close(actor, horn_id)
-        await answer(update, t(locale, "horn.closed_done", id=horn_id))
+        await answer_query(update, t(locale, "horn.closed_done", id=horn_id))
         await drop_buttons(query.message)
     elif action == "pr" and arg.isdigit():
         view = await horns.toggle_present(actor, locale, horn_id, int(arg))
-        await answer(update)
+        await answer_query(update)
         await edit(query.message, view.text, markup(view.buttons))
     elif action == "hrs":
         await horns.ask_hours(actor, horn_id)
-        await answer(update)
+        await answer_query(update)
         await reply(update, context, "horn.ask_hours", id=horn_id)
     elif action == "ok":
         view = await horns.confirm(actor, locale, horn_id)
-        await answer(update, t(locale, "horn.confirmed_short", id=horn_id))
+        await answer_query(update, t(locale, "horn.confirmed_short", id=horn_id))
         await edit(query.message, view.text)
     else:
         raise Refused("button.stale")

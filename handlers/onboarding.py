@@ -11,8 +11,8 @@ from bot.context import GridhornContext
 from bot.i18n import LOCALES, t
 from bot.services.access import Action
 from bot.services.errors import Refused
-from handlers.common import (answer_query, command_args, handles_refusals, keyboard, reply,
-                             reply_html)
+from handlers.common import (answer_query, command_args, edit, handles_refusals, keyboard,
+                             reply, reply_html)
 from handlers.opinions import show_draft
 from handlers.render import help_text, profile_text, role_name, unit_label
 
@@ -81,8 +81,7 @@ async def lang_chosen(update: Update, context: GridhornContext) -> None:
         await services.people.set_locale(context.actor.user_id, locale)
     await answer_query(update)
     text = t(locale, "lang.set", language=LANGUAGE_LABELS[locale])
-    if query.message is not None:
-        await query.edit_message_text(text, parse_mode="HTML")
+    await edit(query.message, text)
 
 
 @handles_refusals

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
@@ -13,19 +13,13 @@ from bot.context import GridhornContext
 from bot.i18n import Markup, t
 from bot.services import ticket_views as views
 from bot.services.errors import Refused
-from handlers.common import (NO_PREVIEW, answer_query, command_args, handles_refusals,
-                             pressed_on, reply, reply_html)
+from handlers.common import (NO_PREVIEW, answer_query, command_args, drop_buttons, edit,
+                             edit_markup, handles_refusals, markup, pressed_on, reply, reply_html)
 
 
 logger = logging.getLogger(__name__)
 WORD_ACTIONS = {"res": "prompt.resolve", "rej": "prompt.reject", "mrg": "prompt.merge",
                 "rep": "prompt.reply", "dec": "prompt.decline"}
-
-
-def markup(rows: views.Buttons) -> InlineKeyboardMarkup | None:
-    if not rows:
-        return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(**b) for b in row] for row in rows])
 
 
 async def show_draft(update: Update, context: GridhornContext) -> None:
@@ -118,7 +112,7 @@ async def draft_button(update: Update, context: GridhornContext) -> None:
     if action == "cancel":
         await services.tickets.cancel_draft(user_id, query.message.message_id)
         await answer_query(update)
-        await _edit(query.message, t(context.locale, "draft.cancelled"))
+        await edit(query.message, t(context.locale, "draft.cancelled"))
         return
     choice = parts[2] if action == "dom" and len(parts) == 3 else "anon" if action == "anon" \
         else ""
@@ -126,19 +120,9 @@ async def draft_button(update: Update, context: GridhornContext) -> None:
     await answer_query(update)
     view = services.tickets.draft_view(context.user_locale, flow)
     if len(view.parts) == 1:
-        await _edit(query.message, view.parts[0], markup(view.buttons))
+        await edit(query.message, view.parts[0], markup(view.buttons))
     else:  # a long draft: its text is unchanged, only the buttons show the choice
-        await query.edit_message_reply_markup(markup(view.buttons))
-
-
-async def _edit(message, text: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
-    try:
-        await message.get_bot().edit_message_text(
-            text, chat_id=message.chat.id, message_id=message.message_id,
-            parse_mode=ParseMode.HTML, reply_markup=keyboard, link_preview_options=NO_PREVIEW)
-    except Exception as exc:  # an edit that is already true is not a failure
-        if "not modified" not in str(exc).lower():
-            raise
+        await edit_markup(query.message, markup(view.buttons))
 
 
 @handles_refusals
@@ -197,8 +181,7 @@ async def ticket_button(update: Update, context: GridhornContext) -> None:
     elif action == "rate" and arg and arg.isdigit():
         ticket = await tickets.rate(actor.user_id, ticket_id, int(arg))
         await answer_query(update, t(locale, "done.rate", stars=arg))
-        if query.message is not None:
-            await query.edit_message_reply_markup(None)
+        await drop_buttons(query.message)
     else:
         raise Refused("button.stale")
 

@@ -12,9 +12,9 @@ from bot.i18n import t
 from bot.services import horn_views as views
 from bot.services.errors import Refused
 from bot.services.volunteers import Registered
-from handlers.common import handles_refusals, pressed, reply_html
-from handlers.horn import answer, drop_buttons, edit, say_refusal, show
-from handlers.opinions import markup
+from handlers.common import (answer_query, drop_buttons, edit, handles_refusals, markup, pressed,
+                             reply_html)
+from handlers.horn import say_refusal, show
 from handlers.render import unit_label
 from storage.models import Flow
 
@@ -50,7 +50,7 @@ async def volunteer_button(update: Update, context: GridhornContext) -> None:
     volunteers = context.services.volunteers
     locale = context.user_locale
     result = await volunteers.press(context.actor.user_id, action, arg)
-    await answer(update)
+    await answer_query(update)
     if result is None:
         await edit(query.message, t(locale, "volunteer.cancelled"))
     elif isinstance(result, Registered):
