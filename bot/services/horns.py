@@ -266,7 +266,7 @@ class HornService:
         posted = 0
         texts: dict[str, str] = {}
         for chat_id, thread_id in await self._chats_in(codes):
-            locale = await self._chat_locale(chat_id)
+            locale = await self.people.locale_in(chat_id)
             if locale not in texts:
                 texts[locale] = views.post_text(locale, horn, units, count, waiting,
                                                 self.settings.tz)
@@ -420,7 +420,7 @@ class HornService:
         locales: dict[int, str] = {}
         for copy in copies:
             if copy.chat_id not in locales:
-                locales[copy.chat_id] = await self._chat_locale(copy.chat_id)
+                locales[copy.chat_id] = await self.people.locale_in(copy.chat_id)
             locale = locales[copy.chat_id]
             if (locale, copy.kind) not in texts:
                 texts[(locale, copy.kind)] = self._private_text(
@@ -477,7 +477,7 @@ class HornService:
                 if copy.kind != "group" or copy.chat_id in replied:
                     continue
                 replied.add(copy.chat_id)
-                locale = await self._chat_locale(copy.chat_id)
+                locale = await self.people.locale_in(copy.chat_id)
                 await self.outbox.send(
                     copy.chat_id, t(locale, "horn.summary", id=horn.id, title=horn.title,
                                     count=count, needed=horn.needed),
@@ -816,13 +816,6 @@ class HornService:
                     continue
                 found[binding.chat_id] = binding.thread_id
         return list(found.items())
-
-    async def _chat_locale(self, chat_id: int) -> str:
-        if chat_id > 0:
-            return await self.people.locale_for(chat_id)
-        chat = await self.store.map.chat(chat_id)
-        return chat.locale if chat is not None and chat.locale else \
-            self.settings.default_locale
 
     async def _get(self, horn_id: int) -> Horn:
         horn = await self.store.horns.get(horn_id)

@@ -95,6 +95,13 @@ class PeopleService:
     async def locale_for(self, user_id: int) -> str:
         return self.locale_of(await self.store.people.get(user_id))
 
+    async def locale_in(self, chat_id: int) -> str:
+        """The language to write in a chat: a person's own, or the group's (default)."""
+        if chat_id > 0:
+            return await self.locale_for(chat_id)
+        chat = await self.store.map.chat(chat_id)
+        return chat.locale if chat is not None and chat.locale else self.settings.default_locale
+
     async def set_locale(self, user_id: int, locale: str) -> None:
         if locale not in LOCALES:
             raise Refused("lang.unknown")

@@ -147,7 +147,7 @@ class TicketService:
         if grid is None or community is None:
             raise Refused("draft.join_first")
         mark = current_update.get()
-        recipients = await self._recipients(person, grid.code)
+        recipients = await self._recipients(person, grid.code, building=chain[0])
         now = self.clock()
         deadlines = self.settings.deadlines("routine")
         async with self.store.transaction():
@@ -156,9 +156,8 @@ class TicketService:
                 building_code=person.building_code, grid_code=grid.code,
                 community_code=community.code, domain=flow.data.get("domain"),
                 text=flow.data["text"] or "", photo_file_id=flow.data.get("photo"),
-                source_update_id=mark.update_id if mark else None, due_kind="ack",
-                due_from=now, due_at=now + deadlines.acknowledge.total_seconds(),
-                remind_at=now + REMIND_AT * deadlines.acknowledge.total_seconds())
+                source_update_id=mark.update_id if mark else None,
+                **self._due_fields("ack", now, deadlines.acknowledge.total_seconds()))
             if ticket_id is None:  # this Submit was handled before a restart
                 raise Refused("draft.already_submitted")
             await self.store.flows.clear(user_id)
@@ -177,18 +176,17 @@ class TicketService:
         self.changed()
         return ticket
 
-    async def _recipients(self, reporter: Person, grid_code: str) -> _Recipients:
+    async def _recipients(self, reporter: Person, grid_code: str, building: Unit) -> _Recipients:
         heads = await self._holders(("building_head",), reporter.building_code or "",
                                     exact=True)
         binding = await self.store.map.binding(grid_code)
         chat = await self.store.map.chat(binding.chat_id) if binding is not None else None
         return _Recipients(
-            grid_code=grid_code, heads=[(h, await self._chat_locale(h)) for h in heads],
+            grid_code=grid_code, heads=[(h, await self.people.locale_in(h)) for h in heads],
             binding=binding, chat=chat,
             chat_locale=(chat.locale if chat is not None and chat.locale else
                          self.settings.default_locale) if binding is not None else None,
-            building=await self.store.map.get(reporter.building_code or ""),
-            reporter=reporter)
+            building=building, reporter=reporter)
 
     async def _post_new_cards(self, ticket: Ticket, known: _Recipients | None = None) -> None:
         """Cards to the building heads (private) and to the grid's staff chat."""
@@ -233,7 +231,7 @@ class TicketService:
 
     async def _send_card(self, ticket: Ticket, chat_id: int, thread_id: int, kind: str,
                          locale: str | None = None, known: _Recipients | None = None) -> None:
-        locale = locale or await self._chat_locale(chat_id)
+        locale = locale or await self.people.locale_in(chat_id)
         text, fits = await self._card_text(locale, ticket, kind, chat_id, known)
         if not fits:
             for part in split_html(t(locale, "ticket.full_text", id=ticket.id) + "\n" +
@@ -282,7 +280,7 @@ class TicketService:
     async def refresh_cards(self, ticket: Ticket) -> None:
         """Edit every copy of the ticket to its current state (coalesced in the outbox)."""
         for card in await self.store.tickets.cards(ticket.id):
-            locale = await self._chat_locale(card.chat_id)
+            locale = await self.people.locale_in(card.chat_id)
             if card.kind == "offer":
                 continue
             text, _ = await self._card_text(locale, ticket, card.kind, card.chat_id)
@@ -587,7 +585,7 @@ class TicketService:
             raise Refused("ticket.building_not_bound", code=ticket.building_code)
         async with self.store.transaction():
             await self.store.tickets.add_event(ticket.id, actor.user_id, "posted_to_building")
-            locale = await self._chat_locale(binding.chat_id)
+            locale = await self.people.locale_in(binding.chat_id)
             text, _ = await self._card_text(locale, ticket, "building", binding.chat_id)
             await self.outbox.send(
                 binding.chat_id, text, priority=Priority.SERVICE, thread_id=binding.thread_id,
@@ -624,7 +622,7 @@ class TicketService:
                                                ticket.building_code):
                 targets.append((user_id, 0))
             for chat_id, thread_id in targets:
-                locale = await self._chat_locale(chat_id)
+                locale = await self.people.locale_in(chat_id)
                 await self.outbox.send(
                     chat_id, t(locale, "ticket.offer", id=ticket.id,
                                domain=views.domain_label(locale, ticket.domain),
@@ -873,7 +871,7 @@ class TicketService:
         binding = await self.store.map.binding(unit_code)
         if binding is None:
             return
-        locale = await self._chat_locale(binding.chat_id)
+        locale = await self.people.locale_in(binding.chat_id)
         if level_key:
             values["level"] = t(locale, level_key)
         thread_id = binding.thread_id
@@ -905,13 +903,6 @@ class TicketService:
             return await self._holders(("grid_leader", "grid_worker"), ticket.grid_code,
                                        exact=True)
         return await self._holders(("community_staff",), ticket.community_code, exact=True)
-
-    async def _chat_locale(self, chat_id: int) -> str:
-        if chat_id > 0:
-            return await self.people.locale_for(chat_id)
-        chat = await self.store.map.chat(chat_id)
-        return chat.locale if chat is not None and chat.locale else \
-            self.settings.default_locale
 
 
 def _liaison_of(actor: Actor, ticket: Ticket) -> bool:
