@@ -14,9 +14,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.i18n import escape, t
+from bot.services.ticket_views import Buttons, button, when
 from storage.models import SKILLS, Horn, Unit
 
-Buttons = list[list[dict[str, str]]]
 LEVEL_EMOJI = {"service": "🤝", "major": "📯", "emergency": "🚨"}
 AVAILABILITY = ("weekdays", "weekends", "evenings", "anytime")
 MAX_TOGGLES = 90   # names on the attendance list; the rest keep their mark
@@ -28,16 +28,6 @@ class View:
 
     text: str
     buttons: Buttons = field(default_factory=list)
-
-
-def button(label: str, data: str) -> dict[str, str]:
-    return {"text": label, "callback_data": data}
-
-
-def when(moment: float | None, tz: ZoneInfo) -> str:
-    if moment is None:
-        return "—"
-    return datetime.fromtimestamp(moment, tz).strftime("%Y-%m-%d %H:%M")
 
 
 def time_span(start: float | None, end: float | None, tz: ZoneInfo) -> str:

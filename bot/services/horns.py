@@ -430,20 +430,10 @@ class HornService:
             if text == skip_text:
                 continue
             priority = PRIORITY[horn.level] + (PRIVATE_EDIT_LAG if copy.kind == "private" else 0)
-            await self._edit(horn, copy, text, views.post_buttons(locale, horn), priority)
-
-    async def _edit(self, horn: Horn, copy: HornCopy, text: str, buttons: views.Buttons,
-                    priority: int) -> None:
-        """`Outbox.edit`, with a ref: the same payload and coalescing key (a pending edit of
-        the message is replaced), and the `hedit:` hook checks what actually went out."""
-        payload: dict[str, Any] = {"message_id": copy.message_id, "text": text,
-                                   "parse_mode": "HTML",
-                                   "link_preview_options": {"is_disabled": True}}
-        if buttons:
-            payload["reply_markup"] = {"inline_keyboard": buttons}
-        await self.outbox.call(copy.chat_id, "editMessageText", payload, priority=priority,
-                               coalesce_key=f"edit:{copy.chat_id}:{copy.message_id}",
-                               ref=f"hedit:{horn.id}:{copy.kind}")
+            # the `hedit:` hook checks what actually went out
+            await self.outbox.edit(copy.chat_id, copy.message_id, text, priority=priority,
+                                   buttons=views.post_buttons(locale, horn),
+                                   ref=f"hedit:{horn.id}:{copy.kind}")
 
     # ------------------------------------------------------------------ closing
 

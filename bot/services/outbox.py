@@ -76,7 +76,8 @@ class Outbox:
                                dedupe_key=dedupe_key, ref=ref, delay=delay)
 
     async def edit(self, chat_id: int, message_id: int, text: str, *, priority: int,
-                   buttons: list[list[dict[str, str]]] | None = None) -> int | None:
+                   buttons: list[list[dict[str, str]]] | None = None,
+                   ref: str | None = None) -> int | None:
         """Queue an edit; a pending edit of the same message is replaced (coalesced).
         Without buttons the message's keyboard is removed (as editMessageText does)."""
         payload: dict[str, Any] = {"message_id": message_id, "text": text, "parse_mode": "HTML",
@@ -84,4 +85,4 @@ class Outbox:
         if buttons:
             payload["reply_markup"] = {"inline_keyboard": buttons}
         return await self.call(chat_id, "editMessageText", payload, priority=priority,
-                               coalesce_key=f"edit:{chat_id}:{message_id}")
+                               coalesce_key=f"edit:{chat_id}:{message_id}", ref=ref)
