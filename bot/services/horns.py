@@ -25,6 +25,7 @@ from bot.services.access import Access, Action, Actor
 from bot.services.errors import Key, Refused
 from bot.services.outbox import Outbox, Priority
 from bot.services.people import PeopleService
+from bot.services.scopes import outermost
 from bot.settings import Settings
 from storage.models import HORN_LEVELS, SKILLS, Flow, Horn, HornCopy, Unit
 from storage.store import Store
@@ -676,7 +677,7 @@ class HornService:
                                                     count=count, needed=horn.needed),
                                    priority=Priority.PERSONAL)
             return
-        scope = await _outermost(self.store, list(horn.scope) + wider)
+        scope = await outermost(self.store, list(horn.scope) + wider)
         await self.store.horns.update(horn.id, scope=scope)
         horn = await self._get(horn.id)
         await self._edit_copies(horn, await self.store.horns.copies(horn.id))
@@ -729,7 +730,7 @@ class HornService:
                 raise Refused("horn.scope_not_allowed", code=unit.code,
                               level=Key(f"horn.level.{level}"))
             found.append(unit.code)
-        return await _outermost(self.store, found)
+        return await outermost(self.store, found)
 
     async def _scope_choices(self, actor: Actor, level: str) -> list[Unit]:
         """Buttons for the scope step: the units of the actor's authority and one level
@@ -818,17 +819,6 @@ class HornService:
         if not horn.active:
             raise Refused("horn.closed", id=horn_id)
         return horn
-
-
-async def _outermost(store: Store, codes: list[str]) -> list[str]:
-    """Drop units that another chosen unit already covers; keep the order."""
-    chosen = list(dict.fromkeys(codes))
-    kept = []
-    for code in chosen:
-        above = {u.code for u in await store.map.ancestors(code)} - {code}
-        if not above & set(chosen):
-            kept.append(code)
-    return kept
 
 
 def _next(step: str) -> str:

@@ -42,6 +42,17 @@ async def city_scope(store: Store) -> Scope:
     return Scope(units=(), grids=tuple(u for u in await store.map.all() if u.kind == "grid"))
 
 
+async def outermost(store: Store, codes: list[str]) -> list[str]:
+    """Drop units that another chosen unit already covers; keep the order."""
+    chosen = list(dict.fromkeys(codes))
+    kept = []
+    for code in chosen:
+        above = {u.code for u in await store.map.ancestors(code)} - {code}
+        if not above & set(chosen):
+            kept.append(code)
+    return kept
+
+
 async def unit_scope(store: Store, unit: Unit) -> Scope:
     return Scope(units=(unit,), grids=tuple(await store.map.descendants(unit.code, "grid")))
 
@@ -53,12 +64,9 @@ async def actor_scope(store: Store, access: Access, actor: Actor, action: Action
         return await city_scope(store)
     tops = [u for u in await access.scope_units(actor, action)
             if u.kind in ("community", "grid")]
-    codes = {u.code for u in tops}
-    kept = []
-    for unit in tops:  # a grid inside a community already in scope adds nothing
-        above = {a.code for a in await store.map.ancestors(unit.code)} - {unit.code}
-        if not above & codes:
-            kept.append(unit)
+    # a grid inside a community already in scope adds nothing
+    outer = set(await outermost(store, [u.code for u in tops]))
+    kept = [u for u in tops if u.code in outer]
     if not kept:
         raise Refused(refusal)
     grids: list[Unit] = []
