@@ -28,7 +28,7 @@ from .state import (
     photo_size_dict,
 )
 
-__all__ = ["FLOOD_COUNTED_METHODS", "BotApi"]
+__all__ = ["BotApi"]
 
 Handler = Callable[[Params], Any]
 MediaKind = Literal["photo", "document"]
@@ -37,14 +37,6 @@ MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MAX_CALLBACK_TEXT = 200
 MAX_LONG_POLL = 50.0
-
-#: Methods that count against the flood limits.
-FLOOD_COUNTED_METHODS = frozenset(
-    {
-        "sendMessage", "sendPhoto", "sendDocument", "copyMessage", "forwardMessage",
-        "editMessageText", "editMessageCaption", "editMessageReplyMarkup", "pinChatMessage",
-    }
-)  # fmt: skip
 
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly "

@@ -44,7 +44,6 @@ UserRef = EmuUser | int
 MessageRef = EmuMessage | int
 
 #: Update types delivered when the bot never specified ``allowed_updates``.
-DEFAULT_EXCLUDED_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 DEFAULT_ALLOWED_UPDATES = frozenset(
     {
         "message", "edited_message", "channel_post", "edited_channel_post",

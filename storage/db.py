@@ -302,15 +302,9 @@ def _split_sql(script: str) -> list[str]:
         if stripped.startswith("--") or not stripped:
             continue
         current.append(line)
-        if stripped.endswith(";") and sqlite_complete("\n".join(current)):
+        if stripped.endswith(";") and sqlite3.complete_statement("\n".join(current)):
             statements.append("\n".join(current))
             current = []
     if current:
         statements.append("\n".join(current))
     return statements
-
-
-def sqlite_complete(sql: str) -> bool:
-    import sqlite3
-
-    return sqlite3.complete_statement(sql)

@@ -81,10 +81,10 @@ class MapRepo:
             (unit.code, unit.kind, unit.name, unit.parent_code, ",".join(unit.domains),
              unit.patrol, unit.position))
 
-    async def departments_for_domain(self, domain: str) -> list[Unit]:
+    async def departments(self) -> list[Unit]:
         rows = await self.db.fetchall(
             "SELECT * FROM units WHERE kind = 'department' ORDER BY position, code")
-        return [u for u in map(_unit, rows) if domain in u.domains]
+        return [_unit(r) for r in rows]
 
     # chats and bindings
 

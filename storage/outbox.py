@@ -60,19 +60,8 @@ class OutboxRepo:
             "SELECT * FROM outbox WHERE status = 'pending' AND id > ? ORDER BY id", (after_id,))
         return [_item(r) for r in rows]
 
-    async def pending_ids(self) -> set[int]:
-        rows = await self.db.fetchall("SELECT id FROM outbox WHERE status = 'pending'")
-        return {r["id"] for r in rows}
-
-    async def by_ref(self, ref: str) -> list[OutboxItem]:
-        rows = await self.db.fetchall("SELECT * FROM outbox WHERE ref = ? ORDER BY id", (ref,))
-        return [_item(r) for r in rows]
-
     async def mark_sent(self, item_id: int, message_id: int | None, result: Any) -> None:
-        await self.db.execute(
-            """UPDATE outbox SET status = 'sent', message_id = ?, result = ?, sent_at = ?,
-                   attempts = attempts + 1, coalesce_key = NULL WHERE id = ?""",
-            (message_id, json.dumps(result, ensure_ascii=False), epoch(), item_id))
+        await self.mark_sent_many([(item_id, message_id, result)])
 
     async def mark_sent_many(self, rows: list[tuple[int, int | None, Any]]) -> None:
         """`mark_sent` for many items in one statement: (id, message_id, result)."""

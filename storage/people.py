@@ -118,14 +118,6 @@ class PeopleRepo:
                 ORDER BY unit_code, user_id""", [*roles, *codes])
         return [RoleGrant(**dict(r)) for r in rows]
 
-    async def residents_of(self, building_codes: Iterable[str]) -> list[Person]:
-        codes = list(building_codes)
-        if not codes:
-            return []
-        rows = await self.db.fetchall(
-            f"SELECT * FROM people WHERE building_code IN ({','.join('?' * len(codes))})", codes)
-        return [_person(r) for r in rows]
-
     # invites and join links
 
     async def create_invite(self, token: str, kind: str, role: str | None, unit_code: str,

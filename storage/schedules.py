@@ -48,11 +48,6 @@ class SchedulesRepo:
             (month, community_code, CITY, CITY))
         return _theme(row) if row else None
 
-    async def themes_of_month(self, month: str) -> list[Theme]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM themes WHERE month = ? ORDER BY community_code", (month,))
-        return [_theme(r) for r in rows]
-
     # runs and posts
 
     async def has_run(self, job: str, period: str) -> bool:

@@ -152,12 +152,6 @@ class TicketRepo:
             "SELECT * FROM ticket_cards WHERE ticket_id = ? ORDER BY kind, chat_id", (ticket_id,))
         return [TicketCard(**dict(r)) for r in rows]
 
-    async def card_at(self, chat_id: int, message_id: int) -> TicketCard | None:
-        row = await self.db.fetchone(
-            "SELECT * FROM ticket_cards WHERE chat_id = ? AND message_id = ?",
-            (chat_id, message_id))
-        return TicketCard(**dict(row)) if row else None
-
     async def migrate_chat(self, old_id: int, new_id: int) -> None:
         await self.db.execute(
             "UPDATE ticket_cards SET chat_id = ? WHERE chat_id = ?", (new_id, old_id))

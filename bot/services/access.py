@@ -79,19 +79,8 @@ class Actor:
     building_code: str | None = None
 
     @property
-    def roles(self) -> set[str]:
-        roles = {g.role for g in self.grants}
-        if self.superadmin:
-            roles.add("superadmin")
-        return roles
-
-    @property
     def is_staff(self) -> bool:
         return self.superadmin or any(g.role in STAFF_ROLES for g in self.grants)
-
-    @property
-    def party_member(self) -> bool:
-        return any(g.role == PARTY_MEMBER for g in self.grants)
 
 
 class Access:

@@ -28,10 +28,6 @@ class Scope:
         """For queries: None means every grid of the city."""
         return None if self.city else [g.code for g in self.grids]
 
-    @property
-    def key(self) -> str:
-        return "*" if self.city else ",".join(u.code for u in self.units)
-
     def label(self, locale: str) -> str:
         if self.city:
             return t(locale, "scope.city")

@@ -336,7 +336,7 @@ class TicketService:
         ticket = await self._staff_ticket(actor, ticket_id, Action.WHISTLE)
         if ticket.status not in ("new", "acknowledged", "escalated"):
             raise Refused("ticket.bad_state", id=ticket.id, state=Key("status." + ticket.status))
-        all_units = [u for u in await self.store.map.all() if u.kind == "department"]
+        all_units = await self.store.map.departments()
         leads = [u for u in all_units if ticket.domain and ticket.domain in u.domains]
         return ticket, leads + [u for u in all_units if u not in leads]
 
