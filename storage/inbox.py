@@ -26,6 +26,8 @@ current_update: contextvars.ContextVar[UpdateMark | None] = contextvars.ContextV
 
 
 class InboxRepo:
+    KEEP = 10_000  # handled updates kept (for looking back); older ones go as new ones come
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -44,6 +46,7 @@ class InboxRepo:
                 """INSERT INTO meta (key, value) VALUES ('intake_offset', ?)
                    ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER),
                        CAST(excluded.value AS INTEGER))""", (str(next_offset),))
+            await self.prune(next_offset - self.KEEP)
 
     async def next_offset(self) -> int | None:
         value = await self.db.fetchval("SELECT value FROM meta WHERE key = 'intake_offset'")
@@ -62,10 +65,10 @@ class InboxRepo:
         await self.db.executemany(
             "UPDATE inbox SET processed_at = ? WHERE update_id = ?", [(now, i) for i in update_ids])
 
-    async def prune(self, keep: int = 10000) -> None:
+    async def prune(self, below: int) -> None:
+        """Forget handled updates older than `below` (unhandled ones stay: they are redone)."""
         await self.db.execute(
-            """DELETE FROM inbox WHERE processed_at IS NOT NULL AND update_id <
-                   (SELECT MAX(update_id) FROM inbox) - ?""", (keep,))
+            "DELETE FROM inbox WHERE processed_at IS NOT NULL AND update_id < ?", (below,))
 
 
 class MetaRepo:

@@ -32,3 +32,16 @@ async def test_recording_the_sender_leaves_the_update_for_its_handler(store):
         assert mark.done and await unprocessed(store) == []
     finally:
         current_update.reset(token)
+
+
+async def test_the_inbox_keeps_the_latest_handled_updates_and_every_unhandled_one(store,
+                                                                                 monkeypatch):
+    """Every update is stored; without pruning the table would grow for ever."""
+    monkeypatch.setattr(type(store.inbox), "KEEP", 5)
+    await store.inbox.store([{"update_id": n, "message": {}} for n in range(1, 11)])
+    await store.inbox.mark_processed([n for n in range(1, 11) if n != 3])
+    await store.inbox.store([{"update_id": 11, "message": {}}])  # next offset 12: keep 7..11
+    kept = [r["update_id"] for r in
+            await store.db.fetchall("SELECT update_id FROM inbox ORDER BY update_id")]
+    assert kept == [3, 7, 8, 9, 10, 11]
+    assert await unprocessed(store) == [3, 11]
