@@ -7,7 +7,7 @@ from typing import Any
 
 from storage.db import Database, Row
 from storage.models import CheckIn, Horn, HornCopy
-from storage.util import epoch
+from storage.util import epoch, placeholders
 
 _HORN_FIELDS = set(Horn.model_fields)
 
@@ -26,9 +26,6 @@ def _checkin(row: Row) -> CheckIn:
                    seq=row["seq"], at=row["at"], present=bool(row["present"]),
                    hours=row["hours"], points=row["points"])
 
-
-def _in(values: list[Any]) -> str:
-    return ",".join("?" * len(values))
 
 
 class HornRepo:
@@ -133,7 +130,7 @@ class HornRepo:
         params: list[Any] = [horn_id]
         if states is not None:
             wanted = list(states)
-            sql += f" AND state IN ({_in(wanted)})"
+            sql += f" AND state IN ({placeholders(wanted)})"
             params += wanted
         rows = await self.db.fetchall(sql + " ORDER BY seq", params)
         return [_checkin(r) for r in rows]
@@ -161,7 +158,7 @@ class HornRepo:
         params += [horn_id, person_id, *wanted]
         return await self.db.execute_rowcount(
             f"""UPDATE horn_checkins SET state = ?, updated_at = ?, seq = {seq}
-                WHERE horn_id = ? AND person_id = ? AND state IN ({_in(wanted)})""",
+                WHERE horn_id = ? AND person_id = ? AND state IN ({placeholders(wanted)})""",
             params) > 0
 
     async def counts(self, horn_id: int) -> tuple[int, int]:
@@ -218,10 +215,10 @@ class HornRepo:
             return []
         clauses, params = [], []
         if units:
-            clauses.append(f"r.unit_code IN ({_in(units)})")
+            clauses.append(f"r.unit_code IN ({placeholders(units)})")
             params += units
         if buildings:
-            clauses.append(f"p.building_code IN ({_in(buildings)})")
+            clauses.append(f"p.building_code IN ({placeholders(buildings)})")
             params += buildings
         rows = await self.db.fetchall(
             f"""SELECT DISTINCT p.user_id FROM people p JOIN roles r ON r.user_id = p.user_id
@@ -238,7 +235,7 @@ class HornRepo:
         codes = None if grid_codes is None else list(grid_codes)
         if codes is not None and not codes:
             return {}, {}, {}
-        only = f" AND h.grid_code IN ({_in(codes)})" if codes is not None else ""
+        only = f" AND h.grid_code IN ({placeholders(codes)})" if codes is not None else ""
         extra = codes or []
         rows = await self.db.fetchall(
             f"""SELECT h.grid_code, COUNT(*) AS n FROM horns h

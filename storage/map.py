@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from storage.db import Database, Row
 from storage.models import Binding, Chat, Unit
-from storage.util import now_iso
+from storage.util import now_iso, placeholders
 
 
 def _unit(row: Row) -> Unit:
@@ -130,7 +130,7 @@ class MapRepo:
             rows = await self.db.fetchall("SELECT * FROM bindings ORDER BY unit_code")
         else:
             codes = list(unit_codes)
-            marks = ",".join("?" * len(codes))
+            marks = placeholders(codes)
             rows = await self.db.fetchall(
                 f"SELECT * FROM bindings WHERE unit_code IN ({marks}) ORDER BY unit_code", codes)
         return [_binding(r) for r in rows]

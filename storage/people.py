@@ -7,7 +7,7 @@ from datetime import datetime
 
 from storage.db import Database, Row
 from storage.models import Invite, Person, RoleGrant
-from storage.util import now_iso, parse_iso
+from storage.util import now_iso, parse_iso, placeholders
 
 
 def _person(row: Row) -> Person:
@@ -40,7 +40,7 @@ class PeopleRepo:
         if not ids:
             return []
         rows = await self.db.fetchall(
-            f"SELECT * FROM people WHERE user_id IN ({','.join('?' * len(ids))})", ids)
+            f"SELECT * FROM people WHERE user_id IN ({placeholders(ids)})", ids)
         return [_person(r) for r in rows]
 
     async def touch(self, user_id: int, first_name: str, last_name: str | None,
@@ -113,8 +113,8 @@ class PeopleRepo:
             return []
         rows = await self.db.fetchall(
             f"""SELECT user_id, role, unit_code FROM roles
-                WHERE role IN ({','.join('?' * len(roles))})
-                  AND unit_code IN ({','.join('?' * len(codes))})
+                WHERE role IN ({placeholders(roles)})
+                  AND unit_code IN ({placeholders(codes)})
                 ORDER BY unit_code, user_id""", [*roles, *codes])
         return [RoleGrant(**dict(r)) for r in rows]
 

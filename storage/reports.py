@@ -13,6 +13,7 @@ from typing import Any
 from storage.db import Database
 from storage.models import DepartmentEvent, Person, ReportTicket
 from storage.people import _person
+from storage.util import placeholders
 
 RATING_EVENTS = ("rated", "reopened")  # 1–2 stars reopen the ticket: a rating all the same
 DEPARTMENT_EVENTS = ("whistled", "accepted", "declined", "overdue", "resolved", "rejected",
@@ -22,7 +23,7 @@ DEPARTMENT_EVENTS = ("whistled", "accepted", "declined", "overdue", "resolved", 
 def _grid_filter(column: str, grid_codes: Sequence[str] | None) -> tuple[str, list[Any]]:
     if grid_codes is None:
         return "1", []
-    return f"{column} IN ({','.join('?' * len(grid_codes))})", list(grid_codes)
+    return f"{column} IN ({placeholders(grid_codes)})", list(grid_codes)
 
 
 class ReportRepo:
@@ -35,7 +36,7 @@ class ReportRepo:
         if grid_codes is not None and not grid_codes:
             return []
         where, params = _grid_filter("t.grid_code", grid_codes)
-        rating_kinds = ",".join("?" * len(RATING_EVENTS))
+        rating_kinds = placeholders(RATING_EVENTS)
         rows = await self.db.fetchall_long(
             f"""WITH first_resolved AS (
                     SELECT ticket_id, MIN(at) AS at FROM ticket_events
@@ -77,7 +78,7 @@ class ReportRepo:
         if grid_codes is not None and not grid_codes:
             return []
         where, params = _grid_filter("t.grid_code", grid_codes)
-        kinds = ",".join("?" * len(DEPARTMENT_EVENTS))
+        kinds = placeholders(DEPARTMENT_EVENTS)
         rows = await self.db.fetchall_long(
             f"""SELECT e.ticket_id, e.at, e.kind, e.note, e.data FROM ticket_events e
                 JOIN tickets t ON t.id = e.ticket_id
@@ -119,7 +120,7 @@ class ReportRepo:
             return []
         rows = await self.db.fetchall(
             f"""SELECT DISTINCT p.* FROM people p JOIN roles r ON r.user_id = p.user_id
-                WHERE r.role = ? AND (r.unit_code IN ({','.join('?' * len(units)) or 'NULL'})
-                      OR p.building_code IN ({','.join('?' * len(buildings)) or 'NULL'}))
+                WHERE r.role = ? AND (r.unit_code IN ({placeholders(units) or 'NULL'})
+                      OR p.building_code IN ({placeholders(buildings) or 'NULL'}))
                 ORDER BY p.user_id""", [role, *units, *buildings])
         return [_person(r) for r in rows]

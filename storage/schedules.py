@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from storage.db import Database, Row
 from storage.models import Patrol, Theme
-from storage.util import epoch
+from storage.util import epoch, placeholders
 
 CITY = ""  # the community code of the city-wide theme
 
@@ -20,9 +20,6 @@ def _patrol(row: Row) -> Patrol:
     return Patrol(id=row["id"], grid_code=row["grid_code"], user_id=row["user_id"],
                   at=row["at"], location=row["location"], note=row["note"])
 
-
-def _in(codes: list[str]) -> str:
-    return ",".join("?" * len(codes))
 
 
 class SchedulesRepo:
@@ -106,7 +103,7 @@ class SchedulesRepo:
             codes = list(grid_codes)
             if not codes:
                 return []
-            sql += f" AND grid_code IN ({_in(codes)})"
+            sql += f" AND grid_code IN ({placeholders(codes)})"
             params += codes
         rows = await self.db.fetchall(sql + " ORDER BY at, id", params)
         return [_patrol(r) for r in rows]

@@ -8,7 +8,7 @@ from typing import Any
 
 from storage.db import Database, Row
 from storage.models import OPEN_STATUSES, Prompt, Ticket, TicketCard, TicketEvent
-from storage.util import epoch
+from storage.util import epoch, placeholders
 
 _TICKET_FIELDS = set(Ticket.model_fields)
 
@@ -65,7 +65,7 @@ class TicketRepo:
         params.append(ticket_id)
         if expect_status is not None:
             statuses = list(expect_status)
-            sql += f" AND status IN ({','.join('?' * len(statuses))})"
+            sql += f" AND status IN ({placeholders(statuses)})"
             params += statuses
         return await self.db.execute_rowcount(sql, params) > 0
 
@@ -91,13 +91,13 @@ class TicketRepo:
                       department_code: str | None = None, limit: int = 20,
                       offset: int = 0) -> tuple[list[Ticket], int]:
         """Open tickets in scope, soonest deadline first, then most "Me too"."""
-        where = [f"status IN ({','.join('?' * len(OPEN_STATUSES))})"]
+        where = [f"status IN ({placeholders(OPEN_STATUSES)})"]
         params: list[Any] = list(OPEN_STATUSES)
         if building_codes is not None:
             codes = list(building_codes)
             if not codes:
                 return [], 0
-            where.append(f"building_code IN ({','.join('?' * len(codes))})")
+            where.append(f"building_code IN ({placeholders(codes)})")
             params += codes
         if department_code is not None:
             where.append("department_code = ?")
@@ -111,7 +111,7 @@ class TicketRepo:
         return [_ticket(r) for r in rows], total
 
     async def due(self, now: float) -> list[Ticket]:
-        statuses = ",".join("?" * len(OPEN_STATUSES))
+        statuses = placeholders(OPEN_STATUSES)
         rows = await self.db.fetchall(
             f"""SELECT * FROM tickets WHERE status IN ({statuses})
                 AND ((remind_at IS NOT NULL AND remind_at <= ?) OR (due_at IS NOT NULL AND due_at <= ?))
@@ -119,7 +119,7 @@ class TicketRepo:
         return [_ticket(r) for r in rows]
 
     async def next_due(self) -> float | None:
-        statuses = ",".join("?" * len(OPEN_STATUSES))
+        statuses = placeholders(OPEN_STATUSES)
         return await self.db.fetchval(
             f"""SELECT MIN(MIN(COALESCE(remind_at, 1e18)), MIN(COALESCE(due_at, 1e18)))
                 FROM tickets WHERE status IN ({statuses})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sized
 from datetime import UTC, datetime
 
 
@@ -17,3 +18,8 @@ def parse_iso(value: str | None) -> datetime | None:
 def epoch() -> float:
     """Wall-clock seconds; the outbox schedules by it so `not_before` survives a restart."""
     return time.time()
+
+
+def placeholders(values: Sized) -> str:
+    """`?, ?, ?` for an `IN (...)` of `values` (empty for none)."""
+    return ",".join("?" * len(values))
