@@ -206,26 +206,6 @@ class HornRepo:
 
     # who to call
 
-    async def volunteers_in(self, unit_codes: Iterable[str],
-                            building_codes: Iterable[str]) -> list[int]:
-        """Volunteers whose role's unit is one of `unit_codes`, or who live in one of
-        `building_codes` (and hold the volunteer role anywhere); blocked people left out."""
-        units, buildings = list(unit_codes), list(building_codes)
-        if not units and not buildings:
-            return []
-        clauses, params = [], []
-        if units:
-            clauses.append(f"r.unit_code IN ({placeholders(units)})")
-            params += units
-        if buildings:
-            clauses.append(f"p.building_code IN ({placeholders(buildings)})")
-            params += buildings
-        rows = await self.db.fetchall(
-            f"""SELECT DISTINCT p.user_id FROM people p JOIN roles r ON r.user_id = p.user_id
-                WHERE r.role = 'volunteer' AND p.blocked = 0 AND ({' OR '.join(clauses)})
-                ORDER BY p.user_id""", params)
-        return [r["user_id"] for r in rows]
-
     # reports
 
     async def activity(self, grid_codes: Iterable[str] | None, start: float, end: float

@@ -118,6 +118,27 @@ class PeopleRepo:
                 ORDER BY unit_code, user_id""", [*roles, *codes])
         return [RoleGrant(**dict(r)) for r in rows]
 
+    async def with_role(self, role: str, unit_codes: Iterable[str] | None,
+                        building_codes: Iterable[str] | None, *,
+                        reachable_only: bool = False) -> list[Person]:
+        """People holding `role` on one of the units, or living in one of the buildings
+        (None for both: everyone holding it); `reachable_only`: not those who blocked us."""
+        blocked = " AND p.blocked = 0" if reachable_only else ""
+        if unit_codes is None and building_codes is None:
+            rows = await self.db.fetchall(
+                f"""SELECT DISTINCT p.* FROM people p JOIN roles r ON r.user_id = p.user_id
+                    WHERE r.role = ?{blocked} ORDER BY p.user_id""", (role,))
+            return [_person(r) for r in rows]
+        units, buildings = list(unit_codes or ()), list(building_codes or ())
+        if not units and not buildings:
+            return []
+        rows = await self.db.fetchall(
+            f"""SELECT DISTINCT p.* FROM people p JOIN roles r ON r.user_id = p.user_id
+                WHERE r.role = ?{blocked} AND (r.unit_code IN ({placeholders(units) or 'NULL'})
+                      OR p.building_code IN ({placeholders(buildings) or 'NULL'}))
+                ORDER BY p.user_id""", [role, *units, *buildings])
+        return [_person(r) for r in rows]
+
     # invites and join links
 
     async def create_invite(self, token: str, kind: str, role: str | None, unit_code: str,

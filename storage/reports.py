@@ -7,12 +7,11 @@ whole city). Tickets belong to the grid they were filed in (`tickets.grid_code`)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from storage.db import Database
-from storage.models import DepartmentEvent, Person, ReportTicket
-from storage.people import _person
+from storage.models import DepartmentEvent, ReportTicket
 from storage.util import placeholders
 
 RATING_EVENTS = ("rated", "reopened")  # 1–2 stars reopen the ticket: a rating all the same
@@ -105,22 +104,3 @@ class ReportRepo:
                   AND e.actor_id IS NOT NULL
                 GROUP BY e.actor_id""", [*params, start, end])
         return {r["actor_id"]: r["n"] for r in rows}
-
-    async def people_with_role(self, role: str, unit_codes: Iterable[str] | None,
-                               building_codes: Iterable[str] | None) -> list[Person]:
-        """People holding `role` on one of the units, or living in one of the buildings
-        (None for both: everyone holding it)."""
-        if unit_codes is None and building_codes is None:
-            rows = await self.db.fetchall(
-                """SELECT DISTINCT p.* FROM people p JOIN roles r ON r.user_id = p.user_id
-                   WHERE r.role = ? ORDER BY p.user_id""", (role,))
-            return [_person(r) for r in rows]
-        units, buildings = list(unit_codes or ()), list(building_codes or ())
-        if not units and not buildings:
-            return []
-        rows = await self.db.fetchall(
-            f"""SELECT DISTINCT p.* FROM people p JOIN roles r ON r.user_id = p.user_id
-                WHERE r.role = ? AND (r.unit_code IN ({placeholders(units) or 'NULL'})
-                      OR p.building_code IN ({placeholders(buildings) or 'NULL'}))
-                ORDER BY p.user_id""", [role, *units, *buildings])
-        return [_person(r) for r in rows]

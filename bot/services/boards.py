@@ -135,7 +135,7 @@ class BoardService:
         units, buildings = await self._scope_units(scope)
         hours = await self._hours(scope, start, end)
         # the scope's volunteers, and whoever served hours at its horns
-        people = {p.user_id: p for p in await self.store.reports.people_with_role(
+        people = {p.user_id: p for p in await self.store.people.with_role(
             "volunteer", units, buildings)}
         people.update({p.user_id: p for p in await self.store.people.many(hours)})
         ranked = sorted(((hours.get(p.user_id, 0.0), p.points, p) for p in people.values()),
@@ -150,9 +150,9 @@ class BoardService:
         taken = await self.store.reports.taken(scope.grid_codes, start, end)
         hours = await self._hours(scope, start, end)
         # the scope's party members, and party members from elsewhere who served here
-        local = {p.user_id for p in await self.store.reports.people_with_role(
+        local = {p.user_id for p in await self.store.people.with_role(
             "party_member", units, buildings)}
-        people = [p for p in await self.store.reports.people_with_role("party_member", None, None)
+        people = [p for p in await self.store.people.with_role("party_member", None, None)
                   if p.user_id in local or p.user_id in taken or p.user_id in hours]
         rows = []
         for person in people:

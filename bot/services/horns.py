@@ -286,8 +286,9 @@ class HornService:
         below: list[Unit] = []
         for code in codes:
             below += await self.store.map.descendants(code)
-        ids = await self.store.horns.volunteers_in(
-            [u.code for u in below], [u.code for u in below if u.kind == "building"])
+        ids = [p.user_id for p in await self.store.people.with_role(
+            "volunteer", [u.code for u in below],
+            [u.code for u in below if u.kind == "building"], reachable_only=True)]
         units = await self._units(horn.scope)
         count, waiting = await self.store.horns.counts(horn.id)
         called = 0
