@@ -39,8 +39,7 @@ async def bot_membership(update: Update, context: GridhornContext) -> None:
     chat = change.chat
     if chat.type == "private":
         gone = change.new_chat_member.status in _GONE
-        await context.services.store.people.set_blocked(chat.id, gone)
-        context.services.people.forget(chat.id)
+        await context.services.people.set_blocked(chat.id, gone)
         return
     services = context.services
     old, new = change.old_chat_member, change.new_chat_member

@@ -38,7 +38,7 @@ async def flow_text(update: Update, context: GridhornContext) -> None:
     if message.reply_to_message is not None and await services.tickets.prompt_for(
             message.chat.id, message.reply_to_message.message_id) is not None:
         return
-    flow = await services.store.flows.get(context.actor.user_id)
+    flow = await services.people.flow(context.actor.user_id)
     handler = FLOW_TEXT.get(flow.name) if flow is not None else None
     if flow is None or handler is None:
         return

@@ -92,9 +92,7 @@ async def invite(update: Update, context: GridhornContext) -> None:
         raise Refused("invite.usage")
     role, code = args[0].lower(), args[1]
     services = context.services
-    payload = await services.people.create_invite(context.actor, role, code)
-    unit = await services.store.map.get(code)
-    assert unit is not None
+    payload, unit = await services.people.create_invite(context.actor, role, code)
     await reply(update, context, "invite.created", role=role_name(context.locale, role),
                 unit=unit_label(unit), link=services.deep_link(payload))
 
@@ -102,9 +100,7 @@ async def invite(update: Update, context: GridhornContext) -> None:
 @handles_refusals
 async def cancel(update: Update, context: GridhornContext) -> None:
     """Leave any guided flow."""
-    services = context.services
-    async with services.store.transaction():
-        left = await services.store.flows.clear(context.actor.user_id)
+    left = await context.services.people.leave_flow(context.actor.user_id)
     await reply(update, context, "cancel.done" if left else "cancel.nothing")
 
 

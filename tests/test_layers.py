@@ -36,6 +36,14 @@ def test_handlers_do_not_write_sql():
     assert not offenders, offenders
 
 
+def test_handlers_reach_the_store_only_through_services():
+    """Handlers parse, call a service and render: reading or writing the store (or opening a
+    transaction) there would put rules beside the services that hold them."""
+    offenders = [p.name for p in (ROOT / "handlers").glob("*.py")
+                 if ".store." in p.read_text(encoding="utf-8")]
+    assert not offenders, offenders
+
+
 def test_services_do_not_pull_in_telegram_indirectly():
     import subprocess
     import sys

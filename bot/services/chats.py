@@ -162,7 +162,6 @@ class ChatService:
     async def chat_lost(self, chat_id: int, reason: str) -> None:
         """The outbox met a 403: a person blocked the bot, or a group removed it."""
         if chat_id > 0:
-            await self.store.people.set_blocked(chat_id, True)
-            self.people.forget(chat_id)
+            await self.people.set_blocked(chat_id, True)
             return
         await self.bot_removed(chat_id, None, reason)

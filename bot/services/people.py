@@ -11,7 +11,7 @@ from bot.i18n import LOCALES, locale_from_language_code
 from bot.services.access import INVITE_ROLES, Access, Actor
 from bot.services.errors import Refused
 from bot.settings import Settings
-from storage.models import PARTY_MEMBER, Person, Unit
+from storage.models import PARTY_MEMBER, Flow, Person, Unit
 from storage.store import Store
 
 INVITE_TTL = timedelta(days=7)
@@ -82,6 +82,20 @@ class PeopleService:
         return (await self.access.actor(user.user_id, person),
                 self.locale_of(person, user.language_code))
 
+    async def set_blocked(self, user_id: int, blocked: bool) -> None:
+        """A person blocked the bot (or unblocked it): nothing is sent to them meanwhile."""
+        await self.store.people.set_blocked(user_id, blocked)
+        self.forget(user_id)
+
+    async def flow(self, user_id: int) -> Flow | None:
+        """The guided flow a person is in, if any."""
+        return await self.store.flows.get(user_id)
+
+    async def leave_flow(self, user_id: int) -> bool:
+        """/cancel: leave any guided flow; whether there was one."""
+        async with self.store.transaction():
+            return await self.store.flows.clear(user_id)
+
     def forget(self, user_id: int) -> None:
         self._known.pop(user_id, None)
 
@@ -110,8 +124,8 @@ class PeopleService:
 
     # invites
 
-    async def create_invite(self, actor: Actor, role: str, code: str) -> str:
-        """A one-time invite payload for `/start`, valid seven days."""
+    async def create_invite(self, actor: Actor, role: str, code: str) -> tuple[str, Unit]:
+        """A one-time invite payload for `/start`, valid seven days, and its unit."""
         if role not in INVITE_ROLES:
             raise Refused("invite.unknown_role", roles=", ".join(INVITE_ROLES))
         unit = await self.store.map.get(code)
@@ -123,7 +137,7 @@ class PeopleService:
         async with self.store.transaction():
             await self.store.people.create_invite(
                 token, "role", role, unit.code, actor.user_id, datetime.now(UTC) + INVITE_TTL)
-        return f"i-{token}"
+        return f"i-{token}", unit
 
     async def join_payload(self, building_code: str) -> str:
         """The building's standing join link payload (made once, then reused)."""
