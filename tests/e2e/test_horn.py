@@ -61,25 +61,15 @@ class World:
         await h.say(self.staff, "/bind G0102", chat=self.other)
 
     async def building_chat(self, title, code, by, supergroup=True):
-        emu = self.h.emu
-        chat = emu.add_group(title=title, members=[by, *self.residents],
-                             supergroup=supergroup)
-        await emu.add_bot_to_group(chat, by=by, admin=True, can_pin=True)
-        await self.h.say(by, f"/bind {code}", chat=chat)
-        return chat
+        return await self.h.bound_group(title, code, by, [by, *self.residents],
+                                        supergroup=supergroup)
 
     async def sound(self, user, text):
         """The short form, then Publish; returns the horn's id."""
         preview = (await self.h.say(user, f"/horn {text}"))[-1]
         assert preview.buttons, preview.text
-        await self.press(user, preview, "hf:pub")
+        await self.h.press(user, preview, "hf:pub")
         return max(h.id for h in await self.h.store.horns.active())
-
-    async def press(self, user, message, data):
-        query = self.h.emu.press(user, message, data)
-        answer = await query.wait_answered(timeout=5)
-        await self.h.settle()
-        return answer
 
     def posts(self, chat_id, horn_id):
         """Copies of the horn in a chat (the summary and notices left out)."""
@@ -91,8 +81,6 @@ class World:
         assert len(posts) == 1, self.h.emu.dump_chat(chat_id)
         return posts[0]
 
-    def texts(self, chat_id):
-        return [m.text for m in self.h.emu.messages(chat_id)]
 
 
 def day_after(hour):
@@ -108,10 +96,10 @@ async def test_guided_flow_with_a_bad_time_then_a_good_one(harness):
     assert "Which level?" in first.text
     assert [b.text for row in first.buttons for b in row] == \
         ["🤝 Service", "📯 Major", "🚨 Emergency", "✖️ Cancel"]
-    await w.press(w.worker, first, "hf:lvl:major")
+    await harness.press(w.worker, first, "hf:lvl:major")
     assert not emu.messages(w.worker.id)[-2].buttons   # an answered step loses its buttons
     scope = await h.last(w.worker.id)
-    await w.press(w.worker, scope, "hf:scope:G0101")
+    await harness.press(w.worker, scope, "hf:scope:G0101")
     for answer in ("Sandbags to the east gate", "Fill and carry <sandbags> & bring gloves",
                    "East gate"):
         await h.say(w.worker, answer)
@@ -123,10 +111,10 @@ async def test_guided_flow_with_a_bad_time_then_a_good_one(harness):
     await h.say(w.worker, day_after(9))
     await h.say(w.worker, day_after(12))
     await h.say(w.worker, "3")
-    await w.press(w.worker, await h.last(w.worker.id), "hf:skip")
+    await harness.press(w.worker, await h.last(w.worker.id), "hf:skip")
     skills = await h.last(w.worker.id)
-    await w.press(w.worker, skills, "hf:sk:medical")
-    await w.press(w.worker, await h.last(w.worker.id), "hf:skd")
+    await harness.press(w.worker, skills, "hf:sk:medical")
+    await harness.press(w.worker, await h.last(w.worker.id), "hf:skd")
     preview = await h.last(w.worker.id)
     for part in ("Level: 📯 Major", "Scope: 第一网格 (G0101)", "Sandbags to the east gate",
                  "<sandbags> & bring gloves", "Place: East gate", f"Start: {day_after(9)}",
@@ -134,7 +122,7 @@ async def test_guided_flow_with_a_bad_time_then_a_good_one(harness):
                  "Skills wanted: medical"):
         assert part in preview.text, part
     assert [b.text for b in preview.buttons[0]] == ["📣 Publish", "✖️ Cancel"]
-    answer = await w.press(w.worker, preview, "hf:pub")
+    answer = await harness.press(w.worker, preview, "hf:pub")
     assert answer.text == "Published #1"
     published = await h.last(w.worker.id)
     assert "Horn #1 is published: posted to 3 chat(s), 1 volunteer(s)" in published.text
@@ -222,9 +210,9 @@ async def test_taps_quota_waiting_list_and_live_counters(harness):
     r0, r1, r2, _ = w.residents
     post = w.post(w.b1.id, horn)
 
-    answer = await w.press(r0, post, f"h:in:{horn}")
+    answer = await harness.press(r0, post, f"h:in:{horn}")
     assert answer.text == f"✅ You are checked in to #{horn}. Thank you!"
-    assert (await w.press(r0, post, f"h:in:{horn}")).text == \
+    assert (await harness.press(r0, post, f"h:in:{horn}")).text == \
         f"You are already checked in to #{horn}."
     query = emu.press(r1, w.post(w.b2.id, horn), f"h:in:{horn}")
     answered = await query.wait_answered(timeout=5)
@@ -234,12 +222,12 @@ async def test_taps_quota_waiting_list_and_live_counters(harness):
     for copy in copies:   # every copy shows the counter in its text
         assert "报到 2/2" in copy.text or "Checked in 2/2" in copy.text, copy.text
         assert copy.edited_at is not None and copy.edited_at >= answered.at  # answer first
-    answer = await w.press(r2, w.post(w.b1.id, horn), f"h:in:{horn}")
+    answer = await harness.press(r2, w.post(w.b1.id, horn), f"h:in:{horn}")
     assert answer.text.startswith(f"⏳ #{horn} is full: you are number 1 on the waiting list")
     assert "报到 2/2 · 候补 1" in w.post(w.b1.id, horn).text
 
     # Can't come after checking in: the first waiting person moves up and is told privately
-    assert (await w.press(r0, w.post(w.b1.id, horn), f"h:out:{horn}")).text == \
+    assert (await harness.press(r0, w.post(w.b1.id, horn), f"h:out:{horn}")).text == \
         f"You have withdrawn from #{horn}. Thank you for telling us."
     told = emu.messages(r2.id)[-1]
     assert f"A place opened on horn #{horn} “Sandbags”" in told.text
@@ -276,7 +264,7 @@ async def test_close_summary_attendance_and_hours_in_me(harness):
     horn = await w.sound(w.worker, "major G0101 5 Sandbags")
     r0, r1, r2, _ = w.residents
     for user in (r0, r1, r2):
-        await w.press(user, w.post(w.b1.id, horn), f"h:in:{horn}")
+        await harness.press(user, w.post(w.b1.id, horn), f"h:in:{horn}")
     listing = (await h.say(w.worker, "/horns"))[-1].text
     assert f"#{horn} 📯 Sandbags 3/5 — /horn_close {horn}" in listing
     assert "/horn_close" not in (await h.say(r0, "/horns"))[-1].text   # residents see, not close
@@ -295,16 +283,16 @@ async def test_close_summary_attendance_and_hours_in_me(harness):
     card = [m for m in emu.messages(w.worker.id) if "Who came to horn" in m.text][-1]
     assert "Each person present gets 2 h = 20 points" in card.text      # short form: 2 h
     assert [b.text for row in card.buttons for b in row][:3] == ["✅ R0", "✅ R1", "✅ R2"]
-    await w.press(w.worker, card, f"h:pr:{horn}:{r2.id}")               # R2 did not come
+    await harness.press(w.worker, card, f"h:pr:{horn}:{r2.id}")               # R2 did not come
     assert "⬜ R2" in [b.text for row in card.buttons for b in row]      # edited in place
     assert "Present: 2 of 3" in card.text
-    await w.press(w.worker, card, f"h:hrs:{horn}")
+    await harness.press(w.worker, card, f"h:hrs:{horn}")
     shown = await h.say(w.worker, "a lot")
     assert "Type the hours as a number" in shown[0].text
     shown = await h.say(w.worker, "3")
     card = shown[-1]
     assert "gets 3 h = 30 points" in card.text and "Present: 2 of 3" in card.text
-    answer = await w.press(w.worker, card, f"h:ok:{horn}")
+    answer = await harness.press(w.worker, card, f"h:ok:{horn}")
     assert answer.text == f"Confirmed #{horn}"
     assert "2 people credited 3 h and 30 points each" in (await h.last(w.worker.id)).text
     assert "3 h and 30 points are added to your time bank" in emu.messages(r0.id)[-1].text
@@ -331,16 +319,16 @@ async def test_the_close_button_asks_first_and_checks_again(harness):
     assert len(published) == 1
     card = published[0]
 
-    answer = await w.press(w.worker, card, f"h:close:{horn}")
+    answer = await harness.press(w.worker, card, f"h:close:{horn}")
     assert answer.text == f"Close horn #{horn}? Tap “Yes, close” below."
     assert [b.text for row in card.buttons for b in row] == ["🏁 Yes, close", "↩️ Keep it open"]
     assert (await harness.store.horns.get(horn)).active        # nothing closed yet
-    answer = await w.press(w.worker, card, f"h:keep:{horn}")
+    answer = await harness.press(w.worker, card, f"h:keep:{horn}")
     assert answer.text == f"Horn #{horn} stays open."
     assert [b.callback_data for row in card.buttons for b in row] == [f"h:close:{horn}"]
 
-    await w.press(w.worker, card, f"h:close:{horn}")
-    answer = await w.press(w.worker, card, f"h:closeok:{horn}")
+    await harness.press(w.worker, card, f"h:close:{horn}")
+    answer = await harness.press(w.worker, card, f"h:closeok:{horn}")
     assert answer.text.startswith(f"🏁 Horn #{horn} is closed")
     assert not card.buttons
     assert not (await harness.store.horns.get(horn)).active
@@ -361,7 +349,7 @@ async def test_emergency_is_pinned_and_resounded_until_closed(harness):
     await harness.settle()
     again = w.posts(w.b1.id, horn)[1]
     assert again.pinned and "报到 0/5" in again.text
-    await w.press(w.residents[0], again, f"h:in:{horn}")
+    await harness.press(w.residents[0], again, f"h:in:{horn}")
     assert all("报到 1/5" in p.text for p in w.posts(w.b1.id, horn))   # every copy, old ones too
     await harness.say(w.worker, f"/horn_close {horn}")
     sounded = len(w.posts(w.b1.id, horn))
@@ -380,7 +368,7 @@ async def test_quota_met_stops_the_resounding(harness):
     await w.setup(horn_resound_min=0.02)
     emu = harness.emu
     horn = await w.sound(w.worker, "emergency B01010101 1 One pair of hands")
-    await w.press(w.residents[0], w.post(w.b1.id, horn), f"h:in:{horn}")
+    await harness.press(w.residents[0], w.post(w.b1.id, horn), f"h:in:{horn}")
     later = await w.sound(w.worker, "emergency B01010102 5 Many hands")
     await emu.wait_until(lambda: len(w.posts(w.b2.id, later)) >= 3, timeout=10)
     assert len(w.posts(w.b1.id, horn)) == 1
@@ -395,13 +383,13 @@ async def test_fill_by_widens_to_the_grid(harness):
     fill_by = datetime.now(TZ).timestamp() + 1.5
     async with h.store.transaction():   # a fill-by a moment away (typed ones are minutes)
         await h.store.flows.set(w.worker.id, "horn", "preview", {**flow.data, "fill_by": fill_by})
-    await w.press(w.worker, await h.last(w.worker.id), "hf:pub")
+    await harness.press(w.worker, await h.last(w.worker.id), "hf:pub")
     assert w.posts(w.b2.id, 1) == [] and w.posts(w.medic.id, 1) == []
     await emu.wait_until(lambda: bool(w.posts(w.b2.id, 1)), timeout=10)
     await h.settle()
     assert w.posts(w.grid_chat.id, 1) and w.posts(w.medic.id, 1)
     assert len(w.posts(w.b1.id, 1)) == 1                       # not posted twice
-    told = [t for t in w.texts(w.worker.id) if "fill-by time" in t]
+    told = [t for t in harness.texts(w.worker.id) if "fill-by time" in t]
     assert told and "now also sounds in 第一网格 (G0101)" in told[0]
     assert "第一网格 (G0101)" in w.post(w.b1.id, 1).text         # the scope line follows
 
@@ -421,7 +409,7 @@ async def test_a_removed_chat_does_not_break_publishing(harness):
     horn = await w.sound(w.worker, "major G0101 5 More sandbags")
     assert w.posts(w.b1.id, horn) and w.posts(w.grid_chat.id, horn)
     assert not (await h.store.map.chat(w.b2.id)).active
-    await w.press(w.residents[0], w.post(w.b1.id, horn), f"h:in:{horn}")
+    await harness.press(w.residents[0], w.post(w.b1.id, horn), f"h:in:{horn}")
     assert "报到 1/5" in w.post(w.grid_chat.id, horn).text
 
 
@@ -445,7 +433,7 @@ async def test_a_migrated_chat_still_gets_the_post(harness):
         await h.store.map.set_chat_active(second.id, True)
     horn = await w.sound(w.worker, "major B01010102 5 More sandbags")
     post = w.post(newer_id, horn)
-    await w.press(w.residents[0], post, f"h:in:{horn}")
+    await harness.press(w.residents[0], post, f"h:in:{horn}")
     assert "报到 1/5" in w.post(newer_id, horn).text
     assert (await h.store.map.binding("B01010102")).chat_id == newer_id
 
@@ -499,10 +487,10 @@ async def test_volunteer_registration_and_call_up(harness):
     for skill in ("medical", "legal", "elderly care", "childcare", "repairs", "IT",
                   "translation", "driving", "sanitation", "patrol"):
         assert skill in labels, skill
-    await w.press(resident, card, "vf:sk:driving")
-    await w.press(resident, card, "vf:sk:it")
+    await harness.press(resident, card, "vf:sk:driving")
+    await harness.press(resident, card, "vf:sk:it")
     assert "✅ driving" in [b.text for row in (await h.last(resident.id)).buttons for b in row]
-    await w.press(resident, card, "vf:next")
+    await harness.press(resident, card, "vf:next")
     shown = await h.say(resident, "Saturday mornings")
     assert "You are registered as a volunteer of 2栋 (B01010102)" in shown[-1].text
     assert "Skills: IT, driving" in shown[-1].text and "Saturday mornings" in shown[-1].text

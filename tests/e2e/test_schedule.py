@@ -36,13 +36,10 @@ class World:
             await h.store.people.set_building(self.resident.id, "B01010101")
         for user in (self.staff, self.worker, self.resident):
             await h.say(user, "/start")
-        emu = h.emu
-        self.grid_chat = emu.add_group(title="第一网格工作群", members=[self.worker])
-        await emu.add_bot_to_group(self.grid_chat, by=self.worker, admin=True, can_pin=True)
-        await h.say(self.worker, "/bind G0101", chat=self.grid_chat)
-        self.building_chat = emu.add_group(title="1栋楼事群", members=[self.resident, self.staff])
-        await emu.add_bot_to_group(self.building_chat, by=self.staff, admin=True, can_pin=True)
-        await h.say(self.staff, "/bind B01010101", chat=self.building_chat)
+        self.grid_chat = await h.bound_group("第一网格工作群", "G0101", self.worker,
+                                             [self.worker])
+        self.building_chat = await h.bound_group("1栋楼事群", "B01010101", self.staff,
+                                                 [self.resident, self.staff])
 
     def now(self) -> datetime:
         return self.h.runtime.services.scheduler.now()

@@ -36,20 +36,14 @@ class World:
                 await h.store.people.set_building(user.id, "B01010101")
         for user in (self.resident, self.head, self.worker, self.liaison, self.neighbour):
             await h.say(user, "/start")
-        emu = h.emu
-        self.grid_chat = emu.add_group(title="第一网格工作群", forum=forum,
-                                       members=[self.worker])
-        await emu.add_bot_to_group(self.grid_chat, by=self.worker, admin=True, can_pin=True,
-                                   can_manage_topics=True)
-        await h.say(self.worker, "/bind G0101", chat=self.grid_chat)
+        self.grid_chat = await h.bound_group("第一网格工作群", "G0101", self.worker,
+                                             [self.worker], forum=forum,
+                                             can_manage_topics=True)
         async with h.store.transaction():  # the grid staff work in English
             await h.store.map.set_chat_locale(self.grid_chat.id, "en")
-        self.dept_chat = emu.add_group(title="民政局", members=[self.liaison])
-        await emu.add_bot_to_group(self.dept_chat, by=self.liaison, admin=True, can_pin=True)
-        await h.say(self.liaison, "/bind MZJ", chat=self.dept_chat)
-        self.building_chat = emu.add_group(title="1栋楼事群", members=[self.head, self.neighbour])
-        await emu.add_bot_to_group(self.building_chat, by=self.head, admin=True, can_pin=True)
-        await h.say(self.head, "/bind B01010101", chat=self.building_chat)
+        self.dept_chat = await h.bound_group("民政局", "MZJ", self.liaison, [self.liaison])
+        self.building_chat = await h.bound_group("1栋楼事群", "B01010101", self.head,
+                                                 [self.head, self.neighbour])
 
     async def submit(self, user=None, text="楼道灯坏了一个星期了", domain="orange",
                      anonymous=False):
@@ -75,19 +69,11 @@ class World:
             "\n".join(m.text[:60] for m in self.h.emu.messages(chat_id))
         return cards[-1]
 
-    async def press(self, user, message, label):
-        query = self.h.emu.press(user, message, label)
-        answer = await query.wait_answered(timeout=5)
-        await self.h.settle()
-        return answer
-
     async def answer_prompt(self, user, chat, text):
         prompt = await self.h.last(chat.id)
         assert prompt.force_reply, prompt.text
         return await self.h.say(user, text, chat=chat, reply_to=prompt)
 
-    def texts(self, chat_id):
-        return [m.text for m in self.h.emu.messages(chat_id)]
 
 
 async def test_one_opinion_through_every_state(harness):
@@ -108,7 +94,7 @@ async def test_one_opinion_through_every_state(harness):
     await harness.settle()
     emu.press(w.resident, card, "dr:submit")
     await harness.settle()
-    receipt = [t for t in w.texts(w.resident.id) if "#1" in t][-1]
+    receipt = [t for t in harness.texts(w.resident.id) if "#1" in t][-1]
     assert "您的意见已登记为 #1" in receipt and "1 天 内受理" in receipt
 
     # routing: the head's private card and the grid staff chat card
@@ -119,55 +105,55 @@ async def test_one_opinion_through_every_state(harness):
     assert "State: new" in grid_card.text
 
     # acknowledge (building head)
-    assert (await w.press(w.head, head_card, "t:ack:1")).text == "Acknowledged #1"
-    assert "#1 已由楼栋长受理" in w.texts(w.resident.id)[-1]
+    assert (await harness.press(w.head, head_card, "t:ack:1")).text == "Acknowledged #1"
+    assert "#1 已由楼栋长受理" in harness.texts(w.resident.id)[-1]
     assert "State: acknowledged" in w.card(w.head.id).text
     assert "State: acknowledged" in w.card(w.grid_chat.id).text
 
     # escalate to grid (building head)
-    await w.press(w.head, w.card(w.head.id), "t:esc:1")
-    assert "#1 已上报网格" in w.texts(w.resident.id)[-1]
-    assert any("escalated from the building to the grid" in t for t in w.texts(w.grid_chat.id))
+    await harness.press(w.head, w.card(w.head.id), "t:esc:1")
+    assert "#1 已上报网格" in harness.texts(w.resident.id)[-1]
+    assert any("escalated from the building to the grid" in t for t in harness.texts(w.grid_chat.id))
 
     # whistle to the civil affairs bureau (grid worker): the lead department comes first
-    await w.press(w.worker, w.card(w.grid_chat.id), "t:wh:1")
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:wh:1")
     picker = await harness.last(w.grid_chat.id)
     assert picker.buttons[0][0].callback_data == "t:wh:1:MZJ"
-    await w.press(w.worker, picker, "t:wh:1:MZJ")
-    assert "#1 已吹哨给 县民政局" in w.texts(w.resident.id)[-1]
+    await harness.press(w.worker, picker, "t:wh:1:MZJ")
+    assert "#1 已吹哨给 县民政局" in harness.texts(w.resident.id)[-1]
     dept_card = w.card(w.dept_chat.id)
     assert [b.text for b in dept_card.buttons[0]] == ["✋ 报到", "↩️ 退回"]
     assert "李" not in dept_card.text  # departments never see the reporter
 
     # the department declines with a reason: back to the grid, quoted in the staff thread
-    await w.press(w.liaison, dept_card, "t:dec:1")
+    await harness.press(w.liaison, dept_card, "t:dec:1")
     await w.answer_prompt(w.liaison, w.dept_chat, "不属于民政局职责")
-    declined = [t for t in w.texts(w.grid_chat.id) if "declined #1" in t][-1]
+    declined = [t for t in harness.texts(w.grid_chat.id) if "declined #1" in t][-1]
     assert "Reason: 不属于民政局职责" in declined
     grid_card = w.card(w.grid_chat.id)
     assert any(b.callback_data == "t:wh:1" for row in grid_card.buttons for b in row)
 
     # whistle again, accepted this time
-    await w.press(w.worker, grid_card, "t:wh:1")
-    await w.press(w.worker, await harness.last(w.grid_chat.id), "t:wh:1:MZJ")
-    answer = await w.press(w.liaison, w.card(w.dept_chat.id), "t:acc:1")
+    await harness.press(w.worker, grid_card, "t:wh:1")
+    await harness.press(w.worker, await harness.last(w.grid_chat.id), "t:wh:1:MZJ")
+    answer = await harness.press(w.liaison, w.card(w.dept_chat.id), "t:acc:1")
     assert "已報到 #1" in answer.text
-    assert "承办部门已报到" in w.texts(w.resident.id)[-1]
+    assert "承办部门已报到" in harness.texts(w.resident.id)[-1]
 
     # a second Accept is refused and changes nothing
     stale = harness.emu.inject_callback(w.liaison, dept_card, "t:acc:1")
     assert "不能這樣操作" in (await stale.wait_answered(timeout=5)).text
 
     # resolved with a note (the department), the reporter sees the note and rates
-    await w.press(w.liaison, w.card(w.dept_chat.id), "t:res:1")
+    await harness.press(w.liaison, w.card(w.dept_chat.id), "t:res:1")
     await w.answer_prompt(w.liaison, w.dept_chat, "已更换灯泡 <3")
     resolved = harness.emu.messages(w.resident.id)[-1]
     assert "已办结" in resolved.text and "办结说明：已更换灯泡 <3" in resolved.text
     assert [b.text for b in resolved.buttons[0]] == ["⭐ 1", "⭐ 2", "⭐ 3", "⭐ 4", "⭐ 5"]
-    await w.press(w.resident, resolved, "⭐ 4")
+    await harness.press(w.resident, resolved, "⭐ 4")
     ticket = await harness.store.tickets.get(1)
     assert ticket.status == "rated" and ticket.rating == 4
-    assert "感谢您对 #1 的评价" in w.texts(w.resident.id)[-1]
+    assert "感谢您对 #1 的评价" in harness.texts(w.resident.id)[-1]
 
     # the timeline holds every step, with who
     kinds = [e.kind for e in await harness.store.tickets.events(1)]
@@ -186,14 +172,14 @@ async def test_reply_relays_both_ways_and_staff_talk_stays_among_staff(harness):
     await harness.say(w.worker, "谁去看看？", chat=w.grid_chat, reply_to=w.card(w.grid_chat.id))
     assert len(harness.emu.messages(w.resident.id)) == before
     # "Reply" relays to the reporter
-    await w.press(w.worker, w.card(w.grid_chat.id), "t:rep:1")
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:rep:1")
     await w.answer_prompt(w.worker, w.grid_chat, "请问是几楼的灯？")
     relayed = harness.emu.messages(w.resident.id)[-1]
     assert "请问是几楼的灯？" in relayed.text and "#1" in relayed.text
     # the reporter's reply comes back into the ticket's thread
     await harness.say(w.resident, "三楼", reply_to=relayed)
-    assert any("answers:\n三楼" in t for t in w.texts(w.grid_chat.id))
-    assert "已把您的答复转给" in w.texts(w.resident.id)[-1]
+    assert any("answers:\n三楼" in t for t in harness.texts(w.grid_chat.id))
+    assert "已把您的答复转给" in harness.texts(w.resident.id)[-1]
 
 
 async def test_anonymous_reporter_is_never_shown(harness):
@@ -224,12 +210,12 @@ async def test_illegal_transitions_change_nothing(harness):
     other = harness.emu.inject_callback(w.neighbour, forged_on, "t:ack:1")
     assert "outside your scope" in (await other.wait_answered(timeout=5)).text
     # reject, then every later step is refused
-    await w.press(w.head, head_card, "t:rej:1")
+    await harness.press(w.head, head_card, "t:rej:1")
     prompt = await harness.last(w.head.id)
     assert prompt.force_reply
     await harness.say(w.head, "不属于物业范围", reply_to=prompt)
     assert (await harness.store.tickets.get(1)).status == "rejected"
-    assert "理由：不属于物业范围" in w.texts(w.resident.id)[-1]
+    assert "理由：不属于物业范围" in harness.texts(w.resident.id)[-1]
     events = len(await harness.store.tickets.events(1))
     for data in ("t:ack:1", "t:esc:1", "t:res:1"):
         query = harness.emu.inject_callback(w.head, head_card, data)
@@ -277,11 +263,11 @@ async def test_me_too_counts_once_per_resident(harness):
     w = World(harness)
     await w.setup()
     await w.submit()
-    await w.press(w.head, w.card(w.head.id), "t:post:1")
+    await harness.press(w.head, w.card(w.head.id), "t:post:1")
     post = await harness.last(w.building_chat.id)
     assert "李" not in post.text and "我也是 0" in post.text
-    assert (await w.press(w.neighbour, post, "t:me:1")).text == "Counted. Thank you!"
-    assert (await w.press(w.neighbour, post, "t:me:1")).text == "You already said Me too."
+    assert (await harness.press(w.neighbour, post, "t:me:1")).text == "Counted. Thank you!"
+    assert (await harness.press(w.neighbour, post, "t:me:1")).text == "You already said Me too."
     assert "🙋 我也是 1" in (await harness.last(w.building_chat.id)).text
     assert "Me too 1" in w.card(w.grid_chat.id).text
     assert (await harness.store.tickets.get(1)).me_too == 1
@@ -295,7 +281,7 @@ async def test_concurrent_take_it_has_one_winner(harness):
         await grant(harness.store, v.id, "volunteer", "G0101")
         await harness.say(v, "/start")
     await w.submit()
-    await w.press(w.worker, w.card(w.grid_chat.id), "t:off:1")
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:off:1")
     offers = {v.id: harness.emu.messages(v.id)[-1] for v in volunteers}
     queries = [harness.emu.press(v, offers[v.id], "t:take:1") for v in volunteers]
     answers = await asyncio.gather(*(q.wait_answered(timeout=5) for q in queries))
@@ -305,7 +291,7 @@ async def test_concurrent_take_it_has_one_winner(harness):
     await harness.settle()
     ticket = await harness.store.tickets.get(1)
     assert ticket.assignee_id in {v.id for v in volunteers}
-    reporter_told = [t for t in w.texts(w.resident.id) if "接单" in t]
+    reporter_told = [t for t in harness.texts(w.resident.id) if "接单" in t]
     assert len(reporter_told) == 1
     assert "Taken by:" in w.card(w.grid_chat.id).text
 
@@ -314,13 +300,13 @@ async def test_low_rating_reopens_at_grid_level(harness):
     w = World(harness)
     await w.setup()
     await w.submit()
-    await w.press(w.worker, w.card(w.grid_chat.id), "t:res:1")
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:res:1")
     await w.answer_prompt(w.worker, w.grid_chat, "已处理")
     resolved = harness.emu.messages(w.resident.id)[-1]
-    await w.press(w.resident, resolved, "⭐ 2")
+    await harness.press(w.resident, resolved, "⭐ 2")
     ticket = await harness.store.tickets.get(1)
     assert ticket.status == "escalated" and ticket.level == "grid" and ticket.rating == 2
-    assert any("rated #1 2 stars; it is reopened" in t for t in w.texts(w.grid_chat.id))
+    assert any("rated #1 2 stars; it is reopened" in t for t in harness.texts(w.grid_chat.id))
     # a comment may follow, by replying
     await harness.say(w.resident, "灯还是不亮", reply_to=harness.emu.messages(w.resident.id)[-1])
     assert (await harness.store.tickets.get(1)).rating_comment == "灯还是不亮"
@@ -337,7 +323,7 @@ async def test_forum_staff_chat_gets_a_topic_per_ticket(harness):
     topic = harness.emu.chat(w.grid_chat.id).topics[ticket.staff_thread_id]
     assert topic.name == "#1 🟢 垃圾桶满了" and topic.created_by_bot
     # later steps are told inside the ticket's topic
-    await w.press(w.worker, topic_card, "t:rep:1")
+    await harness.press(w.worker, topic_card, "t:rep:1")
     await w.answer_prompt(w.worker, w.grid_chat, "几号楼？")
     await harness.say(w.resident, "3号楼", reply_to=harness.emu.messages(w.resident.id)[-1])
     answer = [m for m in harness.emu.messages(w.grid_chat.id) if "3号楼" in m.text][-1]
@@ -349,17 +335,17 @@ async def test_deadline_reminds_at_75_percent_then_escalates_across_a_restart(ha
     await w.setup(deadlines_routine="4s,1h,1h")
     await w.submit()
     await harness.emu.wait_until(
-        lambda: any("Reminder: #1" in t for t in w.texts(w.head.id)), timeout=10)
+        lambda: any("Reminder: #1" in t for t in harness.texts(w.head.id)), timeout=10)
     await harness.stop_bot()   # restart while the deadline is open
     await harness.start_bot(deadlines_routine="4s,1h,1h")
     await harness.emu.wait_until(
-        lambda: any("未能按期办理" in t for t in w.texts(w.resident.id)), timeout=10)
+        lambda: any("未能按期办理" in t for t in harness.texts(w.resident.id)), timeout=10)
     await harness.settle()
     ticket = await harness.store.tickets.get(1)
     assert ticket.level == "grid" and ticket.status == "escalated"
-    assert sum("Reminder: #1" in t for t in w.texts(w.head.id)) == 1
-    assert any("overdue and has moved up to the grid" in t for t in w.texts(w.grid_chat.id))
-    assert any("overdue" in t for t in w.texts(w.head.id))
+    assert sum("Reminder: #1" in t for t in harness.texts(w.head.id)) == 1
+    assert any("overdue and has moved up to the grid" in t for t in harness.texts(w.grid_chat.id))
+    assert any("overdue" in t for t in harness.texts(w.head.id))
 
 
 async def test_long_and_html_text_is_kept_whole(harness):
@@ -393,9 +379,9 @@ async def test_lists_merge_urgency_and_photos(harness):
     assert any(m.kind == "photo" and "#3" in m.text for m in harness.emu.messages(w.grid_chat.id))
 
     # urgency: urgent shortens the deadline and the card says so
-    await w.press(w.worker, w.card(w.grid_chat.id, 2), "t:urg:2")
+    await harness.press(w.worker, w.card(w.grid_chat.id, 2), "t:urg:2")
     picker = await harness.last(w.grid_chat.id)
-    answer = await w.press(w.worker, picker, "t:urg:2:urgent")
+    answer = await harness.press(w.worker, picker, "t:urg:2:urgent")
     assert answer.text == "#2 urgency: urgent"
     assert "Urgency: urgent" in w.card(w.grid_chat.id, 2).text
     urgent = await harness.store.tickets.get(2)
@@ -412,11 +398,11 @@ async def test_lists_merge_urgency_and_photos(harness):
     assert "用法" in (await harness.say(w.resident, "/ticket abc"))[-1].text
 
     # merge #3 into #1: the reporter is pointed at #1; a bad target is refused
-    await w.press(w.worker, w.card(w.grid_chat.id, 3), "t:mrg:3")
+    await harness.press(w.worker, w.card(w.grid_chat.id, 3), "t:mrg:3")
     await w.answer_prompt(w.worker, w.grid_chat, "#99")
     assert (await harness.store.tickets.get(3)).status == "new"
-    assert "not a ticket this one can be merged into" in w.texts(w.grid_chat.id)[-1]
-    await w.press(w.worker, w.card(w.grid_chat.id, 3), "t:mrg:3")
+    assert "not a ticket this one can be merged into" in harness.texts(w.grid_chat.id)[-1]
+    await harness.press(w.worker, w.card(w.grid_chat.id, 3), "t:mrg:3")
     await w.answer_prompt(w.worker, w.grid_chat, "#1")
     assert (await harness.store.tickets.get(3)).merged_into == 1
-    assert "已合并办理，请关注 #1" in w.texts(w.resident.id)[-1]
+    assert "已合并办理，请关注 #1" in harness.texts(w.resident.id)[-1]

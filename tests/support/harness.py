@@ -96,6 +96,27 @@ class Harness:
         await self.settle()
         return [m for m in self.emu.messages(chat_id) if m.message_id not in before]
 
+    async def press(self, user: Any, message: Any, data: str) -> Any:
+        """Tap a button (by data or label); wait for the answer and all that it caused."""
+        query = self.emu.press(user, message, data)
+        answer = await query.wait_answered(timeout=5)
+        await self.settle()
+        return answer
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [m.text for m in self.emu.messages(chat_id)]
+
+    async def bound_group(self, title: str, code: str, by: Any, members: list[Any], *,
+                          supergroup: bool = True, forum: bool = False, can_pin: bool = True,
+                          can_manage_topics: bool | None = None) -> Any:
+        """A group with the bot as admin, bound to the unit `code` by `by`."""
+        chat = self.emu.add_group(title=title, supergroup=supergroup, forum=forum,
+                                  members=members)
+        await self.emu.add_bot_to_group(chat, by=by, admin=True, can_pin=can_pin,
+                                        can_manage_topics=can_manage_topics)
+        await self.say(by, f"/bind {code}", chat=chat)
+        return chat
+
     async def last(self, chat_id: int) -> Any:
         messages = self.emu.messages(chat_id)
         assert messages, f"no bot message in chat {chat_id}"
