@@ -33,22 +33,10 @@ def rows(*lines: str) -> bytes:
     return ("\n".join((CSV_HEADER, *lines)) + "\n").encode("utf-8")
 
 
-async def open_store(path: Path) -> Store:
-    return await Store.open_sqlite(str(path))
-
-
-@pytest.fixture
-async def store(tmp_path: Path):
-    s = await open_store(tmp_path / "g.db")
-    try:
-        yield s
-    finally:
-        await s.close()
-
-
 @pytest.fixture
 async def other_store(tmp_path: Path):
-    s = await open_store(tmp_path / "other.db")
+    """A second store (the conftest's `store` is the first), to import an export into."""
+    s = await Store.open_sqlite(str(tmp_path / "other.db"))
     try:
         yield s
     finally:

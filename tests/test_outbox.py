@@ -7,7 +7,9 @@ raise what Telegram would answer, so each test waits on events, never on sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -80,6 +82,21 @@ def make(store, bot: FakeBot, *, chat_per_s: float = 1000, max_in_flight: int = 
     return sender, outbox
 
 
+@contextlib.asynccontextmanager
+async def running(sender: OutboxSender) -> AsyncIterator[None]:
+    await sender.start()
+    try:
+        yield
+    finally:
+        await sender.stop()
+
+
+async def run_to_idle(sender: OutboxSender) -> None:
+    """Start the sender, let it send all that may go now, stop it."""
+    async with running(sender):
+        await sender.drain(5)
+
+
 async def queue(store, outbox: Outbox, *posts: tuple[int, str, int]) -> None:
     async with store.transaction():
         for chat_id, text, priority in posts:
@@ -99,11 +116,7 @@ async def test_more_urgent_posts_go_first(store):
                 (OTHER, "service", Priority.SERVICE),
                 *[(GROUP - 10 - i, f"emergency {i}", Priority.EMERGENCY) for i in range(3)],
                 (OTHER - 1, "major", Priority.MAJOR))  # every post to its own chat
-    await sender.start()
-    try:
-        await sender.drain(5)
-    finally:
-        await sender.stop()
+    await run_to_idle(sender)
     assert bot.texts() == ["emergency 0", "emergency 1", "emergency 2", "major", "service",
                            "routine 0", "routine 1", "routine 2"]
 
@@ -118,11 +131,8 @@ async def test_background_posts_wait_while_updates_are_handled_but_not_for_long(
     queued_at = time.monotonic()
     await queue(store, outbox, (GROUP, "card", Priority.CARD),
                 (OTHER, "receipt", Priority.PERSONAL))
-    await sender.start()
-    try:
+    async with running(sender):
         await bot.wait_calls(2)
-    finally:
-        await sender.stop()
     assert bot.texts() == ["receipt", "card"]
     assert bot.calls[1][3] - queued_at >= 0.29  # not before max_deferral after queueing
 
@@ -135,13 +145,10 @@ async def test_a_deferred_post_goes_as_soon_as_the_handlers_are_done(store):
     sender.max_deferral = 60
     await queue(store, outbox, (GROUP, "card", Priority.CARD),
                 (OTHER, "receipt", Priority.PERSONAL))
-    await sender.start()
-    try:
+    async with running(sender):
         await bot.wait_calls(1)
         busy[0] = False
         await bot.wait_calls(2, timeout=2)  # not the 60 s bound
-    finally:
-        await sender.stop()
     assert bot.texts() == ["receipt", "card"]
 
 
@@ -154,14 +161,11 @@ async def test_a_chat_window_is_kept_when_an_urgent_post_overtakes(store):
     bot.hold[OTHER] = asyncio.Event()
     await queue(store, outbox, (OTHER, "first elsewhere", Priority.PERSONAL),
                 (GROUP, "routine", Priority.ROUTINE))
-    await sender.start()
-    try:
+    async with running(sender):
         await bot.started_in(OTHER).wait()           # the only slot is on the wire;
         await queue(store, outbox, (GROUP, "emergency", Priority.EMERGENCY))  # routine is ready
         bot.hold[OTHER].set()
         await sender.drain(5)
-    finally:
-        await sender.stop()
     assert bot.texts(GROUP) == ["emergency", "routine"]
     times = [c[3] for c in bot.calls if c[1] == GROUP]
     assert times[1] - times[0] >= span - 0.05
@@ -173,11 +177,7 @@ async def test_a_pending_edit_is_replaced_not_queued_twice(store):
     async with store.transaction():
         for n in range(5):
             await outbox.edit(GROUP, 7, f"报到 {n}/20", priority=Priority.PERSONAL)
-    await sender.start()
-    try:
-        await sender.drain(5)
-    finally:
-        await sender.stop()
+    await run_to_idle(sender)
     assert bot.texts() == ["报到 4/20"]
 
 
@@ -187,16 +187,13 @@ async def test_an_edit_replaced_while_on_its_way_goes_out_again(store):
     bot.hold[GROUP] = asyncio.Event()
     async with store.transaction():
         await outbox.edit(GROUP, 7, "报到 1/20", priority=Priority.PERSONAL)
-    await sender.start()
-    try:
+    async with running(sender):
         await bot.started_in(GROUP).wait()
         async with store.transaction():  # the row is still pending: the writer replaces it
             await outbox.edit(GROUP, 7, "报到 2/20", priority=Priority.PERSONAL)
         bot.hold[GROUP].set()
         await bot.wait_calls(2)
         await sender.drain(5)
-    finally:
-        await sender.stop()
     assert bot.texts() == ["报到 1/20", "报到 2/20"]
     counts = await store.outbox.counts()
     assert counts == {"sent": 2}
@@ -214,11 +211,7 @@ async def test_a_migrated_group_gets_its_queue_at_the_new_id(store):
     bot.fail[GROUP] = [ChatMigrated(NEW_GROUP)]
     await queue(store, outbox, (GROUP, "one", Priority.PERSONAL),
                 (GROUP, "two", Priority.PERSONAL))
-    await sender.start()
-    try:
-        await sender.drain(5)
-    finally:
-        await sender.stop()
+    await run_to_idle(sender)
     assert moved == [(GROUP, NEW_GROUP)]
     assert bot.texts(NEW_GROUP) == ["one", "two"]
     assert bot.texts(GROUP) == []
@@ -236,11 +229,7 @@ async def test_a_chat_that_removed_the_bot_is_dropped_and_staff_told(store):
     bot.fail[GROUP] = [Forbidden("Forbidden: bot was kicked from the group chat")]
     await queue(store, outbox, (GROUP, "one", Priority.PERSONAL),
                 (GROUP, "two", Priority.PERSONAL), (OTHER, "elsewhere", Priority.PERSONAL))
-    await sender.start()
-    try:
-        await sender.drain(5)
-    finally:
-        await sender.stop()
+    await run_to_idle(sender)
     assert [c for c, _ in lost] == [GROUP] and "kicked" in lost[0][1]
     assert bot.texts() == ["elsewhere"]
     assert await statuses(store) == {"one": "dropped", "two": "dropped", "elsewhere": "sent"}
@@ -253,12 +242,9 @@ async def test_retry_after_and_server_errors_are_retried_once_each(store):
     bot.fail[OTHER] = [NetworkError("Bad Gateway")]
     await queue(store, outbox, (GROUP, "flooded", Priority.PERSONAL),
                 (OTHER, "bad gateway", Priority.PERSONAL))
-    await sender.start()
-    try:
+    async with running(sender):
         await bot.wait_calls(2)
         await sender.drain(5)
-    finally:
-        await sender.stop()
     assert sorted(bot.texts()) == ["bad gateway", "flooded"]
     assert await statuses(store) == {"flooded": "sent", "bad gateway": "sent"}
 
@@ -268,12 +254,9 @@ async def test_an_unexpected_error_is_retried_not_forgotten(store):
     sender, outbox = make(store, bot)
     bot.fail[GROUP] = [ValueError("a bug in a payload")]
     await queue(store, outbox, (GROUP, "survives", Priority.PERSONAL))
-    await sender.start()
-    try:
+    async with running(sender):
         await bot.wait_calls(1)
         await sender.drain(5)
-    finally:
-        await sender.stop()
     assert bot.texts() == ["survives"]
 
 
@@ -298,11 +281,7 @@ async def test_a_restart_sends_what_was_pending_and_nothing_sent_again(store):
 
     again = FakeBot()
     restarted, _ = make(store, again)
-    await restarted.start()
-    try:
-        await restarted.drain(5)
-    finally:
-        await restarted.stop()
+    await run_to_idle(restarted)
     assert sorted(again.texts()) == ["in flight", "queued while down"]
     assert set((await statuses(store)).values()) == {"sent"}
 
@@ -313,12 +292,9 @@ async def test_a_pin_follows_its_post(store):
     async with store.transaction():
         await outbox.send(GROUP, "紧急集结号", priority=Priority.EMERGENCY, pin=True)
         await outbox.send(OTHER, "routine", priority=Priority.ROUTINE)
-    await sender.start()
-    try:
+    async with running(sender):
         await bot.wait_calls(3)
         await sender.drain(5)
-    finally:
-        await sender.stop()
     methods = [(c[0], c[1]) for c in bot.calls]
     assert methods.index(("sendMessage", GROUP)) < methods.index(("pinChatMessage", GROUP))
     pin = next(c for c in bot.calls if c[0] == "pinChatMessage")
@@ -342,11 +318,7 @@ async def test_a_failing_hook_never_makes_a_sent_message_go_out_again(store):
     async with store.transaction():
         await outbox.send(GROUP, "hook fails", priority=Priority.PERSONAL, ref="boom:1")
         await outbox.send(OTHER, "hook works", priority=Priority.PERSONAL, ref="fine:1")
-    await sender.start()
-    try:
-        await sender.drain(5)
-    finally:
-        await sender.stop()
+    await run_to_idle(sender)
     assert sorted(bot.texts()) == ["hook fails", "hook works"] and len(seen) == 1
     assert await statuses(store) == {"hook fails": "sent", "hook works": "sent"}
 
