@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.common import (TELEGRAM, TOKEN, BotProcess, Report, Watcher, bot_env, build_world,
                           join_groups, outbox_counts, quiesce_schedules, settings_values,
-                          start_emulator, wait_for, workdir)
+                          start_emulator, start_runtime, wait_for, workdir)
 from emulator import BotAPIEmulator, Faults
 from storage.store import Store
 
@@ -69,21 +69,6 @@ class Flood:
 
 
 # ------------------------------------------------------------------ the bot in this process
-
-async def start_runtime(values: dict[str, Any]):
-    """The real Runtime in this process, set up as `gridhorn run` sets it up (the garbage
-    collector tuned after start-up). Here the emulator shares the process: a long
-    collection stalls Telegram's side too, and the calls it held arrive bunched, which a
-    real server never sees (one 44 ms collection made one 429 in a 600-chat horn)."""
-    from bot.app import Runtime
-    from bot.cli import tune_garbage_collector
-    from bot.settings import load_settings
-
-    runtime = Runtime(load_settings(**values))
-    await runtime.start()
-    tune_garbage_collector()
-    return runtime
-
 
 async def queue_emergency(services: Any, chat_ids: list[int]) -> float:
     """One EMERGENCY post per chat in one transaction (as a horn publish does); commit time."""

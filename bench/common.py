@@ -86,6 +86,21 @@ async def start_emulator(flood: FloodLimits | None) -> BotAPIEmulator:
     return emu
 
 
+async def start_runtime(values: dict[str, Any]):
+    """The real Runtime in this process, set up as `gridhorn run` sets it up (the garbage
+    collector tuned after start-up). Here the emulator shares the process: a long
+    collection stalls Telegram's side too, and the calls it held arrive bunched, which a
+    real server never sees (one 44 ms collection made one 429 in a 600-chat horn)."""
+    from bot.app import Runtime
+    from bot.cli import tune_garbage_collector
+    from bot.settings import load_settings
+
+    runtime = Runtime(load_settings(**values))
+    await runtime.start()
+    tune_garbage_collector()
+    return runtime
+
+
 def settings_values(emu: BotAPIEmulator, db_path: Path, **overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "bot_token": TOKEN, "api_base_url": emu.base_url,

@@ -15,13 +15,11 @@ import sys
 import time
 
 from bench.common import (TELEGRAM, Report, build_world, percentile, quiesce_schedules,
-                          settings_values, start_emulator, workdir)
+                          settings_values, start_emulator, start_runtime, workdir)
 from storage.store import Store
 
 
 async def storm(report: Report, taps: int, window: float) -> None:
-    from bench.broadcast import start_runtime
-
     with workdir() as tmp:
         emu = await start_emulator(TELEGRAM)
         try:

@@ -19,16 +19,13 @@ import time
 from telegram import Bot
 from telegram.request import BaseRequest, HTTPXRequest
 
+from bench.common import TOKEN, start_emulator
 from bot.http import AiohttpRequest
 
-TOKEN = "123456:TEST"
 
 
 async def serve() -> None:
-    from emulator import BotAPIEmulator
-
-    emu = BotAPIEmulator(token=TOKEN, bot_username="gridhorn_bot", flood=None)
-    await emu.start(host="127.0.0.1", port=0)
+    emu = await start_emulator(None)
     user = emu.add_user("Li")
     user.started = True
     print(emu.base_url, user.id, flush=True)
