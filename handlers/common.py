@@ -33,9 +33,7 @@ async def reply_html(update: Update, context: GridhornContext, text: str, *,
     chat = update.effective_chat
     if chat is None:
         return None
-    message = update.effective_message
-    thread_id = message.message_thread_id if message is not None and message.is_topic_message \
-        else None
+    thread_id = thread_of(update)
     parts = split_html(text)
     sent = None
     for index, part in enumerate(parts):
@@ -131,11 +129,26 @@ def keyboard(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
         [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows])
 
 
+def thread_of(update: Update) -> int | None:
+    """The forum topic an update came from (replies go back into it)."""
+    message = update.effective_message
+    return message.message_thread_id if message is not None and message.is_topic_message \
+        else None
+
+
 def command_args(update: Update) -> list[str]:
     message = update.effective_message
     if message is None or not message.text:
         return []
     return message.text.split()[1:]
+
+
+def command_id(update: Update, usage_key: str) -> int:
+    """The one `N` or `#N` argument of a command like /ticket N (else its usage)."""
+    args = command_args(update)
+    if len(args) != 1 or not args[0].lstrip("#").isdigit():
+        raise Refused(usage_key)
+    return int(args[0].lstrip("#"))
 
 
 def pressed(update: Update) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from bot.i18n import t
 from bot.services import horn_views as views
 from bot.services.errors import Refused
 from bot.services.horns import HOURS_FLOW
-from handlers.common import (answer_query, command_args, drop_buttons, edit, edit_markup,
+from handlers.common import (answer_query, command_id, drop_buttons, edit, edit_markup,
                              handles_refusals, markup, pressed, pressed_on, refusal_text, reply,
                              reply_html)
 from storage.models import Flow
@@ -166,10 +166,7 @@ async def list_horns(update: Update, context: GridhornContext) -> None:
 @handles_refusals
 async def close_command(update: Update, context: GridhornContext) -> None:
     """/horn_close ID: close a horn; on a closed one, the owner gets the attendance list again."""
-    args = command_args(update)
-    if len(args) != 1 or not args[0].lstrip("#").isdigit():
-        raise Refused("horn.close_usage")
-    horn_id = int(args[0].lstrip("#"))
+    horn_id = command_id(update, "horn.close_usage")
     horns = context.services.horns
     horn = await horns.get(horn_id)
     chat = update.effective_chat

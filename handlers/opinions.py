@@ -13,8 +13,9 @@ from bot.context import GridhornContext
 from bot.i18n import Markup, t
 from bot.services import ticket_views as views
 from bot.services.errors import Refused
-from handlers.common import (NO_PREVIEW, answer_query, command_args, drop_buttons, edit,
-                             edit_markup, handles_refusals, markup, pressed_on, reply, reply_html)
+from handlers.common import (NO_PREVIEW, answer_query, command_args, command_id, drop_buttons,
+                             edit, edit_markup, handles_refusals, markup, pressed_on, reply,
+                             reply_html, thread_of)
 
 
 logger = logging.getLogger(__name__)
@@ -195,9 +196,7 @@ async def _ask_for_words(update: Update, context: GridhornContext, ticket_id: in
     chat = update.effective_chat
     assert user is not None and chat is not None
     mention = f'<a href="tg://user?id={user.id}">{html.escape(user.first_name)}</a>'
-    message = update.effective_message
-    thread_id = message.message_thread_id if message is not None and \
-        message.is_topic_message else None
+    thread_id = thread_of(update)
     sent = await context.bot.send_message(
         chat.id, t(context.locale, WORD_ACTIONS[action], id=ticket_id, who=Markup(mention)),
         parse_mode=ParseMode.HTML, message_thread_id=thread_id,
@@ -249,12 +248,9 @@ async def open_tickets(update: Update, context: GridhornContext) -> None:
 @handles_refusals
 async def one_ticket(update: Update, context: GridhornContext) -> None:
     """/ticket N: one ticket with its timeline."""
-    args = command_args(update)
-    if len(args) != 1 or not args[0].lstrip("#").isdigit():
-        raise Refused("ticket.usage")
     services = context.services
-    ticket, staff = await services.tickets.visible_ticket(context.actor,
-                                                          int(args[0].lstrip("#")))
+    ticket, staff = await services.tickets.visible_ticket(
+        context.actor, command_id(update, "ticket.usage"))
     await reply_html(update, context, await services.tickets.render_ticket(
         context.locale, context.actor, ticket, staff))
 

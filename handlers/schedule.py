@@ -13,7 +13,7 @@ from bot.i18n import t
 from bot.services.patrols import Recorded
 from bot.services.themes import ThemeShown
 from bot.services.ticket_views import when
-from handlers.common import command_args, handles_refusals, reply, reply_html
+from handlers.common import command_args, handles_refusals, reply, reply_html, thread_of
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +25,6 @@ def _rest(update: Update) -> str:
         return ""
     parts = message.text.split(maxsplit=1)
     return parts[1] if len(parts) > 1 else ""
-
-
-def _thread(update: Update) -> int | None:
-    message = update.effective_message
-    return message.message_thread_id if message is not None and message.is_topic_message \
-        else None
 
 
 @handles_refusals
@@ -81,7 +75,7 @@ async def report(update: Update, context: GridhornContext) -> None:
     chat = update.effective_chat
     assert chat is not None
     png_name, xlsx_name = asked.files.filenames(asked.report.month)
-    thread_id = _thread(update)
+    thread_id = thread_of(update)
     await context.bot.send_photo(
         chat.id, asked.files.chart, filename=png_name, message_thread_id=thread_id,
         caption=t(context.locale, "report.chart_caption", month=asked.report.month),
