@@ -33,6 +33,14 @@ REMIND_AT = 0.75
 
 
 @dataclass(frozen=True)
+class _CardFacts:
+    building: Unit | None
+    department: Unit | None
+    reporter: Person | None
+    taker: str | None
+
+
+@dataclass(frozen=True)
 class _Recipients:
     """What a new ticket's cards need, read before its transaction (which then holds the
     write lock for its writes only): the heads and their languages, the grid's chat."""
@@ -252,24 +260,31 @@ class TicketService:
         """Outbox hook: remember a card so that later steps can edit it."""
         await self.store.tickets.add_card(ticket_id, chat_id, message_id, kind)
 
-    async def _card_text(self, locale: str, ticket: Ticket, kind: str, chat_id: int,
-                         known: _Recipients | None = None) -> tuple[str, bool]:
+    async def _card_facts(self, ticket: Ticket, known: _Recipients | None = None) -> _CardFacts:
+        """What every copy of a ticket's card shows, read once for all of them."""
         building = known.building if known is not None and known.building is not None and \
             known.building.code == ticket.building_code else \
             await self.store.map.get(ticket.building_code)
         department = await self.store.map.get(ticket.department_code) \
             if ticket.department_code else None
-        reporter = None
-        if kind in ("head", "staff"):
-            person = known.reporter if known is not None and known.reporter is not None and \
-                known.reporter.user_id == ticket.reporter_id else \
-                await self.store.people.get(ticket.reporter_id)
-            reveal = chat_id in self.settings.superadmins
-            reporter = views.reporter_label(locale, ticket, person, reveal=reveal)
+        reporter = known.reporter if known is not None and known.reporter is not None and \
+            known.reporter.user_id == ticket.reporter_id else \
+            await self.store.people.get(ticket.reporter_id)
         taker = None
         if ticket.assignee_id:
             taker_person = await self.store.people.get(ticket.assignee_id)
             taker = taker_person.display_name if taker_person else str(ticket.assignee_id)
+        return _CardFacts(building, department, reporter, taker)
+
+    async def _card_text(self, locale: str, ticket: Ticket, kind: str, chat_id: int,
+                         known: _Recipients | None = None,
+                         facts: _CardFacts | None = None) -> tuple[str, bool]:
+        facts = facts or await self._card_facts(ticket, known)
+        building, department, taker = facts.building, facts.department, facts.taker
+        reporter = None
+        if kind in ("head", "staff"):
+            reveal = chat_id in self.settings.superadmins
+            reporter = views.reporter_label(locale, ticket, facts.reporter, reveal=reveal)
         if kind == "building":
             head = t(locale, "ticket.building_post", id=ticket.id,
                      domain=views.domain_label(locale, ticket.domain), count=ticket.me_too)
@@ -279,11 +294,12 @@ class TicketService:
 
     async def refresh_cards(self, ticket: Ticket) -> None:
         """Edit every copy of the ticket to its current state (coalesced in the outbox)."""
-        for card in await self.store.tickets.cards(ticket.id):
+        cards = [c for c in await self.store.tickets.cards(ticket.id) if c.kind != "offer"]
+        facts = await self._card_facts(ticket) if cards else None
+        for card in cards:
             locale = await self.people.locale_in(card.chat_id)
-            if card.kind == "offer":
-                continue
-            text, _ = await self._card_text(locale, ticket, card.kind, card.chat_id)
+            text, _ = await self._card_text(locale, ticket, card.kind, card.chat_id,
+                                            facts=facts)
             if card.kind == "building":
                 buttons = [[views.button(t(locale, "btn.me_too", count=ticket.me_too),
                                          f"t:me:{ticket.id}")]] if ticket.is_open else []
