@@ -373,21 +373,10 @@ class BotApi:
         html: str = "",
         entities: list[dict[str, Any]] | None = None,
     ) -> EmuMessage:
-        message = EmuMessage(
-            message_id=chat.allocate_message_id(),
-            chat_id=chat.id,
-            date=int(time.time()),
-            kind=kind,
-            thread_id=thread_id,
-            text=text,
-            html=html,
-            entities=entities or [],
-            reply_to_message_id=None if reply_to is None else reply_to.message_id,
-            sent_at=time.monotonic(),
-        )
-        self._apply_markup(message, markup)
-        chat.messages[message.message_id] = message
-        self.state.touch(message)
+        message = self.state.new_message(
+            chat, None, kind, text=text, html=html, entities=entities, thread_id=thread_id,
+            reply_to=None if reply_to is None else reply_to.message_id)
+        self._apply_markup(message, markup)  # in the same step: no one sees it without
         return message
 
     @staticmethod

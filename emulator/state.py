@@ -275,7 +275,7 @@ class EmulatorState:
         self.emit_my_chat_member(chat, actor, old)
         if not was_member:
             bot = self.bot_user_dict()
-            message = self._new_message(
+            message = self.new_message(
                 chat,
                 actor,
                 "service",
@@ -323,7 +323,7 @@ class EmulatorState:
         chat.bot_status = "kicked"
         chat.bot_can_pin = chat.bot_can_manage_topics = False
         self.emit_my_chat_member(chat, actor, old)
-        message = self._new_message(chat, actor, "service")
+        message = self.new_message(chat, actor, "service")
         message.service = {
             "left_chat_participant": self.bot_user_dict(),
             "left_chat_member": self.bot_user_dict(),
@@ -374,9 +374,9 @@ class EmulatorState:
         old_chat.migrated_to_chat_id = new_chat.id
         new_chat.migrated_from_chat_id = old_chat.id
         actor = self.actor_for(old_chat, None)
-        to_message = self._new_message(old_chat, actor, "service")
+        to_message = self.new_message(old_chat, actor, "service")
         to_message.service = {"migrate_to_chat_id": new_chat.id}
-        from_message = self._new_message(new_chat, actor, "service")
+        from_message = self.new_message(new_chat, actor, "service")
         from_message.service = {"migrate_from_chat_id": old_chat.id}
         if old_chat.bot_is_member:
             self._enqueue("message", {"message": self.message_to_dict(to_message)})
@@ -417,7 +417,7 @@ class EmulatorState:
         if icon_custom_emoji_id:
             created["icon_custom_emoji_id"] = icon_custom_emoji_id
         thread_id = chat.next_message_id
-        message = self._new_message(
+        message = self.new_message(
             chat, creator, "service", thread_id=thread_id, service={"forum_topic_created": created}
         )
         topic = EmuTopic(
@@ -445,7 +445,7 @@ class EmulatorState:
         group privacy mode hides it.
         """
         target, reply_id, thread = self._user_target(user, chat, reply_to, thread_id)
-        message = self._new_message(target, user, "text", text=text, reply_to=reply_id, thread_id=thread)
+        message = self.new_message(target, user, "text", text=text, reply_to=reply_id, thread_id=thread)
         message.entities = command_entities(text)
         self._deliver(target, message)
         self._changes_signal.fire()
@@ -465,7 +465,7 @@ class EmulatorState:
         content = _FAKE_JPEG if data is None else data
         thumb = self.register_file("photo", content, width=90, height=68)
         full = self.register_file("photo", content, width=1280, height=960)
-        message = self._new_message(
+        message = self.new_message(
             target, user, "photo", text=caption or "", reply_to=reply_id, thread_id=thread
         )
         message.photo = content
@@ -767,7 +767,7 @@ class EmulatorState:
             raise LookupError(f"no topic {thread_id} in chat {target.id}")
         return target, reply_id, thread_id
 
-    def _new_message(
+    def new_message(
         self,
         chat: EmuChat,
         sender: EmuUser | None,
@@ -777,7 +777,10 @@ class EmulatorState:
         reply_to: int | None = None,
         thread_id: int | None = None,
         service: dict[str, Any] | None = None,
+        html: str | None = None,
+        entities: list[dict[str, Any]] | None = None,
     ) -> EmuMessage:
+        """A message in `chat`, stored (`sender` None: the bot's); `html` defaults to `text`."""
         message = EmuMessage(
             message_id=chat.allocate_message_id(),
             chat_id=chat.id,
@@ -786,7 +789,8 @@ class EmulatorState:
             kind=kind,
             thread_id=thread_id,
             text=text,
-            html=text,
+            html=text if html is None else html,
+            entities=entities or [],
             reply_to_message_id=reply_to,
             service=service,
             sent_at=time.monotonic(),
