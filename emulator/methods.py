@@ -164,7 +164,9 @@ class BotApi:
 
     def _readable_chat(self, params: Params, name: str = "chat_id") -> EmuChat:
         """A chat the bot may look at (getChat, getChatMember, deleteMessage...)."""
-        chat = self._lookup_chat(params.chat_id(name))
+        return self._check_readable(self._lookup_chat(params.chat_id(name)))
+
+    def _check_readable(self, chat: EmuChat) -> EmuChat:
         if chat.is_group:
             if chat.bot_status == "none":
                 raise bad_request("chat not found")
@@ -189,7 +191,7 @@ class BotApi:
             if not chat.user.started:
                 raise forbidden("bot can't initiate conversation with a user")
             return chat
-        return self._readable_chat(params, name)
+        return self._check_readable(chat)  # looked up once
 
     def _flood(self, chat: EmuChat) -> None:
         limiter = self.state.limiter
