@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import ChatMemberAdministrator, ChatMemberUpdated, Update
+from telegram import Chat, ChatMember, ChatMemberAdministrator, ChatMemberUpdated, Update
 from telegram.constants import ChatMemberStatus
 from telegram.ext import Application, ChatMemberHandler, CommandHandler, MessageHandler, filters
 
@@ -23,7 +23,11 @@ async def chat_info(update: Update, context: GridhornContext) -> ChatInfo:
     """The chat of the update and the bot's current rights there (asked of Telegram)."""
     chat = update.effective_chat
     assert chat is not None
-    member = await context.bot.get_chat_member(chat.id, context.bot.id)
+    return _info(chat, await context.bot.get_chat_member(chat.id, context.bot.id))
+
+
+def _info(chat: Chat, member: ChatMember) -> ChatInfo:
+    """A chat and the bot's rights in it, as the chat service keeps them."""
     admin = isinstance(member, ChatMemberAdministrator)
     return ChatInfo(chat_id=chat.id, type=chat.type, title=chat.title,
                     is_forum=bool(chat.is_forum), bot_is_admin=admin,
@@ -46,12 +50,7 @@ async def bot_membership(update: Update, context: GridhornContext) -> None:
     if new.status in _GONE:
         await services.chats.bot_removed(chat.id, chat.title)
         return
-    admin = isinstance(new, ChatMemberAdministrator)
-    info = ChatInfo(chat_id=chat.id, type=chat.type, title=chat.title,
-                    is_forum=bool(chat.is_forum), bot_is_admin=admin,
-                    can_pin=admin and bool(new.can_pin_messages),
-                    can_manage_topics=admin and bool(new.can_manage_topics))
-    await services.chats.seen(info)
+    await services.chats.seen(_info(chat, new))
     if old.status in _GONE:
         await reply(update, context, "chat.greeting")
 
