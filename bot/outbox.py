@@ -23,6 +23,7 @@ from typing import Any
 from telegram import Bot, InputFile
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
+from bot import rawapi
 from bot.ratelimit import OUTBOX_CALL, FloodGate, Stamp, retry_seconds
 from bot.services.outbox import Priority
 from bot.settings import Settings
@@ -283,8 +284,8 @@ class OutboxSender:
         try:
             # fresh: a newer edit may have replaced it; a service may have dropped the chat's
             # queue (the bot was removed) or moved it (the group migrated) meanwhile
-            item = await self.store.outbox.get(item_id)
-            if item is None or item.status != "pending":
+            item = await self.store.outbox.current(item) if item is not None else None
+            if item is None:
                 self._forget(item_id)
                 return
             self.gate.restamp(stamp)  # the windows count when the call leaves, not the pick
@@ -472,9 +473,7 @@ class OutboxSender:
         data["chat_id"] = item.chat_id
         token = OUTBOX_CALL.set(True)
         try:
-            # `_post` is what `Bot.do_api_request` wraps (that one warns for known methods):
-            # the parameters, the request and the error mapping stay python-telegram-bot's.
-            return await self.bot._post(item.method, data)
+            return await rawapi.call(self.bot, item.method, data)
         finally:
             OUTBOX_CALL.reset(token)
 

@@ -11,6 +11,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOpti
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
+from bot import rawapi
 from bot.context import GridhornContext
 from bot.i18n import t
 from bot.services.errors import Key, Refused
@@ -50,7 +51,7 @@ async def answer_query(update: Update, text: str | None = None, alert: bool = Fa
     if query is None:
         return
     try:
-        await query.answer(text, show_alert=alert)
+        await rawapi.answer_callback(query.get_bot(), query.id, text, alert)
     except TelegramError as exc:
         logger.info("could not answer callback query: %s", exc)
 

@@ -55,6 +55,25 @@ class OutboxRepo:
         row = await self.db.fetchone("SELECT * FROM outbox WHERE id = ?", (item_id,))
         return _item(row) if row else None
 
+    async def current(self, item: OutboxItem) -> OutboxItem | None:
+        """`item` as it stands now, None once it is no longer pending. Only a coalescing row's
+        payload can change while pending (a newer edit); other payloads are not read again."""
+        row = await self.db.fetchone(
+            """SELECT status, chat_id, priority, attempts, not_before,
+                      CASE WHEN coalesce_key IS NOT NULL THEN payload END AS payload
+               FROM outbox WHERE id = ?""", (item.id,))
+        if row is None or row["status"] != "pending":
+            return None
+        changes: dict[str, Any] = {}
+        for field in ("chat_id", "priority", "attempts", "not_before"):
+            if row[field] != getattr(item, field):
+                changes[field] = row[field]
+        if row["payload"] is not None:
+            payload = json.loads(row["payload"])
+            if payload != item.payload:
+                changes["payload"] = payload
+        return item.model_copy(update=changes) if changes else item
+
     async def pending(self, after_id: int = 0) -> list[OutboxItem]:
         rows = await self.db.fetchall(
             "SELECT * FROM outbox WHERE status = 'pending' AND id > ? ORDER BY id", (after_id,))
