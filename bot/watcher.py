@@ -51,9 +51,11 @@ class DueWatcher:
                 logger.exception("%s: recovery at start-up failed", self.name)
         self.wake()
 
-    def wake(self) -> None:
-        """Something may be due sooner: check now."""
-        self._arm(time.time())
+    def wake(self, when: float | None = None) -> None:
+        """Something may be due at `when` (None: now): check then, unless a check is
+        already armed sooner (a new ticket is due in hours; a check per Submit would scan
+        the open tickets a thousand times in a burst)."""
+        self._arm(time.time() if when is None else when)
 
     def _arm(self, when: float) -> None:
         aps = self._aps

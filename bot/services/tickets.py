@@ -69,7 +69,8 @@ class TicketService:
         self.outbox = outbox
         self.settings = settings
         self.clock = clock
-        self.changed: Callable[[], None] = lambda: None  # wakes the deadline watcher
+        #: wakes the deadline watcher: something may be due at the given time (None: now)
+        self.changed: Callable[[float | None], None] = lambda when=None: None
 
     # ------------------------------------------------------------------ drafts
 
@@ -181,7 +182,7 @@ class TicketService:
             await self.outbox.edit(user_id, message_id, t(locale, "draft.submitted", id=ticket.id),
                                    priority=Priority.CARD)
             await self._post_new_cards(ticket, recipients)
-        self.changed()
+        self.changed(ticket.remind_at)
         return ticket
 
     async def _recipients(self, reporter: Person, grid_code: str, building: Unit) -> _Recipients:
