@@ -177,7 +177,7 @@ async def ticket_button(update: Update, context: GridhornContext) -> None:
         count = await tickets.me_too(actor.user_id, ticket_id)
         await answer_query(update, t(locale, "done.me_too" if count else "done.me_too_again"))
     elif action == "take":
-        ticket = await tickets.take(actor.user_id, ticket_id)
+        ticket = await tickets.take(actor, ticket_id)
         await answer_query(update, t(locale, "done.take", id=ticket.id))
     elif action == "rate" and arg and arg.isdigit():
         ticket = await tickets.rate(actor.user_id, ticket_id, int(arg))

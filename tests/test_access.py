@@ -47,6 +47,12 @@ async def access(store):
     (5, Action.UNBIND, "MZJ", False),
     (6, Action.HANDLE_TICKET, "B01010101", False),     # volunteers hold no staff powers
     (7, Action.HANDLE_TICKET, "B01010101", False),     # nor does the party flag
+    (6, Action.TAKE, "B01010102", True),               # 党员接单: volunteers in their grid
+    (6, Action.TAKE, "B01020101", False),
+    (7, Action.TAKE, "B01010101", True),               # party members in their unit
+    (7, Action.TAKE, "B01010102", False),
+    (1, Action.TAKE, "B01010101", False),              # staff offer; they do not take
+    (2, Action.TAKE, "B01010101", False),
     (ADMIN, Action.THEME, "C01", True),
     (ADMIN, Action.ANSWER_WHISTLE, "CGJ", True),
     (42, Action.BIND, "B01010101", False),             # a stranger

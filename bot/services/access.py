@@ -21,6 +21,7 @@ class Action(StrEnum):
     ANSWER_WHISTLE = "answer_whistle"  # accept or decline, as the department
     RESOLVE = "resolve"
     VIEW_TICKETS = "view_tickets"
+    TAKE = "take"                     # 党员接单: take an offered service request
     # assembly horn (集结号)
     HORN_SERVICE = "horn_service"
     HORN_ANY = "horn_any"
@@ -45,9 +46,9 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
                                            Action.REPORT, Action.THEME}),
     "department_liaison": frozenset({Action.ANSWER_WHISTLE, Action.RESOLVE, Action.VIEW_TICKETS,
                                      Action.BIND}),
-    "volunteer": frozenset(),
+    "volunteer": frozenset({Action.TAKE}),
     "resident": frozenset(),
-    PARTY_MEMBER: frozenset(),
+    PARTY_MEMBER: frozenset({Action.TAKE}),
 }
 
 # What each role may hand out with /invite (SPEC §1); superadmins alone invite the top roles.

@@ -649,20 +649,17 @@ class TicketService:
                     ref=f"tcard:{ticket.id}:offer")
         return ticket
 
-    async def take(self, user_id: int, ticket_id: int) -> Ticket:
+    async def take(self, actor: Actor, ticket_id: int) -> Ticket:
         """The first tap wins; everyone else hears it is taken."""
         ticket = await self._get(ticket_id)
         if not ticket.service_request or not ticket.is_open:
             raise Refused("ticket.closed", id=ticket.id)
-        grants = await self.store.people.roles(user_id)
-        above = set(await self.access.covering(ticket.building_code))
-        if user_id not in self.settings.superadmins and not any(
-                g.role in ("party_member", "volunteer") and g.unit_code in above for g in grants):
+        if not await self.access.can(actor, Action.TAKE, ticket.building_code):
             raise Refused("ticket.take_not_allowed")
         async with self.store.transaction():
-            if not await self.store.tickets.claim(ticket.id, user_id):
+            if not await self.store.tickets.claim(ticket.id, actor.user_id):
                 raise Refused("ticket.already_taken", id=ticket.id)
-            await self.store.tickets.add_event(ticket.id, user_id, "taken")
+            await self.store.tickets.add_event(ticket.id, actor.user_id, "taken")
             ticket = await self._get(ticket.id)
             await self._tell_reporter(ticket, "notice.taken")
             await self.refresh_cards(ticket)

@@ -283,6 +283,10 @@ async def test_concurrent_take_it_has_one_winner(harness):
     await w.submit()
     await harness.press(w.worker, w.card(w.grid_chat.id), "t:off:1")
     offers = {v.id: harness.emu.messages(v.id)[-1] for v in volunteers}
+    # the building chat's post carries the button too: a resident who is neither is refused
+    post = [m for m in harness.emu.messages(w.building_chat.id) if "t:take:1" in str(m.reply_markup)][-1]
+    refused = await harness.press(w.neighbour, post, "t:take:1")
+    assert refused.text == "Only party members and volunteers covering this building can take it."
     queries = [harness.emu.press(v, offers[v.id], "t:take:1") for v in volunteers]
     answers = await asyncio.gather(*(q.wait_answered(timeout=5) for q in queries))
     winners = [a for a in answers if a.text.startswith("You took #1")]
