@@ -118,8 +118,9 @@ class OutboxSender:
         async def _wait() -> None:
             while True:
                 await self._load()
-                if not self._items and not self._sending:
-                    return
+                if not self._sending and all(self._quiet_wait(item) > 0
+                                             for item in self._items.values()):
+                    return  # what is left waits for the end of quiet hours
                 self._idle.clear()
                 await self._idle.wait()
         await asyncio.wait_for(_wait(), timeout)

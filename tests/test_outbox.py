@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -336,3 +336,21 @@ async def test_a_stall_moves_the_calls_on_the_wire(store):
     assert on_the_wire.at == pytest.approx(100.05) and answered.at == 100.0
     assert gate.chat_next_free(GROUP) == pytest.approx(100.05 + 1.04)
     assert gate.chat_next_free(OTHER) == pytest.approx(100.0 + 1.04)
+
+
+async def test_group_posts_wait_out_quiet_hours_but_urgent_and_private_ones_do_not(store):
+    bot = FakeBot()
+    now = datetime.now(load_settings().tz)
+    window = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
+    settings = load_settings(quiet_hours=window)
+    sender = OutboxSender(bot, store, FloodGate(1000, 1000, 100000), settings)  # type: ignore[arg-type]
+    outbox = Outbox(store, settings)
+    outbox.connect(sender.wake)
+    async with store.transaction():
+        await outbox.send(GROUP, "monthly theme", priority=Priority.ROUTINE, quiet=True)
+        await outbox.send(OTHER, "emergency horn", priority=Priority.EMERGENCY)
+        await outbox.send(42, "your receipt", priority=Priority.PERSONAL, quiet=True)
+    await run_to_idle(sender)  # returns: what is left waits for the morning
+    assert sorted(bot.texts()) == ["emergency horn", "your receipt"]
+    assert (await statuses(store))["monthly theme"] == "pending"
+
