@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,14 +20,12 @@ from typing import Any
 
 from bot.i18n import t
 from bot.services import horn_views as views
-from bot.services.access import Access, Action, Actor
+from bot.services.access import Action, Actor
+from bot.services.base import Service
 from bot.services.errors import Key, Refused
-from bot.services.outbox import Outbox, Priority
-from bot.services.people import PeopleService
+from bot.services.outbox import Priority
 from bot.services.scopes import outermost
-from bot.settings import Settings
 from storage.models import HORN_LEVELS, SKILLS, Flow, Horn, HornCopy, Unit
-from storage.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -90,15 +87,9 @@ class Published:
     volunteers: int
 
 
-class HornService:
-    def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
-                 settings: Settings, clock: Callable[[], float] = time.time) -> None:
-        self.store = store
-        self.access = access
-        self.people = people
-        self.outbox = outbox
-        self.settings = settings
-        self.clock = clock
+class HornService(Service):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.changed: Callable[[], None] = lambda: None  # wakes the horn watcher
         self._refreshing: dict[int, list[bool]] = {}
 

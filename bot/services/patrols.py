@@ -14,13 +14,11 @@ from datetime import datetime
 
 from bot.i18n import t
 from bot.services import periods
-from bot.services.access import Access, Action, Actor
+from bot.services.access import Action, Actor
+from bot.services.base import Service
 from bot.services.errors import Refused
-from bot.services.outbox import Outbox, Priority
-from bot.services.people import PeopleService
-from bot.settings import Settings
+from bot.services.outbox import Priority
 from storage.models import Patrol, Unit
-from storage.store import Store
 
 JOB = "patrol"
 _SEPARATOR = re.compile(r"[;；\n]")
@@ -35,14 +33,7 @@ class Recorded:
     this_month: int
 
 
-class PatrolService:
-    def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
-                 settings: Settings) -> None:
-        self.store = store
-        self.access = access
-        self.people = people
-        self.outbox = outbox
-        self.settings = settings
+class PatrolService(Service):
 
     async def record(self, actor: Actor, chat_id: int, args: str, now: datetime,
                      source_update_id: int | None = None) -> Recorded:

@@ -14,15 +14,13 @@ from datetime import datetime
 
 from bot.i18n import t
 from bot.services import periods
-from bot.services.access import Access, Action, Actor
+from bot.services.access import Action, Actor
+from bot.services.base import Service
 from bot.services.errors import Refused
-from bot.services.outbox import Outbox, Priority
-from bot.services.people import PeopleService
+from bot.services.outbox import Priority
 from bot.services.scopes import bound_targets
-from bot.settings import Settings
 from storage.models import Theme, Unit
 from storage.schedules import CITY
-from storage.store import Store
 
 JOB = "theme"
 REMINDER_JOB = "theme_reminder"
@@ -50,14 +48,7 @@ def community_of(units: dict[str, Unit], code: str) -> str | None:
     return unit.code if unit is not None else None
 
 
-class ThemeService:
-    def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
-                 settings: Settings) -> None:
-        self.store = store
-        self.access = access
-        self.people = people
-        self.outbox = outbox
-        self.settings = settings
+class ThemeService(Service):
 
     async def set_theme(self, actor: Actor, args: str, now: datetime) -> ThemeSet:
         """`/theme YYYY-MM [COMMUNITY] TEXT`: a month from now on, for the actor's communities

@@ -8,23 +8,20 @@ language at each step; anonymous reporters are never named to anyone but superad
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bot.i18n import t
-from bot.services.outbox import Outbox, Priority
+from bot.services.outbox import Priority
 from bot.services import ticket_views as views
-from bot.services.access import Access, Action, Actor
+from bot.services.access import Action, Actor
+from bot.services.base import Service
 from bot.services.errors import Key, Refused
-from bot.services.people import PeopleService
-from bot.settings import Settings
 from bot.textsplit import split_html
 from storage.inbox import current_update
 from storage.models import (DOMAINS, OPEN_STATUSES, Binding, Chat, Flow, Person, Ticket,
                             Unit)
-from storage.store import Store
 
 logger = logging.getLogger(__name__)
 DRAFT = "draft"
@@ -60,15 +57,9 @@ class DraftView:
     buttons: views.Buttons
 
 
-class TicketService:
-    def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
-                 settings: Settings, clock: Callable[[], float] = time.time) -> None:
-        self.store = store
-        self.access = access
-        self.people = people
-        self.outbox = outbox
-        self.settings = settings
-        self.clock = clock
+class TicketService(Service):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         #: wakes the deadline watcher: something may be due at the given time (None: now)
         self.changed: Callable[[float | None], None] = lambda when=None: None
 
