@@ -10,7 +10,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.i18n import escape, t
-from bot.textsplit import visible_length
+from bot.textsplit import LIMIT, visible_length
 from storage.models import DOMAINS, Person, Ticket, TicketEvent, Unit
 
 DOMAIN_EMOJI = {"red": "🔴", "orange": "🟠", "gold": "🟡", "green": "🟢", "cyan": "🩵",
@@ -56,7 +56,7 @@ def reporter_label(locale: str, ticket: Ticket, reporter: Person | None,
 
 def header(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
            reporter: str | None, department: Unit | None = None,
-           taker: str | None = None) -> str:
+           taker: str | None = None, note_inline: bool = True) -> str:
     lines = [t(locale, "ticket.card_title", id=ticket.id,
                domain=domain_label(locale, ticket.domain),
                building=f"{building.name} ({building.code})" if building else ticket.building_code)]
@@ -76,7 +76,8 @@ def header(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
         lines.append(t(locale, "ticket.card_taker", taker=taker or "")
                      if ticket.assignee_id else t(locale, "ticket.card_offered"))
     if ticket.result_note and ticket.status in ("resolved", "rated"):
-        lines.append(t(locale, "ticket.card_result", note=ticket.result_note))
+        lines.append(t(locale, "ticket.card_result", note=ticket.result_note) if note_inline
+                     else t(locale, "ticket.card_result_elsewhere", id=ticket.id))
     if ticket.rating:
         lines.append(t(locale, "ticket.card_rating", stars="⭐" * ticket.rating))
     if ticket.merged_into:
@@ -89,6 +90,9 @@ def card_text(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
               taker: str | None = None) -> tuple[str, bool]:
     """The card, and whether the text fits in it (else it is sent before the card)."""
     head = header(locale, ticket, building, tz, reporter, department, taker)
+    if visible_length(head) > LIMIT // 2:  # a long result note: in the thread and /ticket N
+        head = header(locale, ticket, building, tz, reporter, department, taker,
+                      note_inline=False)
     body = escape(ticket.text)
     photo = "\n" + t(locale, "ticket.has_photo") if ticket.photo_file_id else ""
     full = f"{head}\n\n{body}{photo}"

@@ -18,7 +18,7 @@ from bot.services import ticket_views as views
 from bot.services.access import Action, Actor
 from bot.services.base import Service
 from bot.services.errors import Key, Refused
-from bot.textsplit import split_html
+from bot.textsplit import LIMIT, split_html, visible_length
 from storage.inbox import current_update
 from storage.models import (DOMAINS, OPEN_STATUSES, Binding, Chat, Flow, Person, Ticket,
                             Unit)
@@ -234,10 +234,7 @@ class TicketService(Service):
         locale = locale or await self.people.locale_in(chat_id)
         text, fits = await self._card_text(locale, ticket, kind, chat_id, known)
         if not fits:
-            for part in split_html(t(locale, "ticket.full_text", id=ticket.id) + "\n" +
-                                   views.escape(ticket.text)):
-                await self.outbox.send(chat_id, part, priority=Priority.CARD,
-                                       thread_id=thread_id)
+            await self._send_full_text(chat_id, locale, ticket, thread_id, Priority.CARD)
         await self.outbox.send(chat_id, text, priority=Priority.CARD, thread_id=thread_id,
                                buttons=views.staff_buttons(locale, ticket, kind),
                                ref=f"tcard:{ticket.id}:{kind}")
@@ -247,6 +244,15 @@ class TicketService(Service):
                                     "caption": f"#{ticket.id}",
                                     **({"message_thread_id": thread_id} if thread_id else {})},
                                    priority=Priority.CARD)
+
+    async def _send_full_text(self, chat_id: int, locale: str, ticket: Ticket, thread_id: int,
+                              priority: int, quiet: bool = False) -> None:
+        """The ticket's text on its own, split, never cut: it goes before a card or post
+        whose text would not fit in one message (which then points to it)."""
+        for part in split_html(t(locale, "ticket.full_text", id=ticket.id) + "\n" +
+                               views.escape(ticket.text)):
+            await self.outbox.send(chat_id, part, priority=priority, thread_id=thread_id,
+                                   quiet=quiet)
 
     async def card_sent(self, ticket_id: int, kind: str, chat_id: int, message_id: int) -> None:
         """Outbox hook: remember a card so that later steps can edit it."""
@@ -280,7 +286,10 @@ class TicketService(Service):
         if kind == "building":
             head = t(locale, "ticket.building_post", id=ticket.id,
                      domain=views.domain_label(locale, ticket.domain), count=ticket.me_too)
-            return f"{head}\n\n{views.escape(ticket.text)}", True
+            full = f"{head}\n\n{views.escape(ticket.text)}"
+            if visible_length(full) <= LIMIT:
+                return full, True
+            return f"{head}\n\n{t(locale, 'ticket.text_above')}", False
         return views.card_text(locale, ticket, building, self.settings.tz, reporter, department,
                                taker)
 
@@ -400,6 +409,8 @@ class TicketService(Service):
             ticket, actor, "escalated", {"whistled"}, "declined", note=reason,
             fields={"department_code": None, "level": "grid", **self._due_fields(
                 "resolve", ticket.created_at, deadlines.resolve.total_seconds())},
+            reporter_key="notice.declined",
+            reporter_values={"department": department.name if department else ""},
             staff_key="staff.declined",
             staff_values={"department": department.name if department else "", "reason": reason},
             event_data={"department": ticket.department_code})
@@ -427,11 +438,8 @@ class TicketService(Service):
                 ticket, actor, "resolved", set(OPEN_STATUSES), "resolved", note=note,
                 fields={"result_note": note, "resolved_at": self.clock(), "due_kind": None,
                         "due_at": None, "remind_at": None})
-            locale = await self.people.locale_for(ticket.reporter_id)
-            await self.outbox.send(ticket.reporter_id,
-                                   t(locale, "notice.resolved", id=ticket.id, note=note),
-                                   priority=Priority.PERSONAL,
-                                   buttons=views.rating_buttons(ticket.id))
+            await self._tell_reporter(ticket, "notice.resolved",
+                                      buttons=views.rating_buttons(ticket.id), note=note)
             await self._staff_notice(ticket, "staff.resolved", note=note)
         self.changed()
         return ticket
@@ -594,7 +602,10 @@ class TicketService(Service):
         async with self.store.transaction():
             await self.store.tickets.add_event(ticket.id, actor.user_id, "posted_to_building")
             locale = await self.people.locale_in(binding.chat_id)
-            text, _ = await self._card_text(locale, ticket, "building", binding.chat_id)
+            text, fits = await self._card_text(locale, ticket, "building", binding.chat_id)
+            if not fits:
+                await self._send_full_text(binding.chat_id, locale, ticket, binding.thread_id,
+                                           Priority.SERVICE, quiet=True)
             await self.outbox.send(
                 binding.chat_id, text, priority=Priority.SERVICE, thread_id=binding.thread_id,
                 buttons=[[views.button(t(locale, "btn.me_too", count=ticket.me_too),
@@ -631,10 +642,15 @@ class TicketService(Service):
                 targets.append((user_id, 0))
             for chat_id, thread_id in targets:
                 locale = await self.people.locale_in(chat_id)
+                domain = views.domain_label(locale, ticket.domain)
+                text = t(locale, "ticket.offer", id=ticket.id, domain=domain, text=ticket.text)
+                if visible_length(text) > LIMIT:
+                    await self._send_full_text(chat_id, locale, ticket, thread_id,
+                                               Priority.SERVICE, quiet=chat_id < 0)
+                    text = t(locale, "ticket.offer", id=ticket.id, domain=domain,
+                             text=t(locale, "ticket.text_above"))
                 await self.outbox.send(
-                    chat_id, t(locale, "ticket.offer", id=ticket.id,
-                               domain=views.domain_label(locale, ticket.domain),
-                               text=ticket.text[:1000]),
+                    chat_id, text,
                     priority=Priority.SERVICE, thread_id=thread_id, quiet=chat_id < 0,
                     buttons=[[views.button(t(locale, "btn.take"), f"t:take:{ticket.id}")]],
                     ref=f"tcard:{ticket.id}:offer")
@@ -860,10 +876,15 @@ class TicketService(Service):
         return ticket
 
     async def _tell_reporter(self, ticket: Ticket, key: str, ref: str | None = None,
-                             **values: Any) -> None:
+                             buttons: views.Buttons | None = None, **values: Any) -> None:
+        """A step, told in the reporter's language; a long note is split, never cut (the
+        buttons and the ref go with the last part, the one to answer or rate)."""
         locale = await self.people.locale_for(ticket.reporter_id)
-        await self.outbox.send(ticket.reporter_id, t(locale, key, id=ticket.id, **values),
-                               priority=Priority.PERSONAL, ref=ref)
+        parts = split_html(t(locale, key, id=ticket.id, **values))
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            await self.outbox.send(ticket.reporter_id, part, priority=Priority.PERSONAL,
+                                   ref=ref if last else None, buttons=buttons if last else None)
 
     async def _staff_notice(self, ticket: Ticket, key: str, **values: Any) -> None:
         """A note in the ticket's staff thread: its topic, or a reply to its staff card."""

@@ -130,6 +130,7 @@ async def test_one_opinion_through_every_state(harness):
     await w.answer_prompt(w.liaison, w.dept_chat, "不属于民政局职责")
     declined = [t for t in harness.texts(w.grid_chat.id) if "declined #1" in t][-1]
     assert "Reason: 不属于民政局职责" in declined
+    assert harness.texts(w.resident.id)[-1] == "#1：县民政局 将您的意见退回网格，网格会继续跟进。"
     grid_card = w.card(w.grid_chat.id)
     assert any(b.callback_data == "t:wh:1" for row in grid_card.buttons for b in row)
 
@@ -365,6 +366,41 @@ async def test_long_and_html_text_is_kept_whole(harness):
     staff = [m.text for m in harness.emu.messages(w.grid_chat.id)]
     assert text in "".join(staff)
     assert "(the full text is in the message above)" in w.card(w.grid_chat.id).text
+
+
+async def test_long_notes_and_texts_are_split_never_cut_or_lost(harness):
+    w = World(harness)
+    await w.setup()
+    text = "楼道" * 2045  # 4,090 characters: with any header it passes 4,096
+    await w.submit(text=text)
+    await w.submit(user=w.neighbour, text="二号问题")
+    # Post to building and Offer show the text whole, in two messages
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:post:1")
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:off:1")
+    building = "".join(m.text for m in harness.emu.messages(w.building_chat.id))
+    assert building.count(text) == 2  # the deliberation post and the service request
+    posts = [m for m in harness.emu.messages(w.building_chat.id) if m.buttons]
+    assert [b.callback_data for m in posts for row in m.buttons for b in row] == \
+        ["t:me:1", "t:take:1"]
+    assert all("（正文较长，见上方消息）" in m.text for m in posts)  # the building chat reads 简体
+    # a 4,096-character result note reaches the reporter whole, the stars on its last part
+    note = "已处理" * 1365 + "完"
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:res:1")
+    await w.answer_prompt(w.worker, w.grid_chat, note)
+    told = [m for m in harness.emu.messages(w.resident.id) if "#1" in m.text or "已处理" in m.text]
+    assert note in "".join(m.text for m in told[-2:])
+    assert told[-1].buttons and not told[-2].buttons
+    # the staff card is still edited (the note is pointed to, not repeated)
+    resolved_cards = [m for m in harness.emu.messages(w.grid_chat.id)
+                      if m.text.startswith("#1 ") and "State: resolved" in m.text]
+    assert resolved_cards and "in full in the ticket's thread and in /ticket 1" in \
+        resolved_cards[-1].text
+    assert note in "".join(harness.texts(w.grid_chat.id))  # the thread has it whole
+    # a long rejection reason reaches the reporter whole
+    reason = "不予受理" * 1024
+    await harness.press(w.worker, w.card(w.grid_chat.id, 2), "t:rej:2")
+    await w.answer_prompt(w.worker, w.grid_chat, reason)
+    assert reason in "".join(harness.texts(w.neighbour.id)[-2:])
 
 
 async def test_lists_merge_urgency_and_photos(harness):
