@@ -712,15 +712,23 @@ class TicketService(Service):
     async def _escalate_overdue(self, ticket: Ticket) -> None:
         index = LEVELS.index(ticket.level)
         new_level = LEVELS[min(index + 1, len(LEVELS) - 1)]
-        span = getattr(self.settings.deadlines(ticket.urgency), {
-            "ack": "acknowledge", "accept": "accept", "resolve": "resolve"}[ticket.due_kind or
-                                                                             "resolve"])
         if new_level == ticket.level:
             fields: dict[str, Any] = {"due_at": None, "remind_at": None}
         else:
-            fields = {"level": new_level, **self._due_fields(
-                "resolve" if ticket.due_kind == "ack" else ticket.due_kind or "resolve",
-                self.clock(), span.total_seconds())}
+            # the next level's deadline is the one it now owes: a missed acknowledgement
+            # leaves the grid the ticket's resolve deadline (as the Escalate button does);
+            # a missed acceptance or resolution gives the next level that deadline afresh
+            deadlines = self.settings.deadlines(ticket.urgency)
+            now = self.clock()
+            if ticket.due_kind in (None, "ack"):
+                kind, span = "resolve", deadlines.resolve.total_seconds()
+                start = ticket.created_at if ticket.created_at + span > now else now
+            else:
+                kind = ticket.due_kind
+                span = (deadlines.accept if kind == "accept" else deadlines.resolve
+                        ).total_seconds()
+                start = now
+            fields = {"level": new_level, **self._due_fields(kind, start, span)}
         status = "escalated" if ticket.status in ("new", "acknowledged") and \
             new_level != "building" else ticket.status
         await self.store.tickets.update(ticket.id, status=status, **fields)
@@ -738,10 +746,15 @@ class TicketService(Service):
                                                level=t(locale, f"level.{new_level}")),
                                        priority=Priority.PERSONAL)
         units = [ticket.grid_code] + ([ticket.community_code] if new_level == "community" else [])
+        new_card = new_level == "community" and index < 2
         for unit_code in units:
+            # in the community's chat the notice goes right before the ticket's first card
+            # there (same priority, queued first); elsewhere it replies to the card
             await self._unit_notice(ticket, unit_code, "staff.overdue",
-                                    level_key=f"level.{new_level}")
-        if new_level == "community" and index < 2:
+                                    level_key=f"level.{new_level}",
+                                    priority=Priority.CARD if new_card and
+                                    unit_code == ticket.community_code else Priority.PERSONAL)
+        if new_card:
             await self._post_staff_card(ticket, ticket.community_code)
         await self.refresh_cards(ticket)
 
@@ -893,7 +906,8 @@ class TicketService(Service):
             await self._unit_notice(ticket, ticket.community_code, key, **values)
 
     async def _unit_notice(self, ticket: Ticket, unit_code: str, key: str,
-                           level_key: str | None = None, **values: Any) -> None:
+                           level_key: str | None = None, priority: int = Priority.PERSONAL,
+                           **values: Any) -> None:
         binding = await self.store.map.binding(unit_code)
         if binding is None:
             return
@@ -909,7 +923,7 @@ class TicketService(Service):
                 if card.chat_id == binding.chat_id and card.kind == "staff":
                     reply_to = card.message_id
         for part in split_html(t(locale, key, id=ticket.id, **values)):
-            await self.outbox.send(binding.chat_id, part, priority=Priority.PERSONAL,
+            await self.outbox.send(binding.chat_id, part, priority=priority,
                                    thread_id=thread_id or 0, reply_to=reply_to)
 
     async def _holders(self, roles: tuple[str, ...], unit_code: str,

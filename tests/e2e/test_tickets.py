@@ -353,6 +353,37 @@ async def test_deadline_reminds_at_75_percent_then_escalates_across_a_restart(ha
     assert any("overdue" in t for t in harness.texts(w.head.id))
 
 
+async def test_a_missed_deadline_moves_up_a_level_with_the_deadline_that_level_owes(harness):
+    w = World(harness)
+    await w.setup(deadlines_routine="2s,1h,6s")
+    staff = harness.emu.add_user(first_name="Community", language_code="en")
+    await grant(harness.store, staff.id, "community_staff", "C01")
+    await harness.say(staff, "/start")
+    community_chat = await harness.bound_group("社区工作群", "C01", staff, [staff])
+    async with harness.store.transaction():
+        await harness.store.map.set_chat_locale(community_chat.id, "en")
+    await w.submit()
+    # nobody acknowledged within 2 s: the grid owes the resolve deadline from the submission
+    await harness.emu.wait_until(
+        lambda: any("overdue and has moved up to the grid" in t
+                    for t in harness.texts(w.grid_chat.id)), timeout=10)
+    ticket = await harness.store.tickets.get(1)
+    assert ticket.level == "grid" and ticket.due_kind == "resolve"
+    assert ticket.due_at - ticket.created_at == 6
+    # the grid missed it too: the community is told, right before its first card of #1
+    await harness.emu.wait_until(
+        lambda: any(m.text.startswith("#1 ") for m in harness.emu.messages(community_chat.id)),
+        timeout=15)
+    await harness.settle()
+    ticket = await harness.store.tickets.get(1)
+    assert ticket.level == "community" and ticket.due_kind == "resolve"
+    community = harness.texts(community_chat.id)
+    notice = next(i for i, t in enumerate(community) if "overdue" in t and "#1" in t)
+    card = next(i for i, t in enumerate(community) if t.startswith("#1 "))
+    assert notice < card
+    assert sum("未能按期办理" in t for t in harness.texts(w.resident.id)) == 2
+
+
 async def test_long_and_html_text_is_kept_whole(harness):
     w = World(harness)
     await w.setup()
