@@ -25,10 +25,10 @@ WORD_ACTIONS = {"res": "prompt.resolve", "rej": "prompt.reject", "mrg": "prompt.
 
 async def show_draft(update: Update, context: GridhornContext) -> None:
     services = context.services
-    flow = await services.tickets.draft(context.actor.user_id)
-    if flow is None:
+    draft = await services.tickets.draft(context.actor.user_id)
+    if draft is None:
         return
-    view = services.tickets.draft_view(context.user_locale, flow)
+    view = services.tickets.draft_view(context.user_locale, draft)
     chat_id = context.actor.user_id
     sent: Message | None = None
     for index, part in enumerate(view.parts):
@@ -64,8 +64,7 @@ async def opinion_command(update: Update, context: GridhornContext) -> None:
     message = update.effective_message
     text = message.text.partition(" ")[2].strip() if message and message.text else ""
     if not text:
-        flow = await context.services.tickets.draft(context.actor.user_id)
-        if flow is None:
+        if await context.services.tickets.draft(context.actor.user_id) is None:
             await reply(update, context, "draft.write_now")
             return
     else:

@@ -1,4 +1,4 @@
-"""Flow repository: each person's current guided flow or draft."""
+"""Flow repository: each person's current guided flow (drafts: storage/drafts.py)."""
 
 from __future__ import annotations
 

@@ -90,8 +90,15 @@ class Invite(Record):
     used_at: datetime | None = None
 
 
+class Draft(Record):
+    """A person's opinion draft, not yet a ticket: text, photo, domain, anonymous, card."""
+
+    user_id: int
+    data: dict[str, Any]
+
+
 class Flow(Record):
-    """A person's guided flow or draft (the `data` dict is the flow's own)."""
+    """A person's guided flow (the `data` dict is the flow's own)."""
 
     user_id: int
     name: str

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from storage.db import Database
+from storage.drafts import DraftRepo
 from storage.flows import FlowRepo
 from storage.horns import HornRepo
 from storage.inbox import InboxRepo, MetaRepo, current_update
@@ -29,6 +30,7 @@ class Store:
         self.inbox = InboxRepo(db)
         self.meta = MetaRepo(db)
         self.flows = FlowRepo(db)
+        self.drafts = DraftRepo(db)
         self.outbox = OutboxRepo(db)
         self.tickets = TicketRepo(db)
         self.horns = HornRepo(db)

@@ -184,6 +184,12 @@ class TicketRepo:
             "WHERE chat_id = ? AND message_id = ?", (chat_id, message_id))
         return Prompt(**dict(row)) if row else None
 
+    async def drop_prompts_of(self, user_id: int, keep: tuple[str, ...]) -> int:
+        """Forget the prompts waiting for this person's words, except the `keep` actions."""
+        return await self.db.execute_rowcount(
+            f"DELETE FROM prompts WHERE user_id = ? AND action NOT IN ({placeholders(keep)})",
+            (user_id, *keep))
+
     async def drop_prompt(self, chat_id: int, message_id: int) -> bool:
         return await self.db.execute_rowcount(
             "DELETE FROM prompts WHERE chat_id = ? AND message_id = ?", (chat_id, message_id)) > 0

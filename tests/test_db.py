@@ -142,3 +142,28 @@ async def test_the_write_ahead_log_stays_small_under_a_stream_of_commits(tmp_pat
         assert os.path.getsize(path + "-wal") < 16 * 1024 * 1024
     finally:
         await store.close()
+
+
+async def test_drafts_kept_in_flows_before_migration_5_move_to_their_own_table(tmp_path):
+    import sqlite3
+
+    from storage.db import _migrations, _split_sql
+    from storage.store import Store
+
+    path = str(tmp_path / "old.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, _, sql in _migrations():
+        if number <= 4:
+            for statement in _split_sql(sql):
+                conn.execute(statement)
+    conn.execute("INSERT INTO flows VALUES (7, 'draft', 'editing', '{\"text\": \"灯坏了\"}', 'x')")
+    conn.execute("INSERT INTO flows VALUES (8, 'horn', 'level', '{}', 'x')")
+    conn.execute("PRAGMA user_version=4")
+    conn.close()
+    store = await Store.open_sqlite(path)
+    try:
+        assert (await store.drafts.get(7)).data == {"text": "灯坏了"}
+        assert await store.flows.get(7) is None
+        assert (await store.flows.get(8)).name == "horn"
+    finally:
+        await store.close()

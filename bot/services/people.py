@@ -15,6 +15,8 @@ from storage.models import PARTY_MEMBER, Flow, Person, Unit
 from storage.store import Store
 
 INVITE_TTL = timedelta(days=7)
+#: prompts a reporter answers (relayed staff questions, the rating comment): not cancelled
+REPORTER_PROMPTS = ("answer", "comment")
 _PAYLOAD = re.compile(r"^(?P<kind>[ij])-(?P<token>[A-Za-z0-9_-]{16,40})$")
 
 
@@ -92,9 +94,14 @@ class PeopleService:
         return await self.store.flows.get(user_id)
 
     async def leave_flow(self, user_id: int) -> bool:
-        """/cancel: leave any guided flow; whether there was one."""
+        """/cancel: leave the guided flow and any ticket step waiting for this person's words
+        (a note, a reason, a reply); with neither, discard the opinion draft. Whether
+        anything was left. (A reporter's answers to staff stay possible.)"""
         async with self.store.transaction():
-            return await self.store.flows.clear(user_id)
+            left = await self.store.flows.clear(user_id)
+            left = await self.store.tickets.drop_prompts_of(user_id, REPORTER_PROMPTS) > 0 \
+                or left
+            return left or await self.store.drafts.clear(user_id)
 
     def forget(self, user_id: int) -> None:
         self._known.pop(user_id, None)

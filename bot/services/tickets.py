@@ -20,11 +20,10 @@ from bot.services.base import Service
 from bot.services.errors import Key, Refused
 from bot.textsplit import LIMIT, split_html, visible_length
 from storage.inbox import current_update
-from storage.models import (DOMAINS, OPEN_STATUSES, Binding, Chat, Flow, Person, Ticket,
+from storage.models import (DOMAINS, OPEN_STATUSES, Binding, Chat, Draft, Person, Ticket,
                             Unit)
 
 logger = logging.getLogger(__name__)
-DRAFT = "draft"
 LEVELS = ("building", "grid", "community")
 REMIND_AT = 0.75
 
@@ -65,36 +64,34 @@ class TicketService(Service):
 
     # ------------------------------------------------------------------ drafts
 
-    async def draft(self, user_id: int) -> Flow | None:
-        flow = await self.store.flows.get(user_id)
-        return flow if flow is not None and flow.name == DRAFT else None
+    async def draft(self, user_id: int) -> Draft | None:
+        return await self.store.drafts.get(user_id)
 
-    async def add_to_draft(self, user_id: int, text: str, photo_file_id: str | None) -> Flow:
+    async def add_to_draft(self, user_id: int, text: str, photo_file_id: str | None) -> Draft:
         """Start a draft, or add a further message to the open one."""
         async with self.store.transaction():
-            flow = await self.draft(user_id)
-            data: dict[str, Any] = dict(flow.data) if flow else {
+            draft = await self.draft(user_id)
+            data: dict[str, Any] = dict(draft.data) if draft else {
                 "text": "", "photo": None, "domain": None, "anonymous": False}
             if text:
                 data["text"] = f"{data['text']}\n{text}" if data["text"] else text
             if photo_file_id:
                 data["photo"] = photo_file_id
             data["card"] = None
-            await self.store.flows.set(user_id, DRAFT, "editing", data)
+            await self.store.drafts.set(user_id, data)
         return await self._require_draft(user_id)
 
     async def draft_shown(self, user_id: int, message_id: int) -> None:
         """Remember which message is the draft's card: buttons on older cards are stale."""
         async with self.store.transaction():
-            flow = await self._require_draft(user_id)
-            await self.store.flows.set(user_id, DRAFT, flow.step,
-                                       {**flow.data, "card": message_id})
+            draft = await self._require_draft(user_id)
+            await self.store.drafts.set(user_id, {**draft.data, "card": message_id})
 
-    async def draft_choice(self, user_id: int, message_id: int, choice: str) -> Flow:
+    async def draft_choice(self, user_id: int, message_id: int, choice: str) -> Draft:
         """A domain or the anonymous toggle, pressed on the current draft card."""
         async with self.store.transaction():
-            flow = await self._draft_for_card(user_id, message_id)
-            data = dict(flow.data)
+            draft = await self._draft_for_card(user_id, message_id)
+            data = dict(draft.data)
             if choice == "anon":
                 data["anonymous"] = not data.get("anonymous", False)
             elif choice == "unsure":
@@ -103,39 +100,39 @@ class TicketService(Service):
                 data["domain"] = choice
             else:
                 raise Refused("button.stale")
-            await self.store.flows.set(user_id, DRAFT, flow.step, data)
+            await self.store.drafts.set(user_id, data)
         return await self._require_draft(user_id)
 
     async def cancel_draft(self, user_id: int, message_id: int) -> None:
         async with self.store.transaction():
             await self._draft_for_card(user_id, message_id)
-            await self.store.flows.clear(user_id)
+            await self.store.drafts.clear(user_id)
 
-    def draft_view(self, locale: str, flow: Flow) -> DraftView:
-        data = flow.data
+    def draft_view(self, locale: str, draft: Draft) -> DraftView:
+        data = draft.data
         return DraftView(
             parts=views.draft_text(locale, data["text"], data.get("domain"),
                                    data.get("anonymous", False), bool(data.get("photo"))),
             buttons=views.draft_buttons(locale, data.get("domain"), data.get("anonymous", False)))
 
-    async def _require_draft(self, user_id: int) -> Flow:
-        flow = await self.draft(user_id)
-        if flow is None:
+    async def _require_draft(self, user_id: int) -> Draft:
+        draft = await self.draft(user_id)
+        if draft is None:
             raise Refused("draft.none")
-        return flow
+        return draft
 
-    async def _draft_for_card(self, user_id: int, message_id: int) -> Flow:
-        flow = await self._require_draft(user_id)
-        if flow.data.get("card") != message_id:
+    async def _draft_for_card(self, user_id: int, message_id: int) -> Draft:
+        draft = await self._require_draft(user_id)
+        if draft.data.get("card") != message_id:
             raise Refused("button.stale")
-        return flow
+        return draft
 
     # ------------------------------------------------------------------ submit
 
     async def submit(self, user_id: int, message_id: int) -> Ticket:
         """Submit the draft: ticket #N, receipt, building heads' cards, the grid's card."""
         person = await self.store.people.get(user_id)
-        flow = await self._draft_for_card(user_id, message_id)
+        draft = await self._draft_for_card(user_id, message_id)
         if person is None or not person.building_code:
             raise Refused("draft.join_first")
         since = self.clock() - 3600
@@ -152,15 +149,15 @@ class TicketService(Service):
         deadlines = self.settings.deadlines("routine")
         async with self.store.transaction():
             ticket_id = await self.store.tickets.create(
-                reporter_id=user_id, anonymous=bool(flow.data.get("anonymous")),
+                reporter_id=user_id, anonymous=bool(draft.data.get("anonymous")),
                 building_code=person.building_code, grid_code=grid.code,
-                community_code=community.code, domain=flow.data.get("domain"),
-                text=flow.data["text"] or "", photo_file_id=flow.data.get("photo"),
+                community_code=community.code, domain=draft.data.get("domain"),
+                text=draft.data["text"] or "", photo_file_id=draft.data.get("photo"),
                 source_update_id=mark.update_id if mark else None,
                 **self._due_fields("ack", now, deadlines.acknowledge.total_seconds()))
             if ticket_id is None:  # this Submit was handled before a restart
                 raise Refused("draft.already_submitted")
-            await self.store.flows.clear(user_id)
+            await self.store.drafts.clear(user_id)
             await self.store.tickets.add_event(ticket_id, user_id, "created")
             ticket = await self._get(ticket_id)
             locale = self.people.locale_of(person)

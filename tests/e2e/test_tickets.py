@@ -238,7 +238,7 @@ async def test_rate_limit_keeps_the_draft(harness):
     await w.submit(text="第三个问题")
     assert "每小时最多提交 2 条意见" in w.submit_answer.text
     assert (await harness.store.tickets.get(3)) is None
-    draft = await harness.store.flows.get(w.resident.id)
+    draft = await harness.store.drafts.get(w.resident.id)
     assert draft is not None and draft.data["text"] == "第三个问题"
 
 
@@ -382,6 +382,35 @@ async def test_a_missed_deadline_moves_up_a_level_with_the_deadline_that_level_o
     card = next(i for i, t in enumerate(community) if t.startswith("#1 "))
     assert notice < card
     assert sum("未能按期办理" in t for t in harness.texts(w.resident.id)) == 2
+
+
+async def test_a_draft_outlives_a_guided_flow_and_cancel_leaves_one_thing_at_a_time(harness):
+    w = World(harness)
+    await w.setup()
+    card = (await harness.say(w.resident, "路灯坏了"))[-1]
+    await harness.say(w.resident, "/volunteer")  # a guided flow starts meanwhile
+    assert (await harness.store.drafts.get(w.resident.id)).data["text"] == "路灯坏了"
+    assert (await harness.say(w.resident, "/cancel"))[-1].text == "已退出当前操作。"
+    assert await harness.store.flows.get(w.resident.id) is None  # the flow went, not the draft
+    harness.emu.press(w.resident, card, "dr:submit")  # the draft is still there to submit
+    await harness.settle()
+    assert (await harness.store.tickets.get(1)).text == "路灯坏了"
+    # with nothing else in progress, /cancel discards a draft
+    await harness.say(w.resident, "水管漏水")
+    await harness.say(w.resident, "/cancel")
+    assert await harness.store.drafts.get(w.resident.id) is None
+
+
+async def test_cancel_leaves_a_step_waiting_for_words(harness):
+    w = World(harness)
+    await w.setup()
+    await w.submit()
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:rej:1")
+    prompt = await harness.last(w.grid_chat.id)
+    assert prompt.force_reply
+    assert "Done" in (await harness.say(w.worker, "/cancel", chat=w.grid_chat))[-1].text
+    await harness.say(w.worker, "重复了", chat=w.grid_chat, reply_to=prompt)
+    assert (await harness.store.tickets.get(1)).status == "new"  # not rejected
 
 
 async def test_long_and_html_text_is_kept_whole(harness):
