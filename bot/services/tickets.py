@@ -544,8 +544,11 @@ class TicketService(Service):
         if ticket.reporter_id != user_id:
             raise Refused("button.stale")
         async with self.store.transaction():
-            await self.store.tickets.add_event(ticket.id, user_id, "reporter_answered", text)
-            await self._staff_notice(ticket, "staff.reporter_answer", text=text)
+            await self.store.tickets.add_event(
+                ticket.id, user_id, "reporter_answered", text,
+                {"photo": photo_file_id} if photo_file_id else None)
+            await self._staff_notice(ticket, "staff.reporter_answer", photo=photo_file_id,
+                                     text=text)
             locale = await self.people.locale_for(user_id)
             await self.outbox.send(user_id, t(locale, "notice.answer_passed", id=ticket.id),
                                    priority=Priority.PERSONAL)
@@ -896,15 +899,17 @@ class TicketService(Service):
             await self.outbox.send(ticket.reporter_id, part, priority=Priority.PERSONAL,
                                    ref=ref if last else None, buttons=buttons if last else None)
 
-    async def _staff_notice(self, ticket: Ticket, key: str, **values: Any) -> None:
-        """A note in the ticket's staff thread: its topic, or a reply to its staff card."""
-        await self._unit_notice(ticket, ticket.grid_code, key, **values)
+    async def _staff_notice(self, ticket: Ticket, key: str, photo: str | None = None,
+                            **values: Any) -> None:
+        """A note in the ticket's staff thread: its topic, or a reply to its staff card
+        (with the reporter's photo after it, copied by its file id, never forwarded)."""
+        await self._unit_notice(ticket, ticket.grid_code, key, photo=photo, **values)
         if ticket.level == "community":
-            await self._unit_notice(ticket, ticket.community_code, key, **values)
+            await self._unit_notice(ticket, ticket.community_code, key, photo=photo, **values)
 
     async def _unit_notice(self, ticket: Ticket, unit_code: str, key: str,
                            level_key: str | None = None, priority: int = Priority.PERSONAL,
-                           **values: Any) -> None:
+                           photo: str | None = None, **values: Any) -> None:
         binding = await self.store.map.binding(unit_code)
         if binding is None:
             return
@@ -922,6 +927,14 @@ class TicketService(Service):
         for part in split_html(t(locale, key, id=ticket.id, **values)):
             await self.outbox.send(binding.chat_id, part, priority=priority,
                                    thread_id=thread_id or 0, reply_to=reply_to)
+        if photo:
+            payload: dict[str, Any] = {"photo": photo, "caption": f"#{ticket.id}"}
+            if thread_id:
+                payload["message_thread_id"] = thread_id
+            if reply_to:
+                payload["reply_parameters"] = {"message_id": reply_to,
+                                               "allow_sending_without_reply": True}
+            await self.outbox.call(binding.chat_id, "sendPhoto", payload, priority=priority)
 
     async def _holders(self, roles: tuple[str, ...], unit_code: str,
                        exact: bool = False) -> list[int]:

@@ -333,6 +333,16 @@ async def test_forum_staff_chat_gets_a_topic_per_ticket(harness):
     await harness.say(w.resident, "3号楼", reply_to=harness.emu.messages(w.resident.id)[-1])
     answer = [m for m in harness.emu.messages(w.grid_chat.id) if "3号楼" in m.text][-1]
     assert answer.thread_id == ticket.staff_thread_id
+    # a photo in reply comes back into the topic too (copied by its file id)
+    await harness.press(w.worker, topic_card, "t:rep:1")
+    await w.answer_prompt(w.worker, w.grid_chat, "请拍张照片")
+    photo = harness.emu.send_photo(w.resident, caption="这里",
+                                   reply_to=harness.emu.messages(w.resident.id)[-1])
+    await harness.settle()
+    copies = [m for m in harness.emu.messages(w.grid_chat.id) if m.kind == "photo"]
+    assert copies and copies[-1].file_id == photo.file_id and copies[-1].text == "#1"
+    assert copies[-1].thread_id == ticket.staff_thread_id
+    assert any("answers:\n这里" in t for t in harness.texts(w.grid_chat.id))
 
 
 async def test_deadline_reminds_at_75_percent_then_escalates_across_a_restart(harness):
