@@ -106,7 +106,8 @@ class TicketRepo:
         total = await self.db.fetchval(f"SELECT COUNT(*) FROM tickets WHERE {clause}", params)
         rows = await self.db.fetchall(
             f"""SELECT * FROM tickets WHERE {clause}
-                ORDER BY due_at IS NULL, due_at, me_too DESC, id LIMIT ? OFFSET ?""",
+                ORDER BY due_at IS NULL, CAST(due_at / 60 AS INTEGER), me_too DESC, due_at, id
+                LIMIT ? OFFSET ?""",
             [*params, limit, offset])
         return [_ticket(r) for r in rows], total
 

@@ -1,0 +1,28 @@
+"""`/tickets` order (SPEC §4): soonest deadline first; among deadlines equal as shown (to the
+minute), the most "Me too" first."""
+
+from tests.support.harness import seed_map
+
+BASE = 1_800_000_000.0  # a whole minute
+
+
+async def _ticket(store, due_at: float, me_too: int) -> int:
+    async with store.transaction():
+        await store.people.ensure(1)
+        ticket_id = await store.tickets.create(
+            reporter_id=1, anonymous=False, building_code="B01010101", grid_code="G0101",
+            community_code="C01", domain=None, text="t", photo_file_id=None,
+            source_update_id=None, due_kind="ack", due_from=BASE - 3600, due_at=due_at,
+            remind_at=due_at - 60)
+        await store.tickets.update(ticket_id, me_too=me_too)
+    return ticket_id
+
+
+async def test_more_me_too_first_among_deadlines_equal_to_the_minute(store):
+    await seed_map(store)
+    early = await _ticket(store, BASE + 10, 0)     # 00:00:10, nobody else
+    popular = await _ticket(store, BASE + 50, 3)   # 00:00:50, three "Me too": same minute
+    later = await _ticket(store, BASE + 70, 9)     # the next minute: after both
+    tickets, total = await store.tickets.open_in(["B01010101"])
+    assert total == 3
+    assert [t.id for t in tickets] == [popular, early, later]
