@@ -75,6 +75,8 @@ async def bind(update: Update, context: GridhornContext) -> None:
     bound = await context.services.chats.bind(context.actor, info, thread_id, args[0])
     lines = [t(context.locale, "bind.done_topic" if bound.thread_id else "bind.done",
                unit=unit_label(bound.unit))]
+    if bound.replaced is not None:
+        lines.append(t(context.locale, "bind.replaced", unit=unit_label(bound.replaced)))
     if bound.missing_rights:
         rights = ", ".join(t(context.locale, f"bind.right.{r}") for r in bound.missing_rights)
         lines.append(t(context.locale, "bind.missing_rights", rights=rights))

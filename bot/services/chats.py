@@ -34,6 +34,7 @@ class Bound:
     unit: Unit
     thread_id: int
     missing_rights: tuple[str, ...]   # "admin", "pin", "topics"
+    replaced: Unit | None = None      # the unit this chat (topic) was linked to before
 
 
 class ChatService:
@@ -85,6 +86,13 @@ class ChatService:
                 for g in actor.grants):
             raise Refused("bind.not_allowed", code=unit.code)
         topic = thread_id if info.is_forum and thread_id else 0
+        replaced = None
+        for binding in await self.store.map.bindings_in_chat(info.chat_id):
+            if binding.thread_id == topic and binding.unit_code != unit.code:
+                # binding here unlinks that unit: only who may unbind it may take its chat
+                replaced = await self.store.map.get(binding.unit_code)
+                if replaced is not None and not await self._may_unbind(actor, replaced):
+                    raise Refused("bind.taken", code=replaced.code)
         await self.seen(info)
         async with self.store.transaction():
             await self.store.map.bind(unit.code, info.chat_id, topic, actor.user_id)
@@ -95,7 +103,8 @@ class ChatService:
             missing.append("pin")
         if info.is_forum and not info.can_manage_topics:
             missing.append("topics")
-        return Bound(unit=unit, thread_id=topic, missing_rights=tuple(missing))
+        return Bound(unit=unit, thread_id=topic, missing_rights=tuple(missing),
+                     replaced=replaced)
 
     async def unbind(self, actor: Actor, chat_id: int, thread_id: int) -> Unit:
         bindings = await self.store.map.bindings_in_chat(chat_id)
@@ -106,13 +115,17 @@ class ChatService:
             raise Refused("unbind.not_bound")
         unit = await self.store.map.get(chosen.unit_code)
         assert unit is not None
-        if unit.kind == "department" and not actor.superadmin:
-            raise Refused("bind.not_allowed", code=unit.code)
-        if not await self.access.can(actor, Action.UNBIND, unit.code):
+        if not await self._may_unbind(actor, unit):
             raise Refused("bind.not_allowed", code=unit.code)
         async with self.store.transaction():
             await self.store.map.unbind(unit.code)
         return unit
+
+    async def _may_unbind(self, actor: Actor, unit: Unit) -> bool:
+        """Liaisons bind their department's chat but do not unbind it (SPEC §1)."""
+        if unit.kind == "department" and not actor.superadmin:
+            return False
+        return await self.access.can(actor, Action.UNBIND, unit.code)
 
     async def join_link_unit(self, actor: Actor, chat_id: int) -> tuple[Unit, str]:
         """The bound building of this chat and its residents' join payload."""

@@ -45,6 +45,25 @@ async def test_bind_outside_scope_is_refused_and_changes_nothing(harness):
     assert await harness.store.map.binding("C01") is None
 
 
+async def test_bind_cannot_take_over_a_chat_linked_to_a_unit_outside_ones_scope(harness):
+    staff, head = await _staffed(harness)
+    other_head = harness.emu.add_user(first_name="Other", language_code="en")
+    await grant(harness.store, other_head.id, "building_head", "B01010102")
+    group = harness.emu.add_group(title="1栋楼事群", members=[staff, head, other_head])
+    await harness.emu.add_bot_to_group(group, by=head, admin=True, can_pin=True)
+    await harness.say(head, "/bind B01010101", chat=group)
+    answer = (await harness.say(other_head, "/bind B01010102", chat=group))[-1]
+    assert answer.text == ("This chat is linked to B01010101, which is outside your scope: "
+                           "staff over B01010101 must send /unbind first.")
+    assert (await harness.store.map.binding("B01010101")).chat_id == group.id
+    assert await harness.store.map.binding("B01010102") is None
+    # staff over both may move the chat to another unit, and are told what it replaced
+    answer = (await harness.say(staff, "/bind B01010102", chat=group))[-1]
+    assert "(It was linked to 1栋 (B01010101) before; that link is gone.)" in answer.text
+    assert await harness.store.map.binding("B01010101") is None
+    assert (await harness.store.map.binding("B01010102")).chat_id == group.id
+
+
 async def test_bind_bad_input(harness):
     staff, _ = await _staffed(harness)
     group = harness.emu.add_group(title="g", members=[staff])
