@@ -88,20 +88,19 @@ class TicketRepo:
         return [_ticket(r) for r in rows]
 
     async def open_in(self, building_codes: Iterable[str] | None = None,
-                      department_code: str | None = None, limit: int = 20,
+                      department_codes: Iterable[str] = (), limit: int = 20,
                       offset: int = 0) -> tuple[list[Ticket], int]:
-        """Open tickets in scope, soonest deadline first, then most "Me too"."""
+        """Open tickets in these buildings or whistled to these departments (everything when
+        `building_codes` is None), soonest deadline first, then most "Me too"."""
         where = [f"status IN ({placeholders(OPEN_STATUSES)})"]
         params: list[Any] = list(OPEN_STATUSES)
         if building_codes is not None:
-            codes = list(building_codes)
-            if not codes:
+            codes, departments = list(building_codes), list(department_codes)
+            if not codes and not departments:
                 return [], 0
-            where.append(f"building_code IN ({placeholders(codes)})")
-            params += codes
-        if department_code is not None:
-            where.append("department_code = ?")
-            params.append(department_code)
+            where.append(f"(building_code IN ({placeholders(codes)}) OR "
+                         f"department_code IN ({placeholders(departments)}))")
+            params += codes + departments
         clause = " AND ".join(where)
         total = await self.db.fetchval(f"SELECT COUNT(*) FROM tickets WHERE {clause}", params)
         rows = await self.db.fetchall(

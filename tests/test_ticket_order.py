@@ -26,3 +26,18 @@ async def test_more_me_too_first_among_deadlines_equal_to_the_minute(store):
     tickets, total = await store.tickets.open_in(["B01010101"])
     assert total == 3
     assert [t.id for t in tickets] == [popular, early, later]
+
+
+async def test_a_liaison_of_two_departments_sees_both_and_staff_their_buildings_too(store):
+    await seed_map(store)
+    to_mzj = await _ticket(store, BASE + 10, 0)
+    to_cgj = await _ticket(store, BASE + 20, 0)
+    await _ticket(store, BASE + 30, 0)  # not whistled
+    async with store.transaction():
+        await store.tickets.update(to_mzj, department_code="MZJ")
+        await store.tickets.update(to_cgj, department_code="CGJ")
+    tickets, _ = await store.tickets.open_in([], ["MZJ", "CGJ"])
+    assert [t.id for t in tickets] == [to_mzj, to_cgj]
+    tickets, total = await store.tickets.open_in(["B01010101"], ["MZJ"])
+    assert total == 3  # the building's three, the MZJ one among them counted once
+    assert await store.tickets.open_in([], []) == ([], 0)

@@ -414,19 +414,8 @@ class TicketService(Service):
 
     async def resolve(self, actor: Actor, ticket_id: int, note: str) -> Ticket:
         """办结 with a result note; the reporter is asked to rate."""
-        ticket = await self.store.tickets.get(ticket_id)
-        if ticket is None:
-            raise Refused("ticket.unknown", id=ticket_id)
-        if _liaison_of(actor, ticket):
-            if ticket.status != "accepted":
-                raise Refused("ticket.bad_state", id=ticket.id, state=Key("status." + ticket.status))
-        else:
-            await self._require(actor, Action.RESOLVE, ticket)
-            is_head_only = not actor.superadmin and not any(
-                g.role in ("grid_worker", "grid_leader", "community_staff") for g in actor.grants)
-            if is_head_only and ticket.status in ("whistled", "accepted"):
-                raise Refused("ticket.head_after_whistle", id=ticket.id)
-        self._require_open(ticket)
+        ticket = await self._get(ticket_id)
+        await self._check_resolve(actor, ticket)
         note = note.strip()
         if not note:
             raise Refused("ticket.need_words")
@@ -487,14 +476,27 @@ class TicketService(Service):
                 raise Refused("ticket.bad_state", id=ticket.id,
                               state=Key("status." + ticket.status))
             return ticket
-        if action == "res" and _liaison_of(actor, ticket):
-            self._require_open(ticket)
+        if action == "res":
+            await self._check_resolve(actor, ticket)
             return ticket
-        await self._require(actor, Action.RESOLVE if action == "res" else
-                            Action.HANDLE_TICKET, ticket)
+        await self._require(actor, Action.HANDLE_TICKET, ticket)
         if action != "rep":
             self._require_open(ticket)
         return ticket
+
+    async def _check_resolve(self, actor: Actor, ticket: Ticket) -> None:
+        """Who may resolve (SPEC §1): the department once it accepted; a building head
+        before a whistle; grid and community staff (who may whistle it) at any time."""
+        if _liaison_of(actor, ticket):
+            if ticket.status != "accepted":
+                raise Refused("ticket.bad_state", id=ticket.id,
+                              state=Key("status." + ticket.status))
+        else:
+            await self._require(actor, Action.RESOLVE, ticket)
+            if ticket.status in ("whistled", "accepted") and not await self.access.can(
+                    actor, Action.WHISTLE, ticket.building_code):
+                raise Refused("ticket.head_after_whistle", id=ticket.id)
+        self._require_open(ticket)
 
     async def remember_prompt(self, chat_id: int, message_id: int, user_id: int,
                               ticket_id: int, action: str) -> None:
@@ -775,13 +777,10 @@ class TicketService(Service):
             if unit.kind != "department":
                 buildings |= {u.code for u in await self.store.map.descendants(unit.code,
                                                                                 "building")}
-        if departments and not buildings:
-            return await self.store.tickets.open_in(None, department_code=departments[0],
-                                                    limit=per_page, offset=page * per_page)
-        if not buildings:
+        if not buildings and not departments:
             raise Refused("tickets.not_staff")
-        return await self.store.tickets.open_in(sorted(buildings), limit=per_page,
-                                                offset=page * per_page)
+        return await self.store.tickets.open_in(sorted(buildings), sorted(departments),
+                                                limit=per_page, offset=page * per_page)
 
     async def visible_ticket(self, actor: Actor, ticket_id: int) -> tuple[Ticket, bool]:
         """A ticket for /ticket N: the reporter sees their own, staff those in scope.

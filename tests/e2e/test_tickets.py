@@ -423,6 +423,29 @@ async def test_cancel_leaves_a_step_waiting_for_words(harness):
     assert (await harness.store.tickets.get(1)).status == "new"  # not rejected
 
 
+async def test_after_a_whistle_a_head_may_not_resolve_and_the_department_only_once_accepted(harness):
+    w = World(harness)
+    await w.setup()
+    # the head also works in another grid: that grants nothing over this building's ticket
+    await grant(harness.store, w.head.id, "grid_worker", "G0102")
+    await w.submit()
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:wh:1")
+    await harness.press(w.worker, await harness.last(w.grid_chat.id), "t:wh:1:MZJ")
+    assert not any(b.callback_data == "t:res:1" for row in w.card(w.head.id).buttons
+                   for b in row)  # the head's card no longer offers it; a crafted press:
+    pressed = harness.emu.inject_callback(w.head, w.card(w.head.id), "t:res:1")
+    answer = await pressed.wait_answered(timeout=5)
+    assert answer.text == ("#1 has been whistled to a department; the department and the grid "
+                           "resolve it now.")
+    early = harness.emu.inject_callback(w.liaison, w.card(w.dept_chat.id), "t:res:1")
+    assert (await early.wait_answered(timeout=5)).text == "#1 目前狀態是「已吹哨，待部門報到」，不能這樣操作。"
+    assert (await harness.store.tickets.get(1)).status == "whistled"
+    # the grid may resolve at any time
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:res:1")
+    await w.answer_prompt(w.worker, w.grid_chat, "网格已处理")
+    assert (await harness.store.tickets.get(1)).status == "resolved"
+
+
 async def test_long_and_html_text_is_kept_whole(harness):
     w = World(harness)
     await w.setup()
