@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import string
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 
@@ -59,6 +60,11 @@ def t(locale: str, key: str, **values: object) -> str:
     if not values:
         return text
     return text.format(**{k: escape(v) for k, v in values.items()})
+
+
+def join_list(locale: str, items: Iterable[str]) -> str:
+    """Items as a list in `locale` ("A、B" in Chinese, "A, B" in English); not escaped."""
+    return t(locale, "list.sep").join(items)
 
 
 @lru_cache(maxsize=1024)

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from bot.i18n import Markup, escape, t
-from bot.services.access import Action, Actor
+from bot.i18n import Markup, escape, join_list, t
+from bot.services.access import Action, Actor, invitable_roles
 from bot.services.horn_views import availability_label
 from bot.services.people import Profile
 from storage.models import Unit
 
-# /help sections: each shown when the person may do its action somewhere.
-HELP_SECTIONS: list[tuple[Action | None, str]] = [
-    (None, "help.everyone"),
-    (None, "help.opinions"),
-    (None, "help.theme"),
-    (Action.VIEW_TICKETS, "help.tickets"),
-    (Action.BIND, "help.bind"),
-    (Action.INVITE, "help.invite"),
-    (Action.HORN_SERVICE, "help.horn"),
-    (None, "help.volunteer"),
-    (Action.THEME, "help.theme_set"),
-    (Action.REPORT, "help.report"),
-    (Action.PATROL, "help.patrol"),
+# The ticket card's buttons, in card order, with the permission each needs (SPEC §1).
+CARD_BUTTONS: list[tuple[Action, str]] = [
+    (Action.HANDLE_TICKET, "btn.acknowledge"), (Action.HANDLE_TICKET, "btn.urgency"),
+    (Action.ESCALATE, "btn.escalate"), (Action.WHISTLE, "btn.whistle"),
+    (Action.ANSWER_WHISTLE, "btn.accept"), (Action.ANSWER_WHISTLE, "btn.decline"),
+    (Action.RESOLVE, "btn.resolve"), (Action.HANDLE_TICKET, "btn.reject"),
+    (Action.HANDLE_TICKET, "btn.merge"), (Action.HANDLE_TICKET, "btn.reply"),
+    (Action.WHISTLE, "btn.offer"), (Action.HANDLE_TICKET, "btn.post_building"),
 ]
 
 
@@ -33,9 +28,27 @@ def role_name(locale: str, role: str) -> str:
 
 
 def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
-    lines = [t(locale, "help.title")]
-    for action, key in HELP_SECTIONS:
-        if action is None or action in actions:
+    """What this person can do, by role (SPEC §3): only the buttons, roles and horn levels
+    their roles allow."""
+    lines = [t(locale, key) for key in ("help.title", "help.everyone", "help.opinions",
+                                        "help.theme")]
+    if Action.VIEW_TICKETS in actions:
+        buttons = [t(locale, key) for action, key in CARD_BUTTONS if action in actions]
+        lines.append(t(locale, "help.tickets", buttons=join_list(locale, buttons)))
+    if Action.UNBIND in actions:
+        lines.append(t(locale, "help.bind"))
+    elif Action.BIND in actions:  # liaisons link their department's chat, nothing more
+        lines.append(t(locale, "help.bind_department"))
+    if Action.INVITE in actions:
+        lines.append(t(locale, "help.invite", roles=", ".join(invitable_roles(actor))))
+    if Action.HORN_ANY in actions:
+        lines.append(t(locale, "help.horn"))
+    elif Action.HORN_SERVICE in actions:
+        lines.append(t(locale, "help.horn_service"))
+    lines.append(t(locale, "help.volunteer"))
+    for action, key in ((Action.THEME, "help.theme_set"), (Action.REPORT, "help.report"),
+                        (Action.PATROL, "help.patrol")):
+        if action in actions:
             lines.append(t(locale, key))
     return "\n\n".join(lines)
 

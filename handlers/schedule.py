@@ -9,7 +9,7 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, CommandHandler
 
 from bot.context import GridhornContext
-from bot.i18n import t
+from bot.i18n import join_list, t
 from bot.services.patrols import Recorded
 from bot.services.themes import ThemeShown
 from bot.services.ticket_views import when
@@ -40,7 +40,7 @@ async def theme(update: Update, context: GridhornContext) -> None:
         return
     done = await services.schedule.themes.set_theme(context.actor, args, now)
     if done.units:
-        names = "、".join(f"{u.name} ({u.code})" for u in done.units)
+        names = join_list(context.locale, (f"{u.name} ({u.code})" for u in done.units))
         text = t(context.locale, "theme.set", month=done.month, units=names)
     else:
         text = t(context.locale, "theme.set_city", month=done.month)

@@ -66,6 +66,14 @@ ROLE_UNIT_KIND: dict[str, str | None] = {
     "building_head": "building", "department_liaison": "department",
     "volunteer": None, PARTY_MEMBER: None,
 }
+def invitable_roles(actor: "Actor") -> list[str]:
+    """The roles this actor may hand out with /invite somewhere (SPEC §1)."""
+    if actor.superadmin:
+        return list(INVITE_ROLES)
+    mine = {role for g in actor.grants for role in INVITABLE.get(g.role, ())}
+    return [role for role in INVITE_ROLES if role in mine]
+
+
 STAFF_ROLES = ("community_staff", "grid_leader", "grid_worker", "building_head",
                "department_liaison")
 

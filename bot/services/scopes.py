@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.i18n import t
+from bot.i18n import join_list, t
 from bot.services.access import Access, Action, Actor
 from bot.services.errors import Refused
 from bot.settings import Settings
@@ -31,7 +31,7 @@ class Scope:
     def label(self, locale: str) -> str:
         if self.city:
             return t(locale, "scope.city")
-        return "、".join(u.name for u in self.units)
+        return join_list(locale, (u.name for u in self.units))
 
 
 async def city_scope(store: Store) -> Scope:

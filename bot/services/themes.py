@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.i18n import t
+from bot.i18n import join_list, t
 from bot.services import periods
 from bot.services.access import Action, Actor
 from bot.services.base import Service
@@ -161,7 +161,7 @@ class ThemeService(Service):
                 continue
             await self.outbox.send(
                 chat_id, t(locale, "theme.reminder", month=month,
-                           communities="、".join(f"{u.name} ({u.code})" for u in units)),
+                           communities=join_list(locale, (f"{u.name} ({u.code})" for u in units))),
                 priority=Priority.PERSONAL if chat_id > 0 else Priority.ROUTINE,
                 thread_id=thread_id, quiet=chat_id < 0)
             posts += 1

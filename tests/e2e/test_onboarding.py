@@ -149,6 +149,22 @@ async def test_help_lists_what_the_role_may_do(harness):
     full = (await harness.say(staff, "/help"))[0].text
     assert "/me" in plain and "/bind" not in plain and "/invite" not in plain
     assert "/bind" in full and "/invite" in full
+    assert "Roles you can invite: grid_leader, grid_worker, building_head, volunteer, " \
+        "party_member" in full
+    # a building head: their own buttons and roles, service horns only
+    head = harness.emu.add_user(first_name="H", language_code="en")
+    await grant(harness.store, head.id, "building_head", "B01010101")
+    text = (await harness.say(head, "/help"))[0].text
+    assert "Your buttons on ticket cards: ✅ Acknowledge, ⏱ Urgency, ⬆️ Escalate to grid, " \
+        "🏁 Resolve, 🚫 Reject, 🔗 Merge, 💬 Reply, 🏠 Post to building" in text
+    assert "Roles you can invite: volunteer, party_member" in text
+    assert "/horn service BUILDING_CODE" in text and "emergency" not in text
+    # a department liaison: Accept and Decline, /bind for their department only
+    liaison = harness.emu.add_user(first_name="L", language_code="zh-hans")
+    await grant(harness.store, liaison.id, "department_liaison", "MZJ")
+    text = (await harness.say(liaison, "/help"))[0].text
+    assert "您在工单卡片上的按钮：✋ 报到、↩️ 退回、🏁 办结" in text
+    assert "/bind 部门编码" in text and "/unbind" not in text and "/invite" not in text
 
 
 async def test_unknown_command_and_cancel(harness):
