@@ -93,7 +93,7 @@ async def open_services(app: Application) -> None:
     app.bot_data[SERVICES_KEY] = services
     from handlers.menus import set_command_menus
 
-    await set_command_menus(app.bot)
+    await set_command_menus(app.bot, settings.default_locale)
 
 
 def _ref(item: OutboxItem) -> list[str]:

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 
-from babel import Locale, UnknownLocaleError
 from babel.messages.pofile import read_po
 
 LOCALES = ("zh-Hans", "zh-Hant", "en")
@@ -69,18 +68,17 @@ def join_list(locale: str, items: Iterable[str]) -> str:
 
 @lru_cache(maxsize=1024)
 def locale_from_language_code(code: str | None, default: str = DEFAULT_LOCALE) -> str:
-    """Telegram's `language_code` → one of LOCALES: Hant script or TW/HK/MO → zh-Hant.
-    (Cached: Babel's `Locale.parse` takes ~40 µs, and every update asks.)"""
+    """Telegram's `language_code` → one of LOCALES, as SPEC §3 says: a tag with script Hant
+    or region TW, HK or MO → zh-Hant; any other zh* → zh-Hans; en* → en; else the default.
+    Read from the tag's own subtags: a parser that completes tags (Babel makes zh-Hant-CN
+    Hans) or rejects unknown ones (zh-min-nan) would answer otherwise. Cached: every
+    update asks."""
     if not code:
         return default
-    try:
-        parsed = Locale.parse(code.replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
-        return default
-    if parsed.language == "zh":
-        if parsed.script == "Hant" or parsed.territory in {"TW", "HK", "MO"}:
-            return "zh-Hant"
-        return "zh-Hans"
-    if parsed.language == "en":
+    first, *rest = code.strip().lower().replace("_", "-").split("-")
+    if first.startswith("zh"):
+        return "zh-Hant" if any(sub in ("hant", "tw", "hk", "mo") for sub in rest) \
+            else "zh-Hans"
+    if first.startswith("en"):
         return "en"
     return default

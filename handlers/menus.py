@@ -24,16 +24,17 @@ ADMINS += ("horns", "horn_close")
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))
-# Telegram's menus know two-letter codes only; None is the menu for everyone else.
-MENU_LOCALES = ((None, DEFAULT_LOCALE), ("zh", "zh-Hans"), ("en", "en"))
+# Telegram's menus know two-letter codes only; None is the menu for everyone else (in the
+# default language of the settings).
+MENU_LOCALES = (("zh", "zh-Hans"), ("en", "en"))
 
 
 def commands_for(locale: str, names: tuple[str, ...]) -> list[BotCommand]:
     return [BotCommand(name, t(locale, f"menu.{name}")) for name in names]
 
 
-async def set_command_menus(bot: ExtBot) -> None:
+async def set_command_menus(bot: ExtBot, default_locale: str = DEFAULT_LOCALE) -> None:
     for scope, names in SCOPES:
-        for language, locale in MENU_LOCALES:
+        for language, locale in ((None, default_locale), *MENU_LOCALES):
             await bot.set_my_commands(commands_for(locale, names), scope=scope,
                                       language_code=language)

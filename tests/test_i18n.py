@@ -40,10 +40,20 @@ def test_every_key_used_in_code_exists():
     ("zh-hans", "zh-Hans"), ("zh", "zh-Hans"), ("zh-CN", "zh-Hans"), ("zh-SG", "zh-Hans"),
     ("zh-hant", "zh-Hant"), ("zh-TW", "zh-Hant"), ("zh-HK", "zh-Hant"), ("zh-MO", "zh-Hant"),
     ("en", "en"), ("en-GB", "en"), ("ru", "zh-Hans"), (None, "zh-Hans"), ("", "zh-Hans"),
-    ("not a tag", "zh-Hans"),
+    ("not a tag", "zh-Hans"), ("zh-Hant-CN", "zh-Hant"), ("zh-Hant-SG", "zh-Hant"),
+    ("zh-hant-beta", "zh-Hant"), ("zh_TW", "zh-Hant"), ("zh-xx", "zh-Hans"),
+    ("zh-min-nan", "zh-Hans"), ("zh-Hans-HK", "zh-Hant"),
 ])
 def test_language_code_mapping(code, expected):
     assert locale_from_language_code(code) == expected
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("zh-min-nan", "zh-Hans"), ("zh-xx", "zh-Hans"), ("fr", "en"), (None, "en"),
+    ("en-US", "en"), ("zh-TW", "zh-Hant"),
+])
+def test_language_code_mapping_with_english_as_the_default(code, expected):
+    assert locale_from_language_code(code, "en") == expected
 
 
 def test_values_are_escaped_but_markup_is_kept():

@@ -34,6 +34,12 @@ async def test_command_menus_are_set_per_language_and_scope(harness):
     chinese = dict(commands[("all_private_chats", "zh")])
     assert english["me"] == "About me" and chinese["me"] == "我的信息"
     assert "bind" in dict(commands[("all_chat_administrators", "en")])
+    assert dict(commands[("all_private_chats", "")])["me"] == "我的信息"  # the default
+
+
+async def test_the_menu_for_other_languages_follows_the_default_locale(harness):
+    await harness.start_bot(default_locale="en")
+    assert dict(harness.emu.commands[("all_private_chats", "")])["me"] == "About me"
 
 
 async def test_lang_switches_a_person(harness):
