@@ -517,6 +517,27 @@ async def test_domains(seeded: Store):
     ])
 
 
+async def test_a_domain_is_led_by_one_department(seeded: Store):
+    await reject(seeded, y("""
+        departments:
+          - code: GAJ
+            name: 县公安局
+            domains: [blue]
+          - code: JTJ
+            name: 县交通局
+            domains: [blue, cyan]
+        """), "m.yaml", [(5, "JTJ", "domain blue is already led by GAJ")])
+    led = {u.code: u.domains for u in await seeded.map.all() if u.kind == "department"}
+    taken = [d for domains in led.values() for d in domains]
+    await reject(seeded, y(f"""
+        departments:
+          - code: JTJ
+            name: 县交通局
+            domains: [{taken[0]}]
+        """), "m.yaml", [(2, "JTJ", f"domain {taken[0]} is already led by "
+                                    f"{next(c for c, d in led.items() if taken[0] in d)}")])
+
+
 async def test_patrol(seeded: Store):
     await reject(seeded, y("""
         communities:

@@ -552,6 +552,22 @@ def _check_against_store(c: _Collector, existing: dict[str, Unit],
             errors.append(MapError(line=spec.line, code=spec.code,
                                    reason=f"{spec.kind} {spec.code} is under {old.parent_code} "
                                           f"in the map, here under {spec.parent_code}"))
+    # each domain is led by one department (SPEC §2), over the file and the map together
+    leader: dict[str, str] = {}
+    for unit in existing.values():
+        if unit.kind == "department" and unit.code not in {s.code for s in c.units}:
+            for domain in unit.domains:
+                leader[domain] = unit.code
+    for spec in c.units:
+        if spec.kind != "department":
+            continue
+        old = existing.get(spec.code)
+        domains = spec.domains if spec.domains is not None else (old.domains if old else ())
+        for domain in domains:
+            other = leader.setdefault(domain, spec.code)
+            if other != spec.code:
+                errors.append(MapError(line=spec.line, code=spec.code,
+                                       reason=f"domain {domain} is already led by {other}"))
     holder = {(b.chat_id, b.thread_id): b.unit_code for b in bound.values()}
     rebound = {b.unit_code for b in c.bindings}
     for b in c.bindings:
