@@ -58,6 +58,11 @@ async def private_message(update: Update, context: GridhornContext) -> None:
     await show_draft(update, context)
 
 
+async def opinion_in_group(update: Update, context: GridhornContext) -> None:
+    """/opinion in a group: opinions are private (a reporter may be anonymous)."""
+    await reply(update, context, "draft.private_only", bot=context.services.bot_username)
+
+
 @handles_refusals
 async def opinion_command(update: Update, context: GridhornContext) -> None:
     """/opinion [text]: start (or add to) a draft."""
@@ -257,6 +262,7 @@ async def one_ticket(update: Update, context: GridhornContext) -> None:
 def register(app: Application, group: int) -> None:
     private = filters.ChatType.PRIVATE
     app.add_handler(CommandHandler("opinion", opinion_command, filters=private), group=group)
+    app.add_handler(CommandHandler("opinion", opinion_in_group, filters=~private), group=group)
     app.add_handler(CommandHandler("my", my_tickets), group=group)
     app.add_handler(CommandHandler("tickets", open_tickets), group=group)
     app.add_handler(CommandHandler("ticket", one_ticket), group=group)

@@ -446,6 +446,15 @@ async def test_after_a_whistle_a_head_may_not_resolve_and_the_department_only_on
     assert (await harness.store.tickets.get(1)).status == "resolved"
 
 
+async def test_opinion_in_a_group_is_answered_with_where_to_send_it(harness):
+    w = World(harness)
+    await w.setup()
+    answer = (await harness.say(w.neighbour, "/opinion 路灯坏了", chat=w.building_chat))[-1]
+    assert answer.text == ("Opinions are sent to me privately (you may stay anonymous): "
+                           "open @gridhorn_bot and write to me there.")
+    assert await harness.store.drafts.get(w.neighbour.id) is None
+
+
 async def test_long_and_html_text_is_kept_whole(harness):
     w = World(harness)
     await w.setup()
