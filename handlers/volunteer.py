@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 def registered_text(locale: str, done: Registered) -> str:
     skills = views.skills_label(locale, done.skills) if done.skills else \
         t(locale, "volunteer.no_skills")
-    return t(locale, "volunteer.done", building=unit_label(done.building), skills=skills,
+    return t(locale, "volunteer.done", building=unit_label(done.unit), skills=skills,
              availability=views.availability_label(locale, done.availability))
 
 

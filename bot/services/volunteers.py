@@ -22,7 +22,7 @@ MAX_AVAILABILITY = 100
 
 @dataclass(frozen=True)
 class Registered:
-    building: Unit
+    unit: Unit              # where they volunteer: their building, else where they were made one
     skills: tuple[str, ...]
     availability: str | None
 
@@ -38,7 +38,7 @@ class VolunteerService:
     async def start(self, user_id: int) -> Flow:
         """Begin (or redo) the registration, starting from what the person has now."""
         person = await self.store.people.get(user_id)
-        if person is None or not person.building_code:
+        if person is None or await self._home(user_id, person.building_code) is None:
             raise Refused("volunteer.join_first")
         keys = (person.availability or "").split(",")
         chosen = [k for k in keys if k in views.AVAILABILITY] \
@@ -97,18 +97,26 @@ class VolunteerService:
     async def _finish(self, user_id: int, skills: list[str], availability: str | None
                       ) -> Registered:
         person = await self.store.people.get(user_id)
-        if person is None or not person.building_code:
-            raise Refused("volunteer.join_first")
-        building = await self.store.map.get(person.building_code)
-        if building is None:
+        unit = await self._home(user_id, person.building_code if person else None)
+        if unit is None:
             raise Refused("volunteer.join_first")
         async with self.store.transaction():
             if await self.flow(user_id) is None:
                 raise Refused("button.stale")
-            await self.store.people.grant(user_id, "volunteer", building.code, user_id)
+            await self.store.people.grant(user_id, "volunteer", unit.code, user_id)
             await self.store.people.set_volunteer_profile(user_id, skills, availability)
             await self.store.flows.clear(user_id)
-        return Registered(building, tuple(skills), availability)
+        return Registered(unit, tuple(skills), availability)
+
+    async def _home(self, user_id: int, building_code: str | None) -> Unit | None:
+        """Where a person volunteers: their building; without one, the unit they were made a
+        volunteer on (an invite); None when neither (they are asked to join first)."""
+        if building_code:
+            return await self.store.map.get(building_code)
+        for grant in await self.store.people.roles(user_id):
+            if grant.role == "volunteer":
+                return await self.store.map.get(grant.unit_code)
+        return None
 
     async def _require(self, user_id: int) -> Flow:
         flow = await self.flow(user_id)

@@ -478,6 +478,14 @@ async def test_volunteer_registration_and_call_up(harness):
     h, emu = harness, harness.emu
     newcomer = emu.add_user(first_name="New", language_code="en")
     assert "join your building first" in (await h.say(newcomer, "/volunteer"))[-1].text
+    # made a volunteer of a grid by invite, with no building: registers there
+    await grant(h.store, newcomer.id, "volunteer", "G0101")
+    card = (await h.say(newcomer, "/volunteer"))[-1]
+    await harness.press(newcomer, card, "vf:sk:medical")
+    await harness.press(newcomer, card, "vf:next")
+    shown = await h.say(newcomer, "weekends")
+    assert "You are registered as a volunteer of 第一网格 (G0101)" in shown[-1].text
+    assert (await h.store.people.get(newcomer.id)).skills == ("medical",)
     resident = w.residents[3]
     async with h.store.transaction():
         await h.store.people.set_building(resident.id, "B01010102")
