@@ -208,29 +208,35 @@ class HornRepo:
 
     # reports
 
-    async def activity(self, grid_codes: Iterable[str] | None, start: float, end: float
-                       ) -> tuple[dict[str, int], dict[str, float], dict[int, float]]:
+    async def activity(self, grid_codes: Iterable[str] | None, start: float, end: float,
+                       communities: Iterable[str] = ()
+                       ) -> tuple[dict[str | None, int], dict[str | None, float],
+                                  dict[int, float]]:
         """Per grid: horns published in [start, end) and hours confirmed in it; and the
-        hours per person. Community-wide horns count under no grid."""
+        hours per person. A horn over several grids (a community's) counts under None, and
+        is in scope when its community is one of `communities` (or for the whole city,
+        `grid_codes` None)."""
         codes = None if grid_codes is None else list(grid_codes)
-        if codes is not None and not codes:
+        whole = list(communities)
+        if codes is not None and not codes and not whole:
             return {}, {}, {}
-        only = f" AND h.grid_code IN ({placeholders(codes)})" if codes is not None else ""
-        extra = codes or []
+        only = "" if codes is None else (
+            f" AND (h.grid_code IN ({placeholders(codes)}) OR (h.grid_code IS NULL"
+            f" AND h.community_code IN ({placeholders(whole)})))")
+        extra = [] if codes is None else [*codes, *whole]
         rows = await self.db.fetchall(
             f"""SELECT h.grid_code, COUNT(*) AS n FROM horns h
-                WHERE h.created_at >= ? AND h.created_at < ? AND h.grid_code IS NOT NULL{only}
+                WHERE h.created_at >= ? AND h.created_at < ?{only}
                 GROUP BY h.grid_code""", [start, end, *extra])
-        horns = {r["grid_code"]: r["n"] for r in rows}
+        horns: dict[str | None, int] = {r["grid_code"]: r["n"] for r in rows}
         rows = await self.db.fetchall(
             f"""SELECT h.grid_code, c.person_id, SUM(c.hours) AS hours
                 FROM horns h JOIN horn_checkins c ON c.horn_id = h.id
                 WHERE h.confirmed_at >= ? AND h.confirmed_at < ? AND c.hours > 0{only}
                 GROUP BY h.grid_code, c.person_id""", [start, end, *extra])
-        hours: dict[str, float] = {}
+        hours: dict[str | None, float] = {}
         people: dict[int, float] = {}
         for r in rows:
-            if r["grid_code"] is not None:
-                hours[r["grid_code"]] = hours.get(r["grid_code"], 0.0) + r["hours"]
+            hours[r["grid_code"]] = hours.get(r["grid_code"], 0.0) + r["hours"]
             people[r["person_id"]] = people.get(r["person_id"], 0.0) + r["hours"]
         return horns, hours, people

@@ -51,7 +51,8 @@ async def november(store):
                                          None, None, None)
         await store.schedules.add_patrol("G0102", WORKER, at(2026, 11, 12, 9).timestamp(),
                                          "北门", None, None)
-    # horns: published (created) and hours confirmed in the month count; grid-less ones do not
+    # horns: published (created) and hours confirmed in the month count; one over several
+    # grids (grid None, the community's) counts in the community's totals and for its people
     await add_horn(store, grid="G0101", created=at(2026, 11, 10, 9),
                    confirmed=at(2026, 11, 10, 18), hours={203: 3, 204: 2.5})
     await add_horn(store, grid="G0102", created=at(2026, 10, 30, 9),
@@ -81,7 +82,7 @@ async def test_numbers_per_grid_match_a_hand_built_month(store):
     total = report.total
     assert (total.received, total.resolved, total.overdue, total.patrols) == (4, 3, 2, 3)
     assert total.median_hours == 60.0 and total.rating == 3.5
-    assert (total.horns, total.volunteer_hours) == (2, 6.5)
+    assert (total.horns, total.volunteer_hours) == (3, 10.5)  # the community's horn too
     assert sorted(x.id for x in report.tickets) == [1, 2, 3, 4, 5, 7]
 
     _, december = await community_report(store, "2026-12")
@@ -284,10 +285,10 @@ async def test_building_party_and_volunteer_boards(store):
         ("1栋 (B01010101)", 2, "3.7"), ("2栋 (B01010102)", 1, "3.0")]
     party = await built.schedule.boards.board("party", scope, month)
     assert [(p.name, p.values["taken"], p.values["hours"]) for p in party.lines] == [
-        ("王芳", 1, "0"), ("孙丽", 0, "2.5")]          # 李强 did nothing in November
+        ("王芳", 1, "0"), ("孙丽", 0, "6.5")]          # 李强 did nothing in November
     volunteers = await built.schedule.boards.board("volunteers", scope, month)
     assert [(v.name, v.values["hours"]) for v in volunteers.lines] == [
-        ("赵敏", "4"), ("孙丽", "2.5")]                # 周杰 served no hours in November
+        ("孙丽", "6.5"), ("赵敏", "4")]   # 孙丽's 4 h at the community's horn count; 周杰: none
     grid2 = await unit_scope(store, await store.map.get("G0102"))
     assert [(v.name, v.values["hours"]) for v in (await built.schedule.boards.board(
         "volunteers", grid2, month)).lines] == [("赵敏", "1")]   # served at G0102's horn

@@ -127,7 +127,7 @@ class BoardService:
         return [u.code for u in below], [u.code for u in below if u.kind == "building"]
 
     async def _hours(self, scope: Scope, start: float, end: float) -> dict[int, float]:
-        activity = await horn_activity(self.store, scope.grid_codes, start, end)
+        activity = await horn_activity(self.store, scope, start, end)
         return activity.hours_by_person
 
     async def _volunteers(self, scope: Scope, period: periods.Period, start: float,

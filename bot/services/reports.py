@@ -51,8 +51,8 @@ class GridStats:
 class HornActivity:
     """Horns published and volunteer hours served, per grid, in a period."""
 
-    horns: dict[str, int] = field(default_factory=dict)
-    hours: dict[str, float] = field(default_factory=dict)
+    horns: dict[str | None, int] = field(default_factory=dict)   # None: over several grids
+    hours: dict[str | None, float] = field(default_factory=dict)
     hours_by_person: dict[int, float] = field(default_factory=dict)
 
 
@@ -81,11 +81,12 @@ class ReportFiles:
         return f"gridhorn-report-{month}.png", f"gridhorn-report-{month}.xlsx"
 
 
-async def horn_activity(store: Store, grid_codes: list[str] | None, start: float,
-                        end: float) -> HornActivity:
+async def horn_activity(store: Store, scope: Scope, start: float, end: float) -> HornActivity:
     """Horns published and hours confirmed in the period, per grid and per person, from the
-    assembly horn's repository (§5). A horn for a whole community counts under no grid."""
-    horns, hours, people = await store.horns.activity(grid_codes, start, end)
+    assembly horn's repository (§5). A horn over several grids counts under None: in the
+    totals and for the people who served, not in any grid's row."""
+    horns, hours, people = await store.horns.activity(
+        scope.grid_codes, start, end, [u.code for u in scope.units if u.kind == "community"])
     return HornActivity(horns=horns, hours=hours, hours_by_person=people)
 
 
@@ -124,7 +125,7 @@ class ReportService:
         codes = scope.grid_codes
         tickets = await self.store.reports.tickets(codes, start_ts, end_ts)
         patrols = await self.store.schedules.patrols(codes, start_ts, end_ts)
-        horns = await horn_activity(self.store, codes, start_ts, end_ts)
+        horns = await horn_activity(self.store, scope, start_ts, end_ts)
         units = {u.code: u for u in await self.store.map.all()}
         rows = []
         for grid in scope.grids:
@@ -136,8 +137,9 @@ class ReportService:
         in_scope = {g.code for g in scope.grids}
         total = _stats(Unit(code="", kind="grid", name=""), "",
                        [x for x in tickets if x.grid_code in in_scope], start_ts, end_ts,
-                       sum(r.patrols for r in rows), sum(r.horns for r in rows),
-                       sum(r.volunteer_hours for r in rows))
+                       sum(r.patrols for r in rows),
+                       sum(r.horns for r in rows) + horns.horns.get(None, 0),
+                       sum(r.volunteer_hours for r in rows) + horns.hours.get(None, 0.0))
         people = {p.user_id: p for p in await self.store.people.many(
             {p.user_id for p in patrols})}
         return Report(month=month, scope=scope, start=period.start, end=end, so_far=so_far,
