@@ -582,7 +582,7 @@ async def test_volunteer_registration(world, store):
     flow = await service.press(RESIDENT, "av", "weekends")
     flow = await service.press(RESIDENT, "av", "evenings")
     done = await service.press(RESIDENT, "done", "")
-    assert isinstance(done, Registered) and done.building.code == "B01010101"
+    assert isinstance(done, Registered) and done.unit.code == "B01010101"
     person = await store.people.get(RESIDENT)
     assert person.skills == ("medical", "driving") and person.availability == "weekends,evenings"
     assert any(g.role == "volunteer" and g.unit_code == "B01010101"
