@@ -120,6 +120,13 @@ class OutboxRepo:
                WHERE chat_id = ? AND status = 'pending'""", (reason, chat_id))
         return [r["id"] for r in rows]
 
+    async def drop_pending_refs(self, ref_prefix: str, reason: str) -> int:
+        """Drop what is still queued under a ref prefix (a closed horn's unsent posts)."""
+        return await self.db.execute_rowcount(
+            """UPDATE outbox SET status = 'dropped', last_error = ?, coalesce_key = NULL
+               WHERE status = 'pending' AND ref LIKE ? ESCAPE '\\'""",
+            (reason, ref_prefix.replace("%", "\\%").replace("_", "\\_") + "%"))
+
     async def migrate_chat(self, old_id: int, new_id: int) -> None:
         await self.db.execute(
             "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND status = 'pending'",

@@ -246,6 +246,17 @@ async def test_service_posts_wait_out_quiet_hours_and_call_nobody(world, store):
     assert published.volunteers == 0
 
 
+async def test_closing_a_horn_drops_its_posts_not_yet_sent(world, store):
+    horns, access, _ = world
+    await bind(store, "B01010101", -103)
+    published = await sound(horns, access, HEAD, "service B01010101 3 Carry groceries")
+    assert [i.chat_id for i in await pending(store)] == [-103]
+    await horns.close(await access.actor(HEAD), published.horn.id)
+    assert [i.chat_id for i in await pending(store)] == [HEAD]  # the owner's attendance only
+    rows = await store.db.fetchall("SELECT status, last_error FROM outbox WHERE chat_id = -103")
+    assert [(r["status"], r["last_error"]) for r in rows] == [("dropped", "horn closed")]
+
+
 async def test_emergency_posts_are_pinned_and_volunteers_called_by_skill(world, store):
     horns, access, _ = world
     await bind(store, "G0101", -101)

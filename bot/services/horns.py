@@ -449,6 +449,9 @@ class HornService(Service):
                     hours=_default_hours(horn)):
                 raise Refused("horn.closed", id=horn_id)
             await self.store.horns.mark_present(horn_id)
+            # posts still waiting (quiet hours, a long broadcast) are not sent after the end:
+            # those chats never saw the horn, so they get no summary either
+            await self.store.outbox.drop_pending_refs(f"hcopy:{horn_id}:", "horn closed")
             horn = await self._get(horn_id)
             copies = await self.store.horns.copies(horn_id)
             await self._edit_copies(horn, copies)
