@@ -548,6 +548,15 @@ async def test_default_hours_are_the_duration_or_two_for_the_short_form(world, s
     long = (await horns.publish(actor)).horn
     await horns.close(actor, long.id)
     assert (await store.horns.get(long.id)).hours == 3.5
+    for minutes, hours in ((75, 1.25), (20, 0.25), (5, 0.25), (127.5, 2.25), (80, 1.25)):
+        await horns.short_form(actor, f"major G0101 5 {minutes} min")
+        flow = await store.flows.get(WORKER)
+        async with store.transaction():
+            await store.flows.set(WORKER, "horn", "preview", {
+                **flow.data, "short": False, "start": NOW, "end": NOW + minutes * 60})
+        horn = (await horns.publish(actor)).horn
+        await horns.close(actor, horn.id)
+        assert (await store.horns.get(horn.id)).hours == hours, minutes
 
 
 async def test_active_list_shows_what_concerns_the_person(world, store):

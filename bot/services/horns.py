@@ -12,6 +12,7 @@ came and the hours, credited once to each person's time bank (爱心银行).
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -837,7 +838,8 @@ def _needed(text: str) -> int:
 
 
 def _default_hours(horn: Horn) -> float:
-    """The horn's duration (to the half hour), or 2 h for a short-form horn."""
+    """The horn's duration, to the nearest quarter hour (halves up; at least a quarter), or
+    2 h for a short-form horn."""
     if horn.short_form or horn.starts_at is None or horn.ends_at is None:
         return SHORT_FORM_HOURS
-    return max(0.5, round((horn.ends_at - horn.starts_at) / 1800) / 2)
+    return max(0.25, math.floor((horn.ends_at - horn.starts_at) / 900 + 0.5) / 4)
