@@ -36,6 +36,10 @@ Prepare = Callable[[str, datetime], Awaitable[Any]]
 Write = Callable[[str, datetime, Any], Awaitable[int]]
 
 
+PATROL_CHECK = "patrol_check"
+PATROL_CHECK_CRON = "*/15 * * * *"
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -113,7 +117,21 @@ class Scheduler:
                     continue
                 if result is not None:
                     ran.append(result)
+            ran += await self._patrol_check(moment)
         return ran
+
+    async def _patrol_check(self, now: datetime) -> list[Ran]:
+        """A grid whose patrol frequency is a crontab may owe several patrols a day: its
+        workers hear of each period within a quarter hour of its start. Not a recorded run:
+        each reminder is claimed once per period and person (named frequencies are reminded
+        by the daily job, in the morning)."""
+        try:
+            async with self.store.transaction():
+                posts = await self.schedule.patrols.remind_due(now, crontab_only=True)
+        except Exception:
+            logger.exception("patrol reminders failed")
+            return []
+        return [Ran(PATROL_CHECK, now.isoformat(timespec="minutes"), posts)] if posts else []
 
     async def _run(self, job: Job, period: str, now: datetime) -> Ran | None:
         prepared = await (job.prepare or _nothing)(period, now)
@@ -133,6 +151,9 @@ class Scheduler:
         for job in self.jobs:
             self._aps.add_job(self._tick, trigger=self.triggers[job.name], id=job.name,
                               name=f"gridhorn:{job.name}", replace_existing=True)
+        self._aps.add_job(self._tick, trigger=periods.cron_trigger(PATROL_CHECK_CRON, self.tz),
+                          id=PATROL_CHECK, name=f"gridhorn:{PATROL_CHECK}",
+                          replace_existing=True)
         self._aps.start()
         return await self.run_due()
 

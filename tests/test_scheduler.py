@@ -235,6 +235,24 @@ async def test_patrol_reminders_once_per_period_until_one_is_recorded(store):
     assert len(reminders(await store.outbox.pending(), WORKER)) == 2
 
 
+async def test_a_crontab_patrol_frequency_is_reminded_at_each_of_its_periods(store):
+    clock = Clock(at(2026, 12, 7, 9))
+    built = await world(store, clock)
+    async with store.transaction():
+        grid = await store.map.get("G0101")
+        await store.map.upsert(grid.model_copy(update={"patrol": "0 8,20 * * *"}))
+
+    def reminders(items):
+        return [i for i in items if i.chat_id == WORKER and "巡查提醒" in i.payload["text"]]
+
+    await built.scheduler.run_due()                        # the 08:00 period
+    assert len(reminders(await store.outbox.pending())) == 1
+    await built.scheduler.run_due(at(2026, 12, 7, 20, 10))  # the 20:00 one, same day
+    assert len(reminders(await store.outbox.pending())) == 2
+    await built.scheduler.run_due(at(2026, 12, 7, 20, 40))  # still the 20:00 period
+    assert len(reminders(await store.outbox.pending())) == 2
+
+
 async def test_start_arms_one_trigger_per_job_in_the_time_zone(store):
     clock = Clock(at(2026, 12, 1, 8))
     built = build(store, clock, board_cron="30 7 1 */3 *")
@@ -243,7 +261,8 @@ async def test_start_arms_one_trigger_per_job_in_the_time_zone(store):
         fires = built.scheduler.next_fire_times()
     finally:
         await built.scheduler.stop()
-    assert set(fires) == {"theme", "theme_reminder", "report", "board", "daily"}
+    assert set(fires) == {"theme", "theme_reminder", "report", "board", "daily",
+                          "patrol_check"}
     for name, moment in fires.items():
         assert moment is not None and moment.utcoffset().total_seconds() == 8 * 3600, name
     assert (fires["report"].day, fires["report"].hour) == (1, 10)

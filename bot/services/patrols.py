@@ -24,6 +24,7 @@ JOB = "patrol"
 _SEPARATOR = re.compile(r"[;；\n]")
 MAX_LOCATION = 100
 MAX_NOTE = 1000
+NAMED_FREQUENCIES = ("daily", "weekly", "monthly")
 
 
 @dataclass(frozen=True)
@@ -101,12 +102,14 @@ class PatrolService(Service):
     async def _grid_of(self, code: str) -> Unit | None:
         return next((u for u in await self.store.map.ancestors(code) if u.kind == "grid"), None)
 
-    async def remind_due(self, now: datetime) -> int:
+    async def remind_due(self, now: datetime, crontab_only: bool = False) -> int:
         """Inside a transaction: remind each grid that owes a patrol in its current period,
-        once per period and person."""
+        once per period and person (`crontab_only`: grids whose frequency is a crontab)."""
         now = now.astimezone(self.settings.tz)
         posts = 0
         for grid in [u for u in await self.store.map.all() if u.kind == "grid" and u.patrol]:
+            if crontab_only and grid.patrol in NAMED_FREQUENCIES:
+                continue
             period = periods.patrol_period(grid.patrol, now)
             if period is None:
                 continue
@@ -128,6 +131,6 @@ class PatrolService(Service):
 
 
 def frequency_text(locale: str, frequency: str | None) -> str:
-    if frequency in ("daily", "weekly", "monthly"):
+    if frequency in NAMED_FREQUENCIES:
         return t(locale, f"patrol.freq_{frequency}")
     return t(locale, "patrol.freq_cron", cron=frequency or "")
