@@ -59,3 +59,26 @@ def test_language_code_mapping_with_english_as_the_default(code, expected):
 def test_values_are_escaped_but_markup_is_kept():
     text = t("en", "bind.done", unit="<b>1栋</b> & co")
     assert "&lt;b&gt;1栋&lt;/b&gt; &amp; co" in text
+
+
+# SPEC §9: the words people (and scripts) recognise buttons by, in English and in Chinese
+BUTTON_WORDS = [
+    ("btn.submit", "Submit", "提交"), ("btn.cancel", "Cancel", "取消"),
+    ("btn.anonymous", "Anonymous", "匿名"), ("domain.unsure", "Not sure", None),
+    ("btn.acknowledge", "Acknowledge", "受理"), ("btn.escalate", "Escalate", "上报网格"),
+    ("btn.whistle", "Whistle", "吹哨"), ("btn.accept", "Accept", "报到"),
+    ("btn.decline", "Decline", "退回"), ("btn.resolve", "Resolve", "办结"),
+    ("btn.reject", "Reject", "驳回"), ("btn.merge", "Merge", "合并"), ("btn.reply", "Reply", "回复"),
+    ("btn.offer", "Offer", "派单"), ("btn.post_building", "Post to building", "楼栋议事"),
+    ("btn.me_too", "Me too", "我也是"), ("btn.take", "Take it", "接单"),
+    ("horn.btn_check_in", "Check in", None), ("horn.btn_cant_come", "Can't come", None),
+    ("horn.btn_publish", "Publish", "发布"), ("horn.btn_close", "Close", "结束"),
+    ("horn.btn_close_confirm", "Close", "结束"), ("horn.btn_confirm", "Confirm", "确认"),
+]
+
+
+@pytest.mark.parametrize("key, english, chinese", BUTTON_WORDS)
+def test_button_labels_carry_the_words_of_spec_9(key, english, chinese):
+    assert english in catalog("en")[key]
+    if chinese is not None:
+        assert chinese in catalog("zh-Hans")[key]

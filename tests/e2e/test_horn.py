@@ -320,8 +320,8 @@ async def test_the_close_button_asks_first_and_checks_again(harness):
     card = published[0]
 
     answer = await harness.press(w.worker, card, f"h:close:{horn}")
-    assert answer.text == f"Close horn #{horn}? Tap “Yes, close” below."
-    assert [b.text for row in card.buttons for b in row] == ["🏁 Yes, close", "↩️ Keep it open"]
+    assert answer.text == f"Close horn #{horn}? Tap “Close it” below."
+    assert [b.text for row in card.buttons for b in row] == ["🏁 Close it", "↩️ Keep it open"]
     assert (await harness.store.horns.get(horn)).active        # nothing closed yet
     answer = await harness.press(w.worker, card, f"h:keep:{horn}")
     assert answer.text == f"Horn #{horn} stays open."

@@ -103,6 +103,10 @@ async def test_one_opinion_through_every_state(harness):
     assert "From: 李 四" in head_card.text and "楼道灯坏了 <b>急</b> & 请修" in head_card.text
     grid_card = w.card(w.grid_chat.id)
     assert "State: new" in grid_card.text
+    labels = " ".join(b.text for row in grid_card.buttons for b in row)
+    for word in ("Acknowledge", "Whistle", "Resolve", "Reject", "Merge", "Reply", "Offer",
+                 "Post to building"):  # SPEC §9
+        assert word in labels, word
 
     # acknowledge (building head)
     assert (await harness.press(w.head, head_card, "t:ack:1")).text == "Acknowledged #1"
