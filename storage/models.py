@@ -140,6 +140,7 @@ class Ticket(Record):
     domain: str | None
     text: str
     photo_file_id: str | None
+    more_photos: tuple[str, ...] = ()
     status: TicketStatus
     level: Literal["building", "grid", "community"]
     urgency: Literal["routine", "major", "urgent"]
@@ -163,6 +164,10 @@ class Ticket(Record):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def photos(self) -> tuple[str, ...]:
+        return (self.photo_file_id, *self.more_photos) if self.photo_file_id else ()
 
 
 class TicketEvent(Record):

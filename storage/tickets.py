@@ -17,6 +17,7 @@ def _ticket(row: Row) -> Ticket:
     data = {k: row[k] for k in row.keys() if k in _TICKET_FIELDS}
     data["anonymous"] = bool(data["anonymous"])
     data["service_request"] = bool(data["service_request"])
+    data["more_photos"] = tuple(json.loads(data["more_photos"]))
     return Ticket(**data)
 
 
@@ -33,6 +34,7 @@ class TicketRepo:
     async def create(self, *, reporter_id: int, anonymous: bool, building_code: str,
                      grid_code: str, community_code: str, domain: str | None, text: str,
                      photo_file_id: str | None, source_update_id: int | None,
+                     more_photos: tuple[str, ...] = (),
                      due_kind: str, due_from: float, due_at: float,
                      remind_at: float) -> int | None:
         """Insert a ticket; None when this update already made one (a replay)."""
@@ -44,11 +46,12 @@ class TicketRepo:
         now = epoch()
         return await self.db.execute(
             """INSERT INTO tickets (reporter_id, anonymous, building_code, grid_code,
-                   community_code, domain, text, photo_file_id, source_update_id, due_kind,
-                   due_from, due_at, remind_at, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   community_code, domain, text, photo_file_id, more_photos, source_update_id,
+                   due_kind, due_from, due_at, remind_at, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (reporter_id, int(anonymous), building_code, grid_code, community_code, domain, text,
-             photo_file_id, source_update_id, due_kind, due_from, due_at, remind_at, now, now))
+             photo_file_id, json.dumps(list(more_photos)), source_update_id, due_kind, due_from,
+             due_at, remind_at, now, now))
 
     async def get(self, ticket_id: int) -> Ticket | None:
         row = await self.db.fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))

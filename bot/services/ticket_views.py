@@ -94,7 +94,7 @@ def card_text(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
         head = header(locale, ticket, building, tz, reporter, department, taker,
                       note_inline=False)
     body = escape(ticket.text)
-    photo = "\n" + t(locale, "ticket.has_photo") if ticket.photo_file_id else ""
+    photo = "\n" + t(locale, "ticket.has_photo") if ticket.photos else ""
     full = f"{head}\n\n{body}{photo}"
     if visible_length(full) <= 4096:
         return full, True

@@ -26,6 +26,7 @@ from storage.models import (DOMAINS, OPEN_STATUSES, Binding, Chat, Draft, Person
 logger = logging.getLogger(__name__)
 LEVELS = ("building", "grid", "community")
 REMIND_AT = 0.75
+MAX_PHOTOS = 10  # per opinion
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,10 @@ class TicketService(Service):
             if text:
                 data["text"] = f"{data['text']}\n{text}" if data["text"] else text
             if photo_file_id:
-                data["photo"] = photo_file_id
+                photos = _draft_photos(data)
+                if photo_file_id not in photos and len(photos) < MAX_PHOTOS:
+                    data["photos"] = [*photos, photo_file_id]
+                data.pop("photo", None)
             data["card"] = None
             await self.store.drafts.set(user_id, data)
         return await self._require_draft(user_id)
@@ -112,7 +116,7 @@ class TicketService(Service):
         data = draft.data
         return DraftView(
             parts=views.draft_text(locale, data["text"], data.get("domain"),
-                                   data.get("anonymous", False), bool(data.get("photo"))),
+                                   data.get("anonymous", False), bool(_draft_photos(data))),
             buttons=views.draft_buttons(locale, data.get("domain"), data.get("anonymous", False)))
 
     async def _require_draft(self, user_id: int) -> Draft:
@@ -147,12 +151,14 @@ class TicketService(Service):
         recipients = await self._recipients(person, grid.code, building=chain[0])
         now = self.clock()
         deadlines = self.settings.deadlines("routine")
+        photos = _draft_photos(draft.data)
         async with self.store.transaction():
             ticket_id = await self.store.tickets.create(
                 reporter_id=user_id, anonymous=bool(draft.data.get("anonymous")),
                 building_code=person.building_code, grid_code=grid.code,
                 community_code=community.code, domain=draft.data.get("domain"),
-                text=draft.data["text"] or "", photo_file_id=draft.data.get("photo"),
+                text=draft.data["text"] or "",
+                photo_file_id=photos[0] if photos else None, more_photos=tuple(photos[1:]),
                 source_update_id=mark.update_id if mark else None,
                 **self._due_fields("ack", now, deadlines.acknowledge.total_seconds()))
             if ticket_id is None:  # this Submit was handled before a restart
@@ -235,10 +241,11 @@ class TicketService(Service):
         await self.outbox.send(chat_id, text, priority=Priority.CARD, thread_id=thread_id,
                                buttons=views.staff_buttons(locale, ticket, kind),
                                ref=f"tcard:{ticket.id}:{kind}")
-        if ticket.photo_file_id:
+        photos = ticket.photos
+        for index, photo in enumerate(photos, 1):
+            caption = f"#{ticket.id}" + (f" ({index}/{len(photos)})" if len(photos) > 1 else "")
             await self.outbox.call(chat_id, "sendPhoto",
-                                   {"photo": ticket.photo_file_id,
-                                    "caption": f"#{ticket.id}",
+                                   {"photo": photo, "caption": caption,
                                     **({"message_thread_id": thread_id} if thread_id else {})},
                                    priority=Priority.CARD)
 
@@ -952,6 +959,11 @@ class TicketService(Service):
             return await self._holders(("grid_leader", "grid_worker"), ticket.grid_code,
                                        exact=True)
         return await self._holders(("community_staff",), ticket.community_code, exact=True)
+
+
+def _draft_photos(data: dict[str, Any]) -> list[str]:
+    """A draft's photos (drafts stored before several were kept have one, as "photo")."""
+    return list(data.get("photos") or ([data["photo"]] if data.get("photo") else []))
 
 
 def _liaison_of(actor: Actor, ticket: Ticket) -> bool:

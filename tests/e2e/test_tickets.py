@@ -514,15 +514,19 @@ async def test_lists_merge_urgency_and_photos(harness):
     await w.setup()
     await w.submit(text="一号问题")
     await w.submit(user=w.neighbour, text="二号问题")
-    harness.emu.send_photo(w.resident, caption="三号：墙皮脱落")
+    first = harness.emu.send_photo(w.resident, caption="三号：墙皮脱落")
+    await harness.settle()
+    second = harness.emu.send_photo(w.resident, caption="另一面墙")  # a second photo, same draft
     await harness.settle()
     card = harness.emu.messages(w.resident.id)[-1]
-    assert "三号：墙皮脱落" in card.text and "📷" in card.text
+    assert "三号：墙皮脱落" in card.text and "另一面墙" in card.text and "📷" in card.text
     harness.emu.press(w.resident, card, "dr:submit")
     await harness.settle()
     ticket = await harness.store.tickets.get(3)
-    assert ticket.photo_file_id
-    assert any(m.kind == "photo" and "#3" in m.text for m in harness.emu.messages(w.grid_chat.id))
+    assert ticket.photos == (first.file_id, second.file_id)
+    shown = [(m.file_id, m.text) for m in harness.emu.messages(w.grid_chat.id)
+             if m.kind == "photo"]
+    assert shown == [(first.file_id, "#3 (1/2)"), (second.file_id, "#3 (2/2)")]
 
     # urgency: urgent shortens the deadline and the card says so
     await harness.press(w.worker, w.card(w.grid_chat.id, 2), "t:urg:2")
