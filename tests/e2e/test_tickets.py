@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -203,6 +204,34 @@ async def test_anonymous_reporter_is_never_shown(harness):
     assert "李" not in (await harness.say(w.worker, "/ticket 1"))[-1].text
     # superadmins alone may see who it was
     assert "李 四 (submitted anonymously)" in (await harness.say(admin, "/ticket 1"))[-1].text
+
+
+async def test_anonymous_reporter_stays_hidden_in_topics_posts_whistles_replies_and_logs(
+        harness, caplog):
+    caplog.set_level(logging.INFO)  # what `gridhorn run` logs
+    w = World(harness)
+    await w.setup(forum=True)
+    await w.submit(anonymous=True, text="楼道灯坏了")
+    ticket = await harness.store.tickets.get(1)
+    topic = harness.emu.chat(w.grid_chat.id).topics[ticket.staff_thread_id]
+    card = w.card(w.grid_chat.id)
+    await harness.press(w.worker, card, "t:post:1")
+    await harness.press(w.worker, card, "t:off:1")
+    await harness.press(w.worker, card, "t:wh:1")
+    await harness.press(w.worker, await harness.last(w.grid_chat.id), "t:wh:1:MZJ")
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:rep:1")
+    await w.answer_prompt(w.worker, w.grid_chat, "几楼？")
+    await harness.say(w.resident, "三楼", reply_to=harness.emu.messages(w.resident.id)[-1])
+    secrets = ("李", "四", str(w.resident.id))
+    assert not any(s in topic.name for s in secrets)
+    for chat_id in (w.grid_chat.id, w.dept_chat.id, w.building_chat.id, w.head.id):
+        for message in harness.emu.messages(chat_id):
+            assert not any(s in message.text for s in secrets), message.text
+            for row in message.buttons:
+                for button in row:
+                    assert not any(s in (button.callback_data or "") for s in secrets)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert caplog.records and not any(s in logged for s in ("李", "四")), logged[-2000:]
 
 
 async def test_illegal_transitions_change_nothing(harness):
