@@ -77,6 +77,16 @@ class World:
 
 
 
+def assert_nowhere(harness, chat_ids, secrets):
+    """None of `secrets` in any message, or any button's data, of these chats."""
+    for chat_id in chat_ids:
+        for message in harness.emu.messages(chat_id):
+            assert not any(s in message.text for s in secrets), message.text
+            for row in message.buttons:
+                for button in row:
+                    assert not any(s in (button.callback_data or "") for s in secrets)
+
+
 async def test_one_opinion_through_every_state(harness):
     w = World(harness)
     await w.setup()
@@ -194,12 +204,7 @@ async def test_anonymous_reporter_is_never_shown(harness):
     await w.setup(superadmins=str(admin.id))
     await harness.say(admin, "/start")
     await w.submit(anonymous=True)
-    for chat_id in (w.head.id, w.grid_chat.id):
-        for message in harness.emu.messages(chat_id):
-            assert "李" not in message.text and str(w.resident.id) not in message.text
-            for row in message.buttons:
-                for button in row:
-                    assert str(w.resident.id) not in (button.callback_data or "")
+    assert_nowhere(harness, (w.head.id, w.grid_chat.id), ("李", str(w.resident.id)))
     assert "anonymous resident" in w.card(w.head.id).text
     assert "李" not in (await harness.say(w.worker, "/ticket 1"))[-1].text
     # superadmins alone may see who it was
@@ -224,12 +229,8 @@ async def test_anonymous_reporter_stays_hidden_in_topics_posts_whistles_replies_
     await harness.say(w.resident, "三楼", reply_to=harness.emu.messages(w.resident.id)[-1])
     secrets = ("李", "四", str(w.resident.id))
     assert not any(s in topic.name for s in secrets)
-    for chat_id in (w.grid_chat.id, w.dept_chat.id, w.building_chat.id, w.head.id):
-        for message in harness.emu.messages(chat_id):
-            assert not any(s in message.text for s in secrets), message.text
-            for row in message.buttons:
-                for button in row:
-                    assert not any(s in (button.callback_data or "") for s in secrets)
+    assert_nowhere(harness, (w.grid_chat.id, w.dept_chat.id, w.building_chat.id, w.head.id),
+                   secrets)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert caplog.records and not any(s in logged for s in ("李", "四")), logged[-2000:]
 
