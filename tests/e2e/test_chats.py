@@ -64,6 +64,34 @@ async def test_bind_cannot_take_over_a_chat_linked_to_a_unit_outside_ones_scope(
     assert (await harness.store.map.binding("B01010102")).chat_id == group.id
 
 
+async def test_a_liaison_binds_the_department_chat_but_may_not_unbind_it(harness):
+    staff, head = await _staffed(harness)
+    liaison = harness.emu.add_user(first_name="Liaison", language_code="en")
+    await grant(harness.store, liaison.id, "department_liaison", "MZJ")
+    group = harness.emu.add_group(title="民政局", members=[liaison])
+    await harness.emu.add_bot_to_group(group, by=liaison, admin=True, can_pin=True)
+    assert "now linked" in (await harness.say(liaison, "/bind MZJ", chat=group))[-1].text
+    answer = (await harness.say(liaison, "/unbind", chat=group))[-1]
+    assert "outside your scope" in answer.text
+    assert (await harness.store.map.binding("MZJ")).chat_id == group.id
+
+
+async def test_lang_in_a_group_is_for_its_staff(harness):
+    staff, head = await _staffed(harness)
+    resident = harness.emu.add_user(first_name="Res", language_code="en")
+    group = harness.emu.add_group(title="1栋楼事群", members=[head, resident])
+    await harness.emu.add_bot_to_group(group, by=head, admin=True, can_pin=True)
+    await harness.say(head, "/bind B01010101", chat=group)
+    offer = (await harness.say(resident, "/lang", chat=group))[-1]
+    answer = await harness.press(resident, offer, "English")
+    assert answer.text in ("Only staff responsible for the unit bound to this chat can set the "
+                           "chat's language.", "只有负责本群所绑定单位的工作人员可以设置本群的语言。")
+    assert (await harness.store.map.chat(group.id)).locale in (None, "")
+    offer = (await harness.say(head, "/lang", chat=group))[-1]
+    await harness.press(head, offer, "English")
+    assert (await harness.store.map.chat(group.id)).locale == "en"
+
+
 async def test_bind_bad_input(harness):
     staff, _ = await _staffed(harness)
     group = harness.emu.add_group(title="g", members=[staff])

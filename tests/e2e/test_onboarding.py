@@ -69,6 +69,13 @@ async def test_invite_link_grants_a_role_once(harness):
     me = (await harness.say(leader, "/me"))[0].text
     assert "grid leader · 第一网格 (G0101)" in me
 
+    # each /invite makes a new link, valid seven days
+    again = (await harness.say(admin, "/invite grid_leader G0101"))[0].text.split("start=")[1]
+    assert again != payload
+    invite = await harness.store.people.invite(again[2:])
+    lifetime = invite.expires_at - invite.created_at
+    assert abs(lifetime.total_seconds() - 7 * 86400) < 60
+
     thief = harness.emu.add_user(first_name="Zhao", language_code="en")
     before = (await harness.say(thief, "/me"))[0].text
     used = (await harness.say(thief, f"/start {payload}"))[0]
