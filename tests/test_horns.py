@@ -569,6 +569,9 @@ async def test_active_list_shows_what_concerns_the_person(world, store):
     assert seen == {grid.id: False}
     seen = {h.id: may for h, _, may in await horns.active_for(await access.actor(STAFF))}
     assert seen == {grid.id: True, other.id: True}
+    await horns.check_in(RESIDENT, other.id)       # a helper from another grid checked in
+    seen = {h.id: may for h, _, may in await horns.active_for(await access.actor(RESIDENT))}
+    assert seen == {grid.id: False, other.id: False}
     await horns.close(await access.actor(WORKER), grid.id)
     assert [h.id for h, _, _ in await horns.active_for(await access.actor(ADMIN))] == [other.id]
 

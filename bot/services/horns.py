@@ -584,7 +584,8 @@ class HornService(Service):
         return await self._get(horn_id)
 
     async def active_for(self, actor: Actor) -> list[tuple[Horn, int, bool]]:
-        """/horns: active horns the person has to do with (scope over or around them)."""
+        """/horns: active horns the person has to do with (scope over or around them, or
+        one they checked in to: a helper from outside the area sees where they are due)."""
         places = [g.unit_code for g in actor.grants] + \
             ([actor.building_code] if actor.building_code else [])
         above: dict[str, set[str]] = {p: set(await self.access.covering(p)) for p in places}
@@ -597,7 +598,8 @@ class HornService(Service):
                     if any(p in over or code in above[p] for p in places):
                         related = True
                         break
-                if not related:
+                if not related and await self.store.horns.checkin(horn.id,
+                                                                  actor.user_id) is None:
                     continue
             count, _ = await self.store.horns.counts(horn.id)
             found.append((horn, count, await self.may_close(actor, horn)))
