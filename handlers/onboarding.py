@@ -100,7 +100,9 @@ async def invite(update: Update, context: GridhornContext) -> None:
 @handles_refusals
 async def cancel(update: Update, context: GridhornContext) -> None:
     """Leave any guided flow."""
-    left = await context.services.people.leave_flow(context.actor.user_id)
+    chat = update.effective_chat
+    left = await context.services.people.leave_flow(
+        context.actor.user_id, private=chat is None or chat.type == "private")
     await reply(update, context, "cancel.done" if left else "cancel.nothing")
 
 

@@ -257,6 +257,25 @@ async def test_closing_a_horn_drops_its_posts_not_yet_sent(world, store):
     assert [(r["status"], r["last_error"]) for r in rows] == [("dropped", "horn closed")]
 
 
+async def test_a_post_on_its_way_when_the_horn_closes_gets_the_summary_and_is_unpinned(
+        world, store):
+    horns, access, _ = world
+    await bind(store, "G0101", -101)
+    async with store.transaction():
+        chat = await store.map.chat(-101)
+        await store.map.upsert_chat(chat.model_copy(update={"can_pin": True}))
+    published = await sound(horns, access, WORKER, "emergency G0101 5 Sandbags")
+    on_the_wire = await pending(store)      # the sender has picked the post...
+    await horns.close(await access.actor(WORKER), published.horn.id)
+    await deliver(store, horns, on_the_wire)  # ...and it arrives after the close
+    queued = await store.outbox.pending()
+    assert [(i.method, i.payload.get("message_id")) for i in queued
+            if i.chat_id == -101 and i.method == "unpinChatMessage"] == [
+        ("unpinChatMessage", 1000)]
+    summaries = [i for i in queued if i.chat_id == -101 and i.method == "sendMessage"]
+    assert len(summaries) == 1 and summaries[0].payload["reply_parameters"]["message_id"] == 1000
+
+
 async def test_emergency_posts_are_pinned_and_volunteers_called_by_skill(world, store):
     horns, access, _ = world
     await bind(store, "G0101", -101)

@@ -305,9 +305,18 @@ class HornService(Service):
 
     async def copy_sent(self, horn_id: int, kind: str, chat_id: int, message_id: int,
                         thread_id: int, sent_text: str) -> None:
-        """Outbox hook: remember a copy; if the horn moved on while it waited, edit it."""
+        """Outbox hook: remember a copy; if the horn moved on while it waited, edit it. A
+        post that was already on its way when the horn closed gets what the others got at
+        the close: the summary, and no pin left behind (its pin is queued just before)."""
         await self.store.horns.add_copy(horn_id, chat_id, message_id, thread_id, kind)
         await self.edit_sent(horn_id, kind, chat_id, message_id, sent_text)
+        horn = await self.store.horns.get(horn_id)
+        if horn is not None and horn.status == "closed" and kind == "group":
+            copy = HornCopy(horn_id=horn_id, chat_id=chat_id, message_id=message_id,
+                            thread_id=thread_id, kind="group")
+            await self._summary(horn, copy)
+            if horn.level == "emergency":
+                await self._unpin(horn, [copy])
 
     async def edit_sent(self, horn_id: int, kind: str, chat_id: int, message_id: int,
                         sent_text: str) -> None:
@@ -458,25 +467,29 @@ class HornService(Service):
             await self._edit_copies(horn, copies)
             if horn.level == "emergency":
                 await self._unpin(horn, copies)
-            count, _ = await self.store.horns.counts(horn_id)
             replied: set[int] = set()
             for copy in reversed(copies):  # the newest copy in each chat
                 if copy.kind != "group" or copy.chat_id in replied:
                     continue
                 replied.add(copy.chat_id)
-                locale = await self.people.locale_in(copy.chat_id)
-                await self.outbox.send(
-                    copy.chat_id, t(locale, "horn.summary", id=horn.id, title=horn.title,
-                                    count=count, needed=horn.needed),
-                    priority=PRIORITY[horn.level], thread_id=copy.thread_id,
-                    reply_to=copy.message_id, quiet=horn.level == "service",
-                    dedupe_key=f"hsum:{horn.id}:{copy.chat_id}")
+                await self._summary(horn, copy)
             locale = await self.people.locale_for(horn.owner_id)
             view = await self._attendance_view(locale, horn)
             await self.outbox.send(horn.owner_id, view.text, priority=Priority.PERSONAL,
                                    buttons=view.buttons, dedupe_key=f"hatt:{horn.id}")
         self.changed()
         return horn
+
+    async def _summary(self, horn: Horn, copy: HornCopy) -> None:
+        """The closed horn's summary, in reply to its post in a chat (once per chat)."""
+        count, _ = await self.store.horns.counts(horn.id)
+        locale = await self.people.locale_in(copy.chat_id)
+        await self.outbox.send(
+            copy.chat_id, t(locale, "horn.summary", id=horn.id, title=horn.title,
+                            count=count, needed=horn.needed),
+            priority=PRIORITY[horn.level], thread_id=copy.thread_id,
+            reply_to=copy.message_id, quiet=horn.level == "service",
+            dedupe_key=f"hsum:{horn.id}:{copy.chat_id}")
 
     async def _unpin(self, horn: Horn, copies: list[HornCopy]) -> None:
         """A closed emergency no longer stays on top of the building chats. (Its pins were

@@ -93,15 +93,15 @@ class PeopleService:
         """The guided flow a person is in, if any."""
         return await self.store.flows.get(user_id)
 
-    async def leave_flow(self, user_id: int) -> bool:
+    async def leave_flow(self, user_id: int, private: bool = True) -> bool:
         """/cancel: leave the guided flow and any ticket step waiting for this person's words
-        (a note, a reason, a reply); with neither, discard the opinion draft. Whether
-        anything was left. (A reporter's answers to staff stay possible.)"""
+        (a note, a reason, a reply); with neither, and sent in private, discard the opinion
+        draft. Whether anything was left. (A reporter's answers to staff stay possible.)"""
         async with self.store.transaction():
             left = await self.store.flows.clear(user_id)
             left = await self.store.tickets.drop_prompts_of(user_id, REPORTER_PROMPTS) > 0 \
                 or left
-            return left or await self.store.drafts.clear(user_id)
+            return left or (private and await self.store.drafts.clear(user_id))
 
     def forget(self, user_id: int) -> None:
         self._known.pop(user_id, None)

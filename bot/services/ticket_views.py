@@ -10,7 +10,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.i18n import escape, t
-from bot.textsplit import LIMIT, visible_length
+from bot.textsplit import visible_length
 from storage.models import DOMAINS, Person, Ticket, TicketEvent, Unit
 
 DOMAIN_EMOJI = {"red": "🔴", "orange": "🟠", "gold": "🟡", "green": "🟢", "cyan": "🩵",
@@ -36,6 +36,12 @@ def when(moment: float | None, tz: ZoneInfo) -> str:
 def title_of(ticket: Ticket, length: int = 40) -> str:
     first = " ".join(ticket.text.split())
     return first if len(first) <= length else first[: length - 1] + "…"
+
+
+# A card's header stays well under 1,000 characters (names, state, deadline, a short result
+# note: a longer one is pointed to), so the text shown with it may take the rest.
+TEXT_INLINE_MAX = 3000
+NOTE_INLINE_MAX = 600
 
 
 def topic_name(ticket: Ticket) -> str:
@@ -85,19 +91,25 @@ def header(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
     return "\n".join(lines)
 
 
+def text_fits(ticket: Ticket) -> bool:
+    """Whether a card or post shows the ticket's text itself, else the text goes before it
+    as a message of its own. Decided by the text alone, which never changes, so that later
+    edits of a card (a longer header) never drop a text that was not sent above."""
+    return visible_length(escape(ticket.text)) <= TEXT_INLINE_MAX
+
+
 def card_text(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
               reporter: str | None, department: Unit | None = None,
-              taker: str | None = None) -> tuple[str, bool]:
-    """The card, and whether the text fits in it (else it is sent before the card)."""
-    head = header(locale, ticket, building, tz, reporter, department, taker)
-    if visible_length(head) > LIMIT // 2:  # a long result note: in the thread and /ticket N
-        head = header(locale, ticket, building, tz, reporter, department, taker,
-                      note_inline=False)
-    body = escape(ticket.text)
+              taker: str | None = None, whole: bool = False) -> tuple[str, bool]:
+    """The card, and whether the text is in it (else it is sent before the card). `whole`:
+    the text in any case (`/ticket N`, a reply that is split when long)."""
+    note_inline = ticket.result_note is None or \
+        visible_length(escape(ticket.result_note)) <= NOTE_INLINE_MAX
+    head = header(locale, ticket, building, tz, reporter, department, taker,
+                  note_inline=note_inline or whole)
     photo = "\n" + t(locale, "ticket.has_photo") if ticket.photos else ""
-    full = f"{head}\n\n{body}{photo}"
-    if visible_length(full) <= 4096:
-        return full, True
+    if whole or text_fits(ticket):
+        return f"{head}\n\n{escape(ticket.text)}{photo}", True
     return f"{head}\n\n{t(locale, 'ticket.text_above')}{photo}", False
 
 

@@ -280,7 +280,8 @@ class TicketService(Service):
 
     async def _card_text(self, locale: str, ticket: Ticket, kind: str, chat_id: int,
                          known: _Recipients | None = None,
-                         facts: _CardFacts | None = None) -> tuple[str, bool]:
+                         facts: _CardFacts | None = None, whole: bool = False
+                         ) -> tuple[str, bool]:
         facts = facts or await self._card_facts(ticket, known)
         building, department, taker = facts.building, facts.department, facts.taker
         reporter = None
@@ -290,12 +291,11 @@ class TicketService(Service):
         if kind == "building":
             head = t(locale, "ticket.building_post", id=ticket.id,
                      domain=views.domain_label(locale, ticket.domain), count=ticket.me_too)
-            full = f"{head}\n\n{views.escape(ticket.text)}"
-            if visible_length(full) <= LIMIT:
-                return full, True
+            if views.text_fits(ticket):
+                return f"{head}\n\n{views.escape(ticket.text)}", True
             return f"{head}\n\n{t(locale, 'ticket.text_above')}", False
         return views.card_text(locale, ticket, building, self.settings.tz, reporter, department,
-                               taker)
+                               taker, whole=whole)
 
     async def refresh_cards(self, ticket: Ticket) -> None:
         """Edit every copy of the ticket to its current state (coalesced in the outbox)."""
@@ -494,16 +494,17 @@ class TicketService(Service):
     async def _check_resolve(self, actor: Actor, ticket: Ticket) -> None:
         """Who may resolve (SPEC §1): the department once it accepted; a building head
         before a whistle; grid and community staff (who may whistle it) at any time."""
+        self._require_open(ticket)
+        if await self.access.can(actor, Action.WHISTLE, ticket.building_code):
+            return  # grid or community staff (a liaison too may hold such a role)
         if _liaison_of(actor, ticket):
             if ticket.status != "accepted":
                 raise Refused("ticket.bad_state", id=ticket.id,
                               state=Key("status." + ticket.status))
-        else:
-            await self._require(actor, Action.RESOLVE, ticket)
-            if ticket.status in ("whistled", "accepted") and not await self.access.can(
-                    actor, Action.WHISTLE, ticket.building_code):
-                raise Refused("ticket.head_after_whistle", id=ticket.id)
-        self._require_open(ticket)
+            return
+        await self._require(actor, Action.RESOLVE, ticket)
+        if ticket.status in ("whistled", "accepted"):
+            raise Refused("ticket.head_after_whistle", id=ticket.id)
 
     async def remember_prompt(self, chat_id: int, message_id: int, user_id: int,
                               ticket_id: int, action: str) -> None:
@@ -755,15 +756,10 @@ class TicketService(Service):
                                                level=t(locale, f"level.{new_level}")),
                                        priority=Priority.PERSONAL)
         units = [ticket.grid_code] + ([ticket.community_code] if new_level == "community" else [])
-        new_card = new_level == "community" and index < 2
         for unit_code in units:
-            # in the community's chat the notice goes right before the ticket's first card
-            # there (same priority, queued first); elsewhere it replies to the card
             await self._unit_notice(ticket, unit_code, "staff.overdue",
-                                    level_key=f"level.{new_level}",
-                                    priority=Priority.CARD if new_card and
-                                    unit_code == ticket.community_code else Priority.PERSONAL)
-        if new_card:
+                                    level_key=f"level.{new_level}")
+        if new_level == "community" and index < 2:
             await self._post_staff_card(ticket, ticket.community_code)
         await self.refresh_cards(ticket)
 
@@ -802,11 +798,13 @@ class TicketService(Service):
         raise Refused("ticket.unknown", id=ticket_id)
 
     async def render_ticket(self, locale: str, actor: Actor, ticket: Ticket, staff: bool) -> str:
+        """`/ticket N`: the card with the whole text and note, and the timeline (a reply
+        that long is split, never cut)."""
         text, _ = await self._card_text(locale, ticket, "staff" if staff else "department",
-                                        actor.user_id)
+                                        actor.user_id, whole=True)
         if not staff:
             text, _ = views.card_text(locale, ticket, await self.store.map.get(
-                ticket.building_code), self.settings.tz, None)
+                ticket.building_code), self.settings.tz, None, whole=True)
         events = await self.store.tickets.events(ticket.id)
         names: dict[int, str] = {}
         for event in events:
@@ -914,8 +912,8 @@ class TicketService(Service):
             await self._unit_notice(ticket, ticket.community_code, key, photo=photo, **values)
 
     async def _unit_notice(self, ticket: Ticket, unit_code: str, key: str,
-                           level_key: str | None = None, priority: int = Priority.PERSONAL,
-                           photo: str | None = None, **values: Any) -> None:
+                           level_key: str | None = None, photo: str | None = None,
+                           **values: Any) -> None:
         binding = await self.store.map.binding(unit_code)
         if binding is None:
             return
@@ -931,7 +929,7 @@ class TicketService(Service):
                 if card.chat_id == binding.chat_id and card.kind == "staff":
                     reply_to = card.message_id
         for part in split_html(t(locale, key, id=ticket.id, **values)):
-            await self.outbox.send(binding.chat_id, part, priority=priority,
+            await self.outbox.send(binding.chat_id, part, priority=Priority.PERSONAL,
                                    thread_id=thread_id or 0, reply_to=reply_to)
         if photo:
             payload: dict[str, Any] = {"photo": photo, "caption": f"#{ticket.id}"}
@@ -940,7 +938,8 @@ class TicketService(Service):
             if reply_to:
                 payload["reply_parameters"] = {"message_id": reply_to,
                                                "allow_sending_without_reply": True}
-            await self.outbox.call(binding.chat_id, "sendPhoto", payload, priority=priority)
+            await self.outbox.call(binding.chat_id, "sendPhoto", payload,
+                                   priority=Priority.PERSONAL)
 
     async def _holders(self, roles: tuple[str, ...], unit_code: str,
                        exact: bool = False) -> list[int]:

@@ -439,10 +439,13 @@ async def test_a_draft_outlives_a_guided_flow_and_cancel_leaves_one_thing_at_a_t
     harness.emu.press(w.resident, card, "dr:submit")  # the draft is still there to submit
     await harness.settle()
     assert (await harness.store.tickets.get(1)).text == "路灯坏了"
-    # with nothing else in progress, /cancel discards a draft
-    await harness.say(w.resident, "水管漏水")
-    await harness.say(w.resident, "/cancel")
-    assert await harness.store.drafts.get(w.resident.id) is None
+    # with nothing else in progress, /cancel discards a draft: in private, not in a group
+    await harness.say(w.neighbour, "水管漏水")
+    answer = (await harness.say(w.neighbour, "/cancel", chat=w.building_chat))[-1]
+    assert answer.text == "There is nothing to cancel."
+    assert (await harness.store.drafts.get(w.neighbour.id)).data["text"] == "水管漏水"
+    await harness.say(w.neighbour, "/cancel")
+    assert await harness.store.drafts.get(w.neighbour.id) is None
 
 
 async def test_cancel_leaves_a_step_waiting_for_words(harness):
@@ -462,6 +465,8 @@ async def test_after_a_whistle_a_head_may_not_resolve_and_the_department_only_on
     await w.setup()
     # the head also works in another grid: that grants nothing over this building's ticket
     await grant(harness.store, w.head.id, "grid_worker", "G0102")
+    # the grid worker is also the department's liaison: as grid staff they may resolve
+    await grant(harness.store, w.worker.id, "department_liaison", "MZJ")
     await w.submit()
     await harness.press(w.worker, w.card(w.grid_chat.id), "t:wh:1")
     await harness.press(w.worker, await harness.last(w.grid_chat.id), "t:wh:1:MZJ")
@@ -537,6 +542,29 @@ async def test_long_notes_and_texts_are_split_never_cut_or_lost(harness):
     await harness.press(w.worker, w.card(w.grid_chat.id, 2), "t:rej:2")
     await w.answer_prompt(w.worker, w.grid_chat, reason)
     assert reason in "".join(harness.texts(w.neighbour.id)[-2:])
+
+
+async def test_a_card_edited_later_never_loses_its_text(harness):
+    w = World(harness)
+    await w.setup()
+    shown = "灯" * 3000       # shown on the card itself
+    above = "水" * 3500       # sent before the card, which points to it
+    await w.submit(text=shown)
+    await w.submit(user=w.neighbour, text=above)
+    for ticket_id in (1, 2):
+        await harness.press(w.worker, w.card(w.grid_chat.id, ticket_id), f"t:res:{ticket_id}")
+        await w.answer_prompt(w.worker, w.grid_chat, "处理结果：" + "已修" * 700)  # a long note
+    grid = harness.emu.messages(w.grid_chat.id)
+    card1 = next(m for m in grid if m.text.startswith("#1 ") and "State:" in m.text)
+    card2 = next(m for m in grid if m.text.startswith("#2 ") and "State:" in m.text)
+    assert "State: resolved" in card1.text and shown in card1.text
+    assert "State: resolved" in card2.text and "(the full text is in the message above)" in \
+        card2.text
+    assert above in "".join(m.text for m in grid if m.message_id < card2.message_id)
+    # /ticket N shows the whole text and note, split when long
+    replies = await harness.say(w.worker, "/ticket 2")
+    assert above in "".join(m.text for m in replies)
+    assert "已修" * 700 in "".join(m.text for m in replies)
 
 
 async def test_lists_merge_urgency_and_photos(harness):
