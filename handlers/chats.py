@@ -9,7 +9,7 @@ from telegram.constants import ChatMemberStatus
 from telegram.ext import Application, ChatMemberHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import GridhornContext
-from bot.i18n import t
+from bot.i18n import join_list, t
 from bot.services.chats import ChatInfo
 from bot.services.errors import Refused
 from handlers.common import command_args, handles_refusals, reply, reply_html
@@ -78,7 +78,8 @@ async def bind(update: Update, context: GridhornContext) -> None:
     if bound.replaced is not None:
         lines.append(t(context.locale, "bind.replaced", unit=unit_label(bound.replaced)))
     if bound.missing_rights:
-        rights = ", ".join(t(context.locale, f"bind.right.{r}") for r in bound.missing_rights)
+        rights = join_list(context.locale,
+                           (t(context.locale, f"bind.right.{r}") for r in bound.missing_rights))
         lines.append(t(context.locale, "bind.missing_rights", rights=rights))
     await reply_html(update, context, "\n".join(lines))
 

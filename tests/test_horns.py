@@ -542,7 +542,7 @@ async def test_close_summary_attendance_and_hours_credited_once(world, store):
     await horns.ask_hours(owner, horn.id)      # asked again, then confirmed without typing:
     view = await horns.confirm(owner, "en", horn.id)
     assert await store.flows.get(WORKER) is None   # the owner's text is free again
-    assert "1 people credited 2.5 h and 25 points" in view.text
+    assert "2.5 h and 25 points credited to each of 1" in view.text
     assert (await store.people.get(31)).hours == 2.5
     assert (await store.people.get(31)).points == round(2.5 * POINTS_PER_HOUR)
     assert (await store.people.get(32)).hours == 0
@@ -649,4 +649,4 @@ def test_attendance_list_keeps_within_telegrams_hundred_buttons():
     rows = [(n, f"P{n}", True) for n in range(150)]
     view = views.attendance("en", horn, rows, POINTS_PER_HOUR)
     assert sum(len(r) for r in view.buttons) <= 100
-    assert "60 more people" in view.text and "Present: 150 of 150" in view.text
+    assert "…and 60 more, kept as they are" in view.text and "Present: 150 of 150" in view.text

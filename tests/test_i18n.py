@@ -82,3 +82,13 @@ def test_button_labels_carry_the_words_of_spec_9(key, english, chinese):
     assert english in catalog("en")[key]
     if chinese is not None:
         assert chinese in catalog("zh-Hans")[key]
+
+
+@pytest.mark.parametrize("seconds, english, chinese", [
+    (86400, "1 day", "1 天"), (7 * 86400, "7 days", "7 天"), (3600, "1 hour", "1 小时"),
+    (5400, "1.5 hours", "1.5 小时"), (60, "1 minute", "1 分钟"), (4, "4 seconds", "4 秒"),
+])
+def test_promised_times_read_right_in_the_singular_too(seconds, english, chinese):
+    from bot.services.tickets import _hours_text
+    assert _hours_text("en", seconds) == english
+    assert _hours_text("zh-Hans", seconds) == chinese

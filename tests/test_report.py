@@ -102,13 +102,13 @@ async def test_text_states_the_numbers_in_each_language(store):
     built, report = await community_report(store)
     zh = built.schedule.reports.text(report, "zh-Hans")
     assert "一月一公示 · 2026-11 · 欣山社区" in zh
-    assert "受理 3 · 办结 3 · 超时 2" in zh and "办结用时中位数 60.0 小时" in zh
+    assert "收到 3 · 办结 3 · 超时 2" in zh and "办结用时中位数 60.0 小时" in zh
     assert "群众评分 3.5★（4 人评）" in zh and "巡查 2" in zh and "<b>合计</b>" in zh
     assert "集结号 2 · 志愿服务 5.5 小时" in zh
     en = built.schedule.reports.text(report, "en")
     assert "Received 4 · resolved 3 · overdue 2" in en
     short = built.schedule.reports.short_text(report, "zh-Hant", "G0102")
-    assert "第二网格" in short and "受理 1 件，辦結 0 件" in short and "評分 —" in short
+    assert "第二网格" in short and "收到 1 件，辦結 0 件" in short and "評分 —" in short
     # a month still running says up to when
     so_far = await built.schedule.reports.build(report.scope, "2026-12", at(2026, 12, 15, 10))
     assert so_far.so_far and "截至 2026-12-15 10:00" in built.schedule.reports.text(
@@ -185,7 +185,7 @@ async def test_workbook_has_one_sheet_per_table_with_the_numbers(store):
     assert book.sheetnames == ["汇总", "工单", "巡查"]
     summary = book["汇总"]
     assert summary["A1"].value == "一月一公示 · 欣山社区 · 2026-11"
-    assert [c.value for c in summary[4]][:6] == ["网格代码", "网格", "社区", "受理", "办结", "超时"]
+    assert [c.value for c in summary[4]][:6] == ["网格代码", "网格", "社区", "收到", "办结", "超时"]
     assert [c.value for c in summary[5]] == ["G0101", "第一网格", "欣山社区", 3, 3, 2, 60.0, 3.5,
                                              4, 2, 5.5, 2]
     assert [c.value for c in summary[6]][:6] == ["G0102", "第二网格", "欣山社区", 1, 0, 0]
@@ -330,7 +330,7 @@ async def test_cli_report_writes_the_same_files(tmp_path, monkeypatch, capsys):
                      "gridhorn-report-2026-11.xlsx"]
     assert str(out) in printed
     text = (out / "gridhorn-report-2026-11.txt").read_text(encoding="utf-8")
-    assert "一月一公示 · 2026-11 · 全市" in text and "<b>" not in text and "受理 3 · 办结 3" in text
+    assert "一月一公示 · 2026-11 · 全市" in text and "<b>" not in text and "收到 3 · 办结 3" in text
     book = load_workbook(out / "gridhorn-report-2026-11.xlsx")
     assert book["汇总"]["D5"].value == 3
     assert await _run_cli(["report", "2026-13", "--out", str(out)]) == 2

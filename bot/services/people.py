@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.i18n import LOCALES, locale_from_language_code
-from bot.services.access import INVITE_ROLES, Access, Actor
+from bot.services.access import INVITE_ROLES, Access, Actor, invitable_roles
 from bot.services.errors import Refused
 from bot.settings import Settings
 from storage.models import PARTY_MEMBER, Flow, Person, Unit
@@ -134,7 +134,8 @@ class PeopleService:
     async def create_invite(self, actor: Actor, role: str, code: str) -> tuple[str, Unit]:
         """A one-time invite payload for `/start`, valid seven days, and its unit."""
         if role not in INVITE_ROLES:
-            raise Refused("invite.unknown_role", roles=", ".join(INVITE_ROLES))
+            raise Refused("invite.unknown_role",
+                          roles=", ".join(invitable_roles(actor)) or "—")
         unit = await self.store.map.get(code)
         if unit is None:
             raise Refused("map.unknown_code", code=code)

@@ -973,11 +973,14 @@ def _liaison_of(actor: Actor, ticket: Ticket) -> bool:
 
 
 def _hours_text(locale: str, seconds: float) -> str:
+    """"1 day", "7 days", "1.5 hours" (a singular key for exactly one)."""
     if seconds >= 86400 and seconds % 86400 == 0:
-        return t(locale, "duration.days", n=int(seconds // 86400))
-    if seconds >= 3600:
-        return t(locale, "duration.hours", n=f"{seconds / 3600:g}")
-    if seconds >= 60:
-        return t(locale, "duration.minutes", n=f"{seconds / 60:g}")
-    return t(locale, "duration.seconds", n=int(seconds))
+        n, unit = seconds / 86400, "day"
+    elif seconds >= 3600:
+        n, unit = seconds / 3600, "hour"
+    elif seconds >= 60:
+        n, unit = seconds / 60, "minute"
+    else:
+        n, unit = float(int(seconds)), "second"
+    return t(locale, f"duration.{unit}" if n == 1 else f"duration.{unit}s", n=f"{n:g}")
 

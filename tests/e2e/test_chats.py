@@ -54,7 +54,7 @@ async def test_bind_cannot_take_over_a_chat_linked_to_a_unit_outside_ones_scope(
     await harness.say(head, "/bind B01010101", chat=group)
     answer = (await harness.say(other_head, "/bind B01010102", chat=group))[-1]
     assert answer.text == ("This chat is linked to B01010101, which is outside your scope: "
-                           "staff over B01010101 must send /unbind first.")
+                           "staff responsible for B01010101 must send /unbind first.")
     assert (await harness.store.map.binding("B01010101")).chat_id == group.id
     assert await harness.store.map.binding("B01010102") is None
     # staff over both may move the chat to another unit, and are told what it replaced

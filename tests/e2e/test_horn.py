@@ -182,7 +182,7 @@ async def test_building_head_sounds_service_horns_for_their_building_only(harnes
     await w.setup()
     h = harness
     refused = (await h.say(w.head, "/horn major B01010101 5 Too big"))[-1]
-    assert "You may not sound a Major horn" in refused.text
+    assert "You may not sound horns of level Major" in refused.text
     refused = (await h.say(w.head, "/horn service B01010102 5 Not mine"))[-1]
     assert "B01010102 is outside your authority" in refused.text
     assert "G0101 is outside your authority" in \
@@ -294,7 +294,7 @@ async def test_close_summary_attendance_and_hours_in_me(harness):
     assert "gets 3 h = 30 points" in card.text and "Present: 2 of 3" in card.text
     answer = await harness.press(w.worker, card, f"h:ok:{horn}")
     assert answer.text == f"Confirmed #{horn}"
-    assert "2 people credited 3 h and 30 points each" in (await h.last(w.worker.id)).text
+    assert "3 h and 30 points credited to each of 2" in (await h.last(w.worker.id)).text
     assert "3 h and 30 points are added to your time bank" in emu.messages(r0.id)[-1].text
     me = (await h.say(r0, "/me"))[-1].text
     assert "Volunteer hours: 3\nPoints: 30" in me

@@ -121,7 +121,7 @@ async def test_one_opinion_through_every_state(harness):
 
     # acknowledge (building head)
     assert (await harness.press(w.head, head_card, "t:ack:1")).text == "Acknowledged #1"
-    assert "#1 已由楼栋长受理" in harness.texts(w.resident.id)[-1]
+    assert "#1 已受理，正在处理" in harness.texts(w.resident.id)[-1]
     assert "State: acknowledged" in w.card(w.head.id).text
     assert "State: acknowledged" in w.card(w.grid_chat.id).text
 
@@ -345,7 +345,7 @@ async def test_low_rating_reopens_at_grid_level(harness):
     await harness.press(w.resident, resolved, "⭐ 2")
     ticket = await harness.store.tickets.get(1)
     assert ticket.status == "escalated" and ticket.level == "grid" and ticket.rating == 2
-    assert any("rated #1 2 stars; it is reopened" in t for t in harness.texts(w.grid_chat.id))
+    assert any("rated #1 2/5; it is reopened" in t for t in harness.texts(w.grid_chat.id))
     # a comment may follow, by replying
     await harness.say(w.resident, "灯还是不亮", reply_to=harness.emu.messages(w.resident.id)[-1])
     assert (await harness.store.tickets.get(1)).rating_comment == "灯还是不亮"
@@ -534,7 +534,7 @@ async def test_long_notes_and_texts_are_split_never_cut_or_lost(harness):
     # the staff card is still edited (the note is pointed to, not repeated)
     resolved_cards = [m for m in harness.emu.messages(w.grid_chat.id)
                       if m.text.startswith("#1 ") and "State: resolved" in m.text]
-    assert resolved_cards and "in full in the ticket's thread and in /ticket 1" in \
+    assert resolved_cards and "read it in this ticket's thread or with /ticket 1" in \
         resolved_cards[-1].text
     assert note in "".join(harness.texts(w.grid_chat.id))  # the thread has it whole
     # a long rejection reason reaches the reporter whole
