@@ -19,10 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
+import signal
 import sqlite3
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 from bench.common import (BotProcess, Report, Watcher, bot_env, build_world, percentile,
                           press_spread, quiesce_schedules, settings_values, start_emulator,
@@ -56,7 +59,8 @@ def draft_card(emu: BotAPIEmulator, user: EmuUser):
 
 
 async def burst(report: Report, residents: int, buildings: int, spread: float,
-                keep: bool, timeline: bool = False) -> None:
+                keep: bool, timeline: bool = False,
+                profile: str | None = None) -> None:
     with workdir(keep) as tmp:
         emu = await start_emulator(None)
         bot: BotProcess | None = None
@@ -106,12 +110,16 @@ async def burst(report: Report, residents: int, buildings: int, spread: float,
             rss_before = bot.peak_rss_mb()
 
             # the burst: everyone presses Submit within `spread` seconds
+            spy = await start_profiler(bot.pid, profile) if profile else None
             cpu_start = bot.cpu_seconds()
             start, pressed = await press_spread(emu, people, cards, "dr:submit", spread)
             await emu.wait_until(lambda: watcher.chats_with("receipt") >= residents,
                                  timeout=120)
             receipts_done = time.monotonic()
             cpu_receipts = bot.cpu_seconds() - cpu_start
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                await spy.wait()
             await emu.wait_until(lambda: watcher.total("card") >= 2 * residents, timeout=120)
             cards_done = time.monotonic()
             cpu_all = bot.cpu_seconds() - cpu_start
@@ -167,6 +175,16 @@ async def burst(report: Report, residents: int, buildings: int, spread: float,
                   and peak_rss < RSS_TARGET_MB, f"{peak_rss:.0f} MB")
 
 
+async def start_profiler(pid: int, out: str) -> asyncio.subprocess.Process:
+    """py-spy sampling the bot from the first press to the last receipt (folded stacks)."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    spy = await asyncio.create_subprocess_exec(
+        exe, "record", "--rate", "400", "--format", "raw", "--output", out,
+        "--pid", str(pid), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    await asyncio.sleep(0.5)  # py-spy attaches before the first press
+    return spy
+
+
 def print_timeline(emu: BotAPIEmulator, start: float, residents: set[int]) -> None:
     """Calls per 250 ms bucket: which work the bot did when (to residents / to staff)."""
     buckets: dict[int, Counter[str]] = {}
@@ -193,13 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--timeline", action="store_true",
                         help="print the bot's calls per 250 ms after the first press")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="sample the bot with py-spy (pip install py-spy) from the first "
+                             "press to the last receipt; folded stacks to FILE")
     args = parser.parse_args(argv)
 
     async def run() -> int:
         report = Report(f"submit burst: {args.residents} residents press Submit within "
                         f"{args.spread:g} s")
         await burst(report, args.residents, args.buildings, args.spread, args.keep,
-                    args.timeline)
+                    args.timeline, args.profile)
         return report.exit_code()
 
     return asyncio.run(run())

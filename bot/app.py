@@ -20,6 +20,7 @@ from bot.services.access import Access
 from bot.services.chats import ChatService
 from bot.services.people import PeopleService
 from bot.services.tickets import TicketService
+from bot.backlog import Backlog
 from bot.watcher import DueWatcher
 from bot.services.horns import HornService
 from bot.services.volunteers import VolunteerService
@@ -79,6 +80,8 @@ async def open_services(app: Application) -> None:
     _connect_ticket_hooks(sender, tickets)
     deadlines = DueWatcher("deadlines", tickets.run_due, tickets.next_due)
     tickets.changed = deadlines.wake
+    card_backlog = Backlog("cards", tickets.post_pending_cards)
+    tickets.cards_waiting = card_backlog.wake
     horns = HornService(store, access, people, outbox, settings)
     _connect_horn_hooks(sender, horns)
     horn_watch = DueWatcher("horns", horns.run_due, horns.next_due, recover=horns.recover)
@@ -89,7 +92,7 @@ async def open_services(app: Application) -> None:
                         chats=chats, outbox=outbox, sender=sender, tickets=tickets,
                         deadlines=deadlines, horns=horns, horn_watch=horn_watch,
                         volunteers=VolunteerService(store), schedule=schedule, scheduler=scheduler,
-                        bot_username=app.bot.username or "")
+                        card_backlog=card_backlog, bot_username=app.bot.username or "")
     app.bot_data[SERVICES_KEY] = services
     from handlers.menus import set_command_menus
 
@@ -184,6 +187,8 @@ class Runtime:
         await services.horn_watch.start(services.scheduler.aps)
         services.intake = Intake(self.app, services.store, poll_timeout=self.poll_timeout)
         services.sender.foreground_busy = services.intake.busy
+        services.card_backlog.foreground_busy = services.intake.busy
+        await services.card_backlog.start()
         await services.intake.start()
         logger.info("Gridhorn is running as @%s", services.bot_username)
 
@@ -192,6 +197,7 @@ class Runtime:
         if services is not None:
             if services.intake is not None:
                 await services.intake.stop()
+            await services.card_backlog.stop()
             await services.deadlines.stop()
             await services.horn_watch.stop()
             await services.scheduler.stop()

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from bot.outbox import OutboxSender
     from bot.services.outbox import Outbox
     from bot.services.chats import ChatService
+    from bot.backlog import Backlog
     from bot.watcher import DueWatcher
     from bot.services.people import PeopleService
     from bot.services.tickets import TicketService
@@ -43,6 +44,7 @@ class Services:
     volunteers: "VolunteerService"
     schedule: "ScheduleService"
     scheduler: "Scheduler"
+    card_backlog: "Backlog"
     intake: "Intake | None" = None
     bot_username: str = ""
 

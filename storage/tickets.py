@@ -36,7 +36,7 @@ class TicketRepo:
                      photo_file_id: str | None, source_update_id: int | None,
                      more_photos: tuple[str, ...] = (),
                      due_kind: str, due_from: float, due_at: float,
-                     remind_at: float) -> int | None:
+                     remind_at: float, cards_pending: bool = False) -> int | None:
         """Insert a ticket; None when this update already made one (a replay)."""
         if source_update_id is not None:
             exists = await self.db.fetchval(
@@ -47,11 +47,23 @@ class TicketRepo:
         return await self.db.execute(
             """INSERT INTO tickets (reporter_id, anonymous, building_code, grid_code,
                    community_code, domain, text, photo_file_id, more_photos, source_update_id,
-                   due_kind, due_from, due_at, remind_at, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   due_kind, due_from, due_at, remind_at, created_at, updated_at, cards_pending)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (reporter_id, int(anonymous), building_code, grid_code, community_code, domain, text,
              photo_file_id, json.dumps(list(more_photos)), source_update_id, due_kind, due_from,
-             due_at, remind_at, now, now))
+             due_at, remind_at, now, now, int(cards_pending)))
+
+    async def cards_pending(self, limit: int) -> list[int]:
+        """New tickets whose staff cards are still to be queued, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT id FROM tickets WHERE cards_pending = 1 ORDER BY id LIMIT ?", (limit,))
+        return [row[0] for row in rows]
+
+    async def take_cards_pending(self, ticket_id: int) -> bool:
+        """Clear the flag; False when another run already took this ticket's cards."""
+        return await self.db.execute_rowcount(
+            "UPDATE tickets SET cards_pending = 0 WHERE id = ? AND cards_pending = 1",
+            (ticket_id,)) > 0
 
     async def get(self, ticket_id: int) -> Ticket | None:
         row = await self.db.fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))

@@ -45,3 +45,25 @@ async def test_the_inbox_keeps_the_latest_handled_updates_and_every_unhandled_on
             await store.db.fetchall("SELECT update_id FROM inbox ORDER BY update_id")]
     assert kept == [3, 7, 8, 9, 10, 11]
     assert await unprocessed(store) == [3, 11]
+
+
+async def test_a_pressed_message_is_parsed_for_where_it_is_not_what_it_says():
+    from telegram import Update
+
+    from bot.intake import lean
+    raw = {"update_id": 9, "callback_query": {
+        "id": "q1", "from": {"id": 5, "is_bot": False, "first_name": "李"},
+        "chat_instance": "c", "data": "dr:submit",
+        "message": {"message_id": 40, "date": 1, "message_thread_id": 3,
+                    "is_topic_message": True,
+                    "chat": {"id": -100, "type": "supergroup", "title": "网格群", "is_forum": True},
+                    "from": {"id": 1, "is_bot": True, "first_name": "Gridhorn"},
+                    "text": "#1 楼道灯坏了", "entities": [{"type": "bold", "offset": 0, "length": 2}],
+                    "reply_markup": {"inline_keyboard": [[{"text": "受理",
+                                                           "callback_data": "t:ack:1"}]]}}}}
+    update = Update.de_json(lean(raw), None)
+    message = update.callback_query.message
+    assert (message.message_id, message.chat.id, message.message_thread_id) == (40, -100, 3)
+    assert message.is_topic_message and update.callback_query.data == "dr:submit"
+    assert message.text is None and message.reply_markup is None and message.from_user is None
+    assert raw["callback_query"]["message"]["text"] == "#1 楼道灯坏了"  # the inbox keeps it whole

@@ -62,6 +62,8 @@ class TicketService(Service):
         super().__init__(*args, **kwargs)
         #: wakes the deadline watcher: something may be due at the given time (None: now)
         self.changed: Callable[[float | None], None] = lambda when=None: None
+        #: wakes the backlog that queues new tickets' staff cards (`post_pending_cards`)
+        self.cards_waiting: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ drafts
 
@@ -148,7 +150,6 @@ class TicketService(Service):
         if grid is None or community is None:
             raise Refused("draft.join_first")
         mark = current_update.get()
-        recipients = await self._recipients(person, grid.code, building=chain[0])
         now = self.clock()
         deadlines = self.settings.deadlines("routine")
         photos = _draft_photos(draft.data)
@@ -159,7 +160,7 @@ class TicketService(Service):
                 community_code=community.code, domain=draft.data.get("domain"),
                 text=draft.data["text"] or "",
                 photo_file_id=photos[0] if photos else None, more_photos=tuple(photos[1:]),
-                source_update_id=mark.update_id if mark else None,
+                source_update_id=mark.update_id if mark else None, cards_pending=True,
                 **self._due_fields("ack", now, deadlines.acknowledge.total_seconds()))
             if ticket_id is None:  # this Submit was handled before a restart
                 raise Refused("draft.already_submitted")
@@ -175,13 +176,28 @@ class TicketService(Service):
             # the draft card loses its buttons; the receipt above is what the resident waits for
             await self.outbox.edit(user_id, message_id, t(locale, "draft.submitted", id=ticket.id),
                                    priority=Priority.CARD)
-            await self._post_new_cards(ticket, recipients)
+            # the staff cards follow once the people being answered have their answers
+            self.store.db.after_commit(self.cards_waiting)
         self.changed(ticket.remind_at)
         return ticket
 
+    async def post_pending_cards(self, batch: int = 50) -> bool:
+        """Queue the building heads' and the grid's cards of new tickets (Submit only flags
+        them, so that a burst of Submits is answered first). True while more are waiting."""
+        waiting = await self.store.tickets.cards_pending(batch + 1)
+        for ticket_id in waiting[:batch]:
+            ticket = await self._get(ticket_id)
+            reporter = await self.store.people.get(ticket.reporter_id)
+            building = await self.store.map.get(ticket.building_code)
+            known = await self._recipients(reporter, ticket.grid_code, building) \
+                if reporter is not None and building is not None else None
+            async with self.store.transaction():
+                if await self.store.tickets.take_cards_pending(ticket_id):
+                    await self._post_new_cards(await self._get(ticket_id), known)
+        return len(waiting) > batch
+
     async def _recipients(self, reporter: Person, grid_code: str, building: Unit) -> _Recipients:
-        heads = await self._holders(("building_head",), reporter.building_code or "",
-                                    exact=True)
+        heads = await self._holders(("building_head",), building.code, exact=True)
         binding = await self.store.map.binding(grid_code)
         chat = await self.store.map.chat(binding.chat_id) if binding is not None else None
         return _Recipients(

@@ -379,6 +379,29 @@ async def test_forum_staff_chat_gets_a_topic_per_ticket(harness):
     assert any("answers:\n这里" in t for t in harness.texts(w.grid_chat.id))
 
 
+async def test_cards_flagged_before_a_restart_are_posted_after_it_once(harness):
+    """Submit flags the staff cards and leaves them to the backlog: a stop in between
+    (the backlog never woken here) must not lose them, nor may they come twice."""
+    w = World(harness)
+    await w.setup()
+    harness.runtime.services.tickets.cards_waiting = lambda: None
+    receipt = await w.submit()
+    assert any("#1" in m.text for m in receipt)
+    assert not [m for m in harness.emu.messages(w.head.id) if m.text.startswith("#1 ")]
+    assert await harness.store.tickets.cards_pending(10) == [1]
+    await harness.stop_bot()
+    await harness.start_bot()
+    await harness.settle()
+    for chat_id in (w.head.id, w.grid_chat.id):
+        cards = [m for m in harness.emu.messages(chat_id) if m.text.startswith("#1 ")]
+        assert len(cards) == 1 and cards[0].buttons, harness.texts(chat_id)
+    assert await harness.store.tickets.cards_pending(10) == []
+    await harness.stop_bot()
+    await harness.start_bot()
+    await harness.settle()
+    assert len([m for m in harness.emu.messages(w.head.id) if m.text.startswith("#1 ")]) == 1
+
+
 async def test_deadline_reminds_at_75_percent_then_escalates_across_a_restart(harness):
     w = World(harness)
     await w.setup(deadlines_routine="4s,1h,1h")

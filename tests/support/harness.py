@@ -84,6 +84,7 @@ class Harness:
         await self.emu.wait_until(lambda: not self.emu.pending_updates(), timeout=timeout)
         assert services.intake is not None
         await asyncio.wait_for(services.intake.drain(), timeout)
+        await services.card_backlog.drain(timeout)
         await services.sender.drain(timeout)
 
     # conversation helpers
