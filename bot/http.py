@@ -22,6 +22,16 @@ from telegram.request import BaseRequest, RequestData
 
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+_JSON = {"Content-Type": "application/json"}
+
+
+class JsonBody(RequestData):
+    """A call's parameters already as the Bot API's JSON (`bot.rawapi`): one `json.dumps`
+    of the whole, instead of one per parameter and a urlencoding of the lot."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
 
 
 class AiohttpRequest(BaseRequest):
@@ -78,6 +88,8 @@ class AiohttpRequest(BaseRequest):
             for name, (filename, content, mimetype) in files.items():  # InputFile.field_tuple
                 form.add_field(name, content, filename=filename, content_type=mimetype)
             data = form
+        elif isinstance(request_data, JsonBody):
+            data, headers = request_data.body, _JSON
         elif request_data is not None:
             # encoded here: given a dict, aiohttp builds a multipart writer (and a uuid4
             # boundary) for every call before it settles on a urlencoded body

@@ -3,25 +3,42 @@ button answers).
 
 python-telegram-bot's typed methods build objects from every parameter, serialise them again
 and parse each answer into objects; on a burst that is a third of a call's CPU
-(`bench.transport`). `Bot._post` is what `Bot.do_api_request` wraps (that one warns for
-known methods): the request, its timeouts and the mapping of errors to `TelegramError` stay
-python-telegram-bot's. It is private API, used here and nowhere else: re-run the end-to-end
-tests on an upgrade.
+(`bench.transport`). Here the parameters go out as one JSON body through the bot's own
+`BaseRequest.post` (its transport, timeouts, and mapping of answers to `TelegramError`:
+RetryAfter, Forbidden, ChatMigrated...). Skipped are only the layers above it, which rebuild the
+parameters (a tenth of a Submit's CPU): defaults (Gridhorn sets none) and the rate limiter
+hook, which lets the outbox's calls and the answers to taps through untouched anyway.
+getUpdates and uploads take `Bot._post` (what `Bot.do_api_request` wraps; private API,
+used here and nowhere else: re-run the end-to-end tests on an upgrade).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from telegram import Bot
+from telegram import Bot, InputFile
+
+from bot.http import AiohttpRequest, JsonBody
+
+#: through `Bot._post`: getUpdates has its own request object (its own connections)
+_VIA_BOT = frozenset({"getUpdates"})
 
 
 async def call(bot: Bot, method: str, data: dict[str, Any], *,
                read_timeout: float | None = None) -> Any:
     """Call `method` with `data` as the Bot API's parameters; Telegram's result as JSON."""
+    if method in _VIA_BOT or not isinstance(getattr(bot, "request", None), AiohttpRequest) or \
+            any(isinstance(v, InputFile) for v in data.values()):
+        if read_timeout is None:
+            return await bot._post(method, data)
+        return await bot._post(method, data, read_timeout=read_timeout)
+    body = json.dumps({k: v for k, v in data.items() if v is not None},
+                      ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     if read_timeout is None:
-        return await bot._post(method, data)
-    return await bot._post(method, data, read_timeout=read_timeout)
+        return await bot.request.post(f"{bot.base_url}/{method}", JsonBody(body))
+    return await bot.request.post(f"{bot.base_url}/{method}", JsonBody(body),
+                                  read_timeout=read_timeout)
 
 
 async def answer_callback(bot: Bot, query_id: str, text: str | None = None,
