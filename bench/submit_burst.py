@@ -179,7 +179,7 @@ async def start_profiler(pid: int, out: str) -> asyncio.subprocess.Process:
     """py-spy sampling the bot from the first press to the last receipt (folded stacks)."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     spy = await asyncio.create_subprocess_exec(
-        exe, "record", "--rate", "400", "--format", "raw", "--output", out,
+        exe, "record", "--rate", "200", "--format", "raw", "--output", out,
         "--pid", str(pid), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     await asyncio.sleep(0.5)  # py-spy attaches before the first press
     return spy

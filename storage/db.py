@@ -79,8 +79,25 @@ class _WriteLock:
                     return
         self._locked = False
 
+    @property
+    def locked(self) -> bool:
+        return self._locked
+
 
 WRITE_BUSY_MS = 100  # see Database.open
+GROUP_MAX = 200  # transactions committed together at most (see Database.transaction)
+
+
+class _Group:
+    """Transactions that commit together: their after-commit callbacks, a future for all."""
+
+    __slots__ = ("committed", "callbacks", "members", "scheduled")
+
+    def __init__(self, committed: asyncio.Future[None]) -> None:
+        self.committed = committed
+        self.callbacks: list[Callable[[], None]] = []
+        self.members = 0
+        self.scheduled = False
 
 
 class Database:
@@ -108,6 +125,8 @@ class Database:
         self._read: sqlite3.Connection | None = None
         self._background: aiosqlite.Connection | None = None
         self._lock = _WriteLock()
+        self._group: _Group | None = None  # the open shared transaction (group commit)
+        self._commit_at_release = False
 
     async def open(self) -> None:
         if self.path != ":memory:":
@@ -127,6 +146,8 @@ class Database:
         await self._background.execute("PRAGMA busy_timeout=5000")
 
     async def close(self) -> None:
+        if self._group is not None:
+            self._commit_group()
         if self._background is not None:
             await self._background.close()
         for conn in {id(c): c for c in (self._read, self._write) if c is not None}.values():
@@ -166,8 +187,15 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self, urgent: bool = False) -> AsyncIterator[None]:
-        """One write transaction (BEGIN IMMEDIATE); nested use joins the outer one.
-        `urgent` ones take the next turn on the write lock (short bookkeeping only)."""
+        """One write transaction; nested use joins the outer one. `urgent` ones take the
+        next turn on the write lock (short bookkeeping only).
+
+        Group commit: each transaction is a savepoint in a shared SQLite transaction that
+        commits at the end of the event loop's turn (or at `GROUP_MAX` members), so a burst
+        of handlers writes each page of the log once per turn instead of once each (a
+        commit per Submit was a third of its store time). Leaving the block waits for that
+        commit: a caller never goes on before its changes are durable, and a failed commit
+        fails every member. A member that fails alone rolls back to its savepoint only."""
         if _in_transaction.get():
             yield
             return
@@ -176,23 +204,73 @@ class Database:
         callbacks: list[Callable[[], None]] = []
         await self._lock.acquire(urgent)
         try:
-            await self._begin(conn)
+            if self._group is None:
+                await self._begin(conn)
+                self._group = _Group(asyncio.get_running_loop().create_future())
+            group = self._group
+            conn.execute("SAVEPOINT tx")
             token = _in_transaction.set(True)
             hooks = _after_commit.set(callbacks)
             try:
                 yield
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK TO tx")
+                    conn.execute("RELEASE tx")
+                else:  # SQLite rolled the whole transaction back (disk full, I/O error)
+                    self._fail_group(sqlite3.OperationalError("the transaction was rolled back"))
                 raise
             else:
-                conn.execute("COMMIT")
+                conn.execute("RELEASE tx")
+                group.callbacks += callbacks
+                group.members += 1
             finally:
                 _in_transaction.reset(token)
                 _after_commit.reset(hooks)
         finally:
+            if self._group is not None:
+                if self._commit_at_release or self._group.members >= GROUP_MAX or \
+                        self.path == ":memory:":  # (one connection: reads see the group)
+                    self._commit_group()
+                elif not self._group.scheduled:
+                    self._group.scheduled = True
+                    asyncio.get_running_loop().call_soon(self._end_of_turn)
             self._lock.release()
-        for callback in callbacks:
-            callback()
+        await asyncio.shield(group.committed)
+
+    def _end_of_turn(self) -> None:
+        """The loop's turn is over: commit the group, or have the member that holds the
+        lock (its block awaited something real) commit it as it leaves."""
+        if self._lock.locked:
+            self._commit_at_release = True
+        elif self._group is not None:
+            self._commit_group()
+
+    def _commit_group(self) -> None:
+        group, self._group = self._group, None
+        self._commit_at_release = False
+        assert group is not None and self._write is not None
+        try:
+            self._write.execute("COMMIT")
+        except Exception as exc:
+            if self._write.in_transaction:
+                self._write.execute("ROLLBACK")
+            group.committed.set_exception(exc)
+            group.committed.exception()  # retrieved: members may all have been cancelled
+            return
+        group.committed.set_result(None)
+        for callback in group.callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("an after-commit callback failed")
+
+    def _fail_group(self, exc: BaseException) -> None:
+        group, self._group = self._group, None
+        self._commit_at_release = False
+        if group is not None and not group.committed.done():
+            group.committed.set_exception(exc)
+            group.committed.exception()
 
     async def _begin(self, conn: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE; while another process holds the write lock, wait without

@@ -17,6 +17,7 @@ async def test_a_read_after_a_commit_sees_it_while_other_tasks_read(store):
     async def busy_reader() -> None:
         while not stop.is_set():
             await store.map.get("C01")
+            await asyncio.sleep(0)  # reads never suspend: let the writer's turn come
 
     readers = [asyncio.create_task(busy_reader()) for _ in range(4)]
     try:
@@ -167,3 +168,97 @@ async def test_drafts_kept_in_flows_before_migration_5_move_to_their_own_table(t
         assert (await store.flows.get(8)).name == "horn"
     finally:
         await store.close()
+
+
+def committed_codes(path) -> set[str]:
+    """What another connection sees: only what is committed."""
+    import contextlib
+    import sqlite3
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return {row[0] for row in conn.execute("SELECT code FROM units")}
+
+
+async def test_transactions_of_one_turn_commit_together_and_each_waits_for_it(store):
+    """Group commit: a block is left only once its changes are committed; a member that
+    fails rolls back alone; callbacks run after the commit, never for a failed member."""
+    db = store.db
+    commits = []
+    db._write.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    ran: list[str] = []
+
+    async def member(code: str, fail: bool = False) -> set[str]:
+        async with store.transaction():
+            await store.map.upsert(Unit(code=code, kind="community", name=code))
+            db.after_commit(lambda: ran.append(code))
+            if fail:
+                raise RuntimeError("boom")
+        return committed_codes(db.path)
+
+    results = await asyncio.gather(member("C01"), member("C02", fail=True), member("C03"),
+                                   return_exceptions=True)
+    assert {"C01", "C03"} <= results[0] and {"C01", "C03"} <= results[2]
+    assert isinstance(results[1], RuntimeError)
+    assert committed_codes(db.path) == {"C01", "C03"}
+    assert commits == ["COMMIT"] and sorted(ran) == ["C01", "C03"]
+
+
+async def test_a_failed_group_commit_fails_every_member(store):
+    db = store.db
+
+    async def good() -> None:
+        async with store.transaction():
+            await store.map.upsert(Unit(code="C01", kind="community", name="c"))
+
+    async def bad() -> None:  # a deferred constraint fails only at COMMIT
+        async with store.transaction():
+            await db.execute("PRAGMA defer_foreign_keys=ON")
+            await store.map.upsert(Unit(code="G01", kind="grid", name="g", parent_code="C99"))
+
+    results = await asyncio.gather(good(), bad(), return_exceptions=True)
+    assert all(isinstance(r, Exception) for r in results), results
+    assert committed_codes(db.path) == set()
+    await good()  # the next group starts clean
+    assert committed_codes(db.path) == {"C01"}
+
+
+async def test_a_member_holding_the_lock_past_the_turn_commits_the_group_as_it_leaves(store):
+    db = store.db
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def quick() -> None:
+        async with store.transaction():
+            await store.map.upsert(Unit(code="C01", kind="community", name="c"))
+
+    async def slow() -> None:
+        async with store.transaction():
+            await store.map.upsert(Unit(code="C02", kind="community", name="c"))
+            holding.set()
+            await release.wait()
+
+    first = asyncio.create_task(quick())
+    second = asyncio.create_task(slow())
+    await holding.wait()
+    for _ in range(5):
+        await asyncio.sleep(0)  # the turn ends: the lock is held, the group stays open
+    assert not first.done() and committed_codes(db.path) == set()
+    release.set()
+    await asyncio.gather(first, second)
+    assert committed_codes(db.path) == {"C01", "C02"}
+
+
+async def test_a_member_cancelled_while_its_group_commits_is_still_committed(store):
+    db = store.db
+    ran: list[str] = []
+
+    async def member() -> None:
+        async with store.transaction():
+            await store.map.upsert(Unit(code="C01", kind="community", name="c"))
+            db.after_commit(lambda: ran.append("C01"))
+
+    task = asyncio.create_task(member())
+    await asyncio.sleep(0)  # the member has left its block's body and waits for the commit
+    assert committed_codes(db.path) == set()
+    task.cancel()
+    results = await asyncio.gather(task, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert committed_codes(db.path) == {"C01"} and ran == ["C01"]

@@ -121,7 +121,7 @@ async def test_urgent_transactions_take_the_next_turn(store):
         async with db.transaction():
             holding.set()
             await release.wait()
-        order.append("holder")
+            order.append("holder")  # (leaving the block waits for the group's commit)
 
     async def writer(name: str, urgent: bool) -> None:
         async with db.transaction(urgent=urgent):
