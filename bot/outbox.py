@@ -123,7 +123,8 @@ class OutboxSender:
                     return  # what is left waits for the end of quiet hours
                 self._idle.clear()
                 await self._idle.wait()
-        await asyncio.wait_for(_wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await _wait()
 
     # loop
 
@@ -181,13 +182,18 @@ class OutboxSender:
         return item.created_at + self.max_deferral - time.time()
 
     async def _sleep_until(self, when: float | None, wakeable: bool = True) -> None:
+        """Sleep until `when` (gate clock; None: until woken), or until woken if `wakeable`.
+
+        Not `asyncio.wait_for`: on Python 3.11 it returns the result of an event set in the
+        same turn as a cancellation and drops the cancellation, so `stop()` hung."""
         timeout = None if when is None else max(0.0, when - self.gate.clock())
         if not wakeable:
             assert timeout is not None
             await asyncio.sleep(timeout)
         else:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
                 return
             except TimeoutError:
                 pass

@@ -354,3 +354,22 @@ async def test_group_posts_wait_out_quiet_hours_but_urgent_and_private_ones_do_n
     assert sorted(bot.texts()) == ["emergency horn", "your receipt"]
     assert (await statuses(store))["monthly theme"] == "pending"
 
+
+
+@pytest.mark.parametrize("woken", [False, True], ids=["asleep", "woken-as-stopped"])
+async def test_stop_returns_promptly_while_the_sender_sleeps(store, woken):
+    """The sender sleeps until its next timed item; stop() must end it even when a wake-up
+    (a commit) lands in the same turn of the loop as the cancellation, which
+    `asyncio.wait_for` on Python 3.11 would swallow (the sender then slept on)."""
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    async with store.transaction():
+        await outbox.send(GROUP, "later", priority=Priority.PERSONAL, delay=60)
+    sender._idle.clear()
+    await sender.start()
+    await sender._idle.wait()  # loaded, nothing ready: it went to sleep until the item is due
+    if woken:
+        sender.wake()
+    await asyncio.wait_for(sender.stop(), 2)
+    assert bot.calls == []
+    assert await statuses(store) == {"later": "pending"}
