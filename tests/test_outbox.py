@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from telegram.error import ChatMigrated, Forbidden, NetworkError, RetryAfter
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.outbox import OutboxSender
 from bot.ratelimit import FloodGate
@@ -34,6 +35,7 @@ class FakeBot:
         self.hold: dict[int, asyncio.Event] = {}
         self.fail: dict[int, list[Exception]] = {}
         self.started: dict[int, asyncio.Event] = {}
+        self.tried: list[tuple[int, float]] = []  # (chat, time) of every call, failed or not
         self.changed = asyncio.Event()
         self._next_id = 100
 
@@ -45,6 +47,7 @@ class FakeBot:
         gate = self.hold.get(chat_id)
         if gate is not None:
             await gate.wait()
+        self.tried.append((chat_id, time.monotonic()))
         failures = self.fail.get(chat_id)
         if failures:
             raise failures.pop(0)
@@ -373,3 +376,44 @@ async def test_stop_returns_promptly_while_the_sender_sleeps(store, woken):
     await asyncio.wait_for(sender.stop(), 2)
     assert bot.calls == []
     assert await statuses(store) == {"later": "pending"}
+
+
+async def test_network_errors_are_retried_with_growing_backoff_and_never_given_up(store, caplog):
+    """An outage longer than any fixed number of tries: the item waits longer after each
+    failure (up to the cap) and goes out when the Bot API answers again. The log says once
+    that sending fails and once that it works again, not once per try."""
+    caplog.set_level(logging.DEBUG, logger="bot.outbox")
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    sender.backoff_base, sender.backoff_cap = 0.01, 0.08
+    outage = [NetworkError("Bad Gateway"), TimedOut(), NetworkError("Internal Server Error (500)")]
+    bot.fail[GROUP] = [outage[n % 3] for n in range(12)]
+    await queue(store, outbox, (GROUP, "after the outage", Priority.PERSONAL))
+    async with running(sender):
+        await bot.wait_calls(1)  # 0.01 * 2**11 s = 20 s if the backoff were not capped
+        await sender.drain(5)
+    assert bot.texts() == ["after the outage"]
+    assert await statuses(store) == {"after the outage": "sent"}
+    times = [at for chat, at in bot.tried if chat == GROUP]
+    assert len(times) == 13
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    for attempt, gap in enumerate(gaps):
+        assert gap >= 0.95 * min(0.08, 0.01 * 2 ** attempt), (attempt, gaps)
+    outbox_log = [r for r in caplog.records if r.name == "bot.outbox"]
+    warnings = [r for r in outbox_log if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "Bad Gateway" in warnings[0].getMessage()
+    recovered = [r for r in outbox_log if r.levelno == logging.INFO]
+    assert len(recovered) == 1 and "12" in recovered[0].getMessage()
+
+
+async def test_a_bad_request_ends_only_its_own_item(store):
+    """400 is permanent: the item fails at once (no retry); the chat's next item goes."""
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    bot.fail[GROUP] = [BadRequest("Can't parse entities: unsupported start tag")]
+    await queue(store, outbox, (GROUP, "<broken>", Priority.PERSONAL),
+                (GROUP, "fine", Priority.PERSONAL))
+    await run_to_idle(sender)
+    assert bot.texts() == ["fine"]
+    assert len(bot.tried) == 2
+    assert await statuses(store) == {"<broken>": "failed", "fine": "sent"}
