@@ -166,6 +166,11 @@ class OutboxSender:
             if lane is None or lane.busy or lane.turn != turn or not lane.heap \
                     or lane.heap[0][1] != item_id:
                 continue  # stale entry
+            if self.gate.chat_next_free(chat_id) > self.gate.clock():
+                # a direct reply took the chat's (or group's) window since the item was found
+                # ready: it waits for the window again
+                self._schedule(chat_id)
+                continue
             await self._slots.acquire()  # free: checked above, nothing awaited since
             lane.busy = True
             stamp = self.gate.record(chat_id)

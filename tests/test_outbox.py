@@ -18,7 +18,7 @@ import pytest
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.outbox import OutboxSender
-from bot.ratelimit import FloodGate
+from bot.ratelimit import DirectReplyLimiter, FloodGate, Window
 from bot.services.outbox import Outbox, Priority
 from bot.settings import load_settings
 
@@ -417,3 +417,46 @@ async def test_a_bad_request_ends_only_its_own_item(store):
     assert bot.texts() == ["fine"]
     assert len(bot.tried) == 2
     assert await statuses(store) == {"<broken>": "failed", "fine": "sent"}
+
+
+class ShortGroupWindow(FloodGate):
+    """Per-group limit of 2 calls in 0.3 s: Telegram's 20 in 60 s, shortened for a test."""
+
+    def _group(self, chat_id: int) -> Window:
+        return self._groups.setdefault(chat_id, Window(2, 0.3, 0.0))
+
+
+@pytest.mark.parametrize("window", ["chat", "group"])
+async def test_a_direct_reply_that_took_the_window_makes_a_ready_post_wait(store, window):
+    """Direct replies go out at once and take their share of the windows: a post that was
+    ready before they went must check its chat's (or group's) window again when it is
+    picked, or it arrives as Telegram's 2nd call to that chat within the window (a 429)."""
+    bot = FakeBot()
+    settings = load_settings(quiet_hours="")
+    if window == "chat":
+        gate, span, replies = FloodGate(1000, 1.9, 100000), 1 / 1.9 + 0.04, 1
+    else:
+        gate, span, replies = ShortGroupWindow(1000, 1000, 20), 0.3, 2
+    sender = OutboxSender(bot, store, gate, settings, max_in_flight=1)  # type: ignore[arg-type]
+    outbox = Outbox(store, settings)
+    outbox.connect(sender.wake)
+    limiter = DirectReplyLimiter(gate)
+    replied: list[float] = []
+
+    async def direct_reply() -> dict[str, Any]:
+        replied.append(time.monotonic())
+        return {}
+
+    bot.hold[OTHER] = asyncio.Event()
+    await queue(store, outbox, (OTHER, "first elsewhere", Priority.PERSONAL),
+                (GROUP, "queued", Priority.PERSONAL))
+    async with running(sender):
+        await bot.started_in(OTHER).wait()  # the only slot is on the wire; GROUP's is ready
+        for _ in range(replies):
+            await limiter.process_request(direct_reply, (), {}, "sendMessage",
+                                          {"chat_id": GROUP}, None)
+        bot.hold[OTHER].set()
+        await sender.drain(5)
+    assert bot.texts(GROUP) == ["queued"]
+    sent_at = next(c[3] for c in bot.calls if c[1] == GROUP)
+    assert sent_at - replied[0] >= span - 0.01
