@@ -351,6 +351,9 @@ class OutboxSender:
             self._reachable()
             seconds = retry_seconds(exc)
             logger.warning("429 on %s to %s: retry after %s s", item.method, item.chat_id, seconds)
+            # the chat's whole lane waits, not only this item: a more urgent one queued
+            # meanwhile would earn another 429
+            self.gate.block(item.chat_id, self.gate.clock() + seconds)
             await self._retry(item, seconds, f"429 retry after {seconds}", count=False)
         except ChatMigrated as exc:
             self._reachable()

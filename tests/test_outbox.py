@@ -460,3 +460,23 @@ async def test_a_direct_reply_that_took_the_window_makes_a_ready_post_wait(store
     assert bot.texts(GROUP) == ["queued"]
     sent_at = next(c[3] for c in bot.calls if c[1] == GROUP)
     assert sent_at - replied[0] >= span - 0.01
+
+
+async def test_a_429_holds_every_post_to_that_chat_until_the_retry_time(store):
+    """Telegram answers 429 for the chat, not for the one message: a more urgent post to the
+    same chat queued during the wait must not go before `retry_after` either."""
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    bot.fail[GROUP] = [RetryAfter(timedelta(milliseconds=400))]
+    await queue(store, outbox, (GROUP, "routine", Priority.ROUTINE))
+    async with running(sender):
+        await bot.started_in(GROUP).wait()
+        await queue(store, outbox, (GROUP, "emergency", Priority.EMERGENCY),
+                    (OTHER, "other chat", Priority.ROUTINE))
+        await bot.wait_calls(3)
+        await sender.drain(5)
+    flooded_at = bot.tried[0][1]
+    assert bot.texts(GROUP) == ["emergency", "routine"]
+    times = {c[2]["text"]: c[3] for c in bot.calls}
+    assert times["emergency"] - flooded_at >= 0.4 - 0.01
+    assert times["other chat"] < flooded_at + 0.4  # only that chat waits
