@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     opinions_per_hour: int = Field(10, ge=1)
     quiet_hours: Annotated[QuietHours | None, NoDecode] = QuietHours(start=time(22), end=time(7))
 
+    @field_validator("bot_token", mode="before")
+    @classmethod
+    def _token(cls, value: object) -> object:
+        """`GRIDHORN_BOT_TOKEN=` (empty, as in a template .env) is no token, not a bad one."""
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
     @field_validator("superadmins", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:

@@ -63,3 +63,22 @@ def test_run_with_the_bot_api_unreachable_says_so_and_leaves_nothing_open(tmp_pa
     assert result.returncode == 2
     assert "gridhorn: cannot reach the Bot API at GRIDHORN_API_BASE_URL" in result.stderr
     assert "Unclosed" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_with_an_empty_token_says_it_is_not_set_not_rejected(monkeypatch, capsys):
+    monkeypatch.setenv("GRIDHORN_BOT_TOKEN", "")
+    monkeypatch.setenv("GRIDHORN_API_BASE_URL", "http://127.0.0.1:9/bot")  # never the internet
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gridhorn: GRIDHORN_BOT_TOKEN is not set or empty.")
+    assert "@BotFather" in err and "rejected" not in err and "Traceback" not in err
+
+
+def test_map_export_with_an_unusable_database_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    db = tmp_path / "notes.db"
+    db.write_text("meeting notes, not a database\n" * 10, encoding="utf-8")
+    monkeypatch.setenv("GRIDHORN_DATABASE_URL", f"sqlite:///{db}")
+    assert main(["map", "export"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"gridhorn: GRIDHORN_DATABASE_URL: cannot open sqlite:///{db}: "
+                   "file is not a database"]
