@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridhorn",
         description="Gridhorn (网格集结号): a Telegram bot for grid governance of city "
-                    "communities. Settings come from GRIDHORN_* environment variables or .env.")
+                    "communities. Settings come from GRIDHORN_* environment variables or .env "
+                    "(GRIDHORN_ENV_FILE names another file; empty: none).")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="start the bot (long polling)")
     map_parser = commands.add_parser("map", help="import or export the five-level map")

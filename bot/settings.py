@@ -1,7 +1,12 @@
-"""Settings from `GRIDHORN_*` environment variables or a `.env` file (SPEC §8)."""
+"""Settings from `GRIDHORN_*` environment variables or a `.env` file (SPEC §8).
+
+The file is `.env` in the working directory; `GRIDHORN_ENV_FILE` names another one, or none
+when empty (the tests set it so: a developer's `.env` never reaches them).
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import time, timedelta
 from typing import Literal
@@ -14,6 +19,7 @@ from typing_extensions import Annotated
 from bot.services.periods import cron_trigger  # crontab's weekday numbers, not APScheduler's
 
 ENV_PREFIX = "GRIDHORN_"
+ENV_FILE_VARIABLE = ENV_PREFIX + "ENV_FILE"
 Locale = Literal["zh-Hans", "zh-Hant", "en"]
 Urgency = Literal["routine", "major", "urgent"]
 
@@ -191,10 +197,22 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
+def env_file() -> str | None:
+    """The .env file to read: `.env`, or what GRIDHORN_ENV_FILE names (empty: none)."""
+    path = os.environ.get(ENV_FILE_VARIABLE)
+    if path is None:
+        return ".env"  # read if it exists
+    if not path:
+        return None
+    if not os.path.isfile(path):
+        raise SettingsError(f"{ENV_FILE_VARIABLE}: no such file: {path}")
+    return path
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning a validation error into one short line per bad variable."""
     try:
-        return Settings(**overrides)
+        return Settings(_env_file=env_file(), **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         lines = []
         for error in exc.errors():

@@ -59,3 +59,29 @@ def test_run_with_a_bad_setting_prints_one_line(monkeypatch, capsys):
     assert main(["run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("gridhorn: GRIDHORN_THEME_CRON:")
+
+
+def test_the_tests_never_read_a_dotenv_file(tmp_path, monkeypatch):
+    """A developer's .env (a production token) must not reach the tests: conftest points
+    GRIDHORN_ENV_FILE at nothing."""
+    (tmp_path / ".env").write_text("GRIDHORN_BOT_TOKEN=123:PRODUCTION\nGRIDHORN_SUPERADMINS=7\n",
+                                   encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.bot_token is None and settings.superadmins == frozenset()
+
+
+def test_env_file_names_the_file_to_read_and_environment_variables_win(tmp_path, monkeypatch):
+    other = tmp_path / "staging.env"
+    other.write_text("GRIDHORN_SUPERADMINS=7\nGRIDHORN_TIMEZONE=Asia/Hong_Kong\n", encoding="utf-8")
+    monkeypatch.setenv("GRIDHORN_ENV_FILE", str(other))
+    monkeypatch.setenv("GRIDHORN_TIMEZONE", "Asia/Taipei")
+    settings = load_settings()
+    assert settings.superadmins == frozenset({7}) and settings.timezone == "Asia/Taipei"
+
+
+def test_an_env_file_that_does_not_exist_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRIDHORN_ENV_FILE", str(tmp_path / "missing.env"))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == f"GRIDHORN_ENV_FILE: no such file: {tmp_path / 'missing.env'}"
