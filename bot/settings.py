@@ -10,6 +10,7 @@ import os
 import re
 from datetime import time, timedelta
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -167,8 +168,18 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _db(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError("only sqlite:///path.db is supported")
+        # "sqlite:///" alone would give sqlite3 an empty path: a temporary database, lost
+        if not value.startswith("sqlite:///") or not value.removeprefix("sqlite:///").strip():
+            raise ValueError("only SQLite is supported: sqlite:///relative.db or "
+                             "sqlite:////absolute/path.db")
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _api(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL like https://api.telegram.org/bot")
         return value
 
     @property

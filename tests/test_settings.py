@@ -24,10 +24,17 @@ def test_environment_variables_are_read(monkeypatch):
     monkeypatch.setenv("GRIDHORN_SUPERADMINS", "11, 22")
     monkeypatch.setenv("GRIDHORN_DEADLINES_URGENT", "30s,1m,2m")
     monkeypatch.setenv("GRIDHORN_QUIET_HOURS", "")
+    monkeypatch.setenv("GRIDHORN_HORN_RESOUND_MIN", "15")
+    monkeypatch.setenv("GRIDHORN_OPINIONS_PER_HOUR", "3")
+    monkeypatch.setenv("GRIDHORN_DATABASE_URL", "sqlite:////var/lib/gridhorn/g.db")
+    monkeypatch.setenv("GRIDHORN_API_BASE_URL", "http://127.0.0.1:8081/bot")
     settings = load_settings()
     assert settings.superadmins == frozenset({11, 22})
     assert settings.deadlines("urgent").acknowledge == timedelta(seconds=30)
     assert settings.quiet_hours is None
+    assert settings.horn_resound_min == 15 and settings.opinions_per_hour == 3
+    assert settings.sqlite_path == "/var/lib/gridhorn/g.db"
+    assert settings.api_base_file_url == "http://127.0.0.1:8081/file/bot"
 
 
 @pytest.mark.parametrize("variable, value", [
@@ -38,12 +45,33 @@ def test_environment_variables_are_read(monkeypatch):
     ("GRIDHORN_SUPERADMINS", "alice"),
     ("GRIDHORN_QUIET_HOURS", "22-7"),
     ("GRIDHORN_DEFAULT_LOCALE", "fr"),
+    ("GRIDHORN_HORN_RESOUND_MIN", "0"),
+    ("GRIDHORN_OPINIONS_PER_HOUR", "many"),
 ])
 def test_a_bad_value_names_its_variable(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert str(caught.value).startswith(variable + ":")
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("GRIDHORN_DATABASE_URL", "postgresql://gridhorn@db/gridhorn",
+     "only SQLite is supported: sqlite:///relative.db or sqlite:////absolute/path.db"),
+    ("GRIDHORN_DATABASE_URL", "sqlite:///",
+     "only SQLite is supported: sqlite:///relative.db or sqlite:////absolute/path.db"),
+    ("GRIDHORN_API_BASE_URL", "api.telegram.org/bot",
+     "expected an http:// or https:// URL like https://api.telegram.org/bot"),
+    ("GRIDHORN_API_BASE_URL", "ftp://127.0.0.1/bot",
+     "expected an http:// or https:// URL like https://api.telegram.org/bot"),
+    ("GRIDHORN_API_BASE_URL", "http:///bot",
+     "expected an http:// or https:// URL like https://api.telegram.org/bot"),
+])
+def test_url_settings_say_what_they_expect(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == f"{variable}: {message}"
 
 
 def test_run_without_token_says_how_to_get_one(capsys):
