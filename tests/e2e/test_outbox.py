@@ -32,3 +32,27 @@ async def test_server_errors_are_retried_until_the_bot_api_answers(harness):
     row = await harness.store.db.fetchone(
         "SELECT status, attempts FROM outbox WHERE payload LIKE '%after the outage%'")
     assert row["status"] == "sent" and row["attempts"] >= 13
+
+
+async def test_a_person_who_blocked_the_bot_is_marked_blocked_by_the_403(harness):
+    """Li blocked the bot while it was away longer than Telegram keeps updates: the bot
+    learns it only from the 403 on its next message. Li is marked blocked, the rest of
+    Li's queue dropped, nothing retried."""
+    runtime = await harness.start_bot()
+    li = harness.emu.add_user(first_name="Li", language_code="zh-hans")
+    await harness.say(li, "/start")
+    person = await harness.store.people.get(li.id)
+    assert person is not None and not person.blocked
+    harness.emu.user(li).blocked = True  # no my_chat_member update: only the 403 tells
+    async with harness.store.transaction():
+        for text in ("ticket step one", "ticket step two"):
+            await runtime.services.outbox.send(li.id, text, priority=Priority.PERSONAL)
+    await harness.settle()
+    person = await harness.store.people.get(li.id)
+    assert person is not None and person.blocked
+    rows = await harness.store.db.fetchall(
+        "SELECT status, last_error FROM outbox WHERE payload LIKE '%ticket step%'")
+    assert [r["status"] for r in rows] == ["dropped", "dropped"]
+    assert all("blocked" in r["last_error"] for r in rows)
+    refused = [r for r in harness.emu.requests if r.chat_id == li.id and r.status_code == 403]
+    assert len(refused) == 1
