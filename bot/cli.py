@@ -113,9 +113,11 @@ def _run(settings: Settings) -> int:
     if settings.bot_token is None:
         print(f"gridhorn: {TOKEN_HELP}", file=sys.stderr)
         return 2
-    asyncio.run(_check_store(settings))  # a bad GRIDHORN_DATABASE_URL: one line, no traceback
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # a bad GRIDHORN_DATABASE_URL: one line (nothing is logged before the store fails to open),
+    # no traceback, and Telegram not called
+    asyncio.run(_check_store(settings))
     from bot.app import Runtime
 
     async def go() -> None:

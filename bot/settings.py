@@ -223,7 +223,7 @@ def env_file() -> str | None:
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning a validation error into one short line per bad variable."""
     try:
-        return Settings(_env_file=env_file(), **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file(), **overrides)
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
