@@ -7,20 +7,27 @@ import asyncio
 import gc
 import logging
 import signal
+import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings, SettingsError, load_settings
 
-TOKEN_HELP = ("GRIDHORN_BOT_TOKEN is not set. Create a bot with @BotFather in Telegram, then "
-              "run: GRIDHORN_BOT_TOKEN=123456:ABC... gridhorn run (or put it in a .env file).")
+if TYPE_CHECKING:
+    from storage.store import Store
+
+TOKEN_HELP = ("GRIDHORN_BOT_TOKEN is not set or empty. Create a bot with @BotFather in "
+              "Telegram, then run: GRIDHORN_BOT_TOKEN=123456:ABC... gridhorn run (or put it in "
+              "a .env file).")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridhorn",
         description="Gridhorn (网格集结号): a Telegram bot for grid governance of city "
-                    "communities. Settings come from GRIDHORN_* environment variables or .env.")
+                    "communities. Settings come from GRIDHORN_* environment variables or .env "
+                    "(GRIDHORN_ENV_FILE names another file; empty: none).")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", help="start the bot (long polling)")
     map_parser = commands.add_parser("map", help="import or export the five-level map")
@@ -47,20 +54,49 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         settings = load_settings()
+        if args.command == "run":
+            return _run(settings)
+        if args.command == "map":
+            if args.map_command == "import":
+                return asyncio.run(_map_import(settings, args.file))
+            if args.map_command == "export":
+                return asyncio.run(_map_export(settings, args.file))
+            parser.parse_args(["map", "--help"])
+        if args.command == "report":
+            return asyncio.run(_report(settings, args.month, args.out, args.unit, args.lang))
     except SettingsError as exc:
         print(f"gridhorn: {exc}", file=sys.stderr)
         return 2
-    if args.command == "run":
-        return _run(settings)
-    if args.command == "map":
-        if args.map_command == "import":
-            return asyncio.run(_map_import(settings, args.file))
-        if args.map_command == "export":
-            return asyncio.run(_map_export(settings, args.file))
-        parser.parse_args(["map", "--help"])
-    if args.command == "report":
-        return asyncio.run(_report(settings, args.month, args.out, args.unit, args.lang))
     return 2
+
+
+async def _open_store(settings: Settings) -> "Store":
+    """The store of GRIDHORN_DATABASE_URL; one it cannot open is a bad setting."""
+    from storage.store import Store
+
+    try:
+        return await Store.open_sqlite(settings.sqlite_path)
+    except (sqlite3.Error, OSError) as exc:
+        raise SettingsError(f"GRIDHORN_DATABASE_URL: cannot open {settings.database_url}: "
+                            f"{_why_unusable(settings.sqlite_path, exc)}") from None
+
+
+def _why_unusable(path: str, exc: Exception) -> str:
+    target = Path(path)
+    if target.is_dir():
+        return f"{target} is a directory"
+    folder = next((p for p in target.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        return f"{folder} is not a directory"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+async def _check_store(settings: Settings) -> None:
+    """Open the store once before anything else (migrations included) and close it."""
+    store = await _open_store(settings)
+    await store.close()
 
 
 def tune_garbage_collector() -> None:
@@ -79,6 +115,9 @@ def _run(settings: Settings) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # a bad GRIDHORN_DATABASE_URL: one line (nothing is logged before the store fails to open),
+    # no traceback, and Telegram not called
+    asyncio.run(_check_store(settings))
     from bot.app import Runtime
 
     async def go() -> None:
@@ -107,14 +146,13 @@ def _run(settings: Settings) -> int:
 
 async def _map_import(settings: Settings, path: Path) -> int:
     from bot.services.mapfile import import_map
-    from storage.store import Store
 
     try:
         data = path.read_bytes()
     except OSError as exc:
         print(f"gridhorn: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 2
-    store = await Store.open_sqlite(settings.sqlite_path)
+    store = await _open_store(settings)
     try:
         result = await import_map(store, data, path.name)
     finally:
@@ -135,9 +173,8 @@ async def _map_export(settings: Settings, path: Path | None) -> int:
     from datetime import datetime
 
     from bot.services.mapfile import export_map
-    from storage.store import Store
 
-    store = await Store.open_sqlite(settings.sqlite_path)
+    store = await _open_store(settings)
     try:
         text = await export_map(store, header_comment=f"exported {datetime.now().isoformat(timespec='seconds')}" if path else None)
     finally:
@@ -161,14 +198,13 @@ async def _report(settings: Settings, month_text: str, out: Path, unit_code: str
     from bot.services.reports import ReportService
     from bot.services.scopes import city_scope, unit_scope
     from bot.textsplit import plain_text
-    from storage.store import Store
 
     month = periods.parse_month(month_text)
     if month is None:
         print(f"gridhorn: {month_text!r} is not a month like 2026-11", file=sys.stderr)
         return 2
     locale = lang or settings.default_locale
-    store = await Store.open_sqlite(settings.sqlite_path)
+    store = await _open_store(settings)
     try:
         if unit_code:
             unit = await store.map.get(unit_code)

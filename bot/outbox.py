@@ -5,7 +5,8 @@ sender wakes after the commit, picks the most urgent item whose chat may receive
 for the overall window, and sends. Calls to one chat go one at a time, in queue order; calls to
 different chats run concurrently. Outcomes: sent (recorded with its message id, hooks run in
 the same transaction), retried (429 → retry_after, 5xx/network → backoff), followed (chat
-migrated → the queue and the bindings move), dropped (chat gone, edit moot) or failed.
+migrated → the queue and the bindings move), dropped (chat gone, edit moot) or failed (400).
+Transient errors never end an item: an outage of any length only delays it.
 """
 
 from __future__ import annotations
@@ -62,12 +63,18 @@ class OutboxSender:
     """Reading side: the one loop that sends."""
 
     def __init__(self, bot: Bot, store: Store, gate: FloodGate, settings: Settings, *,
-                 max_in_flight: int = 64, max_attempts: int = 8) -> None:
+                 max_in_flight: int = 64) -> None:
         self.bot = bot
         self.store = store
         self.gate = gate
         self.settings = settings
-        self.max_attempts = max_attempts
+        #: seconds before the first retry of a transient failure; doubled after each further
+        #: failure of the item, up to the cap
+        self.backoff_base = 0.5
+        self.backoff_cap = 300.0
+        # transient failures since the Bot API last answered, and since when (logged once)
+        self._failures = 0
+        self._failing_since = 0.0
         self._slots = asyncio.Semaphore(max_in_flight)
         self._items: dict[int, OutboxItem] = {}
         self._lanes: dict[int, _Lane] = {}
@@ -123,7 +130,8 @@ class OutboxSender:
                     return  # what is left waits for the end of quiet hours
                 self._idle.clear()
                 await self._idle.wait()
-        await asyncio.wait_for(_wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await _wait()
 
     # loop
 
@@ -158,6 +166,11 @@ class OutboxSender:
             if lane is None or lane.busy or lane.turn != turn or not lane.heap \
                     or lane.heap[0][1] != item_id:
                 continue  # stale entry
+            if self.gate.chat_next_free(chat_id) > self.gate.clock():
+                # a direct reply took the chat's (or group's) window since the item was found
+                # ready: it waits for the window again
+                self._schedule(chat_id)
+                continue
             await self._slots.acquire()  # free: checked above, nothing awaited since
             lane.busy = True
             stamp = self.gate.record(chat_id)
@@ -181,13 +194,18 @@ class OutboxSender:
         return item.created_at + self.max_deferral - time.time()
 
     async def _sleep_until(self, when: float | None, wakeable: bool = True) -> None:
+        """Sleep until `when` (gate clock; None: until woken), or until woken if `wakeable`.
+
+        Not `asyncio.wait_for`: on Python 3.11 it returns the result of an event set in the
+        same turn as a cancellation and drops the cancellation, so `stop()` hung."""
         timeout = None if when is None else max(0.0, when - self.gate.clock())
         if not wakeable:
             assert timeout is not None
             await asyncio.sleep(timeout)
         else:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
                 return
             except TimeoutError:
                 pass
@@ -292,9 +310,13 @@ class OutboxSender:
             self.gate.restamp(stamp)  # the windows count when the call leaves, not the pick
             next_chat = await self._attempt(item, stamp, free_slot)
         except Exception as exc:
-            # Not a Telegram answer (those are handled in _attempt): a bug or a broken
-            # payload. Retry with backoff like a network error; it ends as failed.
-            logger.exception("outbox item %s could not be processed", item_id)
+            # Not a Telegram answer (those are handled in _attempt): a bug, a broken payload or
+            # the store failing. Retried with backoff like a network error, never given up (a
+            # fixed bot sends it); logged at a falling rate (tries 1, 2, 4, 8…).
+            tries = item.attempts + 1 if item is not None else 1
+            if tries & (tries - 1) == 0:
+                logger.exception("outbox item %s could not be processed (try %d)", item_id,
+                                 tries)
             try:
                 if item is not None:
                     await self._retry(item, None, repr(exc), count=True)
@@ -326,10 +348,15 @@ class OutboxSender:
                 self._on_the_wire.discard(stamp)
                 answered()
         except RetryAfter as exc:
+            self._reachable()
             seconds = retry_seconds(exc)
             logger.warning("429 on %s to %s: retry after %s s", item.method, item.chat_id, seconds)
+            # the chat's whole lane waits, not only this item: a more urgent one queued
+            # meanwhile would earn another 429
+            self.gate.block(item.chat_id, self.gate.clock() + seconds)
             await self._retry(item, seconds, f"429 retry after {seconds}", count=False)
         except ChatMigrated as exc:
+            self._reachable()
             new_id = exc.new_chat_id
             async with self.store.transaction():
                 await self.store.outbox.migrate_chat(item.chat_id, new_id)
@@ -338,6 +365,7 @@ class OutboxSender:
             self._move_lane(item.chat_id, new_id)
             return new_id
         except Forbidden as exc:
+            self._reachable()
             reason = exc.message
             async with self.store.transaction():
                 dropped = await self.store.outbox.drop_chat(item.chat_id, reason)
@@ -346,6 +374,7 @@ class OutboxSender:
             for dropped_id in dropped:
                 self._forget(dropped_id)
         except BadRequest as exc:
+            self._reachable()
             text = exc.message.lower()
             status = "dropped" if any(m in text for m in MOOT_ERRORS) else "failed"
             if status == "failed":
@@ -353,21 +382,46 @@ class OutboxSender:
                              item.chat_id, exc.message)
             await self.store.outbox.finish(item.id, status, exc.message)
             self._forget(item.id)
-        except (TimedOut, NetworkError) as exc:
-            await self._retry(item, None, str(exc), count=True)
+        except (TimedOut, NetworkError) as exc:  # 5xx, timeouts, no connection
+            seconds = self._failed_transiently(item, exc)
+            await self._retry(item, seconds, str(exc), count=True)
         else:
+            self._reachable()
             await self._record_sent(item, result)
         return item.chat_id
 
+    def backoff(self, attempts: int) -> float:
+        """Seconds to wait after an item's call failed for the `attempts + 1`-th time."""
+        return min(self.backoff_cap, self.backoff_base * 2 ** min(attempts, 32))
+
+    def _failed_transiently(self, item: OutboxItem, exc: Exception) -> float:
+        """A 5xx, a timeout or no connection: the item waits its backoff. The first such
+        failure after an answer is logged as a warning; the rest of an outage only at debug
+        level (one line per item and try would flood the log of a long outage)."""
+        seconds = self.backoff(item.attempts)
+        if self._failures == 0:
+            self._failing_since = time.monotonic()
+            logger.warning("the Bot API call %s to %s failed (%s); retrying with backoff "
+                           "(at most %.0f s apart) until it answers", item.method,
+                           item.chat_id, exc, self.backoff_cap)
+        self._failures += 1
+        logger.debug("outbox item %s (%s to %s) failed (%s), try %d; next in %.2f s", item.id,
+                     item.method, item.chat_id, exc, item.attempts + 1, seconds)
+        return seconds
+
+    def _reachable(self) -> None:
+        """Telegram answered (sent, or an error of its own): an outage, if any, is over."""
+        if self._failures:
+            logger.info("the Bot API answers again after %d failed calls in %.0f s",
+                        self._failures, time.monotonic() - self._failing_since)
+            self._failures = 0
+
     async def _retry(self, item: OutboxItem, seconds: float | None, error: str,
                      count: bool) -> None:
-        """Try again after `seconds` (None: the backoff of its attempts so far)."""
+        """Try again after `seconds` (None: the backoff of its attempts so far). Never gives
+        up: only Telegram's own refusals (400, 403) end an item."""
         if seconds is None:
-            seconds = min(60.0, 0.5 * 2 ** item.attempts)
-        if count and item.attempts + 1 >= self.max_attempts:
-            await self.store.outbox.finish(item.id, "failed", error)
-            self._forget(item.id)
-            return
+            seconds = self.backoff(item.attempts)
         not_before = time.time() + seconds
         await self.store.outbox.retry_later(item.id, not_before, error, count_attempt=count)
         self._items[item.id] = item.model_copy(

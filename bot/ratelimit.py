@@ -133,6 +133,7 @@ class FloodGate:
         self.overall = Window(overall_per_s, 1.0, slack, paced=True)
         self._chats: dict[int, Window] = {}
         self._groups: dict[int, Window] = {}
+        self._blocked: dict[int, float] = {}  # chat -> end of a 429's retry_after
 
     def _chat(self, chat_id: int) -> Window:
         window = self._chats.get(chat_id)
@@ -151,7 +152,17 @@ class FloodGate:
         free = self._chat(chat_id).next_free(now)
         if chat_id < 0:
             free = max(free, self._group(chat_id).next_free(now))
+        blocked = self._blocked.get(chat_id)
+        if blocked is not None:
+            if blocked <= now:
+                del self._blocked[chat_id]
+            else:
+                free = max(free, blocked)
         return free
+
+    def block(self, chat_id: int, until: float) -> None:
+        """A 429 in `chat_id`: Telegram takes no call to that chat before `until`."""
+        self._blocked[chat_id] = max(until, self._blocked.get(chat_id, until))
 
     def overall_next_free(self, now: float | None = None) -> float:
         return self.overall.next_free(self.clock() if now is None else now)
@@ -182,6 +193,7 @@ class FloodGate:
     def forget(self, chat_id: int) -> None:
         self._chats.pop(chat_id, None)
         self._groups.pop(chat_id, None)
+        self._blocked.pop(chat_id, None)
 
 
 #: Calls that never wait for a free HTTP slot: the answer to a tap must come within seconds.

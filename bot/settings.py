@@ -1,10 +1,16 @@
-"""Settings from `GRIDHORN_*` environment variables or a `.env` file (SPEC §8)."""
+"""Settings from `GRIDHORN_*` environment variables or a `.env` file (SPEC §8).
+
+The file is `.env` in the working directory; `GRIDHORN_ENV_FILE` names another one, or none
+when empty (the tests set it so: a developer's `.env` never reaches them).
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import time, timedelta
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -14,6 +20,7 @@ from typing_extensions import Annotated
 from bot.services.periods import cron_trigger  # crontab's weekday numbers, not APScheduler's
 
 ENV_PREFIX = "GRIDHORN_"
+ENV_FILE_VARIABLE = ENV_PREFIX + "ENV_FILE"
 Locale = Literal["zh-Hans", "zh-Hant", "en"]
 Urgency = Literal["routine", "major", "urgent"]
 
@@ -99,6 +106,15 @@ class Settings(BaseSettings):
     opinions_per_hour: int = Field(10, ge=1)
     quiet_hours: Annotated[QuietHours | None, NoDecode] = QuietHours(start=time(22), end=time(7))
 
+    @field_validator("bot_token", mode="before")
+    @classmethod
+    def _token(cls, value: object) -> object:
+        """`GRIDHORN_BOT_TOKEN=` (empty, as in a template .env) is no token, not a bad one."""
+        if isinstance(value, str):
+            value = value.strip()
+            return value or None
+        return value
+
     @field_validator("superadmins", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
@@ -152,8 +168,18 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _db(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError("only sqlite:///path.db is supported")
+        # "sqlite:///" alone would give sqlite3 an empty path: a temporary database, lost
+        if not value.startswith("sqlite:///") or not value.removeprefix("sqlite:///").strip():
+            raise ValueError("only SQLite is supported: sqlite:///relative.db or "
+                             "sqlite:////absolute/path.db")
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _api(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL like https://api.telegram.org/bot")
         return value
 
     @property
@@ -182,10 +208,22 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
+def env_file() -> str | None:
+    """The .env file to read: `.env`, or what GRIDHORN_ENV_FILE names (empty: none)."""
+    path = os.environ.get(ENV_FILE_VARIABLE)
+    if path is None:
+        return ".env"  # read if it exists
+    if not path:
+        return None
+    if not os.path.isfile(path):
+        raise SettingsError(f"{ENV_FILE_VARIABLE}: no such file: {path}")
+    return path
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning a validation error into one short line per bad variable."""
     try:
-        return Settings(**overrides)
+        return Settings(_env_file=env_file(), **overrides)
     except ValidationError as exc:
         lines = []
         for error in exc.errors():

@@ -40,7 +40,11 @@ class Store:
     @classmethod
     async def open_sqlite(cls, path: str) -> "Store":
         db = Database(path)
-        await db.open()
+        try:
+            await db.open()
+        except BaseException:
+            await db.close()  # what opened before the failure (a file that is no database)
+            raise
         return cls(db)
 
     async def close(self) -> None:

@@ -14,9 +14,11 @@ if TYPE_CHECKING:
     from tests.support.harness import Harness
 
 
-# Settings must come from the tests alone, never from a developer's environment or .env.
+# Settings must come from the tests alone, never from a developer's environment or .env
+# (a production token there would start a real bot): no .env file is read.
 for _name in [n for n in os.environ if n.startswith("GRIDHORN_")]:
     del os.environ[_name]
+os.environ["GRIDHORN_ENV_FILE"] = ""
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from bot.cli import main
+from tests.support.env import child_env
 
 MAPS = Path(__file__).parent / "data" / "maps"
 
@@ -45,7 +46,6 @@ def test_map_import_of_a_missing_file(tmp_path, monkeypatch, capsys):
 def test_run_with_the_bot_api_unreachable_says_so_and_leaves_nothing_open(tmp_path):
     """One clear line and exit 2; the HTTP sessions opened before getMe failed are closed
     (aiohttp would otherwise log "Unclosed client session" at exit)."""
-    import os
     import socket
     import subprocess
     import sys
@@ -53,13 +53,55 @@ def test_run_with_the_bot_api_unreachable_says_so_and_leaves_nothing_open(tmp_pa
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDHORN_")}
-    env.update(GRIDHORN_BOT_TOKEN="123456:TEST",
-               GRIDHORN_API_BASE_URL=f"http://127.0.0.1:{port}/bot",
-               GRIDHORN_DATABASE_URL=f"sqlite:///{tmp_path / 'g.db'}")
+    env = child_env(GRIDHORN_BOT_TOKEN="123456:TEST",
+                    GRIDHORN_API_BASE_URL=f"http://127.0.0.1:{port}/bot",
+                    GRIDHORN_DATABASE_URL=f"sqlite:///{tmp_path / 'g.db'}")
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-m", "bot.cli", "run"], cwd=root, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "gridhorn: cannot reach the Bot API at GRIDHORN_API_BASE_URL" in result.stderr
     assert "Unclosed" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_with_an_empty_token_says_it_is_not_set_not_rejected(monkeypatch, capsys):
+    monkeypatch.setenv("GRIDHORN_BOT_TOKEN", "")
+    monkeypatch.setenv("GRIDHORN_API_BASE_URL", "http://127.0.0.1:9/bot")  # never the internet
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gridhorn: GRIDHORN_BOT_TOKEN is not set or empty.")
+    assert "@BotFather" in err and "rejected" not in err and "Traceback" not in err
+
+
+def test_map_export_with_an_unusable_database_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    db = tmp_path / "notes.db"
+    db.write_text("meeting notes, not a database\n" * 10, encoding="utf-8")
+    monkeypatch.setenv("GRIDHORN_DATABASE_URL", f"sqlite:///{db}")
+    assert main(["map", "export"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"gridhorn: GRIDHORN_DATABASE_URL: cannot open sqlite:///{db}: "
+                   "file is not a database"]
+
+
+def test_run_reads_dotenv_in_the_working_directory_and_environment_variables_win(
+        tmp_path, monkeypatch, capsys):
+    """SPEC §8: environment variables or a .env file, the environment first. The .env names
+    a Bot API nobody listens on: the answer shows which URL was used."""
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    (tmp_path / ".env").write_text(
+        "GRIDHORN_BOT_TOKEN=123456:FROM-DOTENV\n"
+        f"GRIDHORN_API_BASE_URL=http://127.0.0.1:{ports[0]}/bot\n"
+        f"GRIDHORN_DATABASE_URL=sqlite:///{tmp_path / 'g.db'}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GRIDHORN_ENV_FILE", raising=False)  # the default: .env, here
+    assert main(["run"]) == 2
+    assert f"(http://127.0.0.1:{ports[0]}/bot)" in capsys.readouterr().err
+    monkeypatch.setenv("GRIDHORN_API_BASE_URL", f"http://127.0.0.1:{ports[1]}/bot")
+    assert main(["run"]) == 2
+    assert f"(http://127.0.0.1:{ports[1]}/bot)" in capsys.readouterr().err

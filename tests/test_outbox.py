@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from telegram.error import ChatMigrated, Forbidden, NetworkError, RetryAfter
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.outbox import OutboxSender
-from bot.ratelimit import FloodGate
+from bot.ratelimit import DirectReplyLimiter, FloodGate, Window
 from bot.services.outbox import Outbox, Priority
 from bot.settings import load_settings
 
@@ -34,6 +35,7 @@ class FakeBot:
         self.hold: dict[int, asyncio.Event] = {}
         self.fail: dict[int, list[Exception]] = {}
         self.started: dict[int, asyncio.Event] = {}
+        self.tried: list[tuple[int, float]] = []  # (chat, time) of every call, failed or not
         self.changed = asyncio.Event()
         self._next_id = 100
 
@@ -45,6 +47,7 @@ class FakeBot:
         gate = self.hold.get(chat_id)
         if gate is not None:
             await gate.wait()
+        self.tried.append((chat_id, time.monotonic()))
         failures = self.fail.get(chat_id)
         if failures:
             raise failures.pop(0)
@@ -354,3 +357,126 @@ async def test_group_posts_wait_out_quiet_hours_but_urgent_and_private_ones_do_n
     assert sorted(bot.texts()) == ["emergency horn", "your receipt"]
     assert (await statuses(store))["monthly theme"] == "pending"
 
+
+
+@pytest.mark.parametrize("woken", [False, True], ids=["asleep", "woken-as-stopped"])
+async def test_stop_returns_promptly_while_the_sender_sleeps(store, woken):
+    """The sender sleeps until its next timed item; stop() must end it even when a wake-up
+    (a commit) lands in the same turn of the loop as the cancellation, which
+    `asyncio.wait_for` on Python 3.11 would swallow (the sender then slept on)."""
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    async with store.transaction():
+        await outbox.send(GROUP, "later", priority=Priority.PERSONAL, delay=60)
+    sender._idle.clear()
+    await sender.start()
+    await sender._idle.wait()  # loaded, nothing ready: it went to sleep until the item is due
+    if woken:
+        sender.wake()
+    await asyncio.wait_for(sender.stop(), 2)
+    assert bot.calls == []
+    assert await statuses(store) == {"later": "pending"}
+
+
+async def test_network_errors_are_retried_with_growing_backoff_and_never_given_up(store, caplog):
+    """An outage longer than any fixed number of tries: the item waits longer after each
+    failure (up to the cap) and goes out when the Bot API answers again. The log says once
+    that sending fails and once that it works again, not once per try."""
+    caplog.set_level(logging.DEBUG, logger="bot.outbox")
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    sender.backoff_base, sender.backoff_cap = 0.01, 0.08
+    outage = [NetworkError("Bad Gateway"), TimedOut(), NetworkError("Internal Server Error (500)")]
+    bot.fail[GROUP] = [outage[n % 3] for n in range(12)]
+    await queue(store, outbox, (GROUP, "after the outage", Priority.PERSONAL))
+    async with running(sender):
+        await bot.wait_calls(1)  # 0.01 * 2**11 s = 20 s if the backoff were not capped
+        await sender.drain(5)
+    assert bot.texts() == ["after the outage"]
+    assert await statuses(store) == {"after the outage": "sent"}
+    times = [at for chat, at in bot.tried if chat == GROUP]
+    assert len(times) == 13
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    for attempt, gap in enumerate(gaps):
+        assert gap >= 0.95 * min(0.08, 0.01 * 2 ** attempt), (attempt, gaps)
+    outbox_log = [r for r in caplog.records if r.name == "bot.outbox"]
+    warnings = [r for r in outbox_log if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "Bad Gateway" in warnings[0].getMessage()
+    recovered = [r for r in outbox_log if r.levelno == logging.INFO]
+    assert len(recovered) == 1 and "12" in recovered[0].getMessage()
+
+
+async def test_a_bad_request_ends_only_its_own_item(store):
+    """400 is permanent: the item fails at once (no retry); the chat's next item goes."""
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    bot.fail[GROUP] = [BadRequest("Can't parse entities: unsupported start tag")]
+    await queue(store, outbox, (GROUP, "<broken>", Priority.PERSONAL),
+                (GROUP, "fine", Priority.PERSONAL))
+    await run_to_idle(sender)
+    assert bot.texts() == ["fine"]
+    assert len(bot.tried) == 2
+    assert await statuses(store) == {"<broken>": "failed", "fine": "sent"}
+
+
+class ShortGroupWindow(FloodGate):
+    """Per-group limit of 2 calls in 0.3 s: Telegram's 20 in 60 s, shortened for a test."""
+
+    def _group(self, chat_id: int) -> Window:
+        return self._groups.setdefault(chat_id, Window(2, 0.3, 0.0))
+
+
+@pytest.mark.parametrize("window", ["chat", "group"])
+async def test_a_direct_reply_that_took_the_window_makes_a_ready_post_wait(store, window):
+    """Direct replies go out at once and take their share of the windows: a post that was
+    ready before they went must check its chat's (or group's) window again when it is
+    picked, or it arrives as Telegram's 2nd call to that chat within the window (a 429)."""
+    bot = FakeBot()
+    settings = load_settings(quiet_hours="")
+    if window == "chat":
+        gate, span, replies = FloodGate(1000, 1.9, 100000), 1 / 1.9 + 0.04, 1
+    else:
+        gate, span, replies = ShortGroupWindow(1000, 1000, 20), 0.3, 2
+    sender = OutboxSender(bot, store, gate, settings, max_in_flight=1)  # type: ignore[arg-type]
+    outbox = Outbox(store, settings)
+    outbox.connect(sender.wake)
+    limiter = DirectReplyLimiter(gate)
+    replied: list[float] = []
+
+    async def direct_reply() -> dict[str, Any]:
+        replied.append(time.monotonic())
+        return {}
+
+    bot.hold[OTHER] = asyncio.Event()
+    await queue(store, outbox, (OTHER, "first elsewhere", Priority.PERSONAL),
+                (GROUP, "queued", Priority.PERSONAL))
+    async with running(sender):
+        await bot.started_in(OTHER).wait()  # the only slot is on the wire; GROUP's is ready
+        for _ in range(replies):
+            await limiter.process_request(direct_reply, (), {}, "sendMessage",
+                                          {"chat_id": GROUP}, None)
+        bot.hold[OTHER].set()
+        await sender.drain(5)
+    assert bot.texts(GROUP) == ["queued"]
+    sent_at = next(c[3] for c in bot.calls if c[1] == GROUP)
+    assert sent_at - replied[0] >= span - 0.01
+
+
+async def test_a_429_holds_every_post_to_that_chat_until_the_retry_time(store):
+    """Telegram answers 429 for the chat, not for the one message: a more urgent post to the
+    same chat queued during the wait must not go before `retry_after` either."""
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    bot.fail[GROUP] = [RetryAfter(timedelta(milliseconds=400))]
+    await queue(store, outbox, (GROUP, "routine", Priority.ROUTINE))
+    async with running(sender):
+        await bot.started_in(GROUP).wait()
+        await queue(store, outbox, (GROUP, "emergency", Priority.EMERGENCY),
+                    (OTHER, "other chat", Priority.ROUTINE))
+        await bot.wait_calls(3)
+        await sender.drain(5)
+    flooded_at = bot.tried[0][1]
+    assert bot.texts(GROUP) == ["emergency", "routine"]
+    times = {c[2]["text"]: c[3] for c in bot.calls}
+    assert times["emergency"] - flooded_at >= 0.4 - 0.01
+    assert times["other chat"] < flooded_at + 0.4  # only that chat waits

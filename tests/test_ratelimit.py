@@ -88,6 +88,18 @@ def test_group_takes_twenty_per_minute_not_one_per_three_seconds():
     assert g.chat_next_free(GROUP) == pytest.approx(start + 60 + 0.4)
 
 
+def test_a_blocked_chat_is_free_only_after_its_retry_time():
+    clock = Clock()
+    g = gate(clock)
+    g.block(GROUP, clock.now + 5)
+    assert g.chat_next_free(GROUP) == pytest.approx(clock.now + 5)
+    assert g.chat_next_free(PERSON) == clock.now
+    g.block(GROUP, clock.now + 2)  # an earlier end does not shorten the wait
+    assert g.chat_next_free(GROUP) == pytest.approx(clock.now + 5)
+    clock.now += 5
+    assert g.chat_next_free(GROUP) == clock.now
+
+
 def test_restamp_counts_a_call_when_it_leaves():
     clock = Clock()
     g = gate(clock, overall=1000, chat=1)

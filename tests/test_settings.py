@@ -24,10 +24,17 @@ def test_environment_variables_are_read(monkeypatch):
     monkeypatch.setenv("GRIDHORN_SUPERADMINS", "11, 22")
     monkeypatch.setenv("GRIDHORN_DEADLINES_URGENT", "30s,1m,2m")
     monkeypatch.setenv("GRIDHORN_QUIET_HOURS", "")
+    monkeypatch.setenv("GRIDHORN_HORN_RESOUND_MIN", "15")
+    monkeypatch.setenv("GRIDHORN_OPINIONS_PER_HOUR", "3")
+    monkeypatch.setenv("GRIDHORN_DATABASE_URL", "sqlite:////var/lib/gridhorn/g.db")
+    monkeypatch.setenv("GRIDHORN_API_BASE_URL", "http://127.0.0.1:8081/bot")
     settings = load_settings()
     assert settings.superadmins == frozenset({11, 22})
     assert settings.deadlines("urgent").acknowledge == timedelta(seconds=30)
     assert settings.quiet_hours is None
+    assert settings.horn_resound_min == 15 and settings.opinions_per_hour == 3
+    assert settings.sqlite_path == "/var/lib/gridhorn/g.db"
+    assert settings.api_base_file_url == "http://127.0.0.1:8081/file/bot"
 
 
 @pytest.mark.parametrize("variable, value", [
@@ -38,12 +45,33 @@ def test_environment_variables_are_read(monkeypatch):
     ("GRIDHORN_SUPERADMINS", "alice"),
     ("GRIDHORN_QUIET_HOURS", "22-7"),
     ("GRIDHORN_DEFAULT_LOCALE", "fr"),
+    ("GRIDHORN_HORN_RESOUND_MIN", "0"),
+    ("GRIDHORN_OPINIONS_PER_HOUR", "many"),
 ])
 def test_a_bad_value_names_its_variable(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert str(caught.value).startswith(variable + ":")
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("GRIDHORN_DATABASE_URL", "postgresql://gridhorn@db/gridhorn",
+     "only SQLite is supported: sqlite:///relative.db or sqlite:////absolute/path.db"),
+    ("GRIDHORN_DATABASE_URL", "sqlite:///",
+     "only SQLite is supported: sqlite:///relative.db or sqlite:////absolute/path.db"),
+    ("GRIDHORN_API_BASE_URL", "api.telegram.org/bot",
+     "expected an http:// or https:// URL like https://api.telegram.org/bot"),
+    ("GRIDHORN_API_BASE_URL", "ftp://127.0.0.1/bot",
+     "expected an http:// or https:// URL like https://api.telegram.org/bot"),
+    ("GRIDHORN_API_BASE_URL", "http:///bot",
+     "expected an http:// or https:// URL like https://api.telegram.org/bot"),
+])
+def test_url_settings_say_what_they_expect(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == f"{variable}: {message}"
 
 
 def test_run_without_token_says_how_to_get_one(capsys):
@@ -59,3 +87,29 @@ def test_run_with_a_bad_setting_prints_one_line(monkeypatch, capsys):
     assert main(["run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("gridhorn: GRIDHORN_THEME_CRON:")
+
+
+def test_the_tests_never_read_a_dotenv_file(tmp_path, monkeypatch):
+    """A developer's .env (a production token) must not reach the tests: conftest points
+    GRIDHORN_ENV_FILE at nothing."""
+    (tmp_path / ".env").write_text("GRIDHORN_BOT_TOKEN=123:PRODUCTION\nGRIDHORN_SUPERADMINS=7\n",
+                                   encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.bot_token is None and settings.superadmins == frozenset()
+
+
+def test_env_file_names_the_file_to_read_and_environment_variables_win(tmp_path, monkeypatch):
+    other = tmp_path / "staging.env"
+    other.write_text("GRIDHORN_SUPERADMINS=7\nGRIDHORN_TIMEZONE=Asia/Hong_Kong\n", encoding="utf-8")
+    monkeypatch.setenv("GRIDHORN_ENV_FILE", str(other))
+    monkeypatch.setenv("GRIDHORN_TIMEZONE", "Asia/Taipei")
+    settings = load_settings()
+    assert settings.superadmins == frozenset({7}) and settings.timezone == "Asia/Taipei"
+
+
+def test_an_env_file_that_does_not_exist_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRIDHORN_ENV_FILE", str(tmp_path / "missing.env"))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == f"GRIDHORN_ENV_FILE: no such file: {tmp_path / 'missing.env'}"

@@ -28,3 +28,21 @@ async def test_gridhorn_run_sets_menus_and_greets_in_three_languages(harness, tm
     finally:
         bot.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(bot.wait(), 30) == 0
+
+
+@pytest.mark.parametrize("case", ["folder is a file", "not a database"])
+async def test_gridhorn_run_with_an_unusable_database_says_so_in_one_line(harness, tmp_path, case):
+    """SPEC §8: one short line naming GRIDHORN_DATABASE_URL, before anything else (Telegram
+    is not even asked), and no traceback."""
+    if case == "folder is a file":
+        (tmp_path / "data").write_text("not a folder\n", encoding="utf-8")
+        db_path, reason = tmp_path / "data" / "run.db", f"{tmp_path / 'data'} is not a directory"
+    else:
+        db_path, reason = tmp_path / "notes.db", "file is not a database"
+        db_path.write_text("meeting notes, not a database\n" * 10, encoding="utf-8")
+    log = tmp_path / "bot.log"
+    bot = await start_bot_process(harness, db_path, log)
+    assert await asyncio.wait_for(bot.wait(), 30) == 2
+    lines = log.read_text(encoding="utf-8").strip().splitlines()
+    assert lines == [f"gridhorn: GRIDHORN_DATABASE_URL: cannot open sqlite:///{db_path}: {reason}"]
+    assert harness.emu.stats.total == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sqlite3
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from storage.store import Store
+from tests.support.env import child_env
 from tests.support.harness import TOKEN, seed_map
 
 pytestmark = pytest.mark.asyncio
@@ -23,8 +23,7 @@ RESIDENTS = 50
 async def start_bot_process(harness, db_path: Path, log: Path | None = None,
                             **extra: str) -> asyncio.subprocess.Process:
     """`gridhorn run` as a real process, pointed at the emulator."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDHORN_")}
-    env.update({
+    env = child_env(**{
         "GRIDHORN_BOT_TOKEN": TOKEN,
         "GRIDHORN_API_BASE_URL": harness.emu.base_url,
         "GRIDHORN_DATABASE_URL": f"sqlite:///{db_path}",
