@@ -114,6 +114,7 @@ def bot_env(values: dict[str, Any]) -> dict[str, str]:
     """The same settings as GRIDHORN_* environment variables, for a bot process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDHORN_")}
     env.update({f"GRIDHORN_{k.upper()}": str(v) for k, v in values.items()})
+    env["GRIDHORN_ENV_FILE"] = ""  # a developer's .env never reaches a benchmark's bot
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
