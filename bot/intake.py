@@ -167,5 +167,8 @@ class Intake:
             logger.exception("update %s could not be handled", update_id)
         finally:
             current_update.reset(token)
-        if not mark.done:
+        if mark.lost:
+            logger.error("update %s: its work could not be committed; it is handled again "
+                         "at the next start", update_id)
+        elif not mark.done:
             await self.store.inbox.mark_processed([update_id])

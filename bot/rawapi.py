@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from telegram import Bot, InputFile
+from telegram import Bot
 
 from bot.http import AiohttpRequest, JsonBody
 
@@ -28,17 +28,21 @@ _VIA_BOT = frozenset({"getUpdates"})
 async def call(bot: Bot, method: str, data: dict[str, Any], *,
                read_timeout: float | None = None) -> Any:
     """Call `method` with `data` as the Bot API's parameters; Telegram's result as JSON."""
-    if method in _VIA_BOT or not isinstance(getattr(bot, "request", None), AiohttpRequest) or \
-            any(isinstance(v, InputFile) for v in data.values()):
+    body = None
+    if method not in _VIA_BOT and isinstance(getattr(bot, "request", None), AiohttpRequest):
+        try:
+            body = json.dumps({k: v for k, v in data.items() if v is not None},
+                              ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        except TypeError:  # an upload or an object: python-telegram-bot serialises it
+            body = None
+    if body is None:
         if read_timeout is None:
             return await bot._post(method, data)
         return await bot._post(method, data, read_timeout=read_timeout)
-    body = json.dumps({k: v for k, v in data.items() if v is not None},
-                      ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    url = f"{bot.base_url}/{method}"
     if read_timeout is None:
-        return await bot.request.post(f"{bot.base_url}/{method}", JsonBody(body))
-    return await bot.request.post(f"{bot.base_url}/{method}", JsonBody(body),
-                                  read_timeout=read_timeout)
+        return await bot.request.post(url, JsonBody(body))
+    return await bot.request.post(url, JsonBody(body), read_timeout=read_timeout)
 
 
 async def answer_callback(bot: Bot, query_id: str, text: str | None = None,

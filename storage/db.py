@@ -147,6 +147,12 @@ class Database:
 
     async def close(self) -> None:
         if self._group is not None:
+            if self._lock.locked and self._write is not None and self._write.in_transaction:
+                # a block still in its body (a stray task): its part is undone, the rest
+                # of the group committed
+                with contextlib.suppress(sqlite3.OperationalError):
+                    self._write.execute("ROLLBACK TO tx")
+                    self._write.execute("RELEASE tx")
             self._commit_group()
         if self._background is not None:
             await self._background.close()
@@ -202,7 +208,14 @@ class Database:
         conn = self._write
         assert conn is not None, "the database is not open"
         callbacks: list[Callable[[], None]] = []
-        await self._lock.acquire(urgent)
+        try:
+            await self._lock.acquire(urgent)
+        except BaseException:
+            # cancelled as the lock was handed over: the end of the turn may have left the
+            # group's commit to whoever held the lock, which was this waiter
+            if self._commit_at_release and not self._lock.locked and self._group is not None:
+                self._commit_group()
+            raise
         try:
             if self._group is None:
                 await self._begin(conn)
@@ -253,10 +266,12 @@ class Database:
         try:
             self._write.execute("COMMIT")
         except Exception as exc:
-            if self._write.in_transaction:
-                self._write.execute("ROLLBACK")
-            group.committed.set_exception(exc)
-            group.committed.exception()  # retrieved: members may all have been cancelled
+            try:
+                if self._write.in_transaction:
+                    self._write.execute("ROLLBACK")
+            finally:
+                group.committed.set_exception(exc)
+                group.committed.exception()  # retrieved: members may all have been cancelled
             return
         group.committed.set_result(None)
         for callback in group.callbacks:

@@ -11,13 +11,15 @@ from storage.util import now_iso
 
 
 class UpdateMark:
-    """The update being handled, and whether a commit has marked it processed."""
+    """The update being handled, whether a commit has marked it processed, and whether a
+    commit of its work failed (its work is lost: it stays unprocessed, for a replay)."""
 
-    __slots__ = ("update_id", "done")
+    __slots__ = ("update_id", "done", "lost")
 
     def __init__(self, update_id: int) -> None:
         self.update_id = update_id
         self.done = False
+        self.lost = False
 
 
 # Set by the intake around each update's handlers; the store's transactions read it.

@@ -68,10 +68,17 @@ class Store:
         count as the update's work: the update stays unprocessed until its handler commits."""
         outermost = not self.db.in_transaction
         mark = current_update.get() if outermost and marks_update else None
-        async with self.db.transaction(urgent):
-            yield
-            if mark is not None and not mark.done:
-                # The update's first state change and "processed" commit together.
-                await self.inbox.mark_processed([mark.update_id])
+        body_done = False
+        try:
+            async with self.db.transaction(urgent):
+                yield
+                if mark is not None and not mark.done:
+                    # The update's first state change and "processed" commit together.
+                    await self.inbox.mark_processed([mark.update_id])
+                body_done = True
+        except BaseException:
+            if body_done and mark is not None:
+                mark.lost = True  # the commit failed (its group's): replay the update
+            raise
         if mark is not None:
             mark.done = True

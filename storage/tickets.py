@@ -53,10 +53,13 @@ class TicketRepo:
              photo_file_id, json.dumps(list(more_photos)), source_update_id, due_kind, due_from,
              due_at, remind_at, now, now, int(cards_pending)))
 
-    async def cards_pending(self, limit: int) -> list[int]:
+    async def cards_pending(self, limit: int, skip: Iterable[int] = ()) -> list[int]:
         """New tickets whose staff cards are still to be queued, oldest first."""
+        skipped = list(skip)
         rows = await self.db.fetchall(
-            "SELECT id FROM tickets WHERE cards_pending = 1 ORDER BY id LIMIT ?", (limit,))
+            "SELECT id FROM tickets WHERE cards_pending = 1"
+            + (f" AND id NOT IN ({placeholders(skipped)})" if skipped else "")
+            + " ORDER BY id LIMIT ?", (*skipped, limit))
         return [row[0] for row in rows]
 
     async def take_cards_pending(self, ticket_id: int) -> bool:

@@ -262,3 +262,53 @@ async def test_a_member_cancelled_while_its_group_commits_is_still_committed(sto
     results = await asyncio.gather(task, return_exceptions=True)
     assert isinstance(results[0], asyncio.CancelledError)
     assert committed_codes(db.path) == {"C01"} and ran == ["C01"]
+
+
+async def test_a_waiter_cancelled_as_the_lock_reaches_it_still_lets_the_group_commit(store):
+    """The turn ends while the lock is on its way to a waiter, which is then cancelled: the
+    group must not stay open (a found bug: the writer behind it waited forever)."""
+    gate = asyncio.Event()
+
+    async def first() -> None:
+        async with store.transaction():
+            await store.map.upsert(Unit(code="C01", kind="community", name="c"))
+            await gate.wait()
+
+    async def second() -> None:
+        async with store.transaction():
+            await store.map.upsert(Unit(code="C02", kind="community", name="c"))
+
+    a = asyncio.create_task(first())
+    await asyncio.sleep(0)
+    b = asyncio.create_task(second())
+    await asyncio.sleep(0)
+    gate.set()
+    asyncio.get_running_loop().call_soon(b.cancel)  # after a's step, before b's
+    await asyncio.gather(b, return_exceptions=True)
+    done, _ = await asyncio.wait({a}, timeout=2.0)
+    assert a in done and committed_codes(store.db.path) == {"C01"}
+
+
+async def test_closing_the_store_undoes_a_block_still_in_its_body(tmp_path):
+    from storage.store import Store
+    store = await Store.open_sqlite(str(tmp_path / "g.db"))
+    inside = asyncio.Event()
+
+    async def done_member() -> None:
+        async with store.transaction():
+            await store.map.upsert(Unit(code="C01", kind="community", name="c"))
+
+    async def stray() -> None:
+        async with store.transaction():
+            await store.map.upsert(Unit(code="C02", kind="community", name="c"))
+            inside.set()
+            await asyncio.Event().wait()
+
+    first = asyncio.create_task(done_member())
+    second = asyncio.create_task(stray())
+    await inside.wait()
+    await store.close()
+    await asyncio.gather(first, return_exceptions=True)
+    second.cancel()
+    await asyncio.gather(second, return_exceptions=True)
+    assert committed_codes(tmp_path / "g.db") == {"C01"}

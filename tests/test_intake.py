@@ -67,3 +67,30 @@ async def test_a_pressed_message_is_parsed_for_where_it_is_not_what_it_says():
     assert message.is_topic_message and update.callback_query.data == "dr:submit"
     assert message.text is None and message.reply_markup is None and message.from_user is None
     assert raw["callback_query"]["message"]["text"] == "#1 楼道灯坏了"  # the inbox keeps it whole
+
+
+async def test_an_update_whose_commit_failed_stays_unprocessed_for_a_replay(store):
+    """Group commit: another transaction's failure at COMMIT undoes this update's work too;
+    the update must then stay in the inbox, not be marked processed."""
+    import asyncio
+
+    from storage.models import Unit
+    await store.inbox.store([{"update_id": 8, "message": {}}])
+    mark = UpdateMark(8)
+
+    async def handler() -> None:
+        token = current_update.set(mark)
+        try:
+            async with store.transaction():
+                await store.map.upsert(Unit(code="C01", kind="community", name="c"))
+        finally:
+            current_update.reset(token)
+
+    async def spoiler() -> None:  # a deferred constraint fails only at COMMIT
+        async with store.transaction(marks_update=False):
+            await store.db.execute("PRAGMA defer_foreign_keys=ON")
+            await store.map.upsert(Unit(code="G01", kind="grid", name="g", parent_code="C99"))
+
+    results = await asyncio.gather(handler(), spoiler(), return_exceptions=True)
+    assert all(isinstance(r, Exception) for r in results)
+    assert mark.lost and not mark.done and await unprocessed(store) == [8]

@@ -64,6 +64,7 @@ class TicketService(Service):
         self.changed: Callable[[float | None], None] = lambda when=None: None
         #: wakes the backlog that queues new tickets' staff cards (`post_pending_cards`)
         self.cards_waiting: Callable[[], None] = lambda: None
+        self._cards_failed: set[int] = set()
 
     # ------------------------------------------------------------------ drafts
 
@@ -183,18 +184,29 @@ class TicketService(Service):
 
     async def post_pending_cards(self, batch: int = 50) -> bool:
         """Queue the building heads' and the grid's cards of new tickets (Submit only flags
-        them, so that a burst of Submits is answered first). True while more are waiting."""
-        waiting = await self.store.tickets.cards_pending(batch + 1)
+        them, so that a burst of Submits is answered first). True while more are waiting.
+        A ticket closed meanwhile gets none; one whose cards fail is logged and left
+        flagged for the next start, so it never holds back the others."""
+        waiting = await self.store.tickets.cards_pending(batch + 1, skip=self._cards_failed)
         for ticket_id in waiting[:batch]:
-            ticket = await self._get(ticket_id)
-            reporter = await self.store.people.get(ticket.reporter_id)
-            building = await self.store.map.get(ticket.building_code)
-            known = await self._recipients(reporter, ticket.grid_code, building) \
-                if reporter is not None and building is not None else None
-            async with self.store.transaction():
-                if await self.store.tickets.take_cards_pending(ticket_id):
-                    await self._post_new_cards(await self._get(ticket_id), known)
+            try:
+                await self._post_cards_of(ticket_id)
+            except Exception:
+                logger.exception("the staff cards of #%s could not be queued", ticket_id)
+                self._cards_failed.add(ticket_id)
         return len(waiting) > batch
+
+    async def _post_cards_of(self, ticket_id: int) -> None:
+        ticket = await self._get(ticket_id)
+        reporter = await self.store.people.get(ticket.reporter_id)
+        building = await self.store.map.get(ticket.building_code)
+        known = await self._recipients(reporter, ticket.grid_code, building) \
+            if reporter is not None and building is not None else None
+        async with self.store.transaction():
+            if await self.store.tickets.take_cards_pending(ticket_id):
+                ticket = await self._get(ticket_id)
+                if ticket.is_open:
+                    await self._post_new_cards(ticket, known)
 
     async def _recipients(self, reporter: Person, grid_code: str, building: Unit) -> _Recipients:
         heads = await self._holders(("building_head",), building.code, exact=True)

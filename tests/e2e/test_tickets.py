@@ -402,6 +402,33 @@ async def test_cards_flagged_before_a_restart_are_posted_after_it_once(harness):
     assert len([m for m in harness.emu.messages(w.head.id) if m.text.startswith("#1 ")]) == 1
 
 
+async def test_a_ticket_whose_cards_fail_holds_back_no_other_and_a_closed_one_gets_none(
+        harness, monkeypatch):
+    w = World(harness)
+    await w.setup()
+    services = harness.runtime.services
+    services.tickets.cards_waiting = lambda: None  # the backlog runs when this test says
+    await w.submit(text="一号楼道灯坏了")
+    await w.submit(user=w.neighbour, text="二号电梯坏了")
+    await w.submit(text="三号水管漏水")
+    worker = await services.access.actor(w.worker.id)
+    await services.tickets.reject(worker, 3, "重复")
+    real = services.tickets._post_new_cards
+
+    async def broken_for_one(ticket, known=None):
+        if ticket.id == 1:
+            raise RuntimeError("a bug in one card")
+        await real(ticket, known)
+
+    monkeypatch.setattr(services.tickets, "_post_new_cards", broken_for_one)
+    assert await services.tickets.post_pending_cards() is False
+    await harness.settle()
+    heads = [m.text for m in harness.emu.messages(w.head.id) if m.buttons]
+    assert any(t.startswith("#2 ") for t in heads)
+    assert not any(t.startswith(("#1 ", "#3 ")) for t in heads)
+    assert await harness.store.tickets.cards_pending(10) == [1]  # left for the next start
+
+
 async def test_deadline_reminds_at_75_percent_then_escalates_across_a_restart(harness):
     w = World(harness)
     await w.setup(deadlines_routine="4s,1h,1h")
