@@ -170,6 +170,18 @@ async def test_drafts_kept_in_flows_before_migration_5_move_to_their_own_table(t
         await store.close()
 
 
+async def write_unit(store, code: str, hold: asyncio.Event | None = None,
+                     inside: asyncio.Event | None = None) -> None:
+    """One transaction writing community `code`; with `hold`, it stays in its body (signalling
+    `inside`) until `hold` is set."""
+    async with store.transaction():
+        await store.map.upsert(Unit(code=code, kind="community", name=code))
+        if inside is not None:
+            inside.set()
+        if hold is not None:
+            await hold.wait()
+
+
 def committed_codes(path) -> set[str]:
     """What another connection sees: only what is committed."""
     import contextlib
@@ -224,19 +236,8 @@ async def test_a_failed_group_commit_fails_every_member(store):
 async def test_a_member_holding_the_lock_past_the_turn_commits_the_group_as_it_leaves(store):
     db = store.db
     holding, release = asyncio.Event(), asyncio.Event()
-
-    async def quick() -> None:
-        async with store.transaction():
-            await store.map.upsert(Unit(code="C01", kind="community", name="c"))
-
-    async def slow() -> None:
-        async with store.transaction():
-            await store.map.upsert(Unit(code="C02", kind="community", name="c"))
-            holding.set()
-            await release.wait()
-
-    first = asyncio.create_task(quick())
-    second = asyncio.create_task(slow())
+    first = asyncio.create_task(write_unit(store, "C01"))
+    second = asyncio.create_task(write_unit(store, "C02", hold=release, inside=holding))
     await holding.wait()
     for _ in range(5):
         await asyncio.sleep(0)  # the turn ends: the lock is held, the group stays open
@@ -268,19 +269,9 @@ async def test_a_waiter_cancelled_as_the_lock_reaches_it_still_lets_the_group_co
     """The turn ends while the lock is on its way to a waiter, which is then cancelled: the
     group must not stay open (a found bug: the writer behind it waited forever)."""
     gate = asyncio.Event()
-
-    async def first() -> None:
-        async with store.transaction():
-            await store.map.upsert(Unit(code="C01", kind="community", name="c"))
-            await gate.wait()
-
-    async def second() -> None:
-        async with store.transaction():
-            await store.map.upsert(Unit(code="C02", kind="community", name="c"))
-
-    a = asyncio.create_task(first())
+    a = asyncio.create_task(write_unit(store, "C01", hold=gate))
     await asyncio.sleep(0)
-    b = asyncio.create_task(second())
+    b = asyncio.create_task(write_unit(store, "C02"))
     await asyncio.sleep(0)
     gate.set()
     asyncio.get_running_loop().call_soon(b.cancel)  # after a's step, before b's
@@ -293,19 +284,8 @@ async def test_closing_the_store_undoes_a_block_still_in_its_body(tmp_path):
     from storage.store import Store
     store = await Store.open_sqlite(str(tmp_path / "g.db"))
     inside = asyncio.Event()
-
-    async def done_member() -> None:
-        async with store.transaction():
-            await store.map.upsert(Unit(code="C01", kind="community", name="c"))
-
-    async def stray() -> None:
-        async with store.transaction():
-            await store.map.upsert(Unit(code="C02", kind="community", name="c"))
-            inside.set()
-            await asyncio.Event().wait()
-
-    first = asyncio.create_task(done_member())
-    second = asyncio.create_task(stray())
+    first = asyncio.create_task(write_unit(store, "C01"))
+    second = asyncio.create_task(write_unit(store, "C02", hold=asyncio.Event(), inside=inside))
     await inside.wait()
     await store.close()
     await asyncio.gather(first, return_exceptions=True)
