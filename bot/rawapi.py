@@ -28,13 +28,8 @@ _VIA_BOT = frozenset({"getUpdates"})
 async def call(bot: Bot, method: str, data: dict[str, Any], *,
                read_timeout: float | None = None) -> Any:
     """Call `method` with `data` as the Bot API's parameters; Telegram's result as JSON."""
-    body = None
-    if method not in _VIA_BOT and isinstance(getattr(bot, "request", None), AiohttpRequest):
-        try:
-            body = json.dumps({k: v for k, v in data.items() if v is not None},
-                              ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        except TypeError:  # an upload or an object: python-telegram-bot serialises it
-            body = None
+    body = _json_body(data) if method not in _VIA_BOT and \
+        isinstance(getattr(bot, "request", None), AiohttpRequest) else None
     if body is None:
         if read_timeout is None:
             return await bot._post(method, data)
@@ -43,6 +38,16 @@ async def call(bot: Bot, method: str, data: dict[str, Any], *,
     if read_timeout is None:
         return await bot.request.post(url, JsonBody(body))
     return await bot.request.post(url, JsonBody(body), read_timeout=read_timeout)
+
+
+def _json_body(data: dict[str, Any]) -> bytes | None:
+    """The parameters as one JSON body; None when one is not JSON (an upload, an object:
+    python-telegram-bot serialises those)."""
+    try:
+        return json.dumps({k: v for k, v in data.items() if v is not None},
+                          ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except TypeError:
+        return None
 
 
 async def answer_callback(bot: Bot, query_id: str, text: str | None = None,

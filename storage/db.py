@@ -99,6 +99,12 @@ class _Group:
         self.members = 0
         self.scheduled = False
 
+    def fail(self, exc: BaseException) -> None:
+        """Every member's block raises `exc` (the group's work is rolled back)."""
+        if not self.committed.done():
+            self.committed.set_exception(exc)
+            self.committed.exception()  # retrieved: members may all have been cancelled
+
 
 class Database:
     """An open SQLite store: `execute`/`fetchone`/`fetchall` and `transaction()`.
@@ -270,8 +276,7 @@ class Database:
                 if self._write.in_transaction:
                     self._write.execute("ROLLBACK")
             finally:
-                group.committed.set_exception(exc)
-                group.committed.exception()  # retrieved: members may all have been cancelled
+                group.fail(exc)
             return
         group.committed.set_result(None)
         for callback in group.callbacks:
@@ -283,9 +288,8 @@ class Database:
     def _fail_group(self, exc: BaseException) -> None:
         group, self._group = self._group, None
         self._commit_at_release = False
-        if group is not None and not group.committed.done():
-            group.committed.set_exception(exc)
-            group.committed.exception()
+        if group is not None:
+            group.fail(exc)
 
     async def _begin(self, conn: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE; while another process holds the write lock, wait without
