@@ -300,6 +300,25 @@ def percentile(values: list[float], p: float) -> float:
     return statistics.quantiles(ordered, n=100, method="inclusive")[int(p) - 1]
 
 
+def _status(pid: int, key: str) -> str | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(key + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class BotProcess:
     """`gridhorn run` (the production entry point) as a child process, logs to a file."""
 
@@ -322,23 +341,31 @@ class BotProcess:
 
     def status(self, key: str) -> str | None:
         """A line of /proc/<pid>/status (e.g. VmHWM: the peak resident set)."""
-        try:
-            text = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
-            return None
-        for line in text.splitlines():
-            if line.startswith(key + ":"):
-                return line.split(":", 1)[1].strip()
-        return None
+        return _status(self.pid, key)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the bot process has used so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_seconds(self.pid)
+
+    def children(self) -> list[int]:
+        """The bot's child processes (its HTTP worker, `bot.httpworker`)."""
+        try:
+            text = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in text.split()]
+
+    def children_cpu_seconds(self) -> float:
+        return sum(_cpu_seconds(pid) for pid in self.children())
 
     def peak_rss_mb(self) -> float | None:
-        value = self.status("VmHWM")
-        return int(value.split()[0]) / 1024 if value else None
+        """Peak resident set of the bot, its children's added."""
+        total = None
+        for pid in [self.pid, *self.children()]:
+            value = _status(pid, "VmHWM")
+            if value:
+                total = (total or 0) + int(value.split()[0]) / 1024
+        return total
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""

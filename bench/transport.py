@@ -20,7 +20,9 @@ from telegram import Bot
 from telegram.request import BaseRequest, HTTPXRequest
 
 from bench.common import TOKEN, start_emulator
+from bot import rawapi
 from bot.http import AiohttpRequest
+from bot.httpworker import WorkerRequest
 
 
 
@@ -38,17 +40,22 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def measure(base_url: str, chat_id: int, transport: str, raw: bool, calls: int,
+async def measure(base_url: str, chat_id: int, transport: str, raw: bool | str, calls: int,
                   concurrency: int) -> tuple[float, float]:
     request: BaseRequest = (HTTPXRequest(connection_pool_size=concurrency)
                             if transport == "httpx" else
+                            WorkerRequest(connection_pool_size=concurrency)
+                            if transport == "worker" else
                             AiohttpRequest(connection_pool_size=concurrency))
     slots = asyncio.Semaphore(concurrency)
     async with Bot(TOKEN, base_url=base_url, request=request) as bot:
         async def one(i: int) -> None:
             async with slots:
                 text = f"回执 {i} <b>#{i}</b>"
-                if raw:
+                if raw == "rawapi":
+                    await rawapi.call(bot, "sendMessage", {"chat_id": chat_id, "text": text,
+                                                           "parse_mode": "HTML"})
+                elif raw:
                     await bot._post("sendMessage", {"chat_id": chat_id, "text": text,
                                                     "parse_mode": "HTML"})
                 else:
@@ -69,16 +76,20 @@ async def main_async(calls: int, levels: list[int]) -> None:
     try:
         print(f"== CPU per call, {calls} sendMessage to the emulator in another process")
         for concurrency in levels:
-            for transport in ("httpx", "aiohttp"):
-                for raw in (False, True):
+            for transport in TRANSPORTS:
+                for raw in (False, True, "rawapi"):
                     ms, wall = await measure(base_url, int(chat_id), transport, raw, calls,
                                              concurrency)
-                    what = "Bot._post (raw JSON)" if raw else "Bot.send_message"
+                    what = ("rawapi.call (outbox)" if raw == "rawapi" else
+                            "Bot._post (raw JSON)" if raw else "Bot.send_message")
                     print(f"  {transport:8} {what:22} concurrency {concurrency:3}: "
                           f"{ms:.2f} ms CPU per call ({calls / wall:.0f} calls/s)")
     finally:
         child.stdin.close()
         await child.wait()
+
+
+TRANSPORTS = ("httpx", "aiohttp", "worker")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from telegram.request import BaseRequest
 
 from bot.context import SERVICES_KEY, GridhornContext, Services
 from bot.http import AiohttpRequest
+from bot.httpworker import WorkerRequest
 from bot.intake import Intake
 from bot.outbox import OutboxSender, SentHook
 from bot.services.outbox import Outbox
@@ -39,8 +40,8 @@ def build_application(settings: Settings, request: BaseRequest | None = None,
         raise ValueError("GRIDHORN_BOT_TOKEN is required to run the bot")
     gate = FloodGate(settings.rate_overall_per_s, settings.rate_chat_per_s,
                      settings.rate_group_per_min)
-    request = request or AiohttpRequest(connection_pool_size=128, pool_timeout=30,
-                                        read_timeout=20, write_timeout=20)
+    request = request or (WorkerRequest if settings.http_worker else AiohttpRequest)(
+        connection_pool_size=128, pool_timeout=30, read_timeout=20, write_timeout=20)
     get_updates_request = get_updates_request or AiohttpRequest(connection_pool_size=2)
     builder = (
         ApplicationBuilder()

@@ -25,13 +25,21 @@ _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _JSON = {"Content-Type": "application/json"}
 
 
-class JsonBody(RequestData):
-    """A call's parameters already as the Bot API's JSON (`bot.rawapi`): one `json.dumps`
-    of the whole, instead of one per parameter and a urlencoding of the lot."""
+class EncodedBody(RequestData):
+    """A call's parameters already encoded as one body."""
+
+    headers = _FORM
 
     def __init__(self, body: bytes) -> None:
         super().__init__()
         self.body = body
+
+
+class JsonBody(EncodedBody):
+    """A call's parameters already as the Bot API's JSON (`bot.rawapi`): one `json.dumps`
+    of the whole, instead of one per parameter and a urlencoding of the lot."""
+
+    headers = _JSON
 
 
 class AiohttpRequest(BaseRequest):
@@ -88,8 +96,8 @@ class AiohttpRequest(BaseRequest):
             for name, (filename, content, mimetype) in files.items():  # InputFile.field_tuple
                 form.add_field(name, content, filename=filename, content_type=mimetype)
             data = form
-        elif isinstance(request_data, JsonBody):
-            data, headers = request_data.body, _JSON
+        elif isinstance(request_data, EncodedBody):
+            data, headers = request_data.body, request_data.headers
         elif request_data is not None:
             # encoded here: given a dict, aiohttp builds a multipart writer (and a uuid4
             # boundary) for every call before it settles on a urlencoded body

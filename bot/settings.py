@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     rate_overall_per_s: float = Field(30, gt=0)
     rate_group_per_min: float = Field(20, gt=0)
     rate_chat_per_s: float = Field(1, gt=0)
+    # Bot API calls made by a child process (`bot.httpworker`): the HTTP client's CPU on the
+    # second core
+    http_worker: bool = True
 
     horn_resound_min: float = Field(10, gt=0)
     opinions_per_hour: int = Field(10, ge=1)

@@ -1,19 +1,32 @@
-"""python-telegram-bot's transport on aiohttp: bodies, files, timeouts and errors as PTB expects."""
+"""python-telegram-bot's transport on aiohttp, in the bot's process or in its HTTP worker
+process: bodies, files, timeouts and errors as PTB expects; the worker's life."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import os
+import signal
 import socket
+import sys
+from pathlib import Path
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 from telegram import Bot
-from telegram.error import NetworkError, TimedOut
+from telegram.error import Forbidden, NetworkError, RetryAfter, TimedOut
 
+from bot import rawapi
 from bot.http import AiohttpRequest
+from bot.httpworker import WorkerRequest
 
 TOKEN = "123456:TEST"
+
+
+@pytest.fixture(params=[AiohttpRequest, WorkerRequest], ids=["in-process", "http-worker"])
+def transport(request) -> type[AiohttpRequest]:
+    return request.param
 
 
 @pytest.fixture
@@ -32,13 +45,24 @@ async def server() -> AsyncIterator[tuple[str, list[dict], asyncio.Event]]:
                 fields[part.name] = (part.filename, bytes(body)) if part.filename \
                     else body.decode()
         else:
-            fields.update(await request.post())
+            if request.content_type == "application/json":
+                fields.update(await request.json())
+            else:
+                fields.update(await request.post())
         seen.append(fields)
         if name == "getMe":
             return web.json_response({"ok": True, "result": {
                 "id": 123456, "is_bot": True, "first_name": "G", "username": "g_bot"}})
         if name == "sendChatAction":
             await release.wait()
+        if name == "banChatMember":
+            return web.json_response({"ok": False, "error_code": 429, "description":
+                                      "Too Many Requests: retry after 7",
+                                      "parameters": {"retry_after": 7}}, status=429)
+        if name == "sendMessage" and fields.get("chat_id") in (404, "404"):
+            return web.json_response({"ok": False, "error_code": 403,
+                                      "description": "Forbidden: bot was blocked by the user"},
+                                     status=403)
         return web.json_response({"ok": True, "result": True})
 
     app = web.Application()
@@ -55,9 +79,9 @@ async def server() -> AsyncIterator[tuple[str, list[dict], asyncio.Event]]:
         await runner.cleanup()
 
 
-async def test_parameters_arrive_as_telegram_reads_them(server):
+async def test_parameters_arrive_as_telegram_reads_them(server, transport):
     base, seen, _ = server
-    async with Bot(TOKEN, base_url=base, request=AiohttpRequest()) as bot:
+    async with Bot(TOKEN, base_url=base, request=transport()) as bot:
         await bot.set_my_description("网格 & <b>", language_code="zh")
     call = seen[-1]
     assert call["_method"] == "setMyDescription"
@@ -65,9 +89,9 @@ async def test_parameters_arrive_as_telegram_reads_them(server):
     assert call["description"] == "网格 & <b>" and call["language_code"] == "zh"
 
 
-async def test_a_file_goes_as_multipart_with_the_other_parameters(server):
+async def test_a_file_goes_as_multipart_with_the_other_parameters(server, transport):
     base, seen, _ = server
-    async with Bot(TOKEN, base_url=base, request=AiohttpRequest()) as bot:
+    async with Bot(TOKEN, base_url=base, request=transport()) as bot:
         await bot.set_chat_photo(-100123, photo=b"\x89PNG fake")
     call = seen[-1]
     assert call["_type"] == "multipart/form-data"
@@ -76,19 +100,19 @@ async def test_a_file_goes_as_multipart_with_the_other_parameters(server):
     assert content == b"\x89PNG fake" and filename
 
 
-async def test_no_answer_in_time_is_timed_out(server):
+async def test_no_answer_in_time_is_timed_out(server, transport):
     base, _, _ = server
-    request = AiohttpRequest(read_timeout=0.2, write_timeout=0.0)
+    request = transport(read_timeout=0.2, write_timeout=0.0)
     async with Bot(TOKEN, base_url=base, request=request) as bot:
         with pytest.raises(TimedOut):
             await bot.send_chat_action(1, "typing")
 
 
-async def test_nobody_listening_is_a_network_error():
+async def test_nobody_listening_is_a_network_error(transport):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    request = AiohttpRequest()
+    request = transport()
     await request.initialize()
     try:
         with pytest.raises(NetworkError) as caught:
@@ -98,12 +122,12 @@ async def test_nobody_listening_is_a_network_error():
         await request.shutdown()
 
 
-async def test_a_request_before_initialize_says_so():
+async def test_a_request_before_initialize_says_so(transport):
     with pytest.raises(RuntimeError, match="not initialized"):
-        await AiohttpRequest().do_request("http://127.0.0.1:9/x", "POST")
+        await transport().do_request("http://127.0.0.1:9/x", "POST")
 
 
-async def test_a_proxy_from_the_environment_is_used(monkeypatch):
+async def test_a_proxy_from_the_environment_is_used(monkeypatch, transport):
     """Where Telegram is reached through a proxy (HTTPS_PROXY/HTTP_PROXY), as with httpx."""
     seen: list[str] = []
 
@@ -125,8 +149,104 @@ async def test_a_proxy_from_the_environment_is_used(monkeypatch):
     monkeypatch.delenv("no_proxy", raising=False)
     try:
         async with Bot(TOKEN, base_url="http://api.telegram.invalid/bot",
-                       request=AiohttpRequest()) as bot:
+                       request=transport()) as bot:
             assert bot.username == "g_bot"
     finally:
         await runner.cleanup()
     assert seen and seen[0].startswith("http://api.telegram.invalid/bot")
+
+
+async def test_telegrams_refusals_and_json_bodies_come_back_as_ptb_raises_them(server, transport):
+    base, seen, _ = server
+    async with Bot(TOKEN, base_url=base, request=transport()) as bot:
+        with pytest.raises(RetryAfter) as flood:
+            await bot.ban_chat_member(-100123, 5)
+        assert flood.value.retry_after == dt.timedelta(seconds=7)
+        with pytest.raises(Forbidden, match="blocked"):
+            await rawapi.call(bot, "sendMessage", {"chat_id": 404, "text": "回执"})
+        assert await rawapi.call(bot, "sendMessage", {"chat_id": 5, "text": "回执 <b>#1</b>"})
+    assert seen[-1]["_type"] == "application/json" and seen[-1]["chat_id"] == 5
+    assert seen[-1]["text"] == "回执 <b>#1</b>"
+
+
+# ---- the HTTP worker's life -------------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def _until(condition, timeout: float = 10.0) -> None:
+    """Wait for a condition of another process (no event to wait on), with a deadline."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def test_the_calls_are_made_by_the_child_and_a_dead_child_is_replaced(server):
+    base, seen, release = server
+    request = WorkerRequest()
+    request.RESTART_AFTER_S = 0.0
+    async with Bot(TOKEN, base_url=base, request=request) as bot:
+        first = request.worker_pid
+        assert first is not None and first != os.getpid()
+        stalled = asyncio.create_task(bot.send_chat_action(1, "typing"))
+        await _until(lambda: seen and seen[-1]["_method"] == "sendChatAction")
+        os.kill(first, signal.SIGKILL)
+        with pytest.raises(NetworkError, match="worker exited"):
+            await stalled  # it was on its way in the child: maybe delivered, not confirmed
+        release.set()
+        await bot.set_my_description("again")  # a new child makes it
+        second = request.worker_pid
+        assert second is not None and second != first
+        assert seen[-1]["description"] == "again"
+        assert request.worker_calls == 3
+    assert not _alive(second)  # shut down with the bot
+
+
+async def test_a_child_that_cannot_start_leaves_the_calls_to_the_bot(server, caplog):
+    base, seen, _ = server
+    request = WorkerRequest()
+    request.COMMAND = (sys.executable, "-c", "import sys; sys.exit(3)")
+    async with Bot(TOKEN, base_url=base, request=request) as bot:
+        await bot.set_my_description("here")
+        assert request.worker_pid is None and request.worker_calls == 0
+    assert seen[-1]["description"] == "here"
+    assert "the HTTP worker did not start" in caplog.text
+
+
+async def test_the_child_ends_with_the_bot_even_when_the_bot_is_killed(tmp_path):
+    script = tmp_path / "a_bot.py"
+    script.write_text(
+        "import asyncio, sys\n"
+        "from bot.httpworker import WorkerRequest\n"
+        "async def main():\n"
+        "    request = WorkerRequest()\n"
+        "    await request.initialize()\n"
+        "    print(request.worker_pid, flush=True)\n"
+        "    await asyncio.Event().wait()\n"
+        "asyncio.run(main())\n")
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert bot.stdout is not None
+    child = int((await asyncio.wait_for(bot.stdout.readline(), 30)).decode())
+    assert _alive(child)
+    bot.kill()
+    await bot.wait()
+    await _until(lambda: not _alive(child))
+
+
+async def test_ctrl_c_to_the_process_group_leaves_the_child_to_finish_its_calls(server):
+    base, seen, release = server
+    request = WorkerRequest()
+    async with Bot(TOKEN, base_url=base, request=request) as bot:
+        stalled = asyncio.create_task(bot.send_chat_action(1, "typing"))
+        await _until(lambda: seen and seen[-1]["_method"] == "sendChatAction")
+        os.kill(request.worker_pid, signal.SIGINT)
+        os.kill(request.worker_pid, signal.SIGTERM)
+        release.set()
+        assert await stalled is True

@@ -87,7 +87,9 @@ def assert_nowhere(harness, chat_ids, secrets):
                     assert not any(s in (button.callback_data or "") for s in secrets)
 
 
-async def test_one_opinion_through_every_state(harness):
+@pytest.mark.parametrize("http_worker", [False, True], ids=["in-process", "http-worker"])
+async def test_one_opinion_through_every_state(harness, http_worker):
+    harness.http_worker = http_worker  # production's default: the calls made by a child
     w = World(harness)
     await w.setup()
     emu = harness.emu
@@ -177,6 +179,9 @@ async def test_one_opinion_through_every_state(harness):
                      "accepted", "resolved", "rated"]
     view = (await harness.say(w.worker, "/ticket 1"))[-1].text
     assert "Timeline" in view and "declined by the department" in view
+
+    request = harness.runtime.app.bot.request
+    assert (getattr(request, "worker_calls", 0) > 50) == http_worker  # made by the child or not
 
 
 async def test_reply_relays_both_ways_and_staff_talk_stays_among_staff(harness):

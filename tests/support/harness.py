@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.app import Runtime
 from bot.http import AiohttpRequest
+from bot.httpworker import WorkerRequest
 from bot.settings import Settings, load_settings
 from emulator import BotAPIEmulator
 from storage.models import Unit
@@ -16,7 +17,7 @@ from storage.store import Store
 TOKEN = "123456:TEST-TOKEN"
 
 
-class EmulatorOnlyRequest(AiohttpRequest):
+class _EmulatorOnly(AiohttpRequest):
     """Fails loudly on any request not aimed at the emulator (tests never reach the internet)."""
 
     def __init__(self, allowed_prefix: str, **kwargs: Any) -> None:
@@ -29,6 +30,14 @@ class EmulatorOnlyRequest(AiohttpRequest):
         return await super().do_request(url, *args, **kwargs)
 
 
+class EmulatorOnlyRequest(_EmulatorOnly):
+    pass
+
+
+class EmulatorOnlyWorkerRequest(_EmulatorOnly, WorkerRequest):
+    """The same, the calls made by the HTTP worker process (`bot.httpworker`)."""
+
+
 class Harness:
     def __init__(self, tmp_path: Path, **emulator_options: Any) -> None:
         self.tmp_path = tmp_path
@@ -38,6 +47,9 @@ class Harness:
         self.emu = BotAPIEmulator(token=TOKEN, bot_username="gridhorn_bot",
                                   bot_first_name="Gridhorn", **emulator_options)
         self.runtime: Runtime | None = None
+        # the bot's calls made in the test's process unless a test asks for the worker
+        # (each worker is a process: 0.3 s to start)
+        self.http_worker = False
 
     async def __aenter__(self) -> "Harness":
         await self.emu.start(host="127.0.0.1", port=0)
@@ -54,6 +66,7 @@ class Harness:
             "database_url": f"sqlite:///{self.tmp_path / 'gridhorn.db'}",
             "quiet_hours": "",
             "rate_overall_per_s": 1000, "rate_group_per_min": 1000, "rate_chat_per_s": 1000,
+            "http_worker": self.http_worker,
         }
         values.update(overrides)
         return load_settings(**values)
@@ -61,7 +74,8 @@ class Harness:
     async def start_bot(self, **overrides: Any) -> Runtime:
         settings = self.settings(**overrides)
         prefix = self.emu.base_url.rsplit("/bot", 1)[0]
-        request = EmulatorOnlyRequest(prefix, connection_pool_size=256, read_timeout=20)
+        kind = EmulatorOnlyWorkerRequest if settings.http_worker else EmulatorOnlyRequest
+        request = kind(prefix, connection_pool_size=256, read_timeout=20)
         updates = EmulatorOnlyRequest(prefix, connection_pool_size=2, read_timeout=20)
         self.runtime = Runtime(settings, request=request, poll_timeout=1,
                                get_updates_request=updates)

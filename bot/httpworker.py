@@ -1,0 +1,369 @@
+"""Bot API calls made by a second process: the bot's HTTP off the core that handles updates.
+
+Under a burst the bot is CPU-bound on one core, and a fifth of that CPU is the HTTP client
+(aiohttp building each request, parsing each answer) while the machine's second core idles
+(docs/benchmarks.md, "Submit burst"). `WorkerRequest` is python-telegram-bot's `BaseRequest`
+for the bot's calls: everything above `do_request` stays in the bot (parameters, the mapping of
+answers to `TelegramError`), and `do_request` hands the call, already one body, to a child
+process (`python -m bot.httpworker`) over a pipe. The child makes it with `AiohttpRequest`
+and sends back the status and the body. A frame costs the bot a few microseconds; an aiohttp
+call, a fifth of a millisecond.
+
+Uploads (files) stay in the bot's process. If the child dies its calls in flight fail with
+`NetworkError` (the outbox retries them) and the next call starts a new child. The child
+exits when the bot's end of the pipe closes, so a killed bot leaves no child behind.
+
+Frames, little-endian. Call: length, id, read/write/connect/pool timeouts (NaN: none),
+content kind, URL length, URL, body. Answer: length, id, outcome, status, body (an error's
+text when the outcome is not `_OK`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import signal
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from telegram._utils.types import ODVInput
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+from bot.http import AiohttpRequest, EncodedBody, JsonBody, _given
+
+logger = logging.getLogger(__name__)
+
+_CALL = struct.Struct("<II4dBH")   # length, id, timeouts, kind, url length
+_ANSWER = struct.Struct("<IIBH")   # length, id, outcome, status
+_CALL_HEAD = struct.Struct("<I4dBH")
+_ANSWER_HEAD = struct.Struct("<IBH")
+_LEN = struct.Struct("<I")
+_NONE, _JSON, _FORM = 0, 1, 2
+_OK, _TIMED_OUT, _NETWORK = 0, 1, 2
+_READY = 0  # the id of the answer a worker sends once it can take calls
+
+
+def _seconds(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _optional(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+class _Frames:
+    """Splits a byte stream into length-prefixed frames."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buffer = self._buffer
+        buffer += data
+        frames = []
+        start = 0
+        while len(buffer) - start >= 4:
+            (length,) = _LEN.unpack_from(buffer, start)
+            if len(buffer) - start - 4 < length:
+                break
+            frames.append(bytes(buffer[start + 4:start + 4 + length]))
+            start += 4 + length
+        if start:
+            del buffer[:start]
+        return frames
+
+
+class _Worker(asyncio.SubprocessProtocol):
+    """One child process, seen from the bot: its pipes and the calls it has not answered."""
+
+    def __init__(self) -> None:
+        self._frames = _Frames()
+        self.pending: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        self.stdin: asyncio.WriteTransport | None = None
+        self.transport: asyncio.SubprocessTransport | None = None
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.gone: asyncio.Future[None] = loop.create_future()  # no answer can come
+        self.exited: asyncio.Future[None] = loop.create_future()  # the process is reaped
+
+    @property
+    def alive(self) -> bool:
+        return not self.gone.done() and self.stdin is not None and not self.stdin.is_closing()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        pending = self.pending
+        for frame in self._frames.feed(data):
+            ident, outcome, status = _ANSWER_HEAD.unpack_from(frame)
+            if ident == _READY:
+                if not self.ready.done():
+                    self.ready.set_result(None)
+                continue
+            future = pending.pop(ident, None)
+            if future is None or future.done():
+                continue
+            body = frame[_ANSWER_HEAD.size:]
+            if outcome == _OK:
+                future.set_result((status, body))
+            elif outcome == _TIMED_OUT:
+                future.set_exception(TimedOut(body.decode("utf-8", "replace") or None))
+            else:
+                future.set_exception(NetworkError(body.decode("utf-8", "replace")))
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:  # no more answers can come
+            self._end("the HTTP worker exited")
+
+    def process_exited(self) -> None:
+        if self.stdin is not None:
+            self.stdin.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end("the HTTP worker exited")
+        if self.transport is not None:
+            self.transport.close()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def _end(self, why: str) -> None:
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(NetworkError(why))
+        if not self.ready.done():
+            self.ready.set_exception(NetworkError(why))
+            self.ready.exception()  # retrieved: nobody may be waiting any more
+        if not self.gone.done():
+            self.gone.set_result(None)
+
+
+class WorkerRequest(AiohttpRequest):
+    """`AiohttpRequest` whose calls a child process makes.
+
+    Uploads, and every call while no worker can be started, are made here as before.
+    """
+
+    #: after a failed start, the next try waits this long, doubling up to RESTART_MAX_S
+    RESTART_AFTER_S = 1.0
+    RESTART_MAX_S = 300.0
+    START_TIMEOUT_S = 15.0
+    #: the child's command line (tests replace it)
+    COMMAND: tuple[str, ...] = (sys.executable, "-m", "bot.httpworker")
+
+    def __init__(self, connection_pool_size: int = 32, **timeouts: Any) -> None:
+        super().__init__(connection_pool_size=connection_pool_size, **timeouts)
+        self._worker: _Worker | None = None
+        self._started_at = -math.inf
+        self._restart_after = self.RESTART_AFTER_S
+        self._next_id = 0
+        self._starting: asyncio.Lock | None = None
+        self._warned = False
+        self.worker_calls = 0  # calls handed to a worker
+
+    async def initialize(self) -> None:
+        await super().initialize()
+        await self._start_worker()
+
+    async def shutdown(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None and worker.transport is not None:
+            if worker.stdin is not None:
+                worker.stdin.close()  # the child answers what it has, then exits
+            try:
+                async with asyncio.timeout(5):
+                    await asyncio.shield(worker.exited)
+            except TimeoutError:
+                worker.transport.kill()
+                await worker.exited
+            worker.transport.close()
+        await super().shutdown()
+
+    @property
+    def worker_pid(self) -> int | None:
+        worker = self._worker
+        return worker.transport.get_pid() if worker and worker.transport and worker.alive \
+            else None
+
+    async def _start_worker(self) -> _Worker | None:
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._worker is not None and self._worker.alive:
+                return self._worker
+            loop = asyncio.get_running_loop()
+            if loop.time() - self._started_at < self._restart_after:
+                return None
+            self._started_at = loop.time()
+            root = str(Path(__file__).resolve().parents[1])
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+            try:
+                transport, worker = await loop.subprocess_exec(
+                    _Worker, *self.COMMAND, str(self.pool_size),
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    stderr=None, env=env)
+            except OSError:
+                logger.exception("the HTTP worker could not be started; calls are made here")
+                self._restart_after = min(self._restart_after * 2, self.RESTART_MAX_S)
+                return None
+            worker.transport = transport
+            worker.stdin = transport.get_pipe_transport(0)  # type: ignore[assignment]
+            try:
+                async with asyncio.timeout(self.START_TIMEOUT_S):
+                    await worker.ready
+            except (TimeoutError, NetworkError):
+                logger.error("the HTTP worker did not start; calls are made in this process")
+                if transport.get_returncode() is None:
+                    transport.kill()
+                await worker.exited
+                transport.close()
+                self._restart_after = min(self._restart_after * 2, self.RESTART_MAX_S)
+                return None
+            self._worker = worker
+            self._restart_after = self.RESTART_AFTER_S
+            self._warned = False
+            return worker
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        if self._session is None:
+            raise RuntimeError("This WorkerRequest is not initialized!")
+        worker = self._worker
+        if worker is None or not worker.alive:
+            worker = await self._start_worker()
+        if worker is None or (request_data is not None and request_data.contains_files):
+            if worker is None and not self._warned:
+                self._warned = True
+                logger.warning("the HTTP worker is not running; calls are made in this process")
+            return await super().do_request(url, method, request_data, read_timeout,
+                                            write_timeout, connect_timeout, pool_timeout)
+        if isinstance(request_data, JsonBody):
+            kind, body = _JSON, request_data.body
+        elif isinstance(request_data, EncodedBody):
+            kind, body = _FORM, request_data.body
+        elif request_data is not None:
+            kind, body = _FORM, urlencode(request_data.json_parameters).encode("ascii")
+        else:
+            kind, body = _NONE, b""
+        self._next_id = ident = self._next_id % 0xFFFFFFFF + 1  # never _READY
+        future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        worker.pending[ident] = future
+        self.worker_calls += 1
+        target = f"{method} {url}".encode()
+        head = _CALL.pack(
+            _CALL.size - 4 + len(target) + len(body), ident,
+            _seconds(_given(read_timeout, self._read_timeout)),
+            _seconds(_given(write_timeout, self._write_timeout)),
+            _seconds(_given(connect_timeout, self._connect_timeout)),
+            _seconds(_given(pool_timeout, self._pool_timeout)), kind, len(target))
+        worker.stdin.write(head + target + body)  # type: ignore[union-attr]
+        try:
+            return await future
+        finally:
+            worker.pending.pop(ident, None)
+
+
+# ---- the child ---------------------------------------------------------------------------
+
+class _WorkerSide(asyncio.Protocol):
+    def __init__(self, request: AiohttpRequest, out: asyncio.WriteTransport,
+                 done: asyncio.Future[None]) -> None:
+        self._request = request
+        self._out = out
+        self._done = done
+        self._frames = _Frames()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def data_received(self, data: bytes) -> None:
+        for frame in self._frames.feed(data):
+            task = asyncio.get_running_loop().create_task(self._call(frame))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def eof_received(self) -> bool:
+        if not self._done.done():
+            self._done.set_result(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._done.done():
+            self._done.set_result(None)
+
+    async def _call(self, frame: bytes) -> None:
+        ident, read, write, connect, pool, kind, url_length = _CALL_HEAD.unpack_from(frame)
+        offset = _CALL_HEAD.size
+        method, _, url = frame[offset:offset + url_length].decode().partition(" ")
+        body = frame[offset + url_length:]
+        data: RequestData | None
+        if kind == _JSON:
+            data = JsonBody(body)
+        elif kind == _FORM:
+            data = EncodedBody(body)
+        else:
+            data = None
+        try:
+            status, answer = await self._request.do_request(
+                url, method, data, _optional(read), _optional(write), _optional(connect),
+                _optional(pool))
+            outcome = _OK
+        except TimedOut as exc:
+            outcome, status, answer = _TIMED_OUT, 0, str(exc.message or "").encode()
+        except NetworkError as exc:
+            outcome, status, answer = _NETWORK, 0, str(exc.message).encode()
+        except Exception as exc:  # noqa: BLE001 - the bot sees it as a failed call
+            logger.exception("HTTP worker: call failed")
+            outcome, status, answer = _NETWORK, 0, f"{type(exc).__name__}: {exc}".encode()
+        self._out.write(_ANSWER.pack(_ANSWER.size - 4 + len(answer), ident, outcome, status)
+                        + answer)
+
+
+async def serve(pool_size: int) -> None:
+    loop = asyncio.get_running_loop()
+    request = AiohttpRequest(connection_pool_size=pool_size)
+    await request.initialize()
+    try:
+        out, _ = await loop.connect_write_pipe(asyncio.Protocol,
+                                               os.fdopen(1, "wb", buffering=0))
+        done: asyncio.Future[None] = loop.create_future()
+        protocol = _WorkerSide(request, out, done)  # type: ignore[arg-type]
+        await loop.connect_read_pipe(lambda: protocol, os.fdopen(0, "rb", buffering=0))
+        out.write(_ANSWER.pack(_ANSWER.size - 4, _READY, _OK, 0))
+        await done
+        if protocol._tasks:
+            await asyncio.wait(set(protocol._tasks), timeout=5)
+        for _ in range(500):  # the last answers leave before we do
+            if not out.get_write_buffer_size():
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await request.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    sys.stdout = sys.stderr  # fd 1 carries frames only
+    # Ctrl-C or a service manager's SIGTERM reach the whole process group: the bot shuts
+    # down and then closes our input, which is when we stop (answers still on the way land)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(int(args[0]) if args else 32))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
