@@ -30,6 +30,8 @@ def _binding(row: Row) -> Binding:
 class MapRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._chains: dict[str, tuple[Unit, ...]] = {}
+        self._chains_version: int | None = None
 
     async def get(self, code: str) -> Unit | None:
         row = await self.db.fetchone("SELECT * FROM units WHERE code = ?", (code,))
@@ -49,7 +51,25 @@ class MapRepo:
         return [_unit(r) for r in rows]
 
     async def ancestors(self, code: str) -> list[Unit]:
-        """The unit itself then each parent up to its community."""
+        """The unit itself then each parent up to its community.
+
+        Outside a transaction the chain comes from memory while the map is as it was when it
+        was read (`map_version`, moved by triggers on any change, from any process). Inside
+        one it is read: a transaction may change units and still roll back."""
+        if self.db.in_transaction:
+            return await self._ancestors(code)
+        version = await self.db.fetchval("SELECT version FROM map_version WHERE id = 1")
+        if version != self._chains_version:
+            self._chains.clear()
+            self._chains_version = version
+        chain = self._chains.get(code)
+        if chain is None:
+            chain = self._chains[code] = tuple(await self._ancestors(code))
+            if len(self._chains) > 50_000:  # a bound, far above any county's buildings
+                self._chains.clear()
+        return list(chain)
+
+    async def _ancestors(self, code: str) -> list[Unit]:
         rows = await self.db.fetchall(
             """WITH RECURSIVE up(code, depth) AS (
                    SELECT ?, 0

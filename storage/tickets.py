@@ -36,22 +36,21 @@ class TicketRepo:
                      photo_file_id: str | None, source_update_id: int | None,
                      more_photos: tuple[str, ...] = (),
                      due_kind: str, due_from: float, due_at: float,
-                     remind_at: float, cards_pending: bool = False) -> int | None:
-        """Insert a ticket; None when this update already made one (a replay)."""
-        if source_update_id is not None:
-            exists = await self.db.fetchval(
-                "SELECT id FROM tickets WHERE source_update_id = ?", (source_update_id,))
-            if exists is not None:
-                return None
+                     remind_at: float, cards_pending: bool = False) -> Ticket | None:
+        """Insert a ticket; None when this update already made one (a replay). One statement
+        (it is on every Submit's path)."""
         now = epoch()
-        return await self.db.execute(
+        row = await self.db.fetchone(
             """INSERT INTO tickets (reporter_id, anonymous, building_code, grid_code,
                    community_code, domain, text, photo_file_id, more_photos, source_update_id,
                    due_kind, due_from, due_at, remind_at, created_at, updated_at, cards_pending)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (source_update_id) DO NOTHING
+               RETURNING *""",
             (reporter_id, int(anonymous), building_code, grid_code, community_code, domain, text,
              photo_file_id, json.dumps(list(more_photos)), source_update_id, due_kind, due_from,
              due_at, remind_at, now, now, int(cards_pending)))
+        return _ticket(row) if row is not None else None
 
     async def cards_pending(self, limit: int, skip: Iterable[int] = ()) -> list[int]:
         """New tickets whose staff cards are still to be queued, oldest first."""

@@ -72,10 +72,10 @@ async def test_a_migrated_chat_takes_everything_with_it(store):
     async with store.transaction():
         await store.people.ensure(7)
         await store.map.bind("G0101", -100, 0, None)
-        ticket_id = await store.tickets.create(
+        ticket_id = (await store.tickets.create(
             reporter_id=7, anonymous=False, building_code="B01010101", grid_code="G0101",
             community_code="C01", domain=None, text="t", photo_file_id=None,
-            source_update_id=None, due_kind="ack", due_from=0, due_at=1, remind_at=1)
+            source_update_id=None, due_kind="ack", due_from=0, due_at=1, remind_at=1)).id
         await store.tickets.add_card(ticket_id, -100, 5, "staff")
         await store.outbox.enqueue(-100, "sendMessage", {"text": "x"}, 20)
     await store.migrate_chat(-100, -1009)

@@ -155,7 +155,7 @@ class TicketService(Service):
         deadlines = self.settings.deadlines("routine")
         photos = _draft_photos(draft.data)
         async with self.store.transaction():
-            ticket_id = await self.store.tickets.create(
+            ticket = await self.store.tickets.create(
                 reporter_id=user_id, anonymous=bool(draft.data.get("anonymous")),
                 building_code=person.building_code, grid_code=grid.code,
                 community_code=community.code, domain=draft.data.get("domain"),
@@ -163,11 +163,10 @@ class TicketService(Service):
                 photo_file_id=photos[0] if photos else None, more_photos=tuple(photos[1:]),
                 source_update_id=mark.update_id if mark else None, cards_pending=True,
                 **self._due_fields("ack", now, deadlines.acknowledge.total_seconds()))
-            if ticket_id is None:  # this Submit was handled before a restart
+            if ticket is None:  # this Submit was handled before a restart
                 raise Refused("draft.already_submitted")
             await self.store.drafts.clear(user_id)
-            await self.store.tickets.add_event(ticket_id, user_id, "created")
-            ticket = await self._get(ticket_id)
+            await self.store.tickets.add_event(ticket.id, user_id, "created")
             locale = self.people.locale_of(person)
             due = deadlines.acknowledge
             await self.outbox.send(
