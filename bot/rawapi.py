@@ -14,12 +14,12 @@ used here and nowhere else: re-run the end-to-end tests on an upgrade).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from telegram import Bot
 
 from bot.http import AiohttpRequest, JsonBody
+from storage import codec
 
 #: through `Bot._post`: getUpdates has its own request object (its own connections)
 _VIA_BOT = frozenset({"getUpdates"})
@@ -44,8 +44,7 @@ def _json_body(data: dict[str, Any]) -> bytes | None:
     """The parameters as one JSON body; None when one is not JSON (an upload, an object:
     python-telegram-bot serialises those)."""
     try:
-        return json.dumps({k: v for k, v in data.items() if v is not None},
-                          ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return codec.dumps_bytes({k: v for k, v in data.items() if v is not None})
     except TypeError:
         return None
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from storage import codec
 from storage.db import Database
 from storage.models import Flow
 from storage.util import now_iso
@@ -19,14 +19,14 @@ class FlowRepo:
         if row is None:
             return None
         return Flow(user_id=row["user_id"], name=row["name"], step=row["step"],
-                    data=json.loads(row["data"]))
+                    data=codec.loads(row["data"]))
 
     async def set(self, user_id: int, name: str, step: str, data: dict[str, Any]) -> None:
         await self.db.execute(
             """INSERT INTO flows (user_id, name, step, data, updated_at) VALUES (?, ?, ?, ?, ?)
                ON CONFLICT(user_id) DO UPDATE SET name = excluded.name, step = excluded.step,
                    data = excluded.data, updated_at = excluded.updated_at""",
-            (user_id, name, step, json.dumps(data, ensure_ascii=False), now_iso()))
+            (user_id, name, step, codec.dumps(data), now_iso()))
 
     async def clear(self, user_id: int) -> bool:
         return await self.db.execute_rowcount(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextvars
-import json
 from typing import Any
 
+from storage import codec
 from storage.db import Database
 from storage.util import now_iso
 
@@ -42,7 +42,7 @@ class InboxRepo:
         async with self.db.transaction(urgent=True):
             await self.db.executemany(
                 "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
-                [(u["update_id"], json.dumps(u, ensure_ascii=False), now) for u in updates])
+                [(u["update_id"], codec.dumps(u), now) for u in updates])
             next_offset = max(u["update_id"] for u in updates) + 1
             await self.db.execute(
                 """INSERT INTO meta (key, value) VALUES ('intake_offset', ?)
@@ -58,7 +58,7 @@ class InboxRepo:
         rows = await self.db.fetchall(
             "SELECT update_id, payload FROM inbox WHERE processed_at IS NULL "
             "ORDER BY update_id LIMIT ?", (limit,))
-        return [(r["update_id"], json.loads(r["payload"])) for r in rows]
+        return [(r["update_id"], codec.loads(r["payload"])) for r in rows]
 
     async def mark_processed(self, update_ids: list[int]) -> None:
         if not update_ids:

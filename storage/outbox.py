@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from storage import codec
 from storage.db import Database, Row
 from storage.models import OutboxItem
 from storage.util import epoch
@@ -12,7 +12,7 @@ from storage.util import epoch
 
 def _item(row: Row) -> OutboxItem:
     return OutboxItem(id=row["id"], chat_id=row["chat_id"], method=row["method"],
-                      payload=json.loads(row["payload"]), priority=row["priority"],
+                      payload=codec.loads(row["payload"]), priority=row["priority"],
                       quiet=bool(row["quiet"]), not_before=row["not_before"], ref=row["ref"],
                       attempts=row["attempts"], status=row["status"],
                       message_id=row["message_id"], created_at=row["created_at"],
@@ -29,7 +29,7 @@ class OutboxRepo:
                       ref: str | None = None) -> int | None:
         """Queue one call. A known `dedupe_key` queues nothing (returns None); a pending row
         with the same `coalesce_key` is replaced by the newer payload (live counters)."""
-        body = json.dumps(payload, ensure_ascii=False)
+        body = codec.dumps(payload)
         if coalesce_key is not None:
             row = await self.db.fetchone(
                 "SELECT id FROM outbox WHERE coalesce_key = ? AND status = 'pending'",
@@ -69,7 +69,7 @@ class OutboxRepo:
             if row[field] != getattr(item, field):
                 changes[field] = row[field]
         if row["payload"] is not None:
-            payload = json.loads(row["payload"])
+            payload = codec.loads(row["payload"])
             if payload != item.payload:
                 changes["payload"] = payload
         return item.model_copy(update=changes) if changes else item
@@ -88,16 +88,16 @@ class OutboxRepo:
         await self.db.executemany(
             """UPDATE outbox SET status = 'sent', message_id = ?, result = ?, sent_at = ?,
                    attempts = attempts + 1, coalesce_key = NULL WHERE id = ?""",
-            [(message_id, json.dumps(result, ensure_ascii=False), now, item_id)
+            [(message_id, codec.dumps(result), now, item_id)
              for item_id, message_id, result in rows])
 
     async def set_payload(self, item_id: int, payload: dict[str, Any]) -> None:
         await self.db.execute("UPDATE outbox SET payload = ? WHERE id = ?",
-                              (json.dumps(payload, ensure_ascii=False), item_id))
+                              (codec.dumps(payload), item_id))
 
     async def payload_of(self, item_id: int) -> dict[str, Any] | None:
         body = await self.db.fetchval("SELECT payload FROM outbox WHERE id = ?", (item_id,))
-        return json.loads(body) if body is not None else None
+        return codec.loads(body) if body is not None else None
 
     async def retry_later(self, item_id: int, not_before: float, error: str,
                           count_attempt: bool = True) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
+from storage import codec
 from storage.db import Database, Row
 from storage.models import OPEN_STATUSES, Prompt, Ticket, TicketCard, TicketEvent
 from storage.util import epoch, placeholders
@@ -17,14 +17,14 @@ def _ticket(row: Row) -> Ticket:
     data = {k: row[k] for k in row.keys() if k in _TICKET_FIELDS}
     data["anonymous"] = bool(data["anonymous"])
     data["service_request"] = bool(data["service_request"])
-    data["more_photos"] = tuple(json.loads(data["more_photos"]))
+    data["more_photos"] = tuple(codec.loads(data["more_photos"]))
     return Ticket(**data)
 
 
 def _event(row: Row) -> TicketEvent:
     return TicketEvent(id=row["id"], ticket_id=row["ticket_id"], at=row["at"],
                        actor_id=row["actor_id"], kind=row["kind"], note=row["note"],
-                       data=json.loads(row["data"]) if row["data"] else None)
+                       data=codec.loads(row["data"]) if row["data"] else None)
 
 
 class TicketRepo:
@@ -48,7 +48,7 @@ class TicketRepo:
                ON CONFLICT (source_update_id) DO NOTHING
                RETURNING *""",
             (reporter_id, int(anonymous), building_code, grid_code, community_code, domain, text,
-             photo_file_id, json.dumps(list(more_photos)), source_update_id, due_kind, due_from,
+             photo_file_id, codec.dumps(list(more_photos)), source_update_id, due_kind, due_from,
              due_at, remind_at, now, now, int(cards_pending)))
         return _ticket(row) if row is not None else None
 
@@ -150,7 +150,7 @@ class TicketRepo:
             "INSERT INTO ticket_events (ticket_id, at, actor_id, kind, note, data) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (ticket_id, epoch(), actor_id, kind, note,
-             json.dumps(data, ensure_ascii=False) if data else None))
+             codec.dumps(data) if data else None))
 
     async def events(self, ticket_id: int) -> list[TicketEvent]:
         rows = await self.db.fetchall(

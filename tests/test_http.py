@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from telegram import Bot
-from telegram.error import Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot import rawapi
 from bot.http import AiohttpRequest
@@ -55,6 +55,8 @@ async def server() -> AsyncIterator[tuple[str, list[dict], asyncio.Event]]:
                 "id": 123456, "is_bot": True, "first_name": "G", "username": "g_bot"}})
         if name == "sendChatAction":
             await release.wait()
+        if name == "getChat":
+            return web.Response(text="<html>502 Bad Gateway</html>", status=200)
         if name == "banChatMember":
             return web.json_response({"ok": False, "error_code": 429, "description":
                                       "Too Many Requests: retry after 7",
@@ -167,6 +169,13 @@ async def test_telegrams_refusals_and_json_bodies_come_back_as_ptb_raises_them(s
         assert await rawapi.call(bot, "sendMessage", {"chat_id": 5, "text": "回执 <b>#1</b>"})
     assert seen[-1]["_type"] == "application/json" and seen[-1]["chat_id"] == 5
     assert seen[-1]["text"] == "回执 <b>#1</b>"
+
+
+async def test_an_answer_that_is_not_json_is_ptbs_invalid_server_response(server, transport):
+    base, _, _ = server
+    async with Bot(TOKEN, base_url=base, request=transport()) as bot:
+        with pytest.raises(TelegramError, match="Invalid server response"):
+            await bot.get_chat(1)
 
 
 # ---- the HTTP worker's life -------------------------------------------------------------
