@@ -27,6 +27,7 @@ import os
 import signal
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -87,6 +88,7 @@ class _Worker(asyncio.SubprocessProtocol):
         self.pending: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
         self.stdin: asyncio.WriteTransport | None = None
         self.transport: asyncio.SubprocessTransport | None = None
+        self.on_gone: Callable[[], None] | None = None
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[None] = loop.create_future()
         self.gone: asyncio.Future[None] = loop.create_future()  # no answer can come
@@ -98,22 +100,28 @@ class _Worker(asyncio.SubprocessProtocol):
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         pending = self.pending
-        for frame in self._frames.feed(data):
-            ident, outcome, status = _ANSWER_HEAD.unpack_from(frame)
-            if ident == _READY:
-                if not self.ready.done():
-                    self.ready.set_result(None)
-                continue
-            future = pending.pop(ident, None)
-            if future is None or future.done():
-                continue
-            body = frame[_ANSWER_HEAD.size:]
-            if outcome == _OK:
-                future.set_result((status, body))
-            elif outcome == _TIMED_OUT:
-                future.set_exception(TimedOut(body.decode("utf-8", "replace") or None))
-            else:
-                future.set_exception(NetworkError(body.decode("utf-8", "replace")))
+        try:
+            frames = self._frames.feed(data)
+            for frame in frames:
+                ident, outcome, status = _ANSWER_HEAD.unpack_from(frame)
+                if ident == _READY:
+                    if not self.ready.done():
+                        self.ready.set_result(None)
+                    continue
+                future = pending.pop(ident, None)
+                if future is None or future.done():
+                    continue
+                body = frame[_ANSWER_HEAD.size:]
+                if outcome == _OK:
+                    future.set_result((status, body))
+                elif outcome == _TIMED_OUT:
+                    future.set_exception(TimedOut(body.decode("utf-8", "replace") or None))
+                else:
+                    future.set_exception(NetworkError(body.decode("utf-8", "replace")))
+        except struct.error:  # a frame that is not ours: nothing more from it can be trusted
+            logger.error("the HTTP worker wrote a malformed answer; it is replaced")
+            if self.transport is not None:
+                self.transport.kill()
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:  # no more answers can come
@@ -140,6 +148,8 @@ class _Worker(asyncio.SubprocessProtocol):
             self.ready.exception()  # retrieved: nobody may be waiting any more
         if not self.gone.done():
             self.gone.set_result(None)
+            if self.on_gone is not None:
+                self.on_gone()
 
 
 class WorkerRequest(AiohttpRequest):
@@ -152,13 +162,17 @@ class WorkerRequest(AiohttpRequest):
     RESTART_AFTER_S = 1.0
     RESTART_MAX_S = 300.0
     START_TIMEOUT_S = 15.0
+    WORKER_MARGIN_S = 2.0
     #: the child's command line (tests replace it)
-    COMMAND: tuple[str, ...] = (sys.executable, "-m", "bot.httpworker")
+    #: -P: the working directory is not searched first (a `bot` package there is not ours)
+    COMMAND: tuple[str, ...] = (sys.executable, "-P", "-m", "bot.httpworker")
 
     def __init__(self, connection_pool_size: int = 32, **timeouts: Any) -> None:
         super().__init__(connection_pool_size=connection_pool_size, **timeouts)
         self._worker: _Worker | None = None
-        self._started_at = -math.inf
+        self._next_start = -math.inf
+        self._closed = False
+        self._start_task: asyncio.Task[Any] | None = None
         self._restart_after = self.RESTART_AFTER_S
         self._next_id = 0
         self._starting: asyncio.Lock | None = None
@@ -167,9 +181,20 @@ class WorkerRequest(AiohttpRequest):
 
     async def initialize(self) -> None:
         await super().initialize()
+        self._closed = False
         await self._start_worker()
 
+    def _start_soon(self) -> None:
+        if self._closed or (self._start_task is not None and not self._start_task.done()):
+            return
+        if asyncio.get_running_loop().time() >= self._next_start:
+            self._start_task = asyncio.create_task(self._start_worker())
+
     async def shutdown(self) -> None:
+        self._closed = True
+        if self._start_task is not None:
+            self._start_task.cancel()
+            await asyncio.gather(self._start_task, return_exceptions=True)
         worker, self._worker = self._worker, None
         if worker is not None and worker.transport is not None:
             if worker.stdin is not None:
@@ -196,9 +221,8 @@ class WorkerRequest(AiohttpRequest):
             if self._worker is not None and self._worker.alive:
                 return self._worker
             loop = asyncio.get_running_loop()
-            if loop.time() - self._started_at < self._restart_after:
+            if self._closed or loop.time() < self._next_start:
                 return None
-            self._started_at = loop.time()
             root = str(Path(__file__).resolve().parents[1])
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
@@ -206,9 +230,13 @@ class WorkerRequest(AiohttpRequest):
                 transport, worker = await loop.subprocess_exec(
                     _Worker, *self.COMMAND, str(self.pool_size),
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                    stderr=None, env=env)
+                    stderr=None, env=env,
+                    # its own process group: a Ctrl-C in the terminal is the bot's to handle
+                    # (it shuts down, then closes our pipe), even while the child imports
+                    process_group=0)
             except OSError:
                 logger.exception("the HTTP worker could not be started; calls are made here")
+                self._next_start = loop.time() + self._restart_after
                 self._restart_after = min(self._restart_after * 2, self.RESTART_MAX_S)
                 return None
             worker.transport = transport
@@ -216,14 +244,18 @@ class WorkerRequest(AiohttpRequest):
             try:
                 async with asyncio.timeout(self.START_TIMEOUT_S):
                     await worker.ready
-            except (TimeoutError, NetworkError):
-                logger.error("the HTTP worker did not start; calls are made in this process")
-                if transport.get_returncode() is None:
-                    transport.kill()
-                await worker.exited
-                transport.close()
+                if self._closed:
+                    raise NetworkError("shut down while starting")
+            except BaseException as exc:  # also CancelledError: never leave the child behind
+                transport.close()  # kills it if still running; the loop reaps it
+                self._next_start = loop.time() + self._restart_after
                 self._restart_after = min(self._restart_after * 2, self.RESTART_MAX_S)
+                if not isinstance(exc, (TimeoutError, NetworkError)):
+                    raise
+                logger.error("the HTTP worker did not start; calls are made in this process")
                 return None
+            self._next_start = loop.time() + self.RESTART_AFTER_S
+            worker.on_gone = self._start_soon  # a dead child is replaced before it is missed
             self._worker = worker
             self._restart_after = self.RESTART_AFTER_S
             self._warned = False
@@ -243,7 +275,8 @@ class WorkerRequest(AiohttpRequest):
             raise RuntimeError("This WorkerRequest is not initialized!")
         worker = self._worker
         if worker is None or not worker.alive:
-            worker = await self._start_worker()
+            worker = None
+            self._start_soon()  # in the background: no call waits for a child's start
         if worker is None or (request_data is not None and request_data.contains_files):
             if worker is None and not self._warned:
                 self._warned = True
@@ -260,18 +293,26 @@ class WorkerRequest(AiohttpRequest):
             kind, body = _NONE, b""
         self._next_id = ident = self._next_id % 0xFFFFFFFF + 1  # never _READY
         future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        target = f"{method} {url}".encode()
+        timeouts = (_given(read_timeout, self._read_timeout),
+                    _given(write_timeout, self._write_timeout),
+                    _given(connect_timeout, self._connect_timeout),
+                    _given(pool_timeout, self._pool_timeout))
+        head = _CALL.pack(_CALL.size - 4 + len(target) + len(body), ident,
+                          *map(_seconds, timeouts), kind, len(target))
         worker.pending[ident] = future
         self.worker_calls += 1
-        target = f"{method} {url}".encode()
-        head = _CALL.pack(
-            _CALL.size - 4 + len(target) + len(body), ident,
-            _seconds(_given(read_timeout, self._read_timeout)),
-            _seconds(_given(write_timeout, self._write_timeout)),
-            _seconds(_given(connect_timeout, self._connect_timeout)),
-            _seconds(_given(pool_timeout, self._pool_timeout)), kind, len(target))
         worker.stdin.write(head + target + body)  # type: ignore[union-attr]
+        # what aiohttp allows the child (connect+pool, then read+write), and a margin:
+        # an answer later than that means a wedged child, not a slow Telegram
+        limit = None if None in timeouts else sum(timeouts) + self.WORKER_MARGIN_S  # type: ignore[arg-type]
         try:
-            return await future
+            async with asyncio.timeout(limit):
+                return await future
+        except TimeoutError:
+            if worker.transport is not None:
+                worker.transport.kill()  # its other calls fail with NetworkError; restarted
+            raise TimedOut("the HTTP worker did not answer in time") from None
         finally:
             worker.pending.pop(ident, None)
 
@@ -355,7 +396,7 @@ async def serve(pool_size: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     sys.stdout = sys.stderr  # fd 1 carries frames only
-    # Ctrl-C or a service manager's SIGTERM reach the whole process group: the bot shuts
+    # A service manager's SIGTERM (or a Ctrl-C to the group) reaches us too: the bot shuts
     # down and then closes our input, which is when we stop (answers still on the way land)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -25,8 +25,18 @@ TOKEN = "123456:TEST"
 
 
 @pytest.fixture(params=[AiohttpRequest, WorkerRequest], ids=["in-process", "http-worker"])
-def transport(request) -> type[AiohttpRequest]:
-    return request.param
+def transport(request):
+    """Makes the transport under test; with the worker, its calls must have been the child's
+    (a silent fall-back to the bot's process would pass every test of the behaviour)."""
+    made: list[AiohttpRequest] = []
+
+    def make(**kwargs):
+        made.append(request.param(**kwargs))
+        return made[-1]
+
+    yield make
+    if request.param is WorkerRequest and "before_initialize" not in request.node.name:
+        assert any(r.worker_calls for r in made), "no call was made by the HTTP worker"
 
 
 @pytest.fixture
@@ -107,7 +117,8 @@ async def test_no_answer_in_time_is_timed_out(server, transport):
     request = transport(read_timeout=0.2, write_timeout=0.0)
     async with Bot(TOKEN, base_url=base, request=request) as bot:
         with pytest.raises(TimedOut):
-            await bot.send_chat_action(1, "typing")
+            async with asyncio.timeout(5):  # a timeout not honoured fails, not hangs
+                await bot.send_chat_action(1, "typing")
 
 
 async def test_nobody_listening_is_a_network_error(transport):
@@ -208,7 +219,8 @@ async def test_the_calls_are_made_by_the_child_and_a_dead_child_is_replaced(serv
         with pytest.raises(NetworkError, match="worker exited"):
             await stalled  # it was on its way in the child: maybe delivered, not confirmed
         release.set()
-        await bot.set_my_description("again")  # a new child makes it
+        await _until(lambda: request.worker_pid is not None)  # started in the background
+        await bot.set_my_description("again")  # the new child makes it
         second = request.worker_pid
         assert second is not None and second != first
         assert seen[-1]["description"] == "again"
@@ -259,3 +271,80 @@ async def test_ctrl_c_to_the_process_group_leaves_the_child_to_finish_its_calls(
         os.kill(request.worker_pid, signal.SIGTERM)
         release.set()
         assert await stalled is True
+
+
+def _children() -> list[int]:
+    """This process's live HTTP workers."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == os.getpid() and stat[0] != "Z" and b"bot.httpworker" in command:
+            found.append(int(entry))
+    return found
+
+
+async def test_a_child_that_stops_answering_times_out_and_is_replaced(server):
+    base, seen, release = server
+    request = WorkerRequest(read_timeout=0.2, write_timeout=0.0, connect_timeout=0.2,
+                            pool_timeout=0.1)
+    request.WORKER_MARGIN_S = 0.3
+    request.RESTART_AFTER_S = 0.0
+    async with Bot(TOKEN, base_url=base, request=request) as bot:
+        wedged = request.worker_pid
+        os.kill(wedged, signal.SIGSTOP)  # alive, pipes open, answering nothing
+        with pytest.raises(TimedOut, match="did not answer"):
+            async with asyncio.timeout(5):
+                await bot.set_my_description("lost")
+        await _until(lambda: request.worker_pid not in (None, wedged))
+        await bot.set_my_description("answered")
+    assert seen[-1]["description"] == "answered" and not _alive(wedged)
+
+
+async def test_no_call_waits_for_a_child_that_is_slow_to_start(server):
+    base, seen, _ = server
+    request = WorkerRequest()
+    request.RESTART_AFTER_S = 0.0
+    async with Bot(TOKEN, base_url=base, request=request) as bot:
+        request.COMMAND = (sys.executable, "-c", "import time; time.sleep(60)")  # never ready
+        os.kill(request.worker_pid, signal.SIGKILL)
+        await _until(lambda: request.worker_pid is None)
+        async with asyncio.timeout(5):  # START_TIMEOUT_S is 15 s
+            await asyncio.gather(*(bot.set_my_description(f"d{i}") for i in range(20)))
+        assert request.worker_calls == 1  # getMe; the 20 were made here meanwhile
+    assert len([c for c in seen if c["_method"] == "setMyDescription"]) == 20
+    assert not _children()
+
+
+async def test_a_start_cancelled_by_its_caller_leaves_no_child():
+    request = WorkerRequest()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):  # the child takes longer to import
+            await request.initialize()
+    await request.shutdown()
+    await _until(lambda: not _children())
+
+
+async def test_shutdown_while_a_child_starts_or_a_call_comes_in_leaves_no_child(server):
+    base, _, release = server
+    request = WorkerRequest()
+    request.RESTART_AFTER_S = 0.0
+    async with Bot(TOKEN, base_url=base, request=request) as bot:
+        stalled = asyncio.create_task(bot.send_chat_action(1, "typing"))  # on its way
+        await _until(lambda: request.worker_calls == 2)
+        os.kill(request.worker_pid, signal.SIGKILL)  # a restart begins with the next call
+        with pytest.raises(NetworkError):
+            await stalled
+        restarting = asyncio.create_task(bot.set_my_description("during the restart"))
+        await asyncio.sleep(0)  # the call has started the new child's start
+        closing = asyncio.create_task(request.shutdown())
+        late = asyncio.create_task(bot.set_my_description("while shutting down"))
+        release.set()
+        await closing
+        await asyncio.gather(restarting, late, return_exceptions=True)
+    assert not _children()
