@@ -108,13 +108,9 @@ class AiohttpRequest(BaseRequest):
             for name, (filename, content, mimetype) in files.items():  # InputFile.field_tuple
                 form.add_field(name, content, filename=filename, content_type=mimetype)
             data = form
-        elif isinstance(request_data, EncodedBody):
-            data, headers = request_data.body, request_data.headers
         elif request_data is not None:
-            # encoded here: given a dict, aiohttp builds a multipart writer (and a uuid4
-            # boundary) for every call before it settles on a urlencoded body
-            data = urlencode(request_data.json_parameters).encode("ascii")
-            headers = _FORM
+            encoded = encoded_body(request_data)
+            data, headers = encoded.body, encoded.headers
         read = _given(read_timeout, self._read_timeout)
         write = _given(write_timeout, self._media_write_timeout if files else self._write_timeout)
         connect = _given(connect_timeout, self._connect_timeout)
@@ -146,6 +142,15 @@ class AiohttpRequest(BaseRequest):
             bypass = urllib.request.proxy_bypass(host.rsplit(":", 1)[0]) if proxies else True
             self._proxies[key] = None if bypass else proxies.get(scheme)
         return self._proxies[key]
+
+
+def encoded_body(request_data: RequestData) -> EncodedBody:
+    """A call without files as one body: as it came (`JsonBody`), or its parameters
+    urlencoded here (given a dict, aiohttp builds a multipart writer and a uuid4 boundary for
+    every call before it settles on a urlencoded body)."""
+    if isinstance(request_data, EncodedBody):
+        return request_data
+    return EncodedBody(urlencode(request_data.json_parameters).encode("ascii"))
 
 
 def _given(value: ODVInput[float], default: float | None) -> float | None:

@@ -5,13 +5,15 @@ Under a burst the bot is CPU-bound on one core, and a fifth of that CPU is the H
 (docs/benchmarks.md, "Submit burst"). `WorkerRequest` is python-telegram-bot's `BaseRequest`
 for the bot's calls: everything above `do_request` stays in the bot (parameters, the mapping of
 answers to `TelegramError`), and `do_request` hands the call, already one body, to a child
-process (`python -m bot.httpworker`) over a pipe. The child makes it with `AiohttpRequest`
-and sends back the status and the body. A frame costs the bot a few microseconds; an aiohttp
-call, a fifth of a millisecond.
+process (`python -P -m bot.httpworker`) over a pipe. The child makes it with
+`AiohttpRequest` and sends back the status and the body. A frame costs the bot a few
+microseconds; an aiohttp call, a fifth of a millisecond.
 
-Uploads (files) stay in the bot's process. If the child dies its calls in flight fail with
-`NetworkError` (the outbox retries them) and the next call starts a new child. The child
-exits when the bot's end of the pipe closes, so a killed bot leaves no child behind.
+Uploads (files), and every call while no child runs, are made in the bot's process: no call
+waits for a child to start. If the child dies its calls in flight fail with `NetworkError`
+(the outbox retries them) and a new one is started in the background; one that does not
+answer within a call's timeouts is killed and replaced. The child exits when the bot's end
+of the pipe closes, so a killed bot leaves no child behind.
 
 Frames, little-endian. Call: length, id, read/write/connect/pool timeouts (NaN: none),
 content kind, URL length, URL, body. Answer: length, id, outcome, status, body (an error's
@@ -30,21 +32,20 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-from bot.http import AiohttpRequest, EncodedBody, JsonBody, _given
+from bot.http import AiohttpRequest, EncodedBody, JsonBody, _given, encoded_body
 
 logger = logging.getLogger(__name__)
 
-_CALL = struct.Struct("<II4dBH")   # length, id, timeouts, kind, url length
-_ANSWER = struct.Struct("<IIBH")   # length, id, outcome, status
-_CALL_HEAD = struct.Struct("<I4dBH")
-_ANSWER_HEAD = struct.Struct("<IBH")
 _LEN = struct.Struct("<I")
+_CALL_HEAD = struct.Struct("<I4dBH")  # id, timeouts, kind, url length
+_ANSWER_HEAD = struct.Struct("<IBH")  # id, outcome, status
+_CALL = struct.Struct(_LEN.format + _CALL_HEAD.format[1:])  # the same, length first
+_ANSWER = struct.Struct(_LEN.format + _ANSWER_HEAD.format[1:])
 _NONE, _JSON, _FORM = 0, 1, 2
 _OK, _TIMED_OUT, _NETWORK = 0, 1, 2
 _READY = 0  # the id of the answer a worker sends once it can take calls
@@ -204,8 +205,7 @@ class WorkerRequest(AiohttpRequest):
                     await asyncio.shield(worker.exited)
             except TimeoutError:
                 worker.transport.kill()
-                await worker.exited
-            worker.transport.close()
+                await worker.exited  # its transport is closed when it is reaped
         await super().shutdown()
 
     @property
@@ -236,8 +236,7 @@ class WorkerRequest(AiohttpRequest):
                     process_group=0)
             except OSError:
                 logger.exception("the HTTP worker could not be started; calls are made here")
-                self._next_start = loop.time() + self._restart_after
-                self._restart_after = min(self._restart_after * 2, self.RESTART_MAX_S)
+                self._start_failed()
                 return None
             worker.transport = transport
             worker.stdin = transport.get_pipe_transport(0)  # type: ignore[assignment]
@@ -248,8 +247,7 @@ class WorkerRequest(AiohttpRequest):
                     raise NetworkError("shut down while starting")
             except BaseException as exc:  # also CancelledError: never leave the child behind
                 transport.close()  # kills it if still running; the loop reaps it
-                self._next_start = loop.time() + self._restart_after
-                self._restart_after = min(self._restart_after * 2, self.RESTART_MAX_S)
+                self._start_failed()
                 if not isinstance(exc, (TimeoutError, NetworkError)):
                     raise
                 logger.error("the HTTP worker did not start; calls are made in this process")
@@ -260,6 +258,11 @@ class WorkerRequest(AiohttpRequest):
             self._restart_after = self.RESTART_AFTER_S
             self._warned = False
             return worker
+
+    def _start_failed(self) -> None:
+        """The next try waits, longer after each failure (from its end, not its start)."""
+        self._next_start = asyncio.get_running_loop().time() + self._restart_after
+        self._restart_after = min(self._restart_after * 2, self.RESTART_MAX_S)
 
     async def do_request(
         self,
@@ -283,14 +286,11 @@ class WorkerRequest(AiohttpRequest):
                 logger.warning("the HTTP worker is not running; calls are made in this process")
             return await super().do_request(url, method, request_data, read_timeout,
                                             write_timeout, connect_timeout, pool_timeout)
-        if isinstance(request_data, JsonBody):
-            kind, body = _JSON, request_data.body
-        elif isinstance(request_data, EncodedBody):
-            kind, body = _FORM, request_data.body
-        elif request_data is not None:
-            kind, body = _FORM, urlencode(request_data.json_parameters).encode("ascii")
-        else:
+        if request_data is None:
             kind, body = _NONE, b""
+        else:
+            encoded = encoded_body(request_data)
+            kind, body = (_JSON if isinstance(encoded, JsonBody) else _FORM), encoded.body
         self._next_id = ident = self._next_id % 0xFFFFFFFF + 1  # never _READY
         future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
         target = f"{method} {url}".encode()
