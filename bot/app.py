@@ -129,22 +129,9 @@ def _connect_ticket_hooks(sender: OutboxSender, tickets: TicketService) -> None:
 
 
 def _connect_horn_hooks(sender: OutboxSender, horns: HornService) -> None:
-    """Every copy of a horn is recorded as it goes out, so each can be edited later; what
-    went out is compared with the horn's current text, and a stale copy is edited again."""
-
-    async def copy(item: OutboxItem, result: Any) -> None:
-        _, horn_id, kind = _ref(item)
-        await horns.copy_sent(int(horn_id), kind, item.chat_id, result["message_id"],
-                              int(item.payload.get("message_thread_id") or 0),
-                              item.payload.get("text", ""))
-
-    async def edited(item: OutboxItem, result: Any) -> None:
-        _, horn_id, kind = _ref(item)
-        await horns.edit_sent(int(horn_id), kind, item.chat_id, item.payload["message_id"],
-                              item.payload.get("text", ""))
-
-    sender.on_sent("hcopy", copy)
-    sender.on_sent("hedit", edited)
+    """The horn service names its own hooks, by the prefix of its refs."""
+    for prefix, hook in horns.sent_hooks().items():
+        sender.on_sent(prefix, hook)
 
 
 async def close_services(app: Application) -> None:

@@ -10,12 +10,28 @@ from bot.context import GridhornContext
 from bot.i18n import t
 from bot.services import horn_views as views
 from bot.services.errors import Refused
-from bot.services.horns import HOURS_FLOW
-from handlers.common import (answer_query, command_id, drop_buttons, edit, edit_markup,
-                             handles_refusals, markup, pressed, pressed_on, refusal_text, reply,
-                             reply_html)
+from bot.services.horn_base import HOURS_FLOW
+from bot.services.horn_codes import (
+    FLOW_PATTERN,
+    HORN_PATTERN,
+    FlowPress,
+    HornPress,
+    read_flow_press,
+    read_horn_press,
+)
+from handlers.common import (
+    answer_query,
+    command_id,
+    drop_buttons,
+    edit,
+    edit_markup,
+    handles_refusals,
+    markup,
+    refusal_text,
+    reply,
+    reply_html,
+)
 from storage.models import Flow
-
 
 
 async def say_refusal(update: Update, context: GridhornContext, refusal: Refused) -> None:
@@ -79,13 +95,13 @@ async def flow_text(update: Update, context: GridhornContext, flow: Flow) -> Non
 
 @handles_refusals
 async def flow_button(update: Update, context: GridhornContext) -> None:
-    """A button of the guided flow: `hf:<action>[:<arg>]`."""
+    """A button of the guided flow (Publish, or a step's)."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    action, arg = pressed(update)
+    action, arg = read_flow_press(query.data)
     horns = context.services.horns
     locale = context.user_locale
-    if action == "pub":
+    if action == FlowPress.PUBLISH:
         published = await horns.publish(context.actor)
         horn = published.horn
         await answer_query(update, t(locale, "horn.published_short", id=horn.id))
@@ -99,7 +115,7 @@ async def flow_button(update: Update, context: GridhornContext) -> None:
         await edit(query.message, t(locale, "horn.cancelled"))
         return
     view = await horns.prompt(context.actor, locale, flow)
-    if action == "sk":  # a skill toggled: the same prompt, its buttons redrawn
+    if action == FlowPress.SKILL:  # a skill toggled: the same prompt, its buttons redrawn
         await edit(query.message, view.text, markup(view.buttons))
         return
     await drop_buttons(query.message)
@@ -108,41 +124,40 @@ async def flow_button(update: Update, context: GridhornContext) -> None:
 
 @handles_refusals
 async def horn_button(update: Update, context: GridhornContext) -> None:
-    """Check in, Can't come, Close, and the attendance list: `h:<action>:<horn>[:<arg>]`."""
+    """Check in, Can't come, Close, and the attendance list."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    action, horn_id, given = pressed_on(update)
-    arg = given or ""
+    action, horn_id, person_id = read_horn_press(query.data)
     horns = context.services.horns
     actor = context.actor
     locale = context.user_locale  # answers to a press are seen by the presser alone
-    if action in ("in", "out"):
-        tap = await (horns.check_in if action == "in" else horns.cant_come)(actor.user_id,
-                                                                            horn_id)
+    if action in (HornPress.CHECK_IN, HornPress.CANT_COME):
+        tap = await horns.check_in(actor.user_id, horn_id) if action == HornPress.CHECK_IN \
+            else await horns.cant_come(actor.user_id, horn_id)
         await answer_query(update, t(locale, tap.key, **tap.values))  # before any edit
         if tap.changed:
             await horns.refresh_counters(horn_id)
-    elif action == "close":  # asks first
+    elif action == HornPress.CLOSE:  # asks first
         horn = await horns.ask_close(actor, horn_id)
         await answer_query(update, t(locale, "horn.close_confirm", id=horn_id))
         await edit_markup(query.message, markup(views.close_confirm_buttons(locale, horn)))
-    elif action == "keep":
+    elif action == HornPress.KEEP_OPEN:
         horn = await horns.ask_close(actor, horn_id)
         await answer_query(update, t(locale, "horn.kept_open", id=horn_id))
         await edit_markup(query.message, markup(views.owner_buttons(locale, horn)))
-    elif action == "closeok":
+    elif action == HornPress.CLOSE_CONFIRMED:
         await horns.close(actor, horn_id)
         await answer_query(update, t(locale, "horn.closed_done", id=horn_id))
         await drop_buttons(query.message)
-    elif action == "pr" and arg.isdigit():
-        view = await horns.toggle_present(actor, locale, horn_id, int(arg))
+    elif action == HornPress.TOGGLE_PRESENT and person_id is not None:
+        view = await horns.toggle_present(actor, locale, horn_id, person_id)
         await answer_query(update)
         await edit(query.message, view.text, markup(view.buttons))
-    elif action == "hrs":
+    elif action == HornPress.ASK_HOURS:
         await horns.ask_hours(actor, horn_id)
         await answer_query(update)
         await reply(update, context, "horn.ask_hours", id=horn_id)
-    elif action == "ok":
+    elif action == HornPress.CONFIRM:
         view = await horns.confirm(actor, locale, horn_id)
         await answer_query(update, t(locale, "horn.confirmed_short", id=horn_id))
         await edit(query.message, view.text)
@@ -182,5 +197,5 @@ def register(app: Application, group: int) -> None:
     app.add_handler(CommandHandler("horn", horn_command), group=group)
     app.add_handler(CommandHandler("horns", list_horns), group=group)
     app.add_handler(CommandHandler("horn_close", close_command), group=group)
-    app.add_handler(CallbackQueryHandler(flow_button, pattern=r"^hf:"), group=group)
-    app.add_handler(CallbackQueryHandler(horn_button, pattern=r"^h:"), group=group)
+    app.add_handler(CallbackQueryHandler(flow_button, pattern=FLOW_PATTERN), group=group)
+    app.add_handler(CallbackQueryHandler(horn_button, pattern=HORN_PATTERN), group=group)

@@ -11,9 +11,9 @@ from bot.context import GridhornContext
 from bot.i18n import t
 from bot.services import horn_views as views
 from bot.services.errors import Refused
+from bot.services.horn_codes import VOLUNTEER_PATTERN, VolunteerPress, read_volunteer_press
 from bot.services.volunteers import Registered
-from handlers.common import (answer_query, drop_buttons, edit, handles_refusals, markup, pressed,
-                             reply_html)
+from handlers.common import answer_query, drop_buttons, edit, handles_refusals, markup, reply_html
 from handlers.horn import say_refusal, show
 from handlers.render import unit_label
 from storage.models import Flow
@@ -43,10 +43,10 @@ async def volunteer_command(update: Update, context: GridhornContext) -> None:
 
 @handles_refusals
 async def volunteer_button(update: Update, context: GridhornContext) -> None:
-    """`vf:sk:<skill>`, `vf:next`, `vf:av:<key>`, `vf:done`, `vf:x`."""
+    """A button of /volunteer: a skill or an availability toggled, Next, Done, Cancel."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    action, arg = pressed(update)
+    action, arg = read_volunteer_press(query.data)
     volunteers = context.services.volunteers
     locale = context.user_locale
     result = await volunteers.press(context.actor.user_id, action, arg)
@@ -55,7 +55,7 @@ async def volunteer_button(update: Update, context: GridhornContext) -> None:
         await edit(query.message, t(locale, "volunteer.cancelled"))
     elif isinstance(result, Registered):
         await edit(query.message, registered_text(locale, result))
-    elif action in ("sk", "av"):
+    elif action in (VolunteerPress.SKILL, VolunteerPress.AVAILABILITY):
         view = volunteers.view(locale, result)
         await edit(query.message, view.text, markup(view.buttons))
     else:
@@ -81,4 +81,4 @@ async def flow_text(update: Update, context: GridhornContext, flow: Flow) -> Non
 
 def register(app: Application, group: int) -> None:
     app.add_handler(CommandHandler("volunteer", volunteer_command), group=group)
-    app.add_handler(CallbackQueryHandler(volunteer_button, pattern=r"^vf:"), group=group)
+    app.add_handler(CallbackQueryHandler(volunteer_button, pattern=VOLUNTEER_PATTERN), group=group)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from storage.db import Database, Row
-from storage.models import CheckIn, Horn, HornCopy
+from storage.models import CheckIn, CheckInState, CopyKind, Horn, HornCopy, HornStatus
 from storage.util import epoch, placeholders
 
 _HORN_FIELDS = set(Horn.model_fields)
@@ -25,7 +25,6 @@ def _checkin(row: Row) -> CheckIn:
     return CheckIn(horn_id=row["horn_id"], person_id=row["person_id"], state=row["state"],
                    seq=row["seq"], at=row["at"], present=bool(row["present"]),
                    hours=row["hours"], points=row["points"])
-
 
 
 class HornRepo:
@@ -50,7 +49,7 @@ class HornRepo:
         row = await self.db.fetchone("SELECT * FROM horns WHERE id = ?", (horn_id,))
         return _horn(row) if row else None
 
-    async def update(self, horn_id: int, expect_status: str | None = None,
+    async def update(self, horn_id: int, expect_status: HornStatus | None = None,
                      expect_dirty: bool = False, **fields: Any) -> bool:
         """Change fields; with `expect_status`, only while the horn is still in it; with
         `expect_dirty`, only if a tap has marked its counter changed."""
@@ -86,11 +85,13 @@ class HornRepo:
         return [_horn(r) for r in rows]
 
     async def next_due(self) -> float | None:
-        return await self.db.fetchval(
+        """The soonest re-sound or fill-by time of an active horn (None: no active horn)."""
+        due = await self.db.fetchval(
             """SELECT MIN(MIN(COALESCE(resound_at, 1e18)),
                           MIN(CASE WHEN widened = 0 AND fill_by IS NOT NULL THEN fill_by
                                    ELSE 1e18 END))
                FROM horns WHERE status = 'active'""")
+        return None if due is None else float(due)
 
     async def confirm(self, horn_id: int, by: int, hours: float) -> bool:
         """Mark the attendance confirmed, once: the second Confirm finds it done."""
@@ -102,7 +103,7 @@ class HornRepo:
     # copies
 
     async def add_copy(self, horn_id: int, chat_id: int, message_id: int, thread_id: int,
-                       kind: str) -> None:
+                       kind: CopyKind) -> None:
         await self.db.execute(
             """INSERT OR IGNORE INTO horn_copies (horn_id, chat_id, message_id, thread_id, kind)
                VALUES (?, ?, ?, ?, ?)""", (horn_id, chat_id, message_id, thread_id, kind))
@@ -125,7 +126,8 @@ class HornRepo:
             (horn_id, person_id))
         return _checkin(row) if row else None
 
-    async def checkins(self, horn_id: int, states: Iterable[str] | None = None) -> list[CheckIn]:
+    async def checkins(self, horn_id: int, states: Iterable[CheckInState] | None = None
+                       ) -> list[CheckIn]:
         sql = "SELECT * FROM horn_checkins WHERE horn_id = ?"
         params: list[Any] = [horn_id]
         if states is not None:
@@ -135,7 +137,7 @@ class HornRepo:
         rows = await self.db.fetchall(sql + " ORDER BY seq", params)
         return [_checkin(r) for r in rows]
 
-    async def add_checkin(self, horn_id: int, person_id: int, state: str) -> bool:
+    async def add_checkin(self, horn_id: int, person_id: int, state: CheckInState) -> bool:
         """Record a first answer; False when the person already has a row (the constraint
         decides, so two taps racing each other record one)."""
         now = epoch()
@@ -146,8 +148,8 @@ class HornRepo:
                ON CONFLICT (horn_id, person_id) DO NOTHING""",
             (horn_id, person_id, state, horn_id, now, now)) > 0
 
-    async def set_state(self, horn_id: int, person_id: int, state: str, *,
-                        expect: Iterable[str], requeue: bool = False) -> bool:
+    async def set_state(self, horn_id: int, person_id: int, state: CheckInState, *,
+                        expect: Iterable[CheckInState], requeue: bool = False) -> bool:
         """Move a person's answer (only from one of `expect`); `requeue` puts them last."""
         wanted = list(expect)
         seq = ("(SELECT COALESCE(MAX(seq), 0) + 1 FROM horn_checkins WHERE horn_id = ?)"
@@ -176,10 +178,10 @@ class HornRepo:
         return _checkin(row) if row else None
 
     async def waiting_position(self, horn_id: int, person_id: int) -> int:
-        return await self.db.fetchval(
+        return int(await self.db.fetchval(
             """SELECT COUNT(*) FROM horn_checkins WHERE horn_id = ? AND state = 'waiting'
                AND seq <= (SELECT seq FROM horn_checkins WHERE horn_id = ? AND person_id = ?)""",
-            (horn_id, horn_id, person_id))
+            (horn_id, horn_id, person_id)))
 
     # attendance
 
@@ -203,8 +205,6 @@ class HornRepo:
             """SELECT person_id FROM horn_checkins
                WHERE horn_id = ? AND state = 'in' AND present = 1 ORDER BY seq""", (horn_id,))
         return [r["person_id"] for r in rows]
-
-    # who to call
 
     # reports
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -243,11 +244,76 @@ class DepartmentEvent(Record):
     data: dict[str, Any] | None
 
 
-HornLevel = Literal["service", "major", "emergency"]
-HORN_LEVELS: tuple[str, ...] = ("service", "major", "emergency")
-CheckInState = Literal["in", "waiting", "withdrawn", "declined"]
-SKILLS: tuple[str, ...] = ("medical", "legal", "elderly", "childcare", "repairs", "it",
-                           "translation", "driving", "sanitation", "patrol")
+class HornLevel(StrEnum):
+    """How loud a horn is (SPEC §5): who may sound it, who is called up, whether it is pinned."""
+
+    SERVICE = "service"      # 服务
+    MAJOR = "major"          # 攻坚
+    EMERGENCY = "emergency"  # 紧急
+
+
+HORN_LEVELS: tuple[HornLevel, ...] = tuple(HornLevel)
+
+
+class HornStatus(StrEnum):
+    """Active from Publish until the owner closes it."""
+
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+class CheckInState(StrEnum):
+    """A person's answer to a horn (报到)."""
+
+    IN = "in"
+    WAITING = "waiting"        # past the quota: on the waiting list
+    WITHDRAWN = "withdrawn"    # "Can't come" after checking in or waiting
+    DECLINED = "declined"      # "Can't come" as a first answer
+
+
+class CopyKind(StrEnum):
+    """Where a copy of a horn is: a bound chat's post, or a volunteer's private call-up."""
+
+    GROUP = "group"
+    PRIVATE = "private"
+
+
+class Skill(StrEnum):
+    """What a volunteer can do, and what a horn may ask for (SPEC §5)."""
+
+    MEDICAL = "medical"
+    LEGAL = "legal"
+    ELDERLY = "elderly"
+    CHILDCARE = "childcare"
+    REPAIRS = "repairs"
+    IT = "it"
+    TRANSLATION = "translation"
+    DRIVING = "driving"
+    SANITATION = "sanitation"
+    PATROL = "patrol"
+
+
+SKILLS: tuple[Skill, ...] = tuple(Skill)
+
+
+class Availability(StrEnum):
+    """When a volunteer said they can come (/volunteer); kept comma-joined, or as their own
+    words when they typed them."""
+
+    WEEKDAYS = "weekdays"
+    WEEKENDS = "weekends"
+    EVENINGS = "evenings"
+    ANYTIME = "anytime"
+
+    @classmethod
+    def read(cls, stored: str | None) -> list[Availability] | None:
+        """The buttons' words a stored availability is made of; None when the person typed
+        their own words (or gave none)."""
+        words = (stored or "").split(",")
+        known = {member.value for member in cls}
+        if not all(w in known for w in words):
+            return None
+        return [cls(w) for w in words]
 
 
 class Horn(Record):
@@ -269,7 +335,7 @@ class Horn(Record):
     widened: bool
     skills: tuple[str, ...]
     short_form: bool
-    status: Literal["active", "closed"]
+    status: HornStatus
     resound_at: float | None
     resounds: int
     created_at: float
@@ -281,7 +347,7 @@ class Horn(Record):
 
     @property
     def active(self) -> bool:
-        return self.status == "active"
+        return self.status == HornStatus.ACTIVE
 
 
 class HornCopy(Record):
@@ -291,7 +357,7 @@ class HornCopy(Record):
     chat_id: int
     message_id: int
     thread_id: int
-    kind: Literal["group", "private"]
+    kind: CopyKind
 
 
 class CheckIn(Record):

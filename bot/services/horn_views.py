@@ -1,24 +1,37 @@
 """How a horn looks: posts with their live counter, the flow's prompts and preview, the
 attendance list, in the reader's language.
 
-Buttons are plain dicts for the outbox and the handlers; callback data is `h:<action>:<horn>`
-for horns, `hf:<action>[:<arg>]` for the guided flow and `vf:…` for /volunteer. Every press is
-checked again by the service.
+Buttons are plain dicts for the outbox and the handlers; their callback data is built by
+`horn_codes`. Catalog keys are written out in full (the mappings below), so the catalogs'
+completeness test sees each one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.i18n import escape, t
+from bot.services.horn_codes import FlowPress, HornPress, flow_data, horn_data
 from bot.services.ticket_views import Buttons, button, when
-from storage.models import SKILLS, Horn, Unit
+from storage.models import SKILLS, Availability, Horn, HornLevel, Skill, Unit
 
-LEVEL_EMOJI = {"service": "🤝", "major": "📯", "emergency": "🚨"}
-AVAILABILITY = ("weekdays", "weekends", "evenings", "anytime")
+LEVEL_EMOJI: dict[HornLevel, str] = {HornLevel.SERVICE: "🤝", HornLevel.MAJOR: "📯",
+                                     HornLevel.EMERGENCY: "🚨"}
+LEVEL_KEYS: dict[HornLevel, str] = {HornLevel.SERVICE: "horn.level.service",
+                                    HornLevel.MAJOR: "horn.level.major",
+                                    HornLevel.EMERGENCY: "horn.level.emergency"}
+SKILL_KEYS: dict[Skill, str] = {
+    Skill.MEDICAL: "skill.medical", Skill.LEGAL: "skill.legal", Skill.ELDERLY: "skill.elderly",
+    Skill.CHILDCARE: "skill.childcare", Skill.REPAIRS: "skill.repairs", Skill.IT: "skill.it",
+    Skill.TRANSLATION: "skill.translation", Skill.DRIVING: "skill.driving",
+    Skill.SANITATION: "skill.sanitation", Skill.PATROL: "skill.patrol"}
+AVAILABILITY_KEYS: dict[Availability, str] = {
+    Availability.WEEKDAYS: "avail.weekdays", Availability.WEEKENDS: "avail.weekends",
+    Availability.EVENINGS: "avail.evenings", Availability.ANYTIME: "avail.anytime"}
 MAX_TOGGLES = 90   # names on the attendance list; the rest keep their mark
 
 
@@ -43,12 +56,17 @@ def time_span(start: float | None, end: float | None, tz: ZoneInfo) -> str:
     return f"{first.strftime('%Y-%m-%d %H:%M')} – {tail}"
 
 
-def level_label(locale: str, level: str) -> str:
-    return f"{LEVEL_EMOJI[level]} {t(locale, f'horn.level.{level}')}"
+def level_label(locale: str, level: HornLevel) -> str:
+    return f"{LEVEL_EMOJI[level]} {t(locale, LEVEL_KEYS[level])}"
 
 
-def skills_label(locale: str, skills: tuple[str, ...] | list[str]) -> str:
-    return ", ".join(t(locale, f"skill.{s}") for s in skills) or t(locale, "horn.any_skill")
+def skill_label(locale: str, skill: str) -> str:
+    """A skill in `locale`; one the catalog does not know (an old profile's) as it is."""
+    return t(locale, SKILL_KEYS[Skill(skill)]) if skill in SKILLS else skill
+
+
+def skills_label(locale: str, skills: Iterable[str]) -> str:
+    return ", ".join(skill_label(locale, s) for s in skills) or t(locale, "horn.any_skill")
 
 
 def scope_label(units: list[Unit]) -> str:
@@ -70,7 +88,7 @@ def post_text(locale: str, horn: Horn, units: list[Unit], count: int, waiting: i
               tz: ZoneInfo) -> str:
     """A copy of the horn (group post or private call-up) with its live counter."""
     lines = [t(locale, "horn.post_head", emoji=LEVEL_EMOJI[horn.level],
-               level=t(locale, f"horn.level.{horn.level}"), id=horn.id, title=horn.title)]
+               level=t(locale, LEVEL_KEYS[horn.level]), id=horn.id, title=horn.title)]
     if horn.details:
         lines.append(escape(horn.details))
     if horn.place:
@@ -92,39 +110,42 @@ def post_text(locale: str, horn: Horn, units: list[Unit], count: int, waiting: i
 def post_buttons(locale: str, horn: Horn) -> Buttons:
     if not horn.active:
         return []
-    return [[button(t(locale, "horn.btn_check_in"), f"h:in:{horn.id}"),
-             button(t(locale, "horn.btn_cant_come"), f"h:out:{horn.id}")]]
+    return [[button(t(locale, "horn.btn_check_in"), horn_data(HornPress.CHECK_IN, horn.id)),
+             button(t(locale, "horn.btn_cant_come"), horn_data(HornPress.CANT_COME, horn.id))]]
 
 
 def owner_buttons(locale: str, horn: Horn) -> Buttons:
-    return [[button(t(locale, "horn.btn_close"), f"h:close:{horn.id}")]] if horn.active else []
+    return [[button(t(locale, "horn.btn_close"), horn_data(HornPress.CLOSE, horn.id))]] \
+        if horn.active else []
 
 
 def close_confirm_buttons(locale: str, horn: Horn) -> Buttons:
-    return [[button(t(locale, "horn.btn_close_confirm"), f"h:closeok:{horn.id}"),
-             button(t(locale, "horn.btn_keep_open"), f"h:keep:{horn.id}")]]
+    return [[button(t(locale, "horn.btn_close_confirm"),
+                    horn_data(HornPress.CLOSE_CONFIRMED, horn.id)),
+             button(t(locale, "horn.btn_keep_open"), horn_data(HornPress.KEEP_OPEN, horn.id))]]
 
 
 def preview(locale: str, data: dict[str, Any], units: list[Unit], tz: ZoneInfo) -> View:
     none = "—"
     text = t(locale, "horn.preview",
-             level=level_label(locale, data["level"]), scope=scope_label(units),
+             level=level_label(locale, HornLevel(data["level"])), scope=scope_label(units),
              title=data.get("title") or none, details=data.get("details") or none,
              place=data.get("place") or none, start=when(data.get("start"), tz),
              end=when(data.get("end"), tz), needed=data.get("needed") or none,
              fill_by=when(data.get("fill_by"), tz),
              skills=skills_label(locale, data.get("skills") or []))
-    return View(text, [[button(t(locale, "horn.btn_publish"), "hf:pub"),
-                        button(t(locale, "horn.btn_cancel"), "hf:x")]])
+    return View(text, [[button(t(locale, "horn.btn_publish"), flow_data(FlowPress.PUBLISH)),
+                        button(t(locale, "horn.btn_cancel"), flow_data(FlowPress.CANCEL))]])
 
 
-def skill_buttons(locale: str, chosen: list[str], prefix: str, done_label: str,
-                  done_data: str) -> Buttons:
+def skill_buttons(locale: str, chosen: list[str], toggle: Callable[[Skill], str],
+                  done_label: str, done_data: str) -> Buttons:
+    """Two skills a row, the chosen ones ticked; `toggle` gives a skill's callback data."""
     rows: Buttons = []
     row: list[dict[str, str]] = []
     for skill in SKILLS:
         mark = "✅ " if skill in chosen else ""
-        row.append(button(f"{mark}{t(locale, f'skill.{skill}')}", f"{prefix}:{skill}"))
+        row.append(button(f"{mark}{t(locale, SKILL_KEYS[skill])}", toggle(skill)))
         if len(row) == 2:
             rows.append(row)
             row = []
@@ -137,10 +158,10 @@ def skill_buttons(locale: str, chosen: list[str], prefix: str, done_label: str,
 def availability_label(locale: str, availability: str | None) -> str:
     if not availability:
         return t(locale, "volunteer.not_given")
-    keys = availability.split(",")
-    if all(k in AVAILABILITY for k in keys):
-        return ", ".join(t(locale, f"avail.{k}") for k in keys)
-    return availability
+    keys = Availability.read(availability)
+    if keys is None:
+        return availability
+    return ", ".join(t(locale, AVAILABILITY_KEYS[k]) for k in keys)
 
 
 def attendance(locale: str, horn: Horn, rows: list[tuple[int, str, bool]],
@@ -156,12 +177,12 @@ def attendance(locale: str, horn: Horn, rows: list[tuple[int, str, bool]],
              points=round(hours * points_per_hour), rate=points_per_hour, present=present,
              total=len(rows))
     buttons: Buttons = [[button(f"{'✅' if here else '⬜'} {name}",
-                                f"h:pr:{horn.id}:{person_id}")]
+                                horn_data(HornPress.TOGGLE_PRESENT, horn.id, person_id))]
                         for person_id, name, here in rows[:MAX_TOGGLES]]
     if len(rows) > MAX_TOGGLES:  # Telegram takes at most 100 buttons on a message
         text += "\n" + t(locale, "horn.attendance_more", count=len(rows) - MAX_TOGGLES)
-    buttons.append([button(t(locale, "horn.btn_hours"), f"h:hrs:{horn.id}"),
-                    button(t(locale, "horn.btn_confirm"), f"h:ok:{horn.id}")])
+    buttons.append([button(t(locale, "horn.btn_hours"), horn_data(HornPress.ASK_HOURS, horn.id)),
+                    button(t(locale, "horn.btn_confirm"), horn_data(HornPress.CONFIRM, horn.id))])
     return View(text, buttons)
 
 

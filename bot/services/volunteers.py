@@ -2,22 +2,56 @@
 
 `/volunteer` is a short guided flow (store.flows, name "volunteer"): skills by multi-select,
 then availability by buttons or a few typed words. Finishing grants the `volunteer` role on
-the person's building and keeps the profile; horns then call them by their skills.
+the person's building and keeps the profile; horns then call them by their skills, and only
+for a time they said they can come (`available`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from bot.i18n import t
 from bot.services import horn_views as views
 from bot.services.errors import Refused
-from storage.models import SKILLS, Flow, Unit
+from bot.services.horn_codes import VolunteerPress, volunteer_data
+from bot.services.ticket_views import button
+from storage.models import SKILLS, Availability, Flow, Unit
 from storage.store import Store
 
 FLOW = "volunteer"
+SKILLS_STEP = "skills"
+AVAILABILITY_STEP = "availability"
 MAX_AVAILABILITY = 100
+EVENING_FROM = 18                     # evenings: from 18:00 to midnight
+LONGEST_LOOK = timedelta(days=7)      # a horn this long meets every availability
+
+
+def available(availability: str | None, start: float, end: float | None, tz: tzinfo) -> bool:
+    """Whether a volunteer may be called to a horn held from `start` to `end` (None: at
+    `start` only): some hour of it lies in a time they ticked (weekdays, weekends, evenings
+    in `tz`). Their own typed words, or none, are not read: they are called, as before they
+    said anything."""
+    ticked = Availability.read(availability)
+    if ticked is None or Availability.ANYTIME in ticked:
+        return True
+    moment = datetime.fromtimestamp(start, tz)
+    last = datetime.fromtimestamp(start if end is None else max(start, end), tz)
+    last = min(last, moment + LONGEST_LOOK)
+    while True:
+        if _fits(ticked, moment):
+            return True
+        moment = moment.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        if moment >= last:
+            return False
+
+
+def _fits(ticked: list[Availability], moment: datetime) -> bool:
+    weekday = moment.weekday() < 5
+    return (Availability.WEEKDAYS in ticked and weekday) or \
+        (Availability.WEEKENDS in ticked and not weekday) or \
+        (Availability.EVENINGS in ticked and moment.hour >= EVENING_FROM)
 
 
 @dataclass(frozen=True)
@@ -40,31 +74,31 @@ class VolunteerService:
         person = await self.store.people.get(user_id)
         if person is None or await self._home(user_id, person.building_code) is None:
             raise Refused("volunteer.join_first")
-        keys = (person.availability or "").split(",")
-        chosen = [k for k in keys if k in views.AVAILABILITY] \
-            if all(k in views.AVAILABILITY for k in keys) else []
-        return await self._save(user_id, "skills", {"skills": list(person.skills),
-                                                    "availability": chosen})
+        return await self._save(user_id, SKILLS_STEP, {
+            "skills": list(person.skills),
+            "availability": Availability.read(person.availability) or []})
 
-    async def press(self, user_id: int, action: str, arg: str) -> Flow | Registered | None:
-        """A button of the flow: `vf:sk:<skill>`, `vf:next`, `vf:av:<key>`, `vf:done`, `vf:x`."""
+    async def press(self, user_id: int, action: VolunteerPress, arg: str
+                    ) -> Flow | Registered | None:
+        """A button of the flow; None: cancelled."""
         flow = await self._require(user_id)
         data = dict(flow.data)
-        if action == "x":
+        if action == VolunteerPress.CANCEL:
             async with self.store.transaction():
                 await self.store.flows.clear(user_id)
             return None
-        if action == "sk" and flow.step == "skills" and arg in SKILLS:
+        if action == VolunteerPress.SKILL and flow.step == SKILLS_STEP and arg in SKILLS:
             chosen = set(data["skills"]) ^ {arg}
             data["skills"] = [s for s in SKILLS if s in chosen]
-            return await self._save(user_id, "skills", data)
-        if action == "next" and flow.step == "skills":
-            return await self._save(user_id, "availability", data)
-        if action == "av" and flow.step == "availability" and arg in views.AVAILABILITY:
+            return await self._save(user_id, SKILLS_STEP, data)
+        if action == VolunteerPress.NEXT and flow.step == SKILLS_STEP:
+            return await self._save(user_id, AVAILABILITY_STEP, data)
+        if action == VolunteerPress.AVAILABILITY and flow.step == AVAILABILITY_STEP and \
+                arg in views.AVAILABILITY_KEYS:
             chosen = set(data["availability"]) ^ {arg}
-            data["availability"] = [k for k in views.AVAILABILITY if k in chosen]
-            return await self._save(user_id, "availability", data)
-        if action == "done" and flow.step == "availability":
+            data["availability"] = [k for k in Availability if k in chosen]
+            return await self._save(user_id, AVAILABILITY_STEP, data)
+        if action == VolunteerPress.DONE and flow.step == AVAILABILITY_STEP:
             return await self._finish(user_id, data["skills"],
                                       ",".join(data["availability"]) or None)
         raise Refused("button.stale")
@@ -72,7 +106,7 @@ class VolunteerService:
     async def answer(self, user_id: int, text: str) -> Registered:
         """Typed availability ("Saturday mornings") finishes the registration."""
         flow = await self._require(user_id)
-        if flow.step != "availability":
+        if flow.step != AVAILABILITY_STEP:
             raise Refused("horn.use_buttons")
         text = " ".join(text.split())
         if not text:
@@ -83,16 +117,18 @@ class VolunteerService:
 
     def view(self, locale: str, flow: Flow) -> views.View:
         data = flow.data
-        cancel = [views.button(t(locale, "horn.btn_cancel"), "vf:x")]
-        if flow.step == "skills":
+        cancel = [button(t(locale, "horn.btn_cancel"), volunteer_data(VolunteerPress.CANCEL))]
+        if flow.step == SKILLS_STEP:
             return views.View(t(locale, "volunteer.ask_skills"), views.skill_buttons(
-                locale, data["skills"], "vf:sk", t(locale, "volunteer.btn_next"), "vf:next")
-                + [cancel])
-        rows = [[views.button(("✅ " if key in data["availability"] else "") +
-                              t(locale, f"avail.{key}"), f"vf:av:{key}")
-                 for key in views.AVAILABILITY[i:i + 2]] for i in (0, 2)]
-        return views.View(t(locale, "volunteer.ask_availability"),
-                          rows + [[views.button(t(locale, "horn.btn_done"), "vf:done")], cancel])
+                locale, data["skills"],
+                lambda skill: volunteer_data(VolunteerPress.SKILL, skill),
+                t(locale, "volunteer.btn_next"), volunteer_data(VolunteerPress.NEXT)) + [cancel])
+        keys = list(views.AVAILABILITY_KEYS.items())
+        rows = [[button(("✅ " if key in data["availability"] else "") + t(locale, label),
+                        volunteer_data(VolunteerPress.AVAILABILITY, key))
+                 for key, label in keys[i:i + 2]] for i in range(0, len(keys), 2)]
+        done = [button(t(locale, "horn.btn_done"), volunteer_data(VolunteerPress.DONE))]
+        return views.View(t(locale, "volunteer.ask_availability"), rows + [done, cancel])
 
     async def _finish(self, user_id: int, skills: list[str], availability: str | None
                       ) -> Registered:
