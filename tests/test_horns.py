@@ -12,11 +12,9 @@ from bot.i18n import t
 from bot.services.access import Access
 from bot.services.errors import Refused
 from bot.services.horn_closing import POINTS_PER_HOUR
-from bot.services.horn_parse import parse_time
 from bot.services.horns import HornService
 from bot.services.outbox import Outbox, Priority
 from bot.services.people import PeopleService
-from bot.services.volunteers import Registered, VolunteerService
 from bot.settings import load_settings
 from storage.models import Chat
 from tests.support.harness import grant, seed_map
@@ -84,10 +82,10 @@ async def deliver(store, horns, items=None):
                 await hook(item, {"message_id": n})
 
 
-async def volunteer(store, user_id, unit, skills=(), building=None):
+async def volunteer(store, user_id, unit, skills=(), building=None, availability=None):
     await grant(store, user_id, "volunteer", unit)
     async with store.transaction():
-        await store.people.set_volunteer_profile(user_id, skills, None)
+        await store.people.set_volunteer_profile(user_id, skills, availability)
         if building:
             await store.people.set_building(user_id, building)
 
@@ -202,17 +200,6 @@ async def test_guided_flow_repeats_a_step_on_bad_input(world):
     assert published.horn.hours is None and published.horn.needed == 12
 
 
-def test_parse_time_forms():
-    def at(*parts: int) -> float:
-        return datetime(*parts, tzinfo=TZ).timestamp()
-
-    assert parse_time("2026-05-02 09:30", TZ, NOW) == at(2026, 5, 2, 9, 30)
-    assert parse_time("09:30", TZ, NOW) == at(2026, 5, 1, 9, 30)   # today, there
-    assert parse_time("9：05", TZ, NOW) == at(2026, 5, 1, 9, 5)
-    for bad in ("24:00", "2026-02-30 10:00", "tomorrow", "10", ""):
-        assert parse_time(bad, TZ, NOW) is None, bad
-
-
 # ---------------------------------------------------------------- where it goes
 
 
@@ -307,6 +294,50 @@ async def test_emergency_posts_are_pinned_and_volunteers_called_by_skill(world, 
     assert called == [20, 21, 22]
 
 
+async def test_a_post_is_queued_once_per_chat_and_round(world, store):
+    horns, access, _ = world
+    await bind(store, "G0101", -101)
+    await bind(store, "B01010101", -103)
+    horn = (await sound(horns, access, WORKER, "major G0101 5 Sandbags")).horn
+    assert await horns.copies.post_to(horn, horn.scope) == 0          # Publish's round again
+    assert await horns.copies.post_to(horn, ["B01010101"]) == 0       # a chat already posted
+    assert sorted(i.chat_id for i in await pending(store)) == [-103, -101]
+    assert await horns.copies.post_to(horn, horn.scope, round_=1) == 2  # a re-sound is new
+
+
+async def test_volunteers_are_called_only_for_a_time_they_said_they_can_come(world, store):
+    """SPEC §5 keeps each volunteer's availability: a volunteer who ticked weekends is not
+    called up for a Friday morning, one who ticked evenings is for a Friday evening."""
+    horns, access, _ = world
+    for user_id, availability in ((20, "weekends"), (21, "weekdays"), (22, "evenings"),
+                                  (23, "anytime"), (24, "Saturday mornings"), (25, None),
+                                  (26, "weekends,evenings")):
+        await volunteer(store, user_id, "G0101", availability=availability)
+    actor = await access.actor(WORKER)
+
+    async def called_for(start, end):
+        await horns.short_form(actor, "major G0101 5 Sandbags")
+        flow = await store.flows.get(WORKER)
+        async with store.transaction():
+            await store.flows.set(WORKER, "horn", "preview",
+                                  {**flow.data, "short": False, "start": start, "end": end})
+        published = await horns.publish(actor)
+        ref = f"hcopy:{published.horn.id}:private"
+        called = sorted(i.chat_id for i in await pending(store) if i.ref == ref)
+        assert published.volunteers == len(called)
+        return called
+
+    friday = datetime(2026, 5, 1, 9, 0, tzinfo=TZ).timestamp()      # 2026-05-01 is a Friday
+    assert await called_for(friday, friday + 3 * 3600) == [21, 23, 24, 25]
+    assert await called_for(friday + 9 * 3600, friday + 11 * 3600) == [21, 22, 23, 24, 25, 26]
+    assert await called_for(friday + 24 * 3600, None) == [20, 23, 24, 25, 26]   # Saturday
+    # a horn without a time is for now (Friday 08:00)
+    await horns.short_form(actor, "major G0101 5 Now")
+    published = await horns.publish(actor)
+    assert sorted(i.chat_id for i in await pending(store)
+                  if i.ref == f"hcopy:{published.horn.id}:private") == [21, 23, 24, 25]
+
+
 # ---------------------------------------------------------------- taps
 
 
@@ -342,6 +373,18 @@ async def test_quota_waiting_list_and_withdrawal(world, store):
     assert (await horns.cant_come(40, horn.id)).key == "horn.already_declined"
     assert (await horns.check_in(a, horn.id)).key == "horn.waiting"
     assert await store.horns.counts(horn.id) == (2, 1)
+
+
+async def test_two_taps_racing_record_one_check_in(world, store):
+    import asyncio
+
+    horns, access, _ = world
+    horn = (await sound(horns, access, WORKER, "major G0101 5 Sandbags")).horn
+    taps = await asyncio.gather(*(horns.check_in(31, horn.id) for _ in range(3)))
+    assert sorted(tap.key for tap in taps) == ["horn.already_in", "horn.already_in",
+                                               "horn.checked_in"]
+    assert await store.horns.counts(horn.id) == (1, 0)
+    assert [c.person_id for c in await store.horns.checkins(horn.id)] == [31]
 
 
 async def test_counters_are_edited_on_every_copy_group_copies_first(world, store):
@@ -471,6 +514,51 @@ async def test_fill_by_does_nothing_when_the_quota_is_met(world, store):
     assert horn.widened and horn.scope == ("B01010101",)
 
 
+async def test_the_watchers_work_is_done_once_across_a_restart(world, store):
+    horns, access, clock = world
+    await bind(store, "B01010101", -103)
+    await bind(store, "G0101", -101)
+    actor = await access.actor(WORKER)
+    await horns.short_form(actor, "emergency B01010101 3 Sandbags")
+    flow = await store.flows.get(WORKER)
+    async with store.transaction():
+        await store.flows.set(WORKER, "horn", "preview", {**flow.data, "fill_by": NOW + 300})
+    horn = (await horns.publish(actor)).horn
+    await deliver(store, horns)
+    clock.now = NOW + 601                  # fill-by and the first re-sound are both due
+    assert await horns.run_due() == 2
+    queued = len(await store.outbox.pending())
+
+    # the process restarts: a new service on the same store finds nothing left to do
+    restarted = HornService(store, horns.access, horns.people, horns.outbox, horns.settings,
+                            clock=clock)
+    assert await restarted.run_due() == 0
+    assert len(await store.outbox.pending()) == queued
+    assert await restarted.next_due() == NOW + 601 + 600
+    clock.now = NOW + 601 + 600
+    assert await restarted.run_due() == 1  # the next period's re-sound, once
+    assert await horns.run_due() == 0
+    assert (await store.horns.get(horn.id)).resounds == 2
+
+
+async def test_a_failing_horn_does_not_hold_back_the_others(world, store, monkeypatch):
+    horns, access, clock = world
+    first = (await sound(horns, access, WORKER, "emergency G0101 3 First")).horn
+    second = (await sound(horns, access, WORKER, "emergency G0101 3 Second")).horn
+    post_to = horns.copies.post_to
+
+    async def broken_for_the_first(horn, scope, round_=0):
+        if horn.id == first.id:
+            raise RuntimeError("boom")
+        return await post_to(horn, scope, round_)
+
+    monkeypatch.setattr(horns.copies, "post_to", broken_for_the_first)
+    clock.now = NOW + 601
+    assert await horns.run_due() == 1
+    assert (await store.horns.get(first.id)).resounds == 0        # rolled back: due again
+    assert (await store.horns.get(second.id)).resounds == 1
+
+
 async def test_emergency_resounds_once_per_period_until_full_or_closed(world, store):
     horns, access, clock = world
     await bind(store, "G0101", -101)
@@ -551,6 +639,49 @@ async def test_close_summary_attendance_and_hours_credited_once(world, store):
     assert (await store.people.get(31)).hours == 2.5
 
 
+async def test_only_the_owner_closes_a_horn_superadmins_excepted(world, store):
+    """SPEC §5: the owner closes. Staff whose authority covers the scope (the community's
+    staff over the grid worker's horn) are refused on the button, the confirmation and the
+    command alike, and nothing changes."""
+    horns, access, _ = world
+    await bind(store, "G0101", -101)
+    horn = (await sound(horns, access, WORKER, "major G0101 5 Sandbags")).horn
+    await deliver(store, horns)
+    await horns.check_in(31, horn.id)
+    before = await store.outbox.pending()
+    for user_id in (STAFF, HEAD, RESIDENT):
+        other = await access.actor(user_id)
+        with pytest.raises(Refused) as caught:
+            await horns.ask_close(other, horn.id)             # the Close button
+        assert caught.value.key == "horn.close_not_allowed"
+        with pytest.raises(Refused, match="horn.close_not_allowed"):
+            await horns.close(other, horn.id)                 # Close it, and /horn_close
+    assert (await store.horns.get(horn.id)).active
+    assert await store.outbox.pending() == before
+    assert "owner" in t("en", "horn.close_not_allowed", id=horn.id)
+    assert "staff" not in t("en", "horn.close_not_allowed", id=horn.id)
+
+    await horns.ask_close(await access.actor(WORKER), horn.id)
+    admin = await access.actor(ADMIN)
+    await horns.close(admin, horn.id)
+    closed = await store.horns.get(horn.id)
+    assert not closed.active and closed.closed_by == ADMIN
+    # the attendance steps are the owner's too
+    staff = await access.actor(STAFF)
+    for step in (lambda: horns.attendance(staff, "en", horn.id),
+                 lambda: horns.toggle_present(staff, "en", horn.id, 31),
+                 lambda: horns.ask_hours(staff, horn.id),
+                 lambda: horns.confirm(staff, "en", horn.id)):
+        with pytest.raises(Refused, match="horn.not_owner"):
+            await step()
+    assert (await store.horns.get(horn.id)).confirmed_at is None
+    assert await store.flows.get(STAFF) is None
+    assert (await store.horns.checkin(horn.id, 31)).present
+    assert (await store.people.get(31)).hours == 0
+    await horns.confirm(admin, "en", horn.id)
+    assert (await store.people.get(31)).hours == 2.0
+
+
 async def test_default_hours_are_the_duration_or_two_for_the_short_form(world, store):
     horns, access, _ = world
     short = (await sound(horns, access, WORKER, "major G0101 5 Short")).horn
@@ -605,36 +736,6 @@ async def test_report_activity_per_grid(world, store):
     counted, hours, people = await store.horns.activity(None, 0, 1e12)
     assert counted == {"G0101": 1} and hours == {"G0101": 2.0} and people == {31: 2.0}
     assert await store.horns.activity(["G0102"], 0, 1e12) == ({}, {}, {})
-
-
-# ---------------------------------------------------------------- volunteers
-
-
-async def test_volunteer_registration(world, store):
-    service = VolunteerService(store)
-    with pytest.raises(Refused, match="volunteer.join_first"):
-        await service.start(50)
-    flow = await service.start(RESIDENT)
-    assert flow.step == "skills"
-    for skill in ("medical", "driving"):
-        flow = await service.press(RESIDENT, "sk", skill)
-    with pytest.raises(Refused, match="button.stale"):
-        await service.press(RESIDENT, "av", "weekends")
-    flow = await service.press(RESIDENT, "next", "")
-    flow = await service.press(RESIDENT, "av", "weekends")
-    flow = await service.press(RESIDENT, "av", "evenings")
-    done = await service.press(RESIDENT, "done", "")
-    assert isinstance(done, Registered) and done.unit.code == "B01010101"
-    person = await store.people.get(RESIDENT)
-    assert person.skills == ("medical", "driving") and person.availability == "weekends,evenings"
-    assert any(g.role == "volunteer" and g.unit_code == "B01010101"
-               for g in await store.people.roles(RESIDENT))
-    # again, with typed availability
-    await service.start(RESIDENT)
-    await service.press(RESIDENT, "next", "")
-    done = await service.answer(RESIDENT, "  Saturday   mornings ")
-    assert done.availability == "Saturday mornings"
-    assert (await store.people.get(RESIDENT)).skills == ("medical", "driving")
 
 
 def test_attendance_list_keeps_within_telegrams_hundred_buttons():
