@@ -1,0 +1,51 @@
+"""The texts end-to-end tests expect, built from the catalogs as people see them.
+
+The bot sends HTML; Telegram (and the emulator) shows the text without its tags and with its
+entities decoded. `shown` says a catalog text that way. Texts with a count or a duration go
+through the helpers below, so that the day the catalogs say plurals their own way (Babel's
+plural forms), one place follows.
+"""
+
+from __future__ import annotations
+
+from bot.i18n import t
+from emulator.html import parse_html
+
+
+def plain(html_text: str) -> str:
+    """What a person sees of an HTML text: parsed as the emulator (and Telegram) parses it."""
+    return parse_html(html_text).text
+
+
+def shown(locale: str, key: str, **values: object) -> str:
+    """A catalog text, with its values, as a person sees it."""
+    return plain(t(locale, key, **values))
+
+
+def duration(locale: str, seconds: float) -> str:
+    """A duration as the bot words it ("24 hours", "1 day", "15 days")."""
+    if seconds >= 86400 and seconds % 86400 == 0:
+        n, unit = seconds / 86400, "day"
+    elif seconds >= 3600:
+        n, unit = seconds / 3600, "hour"
+    elif seconds >= 60:
+        n, unit = seconds / 60, "minute"
+    else:
+        n, unit = float(int(seconds)), "second"
+    key = {("day", True): "duration.day", ("day", False): "duration.days",
+           ("hour", True): "duration.hour", ("hour", False): "duration.hours",
+           ("minute", True): "duration.minute", ("minute", False): "duration.minutes",
+           ("second", True): "duration.second", ("second", False): "duration.seconds"}
+    return t(locale, key[unit, n == 1], n=f"{n:g}")
+
+
+def counted(locale: str, key: str, count: int, **values: object) -> str:
+    """A text that states a count (`count` among its values), as a person sees it."""
+    return shown(locale, key, count=count, **values)
+
+
+def line_of(locale: str, key: str, placeholder: str, **values: object) -> str:
+    """The line of a multi-line catalog text that holds `{placeholder}`, filled in and as a
+    person sees it (to check one line of a long text such as /me)."""
+    line = next(line for line in t(locale, key).splitlines() if f"{{{placeholder}}}" in line)
+    return plain(line.format(**{name: value for name, value in values.items()}))
