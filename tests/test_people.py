@@ -19,11 +19,11 @@ from tests.support.services import (
     STAFF,
     VOLUNTEER,
     WORKER,
+    bind,
     build_services,
     refused,
     set_locale,
     staffed_map,
-    bind,
 )
 
 NEWCOMER = 50

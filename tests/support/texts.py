@@ -8,7 +8,7 @@ plural forms), one place follows.
 
 from __future__ import annotations
 
-from bot.i18n import t
+from bot.i18n import escape, t
 from emulator.html import parse_html
 
 
@@ -48,4 +48,4 @@ def line_of(locale: str, key: str, placeholder: str, **values: object) -> str:
     """The line of a multi-line catalog text that holds `{placeholder}`, filled in and as a
     person sees it (to check one line of a long text such as /me)."""
     line = next(line for line in t(locale, key).splitlines() if f"{{{placeholder}}}" in line)
-    return plain(line.format(**{name: value for name, value in values.items()}))
+    return plain(line.format(**{name: escape(value) for name, value in values.items()}))
