@@ -49,3 +49,20 @@ def line_of(locale: str, key: str, placeholder: str, **values: object) -> str:
     person sees it (to check one line of a long text such as /me)."""
     line = next(line for line in t(locale, key).splitlines() if f"{{{placeholder}}}" in line)
     return plain(line.format(**{name: escape(value) for name, value in values.items()}))
+
+
+def before(locale: str, key: str, placeholder: str, **values: object) -> str:
+    """The line of `key` that holds `{placeholder}`, up to it, filled in and as shown (a
+    text's opening words, when what follows is a time or another moving value)."""
+    line = next(line for line in t(locale, key).splitlines() if f"{{{placeholder}}}" in line)
+    head = line[:line.index(f"{{{placeholder}}}")]
+    return plain(head.format(**{name: escape(value) for name, value in values.items()}))
+
+
+def label(locale: str, key: str, placeholder: str, value: object) -> str:
+    """The words the catalog puts right before `{placeholder}` (since the value before it),
+    followed by `value`: one figure of a line of several ("巡查 1", "Place: 北门")."""
+    text = t(locale, key)
+    end = text.index(f"{{{placeholder}}}")
+    start = max(text.rfind("}", 0, end) + 1, text.rfind("\n", 0, end) + 1)
+    return plain(text[start:end] + escape(value))
