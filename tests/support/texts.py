@@ -39,9 +39,17 @@ def duration(locale: str, seconds: float) -> str:
     return t(locale, key[unit, n == 1], n=f"{n:g}")
 
 
-def counted(locale: str, key: str, count: int, **values: object) -> str:
-    """A text that states a count (`count` among its values), as a person sees it."""
-    return shown(locale, key, count=count, **values)
+def counted(locale: str, key: str, **values: object) -> str:
+    """A text that states counts (people, chats, check-ins), as a person sees it."""
+    return shown(locale, key, **values)
+
+
+def check_ins(locale: str, count: int, needed: int, waiting: int = 0) -> str:
+    """The live counter every copy of a horn shows ("👥 报到 2/2 · 候补 1")."""
+    text = t(locale, "horn.counter", count=count, needed=needed)
+    if waiting:
+        text += t(locale, "horn.counter_waiting", waiting=waiting)
+    return plain(text)
 
 
 def line_of(locale: str, key: str, placeholder: str, **values: object) -> str:
