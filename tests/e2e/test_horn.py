@@ -12,7 +12,7 @@ import pytest
 from bot.i18n import t
 from storage.models import Unit
 from tests.support.harness import grant, seed_map
-from tests.support.texts import before, check_ins, counted, shown
+from tests.support.texts import before, check_ins, counted, label, line_of, shown
 
 pytestmark = pytest.mark.asyncio
 TZ = ZoneInfo("Asia/Shanghai")
@@ -296,18 +296,22 @@ async def test_close_summary_attendance_and_hours_in_me(harness):
         assert not copy.buttons and shown("zh-Hans", "horn.line_closed") in copy.text
     assert shown("en", "horns.none") in (await h.say(w.worker, "/horns"))[-1].text
 
-    card = [m for m in emu.messages(w.worker.id) if "Who came to horn" in m.text][-1]
-    assert "Each person present gets 2 h = 20 points" in card.text      # short form: 2 h
+    asked = before("en", "horn.attendance", "id")
+    card = [m for m in emu.messages(w.worker.id) if m.text.startswith(asked)][-1]
+    attendance = {"id": horn, "title": "Sandbags", "points": 20, "rate": 10, "total": 3}
+    assert counted("en", "horn.attendance", hours=2, present=3, **attendance) == card.text
+    # short form: 2 h
     assert [b.text for row in card.buttons for b in row][:3] == ["✅ R0", "✅ R1", "✅ R2"]
     await harness.press(w.worker, card, f"h:pr:{horn}:{r2.id}")               # R2 did not come
     assert "⬜ R2" in [b.text for row in card.buttons for b in row]      # edited in place
-    assert "Present: 2 of 3" in card.text
+    assert counted("en", "horn.attendance", hours=2, present=2, **attendance) == card.text
     await harness.press(w.worker, card, f"h:hrs:{horn}")
     said = await h.say(w.worker, "a lot")
     assert shown("en", "horn.bad_hours") in said[0].text
     said = await h.say(w.worker, "3")
     card = said[-1]
-    assert "gets 3 h = 30 points" in card.text and "Present: 2 of 3" in card.text
+    assert counted("en", "horn.attendance", hours=3, present=2,
+                   **{**attendance, "points": 30}) == card.text
     answer = await harness.press(w.worker, card, f"h:ok:{horn}")
     assert answer.text == shown("en", "horn.confirmed_short", id=horn)
     assert (await h.last(w.worker.id)).text == counted("en", "horn.confirmed", id=horn, hours=3,
@@ -339,23 +343,25 @@ async def test_the_close_button_asks_first_and_checks_again(harness):
     card = published[0]
 
     answer = await harness.press(w.worker, card, f"h:close:{horn}")
-    assert answer.text == f"Close horn #{horn}? Tap “Close it” below."
-    assert [b.text for row in card.buttons for b in row] == ["🏁 Close it", "↩️ Keep it open"]
+    assert answer.text == shown("en", "horn.close_confirm", id=horn)
+    assert [b.text for row in card.buttons for b in row] == [
+        t("en", "horn.btn_close_confirm"), t("en", "horn.btn_keep_open")]
     assert (await harness.store.horns.get(horn)).active        # nothing closed yet
     answer = await harness.press(w.worker, card, f"h:keep:{horn}")
-    assert answer.text == f"Horn #{horn} stays open."
+    assert answer.text == shown("en", "horn.kept_open", id=horn)
     assert [b.callback_data for row in card.buttons for b in row] == [f"h:close:{horn}"]
 
     await harness.press(w.worker, card, f"h:close:{horn}")
     answer = await harness.press(w.worker, card, f"h:closeok:{horn}")
-    assert answer.text.startswith(f"🏁 Horn #{horn} is closed")
+    assert answer.text == shown("en", "horn.closed_done", id=horn)
     assert not card.buttons
     assert not (await harness.store.horns.get(horn)).active
-    assert len([m for m in emu.messages(w.b1.id) if "已结束。" in m.text]) == 1
+    summary = counted("zh-Hans", "horn.summary", id=horn, title="Sandbags", count=0, needed=5)
+    assert len([m for m in emu.messages(w.b1.id) if m.text == summary]) == 1
     again = emu.inject_callback(w.worker, card, f"h:closeok:{horn}")   # an old confirmation
-    assert (await again.wait_answered(timeout=5)).text == f"Horn #{horn} is closed."
+    assert (await again.wait_answered(timeout=5)).text == shown("en", "horn.closed", id=horn)
     await harness.settle()
-    assert len([m for m in emu.messages(w.b1.id) if "已结束。" in m.text]) == 1
+    assert len([m for m in emu.messages(w.b1.id) if m.text == summary]) == 1
 
 
 async def test_emergency_is_pinned_and_resounded_until_closed(harness):
@@ -408,8 +414,9 @@ async def test_fill_by_widens_to_the_grid(harness):
     await h.settle()
     assert w.posts(w.grid_chat.id, 1) and w.posts(w.medic.id, 1)
     assert len(w.posts(w.b1.id, 1)) == 1                       # not posted twice
-    told = [t for t in harness.texts(w.worker.id) if "fill-by time" in t]
-    assert told and "now also sounds in 第一网格 (G0101)" in told[0]
+    widened = label("en", "horn.widened", "scope", "第一网格 (G0101)")
+    told = [text for text in harness.texts(w.worker.id) if widened in text]
+    assert told and told[0].startswith(before("en", "horn.widened", "count", id=1))
     assert "第一网格 (G0101)" in w.post(w.b1.id, 1).text         # the scope line follows
 
 
@@ -496,19 +503,21 @@ async def test_volunteer_registration_and_call_up(harness):
     await w.setup()
     h, emu = harness, harness.emu
     newcomer = emu.add_user(first_name="New", language_code="en")
-    assert "join your building first" in (await h.say(newcomer, "/volunteer"))[-1].text
+    assert shown("en", "volunteer.join_first") in (await h.say(newcomer, "/volunteer"))[-1].text
     # made a volunteer of a grid by invite, with no building: registers there
     await grant(h.store, newcomer.id, "volunteer", "G0101")
     card = (await h.say(newcomer, "/volunteer"))[-1]
     await harness.press(newcomer, card, "vf:sk:medical")
     await harness.press(newcomer, card, "vf:next")
-    shown = await h.say(newcomer, "weekends")
-    assert "You are registered as a volunteer of 第一网格 (G0101)" in shown[-1].text
+    said = await h.say(newcomer, "weekends")
+    assert line_of("en", "volunteer.done", "building", building="第一网格 (G0101)") \
+        in said[-1].text
     assert (await h.store.people.get(newcomer.id)).skills == ("medical",)
     resident = w.residents[3]
     async with h.store.transaction():
         await h.store.people.set_building(resident.id, "B01010102")
-    assert "private chat" in (await h.say(resident, "/volunteer", chat=w.b2))[-1].text
+    assert shown("en", "volunteer.private_only") in (
+        await h.say(resident, "/volunteer", chat=w.b2))[-1].text
     card = (await h.say(resident, "/volunteer"))[-1]
     labels = [b.text for row in card.buttons for b in row]
     for skill in ("medical", "legal", "elderly care", "childcare", "repairs", "IT",
@@ -518,12 +527,15 @@ async def test_volunteer_registration_and_call_up(harness):
     await harness.press(resident, card, "vf:sk:it")
     assert "✅ driving" in [b.text for row in (await h.last(resident.id)).buttons for b in row]
     await harness.press(resident, card, "vf:next")
-    shown = await h.say(resident, "Saturday mornings")
-    assert "You are registered as a volunteer of 2栋 (B01010102)" in shown[-1].text
-    assert "Skills: IT, driving" in shown[-1].text and "Saturday mornings" in shown[-1].text
+    said = await h.say(resident, "Saturday mornings")
+    skills = f"{t('en', 'skill.it')}, {t('en', 'skill.driving')}"
+    assert line_of("en", "volunteer.done", "building", building="2栋 (B01010102)") \
+        in said[-1].text
+    assert line_of("en", "volunteer.done", "skills", skills=skills) in said[-1].text
+    assert "Saturday mornings" in said[-1].text
     me = (await h.say(resident, "/me"))[-1].text
-    assert "volunteer · 2栋 (B01010102)" in me and "IT, driving" in me
-    assert "Available: Saturday mornings" in me
+    assert f"{t('en', 'role.volunteer')} · 2栋 (B01010102)" in me and skills in me
+    assert line_of("en", "me.profile", "availability", availability="Saturday mornings") in me
     horn = await w.sound(w.worker, "emergency G0101 5 Drivers wanted")
     assert w.posts(resident.id, horn)
 

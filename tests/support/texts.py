@@ -9,6 +9,7 @@ plural forms), one place follows.
 from __future__ import annotations
 
 from bot.i18n import escape, t
+from bot.textsplit import plain_text
 from emulator.html import parse_html
 
 
@@ -61,10 +62,11 @@ def line_of(locale: str, key: str, placeholder: str, **values: object) -> str:
 
 def before(locale: str, key: str, placeholder: str, **values: object) -> str:
     """The line of `key` that holds `{placeholder}`, up to it, filled in and as shown (a
-    text's opening words, when what follows is a time or another moving value)."""
+    text's opening words, when what follows is a time or another moving value). A piece of
+    a line may open a tag it does not close: its tags are dropped, not parsed."""
     line = next(line for line in t(locale, key).splitlines() if f"{{{placeholder}}}" in line)
     head = line[:line.index(f"{{{placeholder}}}")]
-    return plain(head.format(**{name: escape(value) for name, value in values.items()}))
+    return plain_text(head.format(**{name: escape(value) for name, value in values.items()}))
 
 
 def label(locale: str, key: str, placeholder: str, value: object) -> str:
@@ -73,4 +75,4 @@ def label(locale: str, key: str, placeholder: str, value: object) -> str:
     text = t(locale, key)
     end = text.index(f"{{{placeholder}}}")
     start = max(text.rfind("}", 0, end) + 1, text.rfind("\n", 0, end) + 1)
-    return plain(text[start:end] + escape(value))
+    return plain_text(text[start:end] + escape(value))
