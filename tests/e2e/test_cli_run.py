@@ -8,6 +8,7 @@ import signal
 import pytest
 
 from tests.e2e.test_durability import start_bot_process
+from tests.support.texts import shown
 
 pytestmark = pytest.mark.asyncio
 
@@ -21,9 +22,9 @@ async def test_gridhorn_run_sets_menus_and_greets_in_three_languages(harness, tm
             harness.emu.send_text(user, "/start")
         await harness.emu.wait_until(
             lambda: all(harness.emu.messages(u.id) for u in users.values()), timeout=30)
-        assert "网格集结号" in harness.emu.messages(users["zh-CN"].id)[0].text
-        assert "網格集結號" in harness.emu.messages(users["zh-HK"].id)[0].text
-        assert "I am Gridhorn" in harness.emu.messages(users["en-US"].id)[0].text
+        for code, locale in (("zh-CN", "zh-Hans"), ("zh-HK", "zh-Hant"), ("en-US", "en")):
+            assert shown(locale, "start.greeting", name="X") in \
+                harness.emu.messages(users[code].id)[0].text
         assert ("all_private_chats", "en") in harness.emu.commands
     finally:
         bot.send_signal(signal.SIGTERM)

@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.i18n import t
 from storage.models import Unit
 from tests.support.harness import grant, seed_map
+from tests.support.texts import before, check_ins, counted, label, line_of, shown
 
 pytestmark = pytest.mark.asyncio
 TZ = ZoneInfo("Asia/Shanghai")
@@ -93,7 +95,7 @@ async def test_guided_flow_with_a_bad_time_then_a_good_one(harness):
     await w.setup()
     h, emu = harness, harness.emu
     first = (await h.say(w.worker, "/horn"))[-1]
-    assert "Which level?" in first.text
+    assert first.text == shown("en", "horn.ask_level")
     assert [b.text for row in first.buttons for b in row] == \
         ["🤝 Service", "📯 Major", "🚨 Emergency", "✖️ Cancel"]
     await harness.press(w.worker, first, "hf:lvl:major")
@@ -105,9 +107,9 @@ async def test_guided_flow_with_a_bad_time_then_a_good_one(harness):
         await h.say(w.worker, answer)
     ask_start = await h.last(w.worker.id)
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", ask_start.text), ask_start.text
-    shown = await h.say(w.worker, "tomorrow at nine")
-    assert "could not read “tomorrow at nine” as a time" in shown[0].text
-    assert shown[-1].text == ask_start.text            # the step repeats
+    said = await h.say(w.worker, "tomorrow at nine")
+    assert before("en", "horn.bad_time", "example", text="tomorrow at nine") in said[0].text
+    assert said[-1].text == ask_start.text            # the step repeats
     await h.say(w.worker, day_after(9))
     await h.say(w.worker, day_after(12))
     await h.say(w.worker, "3")
@@ -121,26 +123,30 @@ async def test_guided_flow_with_a_bad_time_then_a_good_one(harness):
                  f"End: {day_after(12)}", "People needed: 3", "Fill by: —",
                  "Skills wanted: medical"):
         assert part in preview.text, part
-    assert [b.text for b in preview.buttons[0]] == ["📣 Publish", "✖️ Cancel"]
+    assert [b.text for b in preview.buttons[0]] == [t("en", "horn.btn_publish"),
+                                                    t("en", "btn.cancel")]
     answer = await harness.press(w.worker, preview, "hf:pub")
-    assert answer.text == "Published #1"
+    assert answer.text == shown("en", "horn.published_short", id=1)
     published = await h.last(w.worker.id)
-    assert "Horn #1 is published: posted to 3 chat(s), 1 volunteer(s)" in published.text
-    assert [b.text for b in published.buttons[0]] == ["🏁 Close"]
+    assert published.text == counted("en", "horn.published", id=1, chats=3, people=1)
+    assert [b.text for b in published.buttons[0]] == [t("en", "horn.btn_close")]
 
     # posts: the grid's announcement topic and both building chats, not the other grid
     grid_post = w.post(w.grid_chat.id, 1)
     assert grid_post.thread_id == w.topic
     for chat in (w.b1, w.b2):
         post = w.post(chat.id, 1)
-        assert "👥 报到 0/3" in post.text and "<sandbags> & bring gloves" in post.text
-        assert [b.text for b in post.buttons[0]] == ["✋ 报到", "🙅 来不了"]
+        assert check_ins("zh-Hans", 0, 3) in post.text
+        assert "<sandbags> & bring gloves" in post.text
+        assert [b.text for b in post.buttons[0]] == [t("zh-Hans", "horn.btn_check_in"),
+                                                     t("zh-Hans", "horn.btn_cant_come")]
         assert not post.pinned
     assert w.posts(w.other.id, 1) == []
     # the medic is called privately (major, skill asked); the lawyer and the far one are not
     call = w.post(w.medic.id, 1)
-    assert "You are called up" in call.text and "Checked in 0/3" in call.text
-    assert [b.text for b in call.buttons[0]] == ["✋ Check in", "🙅 Can't come"]
+    assert shown("en", "horn.call_up") in call.text and check_ins("en", 0, 3) in call.text
+    assert [b.text for b in call.buttons[0]] == [t("en", "horn.btn_check_in"),
+                                                 t("en", "horn.btn_cant_come")]
     assert w.posts(w.lawyer.id, 1) == [] and w.posts(w.far.id, 1) == []
     # the flow is over: private text is an opinion draft again
     draft = (await h.say(w.worker, "The lift is broken"))[-1]
@@ -152,12 +158,12 @@ async def test_flow_text_never_becomes_an_opinion_draft(harness):
     await w.setup()
     h = harness
     await h.say(w.worker, "/horn")
-    shown = await h.say(w.worker, "some words")        # the level step wants a level
-    assert "“some words” is not a level" in shown[0].text
-    assert "Which level?" in shown[-1].text
+    said = await h.say(w.worker, "some words")        # the level step wants a level
+    assert shown("en", "horn.bad_level", text="some words") in said[0].text
+    assert said[-1].text == shown("en", "horn.ask_level")
     assert await h.store.flows.get(w.worker.id) is not None
     assert (await h.store.flows.get(w.worker.id)).name == "horn"
-    assert "nothing to cancel" not in (await h.say(w.worker, "/cancel"))[-1].text
+    assert shown("en", "cancel.nothing") not in (await h.say(w.worker, "/cancel"))[-1].text
     draft = (await h.say(w.worker, "some words"))[-1]
     assert any(b.callback_data == "dr:submit" for row in draft.buttons for b in row)
 
@@ -171,7 +177,7 @@ async def test_each_level(harness, level, pinned, called):
     for chat in (w.grid_chat, w.b1, w.b2):
         post = w.post(chat.id, horn)
         assert post.pinned is pinned
-        assert "👥 报到 0/5" in post.text
+        assert check_ins("zh-Hans", 0, 5) in post.text
     assert bool(w.posts(w.medic.id, horn)) is called     # no skill asked: every volunteer
     assert bool(w.posts(w.lawyer.id, horn)) is called
     assert w.posts(w.far.id, horn) == []                  # another grid
@@ -182,22 +188,25 @@ async def test_building_head_sounds_service_horns_for_their_building_only(harnes
     await w.setup()
     h = harness
     refused = (await h.say(w.head, "/horn major B01010101 5 Too big"))[-1]
-    assert "You may not sound horns of level Major" in refused.text
+    assert shown("en", "horn.level_not_allowed", level=t("en", "horn.level.major")) \
+        in refused.text
     refused = (await h.say(w.head, "/horn service B01010102 5 Not mine"))[-1]
-    assert "B01010102 is outside your authority" in refused.text
-    assert "G0101 is outside your authority" in \
+    service = t("en", "horn.level.service")
+    assert shown("en", "horn.scope_not_allowed", code="B01010102", level=service) \
+        in refused.text
+    assert shown("en", "horn.scope_not_allowed", code="G0101", level=service) in \
         (await h.say(w.head, "/horn service G0101 5 Not mine"))[-1].text
     first = (await h.say(w.head, "/horn"))[-1]
     assert [b.callback_data for row in first.buttons for b in row] == ["hf:lvl:service", "hf:x"]
     await h.say(w.head, "/cancel")
     horn = await w.sound(w.head, "service B01010101 4 Carry groceries")
-    assert "👥 报到 0/4" in w.post(w.b1.id, horn).text
+    assert check_ins("zh-Hans", 0, 4) in w.post(w.b1.id, horn).text
     for chat_id in (w.b2.id, w.grid_chat.id, w.medic.id, w.lawyer.id):
         assert w.posts(chat_id, horn) == []
     assert (await harness.store.horns.get(horn)).owner_id == w.head.id
     resident = w.residents[0]
     refused = (await h.say(resident, "/horn service B01010101 4 Me too"))[-1]
-    assert "Only staff sound horns" in refused.text
+    assert shown("en", "horn.not_staff") in refused.text
     assert (await h.say(w.worker, "/horn service", chat=w.b1))[-1].text.startswith(
         "Horns are sounded in a private chat with me")
 
@@ -211,33 +220,36 @@ async def test_taps_quota_waiting_list_and_live_counters(harness):
     post = w.post(w.b1.id, horn)
 
     answer = await harness.press(r0, post, f"h:in:{horn}")
-    assert answer.text == f"✅ You are checked in to #{horn}. Thank you!"
+    assert answer.text == shown("en", "horn.checked_in", id=horn)
     assert (await harness.press(r0, post, f"h:in:{horn}")).text == \
-        f"You are already checked in to #{horn}."
+        shown("en", "horn.already_in", id=horn)
     query = emu.press(r1, w.post(w.b2.id, horn), f"h:in:{horn}")
     answered = await query.wait_answered(timeout=5)
     await harness.settle()
     copies = [w.post(c.id, horn) for c in (w.grid_chat, w.b1, w.b2)] + \
         [w.post(u.id, horn) for u in (w.medic, w.lawyer)]
     for copy in copies:   # every copy shows the counter in its text
-        assert "报到 2/2" in copy.text or "Checked in 2/2" in copy.text, copy.text
+        assert check_ins("zh-Hans", 2, 2) in copy.text or check_ins("en", 2, 2) in copy.text, \
+            copy.text
         assert copy.edited_at is not None and copy.edited_at >= answered.at  # answer first
     answer = await harness.press(r2, w.post(w.b1.id, horn), f"h:in:{horn}")
-    assert answer.text.startswith(f"⏳ #{horn} is full: you are number 1 on the waiting list")
-    assert "报到 2/2 · 候补 1" in w.post(w.b1.id, horn).text
+    assert answer.text == counted("en", "horn.waiting", id=horn, position=1)
+    assert check_ins("zh-Hans", 2, 2, waiting=1) in w.post(w.b1.id, horn).text
 
     # Can't come after checking in: the first waiting person moves up and is told privately
     assert (await harness.press(r0, w.post(w.b1.id, horn), f"h:out:{horn}")).text == \
-        f"You have withdrawn from #{horn}. Thank you for telling us."
+        shown("en", "horn.withdrawn", id=horn)
     told = emu.messages(r2.id)[-1]
-    assert f"A place opened on horn #{horn} “Sandbags”" in told.text
-    assert "报到 2/2" in w.post(w.b1.id, horn).text and "候补" not in w.post(w.b1.id, horn).text
+    assert shown("en", "horn.moved_up", id=horn, title="Sandbags") in told.text
+    waiting = before("zh-Hans", "horn.counter_waiting", "waiting").strip()
+    assert check_ins("zh-Hans", 2, 2) in w.post(w.b1.id, horn).text
+    assert waiting not in w.post(w.b1.id, horn).text
     checkins = {c.person_id: c.state for c in await harness.store.horns.checkins(horn)}
     assert checkins == {r0.id: "withdrawn", r1.id: "in", r2.id: "in"}
 
     # forged and stale data
     forged = emu.inject_callback(r0, post, "h:in:999")
-    assert (await forged.wait_answered(timeout=5)).text == "There is no horn #999."
+    assert (await forged.wait_answered(timeout=5)).text == shown("en", "horn.unknown", id=999)
     forged = emu.inject_callback(r0, post, "h:in:x")
     assert (await forged.wait_answered(timeout=5)).show_alert
 
@@ -251,10 +263,11 @@ async def test_a_burst_of_taps_counts_each_person_once(harness):
             for user in w.residents for _ in range(2)]
     answers = await asyncio.gather(*(q.wait_answered(timeout=5) for q in taps))
     await harness.settle()
-    assert sum("checked in to" in a.text and "already" not in a.text for a in answers) == 3
-    assert sum("waiting list" in a.text for a in answers) >= 1
+    assert sum(a.text == shown("en", "horn.checked_in", id=horn) for a in answers) == 3
+    assert sum(a.text == counted("en", "horn.waiting", id=horn, position=1)
+               for a in answers) >= 1
     assert await harness.store.horns.counts(horn) == (3, 1)
-    assert "报到 3/3 · 候补 1" in w.post(w.b1.id, horn).text
+    assert check_ins("zh-Hans", 3, 3, waiting=1) in w.post(w.b1.id, horn).text
 
 
 async def test_close_summary_attendance_and_hours_in_me(harness):
@@ -266,43 +279,53 @@ async def test_close_summary_attendance_and_hours_in_me(harness):
     for user in (r0, r1, r2):
         await harness.press(user, w.post(w.b1.id, horn), f"h:in:{horn}")
     listing = (await h.say(w.worker, "/horns"))[-1].text
-    assert f"#{horn} 📯 Sandbags 3/5 — /horn_close {horn}" in listing
+    assert counted("en", "horns.line", id=horn, emoji="📯", title="Sandbags", count=3,
+                   needed=5) + f" — /horn_close {horn}" in listing
     assert "/horn_close" not in (await h.say(r0, "/horns"))[-1].text   # residents see, not close
     refused = (await h.say(w.head, f"/horn_close {horn}"))[-1]
-    assert "Only the owner" in refused.text
+    assert shown("en", "horn.close_not_allowed", id=horn) in refused.text
 
-    shown = await h.say(w.worker, f"/horn_close {horn}")
-    assert any(m.text.startswith(f"🏁 Horn #{horn} is closed") for m in shown)
+    said = await h.say(w.worker, f"/horn_close {horn}")
+    assert any(m.text == shown("en", "horn.closed_done", id=horn) for m in said)
+    summary_text = counted("zh-Hans", "horn.summary", id=horn, title="Sandbags", count=3,
+                           needed=5)
     for chat in (w.grid_chat, w.b1, w.b2):
-        summary = [m for m in emu.messages(chat.id) if "已结束。" in m.text]
-        assert len(summary) == 1 and "报到 3/5" in summary[0].text
+        summary = [m for m in emu.messages(chat.id) if m.text == summary_text]
+        assert len(summary) == 1
         copy = w.post(chat.id, horn)
-        assert not copy.buttons and "本次集结已结束" in copy.text
-    assert "There are no active horns." in (await h.say(w.worker, "/horns"))[-1].text
+        assert not copy.buttons and shown("zh-Hans", "horn.line_closed") in copy.text
+    assert shown("en", "horns.none") in (await h.say(w.worker, "/horns"))[-1].text
 
-    card = [m for m in emu.messages(w.worker.id) if "Who came to horn" in m.text][-1]
-    assert "Each person present gets 2 h = 20 points" in card.text      # short form: 2 h
+    asked = before("en", "horn.attendance", "id")
+    card = [m for m in emu.messages(w.worker.id) if m.text.startswith(asked)][-1]
+    attendance = {"id": horn, "title": "Sandbags", "points": 20, "rate": 10, "total": 3}
+    assert counted("en", "horn.attendance", hours=2, present=3, **attendance) == card.text
+    # short form: 2 h
     assert [b.text for row in card.buttons for b in row][:3] == ["✅ R0", "✅ R1", "✅ R2"]
     await harness.press(w.worker, card, f"h:pr:{horn}:{r2.id}")               # R2 did not come
     assert "⬜ R2" in [b.text for row in card.buttons for b in row]      # edited in place
-    assert "Present: 2 of 3" in card.text
+    assert counted("en", "horn.attendance", hours=2, present=2, **attendance) == card.text
     await harness.press(w.worker, card, f"h:hrs:{horn}")
-    shown = await h.say(w.worker, "a lot")
-    assert "Type the hours as a number" in shown[0].text
-    shown = await h.say(w.worker, "3")
-    card = shown[-1]
-    assert "gets 3 h = 30 points" in card.text and "Present: 2 of 3" in card.text
+    said = await h.say(w.worker, "a lot")
+    assert shown("en", "horn.bad_hours") in said[0].text
+    said = await h.say(w.worker, "3")
+    card = said[-1]
+    assert counted("en", "horn.attendance", hours=3, present=2,
+                   **{**attendance, "points": 30}) == card.text
     answer = await harness.press(w.worker, card, f"h:ok:{horn}")
-    assert answer.text == f"Confirmed #{horn}"
-    assert "3 h and 30 points credited to each of 2" in (await h.last(w.worker.id)).text
-    assert "3 h and 30 points are added to your time bank" in emu.messages(r0.id)[-1].text
+    assert answer.text == shown("en", "horn.confirmed_short", id=horn)
+    assert (await h.last(w.worker.id)).text == counted("en", "horn.confirmed", id=horn, hours=3,
+                                                       points=30, people=2)
+    assert emu.messages(r0.id)[-1].text == counted("en", "horn.credited", id=horn,
+                                                   title="Sandbags", hours=3, points=30)
     me = (await h.say(r0, "/me"))[-1].text
     assert "Volunteer hours: 3\nPoints: 30" in me
     assert "Volunteer hours: 0\nPoints: 0" in (await h.say(r2, "/me"))[-1].text
 
     # a second Confirm changes nothing
     again = emu.inject_callback(w.worker, card, f"h:ok:{horn}")
-    assert "already confirmed" in (await again.wait_answered(timeout=5)).text
+    assert shown("en", "horn.already_confirmed", id=horn) in (
+        await again.wait_answered(timeout=5)).text
     await harness.settle()
     assert (await h.say(r0, "/me"))[-1].text == me
     person = await harness.store.people.get(r0.id)
@@ -320,23 +343,25 @@ async def test_the_close_button_asks_first_and_checks_again(harness):
     card = published[0]
 
     answer = await harness.press(w.worker, card, f"h:close:{horn}")
-    assert answer.text == f"Close horn #{horn}? Tap “Close it” below."
-    assert [b.text for row in card.buttons for b in row] == ["🏁 Close it", "↩️ Keep it open"]
+    assert answer.text == shown("en", "horn.close_confirm", id=horn)
+    assert [b.text for row in card.buttons for b in row] == [
+        t("en", "horn.btn_close_confirm"), t("en", "horn.btn_keep_open")]
     assert (await harness.store.horns.get(horn)).active        # nothing closed yet
     answer = await harness.press(w.worker, card, f"h:keep:{horn}")
-    assert answer.text == f"Horn #{horn} stays open."
+    assert answer.text == shown("en", "horn.kept_open", id=horn)
     assert [b.callback_data for row in card.buttons for b in row] == [f"h:close:{horn}"]
 
     await harness.press(w.worker, card, f"h:close:{horn}")
     answer = await harness.press(w.worker, card, f"h:closeok:{horn}")
-    assert answer.text.startswith(f"🏁 Horn #{horn} is closed")
+    assert answer.text == shown("en", "horn.closed_done", id=horn)
     assert not card.buttons
     assert not (await harness.store.horns.get(horn)).active
-    assert len([m for m in emu.messages(w.b1.id) if "已结束。" in m.text]) == 1
+    summary = counted("zh-Hans", "horn.summary", id=horn, title="Sandbags", count=0, needed=5)
+    assert len([m for m in emu.messages(w.b1.id) if m.text == summary]) == 1
     again = emu.inject_callback(w.worker, card, f"h:closeok:{horn}")   # an old confirmation
-    assert (await again.wait_answered(timeout=5)).text == f"Horn #{horn} is closed."
+    assert (await again.wait_answered(timeout=5)).text == shown("en", "horn.closed", id=horn)
     await harness.settle()
-    assert len([m for m in emu.messages(w.b1.id) if "已结束。" in m.text]) == 1
+    assert len([m for m in emu.messages(w.b1.id) if m.text == summary]) == 1
 
 
 async def test_emergency_is_pinned_and_resounded_until_closed(harness):
@@ -389,8 +414,9 @@ async def test_fill_by_widens_to_the_grid(harness):
     await h.settle()
     assert w.posts(w.grid_chat.id, 1) and w.posts(w.medic.id, 1)
     assert len(w.posts(w.b1.id, 1)) == 1                       # not posted twice
-    told = [t for t in harness.texts(w.worker.id) if "fill-by time" in t]
-    assert told and "now also sounds in 第一网格 (G0101)" in told[0]
+    widened = label("en", "horn.widened", "scope", "第一网格 (G0101)")
+    told = [text for text in harness.texts(w.worker.id) if widened in text]
+    assert told and told[0].startswith(before("en", "horn.widened", "count", id=1))
     assert "第一网格 (G0101)" in w.post(w.b1.id, 1).text         # the scope line follows
 
 
@@ -477,19 +503,21 @@ async def test_volunteer_registration_and_call_up(harness):
     await w.setup()
     h, emu = harness, harness.emu
     newcomer = emu.add_user(first_name="New", language_code="en")
-    assert "join your building first" in (await h.say(newcomer, "/volunteer"))[-1].text
+    assert shown("en", "volunteer.join_first") in (await h.say(newcomer, "/volunteer"))[-1].text
     # made a volunteer of a grid by invite, with no building: registers there
     await grant(h.store, newcomer.id, "volunteer", "G0101")
     card = (await h.say(newcomer, "/volunteer"))[-1]
     await harness.press(newcomer, card, "vf:sk:medical")
     await harness.press(newcomer, card, "vf:next")
-    shown = await h.say(newcomer, "weekends")
-    assert "You are registered as a volunteer of 第一网格 (G0101)" in shown[-1].text
+    said = await h.say(newcomer, "weekends")
+    assert line_of("en", "volunteer.done", "building", building="第一网格 (G0101)") \
+        in said[-1].text
     assert (await h.store.people.get(newcomer.id)).skills == ("medical",)
     resident = w.residents[3]
     async with h.store.transaction():
         await h.store.people.set_building(resident.id, "B01010102")
-    assert "private chat" in (await h.say(resident, "/volunteer", chat=w.b2))[-1].text
+    assert shown("en", "volunteer.private_only") in (
+        await h.say(resident, "/volunteer", chat=w.b2))[-1].text
     card = (await h.say(resident, "/volunteer"))[-1]
     labels = [b.text for row in card.buttons for b in row]
     for skill in ("medical", "legal", "elderly care", "childcare", "repairs", "IT",
@@ -499,12 +527,15 @@ async def test_volunteer_registration_and_call_up(harness):
     await harness.press(resident, card, "vf:sk:it")
     assert "✅ driving" in [b.text for row in (await h.last(resident.id)).buttons for b in row]
     await harness.press(resident, card, "vf:next")
-    shown = await h.say(resident, "Saturday mornings")
-    assert "You are registered as a volunteer of 2栋 (B01010102)" in shown[-1].text
-    assert "Skills: IT, driving" in shown[-1].text and "Saturday mornings" in shown[-1].text
+    said = await h.say(resident, "Saturday mornings")
+    skills = f"{t('en', 'skill.it')}, {t('en', 'skill.driving')}"
+    assert line_of("en", "volunteer.done", "building", building="2栋 (B01010102)") \
+        in said[-1].text
+    assert line_of("en", "volunteer.done", "skills", skills=skills) in said[-1].text
+    assert "Saturday mornings" in said[-1].text
     me = (await h.say(resident, "/me"))[-1].text
-    assert "volunteer · 2栋 (B01010102)" in me and "IT, driving" in me
-    assert "Available: Saturday mornings" in me
+    assert f"{t('en', 'role.volunteer')} · 2栋 (B01010102)" in me and skills in me
+    assert line_of("en", "me.profile", "availability", availability="Saturday mornings") in me
     horn = await w.sound(w.worker, "emergency G0101 5 Drivers wanted")
     assert w.posts(resident.id, horn)
 

@@ -6,9 +6,27 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.i18n import join_list, t
+from handlers.onboarding import LANGUAGE_LABELS
 from tests.support.harness import grant, seed_map
+from tests.support.texts import line_of, shown
 
 pytestmark = pytest.mark.asyncio
+
+
+def invited(role_key: str, unit: str) -> str:
+    """The first line of an invite's answer (the link follows)."""
+    return line_of("en", "invite.created", "role", role=t("en", role_key), unit=unit)
+
+
+def granted(role_key: str, unit: str) -> str:
+    return shown("en", "start.role_granted", role=t("en", role_key), unit=unit)
+
+
+def card_buttons(locale: str, *keys: str) -> str:
+    """/help's line naming the buttons a role has on ticket cards."""
+    return line_of(locale, "help.tickets", "buttons",
+                   buttons=join_list(locale, (t(locale, key) for key in keys)))
 
 
 async def test_start_greets_in_each_language(harness):
@@ -17,10 +35,10 @@ async def test_start_greets_in_each_language(harness):
     hant = harness.emu.add_user(first_name="陳", language_code="zh-TW")
     english = harness.emu.add_user(first_name="Ann", language_code="en-GB")
     other = harness.emu.add_user(first_name="Ivan", language_code="ru")
-    assert "网格集结号" in (await harness.say(hans, "/start"))[0].text
-    assert "網格集結號" in (await harness.say(hant, "/start"))[0].text
-    assert "I am Gridhorn" in (await harness.say(english, "/start"))[0].text
-    assert "网格集结号" in (await harness.say(other, "/start"))[0].text
+    for user, locale in ((hans, "zh-Hans"), (hant, "zh-Hant"), (english, "en"),
+                         (other, "zh-Hans")):
+        assert shown(locale, "start.greeting", name=user.first_name) in (
+            await harness.say(user, "/start"))[0].text
 
 
 async def test_command_menus_are_set_per_language_and_scope(harness):
@@ -32,25 +50,26 @@ async def test_command_menus_are_set_per_language_and_scope(harness):
     assert {"all_private_chats", "all_group_chats", "all_chat_administrators"} <= scopes
     english = dict(commands[("all_private_chats", "en")])
     chinese = dict(commands[("all_private_chats", "zh")])
-    assert english["me"] == "About me" and chinese["me"] == "我的信息"
+    assert english["me"] == t("en", "menu.me") and chinese["me"] == t("zh-Hans", "menu.me")
     assert "bind" in dict(commands[("all_chat_administrators", "en")])
-    assert dict(commands[("all_private_chats", "")])["me"] == "我的信息"  # the default
+    assert dict(commands[("all_private_chats", "")])["me"] == t("zh-Hans", "menu.me")  # default
 
 
 async def test_the_menu_for_other_languages_follows_the_default_locale(harness):
     await harness.start_bot(default_locale="en")
-    assert dict(harness.emu.commands[("all_private_chats", "")])["me"] == "About me"
+    assert dict(harness.emu.commands[("all_private_chats", "")])["me"] == t("en", "menu.me")
 
 
 async def test_lang_switches_a_person(harness):
     await harness.start_bot()
     user = harness.emu.add_user(first_name="Li", language_code="zh-hans")
     offer = (await harness.say(user, "/lang"))[0]
-    assert [b.text for b in offer.buttons[0]] == ["简体中文", "繁體中文", "English"]
+    assert [b.text for b in offer.buttons[0]] == list(LANGUAGE_LABELS.values())
     harness.emu.press(user, offer, "English")
     await harness.settle()
-    assert (await harness.last(user.id)).text == "Language set to English."
-    assert "Send /help" in (await harness.say(user, "/start"))[0].text
+    assert (await harness.last(user.id)).text == shown("en", "lang.set",
+                                                       language=LANGUAGE_LABELS["en"])
+    assert shown("en", "start.greeting", name="Li") in (await harness.say(user, "/start"))[0].text
 
 
 async def test_invite_link_grants_a_role_once(harness):
@@ -58,16 +77,16 @@ async def test_invite_link_grants_a_role_once(harness):
     await harness.start_bot(superadmins=str(admin.id))
     await seed_map(harness.store)
     reply = (await harness.say(admin, "/invite grid_leader G0101"))[0]
-    assert "One-time invite for grid leader · 第一网格 (G0101)" in reply.text
+    assert invited("role.grid_leader", "第一网格 (G0101)") in reply.text
     link = reply.text.split()[-1]
     assert link.startswith("https://t.me/gridhorn_bot?start=i-")
     payload = link.split("start=")[1]
 
     leader = harness.emu.add_user(first_name="Wang", language_code="en")
     answer = (await harness.say(leader, f"/start {payload}"))[0]
-    assert "You are now grid leader for 第一网格 (G0101)" in answer.text
+    assert granted("role.grid_leader", "第一网格 (G0101)") in answer.text
     me = (await harness.say(leader, "/me"))[0].text
-    assert "grid leader · 第一网格 (G0101)" in me
+    assert f"{t('en', 'role.grid_leader')} · 第一网格 (G0101)" in me
 
     # each /invite makes a new link, valid seven days
     again = (await harness.say(admin, "/invite grid_leader G0101"))[0].text.split("start=")[1]
@@ -79,7 +98,7 @@ async def test_invite_link_grants_a_role_once(harness):
     thief = harness.emu.add_user(first_name="Zhao", language_code="en")
     before = (await harness.say(thief, "/me"))[0].text
     used = (await harness.say(thief, f"/start {payload}"))[0]
-    assert "already been used" in used.text
+    assert shown("en", "start.used_link") in used.text
     assert (await harness.say(thief, "/me"))[0].text == before
 
 
@@ -93,14 +112,16 @@ async def test_forged_or_altered_payload_changes_nothing(harness, mangle):
     admin = harness.emu.add_user(first_name="Admin", language_code="en")
     await harness.start_bot(superadmins=str(admin.id))
     await seed_map(harness.store)
-    payload = (await harness.say(admin, "/invite building_head B01010101"))[0].text.split("start=")[1]
+    invite = (await harness.say(admin, "/invite building_head B01010101"))[0]
+    payload = invite.text.split("start=")[1]
     user = harness.emu.add_user(first_name="Sun", language_code="en")
     before = (await harness.say(user, "/me"))[0].text
     answer = (await harness.say(user, f"/start {mangle(payload)}"))[0]
-    assert "not valid" in answer.text
+    assert shown("en", "start.bad_link") in answer.text
     assert (await harness.say(user, "/me"))[0].text == before
     # the real link still works afterwards
-    assert "building head" in (await harness.say(user, f"/start {payload}"))[0].text
+    assert granted("role.building_head", "1栋 (B01010101)") in (
+        await harness.say(user, f"/start {payload}"))[0].text
 
 
 async def test_expired_invite_is_refused(harness):
@@ -113,7 +134,7 @@ async def test_expired_invite_is_refused(harness):
     user = harness.emu.add_user(first_name="Qian", language_code="zh-hans")
     before = (await harness.say(user, "/me"))[0].text
     answer = (await harness.say(user, "/start i-expiredtoken_abcdefghij"))[0]
-    assert "已过期" in answer.text
+    assert shown("zh-Hans", "start.expired_link") in answer.text
     assert (await harness.say(user, "/me"))[0].text == before
 
 
@@ -125,21 +146,34 @@ async def test_invite_permissions_follow_the_table(harness):
     await grant(harness.store, head.id, "building_head", "B01010101")
     await grant(harness.store, worker.id, "grid_worker", "G0101")
     # building head: volunteers and party members of their building only
-    assert "One-time invite" in (await harness.say(head, "/invite volunteer B01010101"))[0].text
-    assert "One-time invite" in (await harness.say(head, "/invite party_member B01010101"))[0].text
-    assert "cannot invite" in (await harness.say(head, "/invite volunteer B01010102"))[0].text
-    assert "cannot invite" in (await harness.say(head, "/invite building_head B01010101"))[0].text
+    async def invite(user, role, code):
+        return (await harness.say(user, f"/invite {role} {code}"))[0].text
+
+    def refused(role, code):
+        return shown("en", "invite.not_allowed", role=role, code=code)
+
+    assert invited("role.volunteer", "1栋 (B01010101)") in await invite(head, "volunteer",
+                                                                   "B01010101")
+    assert invited("role.party_member", "1栋 (B01010101)") in await invite(head, "party_member",
+                                                                      "B01010101")
+    assert refused("volunteer", "B01010102") in await invite(head, "volunteer", "B01010102")
+    assert refused("building_head", "B01010101") in await invite(head, "building_head",
+                                                                 "B01010101")
     # grid worker: building heads in the grid, not grid workers, not another grid
-    assert "One-time invite" in (await harness.say(worker, "/invite building_head B01010102"))[0].text
-    assert "cannot invite" in (await harness.say(worker, "/invite grid_worker G0101"))[0].text
-    assert "cannot invite" in (await harness.say(worker, "/invite building_head B01020101"))[0].text
+    assert invited("role.building_head", "2栋 (B01010102)") in await invite(worker, "building_head",
+                                                                       "B01010102")
+    assert refused("grid_worker", "G0101") in await invite(worker, "grid_worker", "G0101")
+    assert refused("building_head", "B01020101") in await invite(worker, "building_head",
+                                                                 "B01020101")
     # only superadmins invite liaisons
-    assert "cannot invite" in (await harness.say(worker, "/invite department_liaison MZJ"))[0].text
+    assert refused("department_liaison", "MZJ") in await invite(worker, "department_liaison",
+                                                                "MZJ")
     # bad input
-    assert "Usage: /invite ROLE CODE" in (await harness.say(worker, "/invite"))[0].text
-    assert "Usage: /invite ROLE CODE" in (await harness.say(worker, "/invite a b c"))[0].text
-    assert "Unknown role" in (await harness.say(worker, "/invite mayor G0101"))[0].text
-    assert "no unit with code X9" in (await harness.say(worker, "/invite volunteer X9"))[0].text
+    assert shown("en", "invite.usage") in (await harness.say(worker, "/invite"))[0].text
+    assert shown("en", "invite.usage") in (await harness.say(worker, "/invite a b c"))[0].text
+    assert shown("en", "invite.unknown_role", roles="building_head, volunteer, party_member") \
+        in await invite(worker, "mayor", "G0101")
+    assert shown("en", "map.unknown_code", code="X9") in await invite(worker, "volunteer", "X9")
 
 
 async def test_me_reads_the_same_for_the_same_standing(harness):
@@ -162,29 +196,31 @@ async def test_help_lists_what_the_role_may_do(harness):
     full = (await harness.say(staff, "/help"))[0].text
     assert "/me" in plain and "/bind" not in plain and "/invite" not in plain
     assert "/bind" in full and "/invite" in full
-    assert "Roles you can invite: grid_leader, grid_worker, building_head, volunteer, " \
-        "party_member" in full
+    assert line_of("en", "help.invite", "roles", roles="grid_leader, grid_worker, "
+                   "building_head, volunteer, party_member") in full
     # a building head: their own buttons and roles, service horns only
     head = harness.emu.add_user(first_name="H", language_code="en")
     await grant(harness.store, head.id, "building_head", "B01010101")
     text = (await harness.say(head, "/help"))[0].text
-    assert "Your buttons on ticket cards: ✅ Acknowledge, ⏱ Urgency, ⬆️ Escalate to grid, " \
-        "🏁 Resolve, 🚫 Reject, 🔗 Merge, 💬 Reply, 🏠 Post to building" in text
-    assert "Roles you can invite: volunteer, party_member" in text
-    assert "/horn service BUILDING_CODE" in text and "emergency" not in text
+    assert card_buttons("en", "btn.acknowledge", "btn.urgency", "btn.escalate", "btn.resolve",
+                        "btn.reject", "btn.merge", "btn.reply", "btn.post_building") in text
+    assert line_of("en", "help.invite", "roles", roles="volunteer, party_member") in text
+    assert shown("en", "help.horn_service") in text and "emergency" not in text
     # a department liaison: Accept and Decline, /bind for their department only
     liaison = harness.emu.add_user(first_name="L", language_code="zh-hans")
     await grant(harness.store, liaison.id, "department_liaison", "MZJ")
     text = (await harness.say(liaison, "/help"))[0].text
-    assert "您在工单卡片上的按钮：✋ 报到、↩️ 退回、🏁 办结" in text
-    assert "/bind 部门编码" in text and "/unbind" not in text and "/invite" not in text
+    assert card_buttons("zh-Hans", "btn.accept", "btn.decline", "btn.resolve") in text
+    assert shown("zh-Hans", "help.bind_department") in text
+    assert "/unbind" not in text and "/invite" not in text
 
 
 async def test_unknown_command_and_cancel(harness):
     await harness.start_bot()
     user = harness.emu.add_user(first_name="U", language_code="zh-TW")
-    assert "沒有 /frobnicate 這個命令" in (await harness.say(user, "/frobnicate now"))[0].text
-    assert "目前沒有進行中的操作" in (await harness.say(user, "/cancel"))[0].text
+    assert shown("zh-Hant", "command.unknown", command="/frobnicate") in (
+        await harness.say(user, "/frobnicate now"))[0].text
+    assert shown("zh-Hant", "cancel.nothing") in (await harness.say(user, "/cancel"))[0].text
 
 
 async def test_forged_callback_data_is_refused(harness):
@@ -194,6 +230,7 @@ async def test_forged_callback_data_is_refused(harness):
     for data in ("lang:fr", "ticket:ack:999", "x" * 64):
         query = harness.emu.inject_callback(user, offer, data)
         answer = await query.wait_answered(timeout=5)
-        assert answer.text == "This button is no longer valid. Please start again."
+        assert answer.text == shown("en", "button.stale")
     await harness.settle()
-    assert (await harness.say(user, "/start"))[0].text.startswith("Hello")
+    assert (await harness.say(user, "/start"))[0].text.startswith(
+        shown("en", "start.greeting", name="U"))
