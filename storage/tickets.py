@@ -131,7 +131,8 @@ class TicketRepo:
         statuses = placeholders(OPEN_STATUSES)
         rows = await self.db.fetchall(
             f"""SELECT * FROM tickets WHERE status IN ({statuses})
-                AND ((remind_at IS NOT NULL AND remind_at <= ?) OR (due_at IS NOT NULL AND due_at <= ?))
+                AND ((remind_at IS NOT NULL AND remind_at <= ?)
+                     OR (due_at IS NOT NULL AND due_at <= ?))
                 ORDER BY id""", [*OPEN_STATUSES, now, now])
         return [_ticket(r) for r in rows]
 
