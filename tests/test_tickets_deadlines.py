@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from bot.i18n import t
-from bot.services.tickets import TicketService
 from storage.models import DueKind, TicketLevel, TicketStatus
 from tests.support.tickets import (
     COMMUNITY_CHAT,
@@ -17,14 +16,6 @@ from tests.support.tickets import (
 )
 
 DEADLINES = "100s,200s,400s"  # acknowledge, accept, resolve
-
-
-def restarted(world: TicketWorld) -> TicketWorld:
-    """The same store under a new service, as after a restart (nothing kept in memory)."""
-    old = world.tickets
-    tickets = TicketService(old.store, old.access, old.people, old.outbox, old.settings,
-                            clock=world.clock)
-    return TicketWorld(world.store, tickets, world.access, world.clock)
 
 
 async def _submitted(world: TicketWorld):
@@ -50,7 +41,7 @@ async def test_the_reminder_comes_at_75_percent_once_across_a_restart(store):
     reminders = await world.texts(HEAD)
     assert len(reminders) == 1 and reminders[0].startswith(_opening(world, "remind.deadline"))
     await world.deliver()
-    again = restarted(world)
+    again = world.restarted()
     assert await again.tickets.run_due() == 0
     assert await world.pending() == []
     assert await again.tickets.next_due() == ticket.due_at
@@ -69,7 +60,7 @@ async def test_a_missed_acknowledgement_moves_the_ticket_to_the_grid_once(store)
     assert [x for x in await world.texts(RESIDENT)
             if x.startswith(_opening(world, "notice.overdue"))]
     await world.deliver()
-    again = restarted(world)
+    again = world.restarted()
     assert await again.tickets.run_due() == 0
     assert await world.pending() == []
     # the grid is reminded at 75 % of its own deadline, then the community takes it

@@ -38,6 +38,13 @@ class TicketWorld:
     access: Access
     clock: Clock
 
+    def restarted(self) -> TicketWorld:
+        """The same store under a new service, as after a restart (nothing kept in memory)."""
+        old = self.tickets
+        tickets = TicketService(old.store, old.access, old.people, old.outbox, old.settings,
+                                clock=self.clock)
+        return TicketWorld(self.store, tickets, self.access, self.clock)
+
     async def actor(self, user_id: int) -> Actor:
         return await self.access.actor(user_id)
 
