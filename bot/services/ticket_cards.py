@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.i18n import t
+from bot.i18n import escape, t
 from bot.services import ticket_views as views
 from bot.services.outbox import Priority
 from bot.services.ticket_base import TicketBase
@@ -146,7 +146,7 @@ class TicketCards(TicketBase):
         """The ticket's text on its own, split, never cut: it goes before a card or post
         whose text would not fit in one message (which then points to it)."""
         for part in split_html(t(locale, "ticket.full_text", id=ticket.id) + "\n" +
-                               views.escape(ticket.text)):
+                               escape(ticket.text)):
             await self.outbox.send(chat_id, part, priority=priority, thread_id=thread_id,
                                    quiet=quiet)
 
@@ -183,7 +183,7 @@ class TicketCards(TicketBase):
             head = t(locale, "ticket.building_post", id=ticket.id,
                      domain=views.domain_label(locale, ticket.domain), count=ticket.me_too)
             if views.text_fits(ticket):
-                return f"{head}\n\n{views.escape(ticket.text)}", True
+                return f"{head}\n\n{escape(ticket.text)}", True
             return f"{head}\n\n{t(locale, 'ticket.text_above')}", False
         return views.card_text(locale, ticket, facts.building, self.settings.tz, reporter,
                                facts.department, facts.taker, whole=whole)
