@@ -127,8 +127,8 @@ async def draft_button(update: Update, context: GridhornContext) -> None:
     services = context.services
     user_id = context.actor.user_id
     parts = query.data.split(":")
-    action = parts[1] if len(parts) > 1 else ""
-    if action == "submit":
+    press = parts[1] if len(parts) > 1 else ""
+    if press == views.DraftPress.SUBMIT:
         try:
             ticket = await services.tickets.submit(user_id, query.message.message_id)
         except Refused as refusal:
@@ -139,13 +139,15 @@ async def draft_button(update: Update, context: GridhornContext) -> None:
             raise
         await answer_query(update, t(context.locale, "draft.submitted_short", id=ticket.id))
         return
-    if action == "cancel":
+    if press == views.DraftPress.CANCEL:
         await services.tickets.cancel_draft(user_id, query.message.message_id)
         await answer_query(update)
         await edit(query.message, t(context.locale, "draft.cancelled"))
         return
-    choice = parts[2] if action == "dom" and len(parts) == 3 else "anon" if action == "anon" \
-        else ""
+    if press == views.DraftPress.DOMAIN and len(parts) == 3:
+        choice = parts[2]
+    else:
+        choice = views.DraftPress.ANONYMOUS if press == views.DraftPress.ANONYMOUS else ""
     flow = await services.tickets.draft_choice(user_id, query.message.message_id, choice)
     await answer_query(update)
     view = services.tickets.draft_view(context.user_locale, flow)
@@ -292,8 +294,10 @@ def register(app: Application, group: int) -> None:
     app.add_handler(CommandHandler("my", my_tickets), group=group)
     app.add_handler(CommandHandler("tickets", open_tickets), group=group)
     app.add_handler(CommandHandler("ticket", one_ticket), group=group)
-    app.add_handler(CallbackQueryHandler(draft_button, pattern=r"^dr:"), group=group)
-    app.add_handler(CallbackQueryHandler(ticket_button, pattern=r"^t:"), group=group)
+    app.add_handler(CallbackQueryHandler(draft_button, pattern=rf"^{views.DRAFT_PREFIX}:"),
+                    group=group)
+    app.add_handler(CallbackQueryHandler(ticket_button, pattern=rf"^{views.PRESS_PREFIX}:"),
+                    group=group)
     app.add_handler(MessageHandler(private & (filters.TEXT | filters.PHOTO) & ~filters.COMMAND,
                                    private_message), group=group)
     app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.REPLY & ~filters.COMMAND,

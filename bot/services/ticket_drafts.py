@@ -16,8 +16,6 @@ from storage.inbox import current_update
 from storage.models import DOMAINS, Draft, DueKind, Ticket, Urgency
 
 MAX_PHOTOS = 10  # per opinion
-ANONYMOUS = "anon"   # the draft card's toggle
-UNSURE = "unsure"    # "Not sure" of the domain
 
 
 @dataclass(frozen=True)
@@ -54,13 +52,13 @@ class TicketDrafts(TicketBase):
             await self.store.drafts.set(user_id, {**draft.data, "card": message_id})
 
     async def draft_choice(self, user_id: int, message_id: int, choice: str) -> Draft:
-        """A domain or the anonymous toggle, pressed on the current draft card."""
+        """A domain (or "unsure") or the anonymous toggle, pressed on the current draft card."""
         async with self.store.transaction():
             draft = await self._draft_for_card(user_id, message_id)
             data = dict(draft.data)
-            if choice == ANONYMOUS:
+            if choice == views.DraftPress.ANONYMOUS:
                 data["anonymous"] = not data.get("anonymous", False)
-            elif choice == UNSURE:
+            elif choice == views.UNSURE:
                 data["domain"] = None
             elif choice in DOMAINS:
                 data["domain"] = choice

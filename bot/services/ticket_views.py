@@ -55,6 +55,20 @@ ACTION_CODES: dict[TicketAction, str] = {
 _ACTION_OF_CODE = {code: action for action, code in ACTION_CODES.items()}
 PRESS_PREFIX = "t"
 
+
+class DraftPress(StrEnum):
+    """The draft card's buttons: `dr:dom:<domain or unsure>`, `dr:anon`, `dr:submit`,
+    `dr:cancel`."""
+
+    DOMAIN = "dom"
+    ANONYMOUS = "anon"
+    SUBMIT = "submit"
+    CANCEL = "cancel"
+
+
+DRAFT_PREFIX = "dr"
+UNSURE = "unsure"  # the domain "Not sure"
+
 STATUS_KEY: dict[TicketStatus, str] = {
     TicketStatus.NEW: "status.new", TicketStatus.ACKNOWLEDGED: "status.acknowledged",
     TicketStatus.ESCALATED: "status.escalated", TicketStatus.WHISTLED: "status.whistled",
@@ -289,10 +303,12 @@ def draft_buttons(locale: str, domain: str | None, anonymous: bool) -> Buttons:
     rows: Buttons = []
     codes: list[str | None] = [*DOMAINS, None]
     for i in range(0, len(codes), 2):
-        rows.append([button(label(c), f"dr:dom:{c or 'unsure'}") for c in codes[i:i + 2]])
-    rows.append([button(("☑️ " if anonymous else "⬜ ") + t(locale, "btn.anonymous"), "dr:anon")])
-    rows.append([button(t(locale, "btn.submit"), "dr:submit"),
-                 button(t(locale, "btn.cancel"), "dr:cancel")])
+        rows.append([button(label(c), f"{DRAFT_PREFIX}:{DraftPress.DOMAIN}:{c or UNSURE}")
+                     for c in codes[i:i + 2]])
+    rows.append([button(("☑️ " if anonymous else "⬜ ") + t(locale, "btn.anonymous"),
+                        f"{DRAFT_PREFIX}:{DraftPress.ANONYMOUS}")])
+    rows.append([button(t(locale, "btn.submit"), f"{DRAFT_PREFIX}:{DraftPress.SUBMIT}"),
+                 button(t(locale, "btn.cancel"), f"{DRAFT_PREFIX}:{DraftPress.CANCEL}")])
     return rows
 
 
