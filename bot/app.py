@@ -14,7 +14,7 @@ from bot.context import SERVICES_KEY, GridhornContext, Services
 from bot.http import AiohttpRequest
 from bot.httpworker import WorkerRequest
 from bot.intake import Intake
-from bot.outbox import OutboxSender, SentHook
+from bot.outbox import OutboxSender
 from bot.services.outbox import Outbox
 from bot.ratelimit import DirectReplyLimiter, FloodGate
 from bot.services.access import Access
@@ -107,25 +107,8 @@ def _ref(item: OutboxItem) -> list[str]:
 
 def _connect_ticket_hooks(sender: OutboxSender, tickets: TicketService) -> None:
     """What the outbox learns when a ticket's message goes out (its id, its topic)."""
-
-    async def card(item: OutboxItem, result: Any) -> None:
-        _, ticket_id, kind = _ref(item)
-        await tickets.card_sent(int(ticket_id), kind, item.chat_id, result["message_id"])
-
-    async def topic(item: OutboxItem, result: Any) -> None:
-        await tickets.topic_created(int(_ref(item)[1]), item.chat_id,
-                                    result["message_thread_id"])
-
-    def relayed(action: str) -> SentHook:
-        async def hook(item: OutboxItem, result: Any) -> None:
-            await tickets.relay_sent(int(_ref(item)[1]), item.chat_id, result["message_id"],
-                                     action=action)
-        return hook
-
-    sender.on_sent("tcard", card)
-    sender.on_sent("ttopic", topic)
-    sender.on_sent("relay", relayed("answer"))
-    sender.on_sent("comment", relayed("comment"))
+    for prefix, hook in tickets.sent_hooks().items():
+        sender.on_sent(prefix, hook)
 
 
 def _connect_horn_hooks(sender: OutboxSender, horns: HornService) -> None:

@@ -13,14 +13,38 @@ from bot.context import GridhornContext
 from bot.i18n import Markup, t
 from bot.services import ticket_views as views
 from bot.services.errors import Refused
-from handlers.common import (NO_PREVIEW, answer_query, command_args, command_id, drop_buttons,
-                             edit, edit_markup, handles_refusals, markup, pressed_on, reply,
-                             reply_html, thread_of)
-
+from bot.services.ticket_states import TicketAction
+from handlers.common import (
+    NO_PREVIEW,
+    answer_query,
+    command_args,
+    command_id,
+    drop_buttons,
+    edit,
+    edit_markup,
+    handles_refusals,
+    markup,
+    pressed_on,
+    reply,
+    reply_html,
+    thread_of,
+)
+from storage.models import Ticket
 
 logger = logging.getLogger(__name__)
-WORD_ACTIONS = {"res": "prompt.resolve", "rej": "prompt.reject", "mrg": "prompt.merge",
-                "rep": "prompt.reply", "dec": "prompt.decline"}
+#: the actions that need words, and the prompt that asks for them
+WORD_PROMPTS = {TicketAction.RESOLVE: "prompt.resolve", TicketAction.REJECT: "prompt.reject",
+                TicketAction.MERGE: "prompt.merge", TicketAction.REPLY: "prompt.reply",
+                TicketAction.DECLINE: "prompt.decline"}
+#: what the person who acted is told (to the press, or in reply to their words)
+DONE = {TicketAction.ACKNOWLEDGE: "done.ack", TicketAction.ESCALATE: "done.esc",
+        TicketAction.SET_URGENCY: "done.urg", TicketAction.WHISTLE: "done.wh",
+        TicketAction.ACCEPT: "done.acc", TicketAction.DECLINE: "done.dec",
+        TicketAction.RESOLVE: "done.res", TicketAction.REJECT: "done.rej",
+        TicketAction.MERGE: "done.mrg", TicketAction.REPLY: "done.rep",
+        TicketAction.OFFER: "done.off", TicketAction.POST_TO_BUILDING: "done.post",
+        TicketAction.TAKE: "done.take", TicketAction.RATE: "done.rate",
+        TicketAction.ANSWER: "done.answer", TicketAction.COMMENT: "done.comment"}
 
 
 async def show_draft(update: Update, context: GridhornContext) -> None:
@@ -90,8 +114,9 @@ async def group_reply(update: Update, context: GridhornContext) -> None:
         await _confirm(update, context, *done)
 
 
-async def _confirm(update: Update, context: GridhornContext, action: str, ticket) -> None:
-    await reply(update, context, f"done.{action}", id=ticket.id)
+async def _confirm(update: Update, context: GridhornContext, action: TicketAction,
+                   ticket: Ticket) -> None:
+    await reply(update, context, DONE[action], id=ticket.id)
 
 
 @handles_refusals
@@ -102,8 +127,8 @@ async def draft_button(update: Update, context: GridhornContext) -> None:
     services = context.services
     user_id = context.actor.user_id
     parts = query.data.split(":")
-    action = parts[1] if len(parts) > 1 else ""
-    if action == "submit":
+    press = parts[1] if len(parts) > 1 else ""
+    if press == views.DraftPress.SUBMIT:
         try:
             ticket = await services.tickets.submit(user_id, query.message.message_id)
         except Refused as refusal:
@@ -114,13 +139,15 @@ async def draft_button(update: Update, context: GridhornContext) -> None:
             raise
         await answer_query(update, t(context.locale, "draft.submitted_short", id=ticket.id))
         return
-    if action == "cancel":
+    if press == views.DraftPress.CANCEL:
         await services.tickets.cancel_draft(user_id, query.message.message_id)
         await answer_query(update)
         await edit(query.message, t(context.locale, "draft.cancelled"))
         return
-    choice = parts[2] if action == "dom" and len(parts) == 3 else "anon" if action == "anon" \
-        else ""
+    if press == views.DraftPress.DOMAIN and len(parts) == 3:
+        choice = parts[2]
+    else:
+        choice = views.DraftPress.ANONYMOUS if press == views.DraftPress.ANONYMOUS else ""
     flow = await services.tickets.draft_choice(user_id, query.message.message_id, choice)
     await answer_query(update)
     view = services.tickets.draft_view(context.user_locale, flow)
@@ -132,67 +159,66 @@ async def draft_button(update: Update, context: GridhornContext) -> None:
 
 @handles_refusals
 async def ticket_button(update: Update, context: GridhornContext) -> None:
-    """Every button of a ticket card: `t:<action>:<ticket>[:<arg>]`."""
+    """Every button of a ticket card: `t:<code>:<ticket>[:<arg>]`."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    action, ticket_id, arg = pressed_on(update)
-    services = context.services
-    tickets = services.tickets
+    code, ticket_id, arg = pressed_on(update)
+    action = views.action_of(code)
+    tickets = context.services.tickets
     actor = context.actor
     locale = context.user_locale  # answers to a press are seen by the presser alone
-    if action == "ack":
+    if action == TicketAction.ACKNOWLEDGE:
         ticket = await tickets.acknowledge(actor, ticket_id)
-        await answer_query(update, t(locale, "done.ack", id=ticket.id))
-    elif action == "esc":
+    elif action == TicketAction.ESCALATE:
         ticket = await tickets.escalate(actor, ticket_id)
-        await answer_query(update, t(locale, "done.esc", id=ticket.id))
-    elif action == "urg" and arg is None:
-        await tickets.ask(actor, ticket_id, "urg")
+    elif action == TicketAction.SET_URGENCY and arg is None:
+        await tickets.ask(actor, ticket_id, action)
         await answer_query(update)
-        await reply(update, context, "prompt.urgency", id=ticket_id, markup=markup([[
-            views.button(t(locale, f"urgency.{u}"), f"t:urg:{ticket_id}:{u}")
-            for u in ("routine", "major", "urgent")]]))
-    elif action == "urg":
+        await reply(update, context, "prompt.urgency", id=ticket_id,
+                    markup=markup(views.urgency_buttons(locale, ticket_id)))
+        return
+    elif action == TicketAction.SET_URGENCY:
         ticket = await tickets.set_urgency(actor, ticket_id, arg or "")
-        await answer_query(update, t(locale, "done.urg", id=ticket.id,
-                                     urgency=t(locale, f"urgency.{ticket.urgency}")))
-    elif action == "wh" and arg is None:
+        await answer_query(update, t(locale, DONE[action], id=ticket.id,
+                                     urgency=views.urgency_label(locale, ticket.urgency)))
+        return
+    elif action == TicketAction.WHISTLE and arg is None:
         ticket, departments = await tickets.departments(actor, ticket_id)
         await answer_query(update)
-        await reply(update, context, "prompt.whistle", id=ticket.id, markup=markup(
-            [[views.button(f"📣 {d.name}", f"t:wh:{ticket.id}:{d.code}")] for d in departments]))
-    elif action == "wh":
+        await reply(update, context, "prompt.whistle", id=ticket.id,
+                    markup=markup(views.department_buttons(ticket.id, departments)))
+        return
+    elif action == TicketAction.WHISTLE:
         ticket = await tickets.whistle(actor, ticket_id, arg or "")
-        await answer_query(update, t(locale, "done.wh", id=ticket.id))
-    elif action == "acc":
+    elif action == TicketAction.ACCEPT:
         ticket = await tickets.accept(actor, ticket_id)
-        await answer_query(update, t(locale, "done.acc", id=ticket.id))
-    elif action in WORD_ACTIONS:
+    elif action in WORD_PROMPTS:
         await tickets.ask(actor, ticket_id, action)
         await answer_query(update)
         await _ask_for_words(update, context, ticket_id, action)
-    elif action == "off":
+        return
+    elif action == TicketAction.OFFER:
         ticket = await tickets.offer(actor, ticket_id)
-        await answer_query(update, t(locale, "done.off", id=ticket.id))
-    elif action == "post":
+    elif action == TicketAction.POST_TO_BUILDING:
         ticket = await tickets.post_to_building(actor, ticket_id)
-        await answer_query(update, t(locale, "done.post", id=ticket.id))
-    elif action == "me":
+    elif action == TicketAction.ME_TOO:
         count = await tickets.me_too(actor.user_id, ticket_id)
         await answer_query(update, t(locale, "done.me_too" if count else "done.me_too_again"))
-    elif action == "take":
+        return
+    elif action == TicketAction.TAKE:
         ticket = await tickets.take(actor, ticket_id)
-        await answer_query(update, t(locale, "done.take", id=ticket.id))
-    elif action == "rate" and arg and arg.isdigit():
-        ticket = await tickets.rate(actor.user_id, ticket_id, int(arg))
-        await answer_query(update, t(locale, "done.rate", stars=arg))
+    elif action == TicketAction.RATE and arg and arg.isdigit():
+        await tickets.rate(actor.user_id, ticket_id, int(arg))
+        await answer_query(update, t(locale, DONE[action], stars=arg))
         await drop_buttons(query.message)
+        return
     else:
         raise Refused("button.stale")
+    await answer_query(update, t(locale, DONE[action], id=ticket.id))
 
 
 async def _ask_for_words(update: Update, context: GridhornContext, ticket_id: int,
-                         action: str) -> None:
+                         action: TicketAction) -> None:
     """A selective ForceReply that mentions the person who pressed, in the chat of the press."""
     from telegram import ForceReply
 
@@ -202,7 +228,7 @@ async def _ask_for_words(update: Update, context: GridhornContext, ticket_id: in
     mention = f'<a href="tg://user?id={user.id}">{html.escape(user.first_name)}</a>'
     thread_id = thread_of(update)
     sent = await context.bot.send_message(
-        chat.id, t(context.locale, WORD_ACTIONS[action], id=ticket_id, who=Markup(mention)),
+        chat.id, t(context.locale, WORD_PROMPTS[action], id=ticket_id, who=Markup(mention)),
         parse_mode=ParseMode.HTML, message_thread_id=thread_id,
         reply_markup=ForceReply(selective=True,
                                 input_field_placeholder=f"#{ticket_id}"))
@@ -222,7 +248,8 @@ async def my_tickets(update: Update, context: GridhornContext) -> None:
     for ticket in tickets:
         lines.append(t(locale, "my.line", id=ticket.id,
                        domain=views.domain_label(locale, ticket.domain),
-                       title=views.title_of(ticket), state=t(locale, f"status.{ticket.status}")))
+                       title=views.title_of(ticket),
+                       state=views.status_label(locale, ticket.status)))
     await reply_html(update, context, "\n".join(lines))
 
 
@@ -242,7 +269,8 @@ async def open_tickets(update: Update, context: GridhornContext) -> None:
     for ticket in tickets:
         lines.append(t(locale, "tickets.line", id=ticket.id,
                        domain=views.domain_label(locale, ticket.domain),
-                       title=views.title_of(ticket), state=t(locale, f"status.{ticket.status}"),
+                       title=views.title_of(ticket),
+                       state=views.status_label(locale, ticket.status),
                        due=views.when(ticket.due_at, tz), me_too=ticket.me_too))
     if (page + 1) * 10 < total:
         lines.append(t(locale, "tickets.more", next=page + 2))
@@ -266,8 +294,10 @@ def register(app: Application, group: int) -> None:
     app.add_handler(CommandHandler("my", my_tickets), group=group)
     app.add_handler(CommandHandler("tickets", open_tickets), group=group)
     app.add_handler(CommandHandler("ticket", one_ticket), group=group)
-    app.add_handler(CallbackQueryHandler(draft_button, pattern=r"^dr:"), group=group)
-    app.add_handler(CallbackQueryHandler(ticket_button, pattern=r"^t:"), group=group)
+    app.add_handler(CallbackQueryHandler(draft_button, pattern=rf"^{views.DRAFT_PREFIX}:"),
+                    group=group)
+    app.add_handler(CallbackQueryHandler(ticket_button, pattern=rf"^{views.PRESS_PREFIX}:"),
+                    group=group)
     app.add_handler(MessageHandler(private & (filters.TEXT | filters.PHOTO) & ~filters.COMMAND,
                                    private_message), group=group)
     app.add_handler(MessageHandler(filters.ChatType.GROUPS & filters.REPLY & ~filters.COMMAND,

@@ -123,9 +123,47 @@ class OutboxItem(Record):
     coalesce_key: str | None = None   # a pending edit that a newer one replaces
 
 
-TicketStatus = Literal["new", "acknowledged", "escalated", "whistled", "accepted", "resolved",
-                       "rated", "rejected", "merged"]
-OPEN_STATUSES: tuple[str, ...] = ("new", "acknowledged", "escalated", "whistled", "accepted")
+class TicketStatus(StrEnum):
+    """Where a ticket stands (SPEC §4); the values are what the store holds."""
+
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    WHISTLED = "whistled"
+    ACCEPTED = "accepted"
+    RESOLVED = "resolved"
+    RATED = "rated"
+    REJECTED = "rejected"
+    MERGED = "merged"
+
+
+OPEN_STATUSES: tuple[TicketStatus, ...] = (
+    TicketStatus.NEW, TicketStatus.ACKNOWLEDGED, TicketStatus.ESCALATED, TicketStatus.WHISTLED,
+    TicketStatus.ACCEPTED)
+
+
+class TicketLevel(StrEnum):
+    """Who owes the ticket: its building heads, its grid, its community."""
+
+    BUILDING = "building"
+    GRID = "grid"
+    COMMUNITY = "community"
+
+
+class Urgency(StrEnum):
+    ROUTINE = "routine"
+    MAJOR = "major"
+    URGENT = "urgent"
+
+
+class DueKind(StrEnum):
+    """Which deadline a ticket owes next (each urgency sets all three)."""
+
+    ACKNOWLEDGE = "ack"
+    ACCEPT = "accept"
+    RESOLVE = "resolve"
+
+
 DOMAINS: tuple[str, ...] = ("red", "orange", "gold", "green", "cyan", "blue", "purple")
 
 
@@ -143,8 +181,8 @@ class Ticket(Record):
     photo_file_id: str | None
     more_photos: tuple[str, ...] = ()
     status: TicketStatus
-    level: Literal["building", "grid", "community"]
-    urgency: Literal["routine", "major", "urgent"]
+    level: TicketLevel
+    urgency: Urgency
     department_code: str | None
     merged_into: int | None
     service_request: bool
@@ -153,7 +191,7 @@ class Ticket(Record):
     rating_comment: str | None
     result_note: str | None
     me_too: int
-    due_kind: str | None
+    due_kind: DueKind | None
     due_at: float | None
     due_from: float | None
     remind_at: float | None

@@ -94,9 +94,9 @@ class TicketRepo:
             (user_id, epoch(), ticket_id)) > 0
 
     async def count_since(self, reporter_id: int, since: float) -> int:
-        return await self.db.fetchval(
+        return int(await self.db.fetchval(
             "SELECT COUNT(*) FROM tickets WHERE reporter_id = ? AND created_at >= ?",
-            (reporter_id, since))
+            (reporter_id, since)))
 
     async def of_reporter(self, reporter_id: int, limit: int = 50) -> list[Ticket]:
         rows = await self.db.fetchall(
@@ -131,16 +131,18 @@ class TicketRepo:
         statuses = placeholders(OPEN_STATUSES)
         rows = await self.db.fetchall(
             f"""SELECT * FROM tickets WHERE status IN ({statuses})
-                AND ((remind_at IS NOT NULL AND remind_at <= ?) OR (due_at IS NOT NULL AND due_at <= ?))
+                AND ((remind_at IS NOT NULL AND remind_at <= ?)
+                     OR (due_at IS NOT NULL AND due_at <= ?))
                 ORDER BY id""", [*OPEN_STATUSES, now, now])
         return [_ticket(r) for r in rows]
 
     async def next_due(self) -> float | None:
         statuses = placeholders(OPEN_STATUSES)
-        return await self.db.fetchval(
+        soonest = await self.db.fetchval(
             f"""SELECT MIN(MIN(COALESCE(remind_at, 1e18)), MIN(COALESCE(due_at, 1e18)))
                 FROM tickets WHERE status IN ({statuses})
                 AND (remind_at IS NOT NULL OR due_at IS NOT NULL)""", list(OPEN_STATUSES))
+        return None if soonest is None else float(soonest)
 
     # timeline
 
@@ -184,7 +186,8 @@ class TicketRepo:
         if not added:
             return None
         await self.db.execute("UPDATE tickets SET me_too = me_too + 1 WHERE id = ?", (ticket_id,))
-        return await self.db.fetchval("SELECT me_too FROM tickets WHERE id = ?", (ticket_id,))
+        return int(await self.db.fetchval("SELECT me_too FROM tickets WHERE id = ?",
+                                          (ticket_id,)))
 
     # prompts and relays
 

@@ -1,30 +1,144 @@
 """How a ticket looks: card texts and their buttons, in the viewer's language.
 
-Buttons are plain dicts for the outbox; callback data is `t:<action>:<ticket>[:<arg>]` and is
-checked again (permission and state) on every press.
+Buttons are plain dicts for the outbox; callback data is `t:<code>:<ticket>[:<arg>]`, the
+code of an action taken from `ACTION_CODES` (the one place that knows them), and is checked
+again (permission and state) on every press.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from bot.i18n import escape, t
-from bot.textsplit import visible_length
-from storage.models import DOMAINS, Person, Ticket, TicketEvent, Unit
+from bot.services.ticket_states import TicketAction, TimelineEvent
+from bot.textsplit import split_html, visible_length
+from storage.models import (
+    DOMAINS,
+    DueKind,
+    Person,
+    Ticket,
+    TicketEvent,
+    TicketLevel,
+    TicketStatus,
+    Unit,
+    Urgency,
+)
 
 DOMAIN_EMOJI = {"red": "🔴", "orange": "🟠", "gold": "🟡", "green": "🟢", "cyan": "🩵",
                 "blue": "🔵", "purple": "🟣", None: "⚪"}
 Buttons = list[list[dict[str, str]]]
 
 
+class CardKind(StrEnum):
+    """Who a copy of a ticket is for; the values are what the store holds."""
+
+    HEAD = "head"              # a building head, privately
+    STAFF = "staff"            # the grid's (or community's) staff chat
+    DEPARTMENT = "department"  # a department the ticket was whistled to
+    BUILDING = "building"      # the building chat, for "Me too"
+    OFFER = "offer"            # a service request's "Take it"
+
+
+#: An action's short code in callback data (64 bytes at most) and in a prompt's row. Both
+#: the buttons and the reading of a press go through this table.
+ACTION_CODES: dict[TicketAction, str] = {
+    TicketAction.ACKNOWLEDGE: "ack", TicketAction.SET_URGENCY: "urg",
+    TicketAction.ESCALATE: "esc", TicketAction.WHISTLE: "wh", TicketAction.ACCEPT: "acc",
+    TicketAction.DECLINE: "dec", TicketAction.RESOLVE: "res", TicketAction.REJECT: "rej",
+    TicketAction.MERGE: "mrg", TicketAction.REPLY: "rep", TicketAction.OFFER: "off",
+    TicketAction.POST_TO_BUILDING: "post", TicketAction.ME_TOO: "me",
+    TicketAction.TAKE: "take", TicketAction.RATE: "rate", TicketAction.ANSWER: "answer",
+    TicketAction.COMMENT: "comment",
+}
+_ACTION_OF_CODE = {code: action for action, code in ACTION_CODES.items()}
+PRESS_PREFIX = "t"
+
+
+class DraftPress(StrEnum):
+    """The draft card's buttons: `dr:dom:<domain or unsure>`, `dr:anon`, `dr:submit`,
+    `dr:cancel`."""
+
+    DOMAIN = "dom"
+    ANONYMOUS = "anon"
+    SUBMIT = "submit"
+    CANCEL = "cancel"
+
+
+DRAFT_PREFIX = "dr"
+UNSURE = "unsure"  # the domain "Not sure"
+
+STATUS_KEY: dict[TicketStatus, str] = {
+    TicketStatus.NEW: "status.new", TicketStatus.ACKNOWLEDGED: "status.acknowledged",
+    TicketStatus.ESCALATED: "status.escalated", TicketStatus.WHISTLED: "status.whistled",
+    TicketStatus.ACCEPTED: "status.accepted", TicketStatus.RESOLVED: "status.resolved",
+    TicketStatus.RATED: "status.rated", TicketStatus.REJECTED: "status.rejected",
+    TicketStatus.MERGED: "status.merged",
+}
+LEVEL_KEY: dict[TicketLevel, str] = {
+    TicketLevel.BUILDING: "level.building", TicketLevel.GRID: "level.grid",
+    TicketLevel.COMMUNITY: "level.community",
+}
+URGENCY_KEY: dict[Urgency, str] = {
+    Urgency.ROUTINE: "urgency.routine", Urgency.MAJOR: "urgency.major",
+    Urgency.URGENT: "urgency.urgent",
+}
+DUE_KEY: dict[DueKind, str] = {
+    DueKind.ACKNOWLEDGE: "due.ack", DueKind.ACCEPT: "due.accept", DueKind.RESOLVE: "due.resolve",
+}
+DOMAIN_KEY: dict[str | None, str] = {
+    "red": "domain.red", "orange": "domain.orange", "gold": "domain.gold",
+    "green": "domain.green", "cyan": "domain.cyan", "blue": "domain.blue",
+    "purple": "domain.purple", None: "domain.unsure",
+}
+EVENT_KEY: dict[TimelineEvent, str] = {
+    TimelineEvent.CREATED: "event.created", TimelineEvent.ACKNOWLEDGED: "event.acknowledged",
+    TimelineEvent.URGENCY: "event.urgency", TimelineEvent.ESCALATED: "event.escalated",
+    TimelineEvent.WHISTLED: "event.whistled", TimelineEvent.ACCEPTED: "event.accepted",
+    TimelineEvent.DECLINED: "event.declined", TimelineEvent.RESOLVED: "event.resolved",
+    TimelineEvent.REJECTED: "event.rejected", TimelineEvent.MERGED: "event.merged",
+    TimelineEvent.REPLIED: "event.replied",
+    TimelineEvent.REPORTER_ANSWERED: "event.reporter_answered",
+    TimelineEvent.OFFERED: "event.offered",
+    TimelineEvent.POSTED_TO_BUILDING: "event.posted_to_building",
+    TimelineEvent.TAKEN: "event.taken", TimelineEvent.RATED: "event.rated",
+    TimelineEvent.REOPENED: "event.reopened", TimelineEvent.COMMENTED: "event.commented",
+    TimelineEvent.OVERDUE: "event.overdue",
+}
+
+
+def press_data(action: TicketAction, ticket_id: int, arg: str | int | None = None) -> str:
+    """A ticket button's callback data."""
+    data = f"{PRESS_PREFIX}:{ACTION_CODES[action]}:{ticket_id}"
+    return data if arg is None else f"{data}:{arg}"
+
+
+def action_of(code: str) -> TicketAction | None:
+    """The action a code of callback data or of a prompt's row stands for (None: no action,
+    a stale or forged press)."""
+    return _ACTION_OF_CODE.get(code)
+
+
 def button(label: str, data: str) -> dict[str, str]:
     return {"text": label, "callback_data": data}
 
 
+def press(label: str, action: TicketAction, ticket_id: int,
+          arg: str | int | None = None) -> dict[str, str]:
+    return button(label, press_data(action, ticket_id, arg))
+
+
 def domain_label(locale: str, domain: str | None) -> str:
-    key = f"domain.{domain or 'unsure'}"
-    return f"{DOMAIN_EMOJI[domain]} {t(locale, key)}"
+    return f"{DOMAIN_EMOJI[domain]} {t(locale, DOMAIN_KEY[domain])}"
+
+
+def status_label(locale: str, status: TicketStatus) -> str:
+    return t(locale, STATUS_KEY[status])
+
+
+def urgency_label(locale: str, urgency: Urgency) -> str:
+    return t(locale, URGENCY_KEY[urgency])
 
 
 def when(moment: float | None, tz: ZoneInfo) -> str:
@@ -66,11 +180,11 @@ def header(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
     lines = [t(locale, "ticket.card_title", id=ticket.id,
                domain=domain_label(locale, ticket.domain),
                building=f"{building.name} ({building.code})" if building else ticket.building_code)]
-    lines.append(t(locale, "ticket.card_state", state=t(locale, f"status.{ticket.status}"),
-                   urgency=t(locale, f"urgency.{ticket.urgency}"),
-                   level=t(locale, f"level.{ticket.level}")))
-    if ticket.due_at is not None and ticket.is_open:
-        lines.append(t(locale, "ticket.card_due", due=t(locale, f"due.{ticket.due_kind}"),
+    lines.append(t(locale, "ticket.card_state", state=status_label(locale, ticket.status),
+                   urgency=urgency_label(locale, ticket.urgency),
+                   level=t(locale, LEVEL_KEY[ticket.level])))
+    if ticket.due_at is not None and ticket.due_kind is not None and ticket.is_open:
+        lines.append(t(locale, "ticket.card_due", due=t(locale, DUE_KEY[ticket.due_kind]),
                        at=when(ticket.due_at, tz)))
     if department is not None:
         lines.append(t(locale, "ticket.card_department", department=department.name))
@@ -81,7 +195,7 @@ def header(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
     if ticket.service_request:
         lines.append(t(locale, "ticket.card_taker", taker=taker or "")
                      if ticket.assignee_id else t(locale, "ticket.card_offered"))
-    if ticket.result_note and ticket.status in ("resolved", "rated"):
+    if ticket.result_note and ticket.status in (TicketStatus.RESOLVED, TicketStatus.RATED):
         lines.append(t(locale, "ticket.card_result", note=ticket.result_note) if note_inline
                      else t(locale, "ticket.card_result_elsewhere", id=ticket.id))
     if ticket.rating:
@@ -113,48 +227,67 @@ def card_text(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
     return f"{head}\n\n{t(locale, 'ticket.text_above')}{photo}", False
 
 
-def staff_buttons(locale: str, ticket: Ticket, kind: str) -> Buttons:
+def staff_buttons(locale: str, ticket: Ticket, kind: CardKind) -> Buttons:
     """The actions of a card. Who may press is checked on the press."""
     if not ticket.is_open:
         return []
     n = ticket.id
+    whistled = ticket.status in (TicketStatus.WHISTLED, TicketStatus.ACCEPTED)
     rows: Buttons = []
-    if kind == "department":
-        if ticket.status == "whistled":
-            rows.append([button(t(locale, "btn.accept"), f"t:acc:{n}"),
-                         button(t(locale, "btn.decline"), f"t:dec:{n}")])
-        elif ticket.status == "accepted":
-            rows.append([button(t(locale, "btn.resolve"), f"t:res:{n}")])
+    if kind == CardKind.DEPARTMENT:
+        if ticket.status == TicketStatus.WHISTLED:
+            rows.append([press(t(locale, "btn.accept"), TicketAction.ACCEPT, n),
+                         press(t(locale, "btn.decline"), TicketAction.DECLINE, n)])
+        elif ticket.status == TicketStatus.ACCEPTED:
+            rows.append([press(t(locale, "btn.resolve"), TicketAction.RESOLVE, n)])
         return rows
     first = []
-    if ticket.status == "new":
-        first.append(button(t(locale, "btn.acknowledge"), f"t:ack:{n}"))
-    first.append(button(t(locale, "btn.urgency"), f"t:urg:{n}"))
+    if ticket.status == TicketStatus.NEW:
+        first.append(press(t(locale, "btn.acknowledge"), TicketAction.ACKNOWLEDGE, n))
+    first.append(press(t(locale, "btn.urgency"), TicketAction.SET_URGENCY, n))
     rows.append(first)
-    second = [button(t(locale, "btn.reply"), f"t:rep:{n}")]
-    if kind == "head" and ticket.level == "building":
-        second.append(button(t(locale, "btn.escalate"), f"t:esc:{n}"))
-    if kind == "staff" and ticket.status not in ("whistled", "accepted"):
-        second.append(button(t(locale, "btn.whistle"), f"t:wh:{n}"))
+    second = [press(t(locale, "btn.reply"), TicketAction.REPLY, n)]
+    if kind == CardKind.HEAD and ticket.level == TicketLevel.BUILDING:
+        second.append(press(t(locale, "btn.escalate"), TicketAction.ESCALATE, n))
+    if kind == CardKind.STAFF and not whistled:
+        second.append(press(t(locale, "btn.whistle"), TicketAction.WHISTLE, n))
     rows.append(second)
     third = []
-    if ticket.status not in ("whistled", "accepted") or kind == "staff":
-        third.append(button(t(locale, "btn.resolve"), f"t:res:{n}"))
-    third += [button(t(locale, "btn.reject"), f"t:rej:{n}"),
-              button(t(locale, "btn.merge"), f"t:mrg:{n}")]
+    if not whistled or kind == CardKind.STAFF:
+        third.append(press(t(locale, "btn.resolve"), TicketAction.RESOLVE, n))
+    third += [press(t(locale, "btn.reject"), TicketAction.REJECT, n),
+              press(t(locale, "btn.merge"), TicketAction.MERGE, n)]
     rows.append(third)
-    fourth = [button(t(locale, "btn.post_building"), f"t:post:{n}")]
-    if kind == "staff" and not ticket.service_request:
-        fourth.append(button(t(locale, "btn.offer"), f"t:off:{n}"))
+    fourth = [press(t(locale, "btn.post_building"), TicketAction.POST_TO_BUILDING, n)]
+    if kind == CardKind.STAFF and not ticket.service_request:
+        fourth.append(press(t(locale, "btn.offer"), TicketAction.OFFER, n))
     rows.append(fourth)
     return rows
+
+
+def me_too_buttons(locale: str, ticket: Ticket) -> Buttons:
+    """The building post's one button, with the count so far."""
+    return [[press(t(locale, "btn.me_too", count=ticket.me_too), TicketAction.ME_TOO,
+                   ticket.id)]]
+
+
+def take_buttons(locale: str, ticket: Ticket) -> Buttons:
+    return [[press(t(locale, "btn.take"), TicketAction.TAKE, ticket.id)]]
+
+
+def urgency_buttons(locale: str, ticket_id: int) -> Buttons:
+    return [[press(urgency_label(locale, u), TicketAction.SET_URGENCY, ticket_id, u)
+             for u in Urgency]]
+
+
+def department_buttons(ticket_id: int, departments: list[Unit]) -> Buttons:
+    return [[press(f"📣 {d.name}", TicketAction.WHISTLE, ticket_id, d.code)]
+            for d in departments]
 
 
 def draft_text(locale: str, text: str, domain: str | None, anonymous: bool,
                has_photo: bool) -> list[str]:
     """The draft shown back: header then the whole text (split, never cut)."""
-    from bot.textsplit import split_html
-
     head = t(locale, "draft.header", domain=domain_label(locale, domain) if domain else
              t(locale, "draft.no_domain"),
              anonymous=t(locale, "draft.anonymous_on" if anonymous else "draft.anonymous_off"))
@@ -170,15 +303,17 @@ def draft_buttons(locale: str, domain: str | None, anonymous: bool) -> Buttons:
     rows: Buttons = []
     codes: list[str | None] = [*DOMAINS, None]
     for i in range(0, len(codes), 2):
-        rows.append([button(label(c), f"dr:dom:{c or 'unsure'}") for c in codes[i:i + 2]])
-    rows.append([button(("☑️ " if anonymous else "⬜ ") + t(locale, "btn.anonymous"), "dr:anon")])
-    rows.append([button(t(locale, "btn.submit"), "dr:submit"),
-                 button(t(locale, "btn.cancel"), "dr:cancel")])
+        rows.append([button(label(c), f"{DRAFT_PREFIX}:{DraftPress.DOMAIN}:{c or UNSURE}")
+                     for c in codes[i:i + 2]])
+    rows.append([button(("☑️ " if anonymous else "⬜ ") + t(locale, "btn.anonymous"),
+                        f"{DRAFT_PREFIX}:{DraftPress.ANONYMOUS}")])
+    rows.append([button(t(locale, "btn.submit"), f"{DRAFT_PREFIX}:{DraftPress.SUBMIT}"),
+                 button(t(locale, "btn.cancel"), f"{DRAFT_PREFIX}:{DraftPress.CANCEL}")])
     return rows
 
 
 def rating_buttons(ticket_id: int) -> Buttons:
-    return [[button(f"⭐ {n}", f"t:rate:{ticket_id}:{n}") for n in range(1, 6)]]
+    return [[press(f"⭐ {n}", TicketAction.RATE, ticket_id, n) for n in range(1, 6)]]
 
 
 def timeline(locale: str, events: list[TicketEvent], tz: ZoneInfo,
@@ -187,6 +322,7 @@ def timeline(locale: str, events: list[TicketEvent], tz: ZoneInfo,
     for event in events:
         who = names.get(event.actor_id or 0, "")
         note = f" — {escape(event.note)}" if event.note else ""
-        lines.append(f"• {when(event.at, tz)} {escape(t(locale, f'event.{event.kind}'))}"
+        kind = t(locale, EVENT_KEY[TimelineEvent(event.kind)])
+        lines.append(f"• {when(event.at, tz)} {escape(kind)}"
                      f"{' · ' + escape(who) if who else ''}{note}")
     return "\n".join(lines)

@@ -1,0 +1,88 @@
+"""What every part of the ticket service stands on: reading a ticket, who may act on it,
+who holds a role over it, and its deadline fields.
+
+The parts (drafts, cards, lifecycle, prompts, deadlines, queries) are classes over this base
+that `TicketService` (bot/services/tickets.py) puts together; each reaches the others through
+`self`, so one object serves the handlers and the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bot.services.access import Action, Actor
+from bot.services.base import Service
+from bot.services.errors import Refused
+from bot.settings import Deadlines
+from storage.models import DueKind, Ticket, TicketLevel, Urgency
+
+REMIND_AT = 0.75  # of a deadline's span: the assignee is reminded
+LEVELS = (TicketLevel.BUILDING, TicketLevel.GRID, TicketLevel.COMMUNITY)
+
+
+class TicketBase(Service):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: wakes the deadline watcher: something may be due at the given time (None: now)
+        self.changed: Callable[..., None] = lambda when=None: None
+        #: wakes the backlog that queues new tickets' staff cards (`post_pending_cards`)
+        self.cards_waiting: Callable[[], None] = lambda: None
+
+    def deadlines(self, urgency: Urgency) -> Deadlines:
+        settings = self.settings
+        return {Urgency.ROUTINE: settings.deadlines_routine,
+                Urgency.MAJOR: settings.deadlines_major,
+                Urgency.URGENT: settings.deadlines_urgent}[urgency]
+
+    def span(self, urgency: Urgency, kind: DueKind) -> float:
+        """The seconds an urgency allows for one kind of deadline."""
+        deadlines = self.deadlines(urgency)
+        return {DueKind.ACKNOWLEDGE: deadlines.acknowledge, DueKind.ACCEPT: deadlines.accept,
+                DueKind.RESOLVE: deadlines.resolve}[kind].total_seconds()
+
+    def _due_fields(self, kind: DueKind, start: float, span: float) -> dict[str, Any]:
+        return {"due_kind": kind, "due_from": start, "due_at": start + span,
+                "remind_at": start + REMIND_AT * span}
+
+    async def _get(self, ticket_id: int) -> Ticket:
+        ticket = await self.store.tickets.get(ticket_id)
+        if ticket is None:
+            raise Refused("ticket.unknown", id=ticket_id)
+        return ticket
+
+    async def _may(self, actor: Actor, action: Action, ticket: Ticket) -> bool:
+        if action == Action.VIEW_TICKETS and liaison_of(actor, ticket):
+            return True
+        return await self.access.can(actor, action, ticket.building_code)
+
+    async def _require(self, actor: Actor, action: Action, ticket: Ticket) -> None:
+        if not await self._may(actor, action, ticket):
+            raise Refused("ticket.not_allowed", id=ticket.id)
+
+    async def _staff_ticket(self, actor: Actor, ticket_id: int, action: Action) -> Ticket:
+        ticket = await self._get(ticket_id)
+        await self._require(actor, action, ticket)
+        return ticket
+
+    async def _department_ticket(self, actor: Actor, ticket_id: int) -> Ticket:
+        ticket = await self._get(ticket_id)
+        if not actor.superadmin and not liaison_of(actor, ticket):
+            raise Refused("ticket.not_allowed", id=ticket.id)
+        return ticket
+
+    async def _holders(self, roles: tuple[str, ...], unit_code: str,
+                       exact: bool = False) -> list[int]:
+        """People holding `roles` on the unit itself (exact) or on any unit covering it."""
+        codes = [unit_code] if exact else await self.access.covering(unit_code)
+        return sorted({g.user_id for g in await self.store.people.holders(roles, codes)})
+
+    async def _heads(self, ticket: Ticket) -> list[int]:
+        return await self._holders(("building_head",), ticket.building_code, exact=True)
+
+
+def liaison_of(actor: Actor, ticket: Ticket) -> bool:
+    """Whether the actor answers whistles for the ticket's current department."""
+    return ticket.department_code is not None and any(
+        g.role == "department_liaison" and g.unit_code == ticket.department_code
+        for g in actor.grants)

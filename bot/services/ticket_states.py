@@ -1,0 +1,145 @@
+"""A ticket's lifecycle as one table (SPEC §4): for each action, the states it is allowed
+from, the state it leads to, the timeline event it writes and who is told.
+
+`TicketLifecycle` (bot/services/ticket_lifecycle.py) reads this table for every step; the
+rules that are not about the state (who may act, which level, what words) stay with the
+actions themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from storage.models import OPEN_STATUSES, TicketStatus
+
+
+class TicketAction(StrEnum):
+    """What someone does to a ticket: a button, a prompt's answer or a rating."""
+
+    ACKNOWLEDGE = "acknowledge"
+    SET_URGENCY = "set_urgency"
+    ESCALATE = "escalate"
+    WHISTLE = "whistle"                    # 吹哨 to a department
+    ACCEPT = "accept"                      # 听哨报到: the department accepts
+    DECLINE = "decline"                    # 退回: the department returns it
+    RESOLVE = "resolve"                    # 办结
+    REJECT = "reject"
+    MERGE = "merge"
+    REPLY = "reply"                        # staff words relayed to the reporter
+    OFFER = "offer"                        # 派单: offered as a service request
+    POST_TO_BUILDING = "post_to_building"  # 楼栋议事
+    ME_TOO = "me_too"                      # 我也是
+    TAKE = "take"                          # 接单
+    RATE = "rate"                          # 群众评单, 3–5 stars
+    REOPEN = "reopen"                      # 群众评单, 1–2 stars
+    ANSWER = "answer"                      # the reporter answers a relayed reply
+    COMMENT = "comment"                    # the reporter comments on their rating
+
+
+class TimelineEvent(StrEnum):
+    """A row of a ticket's timeline (`/ticket N`); the values are what the store holds."""
+
+    CREATED = "created"
+    ACKNOWLEDGED = "acknowledged"
+    URGENCY = "urgency"
+    ESCALATED = "escalated"
+    WHISTLED = "whistled"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    RESOLVED = "resolved"
+    REJECTED = "rejected"
+    MERGED = "merged"
+    REPLIED = "replied"
+    REPORTER_ANSWERED = "reporter_answered"
+    OFFERED = "offered"
+    POSTED_TO_BUILDING = "posted_to_building"
+    TAKEN = "taken"
+    RATED = "rated"
+    REOPENED = "reopened"
+    COMMENTED = "commented"
+    OVERDUE = "overdue"
+
+
+OPEN = frozenset(OPEN_STATUSES)
+ANY = frozenset(TicketStatus)
+_NO_OVERRIDES: Mapping[TicketStatus, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Step:
+    """One row of the lifecycle. `to` None: the state stays. `reporter`, `staff` and
+    `liaisons` are the catalog keys of what the reporter, the ticket's staff thread and the
+    department's liaisons are told (None: nothing)."""
+
+    allowed: frozenset[TicketStatus]
+    to: TicketStatus | None
+    event: TimelineEvent | None
+    reporter: str | None = None
+    staff: str | None = None
+    liaisons: str | None = None
+    refused: str = "ticket.bad_state"
+    refusals: Mapping[TicketStatus, str] = field(default_factory=lambda: _NO_OVERRIDES)
+    refreshes_cards: bool = True
+
+
+_CLOSED = "ticket.closed"
+_RATED_ALREADY = MappingProxyType({TicketStatus.RATED: "ticket.already_rated"})
+_BEFORE_WHISTLE = frozenset({TicketStatus.NEW, TicketStatus.ACKNOWLEDGED, TicketStatus.ESCALATED})
+
+LIFECYCLE: Mapping[TicketAction, Step] = MappingProxyType({
+    TicketAction.ACKNOWLEDGE: Step(
+        frozenset({TicketStatus.NEW}), TicketStatus.ACKNOWLEDGED, TimelineEvent.ACKNOWLEDGED,
+        reporter="notice.acknowledged"),
+    TicketAction.SET_URGENCY: Step(OPEN, None, TimelineEvent.URGENCY, refused=_CLOSED),
+    TicketAction.ESCALATE: Step(
+        frozenset({TicketStatus.NEW, TicketStatus.ACKNOWLEDGED}), TicketStatus.ESCALATED,
+        TimelineEvent.ESCALATED, reporter="notice.escalated", staff="staff.escalated"),
+    TicketAction.WHISTLE: Step(
+        _BEFORE_WHISTLE, TicketStatus.WHISTLED, TimelineEvent.WHISTLED,
+        reporter="notice.whistled", liaisons="dept.whistled"),
+    TicketAction.ACCEPT: Step(
+        frozenset({TicketStatus.WHISTLED}), TicketStatus.ACCEPTED, TimelineEvent.ACCEPTED,
+        reporter="notice.accepted", staff="staff.accepted"),
+    TicketAction.DECLINE: Step(
+        frozenset({TicketStatus.WHISTLED}), TicketStatus.ESCALATED, TimelineEvent.DECLINED,
+        reporter="notice.declined", staff="staff.declined"),
+    TicketAction.RESOLVE: Step(
+        OPEN, TicketStatus.RESOLVED, TimelineEvent.RESOLVED, reporter="notice.resolved",
+        staff="staff.resolved", refused=_CLOSED),
+    TicketAction.REJECT: Step(
+        OPEN, TicketStatus.REJECTED, TimelineEvent.REJECTED, reporter="notice.rejected",
+        refused=_CLOSED),
+    TicketAction.MERGE: Step(
+        OPEN, TicketStatus.MERGED, TimelineEvent.MERGED, reporter="notice.merged",
+        refused=_CLOSED),
+    TicketAction.REPLY: Step(
+        ANY, None, TimelineEvent.REPLIED, reporter="notice.reply", refreshes_cards=False),
+    TicketAction.OFFER: Step(OPEN, None, TimelineEvent.OFFERED, refused=_CLOSED),
+    TicketAction.POST_TO_BUILDING: Step(
+        OPEN, None, TimelineEvent.POSTED_TO_BUILDING, refused=_CLOSED, refreshes_cards=False),
+    TicketAction.ME_TOO: Step(OPEN, None, None, refused=_CLOSED, refreshes_cards=False),
+    TicketAction.TAKE: Step(
+        OPEN, None, TimelineEvent.TAKEN, reporter="notice.taken", refused=_CLOSED),
+    TicketAction.RATE: Step(
+        frozenset({TicketStatus.RESOLVED}), TicketStatus.RATED, TimelineEvent.RATED,
+        reporter="notice.rated", refusals=_RATED_ALREADY),
+    TicketAction.REOPEN: Step(
+        frozenset({TicketStatus.RESOLVED}), TicketStatus.ESCALATED, TimelineEvent.REOPENED,
+        reporter="notice.reopened", staff="staff.reopened", refusals=_RATED_ALREADY),
+    TicketAction.ANSWER: Step(
+        ANY, None, TimelineEvent.REPORTER_ANSWERED, reporter="notice.answer_passed",
+        staff="staff.reporter_answer", refreshes_cards=False),
+    TicketAction.COMMENT: Step(
+        ANY, None, TimelineEvent.COMMENTED, staff="staff.comment", refreshes_cards=False),
+})
+
+
+def refusal_key(action: TicketAction, status: TicketStatus) -> str | None:
+    """The catalog key that refuses `action` on a ticket in `status`; None: allowed."""
+    step = LIFECYCLE[action]
+    if status in step.allowed:
+        return None
+    return step.refusals.get(status, step.refused)
