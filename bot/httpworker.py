@@ -38,6 +38,7 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 from bot.http import AiohttpRequest, EncodedBody, JsonBody, _given, encoded_body
+from storage import backoff
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class WorkerRequest(AiohttpRequest):
         self._next_start = -math.inf
         self._closed = False
         self._start_task: asyncio.Task[Any] | None = None
-        self._restart_after = self.RESTART_AFTER_S
+        self._failed_starts = 0
         self._next_id = 0
         self._starting: asyncio.Lock | None = None
         self._warned = False
@@ -255,14 +256,15 @@ class WorkerRequest(AiohttpRequest):
             self._next_start = loop.time() + self.RESTART_AFTER_S
             worker.on_gone = self._start_soon  # a dead child is replaced before it is missed
             self._worker = worker
-            self._restart_after = self.RESTART_AFTER_S
+            self._failed_starts = 0
             self._warned = False
             return worker
 
     def _start_failed(self) -> None:
         """The next try waits, longer after each failure (from its end, not its start)."""
-        self._next_start = asyncio.get_running_loop().time() + self._restart_after
-        self._restart_after = min(self._restart_after * 2, self.RESTART_MAX_S)
+        self._failed_starts += 1
+        self._next_start = asyncio.get_running_loop().time() + backoff.delay(
+            self._failed_starts, self.RESTART_AFTER_S, self.RESTART_MAX_S)
 
     async def do_request(
         self,

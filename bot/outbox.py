@@ -25,9 +25,10 @@ from telegram import Bot, InputFile
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot import rawapi
+from bot.priority import Priority
 from bot.ratelimit import OUTBOX_CALL, FloodGate, Stamp, retry_seconds
-from bot.services.outbox import Priority
 from bot.settings import Settings
+from storage.backoff import delay
 from storage.models import OutboxItem
 from storage.store import Store
 
@@ -392,7 +393,7 @@ class OutboxSender:
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after an item's call failed for the `attempts + 1`-th time."""
-        return min(self.backoff_cap, self.backoff_base * 2 ** min(attempts, 32))
+        return delay(attempts + 1, self.backoff_base, self.backoff_cap)
 
     def _failed_transiently(self, item: OutboxItem, exc: Exception) -> float:
         """A 5xx, a timeout or no connection: the item waits its backoff. The first such

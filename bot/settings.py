@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
-from bot.services.periods import cron_trigger  # crontab's weekday numbers, not APScheduler's
+from bot.cron import cron_trigger  # crontab's weekday numbers, not APScheduler's
 
 ENV_PREFIX = "GRIDHORN_"
 ENV_FILE_VARIABLE = ENV_PREFIX + "ENV_FILE"
