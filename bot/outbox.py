@@ -112,6 +112,7 @@ class OutboxSender:
         self._wake.set()
 
     async def start(self) -> None:
+        await self.gate.keep_blocks_in(self.store.outbox)  # a 429's wait outlives a restart
         self._task = asyncio.create_task(self._run(), name="gridhorn:outbox")
 
     async def stop(self) -> None:
@@ -354,7 +355,7 @@ class OutboxSender:
             logger.warning("429 on %s to %s: retry after %s s", item.method, item.chat_id, seconds)
             # the chat's whole lane waits, not only this item: a more urgent one queued
             # meanwhile would earn another 429
-            self.gate.block(item.chat_id, self.gate.clock() + seconds)
+            await self.gate.hold(item.chat_id, seconds)
             await self._retry(item, seconds, f"429 retry after {seconds}", count=False)
         except ChatMigrated as exc:
             self._reachable()
