@@ -245,9 +245,10 @@ class WorkerRequest(AiohttpRequest):
                     _Worker, *self.COMMAND, str(self.pool_size),
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                     stderr=None, env=env,
-                    # its own process group: a Ctrl-C in the terminal is the bot's to handle
-                    # (it shuts down, then closes our pipe), even while the child imports
-                    process_group=0)
+                    # its own session (so its own process group): a Ctrl-C in the terminal
+                    # is the bot's to handle (it shuts down, then closes our pipe), even
+                    # while the child imports; uvloop knows no `process_group`
+                    start_new_session=True)
             except OSError:
                 logger.exception("the HTTP worker could not be started; calls are made here")
                 self._start_failed()

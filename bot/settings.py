@@ -17,7 +17,9 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
+from bot import eventloop
 from bot.cron import cron_trigger  # crontab's weekday numbers, not APScheduler's
+from bot.eventloop import EventLoop
 
 ENV_PREFIX = "GRIDHORN_"
 ENV_FILE_VARIABLE = ENV_PREFIX + "ENV_FILE"
@@ -104,6 +106,8 @@ class Settings(BaseSettings):
     # Bot API calls made by a child process (`bot.httpworker`): the HTTP client's CPU on the
     # second core
     http_worker: bool = True
+    # the bot's event loop: asyncio's own, or uvloop (opt-in; the `uvloop` extra)
+    event_loop: EventLoop = "asyncio"
 
     horn_resound_min: float = Field(10, gt=0)
     opinions_per_hour: int = Field(10, ge=1)
@@ -116,6 +120,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = value.strip()
             return value or None
+        return value
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop_installed(cls, value: EventLoop) -> EventLoop:
+        if not eventloop.available(value):
+            raise ValueError(eventloop.UVLOOP_MISSING)
         return value
 
     @field_validator("superadmins", mode="before")

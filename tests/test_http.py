@@ -395,3 +395,20 @@ async def test_a_call_that_times_out_fails_alone_and_the_childs_other_calls_get_
         await _until(lambda: not _alive(child))
         await _until(lambda: request.worker_pid not in (None, child))
     assert not _children()
+
+
+def test_the_child_starts_on_uvloop_too():
+    """GRIDHORN_EVENT_LOOP=uvloop: uvloop's subprocess_exec knows fewer options than
+    asyncio's (a found bug: the child never started, every call fell back to the bot)."""
+    from bot import eventloop
+
+    async def main() -> tuple[int | None, int]:
+        request = WorkerRequest()
+        await request.initialize()
+        try:
+            return request.worker_pid, os.getpid()
+        finally:
+            await request.shutdown()
+
+    child, parent = eventloop.run(main(), "uvloop")
+    assert child is not None and child != parent
