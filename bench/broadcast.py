@@ -19,10 +19,25 @@ import sys
 import time
 from typing import Any
 
-from bench.common import (TELEGRAM, TOKEN, BotProcess, Report, Watcher, add_speed_flags,
-                          bot_env, build_world, join_groups, outbox_counts, quiesce_schedules,
-                          settings_values, start_emulator, start_runtime, use_speed_flags,
-                          wait_for, workdir)
+from bench.common import (
+    TELEGRAM,
+    TOKEN,
+    BotProcess,
+    Report,
+    Watcher,
+    add_speed_flags,
+    bot_env,
+    build_world,
+    join_groups,
+    outbox_counts,
+    quiesce_schedules,
+    settings_values,
+    start_emulator,
+    start_runtime,
+    use_speed_flags,
+    wait_for,
+    workdir,
+)
 from bot import eventloop
 from emulator import BotAPIEmulator, Faults
 from storage.store import Store

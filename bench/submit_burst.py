@@ -28,9 +28,21 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.common import (BotProcess, Report, Watcher, add_speed_flags, bot_env, build_world,
-                          percentile, press_spread, quiesce_schedules, settings_values,
-                          start_emulator, use_speed_flags, workdir)
+from bench.common import (
+    BotProcess,
+    Report,
+    Watcher,
+    add_speed_flags,
+    bot_env,
+    build_world,
+    percentile,
+    press_spread,
+    quiesce_schedules,
+    settings_values,
+    start_emulator,
+    use_speed_flags,
+    workdir,
+)
 from emulator import BotAPIEmulator, EmuUser
 from storage.store import Store
 

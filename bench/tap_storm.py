@@ -15,9 +15,19 @@ import asyncio
 import sys
 import time
 
-from bench.common import (TELEGRAM, Report, add_speed_flags, build_world, percentile,
-                          quiesce_schedules, settings_values, start_emulator, start_runtime,
-                          use_speed_flags, workdir)
+from bench.common import (
+    TELEGRAM,
+    Report,
+    add_speed_flags,
+    build_world,
+    percentile,
+    quiesce_schedules,
+    settings_values,
+    start_emulator,
+    start_runtime,
+    use_speed_flags,
+    workdir,
+)
 from bot import eventloop
 from storage.store import Store
 

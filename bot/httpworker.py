@@ -411,7 +411,7 @@ async def serve(pool_size: int) -> None:
         out, _ = await loop.connect_write_pipe(asyncio.Protocol,
                                                os.fdopen(1, "wb", buffering=0))
         done: asyncio.Future[None] = loop.create_future()
-        protocol = _WorkerSide(request, out, done)  # type: ignore[arg-type]
+        protocol = _WorkerSide(request, out, done)
         await loop.connect_read_pipe(lambda: protocol, os.fdopen(0, "rb", buffering=0))
         out.write(_ANSWER.pack(_ANSWER.size - 4, _READY, _OK, 0))
         await done

@@ -35,10 +35,10 @@ def lane_of(raw: dict[str, Any]) -> int:
     """Updates sharing a lane are handled one after another, in order."""
     for key in ("message", "edited_message", "my_chat_member", "chat_member"):
         if key in raw:
-            return raw[key]["chat"]["id"]
+            return int(raw[key]["chat"]["id"])
     for key in ("callback_query", "inline_query", "pre_checkout_query"):
         if key in raw:
-            return raw[key]["from"]["id"]
+            return int(raw[key]["from"]["id"])
     return 0
 
 
@@ -51,11 +51,10 @@ def lean(raw: dict[str, Any]) -> dict[str, Any]:
     """The update with the message a button sits on cut to `_PRESSED_KEYS`: parsing its
     text, entities, sender and keyboard into objects was a fifth of a Submit's CPU. The
     inbox keeps the update whole."""
-    query = raw.get("callback_query")
-    message = query.get("message") if query else None
-    if not message:
+    query: dict[str, Any] | None = raw.get("callback_query")
+    if not query or not query.get("message"):
         return raw
-    message = {k: message[k] for k in _PRESSED_KEYS if k in message}
+    message = {k: v for k, v in query["message"].items() if k in _PRESSED_KEYS}
     return {**raw, "callback_query": {**query, "message": message}}
 
 
@@ -64,7 +63,8 @@ class Intake:
     #: work is rolled back and, stored and unmarked, they are handled at the next start)
     STOP_GRACE_S = 10.0
 
-    def __init__(self, app: Application, store: Store, *, poll_timeout: int = 25,
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], store: Store, *,
+                 poll_timeout: int = 25,
                  max_concurrent: int = 64) -> None:
         self.app = app
         self.store = store

@@ -1,11 +1,12 @@
 """The outbox sender (SPEC §7): one persistent queue, one sender that keeps Telegram's limits.
 
-Services write messages with `bot.services.outbox.Outbox.send(...)` inside the transaction that causes them; the
-sender wakes after the commit, picks the most urgent item whose chat may receive now, waits
-for the overall window, and sends. Calls to one chat go one at a time, in queue order; calls to
-different chats run concurrently. Outcomes: sent (recorded with its message id, hooks run in
-the same transaction), retried (429 → retry_after, 5xx/network → backoff), followed (chat
-migrated → the queue and the bindings move), dropped (chat gone, edit moot) or failed (400).
+Services write messages with `bot.services.outbox.Outbox.send(...)` inside the transaction
+that causes them; the sender wakes after the commit, picks the most urgent item whose chat may
+receive now, waits for the overall window, and sends. Calls to one chat go one at a time, in
+queue order; calls to different chats run concurrently. Outcomes: sent (recorded with its
+message id, hooks run in the same transaction), retried (429 → retry_after, 5xx/network →
+backoff), followed (chat migrated → the queue and the bindings move), dropped (chat gone, edit
+moot) or failed (400).
 Transient errors never end an item: an outage of any length only delays it.
 """
 
@@ -335,7 +336,9 @@ class OutboxSender:
             self._schedule(chat_id)
             if next_chat != chat_id:
                 self._schedule(next_chat)
-            self._sending.discard(asyncio.current_task())  # type: ignore[arg-type]
+            task = asyncio.current_task()
+            if task is not None:
+                self._sending.discard(task)
             self._signal_idle()
             self._wake.set()
 
@@ -371,8 +374,8 @@ class OutboxSender:
             reason = exc.message
             async with self.store.transaction():
                 dropped = await self.store.outbox.drop_chat(item.chat_id, reason)
-                for hook in self.chat_lost_hooks:
-                    await hook(item.chat_id, reason)
+                for lost in self.chat_lost_hooks:
+                    await lost(item.chat_id, reason)
             for dropped_id in dropped:
                 self._forget(dropped_id)
         except BadRequest as exc:
@@ -490,7 +493,7 @@ class OutboxSender:
                 await outbox.set_payload(item.id, item.payload)  # what really went out
                 await outbox.enqueue(item.chat_id, item.method, payload, item.priority,
                                      coalesce_key=item.coalesce_key, ref=item.ref)
-            for (item, result, _), (_, message_id, _) in zip(batch, rows):
+            for (item, result, _), (_, message_id, _) in zip(batch, rows, strict=True):
                 if item.payload.get("_pin") and message_id is not None:
                     queued = True
                     await outbox.enqueue(

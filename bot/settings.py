@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import re
 from datetime import time, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from bot import eventloop
 from bot.cron import cron_trigger  # crontab's weekday numbers, not APScheduler's
@@ -46,12 +45,13 @@ class Deadlines(BaseModel):
     resolve: timedelta
 
     @classmethod
-    def parse(cls, value: object) -> "Deadlines":
+    def parse(cls, value: object) -> Deadlines:
         if isinstance(value, Deadlines):
             return value
         parts = [p for p in str(value).split(",")]
         if len(parts) != 3:
-            raise ValueError("expected three durations: acknowledge,accept,resolve (e.g. 24h,24h,7d)")
+            raise ValueError(
+                "expected three durations: acknowledge,accept,resolve (e.g. 24h,24h,7d)")
         ack, accept, resolve = (parse_duration(p) for p in parts)
         return cls(acknowledge=ack, accept=accept, resolve=resolve)
 

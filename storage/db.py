@@ -48,8 +48,9 @@ class Database:
     one for writes (every transaction, one at a time, committed in groups), one for reads
     outside a transaction (it sees the last commit; WAL). Each statement takes microseconds;
     a round trip to a connection thread would wait for a turn of the busy event loop instead
-    (8–10 ms per transaction under a burst, measured, docs/benchmarks.md). Long reads (reports, exports) run on
-    aiosqlite's thread (`fetchall_long`) so that the loop goes on answering meanwhile.
+    (8–10 ms per transaction under a burst, measured, docs/benchmarks.md). Long reads
+    (reports, exports) run on aiosqlite's thread (`fetchall_long`) so that the loop goes on
+    answering meanwhile.
 
     The write connection checkpoints the WAL itself (SQLite's default, every 1,000 pages, a
     few milliseconds in a commit). PASSIVE checkpoints on another thread, racing the commits,
@@ -99,7 +100,7 @@ class Database:
         """Apply every migration newer than `PRAGMA user_version`, each in one transaction."""
         conn = self._write
         assert conn is not None
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         for number, name, sql in _migrations():
             if number <= version:
                 continue

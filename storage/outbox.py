@@ -38,7 +38,7 @@ class OutboxRepo:
                 await self.db.execute(
                     "UPDATE outbox SET payload = ?, priority = MIN(priority, ?) WHERE id = ?",
                     (body, priority, row["id"]))
-                return row["id"]
+                return int(row["id"])
         if dedupe_key is not None:
             exists = await self.db.fetchval(
                 "SELECT id FROM outbox WHERE dedupe_key = ?", (dedupe_key,))

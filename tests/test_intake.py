@@ -62,7 +62,8 @@ async def test_a_pressed_message_is_parsed_for_where_it_is_not_what_it_says():
                     "is_topic_message": True,
                     "chat": {"id": -100, "type": "supergroup", "title": "网格群", "is_forum": True},
                     "from": {"id": 1, "is_bot": True, "first_name": "Gridhorn"},
-                    "text": "#1 楼道灯坏了", "entities": [{"type": "bold", "offset": 0, "length": 2}],
+                    "text": "#1 楼道灯坏了",
+                    "entities": [{"type": "bold", "offset": 0, "length": 2}],
                     "reply_markup": {"inline_keyboard": [[{"text": "受理",
                                                            "callback_data": "t:ack:1"}]]}}}}
     update = Update.de_json(lean(raw), None)

@@ -107,7 +107,7 @@ def last_fire(trigger: CronTrigger, now: datetime) -> datetime | None:
     """The last time at or before `now` when the crontab fired (None if not within ~4 years)."""
     for back in _LOOKBACK:
         moment = trigger.get_next_fire_time(None, now - back)
-        last = None
+        last: datetime | None = None
         while moment is not None and moment <= now:
             last = moment
             moment = trigger.get_next_fire_time(moment, moment + timedelta(microseconds=1))
