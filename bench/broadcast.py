@@ -4,6 +4,7 @@
     python -m bench.broadcast --faults 0.05   # 5 % of calls answered 429/500/502
     python -m bench.broadcast --priority      # 2,000 routine posts queued first
     python -m bench.broadcast --kill          # bot as a process, kill -9 halfway, restart
+    python -m bench.broadcast --no-http-worker --event-loop uvloop   # the speed options
 
 The emulator enforces Telegram's limits exactly (30/s overall, 20/min per group, 1/s per chat);
 the bot runs with the same figures (SPEC §8 defaults) and no quiet hours. The floor is
@@ -18,9 +19,26 @@ import sys
 import time
 from typing import Any
 
-from bench.common import (TELEGRAM, TOKEN, BotProcess, Report, Watcher, bot_env, build_world,
-                          join_groups, outbox_counts, quiesce_schedules, settings_values,
-                          start_emulator, start_runtime, wait_for, workdir)
+from bench.common import (
+    TELEGRAM,
+    TOKEN,
+    BotProcess,
+    Report,
+    Watcher,
+    add_speed_flags,
+    bot_env,
+    build_world,
+    join_groups,
+    outbox_counts,
+    quiesce_schedules,
+    settings_values,
+    start_emulator,
+    start_runtime,
+    use_speed_flags,
+    wait_for,
+    workdir,
+)
+from bot import eventloop
 from emulator import BotAPIEmulator, Faults
 from storage.store import Store
 
@@ -354,28 +372,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ptb", action="store_true",
                         help="skip the comparison with PTB's AIORateLimiter")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    add_speed_flags(parser)
     args = parser.parse_args(argv)
 
     async def run() -> int:
         if args.kill:
             report = Report(f"broadcast --kill: {args.chats} chats, kill -9 at ~{args.kill_at}")
+            use_speed_flags(args, report)
             await kill_broadcast(report, args.chats, args.kill_at, args.keep)
         elif args.priority:
             report = Report(f"broadcast --priority: {args.routine} routine, then "
                             f"{args.chats} emergency")
+            use_speed_flags(args, report)
             await priority_broadcast(report, args.chats, args.routine, args.routine_chats,
                                      args.head_start, args.keep)
         else:
             report = Report(f"broadcast: {args.chats} chats, one emergency post each"
                             + (" (a real emergency horn)" if args.via_horn else "")
                             + (f", faults {args.faults:.0%}" if args.faults else ""))
+            use_speed_flags(args, report)
             await outbox_broadcast(report, args.chats, args.faults, args.seed, args.keep,
                                    args.via_horn)
             if not args.no_ptb and not args.faults and not args.via_horn:
                 await ptb_broadcast(report, args.chats)
         return report.exit_code()
 
-    return asyncio.run(run())
+    return eventloop.run(run(), args.event_loop)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ is removed at the end.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import datetime
@@ -33,6 +34,28 @@ ROOT = Path(__file__).resolve().parents[1]
 TELEGRAM = FloodLimits(overall_per_s=30, group_per_min=20, chat_per_s=1)
 #: The bot's settings that match them (SPEC §8 defaults).
 TELEGRAM_RATES = {"rate_overall_per_s": 30, "rate_group_per_min": 20, "rate_chat_per_s": 1}
+
+#: The speed options of this run (`add_speed_flags`): in the settings of every bot it starts.
+SPEED: dict[str, Any] = {"http_worker": True, "event_loop": "asyncio"}
+
+
+def add_speed_flags(parser: argparse.ArgumentParser) -> None:
+    """The options whose worth the benchmarks measure (docs/benchmarks.md)."""
+    parser.add_argument("--no-http-worker", dest="http_worker", action="store_false",
+                        help="the bot makes its Bot API calls itself (GRIDHORN_HTTP_WORKER=0)")
+    parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the bot's event loop (GRIDHORN_EVENT_LOOP); a bot in this "
+                             "process shares it with the emulator")
+    parser.set_defaults(http_worker=True)
+
+
+def use_speed_flags(args: argparse.Namespace, report: Report) -> str:
+    """Take the run's speed options, say them in the report; the event loop to run on."""
+    SPEED.update(http_worker=args.http_worker, event_loop=args.event_loop)
+    report.figure("speed options", f"HTTP worker {'on' if args.http_worker else 'off'}, "
+                                   f"{args.event_loop} event loop")
+    return str(args.event_loop)
+
 
 # A benchmark's settings come from its options alone, never from the shell or a .env file.
 for _name in [n for n in os.environ if n.startswith("GRIDHORN_")]:
@@ -105,6 +128,7 @@ def settings_values(emu: BotAPIEmulator, db_path: Path, **overrides: Any) -> dic
     values: dict[str, Any] = {
         "bot_token": TOKEN, "api_base_url": emu.base_url,
         "database_url": f"sqlite:///{db_path}", "quiet_hours": "", **TELEGRAM_RATES,
+        **SPEED,
     }
     values.update(overrides)
     return values

@@ -28,9 +28,21 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.common import (BotProcess, Report, Watcher, bot_env, build_world, percentile,
-                          press_spread, quiesce_schedules, settings_values, start_emulator,
-                          workdir)
+from bench.common import (
+    BotProcess,
+    Report,
+    Watcher,
+    add_speed_flags,
+    bot_env,
+    build_world,
+    percentile,
+    press_spread,
+    quiesce_schedules,
+    settings_values,
+    start_emulator,
+    use_speed_flags,
+    workdir,
+)
 from emulator import BotAPIEmulator, EmuUser
 from storage.store import Store
 
@@ -224,13 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="FILE",
                         help="sample the bot with py-spy (pip install py-spy) from the first "
                              "press to the last receipt; folded stacks to FILE")
-    parser.add_argument("--no-http-worker", dest="http_worker", action="store_false",
-                        help="the bot makes its Bot API calls itself (GRIDHORN_HTTP_WORKER=0)")
+    add_speed_flags(parser)
     args = parser.parse_args(argv)
 
     async def run() -> int:
         report = Report(f"submit burst: {args.residents} residents press Submit within "
                         f"{args.spread:g} s")
+        use_speed_flags(args, report)  # the bot is a process of its own: its loop, not ours
         await burst(report, args.residents, args.buildings, args.spread, args.keep,
                     args.timeline, args.profile, args.http_worker)
         return report.exit_code()

@@ -4,7 +4,8 @@ Telegram's real limits in the emulator; the real Runtime in this process. Figure
 tap's answer latency (press → answerCallbackQuery at the emulator), p50/p95/max; the final
 count in the store and in the post's text; edits the emulator rejected (target 0); 429s.
 
-    .venv/bin/python -m bench.tap_storm [--taps 500] [--window 1.0]
+    .venv/bin/python -m bench.tap_storm [--taps 500] [--window 1.0] [--no-http-worker]
+        [--event-loop uvloop]
 """
 
 from __future__ import annotations
@@ -14,8 +15,20 @@ import asyncio
 import sys
 import time
 
-from bench.common import (TELEGRAM, Report, build_world, percentile, quiesce_schedules,
-                          settings_values, start_emulator, start_runtime, workdir)
+from bench.common import (
+    TELEGRAM,
+    Report,
+    add_speed_flags,
+    build_world,
+    percentile,
+    quiesce_schedules,
+    settings_values,
+    start_emulator,
+    start_runtime,
+    use_speed_flags,
+    workdir,
+)
+from bot import eventloop
 from storage.store import Store
 
 
@@ -89,9 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.tap_storm", description=__doc__)
     parser.add_argument("--taps", type=int, default=500)
     parser.add_argument("--window", type=float, default=1.0)
+    add_speed_flags(parser)
     args = parser.parse_args(argv)
     report = Report("tap storm on one horn post, Telegram's limits")
-    asyncio.run(storm(report, args.taps, args.window))
+    eventloop.run(storm(report, args.taps, args.window), use_speed_flags(args, report))
     return report.exit_code()
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot import eventloop
 from bot.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def _run(settings: Settings) -> int:
         await runtime.run_until_stopped(started=tune_garbage_collector)
 
     try:
-        asyncio.run(go())
+        eventloop.run(go(), settings.event_loop)
     except Exception as exc:  # one clear line, not a traceback
         from telegram.error import InvalidToken, NetworkError
 

@@ -9,9 +9,8 @@ Its default, `HTTPXRequest`, costs 1.4–1.9 ms of CPU per call here, this one 0
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
 import urllib.request
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -21,7 +20,6 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 from storage import codec
-
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _JSON = {"Content-Type": "application/json"}
@@ -124,7 +122,7 @@ class AiohttpRequest(BaseRequest):
             async with session.request(method, url, data=data, headers=headers,
                                        timeout=timeout, proxy=self._proxy_for(url)) as response:
                 return response.status, await response.read()
-        except asyncio.TimeoutError as err:  # aiohttp's timeouts are asyncio.TimeoutError
+        except TimeoutError as err:  # aiohttp times out with asyncio.TimeoutError, the same
             raise TimedOut from err
         except aiohttp.ClientError as err:
             raise NetworkError(f"aiohttp.{err.__class__.__name__}: {err}") from err

@@ -11,9 +11,13 @@ microseconds; an aiohttp call, a fifth of a millisecond.
 
 Uploads (files), and every call while no child runs, are made in the bot's process: no call
 waits for a child to start. If the child dies its calls in flight fail with `NetworkError`
-(the outbox retries them) and a new one is started in the background; one that does not
-answer within a call's timeouts is killed and replaced. The child exits when the bot's end
-of the pipe closes, so a killed bot leaves no child behind.
+(the outbox retries them) and a new one is started in the background. A call the child does
+not answer within its timeouts (and a margin) fails with `TimedOut`, alone: its outcome is
+unknown. If the child has answered nothing since that call went to it, it is wedged: it gets
+no more calls, a new one is started, and it is killed once its other calls are answered or
+timed out, so no call that Telegram answered is reported failed (docs/architecture.md, "in
+flight"). The child exits when the bot's end of the pipe closes, so a killed bot leaves no
+child behind.
 
 Frames, little-endian. Call: length, id, read/write/connect/pool timeouts (NaN: none),
 content kind, URL length, URL, body. Answer: length, id, outcome, status, body (an error's
@@ -29,6 +33,7 @@ import os
 import signal
 import struct
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,7 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 from bot.http import AiohttpRequest, EncodedBody, JsonBody, _given, encoded_body
+from storage import backoff
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +96,8 @@ class _Worker(asyncio.SubprocessProtocol):
         self.stdin: asyncio.WriteTransport | None = None
         self.transport: asyncio.SubprocessTransport | None = None
         self.on_gone: Callable[[], None] | None = None
+        self.last_answer = -math.inf  # monotonic time of the child's latest frame
+        self.retired = False  # wedged: no new calls; killed once it holds none
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[None] = loop.create_future()
         self.gone: asyncio.Future[None] = loop.create_future()  # no answer can come
@@ -101,6 +109,7 @@ class _Worker(asyncio.SubprocessProtocol):
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         pending = self.pending
+        self.last_answer = time.monotonic()
         try:
             frames = self._frames.feed(data)
             for frame in frames:
@@ -174,10 +183,11 @@ class WorkerRequest(AiohttpRequest):
         self._next_start = -math.inf
         self._closed = False
         self._start_task: asyncio.Task[Any] | None = None
-        self._restart_after = self.RESTART_AFTER_S
+        self._failed_starts = 0
         self._next_id = 0
         self._starting: asyncio.Lock | None = None
         self._warned = False
+        self._retired: set[_Worker] = set()  # wedged children still holding calls
         self.worker_calls = 0  # calls handed to a worker
 
     async def initialize(self) -> None:
@@ -196,6 +206,10 @@ class WorkerRequest(AiohttpRequest):
         if self._start_task is not None:
             self._start_task.cancel()
             await asyncio.gather(self._start_task, return_exceptions=True)
+        for retired in list(self._retired):
+            if retired.transport is not None:
+                retired.transport.kill()
+                await retired.exited
         worker, self._worker = self._worker, None
         if worker is not None and worker.transport is not None:
             if worker.stdin is not None:
@@ -231,9 +245,10 @@ class WorkerRequest(AiohttpRequest):
                     _Worker, *self.COMMAND, str(self.pool_size),
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                     stderr=None, env=env,
-                    # its own process group: a Ctrl-C in the terminal is the bot's to handle
-                    # (it shuts down, then closes our pipe), even while the child imports
-                    process_group=0)
+                    # its own session (so its own process group): a Ctrl-C in the terminal
+                    # is the bot's to handle (it shuts down, then closes our pipe), even
+                    # while the child imports; uvloop knows no `process_group`
+                    start_new_session=True)
             except OSError:
                 logger.exception("the HTTP worker could not be started; calls are made here")
                 self._start_failed()
@@ -255,14 +270,15 @@ class WorkerRequest(AiohttpRequest):
             self._next_start = loop.time() + self.RESTART_AFTER_S
             worker.on_gone = self._start_soon  # a dead child is replaced before it is missed
             self._worker = worker
-            self._restart_after = self.RESTART_AFTER_S
+            self._failed_starts = 0
             self._warned = False
             return worker
 
     def _start_failed(self) -> None:
         """The next try waits, longer after each failure (from its end, not its start)."""
-        self._next_start = asyncio.get_running_loop().time() + self._restart_after
-        self._restart_after = min(self._restart_after * 2, self.RESTART_MAX_S)
+        self._failed_starts += 1
+        self._next_start = asyncio.get_running_loop().time() + backoff.delay(
+            self._failed_starts, self.RESTART_AFTER_S, self.RESTART_MAX_S)
 
     async def do_request(
         self,
@@ -302,6 +318,7 @@ class WorkerRequest(AiohttpRequest):
                           *map(_seconds, timeouts), kind, len(target))
         worker.pending[ident] = future
         self.worker_calls += 1
+        sent_at = time.monotonic()
         worker.stdin.write(head + target + body)  # type: ignore[union-attr]
         # what aiohttp allows the child (connect+pool, then read+write), and a margin:
         # an answer later than that means a wedged child, not a slow Telegram
@@ -310,11 +327,26 @@ class WorkerRequest(AiohttpRequest):
             async with asyncio.timeout(limit):
                 return await future
         except TimeoutError:
-            if worker.transport is not None:
-                worker.transport.kill()  # its other calls fail with NetworkError; restarted
+            if worker.last_answer < sent_at:
+                self._retire(worker)
             raise TimedOut("the HTTP worker did not answer in time") from None
         finally:
             worker.pending.pop(ident, None)
+            if worker.retired and not worker.pending and worker.transport is not None:
+                worker.transport.kill()  # nothing left to wait for: it is reaped, replaced
+
+    def _retire(self, worker: _Worker) -> None:
+        """A wedged child takes no new calls; those it holds keep waiting for their own
+        answers or timeouts (an answer that comes is a known outcome, not one to resend)."""
+        if worker.retired:
+            return
+        logger.error("the HTTP worker stopped answering; it is replaced")
+        worker.retired = True
+        self._retired.add(worker)
+        worker.exited.add_done_callback(lambda _: self._retired.discard(worker))
+        if self._worker is worker:
+            self._worker = None
+            self._start_soon()
 
 
 # ---- the child ---------------------------------------------------------------------------
@@ -379,7 +411,7 @@ async def serve(pool_size: int) -> None:
         out, _ = await loop.connect_write_pipe(asyncio.Protocol,
                                                os.fdopen(1, "wb", buffering=0))
         done: asyncio.Future[None] = loop.create_future()
-        protocol = _WorkerSide(request, out, done)  # type: ignore[arg-type]
+        protocol = _WorkerSide(request, out, done)
         await loop.connect_read_pipe(lambda: protocol, os.fdopen(0, "rb", buffering=0))
         out.write(_ANSWER.pack(_ANSWER.size - 4, _READY, _OK, 0))
         await done

@@ -5,13 +5,16 @@ handed to `Application.process_update`. Updates of one person (or one group) run
 their own lane; different lanes run concurrently, so a burst of taps never queues behind one
 slow handler. An update counts as processed when the first transaction its handlers commit
 marks it (so a state change and "processed" are one commit), or when its handlers finish.
-After a crash, every stored update that is not marked is processed again at start-up.
+If that commit fails because its group's COMMIT failed (group commit: another transaction's
+fault undoes it too), the update is handled again at once, its transactions each committed
+alone. After a crash, every stored update that is not marked is processed again at start-up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from telegram import Update
@@ -20,6 +23,7 @@ from telegram.ext import Application
 
 from bot import rawapi
 from bot.ratelimit import retry_seconds
+from storage.backoff import Backoff
 from storage.inbox import UpdateMark, current_update
 from storage.store import Store
 
@@ -31,10 +35,10 @@ def lane_of(raw: dict[str, Any]) -> int:
     """Updates sharing a lane are handled one after another, in order."""
     for key in ("message", "edited_message", "my_chat_member", "chat_member"):
         if key in raw:
-            return raw[key]["chat"]["id"]
+            return int(raw[key]["chat"]["id"])
     for key in ("callback_query", "inline_query", "pre_checkout_query"):
         if key in raw:
-            return raw[key]["from"]["id"]
+            return int(raw[key]["from"]["id"])
     return 0
 
 
@@ -47,20 +51,27 @@ def lean(raw: dict[str, Any]) -> dict[str, Any]:
     """The update with the message a button sits on cut to `_PRESSED_KEYS`: parsing its
     text, entities, sender and keyboard into objects was a fifth of a Submit's CPU. The
     inbox keeps the update whole."""
-    query = raw.get("callback_query")
-    message = query.get("message") if query else None
-    if not message:
+    query: dict[str, Any] | None = raw.get("callback_query")
+    if not query or not query.get("message"):
         return raw
-    message = {k: message[k] for k in _PRESSED_KEYS if k in message}
+    message = {k: v for k, v in query["message"].items() if k in _PRESSED_KEYS}
     return {**raw, "callback_query": {**query, "message": message}}
 
 
 class Intake:
-    def __init__(self, app: Application, store: Store, *, poll_timeout: int = 25,
+    #: seconds `stop()` waits for the updates being handled; the rest are cancelled (their
+    #: work is rolled back and, stored and unmarked, they are handled at the next start)
+    STOP_GRACE_S = 10.0
+
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], store: Store, *,
+                 poll_timeout: int = 25,
                  max_concurrent: int = 64) -> None:
         self.app = app
         self.store = store
         self.poll_timeout = poll_timeout
+        #: after getUpdates failed: 1 s, doubled after each further failure, up to 30 s
+        self.backoff = Backoff(first=1.0, cap=30.0)
+        self._failing_since = 0.0
         self._slots = asyncio.Semaphore(max_concurrent)
         self._lanes: dict[int, asyncio.Queue[_Queued]] = {}
         self._workers: set[asyncio.Task[None]] = set()
@@ -76,11 +87,18 @@ class Intake:
         self._poller = asyncio.create_task(self._poll_forever(), name="gridhorn:intake")
 
     async def stop(self) -> None:
+        """Stop polling; wait up to `STOP_GRACE_S` for the updates being handled."""
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
             self._poller = None
-        await self.drain()
+        try:
+            async with asyncio.timeout(self.STOP_GRACE_S):
+                await self.drain()
+        except TimeoutError:
+            logger.warning("%d updates were still being handled after %.0f s; they are "
+                           "handled again at the next start", self._in_progress,
+                           self.STOP_GRACE_S)
         for task in list(self._workers):
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -95,7 +113,6 @@ class Intake:
 
     async def _poll_forever(self) -> None:
         offset = await self.store.inbox.next_offset()
-        failures = 0
         while True:
             try:
                 # Telegram's JSON as it came: it is stored as it is, and each update is
@@ -106,17 +123,14 @@ class Intake:
                     {"offset": offset, "timeout": self.poll_timeout,
                      "allowed_updates": list(Update.ALL_TYPES)},
                     read_timeout=self.poll_timeout + 10)
-                failures = 0
+                self._answered()
             except asyncio.CancelledError:
                 raise
             except RetryAfter as exc:
                 await asyncio.sleep(retry_seconds(exc))
                 continue
             except (TimedOut, NetworkError, Conflict) as exc:
-                failures += 1
-                delay = min(30.0, 0.5 * 2 ** min(failures, 6))
-                logger.warning("getUpdates failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._failed(exc))
                 continue
             if not raws:
                 continue
@@ -124,6 +138,24 @@ class Intake:
             offset = max(r["update_id"] for r in raws) + 1
             for raw in raws:
                 self._dispatch(raw["update_id"], raw)
+
+    def _failed(self, exc: Exception) -> float:
+        """getUpdates failed: the seconds to wait. Logged when failing starts, not on every
+        try (an outage of an hour would fill the log)."""
+        if not self.backoff.failures:
+            self._failing_since = time.monotonic()
+            logger.warning("getUpdates failed (%s); retrying with backoff (at most %.0f s "
+                           "apart) until it answers", exc, self.backoff.cap)
+        seconds = self.backoff.next()
+        logger.debug("getUpdates failed (%s), try %d; next in %.1f s", exc,
+                     self.backoff.failures, seconds)
+        return seconds
+
+    def _answered(self) -> None:
+        if self.backoff.failures:
+            logger.info("getUpdates answers again after %d failed tries in %.0f s",
+                        self.backoff.failures, time.monotonic() - self._failing_since)
+            self.backoff.reset()
 
     def _dispatch(self, update_id: int, raw: dict[str, Any]) -> None:
         if update_id in self._seen:
@@ -159,6 +191,20 @@ class Intake:
                 del self._lanes[lane]
 
     async def _handle(self, update_id: int, raw: dict[str, Any]) -> None:
+        mark = await self._process(update_id, raw)
+        if mark.lost:
+            # its group's COMMIT failed, perhaps for another's fault: once more, on its own
+            logger.warning("update %s: its work was not committed; handling it again alone",
+                           update_id)
+            with self.store.db.alone():
+                mark = await self._process(update_id, raw)
+        if mark.lost:
+            logger.error("update %s: its work could not be committed; it is handled again "
+                         "at the next start", update_id)
+        elif not mark.done:
+            await self.store.inbox.mark_processed([update_id])
+
+    async def _process(self, update_id: int, raw: dict[str, Any]) -> UpdateMark:
         mark = UpdateMark(update_id)
         token = current_update.set(mark)
         try:
@@ -167,8 +213,4 @@ class Intake:
             logger.exception("update %s could not be handled", update_id)
         finally:
             current_update.reset(token)
-        if mark.lost:
-            logger.error("update %s: its work could not be committed; it is handled again "
-                         "at the next start", update_id)
-        elif not mark.done:
-            await self.store.inbox.mark_processed([update_id])
+        return mark

@@ -1,11 +1,12 @@
 """The outbox sender (SPEC §7): one persistent queue, one sender that keeps Telegram's limits.
 
-Services write messages with `bot.services.outbox.Outbox.send(...)` inside the transaction that causes them; the
-sender wakes after the commit, picks the most urgent item whose chat may receive now, waits
-for the overall window, and sends. Calls to one chat go one at a time, in queue order; calls to
-different chats run concurrently. Outcomes: sent (recorded with its message id, hooks run in
-the same transaction), retried (429 → retry_after, 5xx/network → backoff), followed (chat
-migrated → the queue and the bindings move), dropped (chat gone, edit moot) or failed (400).
+Services write messages with `bot.services.outbox.Outbox.send(...)` inside the transaction
+that causes them; the sender wakes after the commit, picks the most urgent item whose chat may
+receive now, waits for the overall window, and sends. Calls to one chat go one at a time, in
+queue order; calls to different chats run concurrently. Outcomes: sent (recorded with its
+message id, hooks run in the same transaction), retried (429 → retry_after, 5xx/network →
+backoff), followed (chat migrated → the queue and the bindings move), dropped (chat gone, edit
+moot) or failed (400).
 Transient errors never end an item: an outage of any length only delays it.
 """
 
@@ -25,9 +26,10 @@ from telegram import Bot, InputFile
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot import rawapi
+from bot.priority import Priority
 from bot.ratelimit import OUTBOX_CALL, FloodGate, Stamp, retry_seconds
-from bot.services.outbox import Priority
 from bot.settings import Settings
+from storage.backoff import delay
 from storage.models import OutboxItem
 from storage.store import Store
 
@@ -111,6 +113,7 @@ class OutboxSender:
         self._wake.set()
 
     async def start(self) -> None:
+        await self.gate.keep_blocks_in(self.store.outbox)  # a 429's wait outlives a restart
         self._task = asyncio.create_task(self._run(), name="gridhorn:outbox")
 
     async def stop(self) -> None:
@@ -333,7 +336,9 @@ class OutboxSender:
             self._schedule(chat_id)
             if next_chat != chat_id:
                 self._schedule(next_chat)
-            self._sending.discard(asyncio.current_task())  # type: ignore[arg-type]
+            task = asyncio.current_task()
+            if task is not None:
+                self._sending.discard(task)
             self._signal_idle()
             self._wake.set()
 
@@ -353,7 +358,7 @@ class OutboxSender:
             logger.warning("429 on %s to %s: retry after %s s", item.method, item.chat_id, seconds)
             # the chat's whole lane waits, not only this item: a more urgent one queued
             # meanwhile would earn another 429
-            self.gate.block(item.chat_id, self.gate.clock() + seconds)
+            await self.gate.hold(item.chat_id, seconds)
             await self._retry(item, seconds, f"429 retry after {seconds}", count=False)
         except ChatMigrated as exc:
             self._reachable()
@@ -369,8 +374,8 @@ class OutboxSender:
             reason = exc.message
             async with self.store.transaction():
                 dropped = await self.store.outbox.drop_chat(item.chat_id, reason)
-                for hook in self.chat_lost_hooks:
-                    await hook(item.chat_id, reason)
+                for lost in self.chat_lost_hooks:
+                    await lost(item.chat_id, reason)
             for dropped_id in dropped:
                 self._forget(dropped_id)
         except BadRequest as exc:
@@ -392,7 +397,7 @@ class OutboxSender:
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after an item's call failed for the `attempts + 1`-th time."""
-        return min(self.backoff_cap, self.backoff_base * 2 ** min(attempts, 32))
+        return delay(attempts + 1, self.backoff_base, self.backoff_cap)
 
     def _failed_transiently(self, item: OutboxItem, exc: Exception) -> float:
         """A 5xx, a timeout or no connection: the item waits its backoff. The first such
@@ -488,7 +493,7 @@ class OutboxSender:
                 await outbox.set_payload(item.id, item.payload)  # what really went out
                 await outbox.enqueue(item.chat_id, item.method, payload, item.priority,
                                      coalesce_key=item.coalesce_key, ref=item.ref)
-            for (item, result, _), (_, message_id, _) in zip(batch, rows):
+            for (item, result, _), (_, message_id, _) in zip(batch, rows, strict=True):
                 if item.payload.get("_pin") and message_id is not None:
                     queued = True
                     await outbox.enqueue(

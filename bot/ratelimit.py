@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
@@ -116,6 +116,14 @@ class Stamp:
         self.chat_id = chat_id
 
 
+class BlockBook(Protocol):
+    """Where a chat's 429 block is kept across restarts (the store's outbox repository)."""
+
+    async def block_chat(self, chat_id: int, until: float) -> None: ...
+
+    async def chat_blocks(self, now: float) -> dict[int, float]: ...
+
+
 class FloodGate:
     """The limits of SPEC §7: overall per second, per chat per second, per group per minute.
 
@@ -134,6 +142,7 @@ class FloodGate:
         self._chats: dict[int, Window] = {}
         self._groups: dict[int, Window] = {}
         self._blocked: dict[int, float] = {}  # chat -> end of a 429's retry_after
+        self._book: BlockBook | None = None
 
     def _chat(self, chat_id: int) -> Window:
         window = self._chats.get(chat_id)
@@ -163,6 +172,27 @@ class FloodGate:
     def block(self, chat_id: int, until: float) -> None:
         """A 429 in `chat_id`: Telegram takes no call to that chat before `until`."""
         self._blocked[chat_id] = max(until, self._blocked.get(chat_id, until))
+
+    def blocked_for(self, chat_id: int, now: float | None = None) -> float:
+        """Seconds left of a 429's block on `chat_id` (0: none)."""
+        until = self._blocked.get(chat_id)
+        if until is None:
+            return 0.0
+        return max(0.0, until - (self.clock() if now is None else now))
+
+    async def hold(self, chat_id: int, seconds: float) -> None:
+        """A 429 in `chat_id` said to wait `seconds`: blocked here and, with a book kept
+        (`keep_blocks_in`), in the store, so that a restart within the wait keeps it too."""
+        self.block(chat_id, self.clock() + seconds)
+        if self._book is not None:
+            await self._book.block_chat(chat_id, time.time() + seconds)
+
+    async def keep_blocks_in(self, book: BlockBook) -> None:
+        """Keep blocks in `book` from now on; those it holds apply again (after a restart)."""
+        wall, now = time.time(), self.clock()
+        for chat_id, until in (await book.chat_blocks(wall)).items():
+            self.block(chat_id, now + until - wall)
+        self._book = book
 
     def overall_next_free(self, now: float | None = None) -> float:
         return self.overall.next_free(self.clock() if now is None else now)
@@ -198,22 +228,28 @@ class FloodGate:
 
 #: Calls that never wait for a free HTTP slot: the answer to a tap must come within seconds.
 UNCAPPED = frozenset({"answerCallbackQuery"})
-#: Concurrent direct calls (besides answers, the outbox's own at most 16 and getUpdates);
-#: the HTTP pool (48) holds them all.
+#: Concurrent direct calls (besides answers to taps, the outbox's own and getUpdates).
 MAX_CONCURRENT_CALLS = 24
+#: The longest a direct reply waits for a chat's 429 block to end. A person who wrote or
+#: tapped still wants the answer a few seconds late; a longer wait would hold the handler (and
+#: the chat's updates behind it) for nothing the person can see, so the reply is refused at
+#: once with the `RetryAfter` Telegram would answer, without a call that would prolong it.
+DIRECT_WAIT_MAX_S = 10.0
 
 
 class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
     """python-telegram-bot's hook: direct replies go out at once and take their share.
 
     The outbox marks its own calls (`OUTBOX_CALL`) because it has already waited
-    for, and recorded, their slot. A 429 on a direct reply is waited out once when short.
+    for, and recorded, their slot. A chat blocked by a 429 (the outbox's or a reply's) holds
+    a direct message or edit to it until the block ends, if that is within
+    `DIRECT_WAIT_MAX_S`, and refuses it otherwise; the answer to a tap is never held. A 429
+    on a direct reply blocks the chat for everyone and is waited out once when short.
 
     Every direct call but the answer to a tap also takes one of `max_concurrent` slots, so that
-    a burst of handlers waits here, cheaply, instead of inside httpx's connection pool: httpcore
-    rescans its whole queue of requests against every connection whenever one starts or
-    ends, and each idle connection costs a system call, so a call costs about twice the CPU
-    with 256 requests queued on 256 connections as with 16 on 16 (docs/benchmarks.md).
+    a burst of handlers waits here, cheaply, instead of queueing in the HTTP client's
+    connection pool (a call there cost about twice the CPU with 256 queued as with 16,
+    docs/benchmarks.md).
     """
 
     def __init__(self, gate: FloodGate, max_concurrent: int = MAX_CONCURRENT_CALLS) -> None:
@@ -239,11 +275,17 @@ class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
         try:
             return await self._once(callback, args, kwargs, endpoint, data, outbox)
         except RetryAfter as exc:
+            if outbox:  # the outbox blocks the chat itself
+                raise
             seconds = retry_seconds(exc)
-            if outbox or seconds > 3:
+            chat_id = data.get("chat_id")
+            if isinstance(chat_id, int):
+                await self.gate.hold(chat_id, seconds)
+            if seconds > DIRECT_WAIT_MAX_S:
                 raise
             logger.info("direct %s hit a flood limit; retrying in %s s", endpoint, seconds)
-            await asyncio.sleep(math.ceil(seconds))
+            if not isinstance(chat_id, int):
+                await asyncio.sleep(math.ceil(seconds))
             return await self._once(callback, args, kwargs, endpoint, data, outbox)
 
     async def _once(self, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
@@ -251,8 +293,21 @@ class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
                     outbox: bool) -> Any:
         if endpoint in UNCAPPED or outbox:  # the outbox has its own in-flight limit, and its
             return await callback(*args, **kwargs)  # slot is stamped: it must leave now
+        chat_id = data.get("chat_id")
+        chat = chat_id if isinstance(chat_id, int) else None
+        if endpoint in COUNTED and chat is not None:
+            await self._wait_out_block(chat, endpoint)
         async with self._calls:
             if endpoint in COUNTED:
-                chat_id = data.get("chat_id")
-                self.gate.record(chat_id if isinstance(chat_id, int) else None)
+                self.gate.record(chat)
             return await callback(*args, **kwargs)
+
+    async def _wait_out_block(self, chat_id: int, endpoint: str) -> None:
+        """Hold a call to a chat that a 429 blocks until the block ends; refuse it when
+        that is more than `DIRECT_WAIT_MAX_S` away."""
+        while (left := self.gate.blocked_for(chat_id)) > 0:
+            if left > DIRECT_WAIT_MAX_S:
+                logger.info("direct %s to %s refused: the chat is blocked for %.0f s more",
+                            endpoint, chat_id, left)
+                raise RetryAfter(timedelta(seconds=math.ceil(left)))
+            await asyncio.sleep(left)

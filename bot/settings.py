@@ -9,15 +9,16 @@ from __future__ import annotations
 import os
 import re
 from datetime import time, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
-from bot.services.periods import cron_trigger  # crontab's weekday numbers, not APScheduler's
+from bot import eventloop
+from bot.cron import cron_trigger  # crontab's weekday numbers, not APScheduler's
+from bot.eventloop import EventLoop
 
 ENV_PREFIX = "GRIDHORN_"
 ENV_FILE_VARIABLE = ENV_PREFIX + "ENV_FILE"
@@ -44,12 +45,13 @@ class Deadlines(BaseModel):
     resolve: timedelta
 
     @classmethod
-    def parse(cls, value: object) -> "Deadlines":
+    def parse(cls, value: object) -> Deadlines:
         if isinstance(value, Deadlines):
             return value
         parts = [p for p in str(value).split(",")]
         if len(parts) != 3:
-            raise ValueError("expected three durations: acknowledge,accept,resolve (e.g. 24h,24h,7d)")
+            raise ValueError(
+                "expected three durations: acknowledge,accept,resolve (e.g. 24h,24h,7d)")
         ack, accept, resolve = (parse_duration(p) for p in parts)
         return cls(acknowledge=ack, accept=accept, resolve=resolve)
 
@@ -104,6 +106,8 @@ class Settings(BaseSettings):
     # Bot API calls made by a child process (`bot.httpworker`): the HTTP client's CPU on the
     # second core
     http_worker: bool = True
+    # the bot's event loop: asyncio's own, or uvloop (opt-in; the `uvloop` extra)
+    event_loop: EventLoop = "asyncio"
 
     horn_resound_min: float = Field(10, gt=0)
     opinions_per_hour: int = Field(10, ge=1)
@@ -116,6 +120,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = value.strip()
             return value or None
+        return value
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop_installed(cls, value: EventLoop) -> EventLoop:
+        if not eventloop.available(value):
+            raise ValueError(eventloop.UVLOOP_MISSING)
         return value
 
     @field_validator("superadmins", mode="before")

@@ -78,7 +78,8 @@ class MetaRepo:
         self.db = db
 
     async def get(self, key: str) -> str | None:
-        return await self.db.fetchval("SELECT value FROM meta WHERE key = ?", (key,))
+        value = await self.db.fetchval("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if value is None else str(value)
 
     async def set(self, key: str, value: str) -> None:
         await self.db.execute(

@@ -38,7 +38,7 @@ class OutboxRepo:
                 await self.db.execute(
                     "UPDATE outbox SET payload = ?, priority = MIN(priority, ?) WHERE id = ?",
                     (body, priority, row["id"]))
-                return row["id"]
+                return int(row["id"])
         if dedupe_key is not None:
             exists = await self.db.fetchval(
                 "SELECT id FROM outbox WHERE dedupe_key = ?", (dedupe_key,))
@@ -131,6 +131,20 @@ class OutboxRepo:
         await self.db.execute(
             "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND status = 'pending'",
             (new_id, old_id))
+
+    async def block_chat(self, chat_id: int, until: float) -> None:
+        """Telegram takes no call to `chat_id` before `until` (a 429's retry_after, Unix
+        time); a later end already known stays."""
+        await self.db.execute(
+            """INSERT INTO chat_blocks (chat_id, until) VALUES (?, ?)
+               ON CONFLICT(chat_id) DO UPDATE SET until = MAX(until, excluded.until)""",
+            (chat_id, until))
+
+    async def chat_blocks(self, now: float) -> dict[int, float]:
+        """The blocks that still run at `now` (Unix time); ended ones are forgotten."""
+        await self.db.execute("DELETE FROM chat_blocks WHERE until <= ?", (now,))
+        rows = await self.db.fetchall("SELECT chat_id, until FROM chat_blocks")
+        return {r["chat_id"]: r["until"] for r in rows}
 
     async def counts(self) -> dict[str, int]:
         rows = await self.db.fetchall("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")

@@ -348,3 +348,67 @@ async def test_shutdown_while_a_child_starts_or_a_call_comes_in_leaves_no_child(
         await closing
         await asyncio.gather(restarting, late, return_exceptions=True)
     assert not _children()
+
+
+#: A child that takes calls like the real one but never answers sendChatAction, answers
+#: setMyDescription after `sys.argv[1]` seconds and the rest at once (getMe's answer serves).
+_SLOW_CHILD = """
+import os, sys, threading
+from bot.httpworker import _ANSWER, _CALL_HEAD, _OK, _READY, _Frames
+out = os.fdopen(1, "wb", buffering=0)
+lock = threading.Lock()
+ME = b'{"ok": true, "result": {"id": 1, "is_bot": true, "first_name": "G", "username": "g"}}'
+def answer(ident, body=b'{"ok": true, "result": true}'):
+    with lock:
+        out.write(_ANSWER.pack(_ANSWER.size - 4 + len(body), ident, _OK, 200) + body)
+answer(_READY)
+frames = _Frames()
+while data := os.read(0, 65536):
+    for frame in frames.feed(data):
+        ident, *_, url_length = _CALL_HEAD.unpack_from(frame)
+        url = frame[_CALL_HEAD.size:_CALL_HEAD.size + url_length]
+        if b"setMyDescription" in url:
+            threading.Timer(float(sys.argv[1]), answer, (ident,)).start()
+        elif b"getMe" in url:
+            answer(ident, ME)
+"""
+
+
+async def test_a_call_that_times_out_fails_alone_and_the_childs_other_calls_get_their_answers():
+    """SPEC §4: only a call whose outcome is unknown may be sent twice. One call timing out in
+    the child must not fail the calls that the child still answers (the outbox would resend
+    them though Telegram had them); the wedged child is replaced once it holds none."""
+    request = WorkerRequest(read_timeout=0.2, write_timeout=0.0, connect_timeout=0.2,
+                            pool_timeout=0.1)
+    request.WORKER_MARGIN_S = 0.3
+    request.RESTART_AFTER_S = 0.0
+    request.COMMAND = (sys.executable, "-c", _SLOW_CHILD, "0.9")
+    async with Bot(TOKEN, base_url="http://127.0.0.1:9/bot", request=request) as bot:
+        child = request.worker_pid
+        lost = asyncio.create_task(bot.send_chat_action(1, "typing"))  # never answered
+        await asyncio.sleep(0)
+        answered = asyncio.create_task(bot.set_my_description("slow", read_timeout=5))
+        with pytest.raises(TimedOut, match="did not answer"):
+            await lost
+        assert not answered.done()
+        assert await answered is True
+        await _until(lambda: not _alive(child))
+        await _until(lambda: request.worker_pid not in (None, child))
+    assert not _children()
+
+
+def test_the_child_starts_on_uvloop_too():
+    """GRIDHORN_EVENT_LOOP=uvloop: uvloop's subprocess_exec knows fewer options than
+    asyncio's (a found bug: the child never started, every call fell back to the bot)."""
+    from bot import eventloop
+
+    async def main() -> tuple[int | None, int]:
+        request = WorkerRequest()
+        await request.initialize()
+        try:
+            return request.worker_pid, os.getpid()
+        finally:
+            await request.shutdown()
+
+    child, parent = eventloop.run(main(), "uvloop")
+    assert child is not None and child != parent

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from bot.intake import Intake
 from bot.services.access import Access
 from bot.services.people import PeopleService, TelegramUser
 from bot.settings import load_settings
+from storage import codec
 from storage.inbox import UpdateMark, current_update
 
 pytestmark = pytest.mark.asyncio
@@ -58,7 +62,8 @@ async def test_a_pressed_message_is_parsed_for_where_it_is_not_what_it_says():
                     "is_topic_message": True,
                     "chat": {"id": -100, "type": "supergroup", "title": "网格群", "is_forum": True},
                     "from": {"id": 1, "is_bot": True, "first_name": "Gridhorn"},
-                    "text": "#1 楼道灯坏了", "entities": [{"type": "bold", "offset": 0, "length": 2}],
+                    "text": "#1 楼道灯坏了",
+                    "entities": [{"type": "bold", "offset": 0, "length": 2}],
                     "reply_markup": {"inline_keyboard": [[{"text": "受理",
                                                            "callback_data": "t:ack:1"}]]}}}}
     update = Update.de_json(lean(raw), None)
@@ -94,3 +99,103 @@ async def test_an_update_whose_commit_failed_stays_unprocessed_for_a_replay(stor
     results = await asyncio.gather(handler(), spoiler(), return_exceptions=True)
     assert all(isinstance(r, Exception) for r in results)
     assert mark.lost and not mark.done and await unprocessed(store) == [8]
+
+
+class _App:
+    """The part of python-telegram-bot's Application the intake uses to handle updates."""
+
+    bot = None
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
+    async def process_update(self, update) -> None:
+        await self.handle(update.update_id)
+
+
+async def handled(intake, update_ids: list[int]) -> None:
+    """The intake handles these stored updates (as it does after getUpdates), each from its
+    own chat: on lanes of their own, concurrently."""
+    for update_id in update_ids:
+        intake._dispatch(update_id, {"update_id": update_id, "message": {
+            "message_id": 1, "date": 0, "chat": {"id": update_id, "type": "private"}}})
+    async with asyncio.timeout(10):
+        await intake.drain()
+
+
+async def queued_texts(store) -> list[str]:
+    rows = await store.db.fetchall("SELECT payload FROM outbox ORDER BY id")
+    return [codec.loads(row["payload"])["text"] for row in rows]
+
+
+async def test_an_update_whose_group_commit_failed_is_handled_again_alone_and_once(store):
+    """The COMMIT of the group that held the update's work fails (injected: as a full disk or
+    an I/O error would): the update does not wait for a restart; its work is done again in
+    the running process, on its own, and is committed once."""
+    from tests.test_groupcommit import fail_next_commit
+
+    await store.inbox.store([{"update_id": 8}])
+    tried = fail_next_commit(store.db._write)
+    calls: list[int] = []
+
+    async def handle(update_id: int) -> None:
+        calls.append(update_id)
+        async with store.transaction():
+            await store.outbox.enqueue(update_id, "sendMessage", {"text": f"r{update_id}"}, 20)
+
+    await handled(Intake(_App(handle), store), [8])
+    assert calls == [8, 8] and tried == ["COMMIT", "COMMIT"]
+    assert await queued_texts(store) == ["r8"] and await unprocessed(store) == []
+
+
+async def test_one_updates_fault_at_commit_does_not_cost_the_others_of_its_group(store):
+    """Two updates share a group; one's work breaks a deferred constraint, so the group's
+    COMMIT fails. Each is handled again alone: the good one is committed, the bad one stays
+    unprocessed for the next start."""
+    from storage.models import Unit
+
+    async def handle(update_id: int) -> None:
+        async with store.transaction():
+            if update_id == 9:
+                await store.db.execute("PRAGMA defer_foreign_keys=ON")
+                await store.map.upsert(
+                    Unit(code="G01", kind="grid", name="g", parent_code="C99"))
+            else:
+                await store.outbox.enqueue(update_id, "sendMessage", {"text": "fine"}, 20)
+
+    await store.inbox.store([{"update_id": 8}, {"update_id": 9}])
+    await handled(Intake(_App(handle), store), [8, 9])
+    assert await queued_texts(store) == ["fine"] and await unprocessed(store) == [9]
+
+
+async def test_stop_waits_for_the_updates_being_handled_only_so_long(store, monkeypatch):
+    """A handler that never ends must not hold the shutdown; its update, stored and not
+    marked, is handled at the next start."""
+    monkeypatch.setattr(Intake, "STOP_GRACE_S", 0.05)
+    started = asyncio.Event()
+
+    async def handle(update_id: int) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    intake = Intake(_App(handle), store)
+    await store.inbox.store([{"update_id": 5}])
+    intake._dispatch(5, {"update_id": 5})
+    await started.wait()
+    async with asyncio.timeout(5):
+        await intake.stop()
+    assert await unprocessed(store) == [5]
+
+
+async def test_a_getupdates_outage_is_logged_when_it_starts_and_when_it_ends(store, caplog):
+    import logging
+
+    from telegram.error import NetworkError
+    intake = Intake(_App(None), store)
+    caplog.set_level(logging.INFO, logger="bot.intake")
+    waits = [intake._failed(NetworkError("down")) for _ in range(8)]
+    intake._answered()
+    intake._answered()
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert [r.levelname for r in caplog.records] == ["WARNING", "INFO"]
+    assert "after 8 failed tries" in caplog.records[1].getMessage()

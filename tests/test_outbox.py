@@ -480,3 +480,23 @@ async def test_a_429_holds_every_post_to_that_chat_until_the_retry_time(store):
     times = {c[2]["text"]: c[3] for c in bot.calls}
     assert times["emergency"] - flooded_at >= 0.4 - 0.01
     assert times["other chat"] < flooded_at + 0.4  # only that chat waits
+
+
+async def test_a_429_block_outlives_a_restart(store):
+    """The bot restarts within a 429's wait: after the restart the chat is still blocked, for
+    the outbox and for direct replies (Telegram would answer with another 429)."""
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    bot.fail[GROUP] = [RetryAfter(timedelta(seconds=30))]
+    await queue(store, outbox, (GROUP, "routine", Priority.ROUTINE))
+    async with running(sender):
+        await bot.started_in(GROUP).wait()
+        async with asyncio.timeout(5):
+            while sender.gate.chat_next_free(GROUP) <= sender.gate.clock():
+                await asyncio.sleep(0.01)
+    restarted, outbox = make(store, FakeBot())
+    await queue(store, outbox, (GROUP, "emergency", Priority.EMERGENCY))
+    async with running(restarted):
+        gate = restarted.gate
+        assert gate.chat_next_free(GROUP) - gate.clock() > 25
+        assert restarted.bot.calls == []

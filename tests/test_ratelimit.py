@@ -207,3 +207,83 @@ async def test_direct_calls_wait_for_a_slot_but_answers_and_the_outbox_never_do(
     release.set()
     assert await asyncio.gather(*tasks) == [True] * 5
     assert "reply2" in started and len(g.overall.events) == 3
+
+
+async def test_a_direct_reply_to_a_chat_blocked_by_a_429_waits_out_a_short_block():
+    """Telegram would answer a call inside the block with another 429 (and a longer wait);
+    the answer to a tap is never held."""
+    import time
+
+    from bot.ratelimit import DirectReplyLimiter
+
+    g = FloodGate(1000, 1000, 100000)
+    limiter = DirectReplyLimiter(g)
+    g.block(PERSON, g.clock() + 0.2)
+    made: list[tuple[str, float]] = []
+
+    async def call(endpoint: str) -> bool:
+        made.append((endpoint, time.monotonic()))
+        return True
+
+    blocked_at = time.monotonic()
+    assert await asyncio.gather(*(limiter.process_request(
+        call, (endpoint,), {}, endpoint, {"chat_id": PERSON}, None)
+        for endpoint in ("sendMessage", "answerCallbackQuery"))) == [True, True]
+    at = dict(made)
+    assert at["answerCallbackQuery"] - blocked_at < 0.1
+    assert at["sendMessage"] - blocked_at >= 0.2 - 0.01
+    assert [e for e, _ in made] == ["answerCallbackQuery", "sendMessage"]
+
+
+async def test_a_direct_reply_to_a_chat_blocked_for_long_is_refused_without_a_call():
+    from telegram.error import RetryAfter
+
+    from bot.ratelimit import DIRECT_WAIT_MAX_S, DirectReplyLimiter
+
+    clock = Clock()
+    g = gate(clock, overall=1000, chat=1000)
+    limiter = DirectReplyLimiter(g)
+    g.block(PERSON, clock.now + DIRECT_WAIT_MAX_S + 20)
+    made: list[str] = []
+
+    async def call(endpoint: str) -> bool:
+        made.append(endpoint)
+        return True
+
+    with pytest.raises(RetryAfter):
+        await limiter.process_request(call, ("sendMessage",), {}, "sendMessage",
+                                      {"chat_id": PERSON}, None)
+    assert await limiter.process_request(call, ("other",), {}, "sendMessage",
+                                         {"chat_id": GROUP}, None)
+    assert made == ["other"]
+
+
+async def test_a_429_on_a_direct_reply_blocks_the_chat_for_the_outbox_and_the_store():
+    from datetime import timedelta
+
+    from telegram.error import RetryAfter
+
+    from bot.ratelimit import DirectReplyLimiter
+
+    class Book:
+        def __init__(self) -> None:
+            self.kept: dict[int, float] = {}
+
+        async def block_chat(self, chat_id: int, until: float) -> None:
+            self.kept[chat_id] = until
+
+        async def chat_blocks(self, now: float) -> dict[int, float]:
+            return dict(self.kept)
+
+    clock = Clock()
+    g = gate(clock, overall=1000, chat=1000)
+    book = Book()
+    await g.keep_blocks_in(book)
+    limiter = DirectReplyLimiter(g)
+
+    async def flooded() -> bool:
+        raise RetryAfter(timedelta(seconds=60))
+
+    with pytest.raises(RetryAfter):
+        await limiter.process_request(flooded, (), {}, "sendMessage", {"chat_id": GROUP}, None)
+    assert g.chat_next_free(GROUP) >= clock.now + 60 and GROUP in book.kept

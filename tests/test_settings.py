@@ -47,6 +47,7 @@ def test_environment_variables_are_read(monkeypatch):
     ("GRIDHORN_DEFAULT_LOCALE", "fr"),
     ("GRIDHORN_HORN_RESOUND_MIN", "0"),
     ("GRIDHORN_OPINIONS_PER_HOUR", "many"),
+    ("GRIDHORN_EVENT_LOOP", "trio"),
 ])
 def test_a_bad_value_names_its_variable(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
@@ -113,3 +114,29 @@ def test_an_env_file_that_does_not_exist_is_named(tmp_path, monkeypatch):
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert str(caught.value) == f"GRIDHORN_ENV_FILE: no such file: {tmp_path / 'missing.env'}"
+
+
+def test_the_event_loop_is_asyncio_unless_uvloop_is_asked_for(monkeypatch):
+    import asyncio
+
+    from bot import eventloop
+    assert load_settings().event_loop == "asyncio"
+    monkeypatch.setenv("GRIDHORN_EVENT_LOOP", "uvloop")
+    settings = load_settings()
+    assert settings.event_loop == "uvloop"  # the bench extra installs it
+
+    async def which() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert eventloop.run(which(), settings.event_loop).startswith("uvloop")
+    assert eventloop.run(which(), "asyncio").startswith("asyncio")
+
+
+def test_uvloop_asked_for_but_not_installed_stops_start_up_with_one_line(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed
+    monkeypatch.setenv("GRIDHORN_EVENT_LOOP", "uvloop")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == ("GRIDHORN_EVENT_LOOP: uvloop is not installed "
+                                 "(pip install 'gridhorn[uvloop]')")

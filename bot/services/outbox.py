@@ -10,20 +10,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bot.priority import Priority
 from bot.settings import Settings
 from storage.store import Store
 
-
-class Priority:
-    """Lower is sooner: emergency before major before personal notices, service, routine."""
-
-    EMERGENCY = 0
-    MAJOR = 10
-    PERSONAL = 15
-    CARD = 17  # staff's ticket cards: after the receipts and steps people wait for on the phone
-    SERVICE = 20
-    ROUTINE = 30
-    PIN_DELAY = 5  # a pin waits behind the posts of its own priority
+__all__ = ["Outbox", "Priority", "file_field"]  # Priority's home is bot/priority.py
 
 
 def file_field(data: bytes, filename: str) -> dict[str, str]:
