@@ -8,7 +8,9 @@ transaction that queues its posts (each post also recorded per chat in `schedule
 
 - a job that fires twice in a period, or again after a restart, posts nothing more;
 - at start-up (after a restart or an outage) every job whose last fire time lies in a period
-  without a record runs once, now; older periods are not replayed.
+  without a record runs once, now; older periods are not replayed;
+- a chat bound after a monthly run gets what that run posted (the month's theme, the report
+  on display) from the next daily run, once: the per-chat records decide.
 
 The clock is injectable (`now`): tests move it across month ends and restarts without
 sleeping and call `run_due(now)` themselves.
@@ -26,6 +28,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.services import periods
+from bot.services.reports import MonthlyPlan
 from bot.services.schedule import ScheduleService
 from bot.settings import Settings
 from storage.store import Store
@@ -34,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 Prepare = Callable[[str, datetime], Awaitable[Any]]
 Write = Callable[[str, datetime, Any], Awaitable[int]]
+LateReport = tuple[str, MonthlyPlan]       # the report's month, and what goes to whom
 
 
 PATROL_CHECK = "patrol_check"
@@ -80,19 +84,32 @@ class Scheduler:
                 prepare=lambda period, now: reports.prepare_monthly(period)),
             Job("board", settings.board_cron, periods.previous_quarter_key,
                 lambda period, now, _: boards.post_quarter(period)),
-            Job("daily", settings.daily_cron, lambda fire: fire.date().isoformat(), self._daily),
+            Job("daily", settings.daily_cron, lambda fire: fire.date().isoformat(), self._daily,
+                prepare=self._late_report),
         )
         self.triggers = {job.name: periods.cron_trigger(job.cron, self.tz) for job in self.jobs}
         self._lock = asyncio.Lock()
         self._aps: AsyncIOScheduler | None = None
         self._ticks: set[asyncio.Task[Any]] = set()
 
-    async def _daily(self, period: str, now: datetime, _: Any) -> int:
-        """Patrol reminders; and the month's theme to building chats bound since its run."""
+    async def _late_report(self, period: str, now: datetime) -> LateReport | None:
+        """The public report on display (last month's, once its run is recorded this month),
+        prepared for the chats bound since that run; None before the run."""
+        month = periods.shift_month(periods.month_key(now), -1)
+        if not await self.store.schedules.has_run("report", month):
+            return None
+        return month, await self.schedule.reports.prepare_monthly(month)
+
+    async def _daily(self, period: str, now: datetime, late: LateReport | None) -> int:
+        """Patrol reminders; and to building chats bound since this month's runs, the month's
+        theme; to any chat bound since, the report on display (each chat claimed once)."""
         posts = await self.schedule.patrols.remind_due(now)
         month = periods.month_key(now)
         if await self.store.schedules.has_run("theme", month):
             posts += await self.schedule.themes.post_month(month)
+        if late is not None:
+            report_month, plan = late
+            posts += await self.schedule.reports.write_monthly(report_month, plan)
         return posts
 
     def last_fire(self, job: Job, now: datetime) -> datetime | None:

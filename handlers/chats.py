@@ -16,6 +16,9 @@ from handlers.common import command_args, handles_refusals, reply, reply_html
 from handlers.render import unit_label
 
 logger = logging.getLogger(__name__)
+
+# the rights /bind finds missing (ChatService.bind), as the catalog words them
+RIGHT = {"admin": "bind.right.admin", "pin": "bind.right.pin", "topics": "bind.right.topics"}
 _GONE = {ChatMemberStatus.LEFT, ChatMemberStatus.BANNED}
 
 
@@ -79,7 +82,7 @@ async def bind(update: Update, context: GridhornContext) -> None:
         lines.append(t(context.locale, "bind.replaced", unit=unit_label(bound.replaced)))
     if bound.missing_rights:
         rights = join_list(context.locale,
-                           (t(context.locale, f"bind.right.{r}") for r in bound.missing_rights))
+                           (t(context.locale, RIGHT[r]) for r in bound.missing_rights))
         lines.append(t(context.locale, "bind.missing_rights", rights=rights))
     await reply_html(update, context, "\n".join(lines))
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from telegram import (BotCommand, BotCommandScopeAllChatAdministrators, BotCommandScopeAllGroupChats,
-                      BotCommandScopeAllPrivateChats, BotCommandScopeDefault)
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllChatAdministrators,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeDefault,
+)
 from telegram.ext import ExtBot
 
 from bot.i18n import DEFAULT_LOCALE, t
@@ -29,8 +34,19 @@ SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats()
 MENU_LOCALES = (("zh", "zh-Hans"), ("en", "en"))
 
 
+# each command's line in the menu
+DESCRIPTION = {
+    "start": "menu.start", "opinion": "menu.opinion", "my": "menu.my", "me": "menu.me",
+    "tickets": "menu.tickets", "ticket": "menu.ticket", "invite": "menu.invite",
+    "lang": "menu.lang", "help": "menu.help", "cancel": "menu.cancel", "bind": "menu.bind",
+    "unbind": "menu.unbind", "joinlink": "menu.joinlink", "theme": "menu.theme",
+    "report": "menu.report", "board": "menu.board", "patrol": "menu.patrol", "horn": "menu.horn",
+    "horns": "menu.horns", "horn_close": "menu.horn_close", "volunteer": "menu.volunteer",
+}
+
+
 def commands_for(locale: str, names: tuple[str, ...]) -> list[BotCommand]:
-    return [BotCommand(name, t(locale, f"menu.{name}")) for name in names]
+    return [BotCommand(name, t(locale, DESCRIPTION[name])) for name in names]
 
 
 async def set_command_menus(bot: ExtBot, default_locale: str = DEFAULT_LOCALE) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.i18n import Markup, escape, join_list, t
+from bot.labels import ROLE, SKILL
 from bot.services.access import Action, Actor, invitable_roles
 from bot.services.horn_views import availability_label
 from bot.services.people import Profile
@@ -24,7 +25,7 @@ def unit_label(unit: Unit) -> Markup:
 
 
 def role_name(locale: str, role: str) -> str:
-    return t(locale, f"role.{role}")
+    return t(locale, ROLE[role])
 
 
 def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
@@ -57,7 +58,7 @@ def profile_text(locale: str, profile: Profile, superadmin: bool) -> str:
     none = t(locale, "me.none")
     roles = [role_name(locale, "superadmin")] if superadmin else []
     roles += [f"{role_name(locale, role)} · {unit_label(unit)}" for role, unit in profile.roles]
-    skills = ", ".join(t(locale, f"skill.{s}") for s in profile.skills)
+    skills = ", ".join(t(locale, SKILL[s]) for s in profile.skills)
     return t(locale, "me.profile",
              building=unit_label(profile.building) if profile.building else none,
              roles=Markup("\n".join(f"• {r}" for r in roles)) if roles else none,

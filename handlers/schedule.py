@@ -9,7 +9,7 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, CommandHandler
 
 from bot.context import GridhornContext
-from bot.i18n import join_list, t
+from bot.i18n import join_list, t, tn
 from bot.services.patrols import Recorded
 from bot.services.themes import ThemeShown
 from bot.services.ticket_views import when
@@ -45,7 +45,7 @@ async def theme(update: Update, context: GridhornContext) -> None:
     else:
         text = t(context.locale, "theme.set_city", month=done.month)
     if done.posted:
-        text += "\n" + t(context.locale, "theme.posted_now", count=done.posted)
+        text += "\n" + tn(context.locale, "theme.posted_now", done.posted, count=done.posted)
     await reply_html(update, context, text)
 
 

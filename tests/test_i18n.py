@@ -1,12 +1,30 @@
 """Every text exists in all three languages, with the same placeholders."""
 
+from pathlib import Path
+from typing import get_args
+
 import pytest
 
-from bot.i18n import LOCALES, catalog, locale_from_language_code, placeholders, t
+from bot import labels
+from bot.i18n import (
+    LOCALES,
+    catalog,
+    duration,
+    locale_from_language_code,
+    placeholders,
+    plurals,
+    po_files,
+    t,
+    tn,
+)
+from storage.models import DOMAINS, PARTY_MEMBER, ROLES, SKILLS, Ticket, TicketStatus
+from tests.support import keyscan
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_locale_has_every_key_with_the_same_placeholders():
-    keys = set().union(*(catalog(locale) for locale in LOCALES))
+    keys: set[str] = set().union(*(catalog(locale) for locale in LOCALES))
     problems = []
     for locale in LOCALES:
         texts = catalog(locale)
@@ -21,19 +39,88 @@ def test_every_locale_has_every_key_with_the_same_placeholders():
     assert not problems, "\n".join(problems)
 
 
-def test_every_key_used_in_code_exists():
-    import re
-    from pathlib import Path
+# Files that other engineers rewrite on issue 13 and that, on this branch, still build keys
+# with f-strings or carry them in data the scan cannot follow: each with the keys (or their
+# prefixes) it reaches, counted as used meanwhile. The lead empties this at merge, once those
+# files write their keys out where a helper takes them.
+BUILT_KEYS = {
+    "bot/services/tickets.py": ("due.", "level.", "duration.", "notice.", "staff."),
+    "bot/services/ticket_views.py": ("domain.", "status.", "urgency.", "level.", "due.",
+                                     "event."),
+    "bot/services/horns.py": ("horn.ask_",),
+    "bot/services/horn_views.py": ("skill.", "avail.", "horn.level."),
+    "bot/services/volunteers.py": ("avail.",),
+    "handlers/opinions.py": ("done.", "urgency.", "status."),
+    "handlers/horn.py": ("horn.already_declined", "horn.already_in", "horn.already_waiting",
+                         "horn.checked_in", "horn.declined", "horn.left_waiting",
+                         "horn.waiting", "horn.withdrawn"),
+}
+# Texts written for those files' plural call sites, used once the lead swaps them in at merge
+# (see the report of the i18n branch): empty this with BUILT_KEYS.
+FOR_MERGE = {"horn.published_to", "horn.n_chats", "horn.n_volunteers"}
 
-    root = Path(__file__).resolve().parents[1]
-    used = set()
-    pattern = re.compile(r"""(?:\bt\(\s*[\w.]+\s*,\s*|reply\(\s*update\s*,\s*context\s*,\s*|Refused\(\s*)"([a-z_]+\.[a-z_.]+)\"""")
-    for folder in ("bot", "handlers"):
-        for path in (root / folder).rglob("*.py"):
-            used |= set(pattern.findall(path.read_text(encoding="utf-8")))
-    missing = sorted(k for k in used if k not in catalog("en"))
-    assert used, "the scan found no keys: the pattern is broken"
-    assert not missing, missing
+
+def test_every_key_in_code_is_written_out_and_exists_with_its_placeholders():
+    scan = keyscan.scan(ROOT, ("bot", "handlers"))
+    assert scan.helpers.keys() >= {"t", "tn", "plain", "reply", "Refused"}, scan.helpers
+    built = [f"{where}: {text}" for where, text in scan.unresolved
+             if where.split(":")[0] not in BUILT_KEYS]
+    assert not built, "keys must be string literals or tables of them:\n" + "\n".join(built)
+    problems = []
+    for key in sorted(scan.keys):
+        kinds = {"text" if key in catalog(loc) else "plural" if key in plurals(loc) else None
+                 for loc in LOCALES}
+        if kinds != {"text"} and kinds != {"plural"}:
+            problems.append(f"{key}: {kinds} across the locales")
+        elif key in scan.plural_keys and kinds != {"plural"}:
+            problems.append(f"{key}: read with tn but not a plural entry")
+        elif key not in scan.plural_keys and kinds == {"plural"}:
+            problems.append(f"{key}: a plural entry read without a count")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_catalog_key_is_unused():
+    scan = keyscan.scan(ROOT, ("bot", "handlers"))
+    defined = set(catalog("en")) | set(plurals("en"))
+    prefixes = tuple(p for built in BUILT_KEYS.values() for p in built)
+    unused = sorted(k for k in defined - scan.keys - FOR_MERGE if not k.startswith(prefixes))
+    assert not unused, unused
+
+
+def test_plural_entries_have_every_form_of_their_locale_with_the_same_placeholders():
+    problems = []
+    for locale in LOCALES:
+        rules = {po.plural_forms for po in po_files(locale)}
+        if len(rules) != 1:
+            problems.append(f"{locale}: the .po files disagree on Plural-Forms: {rules}")
+        forms = po_files(locale)[0].num_plurals
+        for key, texts in plurals(locale).items():
+            if len(texts) != forms or not all(x.strip() for x in texts):
+                problems.append(f"{locale}: {key} has {len(texts)} forms, not {forms}")
+            reference = plurals("en").get(key, texts)[-1]
+            if any(placeholders(x) != placeholders(reference) for x in texts):
+                problems.append(f"{locale}: {key}: placeholders differ")
+        if set(plurals(locale)) & set(catalog(locale)):
+            problems.append(f"{locale}: keys both plain and plural")
+    assert not problems, "\n".join(problems)
+    assert set(plurals("en")) == set(plurals("zh-Hans")) == set(plurals("zh-Hant"))
+
+
+@pytest.mark.parametrize("locale, count, expected", [
+    ("en", 1, "Posted now to 1 building chat."), ("en", 0, "Posted now to 0 building chats."),
+    ("en", 2, "Posted now to 2 building chats."), ("zh-Hans", 1, "本月主题已发到 1 个楼栋群。"),
+    ("zh-Hant", 5, "本月主題已發到 5 個樓棟群。"), ("fr", 1, "本月主题已发到 1 个楼栋群。"),
+])
+def test_tn_picks_the_form_by_the_catalogs_rule(locale, count, expected):
+    assert tn(locale, "theme.posted_now", count, count=count) == expected
+
+
+def test_every_code_has_its_label_key():
+    assert set(labels.ROLE) == set(ROLES) | {PARTY_MEMBER}
+    assert set(labels.SKILL) == set(SKILLS)
+    assert set(labels.DOMAIN) == set(DOMAINS) | {None}
+    assert set(labels.STATUS) == set(get_args(TicketStatus))
+    assert set(labels.URGENCY) == set(get_args(Ticket.model_fields["urgency"].annotation))
 
 
 @pytest.mark.parametrize("code, expected", [
@@ -68,7 +155,8 @@ BUTTON_WORDS = [
     ("btn.acknowledge", "Acknowledge", "受理"), ("btn.escalate", "Escalate", "上报网格"),
     ("btn.whistle", "Whistle", "吹哨"), ("btn.accept", "Accept", "报到"),
     ("btn.decline", "Decline", "退回"), ("btn.resolve", "Resolve", "办结"),
-    ("btn.reject", "Reject", "驳回"), ("btn.merge", "Merge", "合并"), ("btn.reply", "Reply", "回复"),
+    ("btn.reject", "Reject", "驳回"), ("btn.merge", "Merge", "合并"),
+    ("btn.reply", "Reply", "回复"),
     ("btn.offer", "Offer", "派单"), ("btn.post_building", "Post to building", "楼栋议事"),
     ("btn.me_too", "Me too", "我也是"), ("btn.take", "Take it", "接单"),
     ("horn.btn_check_in", "Check in", None), ("horn.btn_cant_come", "Can't come", None),
@@ -92,3 +180,14 @@ def test_promised_times_read_right_in_the_singular_too(seconds, english, chinese
     from bot.services.tickets import _hours_text
     assert _hours_text("en", seconds) == english
     assert _hours_text("zh-Hans", seconds) == chinese
+    assert duration("en", seconds) == english       # what _hours_text becomes at merge
+    assert duration("zh-Hans", seconds) == chinese
+
+
+@pytest.mark.parametrize("seconds, english, traditional", [
+    (90, "1.5 minutes", "1.5 分鐘"), (2 * 86400, "2 days", "2 天"), (86400 + 3600, "25 hours",
+     "25 小時"), (59.7, "59 seconds", "59 秒"), (1, "1 second", "1 秒"), (0, "0 seconds", "0 秒"),
+])
+def test_durations_with_fractions_and_in_traditional_chinese(seconds, english, traditional):
+    assert duration("en", seconds) == english
+    assert duration("zh-Hant", seconds) == traditional

@@ -13,6 +13,7 @@ from tests.support.schedules import Clock, at, bind, build
 
 STAFF, WORKER, ADMIN = 101, 102, 900
 B1_CHAT, B2_CHAT, B3_CHAT, GRID_CHAT, COMMUNITY_CHAT = -1001, -1002, -1003, -2001, -3001
+GRID2_CHAT, B3_NEW_CHAT = -2002, -1004
 
 
 async def world(store: Store, clock: Clock):
@@ -153,7 +154,7 @@ async def test_a_chat_bound_mid_month_gets_the_theme_at_the_next_run(store):
     assert await built.scheduler.run_due(at(2026, 12, 10, 14)) == []
     assert await theme_posts(store, B2_CHAT) == []
     ran = await built.scheduler.run_due(at(2026, 12, 11, 9))   # the next run
-    assert [(r.job, r.posts) for r in ran] == [("daily", 1)]
+    assert [(r.job, r.posts) for r in ran] == [("daily", 2)]   # and November's report
     assert len(await theme_posts(store, B2_CHAT)) == 1
     assert len(await theme_posts(store, B1_CHAT)) == 1
     await built.scheduler.run_due(at(2026, 12, 12, 9))
@@ -164,6 +165,54 @@ async def test_a_chat_bound_mid_month_gets_the_theme_at_the_next_run(store):
     for chat in (B1_CHAT, B2_CHAT, B3_CHAT):
         assert len([i for i in await theme_posts(store, chat)
                     if "新春送温暖" in i.payload["text"]]) == 1
+
+
+async def test_a_chat_bound_after_the_report_run_gets_the_report_on_display_once(tmp_path):
+    """SPEC §6: the report of the month before is on display (公示) from the 1st's run: a staff
+    chat bound later gets it in full, a building chat in short, from the next daily run, once
+    across restarts; after the next month's run only the new one is on display."""
+    path = str(tmp_path / "g.db")
+    store = await Store.open_sqlite(path)
+    try:
+        clock = Clock(at(2026, 12, 1, 10))
+        built = await world(store, clock)
+        assert ("report", "2026-11") in [(r.job, r.period) for r in await built.scheduler.run_due()]
+        await built.scheduler.run_due(at(2026, 12, 10, 9))
+
+        await bind(store, "G0102", GRID2_CHAT)             # bound on the 10th, after the run
+        await bind(store, "B01010102", B2_CHAT)
+        ran = await built.scheduler.run_due(at(2026, 12, 11, 9))
+        assert [(r.job, r.posts) for r in ran] == [("daily", 2)]
+        items = await store.outbox.pending()
+        grid2 = [i for i in items if i.chat_id == GRID2_CHAT]
+        assert [i.method for i in grid2] == ["sendMessage", "sendPhoto", "sendDocument"]
+        assert "2026-11" in grid2[0].payload["text"] and "第二网格" in grid2[0].payload["text"]
+        assert grid2[2].payload["document"]["filename"] == "gridhorn-report-2026-11.xlsx"
+        short = texts(items, B2_CHAT, "一月一公示")
+        assert len(short) == 1 and "2026-11" in short[0].payload["text"]
+        assert len(texts(items, B1_CHAT, "一月一公示")) == 1    # had it from the run: not again
+
+        store = await reopen(store, path)                   # a restart, then the next days
+        built = build(store, clock, superadmins=str(ADMIN))
+        await built.scheduler.run_due(at(2026, 12, 11, 9, 30))
+        await built.scheduler.run_due(at(2026, 12, 12, 9))
+        items = await store.outbox.pending()
+        assert len([i for i in items if i.chat_id == GRID2_CHAT]) == 3
+        assert len(texts(items, B2_CHAT, "一月一公示")) == 1
+
+        # 3栋 moves to a new group on 1 January before the report's run: November's report is no
+        # longer on display, December's reaches the new group from the run itself
+        await built.scheduler.run_due(at(2027, 1, 1, 9))
+        await bind(store, "B01020101", B3_NEW_CHAT)
+        await built.scheduler.run_due(at(2027, 1, 1, 9, 30))
+        await built.scheduler.run_due(at(2027, 1, 1, 10))
+        await built.scheduler.run_due(at(2027, 1, 2, 9))
+        items = await store.outbox.pending()
+        moved = texts(items, B3_NEW_CHAT, "一月一公示")
+        assert len(moved) == 1 and "2026-12" in moved[0].payload["text"]
+        assert (B3_NEW_CHAT, 0) not in await store.schedules.posted("report", "2026-11")
+    finally:
+        await store.close()
 
 
 async def test_a_theme_set_after_the_months_run_goes_out_at_once(store):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.i18n import t
+from bot.i18n import t, tn
 from bot.services import periods
 from bot.services.outbox import Outbox, Priority
 from bot.services.reports import horn_activity
@@ -25,6 +25,12 @@ from storage.store import Store
 
 KINDS = ("volunteers", "party", "buildings", "departments")
 SPANS = ("month", "quarter", "year")
+TITLE = {"volunteers": "board.title_volunteers", "party": "board.title_party",
+         "buildings": "board.title_buildings", "departments": "board.title_departments"}
+SPAN = {"month": "board.span_month", "quarter": "board.span_quarter", "year": "board.span_year"}
+# the boards whose lines end in points: plural texts, "1 point" / "2 points"
+POINTS_LINE = {"volunteers": "board.line_volunteers", "party": "board.line_party",
+               "departments": "board.line_departments"}
 JOB = "board"
 TOP = 10
 
@@ -198,14 +204,18 @@ class BoardService:
         return Board("departments", period, scope, lines)
 
     def text(self, board: Board, locale: str) -> str:
-        span = t(locale, f"board.span_{board.period.kind}", period=board.period.key)
-        lines = [t(locale, f"board.title_{board.kind}", scope=board.scope.label(locale),
-                   span=span)]
+        span = t(locale, SPAN[board.period.kind], period=board.period.key)
+        lines = [t(locale, TITLE[board.kind], scope=board.scope.label(locale), span=span)]
         if not board.lines:
             lines.append(t(locale, "board.empty"))
         for rank, line in enumerate(board.lines, 1):
-            lines.append(t(locale, f"board.line_{board.kind}", rank=rank, name=line.name,
-                           **line.values))
+            points = line.values.get("points")
+            if isinstance(points, int):
+                lines.append(tn(locale, POINTS_LINE[board.kind], points, rank=rank,
+                                name=line.name, **line.values))
+            else:
+                lines.append(t(locale, "board.line_buildings", rank=rank, name=line.name,
+                               **line.values))
         if board.kind == "departments":
             lines.append(t(locale, "board.department_rule"))
         return "\n".join(lines)

@@ -24,7 +24,9 @@ JOB = "patrol"
 _SEPARATOR = re.compile(r"[;；\n]")
 MAX_LOCATION = 100
 MAX_NOTE = 1000
-NAMED_FREQUENCIES = ("daily", "weekly", "monthly")
+FREQUENCY = {"daily": "patrol.freq_daily", "weekly": "patrol.freq_weekly",
+             "monthly": "patrol.freq_monthly"}
+NAMED_FREQUENCIES = tuple(FREQUENCY)
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,6 @@ class PatrolService(Service):
 
 
 def frequency_text(locale: str, frequency: str | None) -> str:
-    if frequency in NAMED_FREQUENCIES:
-        return t(locale, f"patrol.freq_{frequency}")
+    if frequency in FREQUENCY:
+        return t(locale, FREQUENCY[frequency])
     return t(locale, "patrol.freq_cron", cron=frequency or "")

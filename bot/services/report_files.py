@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.i18n import DEFAULT_LOCALE, catalog
+from bot.labels import DOMAIN, STATUS, URGENCY
 
 if TYPE_CHECKING:
     from bot.services.reports import GridStats, Report
@@ -61,11 +62,11 @@ def chart_settings() -> dict[str, Any]:
             "axes.unicode_minus": False}
 
 
-def render_both(report: "Report", locale: str, tz: tzinfo) -> tuple[bytes, bytes]:
+def render_both(report: Report, locale: str, tz: tzinfo) -> tuple[bytes, bytes]:
     return render_chart(report, locale), render_workbook(report, locale, tz)
 
 
-def render_chart(report: "Report", locale: str) -> bytes:
+def render_chart(report: Report, locale: str) -> bytes:
     """Grouped bars per grid: received, resolved, overdue, patrols."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -78,7 +79,7 @@ def render_chart(report: "Report", locale: str) -> bytes:
     return buffer.getvalue()
 
 
-def chart_figure(report: "Report", locale: str) -> Any:
+def chart_figure(report: Report, locale: str) -> Any:
     """The chart as a matplotlib Figure (call under `chart_settings()`)."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -90,10 +91,10 @@ def chart_figure(report: "Report", locale: str) -> Any:
     title_key = "chart.title_so_far" if report.so_far else "chart.title"
     axes.set_title(plain(locale, title_key, scope=report.scope.label(locale),
                          month=report.month), fontsize=15)
-    series = [("chart.received", [r.received for r in rows]),
-              ("chart.resolved", [r.resolved for r in rows]),
-              ("chart.overdue", [r.overdue for r in rows]),
-              ("chart.patrols", [r.patrols for r in rows])]
+    series = [(plain(locale, "chart.received"), [r.received for r in rows]),
+              (plain(locale, "chart.resolved"), [r.resolved for r in rows]),
+              (plain(locale, "chart.overdue"), [r.overdue for r in rows]),
+              (plain(locale, "chart.patrols"), [r.patrols for r in rows])]
     if not rows:
         axes.text(0.5, 0.5, plain(locale, "chart.no_grids"), ha="center", va="center",
                   fontsize=14, transform=axes.transAxes)
@@ -101,9 +102,9 @@ def chart_figure(report: "Report", locale: str) -> Any:
         return figure
     bar = 0.8 / len(series)
     positions = range(len(rows))
-    for index, ((key, values), color) in enumerate(zip(series, COLORS)):
+    for index, ((label, values), color) in enumerate(zip(series, COLORS, strict=True)):
         bars = axes.bar([p - 0.4 + bar * (index + 0.5) for p in positions], values, bar,
-                        label=plain(locale, key), color=color)
+                        label=label, color=color)
         axes.bar_label(bars, padding=2, fontsize=9)
     axes.set_xticks(list(positions), [_grid_label(locale, r) for r in rows],
                     rotation=30 if len(rows) > 6 else 0,
@@ -117,12 +118,12 @@ def chart_figure(report: "Report", locale: str) -> Any:
     return figure
 
 
-def _grid_label(locale: str, row: "GridStats") -> str:
+def _grid_label(locale: str, row: GridStats) -> str:
     rating = "—" if row.rating is None else f"{row.rating:.1f}★"
     return f"{row.name}\n{plain(locale, 'chart.rating_short', rating=rating)}"
 
 
-def render_workbook(report: "Report", locale: str, tz: tzinfo) -> bytes:
+def render_workbook(report: Report, locale: str, tz: tzinfo) -> bytes:
     """One sheet per table: the grids, the tickets of the month, the patrols."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -136,9 +137,10 @@ def render_workbook(report: "Report", locale: str, tz: tzinfo) -> bytes:
     summary.append([plain(locale, "xlsx.period"), _local(report.start.timestamp(), tz),
                     _local(report.end.timestamp(), tz)])
     summary.append([])
-    header = [plain(locale, f"xlsx.{k}") for k in (
-        "grid_code", "grid", "community", "received", "resolved", "overdue", "median_hours",
-        "rating", "ratings", "horns", "volunteer_hours", "patrols")]
+    header = [plain(locale, key) for key in (
+        "xlsx.grid_code", "xlsx.grid", "xlsx.community", "xlsx.received", "xlsx.resolved",
+        "xlsx.overdue", "xlsx.median_hours", "xlsx.rating", "xlsx.ratings", "xlsx.horns",
+        "xlsx.volunteer_hours", "xlsx.patrols")]
     summary.append(header)
     for row in report.grids:
         summary.append(_summary_row(row))
@@ -147,16 +149,17 @@ def render_workbook(report: "Report", locale: str, tz: tzinfo) -> bytes:
         cell.font = Font(bold=True)
 
     tickets = book.create_sheet(plain(locale, "xlsx.sheet_tickets"))
-    tickets.append([plain(locale, f"xlsx.{k}") for k in (
-        "ticket", "grid", "building", "domain", "urgency", "status", "received_at",
-        "resolved_at", "hours_to_resolve", "overdue", "ratings_given", "ticket_title")])
+    tickets.append([plain(locale, key) for key in (
+        "xlsx.ticket", "xlsx.grid", "xlsx.building", "xlsx.domain", "xlsx.urgency",
+        "xlsx.status", "xlsx.received_at", "xlsx.resolved_at", "xlsx.hours_to_resolve",
+        "xlsx.overdue", "xlsx.ratings_given", "xlsx.ticket_title")])
     start, end = report.start.timestamp(), report.end.timestamp()
     for x in report.tickets:
         resolved_here = x.first_resolved_at is not None and start <= x.first_resolved_at < end
         tickets.append([
             x.id, _name(report, x.grid_code), _name(report, x.building_code),
-            plain(locale, f"domain.{x.domain or 'unsure'}"), plain(locale, f"urgency.{x.urgency}"),
-            plain(locale, f"status.{x.status}"), _local(x.created_at, tz),
+            plain(locale, DOMAIN[x.domain]), plain(locale, URGENCY[x.urgency]),
+            plain(locale, STATUS[x.status]), _local(x.created_at, tz),
             _local(x.first_resolved_at, tz),
             round((x.first_resolved_at - x.created_at) / 3600, 2)
             if resolved_here and x.first_resolved_at is not None else None,
@@ -167,8 +170,8 @@ def render_workbook(report: "Report", locale: str, tz: tzinfo) -> bytes:
         cell.font = Font(bold=True)
 
     patrols = book.create_sheet(plain(locale, "xlsx.sheet_patrols"))
-    patrols.append([plain(locale, f"xlsx.{k}") for k in (
-        "patrol_at", "grid", "patrol_by", "location", "note")])
+    patrols.append([plain(locale, key) for key in (
+        "xlsx.patrol_at", "xlsx.grid", "xlsx.patrol_by", "xlsx.location", "xlsx.note")])
     for patrol in report.patrols:
         person = report.people.get(patrol.user_id)
         patrols.append([_local(patrol.at, tz), _name(report, patrol.grid_code),
@@ -186,7 +189,7 @@ def render_workbook(report: "Report", locale: str, tz: tzinfo) -> bytes:
     return buffer.getvalue()
 
 
-def _summary_row(row: "GridStats", label: str | None = None) -> list[Any]:
+def _summary_row(row: GridStats, label: str | None = None) -> list[Any]:
     return [row.code if label is None else None, row.name if label is None else label,
             row.community or None, row.received, row.resolved, row.overdue,
             None if row.median_hours is None else round(row.median_hours, 2),
@@ -194,7 +197,7 @@ def _summary_row(row: "GridStats", label: str | None = None) -> list[Any]:
             row.volunteer_hours, row.patrols]
 
 
-def _name(report: "Report", code: str) -> str:
+def _name(report: Report, code: str) -> str:
     unit = report.units.get(code)
     return f"{unit.name} ({code})" if unit else code
 

@@ -10,6 +10,9 @@ Definitions (all in the configured time zone, for the month [start, end)):
 - horns and volunteer hours: the grid's assembly horns published in the month, and the hours
   confirmed in the month at its horns;
 - patrols (巡查): recorded in the month.
+
+The report of a month is on display (公示) from its run, on the 1st of the next month, until the
+next month's run: a chat bound in between gets it from the next daily run, once.
 """
 
 from __future__ import annotations
@@ -79,6 +82,9 @@ class ReportFiles:
 
     def filenames(self, month: str) -> tuple[str, str]:
         return f"gridhorn-report-{month}.png", f"gridhorn-report-{month}.xlsx"
+
+
+MonthlyPlan = list[tuple[Target, str, ReportFiles | None]]   # to whom: short text or files
 
 
 async def horn_activity(store: Store, scope: Scope, start: float, end: float) -> HornActivity:
@@ -194,36 +200,40 @@ class ReportService:
 
     # ------------------------------------------------------------------ the monthly job
 
-    async def prepare_monthly(self, month: str) -> list[tuple[Target, str, ReportFiles | None]]:
+    async def prepare_monthly(self, month: str) -> MonthlyPlan:
         """What the job posts for a month: staff chats get the full report with its files,
-        building chats a short text. Chats that already had it are left out."""
+        building chats a short text. Chats that already had it are left out, and nothing is
+        built when no chat is left (the daily run asks every day, for chats bound late)."""
         done = set(await self.store.schedules.posted(JOB, month))
+        staff = [target for kind in ("community", "grid")
+                 for target in await bound_targets(self.store, self.settings, kind)
+                 if (target.chat_id, target.thread_id) not in done]
+        buildings = [target for target in await bound_targets(self.store, self.settings,
+                                                              "building")
+                     if (target.chat_id, target.thread_id) not in done]
+        plan: MonthlyPlan = []
+        rendered: dict[tuple[str, str], ReportFiles] = {}
+        for target in staff:
+            key = (target.unit.code, target.locale)
+            if key not in rendered:
+                report = await self.build(await unit_scope(self.store, target.unit), month)
+                rendered[key] = await self.files(report, target.locale)
+            plan.append((target, "", rendered[key]))
+        if not buildings:
+            return plan
         city = await city_scope(self.store)
         grid_of = {}
         for grid in city.grids:
             for building in await self.store.map.descendants(grid.code, "building"):
                 grid_of[building.code] = grid.code
         whole = await self.build(city, month)
-        plan: list[tuple[Target, str, ReportFiles | None]] = []
-        rendered: dict[tuple[str, str], ReportFiles] = {}
-        for kind in ("community", "grid"):
-            for target in await bound_targets(self.store, self.settings, kind):
-                if (target.chat_id, target.thread_id) in done:
-                    continue
-                key = (target.unit.code, target.locale)
-                if key not in rendered:
-                    report = await self.build(await unit_scope(self.store, target.unit), month)
-                    rendered[key] = await self.files(report, target.locale)
-                plan.append((target, "", rendered[key]))
-        for target in await bound_targets(self.store, self.settings, "building"):
+        for target in buildings:
             grid_code = grid_of.get(target.unit.code)
-            if grid_code is None or (target.chat_id, target.thread_id) in done:
-                continue
-            plan.append((target, self.short_text(whole, target.locale, grid_code), None))
+            if grid_code is not None:
+                plan.append((target, self.short_text(whole, target.locale, grid_code), None))
         return plan
 
-    async def write_monthly(self, month: str,
-                            plan: list[tuple[Target, str, ReportFiles | None]]) -> int:
+    async def write_monthly(self, month: str, plan: MonthlyPlan) -> int:
         """Inside the run's transaction: queue each chat's posts once."""
         posts = 0
         for target, short, files in plan:

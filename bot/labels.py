@@ -1,0 +1,30 @@
+"""The catalog keys of the words the domain's codes are shown by: roles, skills, the seven
+domains, ticket states and urgencies. Written out, never built from the code, so a reader (and
+tests/test_i18n.py) sees every key; a test checks each table against its list of codes."""
+
+from __future__ import annotations
+
+ROLE = {
+    "superadmin": "role.superadmin", "community_staff": "role.community_staff",
+    "grid_leader": "role.grid_leader", "grid_worker": "role.grid_worker",
+    "building_head": "role.building_head", "department_liaison": "role.department_liaison",
+    "volunteer": "role.volunteer", "resident": "role.resident",
+    "party_member": "role.party_member",
+}
+SKILL = {
+    "medical": "skill.medical", "legal": "skill.legal", "elderly": "skill.elderly",
+    "childcare": "skill.childcare", "repairs": "skill.repairs", "it": "skill.it",
+    "translation": "skill.translation", "driving": "skill.driving",
+    "sanitation": "skill.sanitation", "patrol": "skill.patrol",
+}
+DOMAIN: dict[str | None, str] = {
+    "red": "domain.red", "orange": "domain.orange", "gold": "domain.gold",
+    "green": "domain.green", "cyan": "domain.cyan", "blue": "domain.blue",
+    "purple": "domain.purple", None: "domain.unsure",
+}
+STATUS = {
+    "new": "status.new", "acknowledged": "status.acknowledged", "escalated": "status.escalated",
+    "whistled": "status.whistled", "accepted": "status.accepted", "resolved": "status.resolved",
+    "rated": "status.rated", "rejected": "status.rejected", "merged": "status.merged",
+}
+URGENCY = {"routine": "urgency.routine", "major": "urgency.major", "urgent": "urgency.urgent"}
