@@ -7,7 +7,7 @@ from datetime import datetime
 
 from storage.db import Database, Row
 from storage.models import Invite, Person, RoleGrant
-from storage.util import now_iso, parse_iso, placeholders
+from storage.util import now_iso, parse_iso, parse_iso_required, placeholders
 
 
 def _person(row: Row) -> Person:
@@ -23,7 +23,7 @@ def _person(row: Row) -> Person:
 def _invite(row: Row) -> Invite:
     return Invite(token=row["token"], kind=row["kind"], role=row["role"],
                   unit_code=row["unit_code"], created_by=row["created_by"],
-                  created_at=parse_iso(row["created_at"]), expires_at=parse_iso(row["expires_at"]),
+                  created_at=parse_iso_required(row["created_at"]), expires_at=parse_iso(row["expires_at"]),
                   used_by=row["used_by"], used_at=parse_iso(row["used_at"]))
 
 

@@ -15,6 +15,11 @@ def parse_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def parse_iso_required(value: str) -> datetime:
+    """A NOT NULL timestamp column."""
+    return datetime.fromisoformat(value)
+
+
 def epoch() -> float:
     """Wall-clock seconds; the outbox schedules by it so `not_before` survives a restart."""
     return time.time()
