@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import time, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -234,7 +234,7 @@ def env_file() -> str | None:
     return path
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning a validation error into one short line per bad variable."""
     try:
         return Settings(_env_file=env_file(), **overrides)

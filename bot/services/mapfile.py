@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bot.services.periods import cron_trigger
+from bot.cron import cron_trigger
 from storage.models import Binding, Unit, UnitKind
 from storage.store import Store
 
@@ -571,11 +571,11 @@ def _check_against_store(c: _Collector, existing: dict[str, Unit],
     holder = {(b.chat_id, b.thread_id): b.unit_code for b in bound.values()}
     rebound = {b.unit_code for b in c.bindings}
     for b in c.bindings:
-        other = holder.get((b.chat_id, b.thread_id))
-        if other is not None and other != b.unit_code and other not in rebound:
+        holding = holder.get((b.chat_id, b.thread_id))
+        if holding is not None and holding != b.unit_code and holding not in rebound:
             errors.append(MapError(line=b.line, code=b.unit_code,
                                    reason=f"{_chat_text(b.chat_id, b.thread_id)} is already "
-                                          f"bound to {other}"))
+                                          f"bound to {holding}"))
     return errors
 
 

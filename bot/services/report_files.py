@@ -19,6 +19,8 @@ from bot.i18n import DEFAULT_LOCALE, catalog
 from bot.labels import DOMAIN, STATUS, URGENCY
 
 if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
     from bot.services.reports import GridStats, Report
 
 FONT_FILE = "NotoSansCJKsc-Regular.otf"
@@ -56,7 +58,7 @@ def cjk_family() -> str:
     return font_manager.FontProperties(fname=str(path)).get_name()
 
 
-def chart_settings() -> dict[str, Any]:
+def chart_settings() -> dict[RcKeyType, Any]:
     return {"font.family": "sans-serif",
             "font.sans-serif": [cjk_family(), "DejaVu Sans"],
             "axes.unicode_minus": False}
@@ -130,7 +132,7 @@ def render_workbook(report: Report, locale: str, tz: tzinfo) -> bytes:
     from openpyxl.utils import get_column_letter
 
     book = Workbook()
-    summary = book.active
+    summary = book.worksheets[0]  # a new workbook's one sheet (`active` may be a chartsheet)
     summary.title = plain(locale, "xlsx.sheet_summary")
     summary.append([plain(locale, "xlsx.title", scope=report.scope.label(locale),
                           month=report.month)])
