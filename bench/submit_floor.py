@@ -21,8 +21,7 @@ import os
 import sys
 import time
 
-from bench.common import (ROOT, TOKEN, Report, Watcher, percentile, press_spread,
-                          start_emulator)
+from bench.common import ROOT, TOKEN, Report, Watcher, percentile, press_spread, start_emulator
 
 RECEIPT = "Receipt #"
 

@@ -25,7 +25,6 @@ from bot.http import AiohttpRequest
 from bot.httpworker import WorkerRequest
 
 
-
 async def serve() -> None:
     emu = await start_emulator(None)
     user = emu.add_user("Li")

@@ -11,8 +11,15 @@ from bot.context import GridhornContext
 from bot.i18n import LOCALES, t
 from bot.services.access import Action
 from bot.services.errors import Refused
-from handlers.common import (answer_query, command_args, edit, handles_refusals, keyboard,
-                             reply, reply_html)
+from handlers.common import (
+    answer_query,
+    command_args,
+    edit,
+    handles_refusals,
+    keyboard,
+    reply,
+    reply_html,
+)
 from handlers.opinions import show_draft
 from handlers.render import help_text, profile_text, role_name, unit_label
 

@@ -38,7 +38,7 @@ class Store:
         self.reports = ReportRepo(db)
 
     @classmethod
-    async def open_sqlite(cls, path: str) -> "Store":
+    async def open_sqlite(cls, path: str) -> Store:
         db = Database(path)
         try:
             await db.open()

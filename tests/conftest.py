@@ -31,7 +31,7 @@ async def store(tmp_path) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-async def harness(tmp_path) -> AsyncIterator["Harness"]:
+async def harness(tmp_path) -> AsyncIterator[Harness]:
     """An emulator on 127.0.0.1 and a helper to start the real bot against it."""
     from tests.support.harness import Harness
 

@@ -9,8 +9,8 @@ import os
 import signal
 import socket
 import sys
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web

@@ -115,7 +115,7 @@ async def test_text_states_the_numbers_in_each_language(store):
         so_far, "zh-Hans")
 
 
-def _ink(text: str, settings: dict) -> "object":
+def _ink(text: str, settings: dict) -> object:
     """The pixels of `text` drawn large on its own, and the warnings drawing it raised."""
     import matplotlib
     import numpy as np

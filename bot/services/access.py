@@ -66,7 +66,7 @@ ROLE_UNIT_KIND: dict[str, str | None] = {
     "building_head": "building", "department_liaison": "department",
     "volunteer": None, PARTY_MEMBER: None,
 }
-def invitable_roles(actor: "Actor") -> list[str]:
+def invitable_roles(actor: Actor) -> list[str]:
     """The roles this actor may hand out with /invite somewhere (SPEC §1)."""
     if actor.superadmin:
         return list(INVITE_ROLES)

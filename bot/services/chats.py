@@ -6,9 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from bot.i18n import t
-from bot.services.outbox import Outbox, Priority
 from bot.services.access import Access, Action, Actor
 from bot.services.errors import Refused
+from bot.services.outbox import Outbox, Priority
 from bot.services.people import PeopleService
 from storage.models import Chat, Unit
 from storage.store import Store
