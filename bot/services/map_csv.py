@@ -1,0 +1,121 @@
+"""Reading a CSV map file: one building per row, with its community, grid and estate.
+
+A parent repeats on every row of its buildings; it is taken from its first row, and a later row
+that names it or places it otherwise is an error, so the tree is the same as a YAML file's.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+
+from bot.services.map_specs import Collector, UnitSpec, check_chat, check_code, check_name
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "community_code", "community_name", "grid_code", "grid_name", "estate_code", "estate_name",
+    "building_code", "building_name", "chat", "thread")
+
+_INT = re.compile(r"[+-]?[0-9]+")
+
+
+@dataclass
+class _Seen:
+    kind: str
+    name: str
+    parent_code: str | None
+    line: int
+
+
+def parse_csv(c: Collector, text: str) -> None:
+    """Read a CSV map file into `c`; a bad header ends it, a bad row is reported and skipped."""
+    c.from_csv = True
+    reader = csv.reader(io.StringIO(text, newline=""))
+    line = 1
+    header: list[str] | None = None
+    seen: dict[str, _Seen] = {}
+    for row in reader:
+        start, line = line, reader.line_num + 1
+        if not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = [cell.strip() for cell in row]
+            if not _check_header(c, header, start):
+                return
+            continue
+        if len(row) != len(header):
+            c.error(start, None, f"the row has {len(row)} fields, the header {len(header)}")
+            continue
+        _read_row(c, dict(zip(header, (cell.strip() for cell in row), strict=True)), start, seen)
+    if header is None:
+        c.error(1, None, "the file is empty (expected the header " + ",".join(CSV_COLUMNS) + ")")
+
+
+def _check_header(c: Collector, header: list[str], line: int) -> bool:
+    ok = True
+    for column in CSV_COLUMNS:
+        if column not in header:
+            c.error(line, None, f"missing column {column}")
+            ok = False
+    for i, column in enumerate(header):
+        if column not in CSV_COLUMNS:
+            c.error(line, None, f"unknown column {column!r} (the header is "
+                                f"{','.join(CSV_COLUMNS)})")
+            ok = False
+        elif column in header[:i]:
+            c.error(line, None, f"column {column} appears twice")
+            ok = False
+    return ok
+
+
+def _read_row(c: Collector, row: dict[str, str], line: int, seen: dict[str, _Seen]) -> None:
+    parent: str | None = None
+    parent_ok = True
+    building: str | None = None
+    for kind in ("community", "grid", "estate", "building"):
+        raw, name = row[f"{kind}_code"], row[f"{kind}_name"]
+        code: str | None = None
+        if not raw:
+            c.error(line, None, f"{kind}_code is empty")
+        elif check_code(c, raw, line):
+            code = raw
+        if name:
+            name = check_name(c, name, code or raw or None, line, kind) or ""
+        else:
+            c.error(line, code or raw or None, f"{kind}_name is empty")
+        if code is None or not name:
+            parent, parent_ok = None, False
+            continue
+        first = seen.get(code)
+        if kind == "building" or first is None:
+            if c.claim_code(code, kind, line):
+                seen[code] = _Seen(kind, name, parent, line)
+                if parent_ok:
+                    c.units.append(UnitSpec(
+                        code=code, kind=kind, name=name, parent_code=parent, line=line,
+                        position=c.next_position(kind, parent)))
+                building = code if kind == "building" else None
+        elif first.kind != kind:
+            c.claim_code(code, kind, line)
+        else:
+            if first.name != name:
+                c.error(line, code, f"{kind} {code} is named {first.name} at line {first.line}, "
+                                    f"here {name}")
+            if parent_ok and first.parent_code != parent:
+                c.error(line, code, f"{kind} {code} is under {first.parent_code} at line "
+                                    f"{first.line}, here under {parent}")
+        parent = code
+    chat = thread = None
+    bad = False
+    for key in ("chat", "thread"):
+        value = row[key]
+        if value and not _INT.fullmatch(value):
+            c.error(line, building or row["building_code"] or None,
+                    f"{key} must be {'an' if key == 'chat' else 'a positive'} integer, "
+                    f"not {value!r}")
+            bad = True
+    if not bad:
+        chat = int(row["chat"]) if row["chat"] else None
+        thread = int(row["thread"]) if row["thread"] else None
+        check_chat(c, chat, thread, building, line, line)

@@ -1,0 +1,66 @@
+"""Writing the map as a YAML map file (SPEC §2), line by line, so the same map always gives the
+same text: units in their stored order, keys in a fixed order, scalars quoted only when needed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from bot.services.map_specs import CHILDREN, DOMAINS
+from storage.models import Unit
+from storage.store import Store
+
+
+def _scalar(value: str) -> str:
+    """A string as a YAML scalar on one line, quoted only when YAML needs it."""
+    out = yaml.safe_dump(value, allow_unicode=True, width=1 << 30, default_flow_style=True)
+    out = out[:-5] if out.endswith("\n...\n") else out.rstrip("\n")
+    return json.dumps(value, ensure_ascii=False) if "\n" in out else out
+
+
+async def export_map(store: Store, header_comment: str | None = None) -> str:
+    """The map as YAML in the shape of SPEC §2; the same map always gives the same text."""
+    units = await store.map.all()  # by position, then code
+    bound = {b.unit_code: b for b in await store.map.bindings()}
+    children: dict[str | None, list[Unit]] = {}
+    for unit in units:
+        children.setdefault(unit.parent_code, []).append(unit)
+
+    lines: list[str] = []
+    if header_comment is not None:
+        lines += [f"# {part}".rstrip() for part in (header_comment.splitlines() or [""])]
+
+    def emit(unit: Unit, indent: str) -> None:
+        lines.append(f"{indent}- code: {_scalar(unit.code)}")
+        inner = indent + "  "
+        lines.append(f"{inner}name: {_scalar(unit.name)}")
+        binding = bound.get(unit.code)
+        if binding is not None:
+            lines.append(f"{inner}chat: {binding.chat_id}")
+            if binding.thread_id:
+                lines.append(f"{inner}thread: {binding.thread_id}")
+        if unit.kind == "grid" and unit.patrol:
+            lines.append(f"{inner}patrol: {_scalar(unit.patrol)}")
+        if unit.kind == "department" and unit.domains:
+            items = (d if d in DOMAINS else json.dumps(d, ensure_ascii=False)
+                     for d in unit.domains)
+            lines.append(f"{inner}domains: [{', '.join(items)}]")
+        if unit.kind in CHILDREN:
+            key, child_kind = CHILDREN[unit.kind]
+            kids = [u for u in children.get(unit.code, []) if u.kind == child_kind]
+            if kids:
+                lines.append(f"{inner}{key}:")
+                for kid in kids:
+                    emit(kid, inner + "  ")
+
+    for key, kind in (("communities", "community"), ("departments", "department")):
+        top = [u for u in children.get(None, []) if u.kind == kind]
+        if not top:
+            lines.append(f"{key}: []")
+            continue
+        lines.append(f"{key}:")
+        for unit in top:
+            emit(unit, "  ")
+    return "\n".join(lines) + "\n"

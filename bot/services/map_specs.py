@@ -1,0 +1,184 @@
+"""What the map file's readers share: the specs they produce, the errors they report, and the
+checks of single fields.
+
+Both readers (`map_yaml`, `map_csv`) fill one `Collector`, so a code or a chat used twice is
+found across the whole file, whatever its format, and every error carries the line it is on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC
+
+from pydantic import BaseModel
+
+from bot.cron import cron_trigger
+from storage.models import UnitKind
+
+DOMAINS: tuple[str, ...] = ("red", "orange", "gold", "green", "cyan", "blue", "purple")
+PATROLS: tuple[str, ...] = ("daily", "weekly", "monthly")
+
+# kind -> (key of its children list, the children's kind)
+CHILDREN: dict[str, tuple[str, UnitKind]] = {
+    "community": ("grids", "grid"),
+    "grid": ("estates", "estate"),
+    "estate": ("buildings", "building"),
+}
+
+_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+class MapError(BaseModel):
+    """One problem found in a map file."""
+
+    line: int | None
+    code: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line is not None else "file"
+        return f"{where}: {self.code}: {self.reason}" if self.code else f"{where}: {self.reason}"
+
+
+class MapImportResult(BaseModel):
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    bindings: int = 0
+    errors: list[MapError] = []
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class UnitSpec(BaseModel):
+    """A unit as the file describes it; `None` domains and `patrol_given=False` mean "keep"."""
+
+    code: str
+    kind: UnitKind
+    name: str
+    parent_code: str | None = None
+    position: int = 0
+    line: int
+    domains: tuple[str, ...] | None = None
+    patrol: str | None = None
+    patrol_given: bool = False
+
+
+class BindingSpec(BaseModel):
+    """A unit's chat as the file gives it (thread 0: the whole chat)."""
+
+    unit_code: str
+    chat_id: int
+    thread_id: int = 0
+    line: int
+
+
+@dataclass
+class Collector:
+    """What parsing found so far; shared by the YAML and CSV readers."""
+
+    units: list[UnitSpec] = field(default_factory=list)
+    bindings: list[BindingSpec] = field(default_factory=list)
+    errors: list[MapError] = field(default_factory=list)
+    codes: dict[str, tuple[int, str]] = field(default_factory=dict)
+    chats: dict[tuple[int, int], tuple[str, int]] = field(default_factory=dict)
+    positions: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    from_csv: bool = False
+
+    def error(self, line: int | None, code: str | None, reason: str) -> None:
+        self.errors.append(MapError(line=line, code=code, reason=reason))
+
+    def claim_code(self, code: str, kind: str, line: int) -> bool:
+        """Record the first use of `code`; False (and an error) when it is taken."""
+        first = self.codes.get(code)
+        if first is None:
+            self.codes[code] = (line, kind)
+            return True
+        first_line, first_kind = first
+        also = "" if first_kind == kind else f", as {with_article(first_kind)}"
+        self.error(line, code, f"duplicate code {code} (first at line {first_line}{also})")
+        return False
+
+    def next_position(self, kind: str, parent_code: str | None) -> int:
+        # Communities and departments both have no parent: they count apart.
+        key = (kind if parent_code is None else "child", parent_code)
+        position = self.positions.get(key, 0)
+        self.positions[key] = position + 1
+        return position
+
+    def add_binding(self, code: str, chat: int, thread: int, line: int) -> None:
+        other = self.chats.get((chat, thread))
+        if other is not None:
+            self.error(line, code, f"{chat_text(chat, thread)} is also given to {other[0]} "
+                                   f"(line {other[1]})")
+            return
+        self.chats[(chat, thread)] = (code, line)
+        self.bindings.append(BindingSpec(unit_code=code, chat_id=chat, thread_id=thread,
+                                         line=line))
+
+
+def with_article(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
+
+
+def chat_text(chat: int, thread: int) -> str:
+    return f"chat {chat} thread {thread}" if thread else f"chat {chat}"
+
+
+def by_line(errors: list[MapError]) -> list[MapError]:
+    """The errors in file order; those of the whole file first, each kept in finding order."""
+    return sorted(errors, key=lambda e: (e.line if e.line is not None else 0))
+
+
+def check_code(c: Collector, raw: str, line: int) -> bool:
+    if _CODE.fullmatch(raw):
+        return True
+    c.error(line, raw[:40] or None,
+            f"bad code {raw!r}: use 1-32 letters, digits, '_' or '-'")
+    return False
+
+
+def check_name(c: Collector, name: str, code: str | None, line: int, kind: str) -> str | None:
+    name = name.strip()
+    if not name:
+        c.error(line, code, f"{kind} name is empty")
+        return None
+    if any(ch < " " or ch == "\x7f" for ch in name):
+        c.error(line, code, f"{kind} name must be one line of text")
+        return None
+    return name
+
+
+def check_patrol(c: Collector, value: str, code: str | None, line: int) -> str | None:
+    value = " ".join(value.split())
+    if value in PATROLS:
+        return value
+    try:
+        # crontab's weekdays (0 and 7 = Sunday), as the scheduler reads them
+        cron_trigger(value, UTC)
+    except ValueError as e:
+        c.error(line, code, f"bad patrol {value!r}: use daily, weekly, monthly or a 5-field "
+                            f"crontab ({e})")
+        return None
+    return value
+
+
+def check_chat(c: Collector, chat: int | None, thread: int | None, code: str | None,
+               line: int, thread_line: int) -> None:
+    """Validate a parsed chat/thread pair and record the binding."""
+    ok = True
+    if chat is not None and chat == 0:
+        c.error(line, code, "chat must be a non-zero integer (a group's id is negative)")
+        ok = False
+    if thread is not None:
+        if thread <= 0:
+            c.error(thread_line, code, "thread must be a positive integer")
+            ok = False
+        if chat is None:
+            c.error(thread_line, code, "thread is given without chat")
+            ok = False
+    if ok and chat is not None and code is not None:
+        c.add_binding(code, chat, thread or 0, line)

@@ -1,0 +1,250 @@
+"""Reading a YAML map file from its node tree, so every error can name its line.
+
+The file is composed, not loaded: nodes keep their marks (lines) and scalars their text as
+written (`code: 0101` stays "0101"). Each top-level section is a list read item by item by its
+own reader (`YamlReader.sections`); a new section adds its key, its reader and its allowed keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from bot.services.map_specs import (
+    CHILDREN,
+    DOMAINS,
+    Collector,
+    UnitSpec,
+    check_chat,
+    check_code,
+    check_name,
+    check_patrol,
+    with_article,
+)
+from storage.models import UnitKind
+
+_NULL_TAG = "tag:yaml.org,2002:null"
+_INT_TAG = "tag:yaml.org,2002:int"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_KEYS: dict[str, tuple[str, ...]] = {
+    "community": ("code", "name", "chat", "thread", "grids"),
+    "grid": ("code", "name", "chat", "thread", "patrol", "estates"),
+    "estate": ("code", "name", "chat", "thread", "buildings"),
+    "building": ("code", "name", "chat", "thread"),
+    "department": ("code", "name", "chat", "thread", "domains"),
+}
+
+
+def parse_yaml(c: Collector, text: str) -> None:
+    """Read a YAML map file into `c`; a syntax error is reported with its line, and ends it."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = e.problem or e.context or "invalid YAML"
+        c.error(mark.line + 1 if mark else None, None, f"YAML syntax error: {problem}")
+        return
+    except yaml.reader.ReaderError as e:
+        # libyaml reports a byte offset, PyYAML a character offset: find the character itself.
+        at = text.find(chr(e.character)) if isinstance(e.character, int) else -1
+        c.error(text[:at].count("\n") + 1 if at >= 0 else None, None,
+                f"YAML syntax error: character #x{e.character:04x} is not allowed"
+                if isinstance(e.character, int) else f"YAML syntax error: {e.reason}")
+        return
+    except yaml.YAMLError as e:
+        c.error(None, None, f"YAML syntax error: {e}")
+        return
+    YamlReader(c).read(root)
+
+
+class YamlReader:
+    def __init__(self, c: Collector) -> None:
+        self.c = c
+        self.constructor = SafeConstructor()
+        # top-level key -> the reader of one item of its list, in the order they are read
+        self.sections: dict[str, Callable[[Node], None]] = {
+            "communities": lambda node: self.unit(node, "community", None),
+            "departments": lambda node: self.unit(node, "department", None),
+        }
+
+    @staticmethod
+    def line(node: Node) -> int:
+        return node.start_mark.line + 1
+
+    def text(self, node: Node) -> str | None:
+        """A scalar's text as written (so `code: 0101` stays "0101"); None for null/non-scalars."""
+        if isinstance(node, ScalarNode) and node.tag != _NULL_TAG:
+            return str(node.value)
+        return None
+
+    def integer(self, node: Node) -> int | None:
+        if isinstance(node, ScalarNode) and node.tag == _INT_TAG:
+            try:
+                return int(self.constructor.construct_yaml_int(node))
+            except ValueError:
+                return None
+        return None
+
+    def mapping(self, node: Node, allowed: tuple[str, ...], what: str,
+                code_of: str | None = None) -> dict[str, tuple[Node, Node]]:
+        """The keys of a mapping node; errors for non-text, duplicate and unknown keys."""
+        pairs: dict[str, tuple[Node, Node]] = {}
+        assert isinstance(node, MappingNode)
+        for key_node, value_node in node.value:
+            key = self.text(key_node)
+            if key is None:
+                self.c.error(self.line(key_node), code_of,
+                             f"a key of {with_article(what)} must be text")
+                continue
+            if key in pairs:
+                self.c.error(self.line(key_node), code_of,
+                             f"duplicate key {key!r} (first at line {self.line(pairs[key][0])})")
+                continue
+            pairs[key] = (key_node, value_node)
+            if key not in allowed:
+                self.c.error(self.line(key_node), code_of,
+                             f"unknown key {key!r} for {with_article(what)} "
+                             f"(allowed: {', '.join(allowed)})")
+        return pairs
+
+    def items(self, key_node: Node, node: Node, code_of: str | None) -> list[Node]:
+        if isinstance(node, ScalarNode) and node.tag == _NULL_TAG:
+            return []
+        if not isinstance(node, SequenceNode):
+            self.c.error(self.line(key_node), code_of, f"{self.text(key_node)} must be a list")
+            return []
+        return list(node.value)
+
+    def read(self, root: Node | None) -> None:
+        if root is None:
+            self.c.error(1, None, "the file is empty (expected communities: and departments:)")
+            return
+        if not isinstance(root, MappingNode):
+            self.c.error(self.line(root), None,
+                         "the file must be a mapping with communities: and departments:")
+            return
+        pairs = self.mapping(root, tuple(self.sections), "map file")
+        for key, read_item in self.sections.items():
+            if key in pairs:
+                for item in self.items(*pairs[key], None):
+                    read_item(item)
+
+    def unit(self, node: Node, kind: UnitKind, parent_code: str | None) -> None:
+        c = self.c
+        line = self.line(node)
+        if not isinstance(node, MappingNode):
+            c.error(line, None, f"each {kind} must be a mapping with code and name")
+            return
+        code_node = next((v for k, v in node.value if self.text(k) == "code"), None)
+        raw_code = self.text(code_node) if code_node is not None else None
+        pairs = self.mapping(node, _KEYS[kind], kind, raw_code)
+        code = self.code(pairs, kind, raw_code, line)
+        shown = code or raw_code
+        name = self.name(pairs, kind, shown, line)
+        self.chat(pairs, code, shown, line)
+
+        patrol: str | None = None
+        patrol_given = "patrol" in pairs and kind == "grid"
+        if patrol_given:
+            key_node, value_node = pairs["patrol"]
+            if not (isinstance(value_node, ScalarNode) and value_node.tag == _NULL_TAG):
+                text = self.text(value_node)
+                if text is None:
+                    c.error(self.line(key_node), shown,
+                            "patrol must be daily, weekly, monthly or a crontab")
+                else:
+                    patrol = check_patrol(c, text, shown, self.line(key_node))
+
+        domains: tuple[str, ...] | None = None
+        if "domains" in pairs and kind == "department":
+            domains = self.domains(*pairs["domains"], shown)
+
+        position = c.next_position(kind, parent_code)
+        if code is not None and name is not None:
+            c.units.append(UnitSpec(
+                code=code, kind=kind, name=name, parent_code=parent_code, position=position,
+                line=line, domains=domains, patrol=patrol, patrol_given=patrol_given))
+
+        if kind in CHILDREN:
+            children_key, child_kind = CHILDREN[kind]
+            if children_key in pairs:
+                for item in self.items(*pairs[children_key], shown):
+                    self.unit(item, child_kind, code)
+
+    def code(self, pairs: dict[str, tuple[Node, Node]], kind: str, raw_code: str | None,
+             line: int) -> str | None:
+        """The unit's code when it is good and not taken yet; None (and an error) otherwise."""
+        c = self.c
+        if "code" not in pairs:
+            c.error(line, None, f"{kind} without code")
+            return None
+        key_node, value_node = pairs["code"]
+        if raw_code is None:
+            c.error(self.line(key_node), None, f"{kind} code is empty or not text")
+            return None
+        if not check_code(c, raw_code, self.line(value_node)):
+            return None
+        return raw_code if c.claim_code(raw_code, kind, self.line(key_node)) else None
+
+    def name(self, pairs: dict[str, tuple[Node, Node]], kind: str, shown: str | None,
+             line: int) -> str | None:
+        c = self.c
+        if "name" not in pairs:
+            c.error(line, shown, f"{kind} without name")
+            return None
+        key_node, value_node = pairs["name"]
+        text = self.text(value_node)
+        if isinstance(value_node, ScalarNode) and value_node.tag == _NULL_TAG:
+            c.error(self.line(key_node), shown, f"{kind} name is empty")
+            return None
+        if text is None:
+            c.error(self.line(key_node), shown, f"{kind} name must be text")
+            return None
+        return check_name(c, text, shown, self.line(key_node), kind)
+
+    def chat(self, pairs: dict[str, tuple[Node, Node]], code: str | None, shown: str | None,
+             line: int) -> None:
+        """Check the unit's chat and thread keys and record its binding when both are right."""
+        c = self.c
+        chat = thread = None
+        chat_line = thread_line = line
+        bad_chat = False
+        if "chat" in pairs:
+            key_node, value_node = pairs["chat"]
+            chat_line = self.line(key_node)
+            chat = self.integer(value_node)
+            if chat is None:
+                c.error(chat_line, shown, "chat must be an integer (a group's id, e.g. "
+                                          "-1001234567890)")
+                bad_chat = True
+        if "thread" in pairs:
+            key_node, value_node = pairs["thread"]
+            thread_line = self.line(key_node)
+            thread = self.integer(value_node)
+            if thread is None:
+                c.error(thread_line, shown, "thread must be a positive integer")
+                bad_chat = True
+        if not bad_chat:
+            check_chat(c, chat, thread, code, chat_line, thread_line)
+
+    def domains(self, key_node: Node, node: Node, code: str | None) -> tuple[str, ...]:
+        c = self.c
+        line = self.line(key_node)
+        if not isinstance(node, SequenceNode):
+            c.error(line, code, f"domains must be a list, e.g. [green] (from {', '.join(DOMAINS)})")
+            return ()
+        found: list[str] = []
+        for item in node.value:
+            value = self.text(item)
+            if value not in DOMAINS:
+                c.error(self.line(item), code,
+                        f"unknown domain {value!r} (use {', '.join(DOMAINS)})")
+            elif value in found:
+                c.error(self.line(item), code, f"domain {value} is listed twice")
+            else:
+                found.append(value)
+        return tuple(found)
