@@ -179,7 +179,8 @@ def _check_patrol(c: _Collector, value: str, code: str | None, line: int) -> str
     if value in PATROLS:
         return value
     try:
-        cron_trigger(value, UTC)  # crontab's weekdays (0 and 7 = Sunday), as the scheduler reads them
+        # crontab's weekdays (0 and 7 = Sunday), as the scheduler reads them
+        cron_trigger(value, UTC)
     except ValueError as e:
         c.error(line, code, f"bad patrol {value!r}: use daily, weekly, monthly or a 5-field "
                             f"crontab ({e})")
