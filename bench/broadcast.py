@@ -1,6 +1,7 @@
 """Broadcast benchmark: one emergency post to every building chat, under Telegram's limits.
 
-    python -m bench.broadcast                 # 600 chats through the outbox, then PTB's AIORateLimiter
+    python -m bench.broadcast                 # 600 chats through the outbox,
+                                              # then PTB's AIORateLimiter
     python -m bench.broadcast --faults 0.05   # 5 % of calls answered 429/500/502
     python -m bench.broadcast --priority      # 2,000 routine posts queued first
     python -m bench.broadcast --kill          # bot as a process, kill -9 halfway, restart
@@ -83,7 +84,7 @@ class Flood:
     def delta(self) -> dict[str, int]:
         now = self._now()
         keys = ("429", "flood_429", "5xx", "injected")
-        return {k: b - a for k, a, b in zip(keys, self.start, now)}
+        return {k: b - a for k, a, b in zip(keys, self.start, now, strict=True)}
 
 
 # ------------------------------------------------------------------ the bot in this process
@@ -167,7 +168,8 @@ async def sound_horn(services: Any, owner_id: int, chats: int) -> float:
     pins after them, one transaction). Returns the time Publish returned (after its commit)."""
     actor = await services.access.actor(owner_id)
     await services.horns.short_form(
-        actor, f"emergency C01 {chats} {EMERGENCY_MARK}：燃气管道泄漏，请立即从楼梯撤离到小区广场集合")
+        actor, f"emergency C01 {chats} {EMERGENCY_MARK}：燃气管道泄漏，"
+               "请立即从楼梯撤离到小区广场集合")
     await services.horns.publish(actor)
     return time.monotonic()
 

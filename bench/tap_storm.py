@@ -73,7 +73,7 @@ async def storm(report: Report, taps: int, window: float) -> None:
                         await asyncio.sleep(due - time.monotonic())
                     queries.append(emu.press(user, post, f"h:in:{horn.id}"))
                 answers = await asyncio.gather(*(q.wait_answered(timeout=60) for q in queries))
-                latencies = [a.at - q.created_at for a, q in zip(answers, queries)]
+                latencies = [a.at - q.created_at for a, q in zip(answers, queries, strict=True)]
                 final = f"{taps}/{taps}"
                 await emu.wait_until(lambda: final in emu.messages(chat_id)[0].text
                                      if emu.messages(chat_id) else False, timeout=120)

@@ -118,6 +118,10 @@ class FloodLimiter:
     def _forget_idle(self, now: float) -> None:
         """Drop windows of chats that have been quiet for a minute (bounded memory)."""
         for table in (self._per_chat, self._per_group):
-            idle = [key for key, window in table.items() if window.wait_time(now) == 0 and not len(window)]
+            idle = [
+                key
+                for key, window in table.items()
+                if window.wait_time(now) == 0 and not len(window)
+            ]
             for key in idle:
                 del table[key]

@@ -43,7 +43,10 @@ NOT_MODIFIED = (
     "the same as a current content and reply markup of the message"
 )
 QUERY_TOO_OLD = "query is too old and response timeout expired or query ID is invalid"
-CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+CONFLICT = (
+    "Conflict: terminated by other getUpdates request; "
+    "make sure that only one bot instance is running"
+)
 
 _CHAT_ACTIONS = frozenset(
     {
@@ -205,7 +208,9 @@ class BotApi:
     def _reply_target(self, chat: EmuChat, params: Params) -> EmuMessage | None:
         message_id: int | None = None
         allow_missing = params.boolean("allow_sending_without_reply")
-        reply_parameters = params.structured("reply_parameters", what="reply parameters JSON object")
+        reply_parameters = params.structured(
+            "reply_parameters", what="reply parameters JSON object"
+        )
         if reply_parameters is not None:
             if not isinstance(reply_parameters, dict):
                 raise bad_request("can't parse reply parameters JSON object")
@@ -285,7 +290,12 @@ class BotApi:
             if not isinstance(item, dict) or not isinstance(item.get("type"), str):
                 raise bad_request(what)
             offset, length = item.get("offset"), item.get("length")
-            if not isinstance(offset, int) or not isinstance(length, int) or offset < 0 or length < 0:
+            if (
+                not isinstance(offset, int)
+                or not isinstance(length, int)
+                or offset < 0
+                or length < 0
+            ):
                 raise bad_request(what)
             if length == 0 or offset >= total:
                 continue
@@ -327,10 +337,15 @@ class BotApi:
             return _Markup(raw=raw, selective=bool(raw.get("selective")))
         if raw.get("force_reply") is True:
             placeholder = raw.get("input_field_placeholder")
-            if placeholder is not None and (not isinstance(placeholder, str) or len(placeholder) > 64):
+            if placeholder is not None and (
+                not isinstance(placeholder, str) or len(placeholder) > 64
+            ):
                 raise bad_request("input field placeholder must be 0-64 characters")
             return _Markup(
-                raw=raw, force_reply=True, selective=bool(raw.get("selective")), placeholder=placeholder
+                raw=raw,
+                force_reply=True,
+                selective=bool(raw.get("selective")),
+                placeholder=placeholder,
             )
         if raw.get("remove_keyboard") is True:
             return _Markup(raw=raw, selective=bool(raw.get("selective")))
@@ -353,7 +368,9 @@ class BotApi:
                 if not actions:
                     raise bad_request("text buttons are unallowed in the inline keyboard")
                 data = button.get("callback_data")
-                if data is not None and (not isinstance(data, str) or not 1 <= len(data.encode()) <= 64):
+                if data is not None and (
+                    not isinstance(data, str) or not 1 <= len(data.encode()) <= 64
+                ):
                     raise bad_request("BUTTON_DATA_INVALID")
                 url = button.get("url")
                 if url is not None and (not isinstance(url, str) or not _URL.match(url)):
@@ -389,7 +406,9 @@ class BotApi:
         message.selective = markup.selective
         message.input_field_placeholder = markup.placeholder
 
-    def _input_file(self, params: Params, name: str, kind: MediaKind) -> tuple[EmuFile, bytes | None]:
+    def _input_file(
+        self, params: Params, name: str, kind: MediaKind
+    ) -> tuple[EmuFile, bytes | None]:
         """``(EmuFile, bytes)`` for an uploaded file, a known file_id or a URL."""
         st = self.state
         value = params.file(name)
@@ -410,7 +429,9 @@ class BotApi:
         raise bad_request("wrong file identifier/HTTP URL specified")
 
     def _bot_message(self, chat: EmuChat, params: Params, missing: str) -> EmuMessage:
-        message_id = params.required_integer("message_id", missing="message identifier is not specified")
+        message_id = params.required_integer(
+            "message_id", missing="message identifier is not specified"
+        )
         message = chat.messages.get(message_id)
         if message is None or message.deleted:
             raise bad_request(missing)
@@ -619,7 +640,10 @@ class BotApi:
         emu_file, data = self._input_file(params, kind, kind)
         caption = params.string("caption") or ""
         plain, entities = self._format(
-            caption, params.string("parse_mode"), params.structured("caption_entities"), caption=True
+            caption,
+            params.string("parse_mode"),
+            params.structured("caption_entities"),
+            caption=True,
         )
         markup = self._markup(params)
         self._flood(chat)
@@ -647,7 +671,9 @@ class BotApi:
 
     def _source_message(self, params: Params, missing: str) -> EmuMessage:
         source_chat = self._readable_chat(params, "from_chat_id")
-        message_id = params.required_integer("message_id", missing="message identifier is not specified")
+        message_id = params.required_integer(
+            "message_id", missing="message identifier is not specified"
+        )
         source = source_chat.messages.get(message_id)
         if source is None or source.deleted or source.kind == "service":
             raise bad_request(missing)
@@ -676,10 +702,19 @@ class BotApi:
         if source.kind != "text" and "caption" in params:
             html = params.string("caption") or ""
             text, entities = self._format(
-                html, params.string("parse_mode"), params.structured("caption_entities"), caption=True
+                html,
+                params.string("parse_mode"),
+                params.structured("caption_entities"),
+                caption=True,
             )
         message = self._clone(
-            source, chat, params, markup=self._markup(params), text=text, html=html, entities=entities
+            source,
+            chat,
+            params,
+            markup=self._markup(params),
+            text=text,
+            html=html,
+            entities=entities,
         )
         return {"message_id": message.message_id}
 
@@ -690,7 +725,9 @@ class BotApi:
             source, chat, params, markup=_Markup(), text=source.text, html=source.html,
             entities=list(source.entities),
         )  # fmt: skip
-        origin_user = self.state.bot_user_dict() if source.sender is None else source.sender.to_dict()
+        origin_user = (
+            self.state.bot_user_dict() if source.sender is None else source.sender.to_dict()
+        )
         message.forward_origin = source.forward_origin or {
             "type": "user",
             "date": source.date,
@@ -797,7 +834,11 @@ class BotApi:
         st = self.state
         query = st.callback_queries.get(params.string("callback_query_id") or "")
         now = time.monotonic()
-        if query is None or query.answer is not None or now - query.created_at > st.callback_timeout:
+        if (
+            query is None
+            or query.answer is not None
+            or now - query.created_at > st.callback_timeout
+        ):
             raise bad_request(QUERY_TOO_OLD)
         text = params.string("text")
         if text is not None and len(text) > MAX_CALLBACK_TEXT:
@@ -900,7 +941,9 @@ class BotApi:
         if chat.owner_id == user_id:
             return {"status": "creator", "user": user_dict, "is_anonymous": False}
         if user_id in chat.admin_ids:
-            member = admin_member_dict(user_dict, can_pin=True, can_manage_topics=True, forum=chat.is_forum)
+            member = admin_member_dict(
+                user_dict, can_pin=True, can_manage_topics=True, forum=chat.is_forum
+            )
             member["can_promote_members"] = True
             return member
         if user_id in chat.members:

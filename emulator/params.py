@@ -53,7 +53,9 @@ class Params:
 
     # -- scalars -------------------------------------------------------------------------
 
-    def string(self, name: str, *, required: bool = False, missing: str | None = None) -> str | None:
+    def string(
+        self, name: str, *, required: bool = False, missing: str | None = None
+    ) -> str | None:
         value = self._values.get(name)
         if value is None:
             if required:
@@ -74,7 +76,9 @@ class Params:
         assert value is not None
         return value
 
-    def integer(self, name: str, *, required: bool = False, missing: str | None = None) -> int | None:
+    def integer(
+        self, name: str, *, required: bool = False, missing: str | None = None
+    ) -> int | None:
         value = self._values.get(name)
         if value is None or value == "":
             if required:
@@ -204,7 +208,9 @@ async def read_params(request: web.Request) -> Params:
                 continue
             if part.filename is not None:
                 data = bytes(await part.read(decode=False))
-                values[part.name] = UploadedFile(part.filename, data, part.headers.get("Content-Type"))
+                values[part.name] = UploadedFile(
+                    part.filename, data, part.headers.get("Content-Type")
+                )
             else:
                 values[part.name] = await part.text()
     else:

@@ -218,7 +218,9 @@ class BotAPIEmulator(EmulatorState):
             raise too_many_requests(1)
         raise ApiError(int(kind), _FAULT_DESCRIPTIONS[kind])
 
-    def _record(self, method: str, chat_id: int | str | None, status: int, error: str | None) -> None:
+    def _record(
+        self, method: str, chat_id: int | str | None, status: int, error: str | None
+    ) -> None:
         stats = self.stats
         stats.total += 1
         stats.by_method[method] += 1
@@ -236,4 +238,6 @@ class BotAPIEmulator(EmulatorState):
         emu_file = self.file_by_path(file_path)
         if emu_file is None or emu_file.data is None:
             return _error_response(ApiError(404, "Not Found"))
-        return web.Response(body=emu_file.data, content_type=emu_file.mime_type or "application/octet-stream")
+        return web.Response(
+            body=emu_file.data, content_type=emu_file.mime_type or "application/octet-stream"
+        )

@@ -271,7 +271,9 @@ class EmulatorState:
         old = self.bot_member_dict(chat)
         chat.bot_status = "administrator" if admin else "member"
         chat.bot_can_pin = admin if can_pin is None else (admin and can_pin)
-        chat.bot_can_manage_topics = admin if can_manage_topics is None else (admin and can_manage_topics)
+        chat.bot_can_manage_topics = (
+            admin if can_manage_topics is None else (admin and can_manage_topics)
+        )
         self.emit_my_chat_member(chat, actor, old)
         if not was_member:
             bot = self.bot_user_dict()
@@ -279,7 +281,11 @@ class EmulatorState:
                 chat,
                 actor,
                 "service",
-                service={"new_chat_participant": bot, "new_chat_member": bot, "new_chat_members": [bot]},
+                service={
+                    "new_chat_participant": bot,
+                    "new_chat_member": bot,
+                    "new_chat_members": [bot],
+                },
             )
             self._enqueue("message", {"message": self.message_to_dict(message)})
         self._changes_signal.fire()
@@ -303,7 +309,9 @@ class EmulatorState:
             chat.bot_status = "administrator"
             chat.bot_can_pin = promoted or chat.bot_can_pin if can_pin is None else can_pin
             chat.bot_can_manage_topics = (
-                promoted or chat.bot_can_manage_topics if can_manage_topics is None else can_manage_topics
+                promoted or chat.bot_can_manage_topics
+                if can_manage_topics is None
+                else can_manage_topics
             )
         else:
             chat.bot_status = "member"
@@ -421,7 +429,11 @@ class EmulatorState:
             chat, creator, "service", thread_id=thread_id, service={"forum_topic_created": created}
         )
         topic = EmuTopic(
-            message.message_id, name, icon_color, icon_custom_emoji_id, created_by_bot=creator is None
+            message.message_id,
+            name,
+            icon_color,
+            icon_custom_emoji_id,
+            created_by_bot=creator is None,
         )
         chat.topics[topic.thread_id] = topic
         if creator is not None:
@@ -445,7 +457,9 @@ class EmulatorState:
         group privacy mode hides it.
         """
         target, reply_id, thread = self._user_target(user, chat, reply_to, thread_id)
-        message = self.new_message(target, user, "text", text=text, reply_to=reply_id, thread_id=thread)
+        message = self.new_message(
+            target, user, "text", text=text, reply_to=reply_id, thread_id=thread
+        )
         message.entities = command_entities(text)
         self._deliver(target, message)
         self._changes_signal.fire()
@@ -522,7 +536,9 @@ class EmulatorState:
         chat = self.chat(message.chat_id)
         current = chat.messages.get(message.message_id)
         if current is None or current.deleted or current.sender is not None:
-            raise LookupError(f"message #{message.message_id} in chat {chat.id} is not a live bot message")
+            raise LookupError(
+                f"message #{message.message_id} in chat {chat.id} is not a live bot message"
+            )
         return current
 
     def _callback(self, user: EmuUser, message: EmuMessage, data: str) -> EmuCallbackQuery:
@@ -751,7 +767,9 @@ class EmulatorState:
                     self.unblock_bot(user)
             else:
                 if target.migrated_to_chat_id is not None:
-                    raise ValueError(f"chat {target.id} was migrated to {target.migrated_to_chat_id}")
+                    raise ValueError(
+                        f"chat {target.id} was migrated to {target.migrated_to_chat_id}"
+                    )
                 target.members.setdefault(user.id, user)
         reply_id: int | None = None
         if reply_to is not None:

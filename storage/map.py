@@ -186,4 +186,5 @@ class MapRepo:
                        excluded.locale)""",
                 (new_id, now_iso(), old_id))
             await self.db.execute(
-                "UPDATE chats SET active = 0, updated_at = ? WHERE chat_id = ?", (now_iso(), old_id))
+                "UPDATE chats SET active = 0, updated_at = ? WHERE chat_id = ?",
+                (now_iso(), old_id))

@@ -23,7 +23,8 @@ def _person(row: Row) -> Person:
 def _invite(row: Row) -> Invite:
     return Invite(token=row["token"], kind=row["kind"], role=row["role"],
                   unit_code=row["unit_code"], created_by=row["created_by"],
-                  created_at=parse_iso_required(row["created_at"]), expires_at=parse_iso(row["expires_at"]),
+                  created_at=parse_iso_required(row["created_at"]),
+                  expires_at=parse_iso(row["expires_at"]),
                   used_by=row["used_by"], used_at=parse_iso(row["used_at"]))
 
 

@@ -23,7 +23,8 @@ def test_map_import_then_export_round_trips(tmp_path, monkeypatch, capsys):
     assert "0 created, 0 updated" in capsys.readouterr().out
 
 
-def test_map_import_reports_every_error_with_its_line_and_changes_nothing(tmp_path, monkeypatch, capsys):
+def test_map_import_reports_every_error_with_its_line_and_changes_nothing(
+        tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GRIDHORN_DATABASE_URL", f"sqlite:///{tmp_path / 'g.db'}")
     bad = tmp_path / "bad.csv"
     bad.write_text(

@@ -21,7 +21,8 @@ def test_what_is_written_reads_back_the_same_as_with_json(value):
 
 
 def test_keys_that_are_not_strings_become_strings_as_with_json():
-    assert codec.loads(codec.dumps({1: "a", 2.5: "b"})) == json.loads(json.dumps({1: "a", 2.5: "b"}))
+    assert (codec.loads(codec.dumps({1: "a", 2.5: "b"}))
+            == json.loads(json.dumps({1: "a", 2.5: "b"})))
 
 
 def test_a_lone_surrogate_is_escaped_not_refused():

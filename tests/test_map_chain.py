@@ -16,7 +16,8 @@ def names(chain: list[Unit]) -> list[str]:
 
 async def test_a_change_by_another_process_is_seen_at_the_next_read(store, tmp_path):
     await seed_map(store)
-    assert names(await store.map.ancestors("B01010101")) == ["1栋", "阳光小区", "第一网格", "欣山社区"]
+    assert names(await store.map.ancestors("B01010101")) == ["1栋", "阳光小区", "第一网格",
+                                                             "欣山社区"]
     other = await Store.open_sqlite(str(tmp_path / "gridhorn.db"))  # `gridhorn map import`
     try:
         async with other.transaction():
@@ -26,7 +27,8 @@ async def test_a_change_by_another_process_is_seen_at_the_next_read(store, tmp_p
                                         parent_code="G0102"))  # the estate moves grid
     finally:
         await other.close()
-    assert names(await store.map.ancestors("B01010101")) == ["1栋", "阳光小区", "第二网格", "欣山社区"]
+    assert names(await store.map.ancestors("B01010101")) == ["1栋", "阳光小区", "第二网格",
+                                                             "欣山社区"]
     assert names(await store.map.ancestors("G0101")) == ["一网格（新）", "欣山社区"]
 
 

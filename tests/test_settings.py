@@ -15,8 +15,10 @@ def test_defaults_follow_the_spec():
     assert settings.deadlines("urgent").acknowledge == timedelta(hours=1)
     assert settings.quiet_hours is not None
     assert settings.quiet_hours.contains(time(23, 30)) and settings.quiet_hours.contains(time(6))
-    assert not settings.quiet_hours.contains(time(7)) and not settings.quiet_hours.contains(time(12))
-    assert (settings.rate_overall_per_s, settings.rate_group_per_min, settings.rate_chat_per_s) == (30, 20, 1)
+    assert (not settings.quiet_hours.contains(time(7))
+            and not settings.quiet_hours.contains(time(12)))
+    assert (settings.rate_overall_per_s, settings.rate_group_per_min,
+            settings.rate_chat_per_s) == (30, 20, 1)
     assert settings.api_base_file_url == "https://api.telegram.org/file/bot"
 
 

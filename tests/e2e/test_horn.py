@@ -479,7 +479,7 @@ async def test_restart_mid_broadcast_posts_once_in_every_chat(harness):
         chats.append(chat)
     await h.settle()
     async with h.store.transaction():
-        for n, chat in zip(range(3, 15), chats):
+        for n, chat in zip(range(3, 15), chats, strict=True):
             await h.store.map.bind(f"B010101{n:02d}", chat.id, 0, None)
     await h.stop_bot()
     await h.start_bot(rate_overall_per_s=4)
@@ -556,7 +556,8 @@ async def test_a_tap_storm_within_telegrams_limits(harness):
     post = w.post(w.b1.id, horn)
     taps = [emu.press(user, post, f"h:in:{horn}") for user in w.residents for _ in range(3)]
     answers = await asyncio.gather(*(q.wait_answered(timeout=5) for q in taps))
-    assert max(a.at - q.created_at for a, q in zip(answers, taps)) < 2   # answered at once
+    assert max(a.at - q.created_at
+               for a, q in zip(answers, taps, strict=True)) < 2   # answered at once
     await h.settle(timeout=60)
     assert await h.store.horns.counts(horn) == (3, 1)
     for copy in [w.post(c.id, horn) for c in (w.grid_chat, w.b1, w.b2)]:

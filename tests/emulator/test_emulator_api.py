@@ -66,7 +66,9 @@ async def http(emu: BotAPIEmulator) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def keyboard(*buttons: tuple[str, str]) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(text, callback_data=data) for text, data in buttons]])
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(text, callback_data=data) for text, data in buttons]]
+    )
 
 
 # ---------------------------------------------------------------------------- basics
@@ -104,7 +106,9 @@ async def test_every_parameter_encoding(emu: BotAPIEmulator, http: httpx.AsyncCl
             "reply_markup": json.dumps(markup),
         },
     )
-    body = await http.post("sendMessage", json={"chat_id": user.id, "text": "j", "reply_markup": markup})
+    body = await http.post(
+        "sendMessage", json={"chat_id": user.id, "text": "j", "reply_markup": markup}
+    )
     multipart = await http.post(
         "sendDocument",
         data={"chat_id": str(user.id), "caption": "m", "reply_markup": json.dumps(markup)},
@@ -116,7 +120,11 @@ async def test_every_parameter_encoding(emu: BotAPIEmulator, http: httpx.AsyncCl
     assert texts == ["q", "f", "j", "m"]
     assert [len(m.buttons) for m in emu.messages(user.id)] == [0, 1, 1, 1]
     document = emu.messages(user.id)[-1]
-    assert (document.kind, document.file_name, document.document) == ("document", "report.csv", b"a,b\n1,2\n")
+    assert (document.kind, document.file_name, document.document) == (
+        "document",
+        "report.csv",
+        b"a,b\n1,2\n",
+    )
 
 
 # ---------------------------------------------------------------------------- updates
@@ -155,14 +163,18 @@ async def test_long_poll_wakes_up_on_new_update(emu: BotAPIEmulator, bot: Bot) -
     assert time.monotonic() - started < 5
 
 
-async def test_concurrent_get_updates_conflict(emu: BotAPIEmulator, http: httpx.AsyncClient) -> None:
+async def test_concurrent_get_updates_conflict(
+    emu: BotAPIEmulator, http: httpx.AsyncClient
+) -> None:
     first = asyncio.create_task(http.post("getUpdates", json={"timeout": 10}))
     await emu.wait_until(lambda: emu.waiting_polls == 1)
     second = await http.post("getUpdates", json={"timeout": 0})
     assert second.json() == {"ok": True, "result": []}
     terminated = await asyncio.wait_for(first, 5)
     assert terminated.status_code == 409
-    assert terminated.json()["description"].startswith("Conflict: terminated by other getUpdates request")
+    assert terminated.json()["description"].startswith(
+        "Conflict: terminated by other getUpdates request"
+    )
 
 
 async def test_allowed_updates_and_drop_pending(emu: BotAPIEmulator, bot: Bot) -> None:
@@ -187,7 +199,9 @@ async def test_send_message_html_is_parsed_and_stored(emu: BotAPIEmulator, bot: 
     user = emu.add_user("Li")
     emu.send_text(user, "/start")
     html = '<b>1栋</b> 😀 <i>楼事</i> <a href="https://example.com">link</a>'
-    sent = await bot.send_message(user.id, html, parse_mode="HTML", reply_markup=keyboard(("是", "yes")))
+    sent = await bot.send_message(
+        user.id, html, parse_mode="HTML", reply_markup=keyboard(("是", "yes"))
+    )
     assert sent.text == "1栋 😀 楼事 link"
     assert [(e.type, e.offset, e.length) for e in sent.entities] == [
         ("bold", 0, 2),
@@ -201,14 +215,18 @@ async def test_send_message_html_is_parsed_and_stored(emu: BotAPIEmulator, bot: 
     assert stored.message_id == sent.message_id and emu.all_messages() == [stored]
 
     forced = await bot.send_message(
-        user.id, "your name?", reply_markup=ForceReply(selective=True, input_field_placeholder="名字")
+        user.id,
+        "your name?",
+        reply_markup=ForceReply(selective=True, input_field_placeholder="名字"),
     )
     stored_forced = emu.messages(user.id)[-1]
     assert stored_forced.force_reply and stored_forced.selective
     assert stored_forced.input_field_placeholder == "名字" and forced.reply_markup is None
 
 
-async def test_html_errors_like_telegram(emu: BotAPIEmulator, bot: Bot, http: httpx.AsyncClient) -> None:
+async def test_html_errors_like_telegram(
+    emu: BotAPIEmulator, bot: Bot, http: httpx.AsyncClient
+) -> None:
     user = emu.add_user("Li")
     emu.send_text(user, "hi")
     cases = {
@@ -293,12 +311,20 @@ async def test_reply_to_and_reply_errors(emu: BotAPIEmulator, bot: Bot) -> None:
 async def test_edit_message_rules(emu: BotAPIEmulator, bot: Bot) -> None:
     user = emu.add_user("Li")
     emu.send_text(user, "hi")
-    sent = await bot.send_message(user.id, "<b>v1</b>", parse_mode="HTML", reply_markup=keyboard(("A", "a")))
+    sent = await bot.send_message(
+        user.id, "<b>v1</b>", parse_mode="HTML", reply_markup=keyboard(("A", "a"))
+    )
     with pytest.raises(BadRequest, match="(?i)message is not modified"):
         await bot.edit_message_text(
-            "<b>v1</b>", user.id, sent.message_id, parse_mode="HTML", reply_markup=keyboard(("A", "a"))
+            "<b>v1</b>",
+            user.id,
+            sent.message_id,
+            parse_mode="HTML",
+            reply_markup=keyboard(("A", "a")),
         )
-    edited = await bot.edit_message_text("v2", user.id, sent.message_id, reply_markup=keyboard(("B", "b")))
+    edited = await bot.edit_message_text(
+        "v2", user.id, sent.message_id, reply_markup=keyboard(("B", "b"))
+    )
     assert isinstance(edited, type(sent)) and edited.text == "v2" and edited.edit_date is not None
     stored = emu.messages(user.id)[0]
     assert (stored.text, stored.edits, stored.buttons[0][0].text) == ("v2", 1, "B")
@@ -310,7 +336,9 @@ async def test_edit_message_rules(emu: BotAPIEmulator, bot: Bot) -> None:
         await bot.edit_message_text("x", user.id, 1)  # the user's own message
     await bot.edit_message_reply_markup(user.id, sent.message_id, reply_markup=keyboard(("C", "c")))
     with pytest.raises(BadRequest, match="(?i)message is not modified"):
-        await bot.edit_message_reply_markup(user.id, sent.message_id, reply_markup=keyboard(("C", "c")))
+        await bot.edit_message_reply_markup(
+            user.id, sent.message_id, reply_markup=keyboard(("C", "c"))
+        )
     assert await bot.delete_message(user.id, sent.message_id)
     assert emu.messages(user.id) == []
     with pytest.raises(BadRequest, match="(?i)message to delete not found"):
@@ -335,7 +363,9 @@ async def test_edit_caption(emu: BotAPIEmulator, bot: Bot) -> None:
 async def test_callback_queries(emu: BotAPIEmulator, bot: Bot) -> None:
     user = emu.add_user("Li")
     emu.send_text(user, "/menu")
-    await bot.send_message(user.id, "menu", reply_markup=keyboard(("报修", "repair"), ("投诉", "complain")))
+    await bot.send_message(
+        user.id, "menu", reply_markup=keyboard(("报修", "repair"), ("投诉", "complain"))
+    )
     menu = emu.messages(user.id)[0]
     with pytest.raises(LookupError):
         emu.press(user, menu, "nope")
@@ -469,7 +499,8 @@ async def test_privacy_mode(emu: BotAPIEmulator, bot: Bot) -> None:
     updates = await bot.get_updates(offset=emu.pending_updates()[0]["update_id"], timeout=0)
     assert [u.message.text for u in updates if u.message][-1] == "now visible"
     assert any(
-        u.my_chat_member and u.my_chat_member.new_chat_member.status == "administrator" for u in updates
+        u.my_chat_member and u.my_chat_member.new_chat_member.status == "administrator"
+        for u in updates
     )
 
 
@@ -478,7 +509,9 @@ async def test_pin_rights(emu: BotAPIEmulator, bot: Bot) -> None:
     group = emu.add_group("楼群", members=[user])
     await emu.add_bot_to_group(group, by=user, admin=True, can_pin=False)
     sent = await bot.send_message(group.id, "置顶")
-    with pytest.raises(BadRequest, match="(?i)not enough rights to manage pinned messages in the chat"):
+    with pytest.raises(
+        BadRequest, match="(?i)not enough rights to manage pinned messages in the chat"
+    ):
         await bot.pin_chat_message(group.id, sent.message_id)
     emu.set_bot_rights(group, can_pin=True)
     assert await bot.pin_chat_message(group.id, sent.message_id)
@@ -539,7 +572,9 @@ async def test_forum_topics(emu: BotAPIEmulator, bot: Bot) -> None:
     assert updates[1].message.message_thread_id == user_topic
     reply = await updates[1].message.reply_text("收到")  # PTB keeps the thread
     assert reply.message_thread_id == user_topic
-    assert emu.messages(forum.id, thread_id=user_topic)[0].reply_to_message_id == question.message_id
+    assert (
+        emu.messages(forum.id, thread_id=user_topic)[0].reply_to_message_id == question.message_id
+    )
     assert await bot.close_forum_topic(forum.id, topic.message_thread_id)
     assert await bot.edit_forum_topic(forum.id, topic.message_thread_id, name="议事厅")
     assert forum.topics[topic.message_thread_id].name == "议事厅"
@@ -549,7 +584,9 @@ async def test_set_my_commands_by_scope_and_language(emu: BotAPIEmulator, bot: B
     user = emu.add_user("Li")
     group = emu.add_group("楼群", members=[user])
     await emu.add_bot_to_group(group, by=user)
-    await bot.set_my_commands([BotCommand("start", "开始"), BotCommand("help", "帮助")], language_code="zh")
+    await bot.set_my_commands(
+        [BotCommand("start", "开始"), BotCommand("help", "帮助")], language_code="zh"
+    )
     await bot.set_my_commands([BotCommand("start", "Start")])
     await bot.set_my_commands([BotCommand("report", "报修")], scope=BotCommandScopeAllGroupChats())
     await bot.set_my_commands([BotCommand("admin", "管理")], scope=BotCommandScopeChat(group.id))
@@ -605,7 +642,12 @@ async def test_copy_and_forward(emu: BotAPIEmulator, bot: Bot) -> None:
     forwarded = await bot.forward_message(group.id, user.id, text.message_id)
     copy, forward = emu.messages(group.id)
     assert copy.message_id == copied.message_id
-    assert (copy.kind, copy.file_id, copy.text, copy.photo) == ("photo", photo.file_id, "转发", photo.photo)
+    assert (copy.kind, copy.file_id, copy.text, copy.photo) == (
+        "photo",
+        photo.file_id,
+        "转发",
+        photo.photo,
+    )
     assert forward.text == "楼道堵塞" and forwarded.forward_origin.sender_user.id == user.id
     with pytest.raises(BadRequest, match="(?i)message to copy not found"):
         await bot.copy_message(group.id, user.id, 999)
@@ -627,7 +669,9 @@ async def test_wait_for_message(emu: BotAPIEmulator, bot: Bot) -> None:
     await task
     assert isinstance(found, EmuMessage) and found.text == "second"
     assert (await emu.wait_for_message(user.id)).text == "first"
-    edit = asyncio.create_task(bot.edit_message_text("first!", user.id, emu.messages(user.id)[0].message_id))
+    edit = asyncio.create_task(
+        bot.edit_message_text("first!", user.id, emu.messages(user.id)[0].message_id)
+    )
     edited = await emu.wait_for_message(user.id, timeout=5, new_only=True)
     await edit
     assert edited.text == "first!" and edited.edits == 1
@@ -643,7 +687,9 @@ async def test_a_thousand_requests_in_flight(emu: BotAPIEmulator) -> None:
     url = f"{emu.base_url}{TOKEN}/"
 
     async def call(session: aiohttp.ClientSession, method: str, user_id: int) -> int:
-        async with session.post(url + method, data={"chat_id": str(user_id), "text": f"n{user_id}"}) as reply:
+        async with session.post(
+            url + method, data={"chat_id": str(user_id), "text": f"n{user_id}"}
+        ) as reply:
             await reply.read()
             return reply.status
 
@@ -660,7 +706,9 @@ async def test_a_thousand_requests_in_flight(emu: BotAPIEmulator) -> None:
 async def test_a_real_polling_application(emu: BotAPIEmulator) -> None:
     async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
-        await update.effective_message.reply_html("<b>欢迎</b>", reply_markup=keyboard(("报到", "checkin")))
+        await update.effective_message.reply_html(
+            "<b>欢迎</b>", reply_markup=keyboard(("报到", "checkin"))
+        )
 
     async def tapped(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query

@@ -23,7 +23,9 @@ def test_plain_text_and_basic_tags() -> None:
 
 
 def test_synonyms_are_case_insensitive() -> None:
-    assert [e["type"] for e in entities("<STRONG>a</STRONG><em>b</em><ins>c</ins><del>d</del>")] == [
+    assert [
+        e["type"] for e in entities("<STRONG>a</STRONG><em>b</em><ins>c</ins><del>d</del>")
+    ] == [
         "bold",
         "italic",
         "underline",
@@ -75,7 +77,9 @@ def test_pre_and_code() -> None:
         {"type": "pre", "offset": 0, "length": 5, "language": "python"}
     ]
     assert entities("<pre>p</pre>") == [{"type": "pre", "offset": 0, "length": 1}]
-    assert entities('<code class="language-python">c</code>') == [{"type": "code", "offset": 0, "length": 1}]
+    assert entities('<code class="language-python">c</code>') == [
+        {"type": "code", "offset": 0, "length": 1}
+    ]
 
 
 @pytest.mark.parametrize(

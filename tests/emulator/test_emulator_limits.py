@@ -47,7 +47,8 @@ def test_twenty_per_minute_per_group(clock: FakeClock) -> None:
         assert limiter.try_acquire(-100, is_group=True) is None
         clock.now += 1.0
     assert limiter.try_acquire(-100, is_group=True) == 40  # the first send leaves at t0+60
-    assert limiter.try_acquire(555, is_group=False) is None  # private chats are not capped per minute
+    # private chats are not capped per minute
+    assert limiter.try_acquire(555, is_group=False) is None
     clock.now += 40
     assert limiter.try_acquire(-100, is_group=True) is None
 
