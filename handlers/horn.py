@@ -7,7 +7,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.context import GridhornContext
-from bot.i18n import t
+from bot.i18n import t, tn
 from bot.services import horn_views as views
 from bot.services.errors import Refused
 from bot.services.horn_base import HOURS_FLOW
@@ -105,8 +105,10 @@ async def flow_button(update: Update, context: GridhornContext) -> None:
         published = await horns.publish(context.actor)
         horn = published.horn
         await answer_query(update, t(locale, "horn.published_short", id=horn.id))
-        await edit(query.message, t(locale, "horn.published", id=horn.id,
-                                    chats=published.chats, people=published.volunteers),
+        chats, people = published.chats, published.volunteers
+        await edit(query.message, t(locale, "horn.published_to", id=horn.id,
+                                    chats=tn(locale, "horn.n_chats", chats, n=chats),
+                                    people=tn(locale, "horn.n_volunteers", people, n=people)),
                    markup(views.owner_buttons(locale, horn)))
         return
     flow = await horns.press(context.actor, action, arg)

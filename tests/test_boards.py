@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.i18n import t
+from bot.i18n import t, tn
 from bot.services import periods
 from bot.services.boards import KINDS, TOP, score_departments
 from bot.services.outbox import Priority
@@ -98,8 +98,8 @@ async def test_volunteers_rank_by_hours_then_points_and_the_top_ten_show(service
     assert [line.name for line in result.lines] == [
         "V112", "V111", "V110", "V109", "V108", "V107", "V106", "V121", "V105", "V120"]
     assert result.lines[0].values == {"hours": "12", "points": 10}
-    assert services.boards.text(result, "zh-Hans").splitlines()[1] == t(
-        "zh-Hans", "board.line_volunteers", rank=1, name="V112", hours="12", points=10)
+    assert services.boards.text(result, "zh-Hans").splitlines()[1] == tn(
+        "zh-Hans", "board.line_volunteers", 10, rank=1, name="V112", hours="12", points=10)
 
 
 async def test_hours_outside_the_scope_or_period_do_not_count(services):

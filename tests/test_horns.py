@@ -628,7 +628,7 @@ async def test_close_summary_attendance_and_hours_credited_once(world, store):
     await horns.ask_hours(owner, horn.id)      # asked again, then confirmed without typing:
     view = await horns.confirm(owner, "en", horn.id)
     assert await store.flows.get(WORKER) is None   # the owner's text is free again
-    assert "2.5 h and 25 points credited to each of 1" in view.text
+    assert "1 person present, each credited 2.5 h and 25 points" in view.text
     assert (await store.people.get(31)).hours == 2.5
     assert (await store.people.get(31)).points == round(2.5 * POINTS_PER_HOUR)
     assert (await store.people.get(32)).hours == 0

@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from bot import labels
 from bot.i18n import t
 from bot.services.errors import Refused
 from bot.services.ticket_states import LIFECYCLE, TicketAction, refusal_key
-from bot.services.ticket_views import STATUS_KEY
 from storage.models import Ticket, TicketStatus
 from tests.support.tickets import (
     ADMIN,
@@ -149,7 +149,7 @@ async def test_each_action_from_each_state(store, action, status):
         with pytest.raises(Refused) as caught:
             await ACTS[action](world, ticket)
         assert caught.value.key == refused
-        assert caught.value.values["state"] == STATUS_KEY[status]
+        assert caught.value.values["state"] == labels.STATUS[status]
         assert await _state(world, ticket.id) == before
         return
     await ACTS[action](world, ticket)

@@ -141,7 +141,8 @@ class HornClosing(HornPart):
                 person_locale = await self.people.locale_for(person_id)
                 await self.outbox.send(
                     person_id, t(person_locale, "horn.credited", id=horn.id, title=horn.title,
-                                 hours=views.hours_text(hours), points=points),
+                                 hours=views.hours_text(hours),
+                                 points=views.points_text(person_locale, points)),
                     priority=Priority.PERSONAL)
         return await self._attendance_view(locale, await self.horn(horn_id))
 

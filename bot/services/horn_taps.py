@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.i18n import t
+from bot.i18n import CatalogKey, t
 from bot.services import horn_views as views
 from bot.services.base import Service
 from bot.services.horn_base import HornPart
@@ -28,7 +28,7 @@ GAVE_UP = (CheckInState.WITHDRAWN, CheckInState.DECLINED)
 class Tap:
     """The answer to a tap: a catalog key and its values; `changed`: the counter moved."""
 
-    key: str
+    key: CatalogKey
     values: dict[str, Any] = field(default_factory=dict)
     changed: bool = True
 

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.i18n import escape, t
+from bot import labels
+from bot.i18n import escape, t, tn
 from bot.services.horn_codes import FlowPress, HornPress, flow_data, horn_data
 from bot.services.ticket_views import Buttons, button, when
 from storage.models import SKILLS, Availability, Horn, HornLevel, Skill, Unit
@@ -24,11 +25,6 @@ LEVEL_EMOJI: dict[HornLevel, str] = {HornLevel.SERVICE: "🤝", HornLevel.MAJOR:
 LEVEL_KEYS: dict[HornLevel, str] = {HornLevel.SERVICE: "horn.level.service",
                                     HornLevel.MAJOR: "horn.level.major",
                                     HornLevel.EMERGENCY: "horn.level.emergency"}
-SKILL_KEYS: dict[Skill, str] = {
-    Skill.MEDICAL: "skill.medical", Skill.LEGAL: "skill.legal", Skill.ELDERLY: "skill.elderly",
-    Skill.CHILDCARE: "skill.childcare", Skill.REPAIRS: "skill.repairs", Skill.IT: "skill.it",
-    Skill.TRANSLATION: "skill.translation", Skill.DRIVING: "skill.driving",
-    Skill.SANITATION: "skill.sanitation", Skill.PATROL: "skill.patrol"}
 AVAILABILITY_KEYS: dict[Availability, str] = {
     Availability.WEEKDAYS: "avail.weekdays", Availability.WEEKENDS: "avail.weekends",
     Availability.EVENINGS: "avail.evenings", Availability.ANYTIME: "avail.anytime"}
@@ -62,7 +58,7 @@ def level_label(locale: str, level: HornLevel) -> str:
 
 def skill_label(locale: str, skill: str) -> str:
     """A skill in `locale`; one the catalog does not know (an old profile's) as it is."""
-    return t(locale, SKILL_KEYS[Skill(skill)]) if skill in SKILLS else skill
+    return t(locale, labels.SKILL[skill]) if skill in SKILLS else skill
 
 
 def skills_label(locale: str, skills: Iterable[str]) -> str:
@@ -75,6 +71,11 @@ def scope_label(units: list[Unit]) -> str:
 
 def hours_text(hours: float) -> str:
     return f"{hours:g}"
+
+
+def points_text(locale: str, points: int) -> str:
+    """Time-bank points with their noun in the count's form ("1 point", "20 points")."""
+    return tn(locale, "horn.n_points", points, n=points)
 
 
 def counter(locale: str, count: int, needed: int, waiting: int) -> str:
@@ -145,7 +146,7 @@ def skill_buttons(locale: str, chosen: list[str], toggle: Callable[[Skill], str]
     row: list[dict[str, str]] = []
     for skill in SKILLS:
         mark = "✅ " if skill in chosen else ""
-        row.append(button(f"{mark}{t(locale, SKILL_KEYS[skill])}", toggle(skill)))
+        row.append(button(f"{mark}{t(locale, labels.SKILL[skill])}", toggle(skill)))
         if len(row) == 2:
             rows.append(row)
             row = []
@@ -169,13 +170,15 @@ def attendance(locale: str, horn: Horn, rows: list[tuple[int, str, bool]],
     """The owner's list: one toggle per person checked in, the hours, Confirm."""
     hours = horn.hours or 0
     present = sum(1 for _, _, here in rows if here)
+    points = round(hours * points_per_hour)
     if horn.confirmed_at is not None:
-        text = t(locale, "horn.confirmed", id=horn.id, people=present,
-                 hours=hours_text(hours), points=round(hours * points_per_hour))
+        text = t(locale, "horn.confirmed", id=horn.id,
+                 people=tn(locale, "horn.n_people", present, n=present),
+                 hours=hours_text(hours), points=points_text(locale, points))
         return View(text)
     text = t(locale, "horn.attendance", id=horn.id, title=horn.title, hours=hours_text(hours),
-             points=round(hours * points_per_hour), rate=points_per_hour, present=present,
-             total=len(rows))
+             points=points_text(locale, points), rate=points_text(locale, points_per_hour),
+             present=present, total=len(rows))
     buttons: Buttons = [[button(f"{'✅' if here else '⬜'} {name}",
                                 horn_data(HornPress.TOGGLE_PRESENT, horn.id, person_id))]
                         for person_id, name, here in rows[:MAX_TOGGLES]]

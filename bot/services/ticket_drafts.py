@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.i18n import t
+from bot.i18n import duration, t
 from bot.services import ticket_views as views
 from bot.services.errors import Refused
 from bot.services.outbox import Priority
@@ -125,7 +125,7 @@ class TicketDrafts(TicketBase):
             locale = self.people.locale_of(person)
             await self.outbox.send(
                 user_id, t(locale, "ticket.receipt", id=ticket.id,
-                           hours=_hours_text(locale, span)),
+                           hours=duration(locale, span)),
                 priority=Priority.PERSONAL)
             # the draft card loses its buttons; the receipt above is what the resident waits for
             await self.outbox.edit(user_id, message_id, t(locale, "draft.submitted", id=ticket.id),
@@ -140,15 +140,3 @@ def draft_photos(data: dict[str, Any]) -> list[str]:
     """A draft's photos (drafts stored before several were kept have one, as "photo")."""
     return list(data.get("photos") or ([data["photo"]] if data.get("photo") else []))
 
-
-def _hours_text(locale: str, seconds: float) -> str:
-    """"1 day", "7 days", "1.5 hours" (a singular key for exactly one)."""
-    if seconds >= 86400 and seconds % 86400 == 0:
-        n, unit = seconds / 86400, "day"
-    elif seconds >= 3600:
-        n, unit = seconds / 3600, "hour"
-    elif seconds >= 60:
-        n, unit = seconds / 60, "minute"
-    else:
-        n, unit = float(int(seconds)), "second"
-    return t(locale, f"duration.{unit}" if n == 1 else f"duration.{unit}s", n=f"{n:g}")

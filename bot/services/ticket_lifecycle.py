@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bot import labels
 from bot.i18n import t
 from bot.services import ticket_views as views
 from bot.services.access import Action, Actor
@@ -33,7 +34,7 @@ class TicketLifecycle(TicketCards):
         """Refuse `action` unless the table allows it from the ticket's state."""
         key = refusal_key(action, ticket.status)
         if key is not None:
-            raise Refused(key, id=ticket.id, state=Key(views.STATUS_KEY[ticket.status]))
+            raise Refused(key, id=ticket.id, state=Key(labels.STATUS[ticket.status]))
 
     async def _step(self, action: TicketAction, ticket: Ticket, actor_id: int | None, *,
                     fields: Mapping[str, Any] = _NOTHING, note: str | None = None,
@@ -53,7 +54,7 @@ class TicketLifecycle(TicketCards):
                 current = await self._get(ticket.id)
                 self.check(action, current)
                 raise Refused("ticket.bad_state", id=ticket.id,
-                              state=Key(views.STATUS_KEY[current.status]))
+                              state=Key(labels.STATUS[current.status]))
         if step.event is not None:
             await self.store.tickets.add_event(ticket.id, actor_id, step.event, note, event_data)
         ticket = await self._get(ticket.id)
@@ -105,7 +106,7 @@ class TicketLifecycle(TicketCards):
         self.check(TicketAction.ESCALATE, ticket)
         if ticket.level != TicketLevel.BUILDING:
             raise Refused("ticket.bad_state", id=ticket.id,
-                          state=Key(views.STATUS_KEY[ticket.status]))
+                          state=Key(labels.STATUS[ticket.status]))
         return await self._transition(
             TicketAction.ESCALATE, ticket, actor.user_id,
             fields={"level": TicketLevel.GRID, **self._due_fields(
@@ -183,7 +184,7 @@ class TicketLifecycle(TicketCards):
         if liaison_of(actor, ticket):
             if ticket.status != TicketStatus.ACCEPTED:
                 raise Refused("ticket.bad_state", id=ticket.id,
-                              state=Key(views.STATUS_KEY[ticket.status]))
+                              state=Key(labels.STATUS[ticket.status]))
             return
         await self._require(actor, Action.RESOLVE, ticket)
         if ticket.status in (TicketStatus.WHISTLED, TicketStatus.ACCEPTED):

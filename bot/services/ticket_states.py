@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from bot.i18n import CatalogKey
 from storage.models import OPEN_STATUSES, TicketStatus
 
 
@@ -65,7 +66,7 @@ class TimelineEvent(StrEnum):
 
 OPEN = frozenset(OPEN_STATUSES)
 ANY = frozenset(TicketStatus)
-_NO_OVERRIDES: Mapping[TicketStatus, str] = MappingProxyType({})
+_NO_OVERRIDES: Mapping[TicketStatus, CatalogKey] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,11 @@ class Step:
     allowed: frozenset[TicketStatus]
     to: TicketStatus | None
     event: TimelineEvent | None
-    reporter: str | None = None
-    staff: str | None = None
-    liaisons: str | None = None
-    refused: str = "ticket.bad_state"
-    refusals: Mapping[TicketStatus, str] = field(default_factory=lambda: _NO_OVERRIDES)
+    reporter: CatalogKey | None = None
+    staff: CatalogKey | None = None
+    liaisons: CatalogKey | None = None
+    refused: CatalogKey = "ticket.bad_state"
+    refusals: Mapping[TicketStatus, CatalogKey] = field(default_factory=lambda: _NO_OVERRIDES)
     refreshes_cards: bool = True
 
 
@@ -137,7 +138,7 @@ LIFECYCLE: Mapping[TicketAction, Step] = MappingProxyType({
 })
 
 
-def refusal_key(action: TicketAction, status: TicketStatus) -> str | None:
+def refusal_key(action: TicketAction, status: TicketStatus) -> CatalogKey | None:
     """The catalog key that refuses `action` on a ticket in `status`; None: allowed."""
     step = LIFECYCLE[action]
     if status in step.allowed:

@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from bot import labels
 from bot.i18n import escape, t
 from bot.services.ticket_states import TicketAction, TimelineEvent
 from bot.textsplit import split_html, visible_length
@@ -69,28 +70,12 @@ class DraftPress(StrEnum):
 DRAFT_PREFIX = "dr"
 UNSURE = "unsure"  # the domain "Not sure"
 
-STATUS_KEY: dict[TicketStatus, str] = {
-    TicketStatus.NEW: "status.new", TicketStatus.ACKNOWLEDGED: "status.acknowledged",
-    TicketStatus.ESCALATED: "status.escalated", TicketStatus.WHISTLED: "status.whistled",
-    TicketStatus.ACCEPTED: "status.accepted", TicketStatus.RESOLVED: "status.resolved",
-    TicketStatus.RATED: "status.rated", TicketStatus.REJECTED: "status.rejected",
-    TicketStatus.MERGED: "status.merged",
-}
 LEVEL_KEY: dict[TicketLevel, str] = {
     TicketLevel.BUILDING: "level.building", TicketLevel.GRID: "level.grid",
     TicketLevel.COMMUNITY: "level.community",
 }
-URGENCY_KEY: dict[Urgency, str] = {
-    Urgency.ROUTINE: "urgency.routine", Urgency.MAJOR: "urgency.major",
-    Urgency.URGENT: "urgency.urgent",
-}
 DUE_KEY: dict[DueKind, str] = {
     DueKind.ACKNOWLEDGE: "due.ack", DueKind.ACCEPT: "due.accept", DueKind.RESOLVE: "due.resolve",
-}
-DOMAIN_KEY: dict[str | None, str] = {
-    "red": "domain.red", "orange": "domain.orange", "gold": "domain.gold",
-    "green": "domain.green", "cyan": "domain.cyan", "blue": "domain.blue",
-    "purple": "domain.purple", None: "domain.unsure",
 }
 EVENT_KEY: dict[TimelineEvent, str] = {
     TimelineEvent.CREATED: "event.created", TimelineEvent.ACKNOWLEDGED: "event.acknowledged",
@@ -130,15 +115,15 @@ def press(label: str, action: TicketAction, ticket_id: int,
 
 
 def domain_label(locale: str, domain: str | None) -> str:
-    return f"{DOMAIN_EMOJI[domain]} {t(locale, DOMAIN_KEY[domain])}"
+    return f"{DOMAIN_EMOJI[domain]} {t(locale, labels.DOMAIN[domain])}"
 
 
 def status_label(locale: str, status: TicketStatus) -> str:
-    return t(locale, STATUS_KEY[status])
+    return t(locale, labels.STATUS[status])
 
 
 def urgency_label(locale: str, urgency: Urgency) -> str:
-    return t(locale, URGENCY_KEY[urgency])
+    return t(locale, labels.URGENCY[urgency])
 
 
 def when(moment: float | None, tz: ZoneInfo) -> str:

@@ -22,7 +22,6 @@ from typing import Any
 
 from bot.services.ticket_deadlines import TicketDeadlines
 from bot.services.ticket_drafts import DraftView, TicketDrafts
-from bot.services.ticket_drafts import _hours_text as _hours_text
 from bot.services.ticket_prompts import TicketPrompts
 from bot.services.ticket_queries import TicketQueries
 from bot.services.ticket_refs import RefKind, parse_ref

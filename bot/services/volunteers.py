@@ -123,10 +123,11 @@ class VolunteerService:
                 locale, data["skills"],
                 lambda skill: volunteer_data(VolunteerPress.SKILL, skill),
                 t(locale, "volunteer.btn_next"), volunteer_data(VolunteerPress.NEXT)) + [cancel])
-        keys = list(views.AVAILABILITY_KEYS.items())
-        rows = [[button(("✅ " if key in data["availability"] else "") + t(locale, label),
-                        volunteer_data(VolunteerPress.AVAILABILITY, key))
-                 for key, label in keys[i:i + 2]] for i in range(0, len(keys), 2)]
+        choices = list(Availability)
+        rows = [[button(("✅ " if choice in data["availability"] else "")
+                        + t(locale, views.AVAILABILITY_KEYS[choice]),
+                        volunteer_data(VolunteerPress.AVAILABILITY, choice))
+                 for choice in choices[i:i + 2]] for i in range(0, len(choices), 2)]
         done = [button(t(locale, "horn.btn_done"), volunteer_data(VolunteerPress.DONE))]
         return views.View(t(locale, "volunteer.ask_availability"), rows + [done, cancel])
 

@@ -128,7 +128,7 @@ async def test_guided_flow_with_a_bad_time_then_a_good_one(harness):
     answer = await harness.press(w.worker, preview, "hf:pub")
     assert answer.text == shown("en", "horn.published_short", id=1)
     published = await h.last(w.worker.id)
-    assert published.text == counted("en", "horn.published", id=1, chats=3, people=1)
+    assert published.text == counted("en", "horn.published_to", id=1, chats=3, people=1)
     assert [b.text for b in published.buttons[0]] == [t("en", "horn.btn_close")]
 
     # posts: the grid's announcement topic and both building chats, not the other grid

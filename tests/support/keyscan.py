@@ -4,9 +4,16 @@ The helpers are `t`, `tn` (plural), `plain` (report files), `Refused` and `Key`,
 function that hands one of its own parameters on to a helper as the key (`reply`, …): found
 by following calls until nothing new turns up. A key argument must be one the reader can
 see: a string literal, a choice between literals (`"a" if x else "b"`), a table of literals
-(`TITLE[kind]`, a dict defined at the top of a module, or imported from one), a loop over
-literals or over such a table, or the helper's own key parameter handed on. Anything else is
-reported as unresolved.
+(`TITLE[kind]` or `views.TITLE[kind]`: a dict defined at the top of a module, imported from one
+or reached through an imported module), a constant of the module, a loop over literals or over
+such a table, or the helper's own key parameter handed on.
+
+Keys carried in data are declared so: a class field (a table's row, an answer) or a function's
+return annotated with `CatalogKey` (bot/i18n.py). Every value written to such a field (each
+constructor argument and the field's default) and every value such a function returns must be
+one of the kinds above; reading the field (`step.reporter`, `tap.key`, `row.refusals.get(s)`)
+or calling the function is then trusted, as its keys were counted where they were written.
+Anything else is reported as unresolved.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ PLURAL_HELPERS = {"tn"}
 # keys that travel inside a Refused (its key, its Key values) to where they are read: checked
 # where the Refused or Key is made. (function, argument as written)
 CARRIED = {("refusal_text", "refusal.key"), ("refusal_text", "v")}
+KEY_TYPE = "CatalogKey"
 
 
 @dataclass
@@ -47,6 +55,55 @@ class Module:
     tree: ast.Module
     tables: dict[str, ast.expr]        # top-level names bound to a dict/tuple/list literal
     imports: dict[str, tuple[str, str]]   # local name → (module, name)
+
+
+@dataclass
+class Carrier:
+    """A class with fields that hold catalog keys."""
+
+    module: Module
+    fields: list[str]                  # in the order its constructor takes them
+    keyed: dict[str, ast.expr | None]  # key field → its default
+
+
+def _declares_key(annotation: ast.expr | None) -> bool:
+    return annotation is not None and any(
+        isinstance(n, ast.Name) and n.id == KEY_TYPE for n in ast.walk(annotation))
+
+
+def _carriers(modules: dict[str, Module]) -> dict[str, Carrier]:
+    carriers = {}
+    for module in modules.values():
+        for node in ast.walk(module.tree):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            fields = [f for f in node.body if isinstance(f, ast.AnnAssign)
+                      and isinstance(f.target, ast.Name) and "ClassVar" not in
+                      ast.unparse(f.annotation)]
+            keyed = {f.target.id: f.value for f in fields
+                     if isinstance(f.target, ast.Name) and _declares_key(f.annotation)}
+            if keyed:
+                carriers[node.name] = Carrier(
+                    module, [f.target.id for f in fields if isinstance(f.target, ast.Name)],
+                    keyed)
+    return carriers
+
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def _default(node: ast.expr) -> ast.expr | None:
+    """A field's default as written: `field(default=x)` or `field(default_factory=lambda: x)`
+    stand for x."""
+    if isinstance(node, ast.Call) and _name(node) == "field":
+        for keyword in node.keywords:
+            if keyword.arg == "default":
+                return keyword.value
+            if keyword.arg == "default_factory" and isinstance(keyword.value, ast.Lambda):
+                return keyword.value.body
+        return None
+    return node
 
 
 def _params(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
@@ -111,6 +168,16 @@ def _load(root: Path, folders: tuple[str, ...]) -> dict[str, Module]:
 class _Resolver:
     def __init__(self, modules: dict[str, Module]) -> None:
         self.modules = modules
+        self.carried = {name for carrier in _carriers(modules).values()
+                        for name in carrier.keyed}
+        self.returning = {f.name for module in modules.values()
+                          for f in _functions(module.tree) if _declares_key(f.returns)}
+
+    def module_of(self, module: Module, name: str) -> Module | None:
+        """The module an imported name stands for (`from bot.services import views`)."""
+        if name in module.imports:
+            return self.modules.get(".".join(module.imports[name]))
+        return None
 
     def table(self, module: Module, name: str) -> ast.expr | None:
         if name in module.tables:
@@ -121,12 +188,33 @@ class _Resolver:
                 return self.table(self.modules[source], original)
         return None
 
+    def subscripted(self, node: ast.expr, module: Module) -> ast.expr | None:
+        """The table `TABLE` or `views.TABLE` names."""
+        if isinstance(node, ast.Name):
+            return self.table(module, node.id)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            source = self.module_of(module, node.value.id)
+            return self.table(source, node.attr) if source is not None else None
+        return None
+
+    def is_carried(self, node: ast.expr) -> bool:
+        """A read of a key field: `step.reporter`, `step.refusals[s]`, `step.refusals.get(s)`."""
+        if isinstance(node, ast.Subscript):
+            node = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr == "get":
+            node = node.func.value
+        return isinstance(node, ast.Attribute) and node.attr in self.carried
+
     def literals(self, node: ast.expr) -> set[str] | None:
         """The strings a literal, or a dict/tuple/list of literals, holds (dict: its values)."""
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             return {node.value}
         if isinstance(node, ast.Constant) and node.value is None:
             return set()
+        if isinstance(node, ast.Call) and _name(node) == "MappingProxyType" and \
+                len(node.args) == 1:
+            return self.literals(node.args[0])
         items: list[ast.expr | None]
         if isinstance(node, ast.Dict):
             items = list(node.values)
@@ -148,17 +236,34 @@ class _Resolver:
         """The keys `node` may be, or None when it cannot be told from the source."""
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             return {node.value}
+        if _is_none(node):
+            return set()                # a key field or a return that holds no key
         if isinstance(node, ast.IfExp):
             body = self.keys(node.body, module, function, helper_params)
             other = self.keys(node.orelse, module, function, helper_params)
             return None if body is None or other is None else body | other
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
-            table = self.table(module, node.value.id)
-            return self.literals(table) if isinstance(table, ast.Dict) else None
+        if isinstance(node, ast.Subscript):
+            table = self.subscripted(node.value, module)
+            if isinstance(table, ast.Dict):
+                return self.literals(table)
+        if self.is_carried(node):
+            if isinstance(node, ast.Call) and len(node.args) == 2:   # its default
+                return self.keys(node.args[1], module, function, helper_params)
+            return set()                # counted where written
+        if isinstance(node, ast.Call) and _name(node) in self.returning:
+            return set()                # its returns are checked
+        if isinstance(node, ast.Dict) or isinstance(node, ast.Call) and \
+                _name(node) == "MappingProxyType":
+            return self.literals(node)  # a key field that maps to keys
         if isinstance(node, ast.Name):
             if node.id in helper_params:
                 return set()            # handed on: its callers are checked
-            return self._local(node.id, module, function, helper_params)
+            local = self._local(node.id, module, function, helper_params)
+            if local is not None:
+                return local
+            constant = self.table(module, node.id)
+            return None if constant is None else \
+                self.keys(constant, module, None, set())
         return None
 
     def _local(self, name: str, module: Module,
@@ -235,10 +340,43 @@ def _discover(modules: dict[str, Module]) -> dict[str, Helper]:
     return helpers
 
 
+def _written_keys(modules: dict[str, Module]) -> \
+        list[tuple[Module, ast.expr, ast.FunctionDef | ast.AsyncFunctionDef | None]]:
+    """Every value written to a key field, or returned as a key, with where it is."""
+    written: list[tuple[Module, ast.expr, ast.FunctionDef | ast.AsyncFunctionDef | None]] = []
+    carriers = _carriers(modules)
+    for carrier in carriers.values():
+        for default in carrier.keyed.values():
+            value = _default(default) if default is not None else None
+            if value is not None:
+                written.append((carrier.module, value, None))
+    for module in modules.values():
+        owner = _enclosing(module.tree)
+        for call in (n for n in ast.walk(module.tree) if isinstance(n, ast.Call)):
+            made = carriers.get(_name(call) or "")
+            if made is None:
+                continue
+            given = dict(zip(made.fields, call.args, strict=False))
+            given |= {k.arg: k.value for k in call.keywords if k.arg is not None}
+            written += [(module, value, owner.get(call)) for name, value in given.items()
+                        if name in made.keyed]
+        for function in _functions(module.tree):
+            if _declares_key(function.returns):
+                written += [(module, node.value, function) for node in ast.walk(function)
+                            if isinstance(node, ast.Return) and node.value is not None]
+    return written
+
+
 def scan(root: Path, folders: tuple[str, ...]) -> Scan:
     modules = _load(root, folders)
     result = Scan(helpers=_discover(modules))
     resolver = _Resolver(modules)
+    for module, value, function in _written_keys(modules):
+        keys = resolver.keys(value, module, function, set())
+        if keys is None:
+            result.unresolved.append((f"{module.path}:{value.lineno}", ast.unparse(value)))
+        else:
+            result.keys |= keys
     for module in modules.values():
         owner = _enclosing(module.tree)
         for call in (n for n in ast.walk(module.tree) if isinstance(n, ast.Call)):

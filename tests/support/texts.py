@@ -2,13 +2,13 @@
 
 The bot sends HTML; Telegram (and the emulator) shows the text without its tags and with its
 entities decoded. `shown` says a catalog text that way. Texts with a count or a duration go
-through the helpers below, so that the day the catalogs say plurals their own way (Babel's
-plural forms), one place follows.
+through the helpers below, which say a count's noun in the catalogs' plural forms (Babel's),
+as the bot does.
 """
 
 from __future__ import annotations
 
-from bot.i18n import escape, t
+from bot.i18n import escape, t, tn
 from bot.textsplit import plain_text
 from emulator.html import parse_html
 
@@ -24,25 +24,39 @@ def shown(locale: str, key: str, **values: object) -> str:
 
 
 def duration(locale: str, seconds: float) -> str:
-    """A duration as the bot words it ("24 hours", "1 day", "15 days")."""
+    """A duration as the bot words it ("24 hours", "1 day", "1.5 hours", "15 days"): whole
+    days, else hours, minutes or seconds, each with its noun in the count's form."""
     if seconds >= 86400 and seconds % 86400 == 0:
-        n, unit = seconds / 86400, "day"
-    elif seconds >= 3600:
-        n, unit = seconds / 3600, "hour"
-    elif seconds >= 60:
-        n, unit = seconds / 60, "minute"
-    else:
-        n, unit = float(int(seconds)), "second"
-    key = {("day", True): "duration.day", ("day", False): "duration.days",
-           ("hour", True): "duration.hour", ("hour", False): "duration.hours",
-           ("minute", True): "duration.minute", ("minute", False): "duration.minutes",
-           ("second", True): "duration.second", ("second", False): "duration.seconds"}
-    return t(locale, key[unit, n == 1], n=f"{n:g}")
+        days = int(seconds // 86400)
+        return tn(locale, "duration.n_days", days, n=days)
+    for size, whole, fraction in ((3600, "duration.n_hours", "duration.fraction_hours"),
+                                  (60, "duration.n_minutes", "duration.fraction_minutes")):
+        if seconds >= size:
+            amount = seconds / size
+            if amount.is_integer():
+                return tn(locale, whole, int(amount), n=int(amount))
+            return t(locale, fraction, n=f"{amount:g}")
+    return tn(locale, "duration.n_seconds", int(seconds), n=int(seconds))
+
+
+# the values of a text that are counts, each said with its noun by a plural text
+COUNTED = {
+    "horn.published_to": {"chats": "horn.n_chats", "people": "horn.n_volunteers"},
+    "horn.attendance": {"points": "horn.n_points", "rate": "horn.n_points"},
+    "horn.confirmed": {"points": "horn.n_points", "people": "horn.n_people"},
+    "horn.credited": {"points": "horn.n_points"},
+}
 
 
 def counted(locale: str, key: str, **values: object) -> str:
-    """A text that states counts (people, chats, check-ins), as a person sees it."""
-    return shown(locale, key, **values)
+    """A text that states counts (people, chats, points), as a person sees it: a count that
+    has a noun is given as a number and said in its plural form."""
+    said = dict(values)
+    for name, noun in COUNTED.get(key, {}).items():
+        count = values[name]
+        assert isinstance(count, int), f"{key}: {name} is a count"
+        said[name] = tn(locale, noun, count, n=count)
+    return shown(locale, key, **said)
 
 
 def check_ins(locale: str, count: int, needed: int, waiting: int = 0) -> str:
