@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Set up (if needed, with the test and benchmark tools) and run the whole test suite.
+# Set up (if needed, with the test and benchmark tools), check the code (ruff, mypy) and run the
+# whole test suite. With arguments (e.g. a test file) only pytest runs, with those arguments.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test,bench
+if [ $# -eq 0 ]; then
+  bash scripts/lint.sh
+fi
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
