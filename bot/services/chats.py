@@ -6,9 +6,9 @@ import logging
 from dataclasses import dataclass
 
 from bot.i18n import t
-from bot.services.outbox import Outbox, Priority
 from bot.services.access import Access, Action, Actor
 from bot.services.errors import Refused
+from bot.services.outbox import Outbox, Priority
 from bot.services.people import PeopleService
 from storage.models import Chat, Unit
 from storage.store import Store
@@ -44,6 +44,8 @@ class ChatService:
         self.access = access
         self.people = people
         self.outbox = outbox
+        outbox.on_chat_lost(self.chat_lost)
+        outbox.on_migrated(self.migrated)
 
     async def seen(self, info: ChatInfo, active: bool = True) -> None:
         old = await self.store.map.chat(info.chat_id)
