@@ -89,14 +89,14 @@ class Flood:
 
 # ------------------------------------------------------------------ the bot in this process
 
-async def queue_emergency(services: Any, chat_ids: list[int]) -> float:
+async def queue_emergency(runtime: Any, chat_ids: list[int]) -> float:
     """One EMERGENCY post per chat in one transaction (as a horn publish does); commit time."""
     from bot.services.outbox import Priority
 
-    async with services.store.transaction():
+    async with runtime.store.transaction():
         for index, chat_id in enumerate(chat_ids):
-            await services.outbox.send(chat_id, emergency_text(index),
-                                       priority=Priority.EMERGENCY)
+            await runtime.outbox.send(chat_id, emergency_text(index),
+                                      priority=Priority.EMERGENCY)
     return time.monotonic()
 
 
@@ -128,11 +128,11 @@ async def outbox_broadcast(report: Report, chats: int, faults: float, seed: int,
                 if via_horn:
                     committed = await sound_horn(runtime.services, world.owner.id, chats)
                 else:
-                    committed = await queue_emergency(runtime.services, chat_ids)
+                    committed = await queue_emergency(runtime, chat_ids)
                 await emu.wait_until(lambda: watcher.chats_with("emergency") >= chats,
                                      timeout=floor_s(chats) * 4 + 30)
                 last = max(watcher.times["emergency"]) - committed
-                await runtime.services.sender.drain(timeout=floor_s(chats) * 3 + 30)
+                await runtime.sender.drain(timeout=floor_s(chats) * 3 + 30)
                 drained = time.monotonic() - committed
                 emu.faults = None
                 answers = flood.delta()
@@ -228,27 +228,26 @@ async def priority_broadcast(report: Report, chats: int, routine: int, routine_c
             await store.close()
             runtime = await start_runtime(values)
             try:
-                services = runtime.services
                 all_chats = list(world.building_chats.values())
                 chat_ids = all_chats[:chats]
                 targets = all_chats[:routine_chats]
                 watcher = Watcher(emu, all_chats, classify)
                 flood = Flood(emu)
-                async with services.store.transaction():
+                async with runtime.store.transaction():
                     for index in range(routine):  # round robin: several posts per chat
-                        await services.outbox.send(targets[index % len(targets)],
-                                                   routine_text(index),
-                                                   priority=Priority.ROUTINE, quiet=True)
+                        await runtime.outbox.send(targets[index % len(targets)],
+                                                  routine_text(index),
+                                                  priority=Priority.ROUTINE, quiet=True)
                 await emu.wait_until(lambda: watcher.total("routine") >= head_start,
                                      timeout=60)
-                committed = await queue_emergency(services, chat_ids)
+                committed = await queue_emergency(runtime, chat_ids)
                 await emu.wait_until(lambda: watcher.chats_with("emergency") >= chats,
                                      timeout=floor_s(chats) * 4 + 60)
                 first = watcher.nth_time("emergency", min(30, chats)) - committed
                 last = max(watcher.times["emergency"]) - committed
                 routine_during = sum(1 for t in watcher.times.get("routine", [])
                                      if committed < t <= committed + last)
-                await services.sender.drain(timeout=routine / 25 + 60)
+                await runtime.sender.drain(timeout=routine / 25 + 60)
                 answers = flood.delta()
             finally:
                 await runtime.stop()

@@ -114,11 +114,11 @@ async def start_runtime(values: dict[str, Any]):
     collector tuned after start-up). Here the emulator shares the process: a long
     collection stalls Telegram's side too, and the calls it held arrive bunched, which a
     real server never sees (one 44 ms collection made one 429 in a 600-chat horn)."""
-    from bot.app import Runtime
+    from bot.app import build_runtime
     from bot.cli import tune_garbage_collector
     from bot.settings import load_settings
 
-    runtime = Runtime(load_settings(**values))
+    runtime = await build_runtime(load_settings(**values))
     await runtime.start()
     tune_garbage_collector()
     return runtime

@@ -1,51 +1,59 @@
-"""One factory builds the application for production and tests alike."""
+"""The composition root: `build_runtime` builds every part of a running Gridhorn in one place,
+for production, the tests and the benchmarks alike; `Runtime` starts and stops them.
+
+The parts are built in the order they depend on each other, each given its collaborators in
+its constructor. Where two need each other (a watcher runs a service's due work; the service
+wakes the watcher), a `Wakeup` is built first and handed to both. Services register their own
+outbox hooks with the writer (`Outbox`); the sender reads that registry.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
+from bot.backlog import Backlog
 from bot.context import SERVICES_KEY, GridhornContext, Services
+from bot.hooks import Wakeup
 from bot.http import AiohttpRequest
 from bot.httpworker import WorkerRequest
 from bot.intake import Intake
 from bot.outbox import OutboxSender
-from bot.services.outbox import Outbox
 from bot.ratelimit import DirectReplyLimiter, FloodGate
+from bot.scheduler import Scheduler
 from bot.services.access import Access
 from bot.services.chats import ChatService
-from bot.services.people import PeopleService
-from bot.services.tickets import TicketService
-from bot.backlog import Backlog
-from bot.watcher import DueWatcher
 from bot.services.horns import HornService
-from bot.services.volunteers import VolunteerService
-from bot.scheduler import Scheduler
+from bot.services.outbox import Outbox
+from bot.services.people import PeopleService
 from bot.services.schedule import ScheduleService
-from storage.models import OutboxItem
+from bot.services.tickets import TicketService
+from bot.services.volunteers import VolunteerService
 from bot.settings import Settings
+from bot.watcher import DueWatcher
+from handlers import register_all
+from handlers.menus import set_command_menus
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
+App = Application[Any, Any, Any, Any, Any, Any]
 
 
-def build_application(settings: Settings, request: BaseRequest | None = None,
-                      get_updates_request: BaseRequest | None = None) -> Application:
-    if settings.bot_token is None:
-        raise ValueError("GRIDHORN_BOT_TOKEN is required to run the bot")
-    gate = FloodGate(settings.rate_overall_per_s, settings.rate_chat_per_s,
-                     settings.rate_group_per_min)
-    request = request or (WorkerRequest if settings.http_worker else AiohttpRequest)(
-        connection_pool_size=128, pool_timeout=30, read_timeout=20, write_timeout=20)
-    get_updates_request = get_updates_request or AiohttpRequest(connection_pool_size=2)
-    builder = (
+def build_application(settings: Settings, token: str, gate: FloodGate, request: BaseRequest,
+                      get_updates_request: BaseRequest) -> App:
+    """python-telegram-bot's application: our handlers, our context, our HTTP stack; no
+    updater (the intake polls) and direct replies paced by the flood gate."""
+    app = (
         ApplicationBuilder()
-        .token(settings.bot_token.get_secret_value())
+        .token(token)
         .base_url(settings.api_base_url)
         .base_file_url(settings.api_base_file_url)
         .updater(None)
@@ -53,134 +61,128 @@ def build_application(settings: Settings, request: BaseRequest | None = None,
         .context_types(ContextTypes(context=GridhornContext))
         .request(request)
         .get_updates_request(get_updates_request)
+        .build()
     )
-    app = builder.build()
-    app.bot_data["gridhorn.settings"] = settings
-    app.bot_data["gridhorn.gate"] = gate
-    app.bot_data["gridhorn.requests"] = (request, get_updates_request)
-    from handlers import register_all
-
     register_all(app)
     return app
 
 
-async def open_services(app: Application) -> None:
-    """Open the store (running migrations), build the services, set the command menus."""
-    settings: Settings = app.bot_data["gridhorn.settings"]
-    gate: FloodGate = app.bot_data["gridhorn.gate"]
-    store = await Store.open_sqlite(settings.sqlite_path)
-    access = Access(store, settings.superadmins)
-    outbox = Outbox(store, settings)
-    people = PeopleService(store, access, settings)
-    chats = ChatService(store, access, people, outbox)
-    tickets = TicketService(store, access, people, outbox, settings)
-    sender = OutboxSender(app.bot, store, gate, settings)
-    outbox.connect(sender.wake)
-    sender.chat_lost_hooks.append(chats.chat_lost)
-    sender.migrate_hooks.append(chats.migrated)
-    _connect_ticket_hooks(sender, tickets)
-    deadlines = DueWatcher("deadlines", tickets.run_due, tickets.next_due)
-    tickets.changed = deadlines.wake
-    card_backlog = Backlog("cards", tickets.post_pending_cards)
-    tickets.cards_waiting = card_backlog.wake
-    horns = HornService(store, access, people, outbox, settings)
-    _connect_horn_hooks(sender, horns)
-    horn_watch = DueWatcher("horns", horns.run_due, horns.next_due, recover=horns.recover)
-    horns.changed = horn_watch.wake
-    schedule = ScheduleService(store, access, people, outbox, settings)
-    scheduler = Scheduler(store, schedule, settings)
-    services = Services(settings=settings, store=store, access=access, people=people,
-                        chats=chats, outbox=outbox, sender=sender, tickets=tickets,
-                        deadlines=deadlines, horns=horns, horn_watch=horn_watch,
-                        volunteers=VolunteerService(store), schedule=schedule, scheduler=scheduler,
-                        card_backlog=card_backlog, bot_username=app.bot.username or "")
-    app.bot_data[SERVICES_KEY] = services
-    from handlers.menus import set_command_menus
+async def build_runtime(settings: Settings, *, store: Store | None = None,
+                        request: BaseRequest | None = None,
+                        get_updates_request: BaseRequest | None = None,
+                        poll_timeout: int = 25) -> Runtime:
+    """Every part of the bot, wired. `store`: one already open (`gridhorn run` opens it
+    first, to name a bad GRIDHORN_DATABASE_URL in one line); the runtime closes it, and so
+    does a build that fails."""
+    if settings.bot_token is None:
+        raise ValueError("GRIDHORN_BOT_TOKEN is required to run the bot")
+    async with AsyncExitStack() as undo:
+        store = store or await Store.open_sqlite(settings.sqlite_path)
+        undo.push_async_callback(store.close)
+        gate = FloodGate(settings.rate_overall_per_s, settings.rate_chat_per_s,
+                         settings.rate_group_per_min)
+        request = request or (WorkerRequest if settings.http_worker else AiohttpRequest)(
+            connection_pool_size=128, pool_timeout=30, read_timeout=20, write_timeout=20)
+        get_updates_request = get_updates_request or AiohttpRequest(connection_pool_size=2)
+        app = build_application(settings, settings.bot_token.get_secret_value(), gate,
+                                request, get_updates_request)
+        intake = Intake(app, store, poll_timeout=poll_timeout)
 
-    await set_command_menus(app.bot, settings.default_locale)
+        access = Access(store, settings.superadmins)
+        outbox = Outbox(store, settings)
+        people = PeopleService(store, access, settings)
+        chats = ChatService(store, access, people, outbox)
+        deadlines_due, cards_waiting, horns_due = Wakeup(), Wakeup(), Wakeup()
+        tickets = TicketService(store, access, people, outbox, settings,
+                                changed=deadlines_due, cards_waiting=cards_waiting)
+        horns = HornService(store, access, people, outbox, settings, changed=horns_due)
+        schedule = ScheduleService(store, access, people, outbox, settings)
 
+        def local_now() -> datetime:
+            return datetime.now(settings.tz)
 
-def _ref(item: OutboxItem) -> list[str]:
-    """An item's `ref` ("tcard:12:head"): its prefix chose the hook; the rest names what."""
-    return (item.ref or "").split(":")
+        def username() -> str:
+            return app.bot.username or ""
 
-
-def _connect_ticket_hooks(sender: OutboxSender, tickets: TicketService) -> None:
-    """What the outbox learns when a ticket's message goes out (its id, its topic)."""
-    for prefix, hook in tickets.sent_hooks().items():
-        sender.on_sent(prefix, hook)
-
-
-def _connect_horn_hooks(sender: OutboxSender, horns: HornService) -> None:
-    """The horn service names its own hooks, by the prefix of its refs."""
-    for prefix, hook in horns.sent_hooks().items():
-        sender.on_sent(prefix, hook)
-
-
-async def close_services(app: Application) -> None:
-    services: Services | None = app.bot_data.get(SERVICES_KEY)
-    if services is not None:
-        await services.store.close()
-        del app.bot_data[SERVICES_KEY]
+        services = Services(settings=settings, access=access, people=people, chats=chats,
+                            tickets=tickets, horns=horns, volunteers=VolunteerService(store),
+                            schedule=schedule, now=local_now, username=username)
+        app.bot_data[SERVICES_KEY] = services
+        runtime = Runtime(
+            settings=settings, store=store, app=app, requests=(request, get_updates_request),
+            services=services, outbox=outbox, intake=intake,
+            sender=OutboxSender(app.bot, store, gate, settings, hooks=outbox.hooks,
+                                written=outbox.written, foreground_busy=intake.busy),
+            scheduler=Scheduler(store, schedule, settings, now=local_now),
+            deadlines=DueWatcher("deadlines", tickets.run_due, tickets.next_due,
+                                 wakeup=deadlines_due),
+            horn_watch=DueWatcher("horns", horns.run_due, horns.next_due,
+                                  recover=horns.recover, wakeup=horns_due),
+            card_backlog=Backlog("cards", tickets.post_pending_cards, wakeup=cards_waiting,
+                                 foreground_busy=intake.busy))
+        undo.pop_all()  # built: the store is the runtime's now
+    return runtime
 
 
+@dataclass
 class Runtime:
-    """A running Gridhorn: the application, its outbox sender and its durable intake."""
+    """A running Gridhorn: the parts `build_runtime` wired, started in order and stopped in
+    the reverse order through one exit stack, so a part that fails to stop does not keep the
+    others running (its error is raised once all are stopped), and a start that fails
+    part-way stops what it had started. The runtime owns the store: `stop` closes it."""
 
-    def __init__(self, settings: Settings, request: BaseRequest | None = None,
-                 poll_timeout: int = 25, get_updates_request: BaseRequest | None = None
-                 ) -> None:
-        self.app = build_application(settings, request, get_updates_request)
-        self.poll_timeout = poll_timeout
-        self._stopped = asyncio.Event()
+    settings: Settings
+    store: Store
+    app: App
+    requests: tuple[BaseRequest, BaseRequest]   # the calls' and getUpdates'
+    services: Services
+    outbox: Outbox
+    intake: Intake
+    sender: OutboxSender
+    scheduler: Scheduler
+    deadlines: DueWatcher
+    horn_watch: DueWatcher
+    card_backlog: Backlog
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack, init=False, repr=False)
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
-    @property
-    def services(self) -> Services:
-        return self.app.bot_data[SERVICES_KEY]
+    def __post_init__(self) -> None:
+        self._stack.push_async_callback(self.store.close)
 
     async def start(self) -> None:
-        """Start everything; a start that fails part-way undoes what it did (sessions, store)."""
         try:
-            await self._start()
+            await self._start(self._stack)
         except BaseException:
             await self.stop()
             raise
 
-    async def _start(self) -> None:
-        # python-telegram-bot calls post_init only from run_polling; we run our own loop.
+    async def _start(self, stack: AsyncExitStack) -> None:
+        # a start that fails in `initialize` (Telegram unreachable) leaves the HTTP sessions
+        # open and python-telegram-bot does not shut them down: closed here (idempotent)
+        for request in self.requests:
+            stack.push_async_callback(request.shutdown)
+        # python-telegram-bot calls post_init only from run_polling; we run our own loop
         await self.app.initialize()
-        await open_services(self.app)
+        stack.push_async_callback(self.app.shutdown)
+        await set_command_menus(self.app.bot, self.settings.default_locale)
         await self.app.start()
-        services = self.services
-        await services.sender.start()
-        await services.scheduler.start()  # after an outage, what was due runs once now
-        await services.deadlines.start(services.scheduler.aps)
-        await services.horn_watch.start(services.scheduler.aps)
-        services.intake = Intake(self.app, services.store, poll_timeout=self.poll_timeout)
-        services.sender.foreground_busy = services.intake.busy
-        services.card_backlog.foreground_busy = services.intake.busy
-        await services.card_backlog.start()
-        await services.intake.start()
-        logger.info("Gridhorn is running as @%s", services.bot_username)
+        stack.push_async_callback(self.app.stop)
+        await self.sender.start()
+        stack.push_async_callback(self.sender.stop)
+        await self.scheduler.start()  # after an outage, what was due runs once now
+        stack.push_async_callback(self.scheduler.stop)
+        for watcher in (self.deadlines, self.horn_watch):
+            await watcher.start(self.scheduler.aps)
+            stack.push_async_callback(watcher.stop)
+        await self.card_backlog.start()
+        stack.push_async_callback(self.card_backlog.stop)
+        await self.intake.start()
+        stack.push_async_callback(self.intake.stop)
+        logger.info("Gridhorn is running as @%s", self.services.bot_username)
 
     async def stop(self) -> None:
-        services: Services | None = self.app.bot_data.get(SERVICES_KEY)
-        if services is not None:
-            if services.intake is not None:
-                await services.intake.stop()
-            await services.card_backlog.stop()
-            await services.deadlines.stop()
-            await services.horn_watch.stop()
-            await services.scheduler.stop()
-            await services.sender.stop()
-        if self.app.running:
-            await self.app.stop()
-        await self.app.shutdown()
-        # an application whose start failed (Telegram unreachable) is not shut down by
-        # python-telegram-bot, but its HTTP sessions are open: close them (idempotent)
-        for request in self.app.bot_data["gridhorn.requests"]:
-            await request.shutdown()
-        await close_services(self.app)
+        """Stop every part started, the last started first, and close the store."""
+        await self._stack.aclose()
 
     async def run_until_stopped(self, started: Callable[[], None] | None = None) -> None:
         await self.start()

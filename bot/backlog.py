@@ -13,26 +13,34 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from bot.hooks import Wakeup
+
 logger = logging.getLogger(__name__)
 
 
 class Backlog:
     def __init__(self, name: str, run: Callable[[], Awaitable[bool]], *,
+                 wakeup: Wakeup | None = None,
+                 foreground_busy: Callable[[], bool] = lambda: False,
                  max_deferral: float = 2.0, poll: float = 0.02) -> None:
+        """`wakeup`: fired when something was flagged; `foreground_busy`: true while
+        people's updates are being handled (the intake)."""
         self.name = name
         self.run = run
         self.max_deferral = max_deferral  # seconds the work may wait for a busy intake
         self.poll = poll
-        #: true while people's updates are being handled (the intake)
-        self.foreground_busy: Callable[[], bool] = lambda: False
+        self.foreground_busy = foreground_busy
         self._wake = asyncio.Event()
         self._since: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        if wakeup is not None:
+            wakeup.connect(self.wake)
 
-    def wake(self) -> None:
-        """Something was flagged (an after-commit hook)."""
+    def wake(self, when: float | None = None) -> None:
+        """Something was flagged (an after-commit hook); it runs as soon as the intake lets
+        it, whatever `when` says."""
         if self._since is None:
             self._since = time.monotonic()
         self._idle.clear()

@@ -9,14 +9,21 @@ import logging
 import signal
 import sqlite3
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from telegram.error import InvalidToken, NetworkError
 
 from bot import eventloop
+from bot.app import build_runtime
+from bot.services import periods
+from bot.services.mapfile import export_map, import_map
+from bot.services.outbox import Outbox
+from bot.services.reports import ReportService
+from bot.services.scopes import city_scope, unit_scope
 from bot.settings import Settings, SettingsError, load_settings
-
-if TYPE_CHECKING:
-    from storage.store import Store
+from bot.textsplit import plain_text
+from storage.store import Store
 
 TOKEN_HELP = ("GRIDHORN_BOT_TOKEN is not set or empty. Create a bot with @BotFather in "
               "Telegram, then run: GRIDHORN_BOT_TOKEN=123456:ABC... gridhorn run (or put it in "
@@ -71,10 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-async def _open_store(settings: Settings) -> "Store":
+async def _open_store(settings: Settings) -> Store:
     """The store of GRIDHORN_DATABASE_URL; one it cannot open is a bad setting."""
-    from storage.store import Store
-
     try:
         return await Store.open_sqlite(settings.sqlite_path)
     except (sqlite3.Error, OSError) as exc:
@@ -94,12 +99,6 @@ def _why_unusable(path: str, exc: Exception) -> str:
     return str(exc)
 
 
-async def _check_store(settings: Settings) -> None:
-    """Open the store once before anything else (migrations included) and close it."""
-    store = await _open_store(settings)
-    await store.close()
-
-
 def tune_garbage_collector() -> None:
     """After start-up: what was loaded stays (frozen out of every later collection), and the
     young generation is collected every 20,000 net allocations instead of 700. A burst builds
@@ -115,14 +114,13 @@ def _run(settings: Settings) -> int:
         print(f"gridhorn: {TOKEN_HELP}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    # a bad GRIDHORN_DATABASE_URL: one line (nothing is logged before the store fails to open),
-    # no traceback, and Telegram not called
-    asyncio.run(_check_store(settings))
-    from bot.app import Runtime
 
     async def go() -> None:
-        runtime = Runtime(settings)
+        # the store is opened first, once, and handed to the runtime: a bad
+        # GRIDHORN_DATABASE_URL is one line (nothing is logged before the store fails to
+        # open), no traceback, and Telegram is not called
+        store = await _open_store(settings)
+        runtime = await build_runtime(settings, store=store)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, runtime.request_stop)
@@ -131,8 +129,6 @@ def _run(settings: Settings) -> int:
     try:
         eventloop.run(go(), settings.event_loop)
     except Exception as exc:  # one clear line, not a traceback
-        from telegram.error import InvalidToken, NetworkError
-
         if isinstance(exc, InvalidToken):
             print("gridhorn: Telegram rejected GRIDHORN_BOT_TOKEN; check it with @BotFather.",
                   file=sys.stderr)
@@ -146,8 +142,6 @@ def _run(settings: Settings) -> int:
 
 
 async def _map_import(settings: Settings, path: Path) -> int:
-    from bot.services.mapfile import import_map
-
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -171,10 +165,6 @@ async def _map_import(settings: Settings, path: Path) -> int:
 
 
 async def _map_export(settings: Settings, path: Path | None) -> int:
-    from datetime import datetime
-
-    from bot.services.mapfile import export_map
-
     store = await _open_store(settings)
     try:
         text = await export_map(store, header_comment=f"exported {datetime.now().isoformat(timespec='seconds')}" if path else None)
@@ -192,14 +182,6 @@ async def _report(settings: Settings, month_text: str, out: Path, unit_code: str
                   lang: str | None) -> int:
     """The same report `/report` gives, written as files (a finished month: the whole month;
     the current one: so far)."""
-    from datetime import datetime
-
-    from bot.services import periods
-    from bot.services.outbox import Outbox
-    from bot.services.reports import ReportService
-    from bot.services.scopes import city_scope, unit_scope
-    from bot.textsplit import plain_text
-
     month = periods.parse_month(month_text)
     if month is None:
         print(f"gridhorn: {month_text!r} is not a month like 2026-11", file=sys.stderr)

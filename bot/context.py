@@ -2,51 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.services.access import Access, Actor
-
-if TYPE_CHECKING:
-    from bot.intake import Intake
-    from bot.outbox import OutboxSender
-    from bot.services.outbox import Outbox
-    from bot.services.chats import ChatService
-    from bot.backlog import Backlog
-    from bot.watcher import DueWatcher
-    from bot.services.people import PeopleService
-    from bot.services.tickets import TicketService
-    from bot.services.horns import HornService
-    from bot.services.volunteers import VolunteerService
-    from bot.scheduler import Scheduler
-    from bot.services.schedule import ScheduleService
-    from bot.settings import Settings
-    from storage.store import Store
+from bot.services.chats import ChatService
+from bot.services.horns import HornService
+from bot.services.people import PeopleService
+from bot.services.schedule import ScheduleService
+from bot.services.tickets import TicketService
+from bot.services.volunteers import VolunteerService
+from bot.settings import Settings
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    """Everything the handlers may call, built once in `post_init`."""
+    """What handlers may call: the services, the settings and the local clock. The store,
+    the outbox and the machinery that sends and schedules stay with the runtime
+    (`bot.app.Runtime`): a handler asks a service, and the service writes."""
 
-    settings: "Settings"
-    store: "Store"
+    settings: Settings
     access: Access
-    people: "PeopleService"
-    chats: "ChatService"
-    outbox: "Outbox"
-    sender: "OutboxSender"
-    tickets: "TicketService"
-    deadlines: "DueWatcher"
-    horns: "HornService"
-    horn_watch: "DueWatcher"
-    volunteers: "VolunteerService"
-    schedule: "ScheduleService"
-    scheduler: "Scheduler"
-    card_backlog: "Backlog"
-    intake: "Intake | None" = None
-    bot_username: str = ""
+    people: PeopleService
+    chats: ChatService
+    tickets: TicketService
+    horns: HornService
+    volunteers: VolunteerService
+    schedule: ScheduleService
+    #: the local time (the scheduler's clock: tests move it)
+    now: Callable[[], datetime]
+    #: the bot's @username, known once the application has asked Telegram (`getMe`)
+    username: Callable[[], str]
+
+    @property
+    def bot_username(self) -> str:
+        return self.username()
 
     def deep_link(self, payload: str) -> str:
         return f"https://t.me/{self.bot_username}?start={payload}"
@@ -68,4 +62,5 @@ class GridhornContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, An
 
     @property
     def services(self) -> Services:
-        return self.application.bot_data[SERVICES_KEY]
+        services: Services = self.application.bot_data[SERVICES_KEY]
+        return services

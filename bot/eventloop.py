@@ -22,7 +22,7 @@ def loop_factory(kind: EventLoop) -> Callable[[], asyncio.AbstractEventLoop] | N
     if kind == "asyncio":
         return None
     try:
-        import uvloop
+        import uvloop  # an optional extra: imported only when asked for
     except ImportError:
         raise RuntimeError(UVLOOP_MISSING) from None
     return uvloop.new_event_loop

@@ -18,7 +18,7 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from telegram import Bot, InputFile
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot import rawapi
+from bot.hooks import OutboxHooks, Wakeup
 from bot.priority import Priority
 from bot.ratelimit import OUTBOX_CALL, FloodGate, Stamp, retry_seconds
 from bot.settings import Settings
@@ -40,9 +41,6 @@ MOOT_ERRORS = ("message is not modified", "message to edit not found",
                "message to pin not found", "message to unpin not found",
                "message to delete not found",
                "message can't be deleted")
-SentHook = Callable[[OutboxItem, Any], Awaitable[None]]
-ChatHook = Callable[[int, str], Awaitable[None]]
-MigrateHook = Callable[[int, int], Awaitable[None]]
 
 
 class _Lane:
@@ -65,7 +63,12 @@ class OutboxSender:
     """Reading side: the one loop that sends."""
 
     def __init__(self, bot: Bot, store: Store, gate: FloodGate, settings: Settings, *,
+                 hooks: OutboxHooks | None = None, written: Wakeup | None = None,
+                 foreground_busy: Callable[[], bool] = lambda: False,
                  max_in_flight: int = 64) -> None:
+        """`hooks`: what the services asked to be told (the writer's registry); `written`:
+        fired after each commit that queued rows; `foreground_busy`: true while people's
+        updates are being handled (the intake), see `_deferred`."""
         self.bot = bot
         self.store = store
         self.gate = gate
@@ -94,21 +97,15 @@ class OutboxSender:
         self.stall_threshold = 0.005
         self._idle = asyncio.Event()
         self._idle.set()
-        #: true while people's updates are being handled (the intake); see `_deferred`
-        self.foreground_busy: Callable[[], bool] = lambda: False
+        self.foreground_busy = foreground_busy
         self.max_deferral = 2.0  # seconds
-        self.sent_hooks: dict[str, SentHook] = {}
-        self.chat_lost_hooks: list[ChatHook] = []
-        self.migrate_hooks: list[MigrateHook] = []
+        self.hooks = hooks or OutboxHooks()
+        if written is not None:
+            written.connect(self.wake)
 
-    # wiring
-
-    def on_sent(self, ref_prefix: str, hook: SentHook) -> None:
-        """Run `hook(item, result)` in the transaction that records an item sent."""
-        self.sent_hooks[ref_prefix] = hook
-
-    def wake(self) -> None:
-        """New rows were committed (the writer's after-commit hook)."""
+    def wake(self, when: float | None = None) -> None:
+        """New rows were committed (the writer's after-commit hook); `when` is not used:
+        the rows themselves say when they may go."""
         self._dirty = True
         self._wake.set()
 
@@ -365,8 +362,8 @@ class OutboxSender:
             new_id = exc.new_chat_id
             async with self.store.transaction():
                 await self.store.outbox.migrate_chat(item.chat_id, new_id)
-                for hook in self.migrate_hooks:
-                    await hook(item.chat_id, new_id)
+                for migrated in self.hooks.migrated:
+                    await migrated(item.chat_id, new_id)
             self._move_lane(item.chat_id, new_id)
             return new_id
         except Forbidden as exc:
@@ -374,7 +371,7 @@ class OutboxSender:
             reason = exc.message
             async with self.store.transaction():
                 dropped = await self.store.outbox.drop_chat(item.chat_id, reason)
-                for lost in self.chat_lost_hooks:
+                for lost in self.hooks.chat_lost:
                     await lost(item.chat_id, reason)
             for dropped_id in dropped:
                 self._forget(dropped_id)
@@ -500,10 +497,9 @@ class OutboxSender:
                         item.chat_id, "pinChatMessage",
                         {"message_id": message_id, "disable_notification": False},
                         item.priority + Priority.PIN_DELAY, dedupe_key=f"pin:{item.id}")
-                if hooks and item.ref:
-                    hook = self.sent_hooks.get(item.ref.split(":", 1)[0])
-                    if hook is not None:
-                        await hook(item, result)
+                hook = self.hooks.sent_hook(item.ref) if hooks else None
+                if hook is not None:
+                    await hook(item, result)
             if queued:
                 self.store.db.after_commit(self.wake)
 

@@ -5,7 +5,8 @@ widening) each have one watcher. The store is the source of truth: each due step
 done in the transaction that queues its notices, so a restart neither drops nor repeats one.
 The watcher keeps one APScheduler date job (`due:<name>`) on the same scheduler as the cron
 jobs, armed at the next due time the store holds; a change that makes something due sooner
-calls `wake()`, which arms it for now.
+fires the watcher's `Wakeup` (handed to the service and to the watcher by the composition
+root), which arms it for then.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
+from bot.hooks import Wakeup
+
 logger = logging.getLogger(__name__)
 
 
@@ -27,7 +30,8 @@ class DueWatcher:
     def __init__(self, name: str, run_due: Callable[[], Awaitable[Any]],
                  next_due: Callable[[], Awaitable[float | None]],
                  recover: Callable[[], Awaitable[Any]] | None = None,
-                 max_sleep: float = 60.0) -> None:
+                 max_sleep: float = 60.0, wakeup: Wakeup | None = None) -> None:
+        """`wakeup`: fired by the service when something may be due sooner."""
         self.name = name
         self.run_due = run_due
         self.next_due = next_due
@@ -36,6 +40,8 @@ class DueWatcher:
         self._aps: AsyncIOScheduler | None = None
         self._lock = asyncio.Lock()
         self._running: set[asyncio.Task[Any]] = set()
+        if wakeup is not None:
+            wakeup.connect(self.wake)
 
     @property
     def job_id(self) -> str:

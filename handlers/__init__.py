@@ -11,18 +11,24 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from handlers import chats, fallback, guard, onboarding, opinions
-from handlers import schedule
-from handlers import flows, horn, volunteer
+from bot.services import horn_base, volunteers
+from handlers import chats, fallback, flows, guard, horn, onboarding, opinions, schedule, volunteer
+from handlers.flows import FlowText
 
 GUARD_GROUP = -100
 FLOW_GROUP = -10
 FEATURE_GROUP = 0
+#: the guided flows whose private text goes to the feature, by the stored flow's name
+FLOW_TEXTS: dict[str, FlowText] = {
+    horn_base.FLOW: horn.flow_text,
+    horn_base.HOURS_FLOW: horn.flow_text,
+    volunteers.FLOW: volunteer.flow_text,
+}
 
 
 def register_all(app: Application) -> None:
     guard.register(app, GUARD_GROUP)
-    flows.register(app, FLOW_GROUP)
+    flows.register(app, FLOW_GROUP, FLOW_TEXTS)
     onboarding.register(app, FEATURE_GROUP)
     chats.register(app, FEATURE_GROUP)
     opinions.register(app, FEATURE_GROUP)

@@ -10,47 +10,52 @@ always goes to the ticket.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
 from telegram import Update
 from telegram.ext import Application, ApplicationHandlerStop, MessageHandler, filters
 
 from bot.context import GridhornContext
-from handlers import horn, volunteer
 from handlers.common import reply
 from storage.models import Flow
 
 logger = logging.getLogger(__name__)
+#: a feature's answer to the text of a person in one of its flows
 FlowText = Callable[[Update, GridhornContext, Flow], Awaitable[None]]
-FLOW_TEXT: dict[str, FlowText] = {
-    "horn": horn.flow_text,
-    "horn_hours": horn.flow_text,
-    "volunteer": volunteer.flow_text,
-}
 
 
-async def flow_text(update: Update, context: GridhornContext) -> None:
-    """Route private text to the person's guided flow, if they are in one of ours."""
-    message = update.effective_message
-    if message is None or update.effective_chat is None:
-        return
-    services = context.services
-    if message.reply_to_message is not None and await services.tickets.prompt_for(
-            message.chat.id, message.reply_to_message.message_id) is not None:
-        return
-    flow = await services.people.flow(context.actor.user_id)
-    handler = FLOW_TEXT.get(flow.name) if flow is not None else None
-    if flow is None or handler is None:
-        return
-    try:
-        await handler(update, context, flow)
-    except Exception:  # the text must not fall through and become an opinion draft
-        logger.exception("the %s flow failed on a message", flow.name)
-        await reply(update, context, "error.generic")
-    raise ApplicationHandlerStop
+def router(flow_texts: Mapping[str, FlowText]) -> Callable[[Update, GridhornContext],
+                                                              Coroutine[Any, Any, None]]:
+    """The handler that routes private text to the person's guided flow, if they are in one
+    of `flow_texts` (by the flow's name)."""
+
+    async def flow_text(update: Update, context: GridhornContext) -> None:
+        message = update.effective_message
+        if message is None or update.effective_chat is None:
+            return
+        services = context.services
+        if message.reply_to_message is not None and await services.tickets.prompt_for(
+                message.chat.id, message.reply_to_message.message_id) is not None:
+            return
+        flow = await services.people.flow(context.actor.user_id)
+        handler = flow_texts.get(flow.name) if flow is not None else None
+        if flow is None or handler is None:
+            return
+        try:
+            await handler(update, context, flow)
+        except Exception:  # the text must not fall through and become an opinion draft
+            logger.exception("the %s flow failed on a message", flow.name)
+            await reply(update, context, "error.generic")
+        raise ApplicationHandlerStop
+
+    return flow_text
 
 
-def register(app: Application, group: int) -> None:
+def register(app: Application[Any, Any, Any, Any, Any, Any], group: int,
+             flow_texts: Mapping[str, FlowText]) -> None:
+    """`flow_texts`: the features' flows by name (the features register them in
+    `handlers/__init__.py`; this module imports none of them)."""
     app.add_handler(MessageHandler(
         filters.ChatType.PRIVATE & (filters.TEXT | filters.PHOTO) & ~filters.COMMAND,
-        flow_text), group=group)
+        router(flow_texts)), group=group)

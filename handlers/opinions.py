@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import logging
 
-from telegram import Message, Update
+from telegram import ForceReply, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
@@ -220,8 +220,6 @@ async def ticket_button(update: Update, context: GridhornContext) -> None:
 async def _ask_for_words(update: Update, context: GridhornContext, ticket_id: int,
                          action: TicketAction) -> None:
     """A selective ForceReply that mentions the person who pressed, in the chat of the press."""
-    from telegram import ForceReply
-
     user = update.effective_user
     chat = update.effective_chat
     assert user is not None and chat is not None

@@ -31,7 +31,7 @@ def _rest(update: Update) -> str:
 async def theme(update: Update, context: GridhornContext) -> None:
     """Show this month's theme, or set one: /theme YYYY-MM [COMMUNITY] TEXT."""
     services = context.services
-    now = services.scheduler.now()
+    now = services.now()
     args = _rest(update)
     chat = update.effective_chat
     if not args.strip():
@@ -70,7 +70,7 @@ async def report(update: Update, context: GridhornContext) -> None:
     args = command_args(update)
     services = context.services
     asked = await services.schedule.report(context.actor, args[0] if args else None,
-                                           services.scheduler.now(), context.locale)
+                                           services.now(), context.locale)
     await reply_html(update, context, asked.files.text)
     chat = update.effective_chat
     assert chat is not None
@@ -91,7 +91,7 @@ async def board(update: Update, context: GridhornContext) -> None:
     """Leaderboards: /board [volunteers|party|buildings|departments] [month|quarter|year]."""
     services = context.services
     text = await services.schedule.board(context.actor, command_args(update),
-                                         services.scheduler.now(), context.locale)
+                                         services.now(), context.locale)
     await reply_html(update, context, text)
 
 
@@ -101,7 +101,7 @@ async def patrol(update: Update, context: GridhornContext) -> None:
     services = context.services
     chat = update.effective_chat
     done = await services.schedule.patrols.record(
-        context.actor, chat.id if chat else 0, _rest(update), services.scheduler.now(),
+        context.actor, chat.id if chat else 0, _rest(update), services.now(),
         source_update_id=update.update_id)
     await reply(update, context, "patrol.recorded", **_recorded_values(context, done))
 

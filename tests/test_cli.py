@@ -1,9 +1,20 @@
 """The `gridhorn` commands (map, run), as an operator runs them."""
 
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+from telegram.request import HTTPXRequest
+
+from bot.app import Runtime
 from bot.cli import main
+from emulator import BotAPIEmulator
+from storage.store import Store
 from tests.support.env import child_env
+from tests.support.harness import TOKEN
 
 MAPS = Path(__file__).parent / "data" / "maps"
 
@@ -106,3 +117,55 @@ def test_run_reads_dotenv_in_the_working_directory_and_environment_variables_win
     monkeypatch.setenv("GRIDHORN_API_BASE_URL", f"http://127.0.0.1:{ports[1]}/bot")
     assert main(["run"]) == 2
     assert f"(http://127.0.0.1:{ports[1]}/bot)" in capsys.readouterr().err
+
+
+@contextlib.contextmanager
+def emulator_beside() -> Iterator[BotAPIEmulator]:
+    """The Bot API emulator on its own event loop, in a thread: `main(["run"])` runs its own
+    loop in this one, as an operator's shell does."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    emu = BotAPIEmulator(token=TOKEN, bot_username="gridhorn_bot", bot_first_name="Gridhorn")
+    try:
+        asyncio.run_coroutine_threadsafe(emu.start(), loop).result(10)
+        yield emu
+    finally:
+        asyncio.run_coroutine_threadsafe(emu.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_run_opens_the_store_once_and_calls_telegram_without_httpx(tmp_path, monkeypatch):
+    """The store `gridhorn run` opens first (to name a bad GRIDHORN_DATABASE_URL in one line)
+    is the one the bot runs on, not opened a second time; and the bot's calls go through its
+    own HTTP stack, so the run leaves httpx's logger as it found it."""
+    opened: list[str] = []
+    open_sqlite = Store.__dict__["open_sqlite"].__func__
+
+    async def counted(cls: type[Store], path: str) -> Store:
+        opened.append(path)
+        return await open_sqlite(cls, path)
+
+    requests: list[object] = []
+
+    async def start_and_stop(self: Runtime, started: object = None) -> None:
+        await self.start()
+        requests.append(self.app.bot.request)  # what the bot's calls go through
+        await self.stop()
+
+    monkeypatch.setattr(Store, "open_sqlite", classmethod(counted))
+    monkeypatch.setattr(Runtime, "run_until_stopped", start_and_stop)
+    httpx_level = logging.getLogger("httpx").level
+    with emulator_beside() as emu:
+        monkeypatch.setenv("GRIDHORN_ENV_FILE", "")
+        monkeypatch.setenv("GRIDHORN_BOT_TOKEN", TOKEN)
+        monkeypatch.setenv("GRIDHORN_API_BASE_URL", emu.base_url)
+        monkeypatch.setenv("GRIDHORN_DATABASE_URL", f"sqlite:///{tmp_path / 'g.db'}")
+        monkeypatch.setenv("GRIDHORN_HTTP_WORKER", "0")
+        assert main(["run"]) == 0
+        assert emu.stats.total > 0  # it did start against Telegram
+    assert opened == [str(tmp_path / "g.db")]
+    assert requests and not [r for r in requests if isinstance(r, HTTPXRequest)]
+    assert logging.getLogger("httpx").level == httpx_level

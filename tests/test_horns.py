@@ -72,12 +72,12 @@ async def pending(store, method="sendMessage"):
 
 
 async def deliver(store, horns, items=None):
-    """Play the sender: mark pending items sent and run the hooks the horn service names."""
-    hooks = horns.sent_hooks()
+    """Play the sender: mark pending items sent and run the hooks the horn service
+    registered with its outbox."""
     for n, item in enumerate(items or await store.outbox.pending(), start=1000):
         async with store.transaction():
             await store.outbox.mark_sent(item.id, n, {})
-            hook = hooks.get((item.ref or "").split(":")[0])
+            hook = horns.outbox.hooks.sent_hook(item.ref)
             if hook is not None:
                 await hook(item, {"message_id": n})
 
@@ -530,8 +530,8 @@ async def test_the_watchers_work_is_done_once_across_a_restart(world, store):
     queued = len(await store.outbox.pending())
 
     # the process restarts: a new service on the same store finds nothing left to do
-    restarted = HornService(store, horns.access, horns.people, horns.outbox, horns.settings,
-                            clock=clock)
+    restarted = HornService(store, horns.access, horns.people, Outbox(store, horns.settings),
+                            horns.settings, clock=clock)
     assert await restarted.run_due() == 0
     assert len(await store.outbox.pending()) == queued
     assert await restarted.next_due() == NOW + 601 + 600

@@ -79,9 +79,9 @@ def make(store, bot: FakeBot, *, chat_per_s: float = 1000, max_in_flight: int = 
          ) -> tuple[OutboxSender, Outbox]:
     settings = load_settings(quiet_hours="")
     gate = FloodGate(1000, chat_per_s, 100000)
-    sender = OutboxSender(bot, store, gate, settings, max_in_flight=max_in_flight)  # type: ignore[arg-type]
     outbox = Outbox(store, settings)
-    outbox.connect(sender.wake)
+    sender = OutboxSender(bot, store, gate, settings, hooks=outbox.hooks,  # type: ignore[arg-type]
+                          written=outbox.written, max_in_flight=max_in_flight)
     return sender, outbox
 
 
@@ -210,7 +210,7 @@ async def test_a_migrated_group_gets_its_queue_at_the_new_id(store):
     async def hook(old: int, new: int) -> None:
         moved.append((old, new))
 
-    sender.migrate_hooks.append(hook)
+    outbox.on_migrated(hook)
     bot.fail[GROUP] = [ChatMigrated(NEW_GROUP)]
     await queue(store, outbox, (GROUP, "one", Priority.PERSONAL),
                 (GROUP, "two", Priority.PERSONAL))
@@ -228,7 +228,7 @@ async def test_a_chat_that_removed_the_bot_is_dropped_and_staff_told(store):
     async def hook(chat_id: int, reason: str) -> None:
         lost.append((chat_id, reason))
 
-    sender.chat_lost_hooks.append(hook)
+    outbox.on_chat_lost(hook)
     bot.fail[GROUP] = [Forbidden("Forbidden: bot was kicked from the group chat")]
     await queue(store, outbox, (GROUP, "one", Priority.PERSONAL),
                 (GROUP, "two", Priority.PERSONAL), (OTHER, "elsewhere", Priority.PERSONAL))
@@ -316,8 +316,8 @@ async def test_a_failing_hook_never_makes_a_sent_message_go_out_again(store):
     async def fine(item, result) -> None:
         seen.append(result["message_id"])
 
-    sender.on_sent("boom", boom)
-    sender.on_sent("fine", fine)
+    outbox.on_sent("boom", boom)
+    outbox.on_sent("fine", fine)
     async with store.transaction():
         await outbox.send(GROUP, "hook fails", priority=Priority.PERSONAL, ref="boom:1")
         await outbox.send(OTHER, "hook works", priority=Priority.PERSONAL, ref="fine:1")
@@ -346,9 +346,9 @@ async def test_group_posts_wait_out_quiet_hours_but_urgent_and_private_ones_do_n
     now = datetime.now(load_settings().tz)
     window = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"
     settings = load_settings(quiet_hours=window)
-    sender = OutboxSender(bot, store, FloodGate(1000, 1000, 100000), settings)  # type: ignore[arg-type]
     outbox = Outbox(store, settings)
-    outbox.connect(sender.wake)
+    sender = OutboxSender(bot, store, FloodGate(1000, 1000, 100000), settings,  # type: ignore[arg-type]
+                          hooks=outbox.hooks, written=outbox.written)
     async with store.transaction():
         await outbox.send(GROUP, "monthly theme", priority=Priority.ROUTINE, quiet=True)
         await outbox.send(OTHER, "emergency horn", priority=Priority.EMERGENCY)
@@ -437,9 +437,9 @@ async def test_a_direct_reply_that_took_the_window_makes_a_ready_post_wait(store
         gate, span, replies = FloodGate(1000, 1.9, 100000), 1 / 1.9 + 0.04, 1
     else:
         gate, span, replies = ShortGroupWindow(1000, 1000, 20), 0.3, 2
-    sender = OutboxSender(bot, store, gate, settings, max_in_flight=1)  # type: ignore[arg-type]
     outbox = Outbox(store, settings)
-    outbox.connect(sender.wake)
+    sender = OutboxSender(bot, store, gate, settings, hooks=outbox.hooks,  # type: ignore[arg-type]
+                          written=outbox.written, max_in_flight=1)
     limiter = DirectReplyLimiter(gate)
     replied: list[float] = []
 

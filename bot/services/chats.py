@@ -44,6 +44,8 @@ class ChatService:
         self.access = access
         self.people = people
         self.outbox = outbox
+        outbox.on_chat_lost(self.chat_lost)
+        outbox.on_migrated(self.migrated)
 
     async def seen(self, info: ChatInfo, active: bool = True) -> None:
         old = await self.store.map.chat(info.chat_id)

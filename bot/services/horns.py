@@ -21,12 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from bot.hooks import SentHook, Wakeup
 from bot.services import horn_views as views
 from bot.services.access import Access, Actor
 from bot.services.base import Service
 from bot.services.horn_closing import HornClosing, may_close
 from bot.services.horn_codes import FlowPress
-from bot.services.horn_copies import HornCopies, Published, SentHook
+from bot.services.horn_copies import HornCopies, Published
 from bot.services.horn_flow import HornFlow
 from bot.services.horn_taps import HornTaps, Tap
 from bot.services.horn_watch import HornWatch
@@ -41,14 +42,19 @@ __all__ = ["HornService", "Published", "Tap"]
 
 class HornService(Service):
     def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
-                 settings: Settings, clock: Callable[[], float] = time.time) -> None:
+                 settings: Settings, clock: Callable[[], float] = time.time, *,
+                 changed: Callable[[], None] | None = None) -> None:
+        """`changed` wakes the horn watcher; the horn's refs are registered with the outbox
+        here (only this service reads them)."""
         super().__init__(store, access, people, outbox, settings, clock)
-        self.changed: Callable[[], None] = lambda: None  # wakes the horn watcher
+        self.changed: Callable[[], None] = changed or Wakeup()  # wakes the horn watcher
         self.guide = HornFlow(self, self._wake)
         self.copies = HornCopies(self, self._wake, self.guide)
         self.taps = HornTaps(self, self._wake, self.copies)
         self.closing = HornClosing(self, self._wake, self.copies)
         self.watch = HornWatch(self, self._wake, self.copies, self.taps)
+        for prefix, hook in self.sent_hooks().items():
+            outbox.on_sent(prefix, hook)
 
     def _wake(self) -> None:
         self.changed()

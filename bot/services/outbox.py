@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable
 from typing import Any
 
+from bot.hooks import ChatLostHook, MigratedHook, OutboxHooks, SentHook, Wakeup
 from bot.priority import Priority
 from bot.settings import Settings
 from storage.store import Store
@@ -23,15 +23,28 @@ def file_field(data: bytes, filename: str) -> dict[str, str]:
 
 
 class Outbox:
-    """Writing side: what services call (inside their transaction)."""
+    """Writing side: what services call (inside their transaction), and where they register
+    what the sender must tell them back (`hooks`)."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self._wake: Callable[[], None] = lambda: None
+        #: fired after each commit that queued something: the sender listens
+        self.written = Wakeup()
+        #: read by the sender; filled by the services' constructors
+        self.hooks = OutboxHooks()
 
-    def connect(self, wake: Callable[[], None]) -> None:
-        self._wake = wake
+    def on_sent(self, prefix: str, hook: SentHook) -> None:
+        """Run `hook(item, result)` when an item whose ref starts with `prefix:` is sent."""
+        self.hooks.on_sent(prefix, hook)
+
+    def on_chat_lost(self, hook: ChatLostHook) -> None:
+        """Run `hook(chat_id, reason)` when Telegram refuses a chat for good (403)."""
+        self.hooks.on_chat_lost(hook)
+
+    def on_migrated(self, hook: MigratedHook) -> None:
+        """Run `hook(old_id, new_id)` when a group turned into a supergroup."""
+        self.hooks.on_migrated(hook)
 
     async def call(self, chat_id: int, method: str, payload: dict[str, Any], *,
                    priority: int, quiet: bool = False, delay: float = 0.0,
@@ -41,7 +54,7 @@ class Outbox:
             chat_id, method, payload, priority, quiet=quiet,
             not_before=time.time() + delay if delay else 0.0,
             dedupe_key=dedupe_key, coalesce_key=coalesce_key, ref=ref)
-        self.store.db.after_commit(self._wake)
+        self.store.db.after_commit(self.written)
         return item_id
 
     async def send(self, chat_id: int, text: str, *, priority: int,

@@ -3,6 +3,10 @@
 Chinese labels need a CJK font, which a fresh machine lacks (matplotlib then draws empty boxes
 and only warns). The font comes from a PyPI package (`mplfonts`: Noto Sans CJK SC, whose OTF
 also holds the traditional glyphs) and is loaded by its path, never looked up by name.
+
+matplotlib and openpyxl are imported inside the functions that draw, on purpose: they take
+about a second and tens of megabytes to load, which the bot spends only when a report is
+drawn (once a month, or on `/report`), not at every start.
 """
 
 from __future__ import annotations
@@ -17,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from bot.i18n import DEFAULT_LOCALE, catalog
 from bot.labels import DOMAIN, STATUS, URGENCY
+from bot.services.report_data import GridStats, Report
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
-
-    from bot.services.reports import GridStats, Report
 
 FONT_FILE = "NotoSansCJKsc-Regular.otf"
 _LOCK = threading.Lock()  # matplotlib's settings are global: one drawing at a time

@@ -19,69 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.i18n import Markup, t
-from bot.services import periods
+from bot.services import periods, report_files
 from bot.services.outbox import Outbox, Priority, file_field
+from bot.services.report_data import GridStats, HornActivity, Report, ReportFiles
 from bot.services.scopes import Scope, Target, bound_targets, city_scope, unit_scope
 from bot.settings import Settings
 from bot.textsplit import split_html
-from storage.models import Patrol, Person, ReportTicket, Unit
+from storage.models import ReportTicket, Unit
 from storage.store import Store
 
 JOB = "report"
-
-
-@dataclass(frozen=True)
-class GridStats:
-    code: str
-    name: str
-    community: str
-    received: int = 0
-    resolved: int = 0
-    overdue: int = 0
-    median_hours: float | None = None
-    rating: float | None = None
-    ratings: int = 0
-    horns: int = 0
-    volunteer_hours: float = 0.0
-    patrols: int = 0
-
-
-@dataclass(frozen=True)
-class HornActivity:
-    """Horns published and volunteer hours served, per grid, in a period."""
-
-    horns: dict[str | None, int] = field(default_factory=dict)   # None: over several grids
-    hours: dict[str | None, float] = field(default_factory=dict)
-    hours_by_person: dict[int, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Report:
-    month: str
-    scope: Scope
-    start: datetime
-    end: datetime               # the month's end, or "now" for a month so far
-    so_far: bool
-    grids: tuple[GridStats, ...]
-    total: GridStats
-    tickets: tuple[ReportTicket, ...]
-    patrols: tuple[Patrol, ...]
-    units: dict[str, Unit]
-    people: dict[int, Person]
-
-
-@dataclass(frozen=True)
-class ReportFiles:
-    text: str
-    chart: bytes
-    workbook: bytes
-
-    def filenames(self, month: str) -> tuple[str, str]:
-        return f"gridhorn-report-{month}.png", f"gridhorn-report-{month}.xlsx"
 
 
 MonthlyPlan = list[tuple[Target, str, ReportFiles | None]]   # to whom: short text or files
@@ -192,8 +142,6 @@ class ReportService:
 
     async def files(self, report: Report, locale: str) -> ReportFiles:
         """The text, the chart (PNG) and the workbook (XLSX); drawn off the event loop."""
-        from bot.services import report_files
-
         chart, workbook = await asyncio.to_thread(
             report_files.render_both, report, locale, self.settings.tz)
         return ReportFiles(self.text(report, locale), chart, workbook)

@@ -13,7 +13,8 @@ from bot.services.errors import Refused
 from bot.services.outbox import Outbox
 from bot.services.patrols import PatrolService
 from bot.services.people import PeopleService
-from bot.services.reports import Report, ReportFiles, ReportService
+from bot.services.report_data import Report, ReportFiles
+from bot.services.reports import ReportService
 from bot.services.scopes import actor_scope
 from bot.services.themes import ThemeService
 from bot.settings import Settings

@@ -8,26 +8,35 @@ that `TicketService` (bot/services/tickets.py) puts together; each reaches the o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.services.access import Action, Actor
+from bot.hooks import Wakeup
+from bot.services.access import Access, Action, Actor
 from bot.services.base import Service
 from bot.services.errors import Refused
-from bot.settings import Deadlines
+from bot.services.outbox import Outbox
+from bot.services.people import PeopleService
+from bot.settings import Deadlines, Settings
 from storage.models import DueKind, Ticket, TicketLevel, Urgency
+from storage.store import Store
 
 REMIND_AT = 0.75  # of a deadline's span: the assignee is reminded
 LEVELS = (TicketLevel.BUILDING, TicketLevel.GRID, TicketLevel.COMMUNITY)
 
 
 class TicketBase(Service):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
+                 settings: Settings, clock: Callable[[], float] = time.time, *,
+                 changed: Callable[..., None] | None = None,
+                 cards_waiting: Callable[[], None] | None = None) -> None:
+        super().__init__(store, access, people, outbox, settings, clock)
+        # without a watcher (a command-line tool, a test) they wake nobody
         #: wakes the deadline watcher: something may be due at the given time (None: now)
-        self.changed: Callable[..., None] = lambda when=None: None
+        self.changed: Callable[..., None] = changed or Wakeup()
         #: wakes the backlog that queues new tickets' staff cards (`post_pending_cards`)
-        self.cards_waiting: Callable[[], None] = lambda: None
+        self.cards_waiting: Callable[[], None] = cards_waiting or Wakeup()
 
     def deadlines(self, urgency: Urgency) -> Deadlines:
         settings = self.settings

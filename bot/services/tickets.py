@@ -17,24 +17,40 @@ each step; anonymous reporters are never named to anyone but superadmins.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from typing import Any
 
+from bot.hooks import SentHook
+from bot.services.access import Access
+from bot.services.outbox import Outbox
+from bot.services.people import PeopleService
 from bot.services.ticket_deadlines import TicketDeadlines
 from bot.services.ticket_drafts import DraftView, TicketDrafts
 from bot.services.ticket_prompts import TicketPrompts
 from bot.services.ticket_queries import TicketQueries
 from bot.services.ticket_refs import RefKind, parse_ref
 from bot.services.ticket_states import TicketAction
+from bot.settings import Settings
 from storage.models import OutboxItem
+from storage.store import Store
 
 __all__ = ["DraftView", "SentHook", "TicketService"]
-
-SentHook = Callable[[OutboxItem, Any], Awaitable[None]]
 
 
 class TicketService(TicketDrafts, TicketPrompts, TicketDeadlines, TicketQueries):
     """Drafts, the lifecycle, cards, prompts, deadlines and queries of tickets."""
+
+    def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
+                 settings: Settings, clock: Callable[[], float] = time.time, *,
+                 changed: Callable[..., None] | None = None,
+                 cards_waiting: Callable[[], None] | None = None) -> None:
+        """`changed` wakes the deadline watcher, `cards_waiting` the cards' backlog; the
+        ticket's refs are registered with the outbox here (only this service reads them)."""
+        super().__init__(store, access, people, outbox, settings, clock, changed=changed,
+                         cards_waiting=cards_waiting)
+        for prefix, hook in self.sent_hooks().items():
+            outbox.on_sent(prefix, hook)
 
     def sent_hooks(self) -> dict[str, SentHook]:
         """What the ticket learns when one of its messages went out, by the prefix of the

@@ -15,14 +15,14 @@ async def test_server_errors_are_retried_until_the_bot_api_answers(harness):
     """More 500/502 answers in a row than any fixed number of tries: the message waits
     and goes out, once, when the server answers again."""
     runtime = await harness.start_bot()
-    sender = runtime.services.sender
+    sender = runtime.sender
     sender.backoff_base, sender.backoff_cap = 0.01, 0.05
     li = harness.emu.add_user(first_name="Li", language_code="zh-hans")
     await harness.say(li, "/start")
     harness.emu.faults = Faults(rate=1.0, kinds=("500", "502"), seed=1,
                                 methods={"sendMessage"})
     async with harness.store.transaction():
-        await runtime.services.outbox.send(li.id, "after the outage", priority=Priority.PERSONAL)
+        await runtime.outbox.send(li.id, "after the outage", priority=Priority.PERSONAL)
     await harness.emu.wait_until(lambda: harness.emu.stats.server_errors >= 12, timeout=10)
     assert harness.texts(li.id)[-1] != "after the outage"
     harness.emu.faults = None
@@ -46,7 +46,7 @@ async def test_a_person_who_blocked_the_bot_is_marked_blocked_by_the_403(harness
     harness.emu.user(li).blocked = True  # no my_chat_member update: only the 403 tells
     async with harness.store.transaction():
         for text in ("ticket step one", "ticket step two"):
-            await runtime.services.outbox.send(li.id, text, priority=Priority.PERSONAL)
+            await runtime.outbox.send(li.id, text, priority=Priority.PERSONAL)
     await harness.settle()
     person = await harness.store.people.get(li.id)
     assert person is not None and person.blocked

@@ -45,7 +45,7 @@ class World:
                                                  [self.resident, self.staff])
 
     def now(self) -> datetime:
-        return self.h.runtime.services.scheduler.now()
+        return self.h.runtime.scheduler.now()
 
 
 async def test_theme_answers_bad_input_refuses_residents_and_sets_a_good_one(harness):
@@ -172,8 +172,8 @@ async def test_a_scheduled_run_posts_pins_and_uploads_through_the_outbox(harness
     w = World(harness)
     await w.setup()
     await harness.say(w.staff, "/theme 2099-01 新春送温暖")
-    scheduler = harness.runtime.services.scheduler
-    tz = harness.runtime.services.settings.tz
+    scheduler = harness.runtime.scheduler
+    tz = harness.runtime.settings.tz
     ran = await scheduler.run_due(datetime(2099, 1, 1, 10, 0, tzinfo=tz))
     assert {(r.job, r.period) for r in ran} >= {("theme", "2099-01"), ("report", "2098-12"),
                                                 ("board", "2098-Q4")}
@@ -204,7 +204,7 @@ async def test_a_scheduled_run_posts_pins_and_uploads_through_the_outbox(harness
     # a restart finds everything done: nothing is posted again
     await harness.stop_bot()
     await harness.start_bot()
-    assert await harness.runtime.services.scheduler.run_due(
+    assert await harness.runtime.scheduler.run_due(
         datetime(2099, 1, 1, 10, 5, tzinfo=tz)) == []
     await harness.settle()
     assert len([m for m in harness.emu.messages(w.building_chat.id)

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from bot.app import Runtime
+from bot.app import Runtime, build_runtime
 from bot.http import AiohttpRequest
 from bot.httpworker import WorkerRequest
 from bot.settings import Settings, load_settings
@@ -77,8 +77,8 @@ class Harness:
         kind = EmulatorOnlyWorkerRequest if settings.http_worker else EmulatorOnlyRequest
         request = kind(prefix, connection_pool_size=256, read_timeout=20)
         updates = EmulatorOnlyRequest(prefix, connection_pool_size=2, read_timeout=20)
-        self.runtime = Runtime(settings, request=request, poll_timeout=1,
-                               get_updates_request=updates)
+        self.runtime = await build_runtime(settings, request=request, poll_timeout=1,
+                                           get_updates_request=updates)
         await self.runtime.start()
         return self.runtime
 
@@ -90,16 +90,16 @@ class Harness:
     @property
     def store(self) -> Store:
         assert self.runtime is not None, "start the bot first"
-        return self.runtime.services.store
+        return self.runtime.store
 
     async def settle(self, timeout: float = 10) -> None:
         """Wait until every update the emulator holds is handled and the outbox is idle."""
-        services = self.runtime.services  # type: ignore[union-attr]
+        runtime = self.runtime
+        assert runtime is not None, "start the bot first"
         await self.emu.wait_until(lambda: not self.emu.pending_updates(), timeout=timeout)
-        assert services.intake is not None
-        await asyncio.wait_for(services.intake.drain(), timeout)
-        await services.card_backlog.drain(timeout)
-        await services.sender.drain(timeout)
+        await asyncio.wait_for(runtime.intake.drain(), timeout)
+        await runtime.card_backlog.drain(timeout)
+        await runtime.sender.drain(timeout)
 
     # conversation helpers
 

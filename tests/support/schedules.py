@@ -50,7 +50,7 @@ class Built:
 
 
 def build(store: Store, clock: Clock, **overrides: Any) -> Built:
-    """The services of §6 over a store, as `bot.app.open_services` wires them."""
+    """The services of §6 over a store, as `bot.app.build_runtime` wires them."""
     settings = load_settings(**overrides)
     access = Access(store, settings.superadmins)
     outbox = Outbox(store, settings)

@@ -41,8 +41,8 @@ class TicketWorld:
     def restarted(self) -> TicketWorld:
         """The same store under a new service, as after a restart (nothing kept in memory)."""
         old = self.tickets
-        tickets = TicketService(old.store, old.access, old.people, old.outbox, old.settings,
-                                clock=self.clock)
+        tickets = TicketService(old.store, old.access, old.people,
+                                Outbox(old.store, old.settings), old.settings, clock=self.clock)
         return TicketWorld(self.store, tickets, self.access, self.clock)
 
     async def actor(self, user_id: int) -> Actor:
@@ -65,8 +65,9 @@ class TicketWorld:
 
     async def deliver(self) -> list[OutboxItem]:
         """Play the sender: every pending item goes out (message ids from 1000 up, a topic
-        thread id for a new topic) and its ref's hook runs, as bot/outbox.py does."""
-        hooks = self.tickets.sent_hooks()
+        thread id for a new topic) and the hook the service registered for its ref runs, as
+        bot/outbox.py does."""
+        hooks = self.tickets.outbox.hooks
         sent = []
         while items := await self.store.outbox.pending():
             for item in items:
@@ -74,9 +75,9 @@ class TicketWorld:
                 result = {"message_id": message_id, "message_thread_id": 7000 + item.id}
                 async with self.store.transaction():
                     await self.store.outbox.mark_sent(item.id, message_id, result)
-                    prefix = (item.ref or "").partition(":")[0]
-                    if prefix in hooks:
-                        await hooks[prefix](item, result)
+                    hook = hooks.sent_hook(item.ref)
+                    if hook is not None:
+                        await hook(item, result)
                 sent.append(item)
         return sent
 

@@ -1,0 +1,66 @@
+"""How one part tells another without importing it: a wake-up, and the outbox's hooks.
+
+The composition root (`bot/app.py`) creates each of these before both sides and hands it to
+both constructors: the service fires or registers, the machinery listens or runs. So a watcher
+that runs a service's due work and the service that wakes that watcher need not know each
+other, and nothing is wired by assigning attributes after construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from storage.models import OutboxItem
+
+Listener = Callable[[float | None], None]
+SentHook = Callable[[OutboxItem, Any], Awaitable[None]]
+ChatLostHook = Callable[[int, str], Awaitable[None]]
+MigratedHook = Callable[[int, int], Awaitable[None]]
+
+
+class Wakeup:
+    """Something may be due, at `when` (None: now). Fired by whoever changed it (a service,
+    an after-commit hook); heard by whoever runs the work (a watcher, a backlog, the sender).
+    Calling it fires it, so it can stand wherever a plain callback is expected."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def connect(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def fire(self, when: float | None = None) -> None:
+        for listener in self._listeners:
+            listener(when)
+
+    def __call__(self, when: float | None = None) -> None:
+        self.fire(when)
+
+
+class OutboxHooks:
+    """What the sender runs, in the transaction that records what it learned: a message of a
+    ref sent (by the ref's prefix, before its first ':'), a chat lost, a group migrated.
+
+    Each service registers its own hooks, for the refs whose grammar it owns; the sender only
+    looks them up."""
+
+    def __init__(self) -> None:
+        self._sent: dict[str, SentHook] = {}
+        self.chat_lost: list[ChatLostHook] = []
+        self.migrated: list[MigratedHook] = []
+
+    def on_sent(self, prefix: str, hook: SentHook) -> None:
+        if prefix in self._sent:
+            raise ValueError(f"the ref prefix {prefix!r} already has a hook")
+        self._sent[prefix] = hook
+
+    def on_chat_lost(self, hook: ChatLostHook) -> None:
+        self.chat_lost.append(hook)
+
+    def on_migrated(self, hook: MigratedHook) -> None:
+        self.migrated.append(hook)
+
+    def sent_hook(self, ref: str | None) -> SentHook | None:
+        """The hook of a sent item's ref, if a service registered its prefix."""
+        return self._sent.get(ref.partition(":")[0]) if ref else None
