@@ -113,7 +113,8 @@ def _run(settings: Settings) -> int:
     if settings.bot_token is None:
         print(f"gridhorn: {TOKEN_HELP}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def go() -> None:
         # the store is opened first, once, and handed to the runtime: a bad
@@ -167,7 +168,8 @@ async def _map_import(settings: Settings, path: Path) -> int:
 async def _map_export(settings: Settings, path: Path | None) -> int:
     store = await _open_store(settings)
     try:
-        text = await export_map(store, header_comment=f"exported {datetime.now().isoformat(timespec='seconds')}" if path else None)
+        stamp = datetime.now().isoformat(timespec="seconds")
+        text = await export_map(store, header_comment=f"exported {stamp}" if path else None)
     finally:
         await store.close()
     if path is None:

@@ -51,7 +51,7 @@ class Harness:
         # (each worker is a process: 0.3 s to start)
         self.http_worker = False
 
-    async def __aenter__(self) -> "Harness":
+    async def __aenter__(self) -> Harness:
         await self.emu.start(host="127.0.0.1", port=0)
         return self
 
