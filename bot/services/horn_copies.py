@@ -10,10 +10,11 @@ current text (`hedit:`), so an edit overtaken while on its way is sent again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.hooks import SentHook
 from bot.i18n import t
 from bot.services import horn_codes as codes
 from bot.services import horn_views as views
@@ -29,7 +30,6 @@ from storage.models import CopyKind, Horn, HornCopy, HornLevel, HornStatus, Outb
 logger = logging.getLogger(__name__)
 
 PRIVATE_EDIT_LAG = 2          # private copies are edited after the group copies
-SentHook = Callable[[OutboxItem, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True)
