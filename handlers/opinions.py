@@ -44,7 +44,9 @@ DONE = {TicketAction.ACKNOWLEDGE: "done.ack", TicketAction.ESCALATE: "done.esc",
         TicketAction.MERGE: "done.mrg", TicketAction.REPLY: "done.rep",
         TicketAction.OFFER: "done.off", TicketAction.POST_TO_BUILDING: "done.post",
         TicketAction.TAKE: "done.take", TicketAction.RATE: "done.rate",
-        TicketAction.ANSWER: "done.answer", TicketAction.COMMENT: "done.comment"}
+        TicketAction.ANSWER: "done.answer", TicketAction.COMMENT: "done.comment",
+        TicketAction.RATE_DEPARTMENT: "whistle.done_rate",
+        TicketAction.COMMENT_DEPARTMENT: "whistle.done_comment"}
 
 
 async def show_draft(update: Update, context: GridhornContext) -> None:
@@ -182,14 +184,11 @@ async def ticket_button(update: Update, context: GridhornContext) -> None:
         await answer_query(update, t(locale, DONE[action], id=ticket.id,
                                      urgency=views.urgency_label(locale, ticket.urgency)))
         return
-    elif action == TicketAction.WHISTLE and arg is None:
-        ticket, departments = await tickets.departments(actor, ticket_id)
-        await answer_query(update)
-        await reply(update, context, "prompt.whistle", id=ticket.id,
-                    markup=markup(views.department_buttons(ticket.id, departments)))
-        return
     elif action == TicketAction.WHISTLE:
-        ticket = await tickets.whistle(actor, ticket_id, arg or "")
+        whistled = await _whistle_picker(update, context, ticket_id, arg)
+        if whistled is None:
+            return
+        ticket = whistled
     elif action == TicketAction.ACCEPT:
         ticket = await tickets.accept(actor, ticket_id)
     elif action in WORD_PROMPTS:
@@ -207,6 +206,16 @@ async def ticket_button(update: Update, context: GridhornContext) -> None:
         return
     elif action == TicketAction.TAKE:
         ticket = await tickets.take(actor, ticket_id)
+    elif action == TicketAction.RATE_DEPARTMENT and arg and arg.isdigit():
+        chat = update.effective_chat
+        if query.message is None or chat is None:
+            raise Refused("button.stale")
+        await tickets.rate_department(actor, ticket_id, int(arg), chat.id,
+                                      query.message.message_id)
+        await answer_query(update, t(locale, DONE[action], id=ticket_id, stars=arg))
+        await edit(query.message, t(locale, "whistle.rated", id=ticket_id,
+                                    stars="⭐" * int(arg)))
+        return
     elif action == TicketAction.RATE and arg and arg.isdigit():
         await tickets.rate(actor.user_id, ticket_id, int(arg))
         await answer_query(update, t(locale, DONE[action], stars=arg))
@@ -215,6 +224,56 @@ async def ticket_button(update: Update, context: GridhornContext) -> None:
     else:
         raise Refused("button.stale")
     await answer_query(update, t(locale, DONE[action], id=ticket.id))
+
+
+async def _whistle_picker(update: Update, context: GridhornContext, ticket_id: int,
+                          arg: str | None) -> Ticket | None:
+    """The whistle picker (SPEC §11): Whistle on a card opens it (the catalogue's categories,
+    or the departments when there is no catalogue); a category shows its items, "Other" the
+    departments (each step edits the picker); an item or a department whistles (returned)."""
+    query = update.callback_query
+    assert query is not None
+    tickets = context.services.tickets
+    actor = context.actor
+    locale = context.locale  # the picker is read in the chat where it was opened
+    if arg is not None and arg.startswith(views.WHISTLE_ITEM):
+        ticket = await tickets.whistle(actor, ticket_id, item_code=arg[len(views.WHISTLE_ITEM):])
+    elif arg is not None and arg not in (views.WHISTLE_OTHER, views.WHISTLE_BACK) and \
+            not arg.startswith(views.WHISTLE_CATEGORY):
+        ticket = await tickets.whistle(actor, ticket_id, arg)
+    else:
+        await _show_whistle_step(update, context, ticket_id, arg, locale)
+        return None
+    await drop_buttons(query.message)
+    return ticket
+
+
+async def _show_whistle_step(update: Update, context: GridhornContext, ticket_id: int,
+                             arg: str | None, locale: str) -> None:
+    query = update.callback_query
+    assert query is not None
+    tickets = context.services.tickets
+    actor = context.actor
+    if arg is not None and arg.startswith(views.WHISTLE_CATEGORY):
+        menu = await tickets.whistle_menu(actor, ticket_id, arg[len(views.WHISTLE_CATEGORY):])
+        text = t(locale, "whistle.pick_item", id=ticket_id, category=menu.category)
+        rows = views.item_buttons(locale, ticket_id, menu.items, menu.departments)
+    else:
+        menu = await tickets.whistle_menu(actor, ticket_id)
+        if menu.items and arg != views.WHISTLE_OTHER:
+            text = t(locale, "whistle.pick_category", id=ticket_id)
+            rows = views.category_buttons(locale, ticket_id, menu.items)
+        else:
+            ticket, departments = await tickets.departments(actor, ticket_id)
+            text = t(locale, "prompt.whistle", id=ticket.id)
+            rows = views.department_buttons(ticket.id, departments)
+            if menu.items:  # "Other", from the categories
+                rows += views.back_to_categories(locale, ticket.id)
+    await answer_query(update)
+    if arg is None:  # pressed on the card: the picker is a message of its own
+        await reply_html(update, context, text, markup=markup(rows))
+    else:
+        await edit(query.message, text, markup(rows))
 
 
 async def _ask_for_words(update: Update, context: GridhornContext, ticket_id: int,

@@ -199,6 +199,7 @@ class Ticket(Record):
     created_at: float
     updated_at: float
     resolved_at: float | None
+    whistle_item: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -280,6 +281,33 @@ class DepartmentEvent(Record):
     kind: str
     note: str | None
     data: dict[str, Any] | None
+
+
+class WhistleItem(Record):
+    """An item of the whistle catalogue 吹哨清单 (SPEC §11): a matter a community may
+    whistle, the department it goes to, its points and its own time to accept (seconds)."""
+
+    code: str
+    category: str
+    name: str
+    department_code: str
+    points: int | None = None
+    deadline: int | None = None
+    position: int = 0
+
+
+class WhistleRating(Record):
+    """评价: the whistling staff's 1–5 rating of a department's work on one whistle."""
+
+    whistle_event: int
+    ticket_id: int
+    department_code: str
+    item_code: str | None
+    points: int | None
+    rater_id: int
+    stars: int
+    comment: str | None = None
+    at: float
 
 
 class HornLevel(StrEnum):

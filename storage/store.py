@@ -20,6 +20,7 @@ from storage.people import PeopleRepo
 from storage.reports import ReportRepo
 from storage.schedules import SchedulesRepo
 from storage.tickets import TicketRepo
+from storage.whistles import WhistleRepo
 
 
 class Store:
@@ -36,6 +37,7 @@ class Store:
         self.horns = HornRepo(db)
         self.schedules = SchedulesRepo(db)
         self.reports = ReportRepo(db)
+        self.whistles = WhistleRepo(db)
 
     @classmethod
     async def open_sqlite(cls, path: str) -> Store:

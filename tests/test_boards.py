@@ -75,7 +75,8 @@ async def test_the_board_covers_the_askers_scope_and_the_chosen_span(services):
     assert text == "\n".join([
         t("en", "board.title_departments", scope=t("en", "scope.city"),
           span=t("en", "board.span_year", period="2026")),
-        t("en", "board.empty"), t("en", "board.department_rule")])
+        t("en", "board.empty"), t("en", "board.department_rule"),
+        t("en", "board.department_weighting")])
     # all four, this quarter, when no kind is named
     text = await board(services, STAFF)
     assert text.split("\n\n") == [

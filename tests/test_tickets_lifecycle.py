@@ -60,6 +60,9 @@ EXPECTED: dict[TicketAction, tuple[set[S], S | None, str | None,
     TicketAction.ANSWER: (ANY, None, "reporter_answered", "notice.answer_passed",
                           "staff.reporter_answer", None),
     TicketAction.COMMENT: (ANY, None, "commented", None, "staff.comment", None),
+    # whether a whistle may be rated is read from the timeline, not the state (SPEC §11)
+    TicketAction.RATE_DEPARTMENT: (ANY, None, "department_rated", None, None, None),
+    TicketAction.COMMENT_DEPARTMENT: (ANY, None, "department_commented", None, None, None),
 }
 #: how an illegal step is refused: a closed ticket as closed, a wrong open state as such
 CLOSED_REFUSAL = {TicketAction.SET_URGENCY, TicketAction.RESOLVE, TicketAction.REJECT,
@@ -97,6 +100,10 @@ ACTS: dict[TicketAction, Act] = {
     TicketAction.REOPEN: lambda w, x: w.tickets.rate(RESIDENT, x.id, 1),
     TicketAction.ANSWER: lambda w, x: w.tickets.reporter_answer(RESIDENT, x.id, "3号楼"),
     TicketAction.COMMENT: lambda w, x: w.tickets.comment(RESIDENT, x.id, "谢谢"),
+    TicketAction.RATE_DEPARTMENT: lambda w, x: _staff(
+        w, lambda a: w.tickets.rate_department(a, x.id, 4, ADMIN, 77)),
+    TicketAction.COMMENT_DEPARTMENT: lambda w, x: _staff(
+        w, lambda a: w.tickets.comment_department(a, x.id, "很及时")),
 }
 
 
@@ -106,8 +113,9 @@ async def _staff(world: TicketWorld, act: Callable[..., Awaitable[object]]) -> o
 
 async def _ticket_in(world: TicketWorld, status: TicketStatus, action: TicketAction) -> Ticket:
     """Ticket #1 in `status` (at building level, whistled to MZJ where the state says so,
-    offered where Take needs it, rated so that a comment has a rating), #2 to merge into;
-    everything queued so far is sent."""
+    offered where Take needs it, rated so that a comment has a rating, whistled by ADMIN,
+    accepted and resolved in its timeline where the department's work is rated, and rated so
+    where it is commented), #2 to merge into; everything queued so far is sent."""
     ticket = await world.submit()
     await world.submit(user_id=NEIGHBOUR, text="同一盏灯")
     await world.tickets.post_pending_cards()
@@ -118,6 +126,13 @@ async def _ticket_in(world: TicketWorld, status: TicketStatus, action: TicketAct
         fields["service_request"] = 1
     async with world.store.transaction():
         await world.store.tickets.update(ticket.id, **fields)
+        if action in (TicketAction.RATE_DEPARTMENT, TicketAction.COMMENT_DEPARTMENT):
+            await world.store.tickets.add_event(ticket.id, ADMIN, "whistled", "县民政局",
+                                                {"department": "MZJ"})
+            await world.store.tickets.add_event(ticket.id, LIAISON, "accepted")
+            await world.store.tickets.add_event(ticket.id, LIAISON, "resolved", "修好了")
+    if action == TicketAction.COMMENT_DEPARTMENT:
+        await world.tickets.rate_department(await world.actor(ADMIN), ticket.id, 4, ADMIN, 77)
     await world.deliver()
     return await world.store.tickets.get(ticket.id)
 

@@ -5,22 +5,24 @@
 - 党员先锋榜 party vanguard: service requests taken (党员接单) in the period, then hours, then
   points.
 - Buildings: tickets resolved in the period (first resolution), then the average rating given.
-- Departments, by whistle response (吹哨报到 points), each whistle judged once by its outcome in
-  the period (see DEPARTMENT_POINTS).
+- Departments (吹哨报到, 积分管理): a score of two thirds whistle points and one third the
+  whistling staff's ratings (社区对部门评价权重占三分之一, SPEC §11); how, exactly, is told in
+  `score_departments`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
-from bot.i18n import t, tn
+from bot.i18n import join_list, t, tn
 from bot.services import periods
 from bot.services.outbox import Outbox, Priority
 from bot.services.reports import horn_activity
 from bot.services.scopes import Scope, bound_targets, unit_scope
 from bot.settings import Settings
 from bot.textsplit import split_html
-from storage.models import DepartmentEvent, Unit
+from storage.models import DepartmentEvent, Unit, WhistleRating
 from storage.store import Store
 
 KINDS = ("volunteers", "party", "buildings", "departments")
@@ -29,8 +31,7 @@ TITLE = {"volunteers": "board.title_volunteers", "party": "board.title_party",
          "buildings": "board.title_buildings", "departments": "board.title_departments"}
 SPAN = {"month": "board.span_month", "quarter": "board.span_quarter", "year": "board.span_year"}
 # the boards whose lines end in points: plural texts, "1 point" / "2 points"
-POINTS_LINE = {"volunteers": "board.line_volunteers", "party": "board.line_party",
-               "departments": "board.line_departments"}
+POINTS_LINE = {"volunteers": "board.line_volunteers", "party": "board.line_party"}
 JOB = "board"
 TOP = 10
 
@@ -40,19 +41,34 @@ TOP = 10
 #   accepted after the accept deadline had passed ...... −1
 #   declined (退回 to the grid) ......................... −1
 #   accept deadline passed with no answer (overdue) .... −2
-# Ties: more accepted in time first, then fewer missed.
+# A whistle of a catalogue item with points earns those points instead of +3 and +2 (see
+# score_departments). Ties: more accepted in time first, then fewer missed.
 DEPARTMENT_POINTS = {"in_time": 3, "resolved": 2, "late": -1, "declined": -1, "missed": -2}
+#: what a whistle without item points is worth, accepted in time and resolved
+FIXED_WHISTLE = DEPARTMENT_POINTS["in_time"] + DEPARTMENT_POINTS["resolved"]
 
 
 @dataclass
 class DepartmentScore:
+    """A department's figures for a period: outcome counts, whistle points, the staff's
+    ratings and the catalogue items it handled (item code → whistles resolved)."""
+
     code: str
     name: str
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DEPARTMENT_POINTS, 0))
+    points: int = 0
+    stars: list[int] = field(default_factory=list)
+    rating_points: float = 0.0
+    items: Counter[str] = field(default_factory=Counter)
 
     @property
-    def points(self) -> int:
-        return sum(DEPARTMENT_POINTS[k] * n for k, n in self.counts.items())
+    def score(self) -> float:
+        """⅔ of the whistle points and ⅓ of the rating points (see score_departments)."""
+        return (2 * self.points + self.rating_points) / 3
+
+    @property
+    def rating(self) -> float | None:
+        return sum(self.stars) / len(self.stars) if self.stars else None
 
 
 @dataclass(frozen=True)
@@ -70,16 +86,39 @@ class Board:
 
 
 def score_departments(events: list[DepartmentEvent], start: float, end: float,
-                      names: dict[str, str]) -> dict[str, DepartmentScore]:
-    """Walk each whistled ticket's timeline; outcomes inside [start, end) score."""
+                      names: dict[str, str],
+                      ratings: list[WhistleRating] | None = None) -> dict[str, DepartmentScore]:
+    """The departments' board: each whistled ticket's timeline is walked, and a whistle
+    scores by its outcomes that fall inside [start, end); so do the ratings given in it.
+
+    score = ⅔ × whistle points + ⅓ × rating points, shown to one decimal:
+
+    - whistle points (吹哨报到): for a whistle without item points (a department picked
+      freely, or a catalogue item without `points`), DEPARTMENT_POINTS: accepted in time
+      +3, resolved after accepting +2, accepted late −1, declined −1, accept deadline missed
+      −2. For a whistle of a catalogue item with points P (as they were when whistled):
+      accepted in time 0, then resolved +P; late, declined and missed as above, and resolved
+      after a late acceptance +2.
+    - rating points (评价, SPEC §11): each rating the whistling staff gave in the period,
+      stars ÷ 5 × the whistle's full worth (P, or FIXED_WHISTLE = 5 without item points).
+
+    So a whistle accepted in time, resolved and rated 5 scores its full worth, a third of it
+    from the rating; an unrated whistle keeps two thirds. The catalogue items handled are
+    the item whistles resolved after accepting in the period. Each department keeps its
+    outcome counts, its ratings (their average is shown) and its items."""
     by_name = {name: code for code, name in names.items()}
     scores: dict[str, DepartmentScore] = {}
-    current: dict[int, tuple[str, str]] = {}      # ticket → (department, state)
+    # ticket → (department, state, item, item points)
+    current: dict[int, tuple[str, str, str | None, int | None]] = {}
 
-    def score(code: str, outcome: str, at: float) -> None:
+    def entry(code: str) -> DepartmentScore:
+        return scores.setdefault(code, DepartmentScore(code, names.get(code, code)))
+
+    def score(code: str, outcome: str, at: float, points: int) -> None:
         if start <= at < end:
-            entry = scores.setdefault(code, DepartmentScore(code, names.get(code, code)))
-            entry.counts[outcome] += 1
+            found = entry(code)
+            found.counts[outcome] += 1
+            found.points += points
 
     for event in events:
         data = event.data or {}
@@ -87,24 +126,43 @@ def score_departments(events: list[DepartmentEvent], start: float, end: float,
         if event.kind == "whistled":
             code = data.get("department") or by_name.get(event.note or "")
             if code:
-                current[event.ticket_id] = (code, "waiting")
-        elif held is None:
+                item = data.get("item")
+                worth = data.get("points")
+                current[event.ticket_id] = (code, "waiting", str(item) if item else None,
+                                            worth if isinstance(worth, int) else None)
             continue
-        elif event.kind == "overdue" and data.get("due") == "accept" and held[1] == "waiting":
-            score(held[0], "missed", event.at)
-            current[event.ticket_id] = (held[0], "late")
-        elif event.kind == "accepted" and held[1] in ("waiting", "late"):
-            score(held[0], "in_time" if held[1] == "waiting" else "late", event.at)
-            current[event.ticket_id] = (held[0], "accepted")
+        if held is None:
+            continue
+        code, state, item, worth = held
+        if event.kind == "overdue" and data.get("due") == "accept" and state == "waiting":
+            score(code, "missed", event.at, DEPARTMENT_POINTS["missed"])
+            current[event.ticket_id] = (code, "late", item, worth)
+        elif event.kind == "accepted" and state in ("waiting", "late"):
+            if state == "waiting":
+                score(code, "in_time", event.at,
+                      DEPARTMENT_POINTS["in_time"] if worth is None else 0)
+                current[event.ticket_id] = (code, "accepted", item, worth)
+            else:
+                score(code, "late", event.at, DEPARTMENT_POINTS["late"])
+                current[event.ticket_id] = (code, "accepted_late", item, worth)
         elif event.kind == "declined":
-            if held[1] == "waiting":
-                score(held[0], "declined", event.at)
+            if state == "waiting":
+                score(code, "declined", event.at, DEPARTMENT_POINTS["declined"])
             current.pop(event.ticket_id, None)
-        elif event.kind == "resolved" and held[1] == "accepted":
-            score(held[0], "resolved", event.at)
+        elif event.kind == "resolved" and state in ("accepted", "accepted_late"):
+            score(code, "resolved", event.at, worth if state == "accepted" and worth is not None
+                  else DEPARTMENT_POINTS["resolved"])
+            if item is not None and start <= event.at < end:
+                entry(code).items[item] += 1
             current.pop(event.ticket_id, None)
         elif event.kind in ("rejected", "merged", "resolved"):
             current.pop(event.ticket_id, None)
+    for rating in ratings or ():
+        if start <= rating.at < end and 1 <= rating.stars <= 5:
+            found = entry(rating.department_code)
+            found.stars.append(rating.stars)
+            worth = rating.points if rating.points is not None else FIXED_WHISTLE
+            found.rating_points += rating.stars / 5 * worth
     return scores
 
 
@@ -196,11 +254,17 @@ class BoardService:
                            end: float) -> Board:
         names = {u.code: u.name for u in await self.store.map.all() if u.kind == "department"}
         events = await self.store.reports.department_events(scope.grid_codes, end)
-        scores = score_departments(events, start, end, names)
+        ratings = await self.store.whistles.ratings(scope.grid_codes, start, end)
+        scores = score_departments(events, start, end, names, ratings)
+        catalogue = {i.code: i.name for i in await self.store.whistles.items()}
         ranked = sorted(scores.values(), key=lambda s: (
-            -s.points, -s.counts["in_time"], s.counts["missed"], s.code))
-        lines = tuple(Line(f"{s.name} ({s.code})", {"points": s.points, **s.counts})
-                      for s in ranked)[:TOP]
+            -s.score, -s.counts["in_time"], s.counts["missed"], s.code))
+        lines = tuple(Line(f"{s.name} ({s.code})", {
+            "points": s.points, **s.counts, "score": f"{s.score:.1f}",
+            "rated": f"{s.rating_points:.1f}", "ratings": len(s.stars),
+            "rating": "—" if s.rating is None else f"{s.rating:.1f}",
+            "items": tuple(f"{catalogue.get(code, code)} ×{n}" for code, n in sorted(
+                s.items.items(), key=lambda x: (-x[1], x[0])))}) for s in ranked)[:TOP]
         return Board("departments", period, scope, lines)
 
     def text(self, board: Board, locale: str) -> str:
@@ -210,7 +274,9 @@ class BoardService:
             lines.append(t(locale, "board.empty"))
         for rank, line in enumerate(board.lines, 1):
             points = line.values.get("points")
-            if isinstance(points, int):
+            if board.kind == "departments":
+                lines += self._department_lines(locale, rank, line)
+            elif isinstance(points, int):
                 lines.append(tn(locale, POINTS_LINE[board.kind], points, rank=rank,
                                 name=line.name, **line.values))
             else:
@@ -218,7 +284,26 @@ class BoardService:
                                **line.values))
         if board.kind == "departments":
             lines.append(t(locale, "board.department_rule"))
+            lines.append(t(locale, "board.department_weighting"))
         return "\n".join(lines)
+
+    @staticmethod
+    def _department_lines(locale: str, rank: int, line: Line) -> list[str]:
+        """A department's whistle points and counts, its score with the staff's rating, and
+        the catalogue items it handled."""
+        values = line.values
+        points = values["points"]
+        assert isinstance(points, int)
+        counts = {k: values[k] for k in DEPARTMENT_POINTS}
+        lines = [tn(locale, "board.line_departments", points, rank=rank, name=line.name,
+                    points=points, **counts),
+                 t(locale, "board.line_department_score", score=values["score"], points=points,
+                   rated=values["rated"], rating=values["rating"], ratings=values["ratings"])]
+        items = values["items"]
+        if isinstance(items, tuple) and items:
+            lines.append(t(locale, "board.line_department_items",
+                           items=join_list(locale, items)))
+        return lines
 
     async def all_text(self, scope: Scope, period: periods.Period, locale: str) -> str:
         boards = [await self.board(kind, scope, period) for kind in KINDS]

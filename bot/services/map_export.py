@@ -1,5 +1,6 @@
 """Writing the map as a YAML map file (SPEC §2), line by line, so the same map always gives the
 same text: units in their stored order, keys in a fixed order, scalars quoted only when needed.
+The whistle catalogue (SPEC §11) follows the departments, in its stored order, when it has items.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import json
 
 import yaml
 
-from bot.services.map_specs import CHILDREN, DOMAINS
+from bot.services.map_specs import CHILDREN, DOMAINS, duration_text
 from storage.models import Unit
 from storage.store import Store
 
@@ -63,4 +64,15 @@ async def export_map(store: Store, header_comment: str | None = None) -> str:
         lines.append(f"{key}:")
         for unit in top:
             emit(unit, "  ")
+    items = await store.whistles.items()  # by position, then code
+    if items:
+        lines.append("whistle_items:")
+    for item in items:
+        lines += [f"  - code: {_scalar(item.code)}", f"    category: {_scalar(item.category)}",
+                  f"    name: {_scalar(item.name)}",
+                  f"    department: {_scalar(item.department_code)}"]
+        if item.points is not None:
+            lines.append(f"    points: {item.points}")
+        if item.deadline is not None:
+            lines.append(f"    deadline: {duration_text(item.deadline)}")
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from datetime import UTC
 from pydantic import BaseModel
 
 from bot.cron import cron_trigger
+from bot.settings import parse_duration
 from storage.models import UnitKind
 
 DOMAINS: tuple[str, ...] = ("red", "orange", "gold", "green", "cyan", "blue", "purple")
@@ -27,6 +28,9 @@ CHILDREN: dict[str, tuple[str, UnitKind]] = {
 }
 
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+#: a whistle item's points: a whole number in this range (none: the board's fixed values)
+MAX_POINTS = 1000
+_DURATION_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 
 class MapError(BaseModel):
@@ -76,6 +80,20 @@ class BindingSpec(BaseModel):
     line: int
 
 
+class WhistleItemSpec(BaseModel):
+    """An item of the whistle catalogue as the file gives it (`whistle_items`)."""
+
+    code: str
+    category: str
+    name: str
+    department: str
+    points: int | None = None
+    deadline: int | None = None
+    position: int = 0
+    line: int
+    department_line: int
+
+
 @dataclass
 class Collector:
     """What parsing found so far; shared by the YAML and CSV readers."""
@@ -87,6 +105,8 @@ class Collector:
     chats: dict[tuple[int, int], tuple[str, int]] = field(default_factory=dict)
     positions: dict[tuple[str, str | None], int] = field(default_factory=dict)
     from_csv: bool = False
+    items: list[WhistleItemSpec] = field(default_factory=list)
+    item_codes: dict[str, int] = field(default_factory=dict)
 
     def error(self, line: int | None, code: str | None, reason: str) -> None:
         self.errors.append(MapError(line=line, code=code, reason=reason))
@@ -100,6 +120,16 @@ class Collector:
         first_line, first_kind = first
         also = "" if first_kind == kind else f", as {with_article(first_kind)}"
         self.error(line, code, f"duplicate code {code} (first at line {first_line}{also})")
+        return False
+
+    def claim_item_code(self, code: str, line: int) -> bool:
+        """Record the first use of a whistle item's code; False (and an error) when taken.
+        Items have codes of their own, apart from the units'."""
+        first = self.item_codes.get(code)
+        if first is None:
+            self.item_codes[code] = line
+            return True
+        self.error(line, code, f"duplicate whistle item code {code} (first at line {first})")
         return False
 
     def next_position(self, kind: str, parent_code: str | None) -> int:
@@ -182,3 +212,32 @@ def check_chat(c: Collector, chat: int | None, thread: int | None, code: str | N
             ok = False
     if ok and chat is not None and code is not None:
         c.add_binding(code, chat, thread or 0, line)
+
+
+def check_points(c: Collector, value: int | None, code: str | None, line: int) -> int | None:
+    """A whistle item's points (`value` None: not a whole number)."""
+    if value is None or not 0 <= value <= MAX_POINTS:
+        c.error(line, code, f"points must be a whole number from 0 to {MAX_POINTS}")
+        return None
+    return value
+
+
+def check_deadline(c: Collector, text: str | None, code: str | None, line: int) -> int | None:
+    """A whistle item's time to accept, a duration such as `24h`, in seconds."""
+    try:
+        seconds = int(parse_duration(text or "").total_seconds())
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        c.error(line, code, f"bad deadline {text!r}: use a duration longer than zero, like "
+                            "30m, 24h or 3d")
+        return None
+    return seconds
+
+
+def duration_text(seconds: int) -> str:
+    """Seconds as the map file writes a duration, in the largest whole unit (`90m`, `2d`)."""
+    for unit, size in _DURATION_UNITS:
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

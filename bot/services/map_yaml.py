@@ -18,10 +18,13 @@ from bot.services.map_specs import (
     DOMAINS,
     Collector,
     UnitSpec,
+    WhistleItemSpec,
     check_chat,
     check_code,
+    check_deadline,
     check_name,
     check_patrol,
+    check_points,
     with_article,
 )
 from storage.models import UnitKind
@@ -37,6 +40,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "building": ("code", "name", "chat", "thread"),
     "department": ("code", "name", "chat", "thread", "domains"),
 }
+_ITEM_KEYS = ("code", "category", "name", "department", "points", "deadline")
 
 
 def parse_yaml(c: Collector, text: str) -> None:
@@ -69,6 +73,7 @@ class YamlReader:
         self.sections: dict[str, Callable[[Node], None]] = {
             "communities": lambda node: self.unit(node, "community", None),
             "departments": lambda node: self.unit(node, "department", None),
+            "whistle_items": self.whistle_item,
         }
 
     @staticmethod
@@ -248,3 +253,77 @@ class YamlReader:
             else:
                 found.append(value)
         return tuple(found)
+
+    def whistle_item(self, node: Node) -> None:
+        """An item of the whistle catalogue 吹哨清单: code, category, name, department, and
+        optional points and deadline (the time to accept, e.g. `24h`)."""
+        c = self.c
+        line = self.line(node)
+        position = len(c.item_codes)
+        if not isinstance(node, MappingNode):
+            c.error(line, None, "each whistle item must be a mapping with code, category, name "
+                                "and department")
+            return
+        code_node = next((v for k, v in node.value if self.text(k) == "code"), None)
+        raw_code = self.text(code_node) if code_node is not None else None
+        pairs = self.mapping(node, _ITEM_KEYS, "whistle item", raw_code)
+        code: str | None = None
+        if "code" not in pairs:
+            c.error(line, None, "whistle item without code")
+        elif raw_code is None:
+            c.error(self.line(pairs["code"][0]), None, "whistle item code is empty or not text")
+        elif check_code(c, raw_code, self.line(pairs["code"][1])) and \
+                c.claim_item_code(raw_code, self.line(pairs["code"][0])):
+            code = raw_code
+        shown = code or raw_code
+        category = self.item_text(pairs, "category", shown, line)
+        name = self.item_text(pairs, "name", shown, line)
+        department = None
+        department_line = line
+        if "department" not in pairs:
+            c.error(line, shown, "whistle item without department")
+        else:
+            key_node, value_node = pairs["department"]
+            department_line = self.line(key_node)
+            department = self.text(value_node)
+            if department is None or not check_code(c, department, department_line):
+                if department is None:
+                    c.error(department_line, shown, "department must be a department's code")
+                department = None
+        points: int | None = None
+        points_ok = True
+        if "points" in pairs and not self.is_null(pairs["points"][1]):
+            key_node, value_node = pairs["points"]
+            points = check_points(c, self.integer(value_node), shown, self.line(key_node))
+            points_ok = points is not None
+        deadline: int | None = None
+        deadline_ok = True
+        if "deadline" in pairs and not self.is_null(pairs["deadline"][1]):
+            key_node, value_node = pairs["deadline"]
+            deadline = check_deadline(c, self.text(value_node), shown, self.line(key_node))
+            deadline_ok = deadline is not None
+        if code is not None and category is not None and name is not None and \
+                department is not None and points_ok and deadline_ok:
+            c.items.append(WhistleItemSpec(
+                code=code, category=category, name=name, department=department, points=points,
+                deadline=deadline, position=position, line=line,
+                department_line=department_line))
+
+    @staticmethod
+    def is_null(node: Node) -> bool:
+        return isinstance(node, ScalarNode) and node.tag == _NULL_TAG
+
+    def item_text(self, pairs: dict[str, tuple[Node, Node]], key: str, shown: str | None,
+                  line: int) -> str | None:
+        """A whistle item's category or name: one line of text."""
+        c = self.c
+        if key not in pairs:
+            c.error(line, shown, f"whistle item without {key}")
+            return None
+        key_node, value_node = pairs[key]
+        text = None if self.is_null(value_node) else self.text(value_node)
+        text = " ".join(text.split()) if text is not None else None
+        if not text:
+            c.error(self.line(key_node), shown, f"whistle item {key} must be text, not empty")
+            return None
+        return text

@@ -1,13 +1,15 @@
 """The map file (SPEC §2): `gridhorn map import FILE` and `gridhorn map export [FILE]`.
 
 A map file describes communities 社区 → grids 网格 → estates 小区 → buildings 楼栋 and the
-departments 部门 outside the tree, in YAML, or as CSV with one building per row. Import checks
+departments 部门 outside the tree, and (YAML only) the whistle catalogue 吹哨清单 (`whistle_items`:
+the matters a community may whistle, each to a department, with its points and its own time to
+accept), in YAML, or as CSV with one building per row. Import checks
 the whole file first and reports every problem with its line, the code concerned and the reason;
 it changes nothing unless the whole file is right, and then writes it in one transaction.
 
 What a file leaves out is kept: units it does not mention, a unit's chat binding when it has no
 `chat`, a grid's patrol when it has no `patrol` key (`patrol: null` clears it), a department's
-domains when it has no `domains` key.
+domains when it has no `domains` key, whistle items it does not list.
 
 This module is the entry: it picks the reader by the file's extension, checks the file against
 the map in the store, and writes it. The parts, one module each: the specs, errors and checks of
@@ -30,7 +32,7 @@ from bot.services.map_specs import (
     with_article,
 )
 from bot.services.map_yaml import parse_yaml
-from storage.models import Binding, Unit
+from storage.models import Binding, Unit, WhistleItem
 from storage.store import Store
 
 __all__ = ["MapError", "MapImportResult", "export_map", "import_map", "parse_map"]
@@ -111,6 +113,17 @@ def _check_against_store(c: Collector, existing: dict[str, Unit],
             errors.append(MapError(line=b.line, code=b.unit_code,
                                    reason=f"{chat_text(b.chat_id, b.thread_id)} is already "
                                           f"bound to {holding}"))
+    kinds = {u.code: u.kind for u in existing.values()}
+    kinds.update({spec.code: spec.kind for spec in c.units})
+    for item in c.items:
+        kind = kinds.get(item.department)
+        if kind is None:
+            errors.append(MapError(line=item.department_line, code=item.code,
+                                   reason=f"unknown department {item.department}"))
+        elif kind != "department":
+            errors.append(MapError(line=item.department_line, code=item.code,
+                                   reason=f"{item.department} is {with_article(kind)}, "
+                                          f"not a department"))
     return errors
 
 
@@ -152,6 +165,24 @@ async def import_map(store: Store, data: bytes, filename: str) -> MapImportResul
                     result.updated += 1
                 else:
                     result.unchanged += 1
+            await _import_items(store, c, result)
     except _Rejected as rejected:
         return MapImportResult(errors=rejected.errors)
     return result
+
+
+async def _import_items(store: Store, c: Collector, result: MapImportResult) -> None:
+    """Inside the import's transaction: the whistle catalogue's items, created or updated."""
+    for spec in c.items:
+        old = await store.whistles.item(spec.code)
+        item = WhistleItem(code=spec.code, category=spec.category, name=spec.name,
+                           department_code=spec.department, points=spec.points,
+                           deadline=spec.deadline, position=spec.position)
+        if old == item:
+            result.unchanged += 1
+            continue
+        await store.whistles.upsert(item)
+        if old is None:
+            result.created += 1
+        else:
+            result.updated += 1

@@ -50,6 +50,15 @@ class TicketBase(Service):
         return {DueKind.ACKNOWLEDGE: deadlines.acknowledge, DueKind.ACCEPT: deadlines.accept,
                 DueKind.RESOLVE: deadlines.resolve}[kind].total_seconds()
 
+    async def ticket_span(self, ticket: Ticket, kind: DueKind) -> float:
+        """The seconds a ticket has for a deadline: the time to accept of the catalogue item
+        it was whistled with (SPEC §11), else its urgency's."""
+        if kind == DueKind.ACCEPT and ticket.whistle_item:
+            item = await self.store.whistles.item(ticket.whistle_item)
+            if item is not None and item.deadline:
+                return float(item.deadline)
+        return self.span(ticket.urgency, kind)
+
     def _due_fields(self, kind: DueKind, start: float, span: float) -> dict[str, Any]:
         return {"due_kind": kind, "due_from": start, "due_at": start + span,
                 "remind_at": start + REMIND_AT * span}

@@ -15,7 +15,7 @@ from bot.services.ticket_base import TicketBase
 from bot.services.ticket_refs import card_ref, topic_ref
 from bot.services.ticket_views import CardKind
 from bot.textsplit import split_html
-from storage.models import Binding, Chat, Person, Ticket, TicketLevel, Unit
+from storage.models import Binding, Chat, Person, Ticket, TicketLevel, Unit, WhistleItem
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class _CardFacts:
     department: Unit | None
     reporter: Person | None
     taker: str | None
+    item: WhistleItem | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,9 @@ class TicketCards(TicketBase):
         if ticket.assignee_id:
             taker_person = await self.store.people.get(ticket.assignee_id)
             taker = taker_person.display_name if taker_person else str(ticket.assignee_id)
-        return _CardFacts(building, department, reporter, taker)
+        item = await self.store.whistles.item(ticket.whistle_item) if ticket.whistle_item \
+            else None
+        return _CardFacts(building, department, reporter, taker, item)
 
     async def _card_text(self, locale: str, ticket: Ticket, kind: CardKind, chat_id: int,
                          known: _Recipients | None = None,
@@ -186,7 +189,7 @@ class TicketCards(TicketBase):
                 return f"{head}\n\n{escape(ticket.text)}", True
             return f"{head}\n\n{t(locale, 'ticket.text_above')}", False
         return views.card_text(locale, ticket, facts.building, self.settings.tz, reporter,
-                               facts.department, facts.taker, whole=whole)
+                               facts.department, facts.taker, whole=whole, item=facts.item)
 
     async def refresh_cards(self, ticket: Ticket) -> None:
         """Edit every copy of the ticket to its current state (coalesced in the outbox)."""

@@ -75,7 +75,7 @@ class TicketDeadlines(TicketCards):
                 start = ticket.created_at if ticket.created_at + span > now else now
             else:
                 kind = ticket.due_kind
-                span = self.span(ticket.urgency, kind)
+                span = await self.ticket_span(ticket, kind)
                 start = now
             fields = {"level": new_level, **self._due_fields(kind, start, span)}
         status = TicketStatus.ESCALATED if ticket.status in (

@@ -20,10 +20,19 @@ from bot.services.outbox import Priority
 from bot.services.ticket_base import liaison_of
 from bot.services.ticket_cards import TicketCards
 from bot.services.ticket_refs import card_ref, comment_ref
-from bot.services.ticket_states import LIFECYCLE, TicketAction, refusal_key
+from bot.services.ticket_states import LIFECYCLE, TicketAction, TimelineEvent, refusal_key
 from bot.services.ticket_views import CardKind
 from bot.textsplit import LIMIT, visible_length
-from storage.models import DueKind, Ticket, TicketLevel, TicketStatus, Unit, Urgency
+from storage.models import (
+    DueKind,
+    Ticket,
+    TicketEvent,
+    TicketLevel,
+    TicketStatus,
+    Unit,
+    Urgency,
+    WhistleItem,
+)
 
 _NOTHING: Mapping[str, Any] = {}
 _NO_DEADLINE: Mapping[str, Any] = {"due_kind": None, "due_at": None, "remind_at": None}
@@ -95,8 +104,9 @@ class TicketLifecycle(TicketCards):
         self.check(TicketAction.SET_URGENCY, ticket)
         fields: dict[str, Any] = {"urgency": urgency}
         if ticket.due_kind and ticket.due_from is not None:
-            fields.update(self._due_fields(ticket.due_kind, ticket.due_from,
-                                           self.span(Urgency(urgency), ticket.due_kind)))
+            span = await self.ticket_span(ticket.model_copy(update={"urgency": Urgency(urgency)}),
+                                          ticket.due_kind)
+            fields.update(self._due_fields(ticket.due_kind, ticket.due_from, span))
         return await self._transition(TicketAction.SET_URGENCY, ticket, actor.user_id,
                                       fields=fields, note=urgency)
 
@@ -120,22 +130,39 @@ class TicketLifecycle(TicketCards):
         leads = [u for u in all_units if ticket.domain and ticket.domain in u.domains]
         return ticket, leads + [u for u in all_units if u not in leads]
 
-    async def whistle(self, actor: Actor, ticket_id: int, department_code: str) -> Ticket:
-        """吹哨: post the ticket to a department's chat with an Accept button."""
+    async def whistle(self, actor: Actor, ticket_id: int, department_code: str | None = None,
+                      item_code: str | None = None) -> Ticket:
+        """吹哨: post the ticket to a department's chat with an Accept button. With an item
+        of the whistle catalogue (SPEC §11) the department is the item's, its deadline (if
+        any) the time to accept, and the ticket remembers the item; the whistle's timeline
+        row keeps the item and its points as they were, for the departments' board."""
         ticket = await self._staff_ticket(actor, ticket_id, Action.WHISTLE)
-        department = await self.store.map.get(department_code)
+        item: WhistleItem | None = None
+        if item_code is not None:
+            item = await self.store.whistles.item(item_code)
+            if item is None:
+                raise Refused("whistle.item_gone", code=item_code)
+            department_code = item.department_code
+        department = await self.store.map.get(department_code or "")
         if department is None or department.kind != "department":
-            raise Refused("map.unknown_code", code=department_code)
+            raise Refused("map.unknown_code", code=department_code or "")
         self.check(TicketAction.WHISTLE, ticket)
         level = TicketLevel.GRID if ticket.level == TicketLevel.BUILDING else ticket.level
+        accept_span = float(item.deadline) if item is not None and item.deadline \
+            else self.span(ticket.urgency, DueKind.ACCEPT)
+        data: dict[str, Any] = {"department": department.code}
+        if item is not None:
+            data["item"] = item.code
+            if item.points is not None:
+                data["points"] = item.points
         async with self.store.transaction():
             ticket = await self._step(
                 TicketAction.WHISTLE, ticket, actor.user_id,
                 fields={"department_code": department.code, "level": level,
-                        **self._due_fields(DueKind.ACCEPT, self.clock(),
-                                           self.span(ticket.urgency, DueKind.ACCEPT))},
-                note=department.name, event_data={"department": department.code},
-                told={"department": department.name})
+                        "whistle_item": item.code if item is not None else None,
+                        **self._due_fields(DueKind.ACCEPT, self.clock(), accept_span)},
+                note=department.name if item is None else f"{department.name} · {item.name}",
+                event_data=data, told={"department": department.name})
             binding = await self.store.map.binding(department.code)
             if binding is not None:
                 await self._send_card(ticket, binding.chat_id, binding.thread_id,
@@ -158,7 +185,8 @@ class TicketLifecycle(TicketCards):
         department = await self.store.map.get(ticket.department_code or "")
         return await self._transition(
             TicketAction.DECLINE, ticket, actor.user_id, note=reason,
-            fields={"department_code": None, "level": TicketLevel.GRID, **self._due_fields(
+            fields={"department_code": None, "whistle_item": None, "level": TicketLevel.GRID,
+                    **self._due_fields(
                 DueKind.RESOLVE, ticket.created_at, self.span(ticket.urgency, DueKind.RESOLVE))},
             event_data={"department": ticket.department_code},
             told={"department": department.name if department else "", "reason": reason})
@@ -170,10 +198,33 @@ class TicketLifecycle(TicketCards):
         note = note.strip()
         if not note:
             raise Refused("ticket.need_words")
-        return await self._transition(
-            TicketAction.RESOLVE, ticket, actor.user_id, note=note,
-            fields={"result_note": note, "resolved_at": self.clock(), **_NO_DEADLINE},
-            told={"note": note}, buttons=views.rating_buttons(ticket.id))
+        async with self.store.transaction():
+            resolved = await self._step(
+                TicketAction.RESOLVE, ticket, actor.user_id, note=note,
+                fields={"result_note": note, "resolved_at": self.clock(), **_NO_DEADLINE},
+                told={"note": note}, buttons=views.rating_buttons(ticket.id))
+            if ticket.status == TicketStatus.ACCEPTED:
+                await self._ask_whistle_rating(resolved)
+        self.changed()
+        return resolved
+
+    async def _ask_whistle_rating(self, ticket: Ticket) -> None:
+        """Inside the resolving transaction: the staff member who whistled is asked,
+        privately, to rate the department's work (评价, SPEC §11)."""
+        whistle = rateable_whistle(await self.store.tickets.events(ticket.id))
+        if whistle is None or whistle.actor_id is None:
+            return
+        data = whistle.data or {}
+        department = await self.store.map.get(str(data.get("department", "")))
+        item = await self.store.whistles.item(str(data["item"])) if data.get("item") else None
+        locale = await self.people.locale_for(whistle.actor_id)
+        text = t(locale, "whistle.rate_ask", id=ticket.id,
+                 department=department.name if department else data.get("department", ""),
+                 title=views.title_of(ticket))
+        if item is not None:
+            text += "\n" + t(locale, "whistle.card_item", category=item.category, item=item.name)
+        await self.outbox.send(whistle.actor_id, text, priority=Priority.PERSONAL,
+                               buttons=views.whistle_rating_buttons(ticket.id))
 
     async def _check_resolve(self, actor: Actor, ticket: Ticket) -> None:
         """Who may resolve (SPEC §1): the department once it accepted; a building head
@@ -305,3 +356,21 @@ class TicketLifecycle(TicketCards):
                 raise Refused("ticket.already_taken", id=ticket.id)
             return await self._step(TicketAction.TAKE, ticket, actor.user_id)
 
+
+
+def rateable_whistle(events: list[TicketEvent]) -> TicketEvent | None:
+    """The ticket's last whistle if the department accepted it and it was then resolved:
+    the whistle its whistler may rate (评价); None otherwise."""
+    last = max((i for i, e in enumerate(events) if e.kind == TimelineEvent.WHISTLED),
+               default=None)
+    if last is None:
+        return None
+    accepted = False
+    for event in events[last + 1:]:
+        if event.kind == TimelineEvent.ACCEPTED:
+            accepted = True
+        elif event.kind == TimelineEvent.DECLINED:
+            return None
+        elif event.kind == TimelineEvent.RESOLVED and accepted:
+            return events[last]
+    return None

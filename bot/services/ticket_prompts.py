@@ -10,16 +10,16 @@ from __future__ import annotations
 from bot.services import ticket_views as views
 from bot.services.access import Action, Actor
 from bot.services.errors import Refused
-from bot.services.ticket_lifecycle import TicketLifecycle
 from bot.services.ticket_refs import relay_ref
 from bot.services.ticket_states import TicketAction
+from bot.services.ticket_whistles import TicketWhistles
 from storage.models import Prompt, Ticket
 
 #: the prompts whose answer is the reporter's: they stay open for further answers
 _REPORTER_KEEPS = (TicketAction.ANSWER,)
 
 
-class TicketPrompts(TicketLifecycle):
+class TicketPrompts(TicketWhistles):
     async def ask(self, actor: Actor, ticket_id: int, action: TicketAction) -> Ticket:
         """Check, before asking for words, that the actor may do `action` on the ticket."""
         ticket = await self._get(ticket_id)
@@ -72,6 +72,8 @@ class TicketPrompts(TicketLifecycle):
             ticket = await self.reporter_answer(actor.user_id, ticket_id, text, photo_file_id)
         elif action == TicketAction.COMMENT:
             ticket = await self.comment(actor.user_id, ticket_id, text)
+        elif action == TicketAction.COMMENT_DEPARTMENT:
+            ticket = await self.comment_department(actor, ticket_id, text)
         else:
             return None
         if action not in _REPORTER_KEEPS:

@@ -38,6 +38,8 @@ class TicketAction(StrEnum):
     REOPEN = "reopen"                      # 群众评单, 1–2 stars
     ANSWER = "answer"                      # the reporter answers a relayed reply
     COMMENT = "comment"                    # the reporter comments on their rating
+    RATE_DEPARTMENT = "rate_department"    # 评价: the whistler rates the department's work
+    COMMENT_DEPARTMENT = "comment_department"  # the whistler comments on that rating
 
 
 class TimelineEvent(StrEnum):
@@ -62,6 +64,8 @@ class TimelineEvent(StrEnum):
     REOPENED = "reopened"
     COMMENTED = "commented"
     OVERDUE = "overdue"
+    DEPARTMENT_RATED = "department_rated"
+    DEPARTMENT_COMMENTED = "department_commented"
 
 
 OPEN = frozenset(OPEN_STATUSES)
@@ -135,6 +139,11 @@ LIFECYCLE: Mapping[TicketAction, Step] = MappingProxyType({
         staff="staff.reporter_answer", refreshes_cards=False),
     TicketAction.COMMENT: Step(
         ANY, None, TimelineEvent.COMMENTED, staff="staff.comment", refreshes_cards=False),
+    # whether the whistle may be rated (accepted, then resolved) is read from the timeline
+    TicketAction.RATE_DEPARTMENT: Step(
+        ANY, None, TimelineEvent.DEPARTMENT_RATED, refreshes_cards=False),
+    TicketAction.COMMENT_DEPARTMENT: Step(
+        ANY, None, TimelineEvent.DEPARTMENT_COMMENTED, refreshes_cards=False),
 })
 
 

@@ -7,6 +7,7 @@ again (permission and state) on every press.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -25,6 +26,7 @@ from storage.models import (
     TicketStatus,
     Unit,
     Urgency,
+    WhistleItem,
 )
 
 DOMAIN_EMOJI = {"red": "🔴", "orange": "🟠", "gold": "🟡", "green": "🟢", "cyan": "🩵",
@@ -51,10 +53,21 @@ ACTION_CODES: dict[TicketAction, str] = {
     TicketAction.MERGE: "mrg", TicketAction.REPLY: "rep", TicketAction.OFFER: "off",
     TicketAction.POST_TO_BUILDING: "post", TicketAction.ME_TOO: "me",
     TicketAction.TAKE: "take", TicketAction.RATE: "rate", TicketAction.ANSWER: "answer",
-    TicketAction.COMMENT: "comment",
+    TicketAction.COMMENT: "comment", TicketAction.RATE_DEPARTMENT: "wr",
+    TicketAction.COMMENT_DEPARTMENT: "wcom",
 }
 _ACTION_OF_CODE = {code: action for action, code in ACTION_CODES.items()}
 PRESS_PREFIX = "t"
+#: Telegram takes callback data of 1–64 bytes
+CALLBACK_DATA_MAX = 64
+
+# The whistle picker (SPEC §11): `t:wh:<ticket>` opens it (the catalogue's categories, or the
+# departments when there is no catalogue); its buttons' argument says what was picked. Codes
+# are letters, digits, '_' and '-' only, so these marks never read as a department's code.
+WHISTLE_OTHER = "*"        # "Other": the free department picker
+WHISTLE_BACK = "."         # back to the categories
+WHISTLE_CATEGORY = "c."    # c.<category key>: that category's items
+WHISTLE_ITEM = "i."        # i.<item code>: whistle with that item
 
 
 class DraftPress(StrEnum):
@@ -90,13 +103,18 @@ EVENT_KEY: dict[TimelineEvent, str] = {
     TimelineEvent.TAKEN: "event.taken", TimelineEvent.RATED: "event.rated",
     TimelineEvent.REOPENED: "event.reopened", TimelineEvent.COMMENTED: "event.commented",
     TimelineEvent.OVERDUE: "event.overdue",
+    TimelineEvent.DEPARTMENT_RATED: "event.department_rated",
+    TimelineEvent.DEPARTMENT_COMMENTED: "event.department_commented",
 }
 
 
 def press_data(action: TicketAction, ticket_id: int, arg: str | int | None = None) -> str:
-    """A ticket button's callback data."""
+    """A ticket button's callback data (a bug, ValueError, if Telegram would refuse it)."""
     data = f"{PRESS_PREFIX}:{ACTION_CODES[action]}:{ticket_id}"
-    return data if arg is None else f"{data}:{arg}"
+    data = data if arg is None else f"{data}:{arg}"
+    if len(data.encode()) > CALLBACK_DATA_MAX:
+        raise ValueError(f"callback data over {CALLBACK_DATA_MAX} bytes: {data!r}")
+    return data
 
 
 def action_of(code: str) -> TicketAction | None:
@@ -161,7 +179,8 @@ def reporter_label(locale: str, ticket: Ticket, reporter: Person | None,
 
 def header(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
            reporter: str | None, department: Unit | None = None,
-           taker: str | None = None, note_inline: bool = True) -> str:
+           taker: str | None = None, note_inline: bool = True,
+           item: WhistleItem | None = None) -> str:
     lines = [t(locale, "ticket.card_title", id=ticket.id,
                domain=domain_label(locale, ticket.domain),
                building=f"{building.name} ({building.code})" if building else ticket.building_code)]
@@ -173,6 +192,8 @@ def header(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
                        at=when(ticket.due_at, tz)))
     if department is not None:
         lines.append(t(locale, "ticket.card_department", department=department.name))
+    if item is not None and ticket.whistle_item == item.code:
+        lines.append(t(locale, "whistle.card_item", category=item.category, item=item.name))
     if reporter is not None:
         lines.append(t(locale, "ticket.card_reporter", reporter=reporter))
     if ticket.me_too:
@@ -199,13 +220,14 @@ def text_fits(ticket: Ticket) -> bool:
 
 def card_text(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
               reporter: str | None, department: Unit | None = None,
-              taker: str | None = None, whole: bool = False) -> tuple[str, bool]:
+              taker: str | None = None, whole: bool = False,
+              item: WhistleItem | None = None) -> tuple[str, bool]:
     """The card, and whether the text is in it (else it is sent before the card). `whole`:
     the text in any case (`/ticket N`, a reply that is split when long)."""
     note_inline = ticket.result_note is None or \
         visible_length(escape(ticket.result_note)) <= NOTE_INLINE_MAX
     head = header(locale, ticket, building, tz, reporter, department, taker,
-                  note_inline=note_inline or whole)
+                  note_inline=note_inline or whole, item=item)
     photo = "\n" + t(locale, "ticket.has_photo") if ticket.photos else ""
     if whole or text_fits(ticket):
         return f"{head}\n\n{escape(ticket.text)}{photo}", True
@@ -268,6 +290,49 @@ def urgency_buttons(locale: str, ticket_id: int) -> Buttons:
 def department_buttons(ticket_id: int, departments: list[Unit]) -> Buttons:
     return [[press(f"📣 {d.name}", TicketAction.WHISTLE, ticket_id, d.code)]
             for d in departments]
+
+
+def category_key(category: str) -> str:
+    """A catalogue category in callback data: 8 hex digits of its name (a name may be long;
+    the key stays the same as long as the name does)."""
+    return hashlib.blake2s(category.encode(), digest_size=4).hexdigest()
+
+
+def categories(items: list[WhistleItem]) -> list[tuple[str, list[WhistleItem]]]:
+    """The catalogue's categories in the order they first appear, each with its items."""
+    grouped: dict[str, list[WhistleItem]] = {}
+    for item in items:
+        grouped.setdefault(item.category, []).append(item)
+    return list(grouped.items())
+
+
+def category_buttons(locale: str, ticket_id: int, items: list[WhistleItem]) -> Buttons:
+    """The picker's first step: a category per row, then "Other" (any department)."""
+    rows: Buttons = [[press(f"📂 {name} ({len(members)})", TicketAction.WHISTLE, ticket_id,
+                            WHISTLE_CATEGORY + category_key(name))]
+                     for name, members in categories(items)]
+    rows.append([press(t(locale, "whistle.other"), TicketAction.WHISTLE, ticket_id,
+                       WHISTLE_OTHER)])
+    return rows
+
+
+def item_buttons(locale: str, ticket_id: int, items: list[WhistleItem],
+                 departments: dict[str, str]) -> Buttons:
+    """The picker's second step: the items of one category, each naming its department."""
+    rows: Buttons = [[press(f"📣 {item.name} → {departments.get(item.department_code, '')}",
+                            TicketAction.WHISTLE, ticket_id, WHISTLE_ITEM + item.code)]
+                     for item in items]
+    return rows + back_to_categories(locale, ticket_id)
+
+
+def back_to_categories(locale: str, ticket_id: int) -> Buttons:
+    """The picker's way back from a category's items or from "Other" to the categories."""
+    return [[press(t(locale, "whistle.back"), TicketAction.WHISTLE, ticket_id, WHISTLE_BACK)]]
+
+
+def whistle_rating_buttons(ticket_id: int) -> Buttons:
+    """评价: the whistler's one tap on the department's work."""
+    return [[press(f"⭐ {n}", TicketAction.RATE_DEPARTMENT, ticket_id, n) for n in range(1, 6)]]
 
 
 def draft_text(locale: str, text: str, domain: str | None, anonymous: bool,

@@ -6,6 +6,7 @@ parts, one module each:
 - drafts and Submit (`ticket_drafts`);
 - staff cards, their backlog and the notices (`ticket_cards`);
 - the lifecycle, run through one table (`ticket_states`, `ticket_lifecycle`);
+- the whistle catalogue's picker and the staff's rating of departments (`ticket_whistles`);
 - prompts and relays (`ticket_prompts`);
 - deadlines: reminders and overdue escalation (`ticket_deadlines`);
 - `/my`, `/tickets`, `/ticket N` (`ticket_queries`).
