@@ -106,7 +106,8 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
             return app.bot.username or ""
 
         services = Services(settings=settings, access=access, people=people, chats=chats,
-                            tickets=tickets, horns=horns, volunteers=VolunteerService(store),
+                            tickets=tickets, horns=horns,
+                            volunteers=VolunteerService(store, people.audit),
                             schedule=schedule,
                             roster=RosterService(store, access, people, outbox, tickets),
                             now=local_now, username=username)

@@ -42,7 +42,7 @@ _ROLE_OF_CODE = {code: role for role, code in ROLE_CODES.items()}
 AUDIT_KEY: dict[str, str] = {
     AuditAction.GRANT: "audit.grant", AuditAction.REVOKE: "audit.revoke",
     AuditAction.BACKUP: "audit.backup", AuditAction.AWAY: "audit.away",
-    AuditAction.BACK: "audit.back"}
+    AuditAction.BACK: "audit.back", AuditAction.REGISTER: "audit.register"}
 _DATA_MAX = 64
 
 

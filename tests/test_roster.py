@@ -9,11 +9,13 @@ import pytest
 from bot.i18n import t
 from bot.services.audit import AuditAction
 from bot.services.chats import ChatService
+from bot.services.horn_codes import VolunteerPress
 from bot.services.outbox import Outbox
 from bot.services.people import TelegramUser
 from bot.services.roster import PAGE, RosterService
 from bot.services.ticket_states import TimelineEvent
 from bot.services.ticket_views import CardKind
+from bot.services.volunteers import VolunteerService
 from storage.models import TicketLevel, TicketStatus
 from tests.support.harness import grant
 from tests.support.services import refused
@@ -292,3 +294,13 @@ async def test_joinlink_code_gives_a_buildings_link_to_staff_whose_scope_covers_
                   "joinlink.not_a_building")
     await refused(world.store, chats.join_link_of(await world.actor(WORKER), "NOPE"),
                   "map.unknown_code")
+
+
+async def test_registering_as_a_volunteer_is_in_the_audit_log_once(world):
+    volunteers = VolunteerService(world.store, world.people.audit)
+    for _ in range(2):
+        await volunteers.start(RESIDENT)
+        await volunteers.press(RESIDENT, VolunteerPress.NEXT, "")
+        await volunteers.press(RESIDENT, VolunteerPress.DONE, "")
+    assert await world.audit_rows() == [
+        (RESIDENT, AuditAction.REGISTER, "B01010101", RESIDENT, "volunteer")]

@@ -21,6 +21,7 @@ class AuditAction(StrEnum):
 
     GRANT = "grant"      # an invite redeemed: the inviter is the actor, the role the detail
     REVOKE = "revoke"    # /people's button or /revoke: the role is the detail
+    REGISTER = "register"  # /volunteer finished: the volunteer role, taken by oneself
     BACKUP = "backup"    # AB岗: a backup named (the backup's id or name in the detail)
     AWAY = "away"        # AB岗: a holder away (until when, in the detail)
     BACK = "back"        # AB岗: back again
