@@ -21,7 +21,7 @@ async def test_a_revoke_and_its_refusals(harness):
     h, emu = harness, harness.emu
     await h.start_bot()
     resident = emu.add_user(first_name="李", last_name="四", language_code="zh-hans")
-    head = emu.add_user(first_name="Head", language_code="en")
+    head = emu.add_user(first_name="Head", language_code="zh-TW")  # reads 繁體中文
     worker = emu.add_user(first_name="Worker", language_code="en")
     staff = emu.add_user(first_name="Staff", language_code="en")
     await seed_map(h.store)
@@ -45,12 +45,12 @@ async def test_a_revoke_and_its_refusals(harness):
     assert head_card.text.startswith("#1")
 
     # refusals: each answered, naming why, and nothing changes
-    async def refused_with(user, text, key, chat=None, **values):
+    async def refused_with(user, text, key, chat=None, locale="en", **values):
         answer = (await h.say(user, text, chat=chat))[-1]
-        assert answer.text == shown("en", key, **values), answer.text
+        assert answer.text == shown(locale, key, **values), answer.text
 
     await refused_with(head, f"/revoke building_head B01010101 {head.id}", "revoke.own_highest",
-                       role=t("en", "role.building_head"))
+                       locale="zh-Hant", role=t("zh-Hant", "role.building_head"))
     await refused_with(worker, f"/revoke building_head G0101 {head.id}", "revoke.wrong_unit",
                        role=t("en", "role.building_head"), code="G0101")
     await refused_with(worker, f"/revoke community_staff C01 {staff.id}",
@@ -63,7 +63,7 @@ async def test_a_revoke_and_its_refusals(harness):
     forged = emu.inject_callback(head, head_card, f"pp:ok:bh:B01010101:{head.id}")
     answer = await forged.wait_answered(timeout=5)
     assert answer.show_alert and answer.text == shown(
-        "en", "revoke.own_highest", role=t("en", "role.building_head"))
+        "zh-Hant", "revoke.own_highest", role=t("zh-Hant", "role.building_head"))
     await h.settle()
     assert any(g.role == "building_head" for g in await h.store.people.roles(head.id))
     assert (await h.store.tickets.get(1)).level == "building"
@@ -83,11 +83,11 @@ async def test_a_revoke_and_its_refusals(harness):
     assert shown("en", "revoke.done", role=t("en", "role.building_head"), name="Head",
                  unit=BUILDING) in done
     assert shown("en", "revoke.passed", tickets="#1") in done
-    assert shown("en", "revoke.told", role=t("en", "role.building_head"), unit=BUILDING,
-                 by="Worker") in h.texts(head.id)
+    assert shown("zh-Hant", "revoke.told", role=t("zh-Hant", "role.building_head"),
+                 unit=BUILDING, by="Worker") in h.texts(head.id)
     card = message_in(h, head.id, head_card.message_id)
     assert not card.buttons
-    assert shown("en", "handover.card_level", level=t("en", "level.grid")) in card.text
+    assert shown("zh-Hant", "handover.card_level", level=t("zh-Hant", "level.grid")) in card.text
     grid_texts = h.texts(grid_chat.id)
     assert shown("en", "staff.escalated", id=1) in grid_texts
     assert shown("en", "handover.grid", head="Head", building=BUILDING,
@@ -114,3 +114,25 @@ async def test_a_revoke_and_its_refusals(harness):
     link = (await h.say(worker, "/joinlink B01010101"))[-1]
     assert "https://t.me/gridhorn_bot?start=j-" in link.text
     await refused_with(worker, "/joinlink G0101", "joinlink.not_a_building", code="G0101")
+
+
+async def test_people_pages_with_more(harness):
+    h, emu = harness, harness.emu
+    await h.start_bot()
+    staff = emu.add_user(first_name="Staff", language_code="en")
+    await seed_map(h.store)
+    await grant(h.store, staff.id, "community_staff", "C01")
+    for user_id in range(100, 112):
+        await grant(h.store, user_id, "volunteer", "B01010102")
+    await h.say(staff, "/start")
+    listing = (await h.say(staff, "/people"))[-1]
+    assert listing.text.splitlines()[0] == shown("en", "people.title", unit="欣山社区 (C01)",
+                                                 total=13)
+    assert "10. " in listing.text and "11. " not in listing.text
+    await h.press(staff, listing, "pp:pg:C01:1")
+    page = message_in(h, staff.id, listing.message_id)
+    assert "11. " in page.text and "13. " in page.text and "10. " not in page.text
+    labels = [b.text for row in page.buttons for b in row]
+    assert t("en", "people.previous") in labels and t("en", "people.more") not in labels
+    # volunteers on a building are the staff's to revoke: each has its button
+    assert sum(label.startswith("✖") for label in labels) == 3
