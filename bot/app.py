@@ -34,6 +34,7 @@ from bot.services.chats import ChatService
 from bot.services.horns import HornService
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
+from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
 from bot.services.tickets import TicketService
 from bot.services.volunteers import VolunteerService
@@ -105,8 +106,11 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
             return app.bot.username or ""
 
         services = Services(settings=settings, access=access, people=people, chats=chats,
-                            tickets=tickets, horns=horns, volunteers=VolunteerService(store),
-                            schedule=schedule, now=local_now, username=username)
+                            tickets=tickets, horns=horns,
+                            volunteers=VolunteerService(store, people.audit),
+                            schedule=schedule,
+                            roster=RosterService(store, access, people, outbox, tickets),
+                            now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(
             settings=settings, store=store, app=app, requests=(request, get_updates_request),

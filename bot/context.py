@@ -13,6 +13,7 @@ from bot.services.access import Access, Actor
 from bot.services.chats import ChatService
 from bot.services.horns import HornService
 from bot.services.people import PeopleService
+from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
 from bot.services.tickets import TicketService
 from bot.services.volunteers import VolunteerService
@@ -33,6 +34,7 @@ class Services:
     horns: HornService
     volunteers: VolunteerService
     schedule: ScheduleService
+    roster: RosterService
     #: the local time (the scheduler's clock: tests move it)
     now: Callable[[], datetime]
     #: the bot's @username, known once the application has asked Telegram (`getMe`)

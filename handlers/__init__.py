@@ -12,7 +12,18 @@ from __future__ import annotations
 from telegram.ext import Application
 
 from bot.services import horn_base, volunteers
-from handlers import chats, fallback, flows, guard, horn, onboarding, opinions, schedule, volunteer
+from handlers import (
+    chats,
+    fallback,
+    flows,
+    guard,
+    horn,
+    onboarding,
+    opinions,
+    people,
+    schedule,
+    volunteer,
+)
 from handlers.flows import FlowText
 
 GUARD_GROUP = -100
@@ -35,5 +46,6 @@ def register_all(app: Application) -> None:
     schedule.register(app, FEATURE_GROUP)
     horn.register(app, FEATURE_GROUP)
     volunteer.register(app, FEATURE_GROUP)
+    people.register(app, FEATURE_GROUP)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

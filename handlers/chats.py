@@ -98,11 +98,20 @@ async def unbind(update: Update, context: GridhornContext) -> None:
 
 @handles_refusals
 async def joinlink(update: Update, context: GridhornContext) -> None:
-    """/joinlink: post the residents' join link of this building chat."""
+    """/joinlink: post the residents' join link of this building chat; privately,
+    /joinlink CODE gives a building's link to pass on."""
     chat = update.effective_chat
-    if chat is None or chat.type == "private":
-        raise Refused("joinlink.not_building")
     services = context.services
+    if chat is not None and chat.type == "private":
+        args = command_args(update)
+        if len(args) != 1:
+            raise Refused("joinlink.usage")
+        building, payload = await services.chats.join_link_of(context.actor, args[0])
+        await reply(update, context, "joinlink.private", building=unit_label(building),
+                    link=services.deep_link(payload))
+        return
+    if chat is None:
+        raise Refused("joinlink.not_building")
     building, payload = await services.chats.join_link_unit(context.actor, chat.id)
     await reply(update, context, "joinlink.post", building=unit_label(building),
                 link=services.deep_link(payload))

@@ -42,6 +42,10 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
         lines.append(t(locale, "help.bind_department"))
     if Action.INVITE in actions:
         lines.append(t(locale, "help.invite", roles=", ".join(invitable_roles(actor))))
+    if actor.is_staff:
+        lines.append(t(locale, "help.people"))
+        if actor.superadmin or any(g.role == "community_staff" for g in actor.grants):
+            lines.append(t(locale, "help.audit"))
     if Action.HORN_ANY in actions:
         lines.append(t(locale, "help.horn"))
     elif Action.HORN_SERVICE in actions:

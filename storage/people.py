@@ -107,6 +107,33 @@ class PeopleRepo:
             "DELETE FROM roles WHERE user_id = ? AND role = ? AND unit_code = ?",
             (user_id, role, unit_code)) > 0
 
+    async def roles_on(self, unit_codes: Iterable[str], limit: int, offset: int = 0
+                       ) -> tuple[list[tuple[RoleGrant, Person]], int]:
+        """Who holds which role on these units (/people), the higher units and roles first,
+        and how many grants there are in all."""
+        codes = list(unit_codes)
+        if not codes:
+            return [], 0
+        where = f"r.unit_code IN ({placeholders(codes)})"
+        total = int(await self.db.fetchval(f"SELECT COUNT(*) FROM roles r WHERE {where}",
+                                           codes))
+        rows = await self.db.fetchall(
+            f"""SELECT r.role AS grant_role, r.unit_code AS grant_unit, p.*
+                FROM roles r JOIN people p ON p.user_id = r.user_id
+                JOIN units u ON u.code = r.unit_code
+                WHERE {where}
+                ORDER BY CASE u.kind WHEN 'community' THEN 0 WHEN 'grid' THEN 1
+                                     WHEN 'estate' THEN 2 WHEN 'building' THEN 3 ELSE 4 END,
+                         u.position, u.code,
+                         CASE r.role WHEN 'community_staff' THEN 0 WHEN 'grid_leader' THEN 1
+                                     WHEN 'grid_worker' THEN 2 WHEN 'building_head' THEN 3
+                                     WHEN 'department_liaison' THEN 4 WHEN 'volunteer' THEN 5
+                                     ELSE 6 END,
+                         p.user_id
+                LIMIT ? OFFSET ?""", [*codes, limit, offset])
+        return [(RoleGrant(user_id=r["user_id"], role=r["grant_role"],
+                           unit_code=r["grant_unit"]), _person(r)) for r in rows], total
+
     async def holders(self, roles: Iterable[str], unit_codes: Iterable[str]) -> list[RoleGrant]:
         """Everyone holding one of `roles` on one of `unit_codes`."""
         roles, codes = list(roles), list(unit_codes)

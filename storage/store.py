@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from storage.audit import AuditRepo
 from storage.db import Database
 from storage.drafts import DraftRepo
 from storage.flows import FlowRepo
@@ -38,6 +39,7 @@ class Store:
         self.schedules = SchedulesRepo(db)
         self.reports = ReportRepo(db)
         self.whistles = WhistleRepo(db)
+        self.audit = AuditRepo(db)
 
     @classmethod
     async def open_sqlite(cls, path: str) -> Store:

@@ -171,6 +171,12 @@ class TicketRepo:
             "SELECT * FROM ticket_cards WHERE ticket_id = ? ORDER BY kind, chat_id", (ticket_id,))
         return [TicketCard(**dict(r)) for r in rows]
 
+    async def drop_cards(self, ticket_id: int, chat_id: int, kind: str) -> int:
+        """Forget a chat's cards of a ticket (no later step edits them again)."""
+        return await self.db.execute_rowcount(
+            "DELETE FROM ticket_cards WHERE ticket_id = ? AND chat_id = ? AND kind = ?",
+            (ticket_id, chat_id, kind))
+
     async def migrate_chat(self, old_id: int, new_id: int) -> None:
         await self.db.execute(
             "UPDATE ticket_cards SET chat_id = ? WHERE chat_id = ?", (new_id, old_id))

@@ -143,6 +143,18 @@ class ChatService:
             raise Refused("bind.not_allowed", code=building.code)
         return building, await self.people.join_payload(building.code)
 
+    async def join_link_of(self, actor: Actor, code: str) -> tuple[Unit, str]:
+        """/joinlink CODE, privately: a building's residents' join payload, to pass on (a
+        building without a bound chat), for staff whose scope covers the building."""
+        building = await self.store.map.get(code)
+        if building is None:
+            raise Refused("map.unknown_code", code=code)
+        if building.kind != "building":
+            raise Refused("joinlink.not_a_building", code=building.code)
+        if not await self.access.can(actor, Action.UNBIND, building.code):
+            raise Refused("bind.not_allowed", code=building.code)
+        return building, await self.people.join_payload(building.code)
+
     async def bound_units(self, chat_id: int) -> list[Unit]:
         units = []
         for binding in await self.store.map.bindings_in_chat(chat_id):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.i18n import LOCALES, locale_from_language_code
 from bot.services.access import INVITE_ROLES, Access, Actor, invitable_roles
+from bot.services.audit import AuditAction, AuditLog
 from bot.services.errors import Refused
 from bot.settings import Settings
 from storage.models import PARTY_MEMBER, Flow, Person, Unit
@@ -50,10 +51,13 @@ class Profile:
 
 
 class PeopleService:
-    def __init__(self, store: Store, access: Access, settings: Settings) -> None:
+    def __init__(self, store: Store, access: Access, settings: Settings,
+                 audit: AuditLog | None = None) -> None:
         self.store = store
         self.access = access
         self.settings = settings
+        #: every role change is recorded here (SPEC §11), in the change's transaction
+        self.audit = audit or AuditLog(store)
         self._known: dict[int, tuple[object, ...]] = {}
 
     async def touch(self, user: TelegramUser, private: bool) -> None:
@@ -183,7 +187,10 @@ class PeopleService:
         async with self.store.transaction():
             if not await self.store.people.use_invite(invite.token, user_id):
                 raise Refused("start.used_link")
-            await self.store.people.grant(user_id, invite.role or "", unit.code, invite.created_by)
+            role = invite.role or ""
+            if await self.store.people.grant(user_id, role, unit.code, invite.created_by):
+                await self.audit.record(invite.created_by, AuditAction.GRANT, unit.code,
+                                        user_id, role)
         return Redeemed("role", invite.role, unit)
 
     async def profile(self, user_id: int) -> Profile:

@@ -9,7 +9,8 @@ parts, one module each:
 - the whistle catalogue's picker and the staff's rating of departments (`ticket_whistles`);
 - prompts and relays (`ticket_prompts`);
 - deadlines: reminders and overdue escalation (`ticket_deadlines`);
-- `/my`, `/tickets`, `/ticket N` (`ticket_queries`).
+- `/my`, `/tickets`, `/ticket N` (`ticket_queries`);
+- a revoked building head's tickets passing to the grid (`ticket_handover`).
 
 Every step checks permission and state again and writes the state change, the timeline row
 and every notice (outbox) in one transaction. Reporters are told in their own language at
@@ -28,6 +29,7 @@ from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
 from bot.services.ticket_deadlines import TicketDeadlines
 from bot.services.ticket_drafts import DraftView, TicketDrafts
+from bot.services.ticket_handover import TicketHandover
 from bot.services.ticket_prompts import TicketPrompts
 from bot.services.ticket_queries import TicketQueries
 from bot.services.ticket_refs import RefKind, parse_ref
@@ -39,7 +41,8 @@ from storage.store import Store
 __all__ = ["DraftView", "SentHook", "TicketService"]
 
 
-class TicketService(TicketDrafts, TicketPrompts, TicketDeadlines, TicketQueries):
+class TicketService(TicketDrafts, TicketPrompts, TicketDeadlines, TicketQueries,
+                    TicketHandover):
     """Drafts, the lifecycle, cards, prompts, deadlines and queries of tickets."""
 
     def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,

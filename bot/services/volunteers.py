@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.i18n import t
 from bot.services import horn_views as views
+from bot.services.audit import AuditAction, AuditLog
 from bot.services.errors import Refused
 from bot.services.horn_codes import VolunteerPress, volunteer_data
 from bot.services.ticket_views import button
@@ -62,8 +63,10 @@ class Registered:
 
 
 class VolunteerService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, audit: AuditLog | None = None) -> None:
         self.store = store
+        #: a registration is a role granted: it goes in the audit log (SPEC §11)
+        self.audit = audit or AuditLog(store)
 
     async def flow(self, user_id: int) -> Flow | None:
         flow = await self.store.flows.get(user_id)
@@ -140,7 +143,9 @@ class VolunteerService:
         async with self.store.transaction():
             if await self.flow(user_id) is None:
                 raise Refused("button.stale")
-            await self.store.people.grant(user_id, "volunteer", unit.code, user_id)
+            if await self.store.people.grant(user_id, "volunteer", unit.code, user_id):
+                await self.audit.record(user_id, AuditAction.REGISTER, unit.code, user_id,
+                                        "volunteer")
             await self.store.people.set_volunteer_profile(user_id, skills, availability)
             await self.store.flows.clear(user_id)
         return Registered(unit, tuple(skills), availability)
