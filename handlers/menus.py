@@ -26,6 +26,8 @@ ADMINS += ("theme", "report", "board", "patrol")
 PRIVATE += ("horn", "horns", "horn_close", "volunteer")
 GROUP += ("horns",)
 ADMINS += ("horns", "horn_close")
+# staff at work (SPEC §11)
+PRIVATE += ("intake",)
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))
@@ -42,6 +44,7 @@ DESCRIPTION = {
     "unbind": "menu.unbind", "joinlink": "menu.joinlink", "theme": "menu.theme",
     "report": "menu.report", "board": "menu.board", "patrol": "menu.patrol", "horn": "menu.horn",
     "horns": "menu.horns", "horn_close": "menu.horn_close", "volunteer": "menu.volunteer",
+    "intake": "menu.intake",
 }
 
 
