@@ -78,3 +78,27 @@ async def test_a_hotline_case_from_intake_to_the_callers_verdict(harness):
                                      source=t("en", "source.hotline"))
     assert await h.store.tickets.get(2) is None
     assert await h.store.tickets.by_source_ref("hotline", "A2025-0113") == rated
+
+
+async def test_patrol_offers_report_a_problem_with_the_source_filled_in(harness):
+    h = harness
+    worker = h.emu.add_user(first_name="Worker", language_code="en")
+    await h.start_bot()
+    await seed_map(h.store)
+    await grant(h.store, worker.id, "grid_worker", "G0101")
+    await h.say(worker, "/start")
+    recorded = (await h.say(worker, "/patrol G0101 东门 消防通道堆物"))[-1]
+    assert [b.text for row in recorded.buttons for b in row] == [
+        t("en", "intake.btn_report_problem")]
+    await h.press(worker, recorded, t("en", "intake.btn_report_problem"))
+    assert (await h.last(worker.id)).text == shown("en", "intake.ask_building")
+    await h.say(worker, "B01010101")
+    await h.press(worker, await h.last(worker.id), "ik:dom:green")
+    await h.press(worker, await h.last(worker.id), "ik:urg:urgent")
+    await h.say(worker, "消防通道堆满杂物")
+    await h.press(worker, await h.last(worker.id), "ik:done")
+    await h.press(worker, await h.last(worker.id), "ik:skip")
+    await h.press(worker, await h.last(worker.id), "ik:create")
+    ticket = await h.store.tickets.get(1)
+    assert (ticket.source, ticket.source_ref, ticket.urgency, ticket.caller_name) == \
+        ("patrol", None, "urgent", None)
