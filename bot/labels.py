@@ -28,3 +28,9 @@ STATUS = {
     "rated": "status.rated", "rejected": "status.rejected", "merged": "status.merged",
 }
 URGENCY = {"routine": "urgency.routine", "major": "urgency.major", "urgent": "urgency.urgent"}
+# where a ticket came from (SPEC §11): the card's line, the reports' counts
+SOURCE = {
+    "resident": "source.resident", "hotline": "source.hotline", "mailbox": "source.mailbox",
+    "walk_in": "source.walk_in", "phone": "source.phone", "patrol": "source.patrol",
+    "meeting": "source.meeting",
+}

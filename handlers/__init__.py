@@ -2,7 +2,8 @@
 
 Groups (python-telegram-bot runs at most one handler per group, lowest group first):
   -100  guard: records the sender, builds the actor and picks the reply language
-   -10  guided flows: private text of a person in a horn or volunteer flow (handlers/flows.py)
+   -10  guided flows: private text of a person in a horn, volunteer or intake flow
+        (handlers/flows.py)
      0  the features' commands, buttons and messages, then (registered last, so they match
         only what no feature took) the fallbacks: unknown commands and stale buttons
 """
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from bot.services import horn_base, volunteers
+from bot.services import horn_base, ticket_intake, volunteers
 from handlers import (
     chats,
     fallback,
     flows,
     guard,
     horn,
+    intake,
     onboarding,
     opinions,
     people,
@@ -34,6 +36,7 @@ FLOW_TEXTS: dict[str, FlowText] = {
     horn_base.FLOW: horn.flow_text,
     horn_base.HOURS_FLOW: horn.flow_text,
     volunteers.FLOW: volunteer.flow_text,
+    ticket_intake.FLOW: intake.flow_text,
 }
 
 
@@ -47,5 +50,6 @@ def register_all(app: Application) -> None:
     horn.register(app, FEATURE_GROUP)
     volunteer.register(app, FEATURE_GROUP)
     people.register(app, FEATURE_GROUP)
+    intake.register(app, FEATURE_GROUP)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

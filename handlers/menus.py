@@ -26,8 +26,8 @@ ADMINS += ("theme", "report", "board", "patrol")
 PRIVATE += ("horn", "horns", "horn_close", "volunteer")
 GROUP += ("horns",)
 ADMINS += ("horns", "horn_close")
-# people administration (SPEC §11)
-PRIVATE += ("people", "revoke", "audit")
+# staff at work (SPEC §11): people administration, staff intake
+PRIVATE += ("people", "revoke", "audit", "intake")
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))
@@ -45,6 +45,7 @@ DESCRIPTION = {
     "report": "menu.report", "board": "menu.board", "patrol": "menu.patrol", "horn": "menu.horn",
     "horns": "menu.horns", "horn_close": "menu.horn_close", "volunteer": "menu.volunteer",
     "people": "menu.people", "revoke": "menu.revoke", "audit": "menu.audit",
+    "intake": "menu.intake",
 }
 
 

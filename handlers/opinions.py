@@ -217,8 +217,9 @@ async def ticket_button(update: Update, context: GridhornContext) -> None:
                                     stars="⭐" * int(arg)))
         return
     elif action == TicketAction.RATE and arg and arg.isdigit():
-        await tickets.rate(actor.user_id, ticket_id, int(arg))
-        await answer_query(update, t(locale, DONE[action], stars=arg))
+        rated = await tickets.rate(actor.user_id, ticket_id, int(arg))
+        await answer_query(update, t(locale, "intake.verdict_recorded", id=rated.id)
+                           if rated.entered else t(locale, DONE[action], stars=arg))
         await drop_buttons(query.message)
         return
     else:

@@ -36,6 +36,8 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
     if Action.VIEW_TICKETS in actions:
         buttons = [t(locale, key) for action, key in CARD_BUTTONS if action in actions]
         lines.append(t(locale, "help.tickets", buttons=join_list(locale, buttons)))
+    if Action.HANDLE_TICKET in actions:  # staff intake (SPEC §11)
+        lines.append(t(locale, "help.intake"))
     if Action.UNBIND in actions:
         lines.append(t(locale, "help.bind"))
     elif Action.BIND in actions:  # liaisons link their department's chat, nothing more

@@ -12,8 +12,10 @@ from bot.context import GridhornContext
 from bot.i18n import join_list, t, tn
 from bot.services.patrols import Recorded
 from bot.services.themes import ThemeShown
-from bot.services.ticket_views import when
-from handlers.common import command_args, handles_refusals, reply, reply_html, thread_of
+from bot.services.ticket_intake import IntakePress, press_data
+from bot.services.ticket_views import button, when
+from handlers.common import command_args, handles_refusals, markup, reply, reply_html, thread_of
+from storage.models import TicketSource
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +105,12 @@ async def patrol(update: Update, context: GridhornContext) -> None:
     done = await services.schedule.patrols.record(
         context.actor, chat.id if chat else 0, _rest(update), services.now(),
         source_update_id=update.update_id)
-    await reply(update, context, "patrol.recorded", **_recorded_values(context, done))
+    # a problem found on the way is entered as a case (SPEC §11), privately
+    report = [[button(t(context.locale, "intake.btn_report_problem"),
+                      press_data(IntakePress.START, TicketSource.PATROL))]] \
+        if chat is not None and chat.type == "private" else []
+    await reply(update, context, "patrol.recorded", markup=markup(report),
+                **_recorded_values(context, done))
 
 
 def _recorded_values(context: GridhornContext, done: Recorded) -> dict[str, object]:

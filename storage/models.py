@@ -167,6 +167,26 @@ class DueKind(StrEnum):
 DOMAINS: tuple[str, ...] = ("red", "orange", "gold", "green", "cyan", "blue", "purple")
 
 
+class TicketSource(StrEnum):
+    """Where a ticket came from (SPEC §11): a resident's own opinion, or a case staff
+    entered (工单录入); the values are what the store holds."""
+
+    RESIDENT = "resident"
+    HOTLINE = "hotline"    # 12345热线
+    MAILBOX = "mailbox"    # 省长信箱/书记留言
+    WALK_IN = "walk_in"    # 来访
+    PHONE = "phone"        # 来电
+    PATROL = "patrol"      # 巡查发现
+    MEETING = "meeting"    # 会议
+
+
+#: the sources staff enter, in the order the intake offers them
+INTAKE_SOURCES: tuple[TicketSource, ...] = tuple(s for s in TicketSource
+                                                 if s != TicketSource.RESIDENT)
+#: the sources whose cases carry an external reference number
+SOURCES_WITH_REF: tuple[TicketSource, ...] = (TicketSource.HOTLINE, TicketSource.MAILBOX)
+
+
 class Ticket(Record):
     """An opinion (民声) once submitted: #id, its place on the map and its lifecycle."""
 
@@ -200,10 +220,20 @@ class Ticket(Record):
     updated_at: float
     resolved_at: float | None
     whistle_item: str | None = None
+    source: TicketSource = TicketSource.RESIDENT
+    source_ref: str | None = None
+    caller_name: str | None = None   # staff-only (cards, exports)
+    caller_phone: str | None = None  # staff-only (cards, exports)
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def entered(self) -> bool:
+        """A case staff entered: no Telegram reporter; its notices go to `reporter_id`, the
+        staff member who entered it, who records the caller's verdict."""
+        return self.source != TicketSource.RESIDENT
 
     @property
     def photos(self) -> tuple[str, ...]:
@@ -271,6 +301,10 @@ class ReportTicket(Record):
     first_resolved_at: float | None
     overdue_in_period: bool
     ratings_in_period: tuple[int, ...]
+    source: str = "resident"
+    source_ref: str | None = None
+    caller_name: str | None = None   # exports go to staff chats only
+    caller_phone: str | None = None
 
 
 class DepartmentEvent(Record):

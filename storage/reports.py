@@ -45,6 +45,7 @@ class ReportRepo:
                     WHERE at >= ? AND at < ? AND kind IN ('overdue', {rating_kinds}))
                 SELECT t.id, t.grid_code, t.building_code, t.community_code, t.domain, t.urgency,
                        t.status, t.text, t.created_at, f.at AS first_resolved_at,
+                       t.source, t.source_ref, t.caller_name, t.caller_phone,
                        EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id
                                AND e.kind = 'overdue' AND e.at >= ? AND e.at < ?) AS overdue,
                        (SELECT group_concat(note) FROM (
@@ -67,7 +68,9 @@ class ReportRepo:
                 community_code=row["community_code"], domain=row["domain"],
                 urgency=row["urgency"], status=row["status"], text=row["text"],
                 created_at=row["created_at"], first_resolved_at=row["first_resolved_at"],
-                overdue_in_period=bool(row["overdue"]), ratings_in_period=ratings))
+                overdue_in_period=bool(row["overdue"]), ratings_in_period=ratings,
+                source=row["source"], source_ref=row["source_ref"],
+                caller_name=row["caller_name"], caller_phone=row["caller_phone"]))
         return result
 
     async def department_events(self, grid_codes: Sequence[str] | None,

@@ -36,21 +36,39 @@ class TicketRepo:
                      photo_file_id: str | None, source_update_id: int | None,
                      more_photos: tuple[str, ...] = (),
                      due_kind: str, due_from: float, due_at: float,
-                     remind_at: float, cards_pending: bool = False) -> Ticket | None:
-        """Insert a ticket; None when this update already made one (a replay). One statement
-        (it is on every Submit's path)."""
+                     remind_at: float, cards_pending: bool = False,
+                     urgency: str = "routine", source: str = "resident",
+                     source_ref: str | None = None, caller_name: str | None = None,
+                     caller_phone: str | None = None) -> Ticket | None:
+        """Insert a ticket; None when this update already made one (a replay) or, for a case
+        staff entered, when its source and reference are already a ticket's (`by_source_ref`
+        tells which). One statement (it is on every Submit's path)."""
         now = epoch()
         row = await self.db.fetchone(
             """INSERT INTO tickets (reporter_id, anonymous, building_code, grid_code,
                    community_code, domain, text, photo_file_id, more_photos, source_update_id,
-                   due_kind, due_from, due_at, remind_at, created_at, updated_at, cards_pending)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (source_update_id) DO NOTHING
+                   due_kind, due_from, due_at, remind_at, created_at, updated_at, cards_pending,
+                   urgency, source, source_ref, caller_name, caller_phone)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT DO NOTHING
                RETURNING *""",
             (reporter_id, int(anonymous), building_code, grid_code, community_code, domain, text,
              photo_file_id, codec.dumps(list(more_photos)), source_update_id, due_kind, due_from,
-             due_at, remind_at, now, now, int(cards_pending)))
+             due_at, remind_at, now, now, int(cards_pending), urgency, source, source_ref,
+             caller_name, caller_phone))
         return _ticket(row) if row is not None else None
+
+    async def by_source_ref(self, source: str, source_ref: str) -> Ticket | None:
+        """The ticket entered with this source and external reference number, if any."""
+        row = await self.db.fetchone(
+            "SELECT * FROM tickets WHERE source = ? AND source_ref = ?", (source, source_ref))
+        return _ticket(row) if row else None
+
+    async def by_update(self, update_id: int) -> Ticket | None:
+        """The ticket an update made (a replayed update finds it)."""
+        row = await self.db.fetchone(
+            "SELECT * FROM tickets WHERE source_update_id = ?", (update_id,))
+        return _ticket(row) if row else None
 
     async def cards_pending(self, limit: int, skip: Iterable[int] = ()) -> list[int]:
         """New tickets whose staff cards are still to be queued, oldest first."""
@@ -94,9 +112,10 @@ class TicketRepo:
             (user_id, epoch(), ticket_id)) > 0
 
     async def count_since(self, reporter_id: int, since: float) -> int:
+        """A person's own opinions since then (cases they entered as staff do not count)."""
         return int(await self.db.fetchval(
-            "SELECT COUNT(*) FROM tickets WHERE reporter_id = ? AND created_at >= ?",
-            (reporter_id, since)))
+            "SELECT COUNT(*) FROM tickets WHERE reporter_id = ? AND created_at >= ? "
+            "AND source = 'resident'", (reporter_id, since)))
 
     async def of_reporter(self, reporter_id: int, limit: int = 50) -> list[Ticket]:
         rows = await self.db.fetchall(

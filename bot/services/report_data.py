@@ -47,6 +47,8 @@ class Report:
     patrols: tuple[Patrol, ...]
     units: dict[str, Unit]
     people: dict[int, Person]
+    #: tickets received in the period by source (SPEC §11), in `TicketSource` order
+    by_source: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

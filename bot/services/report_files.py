@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.i18n import DEFAULT_LOCALE, catalog
-from bot.labels import DOMAIN, STATUS, URGENCY
+from bot.labels import DOMAIN, SOURCE, STATUS, URGENCY
 from bot.services.report_data import GridStats, Report
 
 if TYPE_CHECKING:
@@ -152,12 +152,19 @@ def render_workbook(report: Report, locale: str, tz: tzinfo) -> bytes:
     summary.append(_summary_row(report.total, plain(locale, "xlsx.total")))
     for cell in summary[4] + summary[1]:
         cell.font = Font(bold=True)
+    if report.by_source:  # SPEC §11: the month's tickets by where they came from
+        summary.append([])
+        summary.append([plain(locale, "xlsx.by_source"), plain(locale, "xlsx.received")])
+        summary[summary.max_row][0].font = Font(bold=True)
+        for source, count in report.by_source:
+            summary.append([plain(locale, SOURCE[source]), count])
 
     tickets = book.create_sheet(plain(locale, "xlsx.sheet_tickets"))
     tickets.append([plain(locale, key) for key in (
         "xlsx.ticket", "xlsx.grid", "xlsx.building", "xlsx.domain", "xlsx.urgency",
         "xlsx.status", "xlsx.received_at", "xlsx.resolved_at", "xlsx.hours_to_resolve",
-        "xlsx.overdue", "xlsx.ratings_given", "xlsx.ticket_title")])
+        "xlsx.overdue", "xlsx.ratings_given", "xlsx.ticket_title", "xlsx.source",
+        "xlsx.source_ref", "xlsx.caller_name", "xlsx.caller_phone")])
     start, end = report.start.timestamp(), report.end.timestamp()
     for x in report.tickets:
         resolved_here = x.first_resolved_at is not None and start <= x.first_resolved_at < end
@@ -170,7 +177,8 @@ def render_workbook(report: Report, locale: str, tz: tzinfo) -> bytes:
             if resolved_here and x.first_resolved_at is not None else None,
             plain(locale, "xlsx.yes") if x.overdue_in_period else "",
             ", ".join(str(r) for r in x.ratings_in_period),
-            title_of_text(x.text)])
+            title_of_text(x.text), plain(locale, SOURCE[x.source]), x.source_ref or "",
+            x.caller_name or "", x.caller_phone or ""])
     for cell in tickets[1]:
         cell.font = Font(bold=True)
 

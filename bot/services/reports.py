@@ -9,7 +9,9 @@ Definitions (all in the configured time zone, for the month [start, end)):
 - average rating: over the ratings (群众评单, 1–5 stars) given in the month;
 - horns and volunteer hours: the grid's assembly horns published in the month, and the hours
   confirmed in the month at its horns;
-- patrols (巡查): recorded in the month.
+- patrols (巡查): recorded in the month;
+- received by source: the month's tickets by where they came from (a resident, the 12345
+  hotline, the mailbox, …; SPEC §11).
 
 The report of a month is on display (公示) from its run, on the 1st of the next month, until the
 next month's run: a chat bound in between gets it from the next daily run, once.
@@ -19,16 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from collections import Counter
 from datetime import datetime
 
-from bot.i18n import Markup, t
+from bot.i18n import Markup, escape, t
+from bot.labels import SOURCE
 from bot.services import periods, report_files
 from bot.services.outbox import Outbox, Priority, file_field
 from bot.services.report_data import GridStats, HornActivity, Report, ReportFiles
 from bot.services.scopes import Scope, Target, bound_targets, city_scope, unit_scope
 from bot.settings import Settings
 from bot.textsplit import split_html
-from storage.models import ReportTicket, Unit
+from storage.models import ReportTicket, TicketSource, Unit
 from storage.store import Store
 
 JOB = "report"
@@ -98,11 +102,12 @@ class ReportService:
                        sum(r.volunteer_hours for r in rows) + horns.hours.get(None, 0.0))
         people = {p.user_id: p for p in await self.store.people.many(
             {p.user_id for p in patrols})}
+        shown = tuple(x for x in tickets if x.grid_code in in_scope)
         return Report(month=month, scope=scope, start=period.start, end=end, so_far=so_far,
-                      grids=tuple(rows), total=total,
-                      tickets=tuple(x for x in tickets if x.grid_code in in_scope),
+                      grids=tuple(rows), total=total, tickets=shown,
                       patrols=tuple(p for p in patrols if p.grid_code in in_scope),
-                      units=units, people=people)
+                      units=units, people=people,
+                      by_source=received_by_source(shown, start_ts, end_ts))
 
     # ------------------------------------------------------------------ texts
 
@@ -121,6 +126,10 @@ class ReportService:
             lines.append("")
             lines.append(t(locale, "report.total"))
             lines.append(self._numbers(locale, report.total))
+        if report.by_source:
+            lines.append("")
+            lines.append(t(locale, "report.by_source", sources=Markup(sources_line(
+                locale, report.by_source))))
         if not report.total.received and not report.total.resolved and \
                 not report.total.patrols and not report.total.overdue:
             lines.append("")
@@ -212,6 +221,18 @@ class ReportService:
             "document": file_field(files.workbook, xlsx_name),
             "caption": t(locale, "report.workbook_caption", month=month), "parse_mode": "HTML",
             **extra}, priority=Priority.ROUTINE, quiet=True)
+
+
+def received_by_source(tickets: tuple[ReportTicket, ...], start: float,
+                       end: float) -> tuple[tuple[str, int], ...]:
+    """How many tickets each source brought in the period (sources with none left out)."""
+    counts = Counter(x.source for x in tickets if start <= x.created_at < end)
+    return tuple((s.value, counts[s]) for s in TicketSource if counts[s])
+
+
+def sources_line(locale: str, by_source: tuple[tuple[str, int], ...]) -> str:
+    """"Residents 5 · 12345 hotline 3", HTML-escaped."""
+    return " · ".join(f"{escape(t(locale, SOURCE[s]))} {n}" for s, n in by_source)
 
 
 def hours_text(locale: str, value: float | None) -> Markup:

@@ -18,6 +18,9 @@ from bot.textsplit import split_html
 from storage.models import Binding, Chat, Person, Ticket, TicketLevel, Unit, WhistleItem
 
 logger = logging.getLogger(__name__)
+#: a reporter's notice that asks for stars, and what asks who entered a case for the caller's
+#: verdict instead (回访)
+ASKS_VERDICT = {"notice.resolved": "intake.notice_resolved"}
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,14 @@ class TicketCards(TicketBase):
         """A step, told in the reporter's language; a long note is split, never cut (the
         buttons go with the last part, the one to rate; a reply to any part answers)."""
         locale = await self.people.locale_for(ticket.reporter_id)
-        parts = split_html(t(locale, key, id=ticket.id, **values))
+        text = t(locale, key, id=ticket.id, **values)
+        if ticket.entered:  # told to who entered the case, for its caller
+            if key in ASKS_VERDICT:
+                text = t(locale, ASKS_VERDICT[key], id=ticket.id, **values)
+                buttons = views.verdict_buttons(locale, ticket.id)
+            text = t(locale, "intake.notice_for", **views.source_values(locale, ticket)) + \
+                "\n" + text
+        parts = split_html(text)
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
             await self.outbox.send(ticket.reporter_id, part, priority=Priority.PERSONAL,

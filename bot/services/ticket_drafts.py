@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.i18n import duration, t
+from bot.i18n import CatalogKey, duration, t
 from bot.services import ticket_views as views
 from bot.services.errors import Refused
 from bot.services.outbox import Priority
@@ -105,34 +105,53 @@ class TicketDrafts(TicketBase):
         community = next((u for u in chain if u.kind == "community"), None)
         if grid is None or community is None:
             raise Refused("draft.join_first")
-        mark = current_update.get()
-        now = self.clock()
-        span = self.span(Urgency.ROUTINE, DueKind.ACKNOWLEDGE)
         photos = draft_photos(draft.data)
         async with self.store.transaction():
-            ticket = await self.store.tickets.create(
+            ticket = await self._open_ticket(
                 reporter_id=user_id, anonymous=bool(draft.data.get("anonymous")),
                 building_code=person.building_code, grid_code=grid.code,
                 community_code=community.code, domain=draft.data.get("domain"),
-                text=draft.data["text"] or "",
-                photo_file_id=photos[0] if photos else None, more_photos=tuple(photos[1:]),
-                source_update_id=mark.update_id if mark else None, cards_pending=True,
-                **self._due_fields(DueKind.ACKNOWLEDGE, now, span))
+                text=draft.data["text"] or "", photos=photos, urgency=Urgency.ROUTINE,
+                receipt="ticket.receipt", locale=self.people.locale_of(person))
             if ticket is None:  # this Submit was handled before a restart
                 raise Refused("draft.already_submitted")
             await self.store.drafts.clear(user_id)
-            await self.store.tickets.add_event(ticket.id, user_id, TimelineEvent.CREATED)
-            locale = self.people.locale_of(person)
-            await self.outbox.send(
-                user_id, t(locale, "ticket.receipt", id=ticket.id,
-                           hours=duration(locale, span)),
-                priority=Priority.PERSONAL)
-            # the draft card loses its buttons; the receipt above is what the resident waits for
-            await self.outbox.edit(user_id, message_id, t(locale, "draft.submitted", id=ticket.id),
+            # the draft card loses its buttons; the receipt is what the resident waits for
+            await self.outbox.edit(user_id, message_id,
+                                   t(self.people.locale_of(person), "draft.submitted",
+                                     id=ticket.id),
                                    priority=Priority.CARD)
-            # the staff cards follow once the people being answered have their answers
-            self.store.db.after_commit(self.cards_waiting)
         self.changed(ticket.remind_at)
+        return ticket
+
+    async def _open_ticket(self, receipt: CatalogKey, *, reporter_id: int,
+                           building_code: str, grid_code: str, community_code: str,
+                           domain: str | None, text: str, photos: list[str], urgency: Urgency,
+                           locale: str, anonymous: bool = False,
+                           **source: Any) -> Ticket | None:
+        """Inside a transaction: ticket #N (one statement), its first timeline row and its
+        receipt to the reporter (or, for a case staff entered, to whoever entered it); the
+        staff cards are flagged for the backlog. The path of a resident's Submit and of a
+        staff intake alike. None when the update already made a ticket (a replay) or the
+        store refused it (`source`: a staff intake's source, reference and caller)."""
+        mark = current_update.get()
+        now = self.clock()
+        span = self.span(urgency, DueKind.ACKNOWLEDGE)
+        ticket = await self.store.tickets.create(
+            reporter_id=reporter_id, anonymous=anonymous, building_code=building_code,
+            grid_code=grid_code, community_code=community_code, domain=domain, text=text,
+            photo_file_id=photos[0] if photos else None, more_photos=tuple(photos[1:]),
+            source_update_id=mark.update_id if mark else None, cards_pending=True,
+            urgency=urgency, **source, **self._due_fields(DueKind.ACKNOWLEDGE, now, span))
+        if ticket is None:
+            return None
+        await self.store.tickets.add_event(ticket.id, reporter_id, TimelineEvent.CREATED)
+        await self.outbox.send(
+            reporter_id, t(locale, receipt, id=ticket.id, hours=duration(locale, span),
+                           **views.source_values(locale, ticket)),
+            priority=Priority.PERSONAL)
+        # the staff cards follow once the people being answered have their answers
+        self.store.db.after_commit(self.cards_waiting)
         return ticket
 
 

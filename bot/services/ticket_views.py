@@ -13,7 +13,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from bot import labels
-from bot.i18n import escape, t
+from bot.i18n import Markup, escape, t
 from bot.services.ticket_states import TicketAction, TimelineEvent
 from bot.textsplit import split_html, visible_length
 from storage.models import (
@@ -23,6 +23,7 @@ from storage.models import (
     Ticket,
     TicketEvent,
     TicketLevel,
+    TicketSource,
     TicketStatus,
     Unit,
     Urgency,
@@ -166,9 +167,32 @@ def topic_name(ticket: Ticket) -> str:
     return f"#{ticket.id} {DOMAIN_EMOJI[ticket.domain]} {title_of(ticket, 100)}"[:128]
 
 
+def source_label(locale: str, ticket: Ticket) -> str:
+    """Where a case came from, as its card shows it (`📞 12345 #A2025-0113`)."""
+    label = t(locale, labels.SOURCE[ticket.source])
+    return f"{label} #{ticket.source_ref}" if ticket.source_ref else label
+
+
+def source_values(locale: str, ticket: Ticket) -> dict[str, str]:
+    """The `source` value of a text about a case staff entered (none for a resident's)."""
+    return {"source": source_label(locale, ticket)} if ticket.entered else {}
+
+
+def caller_label(locale: str, ticket: Ticket) -> str:
+    """The caller of a case staff entered: staff-only (their cards and exports)."""
+    caller = " ".join(p for p in (ticket.caller_name, ticket.caller_phone) if p)
+    return caller or t(locale, "intake.no_caller")
+
+
 def reporter_label(locale: str, ticket: Ticket, reporter: Person | None,
                    reveal: bool = False) -> str:
-    """The reporter as staff see them: anonymous stays anonymous (superadmins excepted)."""
+    """The reporter as staff see them: anonymous stays anonymous (superadmins excepted); a
+    case staff entered names its caller and who entered it."""
+    if ticket.entered:
+        staff = reporter.display_name if reporter is not None else str(ticket.reporter_id)
+        # already HTML (its values escaped): the card does not escape it again
+        return Markup(t(locale, "intake.reporter", caller=caller_label(locale, ticket),
+                        staff=staff))
     if ticket.anonymous and not reveal:
         return t(locale, "ticket.anonymous_reporter")
     name = reporter.display_name if reporter is not None else str(ticket.reporter_id)
@@ -190,6 +214,8 @@ def header(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
     if ticket.due_at is not None and ticket.due_kind is not None and ticket.is_open:
         lines.append(t(locale, "ticket.card_due", due=t(locale, DUE_KEY[ticket.due_kind]),
                        at=when(ticket.due_at, tz)))
+    if ticket.source != TicketSource.RESIDENT:
+        lines.append(t(locale, "intake.card_source", source=source_label(locale, ticket)))
     if department is not None:
         lines.append(t(locale, "ticket.card_department", department=department.name))
     if item is not None and ticket.whistle_item == item.code:
@@ -364,6 +390,18 @@ def draft_buttons(locale: str, domain: str | None, anonymous: bool) -> Buttons:
 
 def rating_buttons(ticket_id: int) -> Buttons:
     return [[press(f"⭐ {n}", TicketAction.RATE, ticket_id, n) for n in range(1, 6)]]
+
+
+#: 回访: the caller's verdict on a case staff entered, as the stars it counts for
+VERDICTS = (("intake.verdict_satisfied", 5), ("intake.verdict_mostly", 3),
+            ("intake.verdict_dissatisfied", 1))
+
+
+def verdict_buttons(locale: str, ticket_id: int) -> Buttons:
+    """The caller's verdict, recorded by who entered the case: a rating of 5, 3 or 1 stars
+    (the same press as a resident's stars)."""
+    return [[press(t(locale, key), TicketAction.RATE, ticket_id, stars)
+             for key, stars in VERDICTS]]
 
 
 def timeline(locale: str, events: list[TicketEvent], tz: ZoneInfo,

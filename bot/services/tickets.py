@@ -3,7 +3,7 @@
 `TicketService` is the one entry the handlers and the app use; it is put together from the
 parts, one module each:
 
-- drafts and Submit (`ticket_drafts`);
+- drafts and Submit (`ticket_drafts`), and staff intake on the same path (`ticket_intake`);
 - staff cards, their backlog and the notices (`ticket_cards`);
 - the lifecycle, run through one table (`ticket_states`, `ticket_lifecycle`);
 - the whistle catalogue's picker and the staff's rating of departments (`ticket_whistles`);
@@ -28,8 +28,9 @@ from bot.services.access import Access
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
 from bot.services.ticket_deadlines import TicketDeadlines
-from bot.services.ticket_drafts import DraftView, TicketDrafts
+from bot.services.ticket_drafts import DraftView
 from bot.services.ticket_handover import TicketHandover
+from bot.services.ticket_intake import TicketIntake
 from bot.services.ticket_prompts import TicketPrompts
 from bot.services.ticket_queries import TicketQueries
 from bot.services.ticket_refs import RefKind, parse_ref
@@ -41,7 +42,7 @@ from storage.store import Store
 __all__ = ["DraftView", "SentHook", "TicketService"]
 
 
-class TicketService(TicketDrafts, TicketPrompts, TicketDeadlines, TicketQueries,
+class TicketService(TicketIntake, TicketPrompts, TicketDeadlines, TicketQueries,
                     TicketHandover):
     """Drafts, the lifecycle, cards, prompts, deadlines and queries of tickets."""
 
