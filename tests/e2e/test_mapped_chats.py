@@ -72,3 +72,6 @@ async def test_a_chat_the_map_binds_without_the_bot_is_marked_and_staff_are_told
     told = shown("en", "chat.bot_missing", unit="第一网格", code="G0101", chat=str(empty.id))
     assert told in harness.texts(worker.id)
     assert not [r for r in emu.requests if r.chat_id == empty.id and r.method == "sendMessage"]
+    # the ticket is not stuck: the worker has it privately
+    cards = await harness.say(worker, "/tickets")
+    assert cards[1].text.startswith(card_head(1)) and cards[1].buttons
