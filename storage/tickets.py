@@ -161,6 +161,8 @@ class TicketRepo:
         total = await self.db.fetchval(f"SELECT COUNT(*) FROM tickets WHERE {clause}", params)
         if not total or offset >= total:
             return [], int(total or 0)
+        # written as the indexes of migration 010 are: a community's or grid's first page
+        # walks one of them and stops, instead of sorting every open ticket
         rows = await self.db.fetchall(
             f"""SELECT * FROM tickets WHERE {clause}
                 ORDER BY due_at IS NULL, CAST(due_at / 60 AS INTEGER), me_too DESC, due_at, id
