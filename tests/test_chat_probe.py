@@ -5,8 +5,9 @@ again later; the sender's first-use hook; a mapped forum's first card opening a 
 
 from __future__ import annotations
 
+from bot.chatprobe import chat_info
 from bot.hooks import ChatInfo
-from bot.services.chats import ChatService
+from bot.services.chats import ChatService, missing_rights
 from bot.services.outbox import Outbox
 from tests.support.services import ADMIN, STAFF, WORKER, build_services, queued, staffed_map
 from tests.support.tickets import ticket_world
@@ -115,3 +116,15 @@ async def test_the_first_card_of_a_mapped_forum_opens_a_topic(store):
     assert topics and topics[0].payload["name"].startswith(f"#{ticket.id} ")
     await world.deliver()
     assert (await store.tickets.get(ticket.id)).staff_thread_id
+
+
+def test_what_telegram_answers_reads_as_bind_reads_it():
+    chat = {"id": -1009, "type": "supergroup", "title": "网格", "is_forum": True}
+    admin = {"status": "administrator", "can_pin_messages": True, "can_manage_topics": False}
+    assert chat_info(chat, admin) == ChatInfo(
+        chat_id=-1009, type="supergroup", title="网格", is_forum=True, bot_is_admin=True,
+        can_pin=True, can_manage_topics=False)
+    member = chat_info({"id": -5, "type": "group", "title": "楼"}, {"status": "member"})
+    assert (member.is_forum, member.bot_is_admin, member.can_pin) == (False, False, False)
+    assert missing_rights(chat_info(chat, admin)) == ("topics",)
+    assert missing_rights(member) == ("admin", "pin")
