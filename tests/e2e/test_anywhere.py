@@ -130,3 +130,13 @@ async def test_tickets_pages_by_ten_with_more_and_filters(harness):
         (await harness.say(worker, "/tickets C01"))[-1].text
     assert shown("en", "tickets.too_many_filters", most=3) in \
         (await harness.say(worker, "/tickets red mine overdue G0101"))[-1].text
+
+    # in a staff group, a list with "More" under it (cards are for private chats)
+    group = await harness.bound_group("第一网格工作群", "G0101", worker, [worker])
+    listing = (await harness.say(worker, "/tickets", chat=group))[-1]
+    assert shown("en", "tickets.page", first=1, last=10, total=12) in listing.text
+    assert listing.text.count("\n#") == 10 and listing.buttons
+    await harness.press(worker, listing, "tk:1:")
+    rest = await harness.last(group.id)
+    assert shown("en", "tickets.page", first=11, last=12, total=12) in rest.text
+    assert not rest.buttons and not emu.chat(group.id).messages[listing.message_id].buttons
