@@ -21,6 +21,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from telegram.request import BaseRequest
 
 from bot.backlog import Backlog
+from bot.chatprobe import TelegramChatProbe
 from bot.context import SERVICES_KEY, GridhornContext, Services
 from bot.hooks import Wakeup
 from bot.http import AiohttpRequest
@@ -92,10 +93,11 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
         access = Access(store, settings.superadmins)
         outbox = Outbox(store, settings)
         people = PeopleService(store, access, settings)
-        chats = ChatService(store, access, people, outbox)
+        chats = ChatService(store, access, people, outbox, probe=TelegramChatProbe(app.bot))
         deadlines_due, cards_waiting, horns_due = Wakeup(), Wakeup(), Wakeup()
         tickets = TicketService(store, access, people, outbox, settings,
-                                changed=deadlines_due, cards_waiting=cards_waiting)
+                                changed=deadlines_due, cards_waiting=cards_waiting,
+                                learn_chat=chats.known)
         horns = HornService(store, access, people, outbox, settings, changed=horns_due)
         schedule = ScheduleService(store, access, people, outbox, settings)
 

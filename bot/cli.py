@@ -12,13 +12,19 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from telegram.error import InvalidToken, NetworkError
+from telegram import Bot
+from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from bot import eventloop
 from bot.app import build_runtime
+from bot.chatprobe import TelegramChatProbe
+from bot.http import AiohttpRequest
 from bot.services import periods
-from bot.services.mapfile import export_map, import_map
+from bot.services.access import Access
+from bot.services.chats import ChatService, missing_rights
+from bot.services.mapfile import export_map, import_map, parse_map
 from bot.services.outbox import Outbox
+from bot.services.people import PeopleService
 from bot.services.reports import ReportService
 from bot.services.scopes import city_scope, unit_scope
 from bot.settings import Settings, SettingsError, load_settings
@@ -151,6 +157,10 @@ async def _map_import(settings: Settings, path: Path) -> int:
     store = await _open_store(settings)
     try:
         result = await import_map(store, data, path.name)
+        if result.ok:
+            print(f"map imported: {result.created} created, {result.updated} updated, "
+                  f"{result.unchanged} unchanged, {result.bindings} chats bound")
+            await _check_chats(settings, store, data, path.name)
     finally:
         await store.close()
     if not result.ok:
@@ -160,9 +170,57 @@ async def _map_import(settings: Settings, path: Path) -> int:
             print(f"{where}:{code} {error.reason}", file=sys.stderr)
         print(f"gridhorn: {len(result.errors)} error(s); nothing was changed.", file=sys.stderr)
         return 1
-    print(f"map imported: {result.created} created, {result.updated} updated, "
-          f"{result.unchanged} unchanged, {result.bindings} chats bound")
     return 0
+
+
+#: what the bot lacks in a chat (`missing_rights`), as the importer reads it
+_RIGHTS = {"admin": "the bot is not an admin", "pin": "it cannot pin messages",
+           "topics": "it cannot manage topics (each ticket's topic)"}
+
+
+async def _check_chats(settings: Settings, store: Store, data: bytes, filename: str) -> None:
+    """Tell the importer which chats of the file lack the bot or its rights, as /bind does,
+    and record what Telegram says of each (as /bind records a chat). Without a token here,
+    the bot checks each chat at its first use."""
+    _, bindings, _ = parse_map(data, filename)
+    units: dict[int, list[str]] = {}
+    for binding in bindings:
+        units.setdefault(binding.chat_id, []).append(binding.unit_code)
+    if not units:
+        return
+    if settings.bot_token is None:
+        print(f"{len(units)} bound chat(s) not checked (no GRIDHORN_BOT_TOKEN here): the bot "
+              "checks each chat, its forum topics and its admin rights at its first use.")
+        return
+    access = Access(store, settings.superadmins)
+    chats = ChatService(store, access, PeopleService(store, access, settings),
+                        Outbox(store, settings))
+    try:
+        async with Bot(settings.bot_token.get_secret_value(), base_url=settings.api_base_url,
+                       base_file_url=settings.api_base_file_url,
+                       request=AiohttpRequest(connection_pool_size=2)) as bot:
+            probe = TelegramChatProbe(bot)
+            problems = 0
+            for chat_id, codes in units.items():
+                info = await probe(chat_id)
+                bound = ", ".join(codes)
+                if info is None:
+                    problems += 1
+                    print(f"  chat {chat_id} ({bound}): the bot is not in this chat; add it "
+                          "there as an admin (it is checked again at its first use)")
+                    continue
+                await chats.seen(info)
+                missing = missing_rights(info)
+                if missing:
+                    problems += 1
+                    print(f"  chat {chat_id} “{info.title or ''}” ({bound}): "
+                          + "; ".join(_RIGHTS[right] for right in missing))
+    except (TelegramError, OSError) as exc:
+        print(f"could not check the bound chats with Telegram ({exc}): the bot checks each "
+              "at its first use.")
+        return
+    print(f"{len(units)} bound chat(s) checked: "
+          + (f"{problems} need the bot or its rights (above)." if problems else "all ready."))
 
 
 async def _map_export(settings: Settings, path: Path | None) -> int:

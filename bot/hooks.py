@@ -9,14 +9,35 @@ other, and nothing is wired by assigning attributes after construction.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from storage.models import OutboxItem
+
+
+@dataclass(frozen=True)
+class ChatInfo:
+    """What Telegram says of a chat and of the bot's rights in it (an update, or getChat and
+    getChatMember), as the chat service keeps it."""
+
+    chat_id: int
+    type: str
+    title: str | None
+    is_forum: bool = False
+    bot_is_admin: bool = False
+    can_pin: bool = False
+    can_manage_topics: bool = False
+
 
 Listener = Callable[[float | None], None]
 SentHook = Callable[[OutboxItem, Any], Awaitable[None]]
 ChatLostHook = Callable[[int, str], Awaitable[None]]
 MigratedHook = Callable[[int, int], Awaitable[None]]
+#: before the first item the sender sends to a group chat the store has no row for
+FirstUseHook = Callable[[int], Awaitable[None]]
+#: asks Telegram about a chat (getChat, getChatMember); None: the bot is not in it. The
+#: runtime provides it (bot/chatprobe.py); a transient failure raises.
+ChatProbe = Callable[[int], Awaitable[ChatInfo | None]]
 
 
 class Wakeup:
@@ -40,7 +61,9 @@ class Wakeup:
 
 class OutboxHooks:
     """What the sender runs, in the transaction that records what it learned: a message of a
-    ref sent (by the ref's prefix, before its first ':'), a chat lost, a group migrated.
+    ref sent (by the ref's prefix, before its first ':'), a chat lost, a group migrated; and,
+    before it sends anything to a group chat the store knows nothing of, `first_use` (the
+    chat service learns the chat: a chat bound through the map file is met there first).
 
     Each service registers its own hooks, for the refs whose grammar it owns; the sender only
     looks them up."""
@@ -49,6 +72,7 @@ class OutboxHooks:
         self._sent: dict[str, SentHook] = {}
         self.chat_lost: list[ChatLostHook] = []
         self.migrated: list[MigratedHook] = []
+        self.first_use: list[FirstUseHook] = []
 
     def on_sent(self, prefix: str, hook: SentHook) -> None:
         if prefix in self._sent:
@@ -60,6 +84,9 @@ class OutboxHooks:
 
     def on_migrated(self, hook: MigratedHook) -> None:
         self.migrated.append(hook)
+
+    def on_first_use(self, hook: FirstUseHook) -> None:
+        self.first_use.append(hook)
 
     def sent_hook(self, ref: str | None) -> SentHook | None:
         """The hook of a sent item's ref, if a service registered its prefix."""

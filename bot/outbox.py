@@ -100,6 +100,7 @@ class OutboxSender:
         self.foreground_busy = foreground_busy
         self.max_deferral = 2.0  # seconds
         self.hooks = hooks or OutboxHooks()
+        self._met: set[int] = set()  # group chats whose first use was seen to (`_first_use`)
         if written is not None:
             written.connect(self.wake)
 
@@ -301,6 +302,7 @@ class OutboxSender:
                 self._slots.release()
 
         try:
+            await self._first_use(chat_id)
             # fresh: a newer edit may have replaced it; a service may have dropped the chat's
             # queue (the bot was removed) or moved it (the group migrated) meanwhile
             item = await self.store.outbox.current(item) if item is not None else None
@@ -338,6 +340,21 @@ class OutboxSender:
                 self._sending.discard(task)
             self._signal_idle()
             self._wake.set()
+
+    async def _first_use(self, chat_id: int) -> None:
+        """Before the first item to a group chat the store knows nothing of (bound through
+        the map file), the services learn it (`OutboxHooks.first_use`): its type, forum flag
+        and the bot's rights, as /bind records them; once per chat while the sender runs."""
+        if chat_id > 0 or chat_id in self._met or not self.hooks.first_use:
+            return
+        self._met.add(chat_id)
+        if await self.store.map.chat(chat_id) is not None:
+            return
+        for hook in self.hooks.first_use:
+            try:
+                await hook(chat_id)
+            except Exception:
+                logger.exception("learning chat %s before its first item failed", chat_id)
 
     async def _attempt(self, item: OutboxItem, stamp: Stamp,
                        answered: Callable[[], None] = lambda: None) -> int:

@@ -13,6 +13,7 @@ from bot.context import GridhornContext
 from bot.i18n import Markup, t
 from bot.services import ticket_views as views
 from bot.services.errors import Refused
+from bot.services.ticket_queries import TicketPage
 from bot.services.ticket_states import TicketAction
 from handlers.common import (
     NO_PREVIEW,
@@ -311,36 +312,100 @@ async def my_tickets(update: Update, context: GridhornContext) -> None:
     await reply_html(update, context, "\n".join(lines))
 
 
+#: the "More" button of /tickets: `tk:<page>[:<filter>,<filter>…]`
+MORE_PREFIX = "tk"
+
+
 @handles_refusals
 async def open_tickets(update: Update, context: GridhornContext) -> None:
-    """/tickets [page]: open tickets in the staff member's scope, soonest deadline first."""
-    args = command_args(update)
-    page = int(args[0]) - 1 if args and args[0].isdigit() and int(args[0]) > 0 else 0
-    tickets, total = await context.services.tickets.open_tickets(context.actor, page)
+    """/tickets [overdue|mine|DOMAIN|CODE…]: open tickets in the staff member's scope,
+    soonest deadline first, by pages of 10; privately each as its card with the viewer's
+    buttons."""
+    await _ticket_page(update, context, 0, tuple(command_args(update)))
+
+
+@handles_refusals
+async def more_tickets(update: Update, context: GridhornContext) -> None:
+    """"More" under a page of /tickets: the next page, with the same filters."""
+    query = update.callback_query
+    assert query is not None
+    parts = (query.data or "").split(":")
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise Refused("button.stale")
+    filters = tuple(f for f in parts[2].split(",") if f) if len(parts) > 2 else ()
+    page = await context.services.tickets.open_tickets(context.actor, int(parts[1]), filters)
+    await answer_query(update)
+    await drop_buttons(query.message)
+    await _show_page(update, context, page)
+
+
+async def _ticket_page(update: Update, context: GridhornContext, page_number: int,
+                       filters: tuple[str, ...]) -> None:
+    page = await context.services.tickets.open_tickets(context.actor, page_number, filters)
+    await _show_page(update, context, page)
+
+
+async def _show_page(update: Update, context: GridhornContext, page: TicketPage) -> None:
     locale = context.locale
-    if not tickets:
-        await reply(update, context, "tickets.none")
+    if not page.tickets:
+        await reply(update, context, "tickets.none_filtered" if page.filters else "tickets.none",
+                    filters=" ".join(page.filters))
         return
-    lines = [t(locale, "tickets.title", total=total, page=page + 1,
-               pages=(total + 9) // 10)]
+    last = page.first + len(page.tickets) - 1
+    title = t(locale, "tickets.page", first=page.first, last=last, total=page.total) + \
+        (" · " + html.escape(" ".join(page.filters)) if page.filters else "")
+    more = markup([[{"text": t(locale, "btn.more"), "callback_data":
+                     f"{MORE_PREFIX}:{page.page + 1}:{','.join(page.filters)}"[:64]}]]) \
+        if page.more else None
+    chat = update.effective_chat
+    if chat is not None and chat.type == "private":
+        await reply_html(update, context, title)
+        await _show_cards(update, context, page.tickets)
+        if more is not None:
+            await reply(update, context, "tickets.more_below", markup=more, last=last,
+                        total=page.total)
+        return
+    lines = [title]
     tz = context.services.settings.tz
-    for ticket in tickets:
+    for ticket in page.tickets:
         lines.append(t(locale, "tickets.line", id=ticket.id,
                        domain=views.domain_label(locale, ticket.domain),
                        title=views.title_of(ticket),
                        state=views.status_label(locale, ticket.status),
                        due=views.when(ticket.due_at, tz), me_too=ticket.me_too))
-    if (page + 1) * 10 < total:
-        lines.append(t(locale, "tickets.more", next=page + 2))
-    await reply_html(update, context, "\n".join(lines))
+    await reply_html(update, context, "\n".join(lines), markup=more)
+
+
+async def _show_cards(update: Update, context: GridhornContext, tickets: list[Ticket]) -> None:
+    """Each ticket as its card with the viewer's own buttons, in this private chat; the cards
+    become the tickets' live copies here (each later step edits them)."""
+    services = context.services
+    chat_id = context.actor.user_id
+    shown = []
+    for card in await services.tickets.card_views(context.actor, context.locale, tickets):
+        for part in card.above:
+            await context.bot.send_message(chat_id, part, parse_mode=ParseMode.HTML,
+                                           link_preview_options=NO_PREVIEW)
+        sent = await context.bot.send_message(
+            chat_id, card.text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW,
+            reply_markup=markup(card.buttons))
+        shown.append((card.ticket_id, sent.message_id, card.kind))
+    await services.tickets.cards_shown(chat_id, shown)
 
 
 @handles_refusals
 async def one_ticket(update: Update, context: GridhornContext) -> None:
-    """/ticket N: one ticket with its timeline."""
+    """/ticket N: one ticket with its timeline; privately, staff get its card with their
+    buttons, then the timeline."""
     services = context.services
     ticket, staff = await services.tickets.visible_ticket(
         context.actor, command_id(update, "ticket.usage"))
+    chat = update.effective_chat
+    if staff and chat is not None and chat.type == "private":
+        await _show_cards(update, context, [ticket])
+        await reply_html(update, context, await services.tickets.render_timeline(
+            context.locale, context.actor, ticket, staff))
+        return
     await reply_html(update, context, await services.tickets.render_ticket(
         context.locale, context.actor, ticket, staff))
 
@@ -355,6 +420,8 @@ def register(app: Application, group: int) -> None:
     app.add_handler(CallbackQueryHandler(draft_button, pattern=rf"^{views.DRAFT_PREFIX}:"),
                     group=group)
     app.add_handler(CallbackQueryHandler(ticket_button, pattern=rf"^{views.PRESS_PREFIX}:"),
+                    group=group)
+    app.add_handler(CallbackQueryHandler(more_tickets, pattern=rf"^{MORE_PREFIX}:"),
                     group=group)
     app.add_handler(MessageHandler(private & (filters.TEXT | filters.PHOTO) & ~filters.COMMAND,
                                    private_message), group=group)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from storage import codec
@@ -11,6 +12,22 @@ from storage.models import OPEN_STATUSES, Prompt, Ticket, TicketCard, TicketEven
 from storage.util import epoch, placeholders
 
 _TICKET_FIELDS = set(Ticket.model_fields)
+#: the column a unit code of `OpenFilters` narrows, by the unit's kind
+_FILTER_COLUMNS = {"building": "building_code", "grid": "grid_code",
+                   "community": "community_code", "department": "department_code"}
+
+
+@dataclass(frozen=True)
+class OpenFilters:
+    """What `/tickets` narrows the open tickets to: a domain, a deadline passed by `due_by`,
+    units (`column`: their kind, one of `_FILTER_COLUMNS`; `codes`), tickets a person took
+    or acted on (`involving`)."""
+
+    domain: str | None = None
+    due_by: float | None = None
+    column: str | None = None
+    codes: tuple[str, ...] = ()
+    involving: int | None = None
 
 
 def _ticket(row: Row) -> Ticket:
@@ -125,26 +142,52 @@ class TicketRepo:
 
     async def open_in(self, building_codes: Iterable[str] | None = None,
                       department_codes: Iterable[str] = (), limit: int = 20,
-                      offset: int = 0) -> tuple[list[Ticket], int]:
-        """Open tickets in these buildings or whistled to these departments (everything when
-        `building_codes` is None), soonest deadline first, then most "Me too"."""
+                      offset: int = 0, *, grid_codes: Iterable[str] = (),
+                      community_codes: Iterable[str] = (),
+                      filters: OpenFilters | None = None) -> tuple[list[Ticket], int]:
+        """Open tickets in these buildings, grids or communities or whistled to these
+        departments (everything when `building_codes` is None), narrowed by `filters`,
+        soonest deadline first, then most "Me too"."""
         where = [f"status IN ({placeholders(OPEN_STATUSES)})"]
         params: list[Any] = list(OPEN_STATUSES)
         if building_codes is not None:
-            codes, departments = list(building_codes), list(department_codes)
-            if not codes and not departments:
+            scopes = [("building_code", list(building_codes)), ("grid_code", list(grid_codes)),
+                      ("community_code", list(community_codes)),
+                      ("department_code", list(department_codes))]
+            scopes = [(column, codes) for column, codes in scopes if codes]
+            if not scopes:
                 return [], 0
-            where.append(f"(building_code IN ({placeholders(codes)}) OR "
-                         f"department_code IN ({placeholders(departments)}))")
-            params += codes + departments
+            where.append("(" + " OR ".join(f"{column} IN ({placeholders(codes)})"
+                                           for column, codes in scopes) + ")")
+            for _, codes in scopes:
+                params += codes
+        if filters is not None:
+            if filters.domain is not None:
+                where.append("domain = ?")
+                params.append(filters.domain)
+            if filters.due_by is not None:
+                where.append("due_at <= ?")
+                params.append(filters.due_by)
+            if filters.column is not None:
+                where.append(f"{_FILTER_COLUMNS[filters.column]} IN "
+                             f"({placeholders(filters.codes) or 'NULL'})")
+                params += filters.codes
+            if filters.involving is not None:
+                where.append("(assignee_id = ? OR id IN "
+                             "(SELECT ticket_id FROM ticket_events WHERE actor_id = ?))")
+                params += [filters.involving, filters.involving]
         clause = " AND ".join(where)
         total = await self.db.fetchval(f"SELECT COUNT(*) FROM tickets WHERE {clause}", params)
+        if not total or offset >= total:
+            return [], int(total or 0)
+        # written as the indexes of migration 010 are: a community's or grid's first page
+        # walks one of them and stops, instead of sorting every open ticket
         rows = await self.db.fetchall(
             f"""SELECT * FROM tickets WHERE {clause}
                 ORDER BY due_at IS NULL, CAST(due_at / 60 AS INTEGER), me_too DESC, due_at, id
                 LIMIT ? OFFSET ?""",
             [*params, limit, offset])
-        return [_ticket(r) for r in rows], total
+        return [_ticket(r) for r in rows], int(total)
 
     async def due(self, now: float) -> list[Ticket]:
         statuses = placeholders(OPEN_STATUSES)
@@ -184,6 +227,17 @@ class TicketRepo:
         await self.db.execute(
             "INSERT OR IGNORE INTO ticket_cards (ticket_id, chat_id, message_id, kind) "
             "VALUES (?, ?, ?, ?)", (ticket_id, chat_id, message_id, kind))
+
+    async def show_cards(self, chat_id: int, shown: Iterable[tuple[int, int, str]]) -> None:
+        """Cards shown in a private chat (`/tickets`, `/ticket N`): each (ticket, message,
+        kind) becomes the ticket's live card there, in place of the copy shown before, so a
+        person who looks often does not make every later step edit every old copy."""
+        for ticket_id, message_id, kind in shown:
+            await self.db.execute(
+                "DELETE FROM ticket_cards WHERE ticket_id = ? AND chat_id = ? "
+                "AND kind IN ('head', 'staff', 'department') AND message_id != ?",
+                (ticket_id, chat_id, message_id))
+            await self.add_card(ticket_id, chat_id, message_id, kind)
 
     async def cards(self, ticket_id: int) -> list[TicketCard]:
         rows = await self.db.fetchall(

@@ -1,10 +1,18 @@
-"""Chats and bindings (SPEC §2): /bind, /unbind, /joinlink, the bot added, removed, migrated."""
+"""Chats and bindings (SPEC §2): /bind, /unbind, /joinlink, the bot added, removed, migrated.
+
+A chat bound through the map file (`chat:`) is learned at its first use (`known`: the
+runtime's `ChatProbe` asks Telegram with getChat and getChatMember) and recorded as /bind
+records a chat: its type, forum flag and the bot's rights; from then on it is one of them.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.hooks import ChatInfo, ChatProbe
 from bot.i18n import t
 from bot.services.access import Access, Action, Actor
 from bot.services.errors import Refused
@@ -16,17 +24,21 @@ from storage.store import Store
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ChatInfo:
-    """What the handler learned of a chat and of the bot's rights in it."""
+__all__ = ["Bound", "ChatInfo", "ChatService", "missing_rights"]
+#: after a probe failed (Telegram unreachable), the chat is not asked about again for this long
+PROBE_RETRY_S = 60.0
 
-    chat_id: int
-    type: str
-    title: str | None
-    is_forum: bool = False
-    bot_is_admin: bool = False
-    can_pin: bool = False
-    can_manage_topics: bool = False
+
+def missing_rights(info: ChatInfo) -> tuple[str, ...]:
+    """The rights the bot lacks in a chat: "admin", "pin", "topics" (in a forum)."""
+    missing = []
+    if not info.bot_is_admin:
+        missing.append("admin")
+    if not info.can_pin:
+        missing.append("pin")
+    if info.is_forum and not info.can_manage_topics:
+        missing.append("topics")
+    return tuple(missing)
 
 
 @dataclass(frozen=True)
@@ -39,13 +51,55 @@ class Bound:
 
 class ChatService:
     def __init__(self, store: Store, access: Access, people: PeopleService,
-                 outbox: Outbox) -> None:
+                 outbox: Outbox, probe: ChatProbe | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`probe`: asks Telegram about a chat (the runtime's; none in a tool or a test that
+        does not reach Telegram: an unknown chat then stays unknown)."""
         self.store = store
         self.access = access
         self.people = people
         self.outbox = outbox
+        self.probe = probe
+        self.clock = clock
+        self._probe_failed: dict[int, float] = {}
         outbox.on_chat_lost(self.chat_lost)
         outbox.on_migrated(self.migrated)
+        outbox.on_first_use(self.first_use)
+
+    async def known(self, chat_id: int) -> Chat | None:
+        """The chat as the store knows it; a group chat it knows nothing of (bound through
+        the map file) is learned first, as /bind would record it."""
+        chat = await self.store.map.chat(chat_id)
+        if chat is not None or chat_id > 0 or self.probe is None:
+            return chat
+        return await self.learn(chat_id)
+
+    async def first_use(self, chat_id: int) -> None:
+        """Outbox hook: the first item for a chat the store has no row for is about to go."""
+        await self.known(chat_id)
+
+    async def learn(self, chat_id: int) -> Chat | None:
+        """Ask Telegram (getChat, getChatMember) and record what it says: the chat's type,
+        forum flag and the bot's rights; a chat the bot is not in is marked inactive and
+        everyone whose scope covers a unit bound there is told, once. A failure to ask
+        (Telegram unreachable) leaves the chat as it was, not asked again for a minute."""
+        if self.probe is None:
+            return await self.store.map.chat(chat_id)
+        failed = self._probe_failed.get(chat_id)
+        if failed is not None and self.clock() - failed < PROBE_RETRY_S:
+            return await self.store.map.chat(chat_id)
+        try:
+            info = await self.probe(chat_id)
+        except Exception as exc:
+            logger.warning("could not ask Telegram about chat %s: %s", chat_id, exc)
+            self._probe_failed[chat_id] = self.clock()
+            return await self.store.map.chat(chat_id)
+        self._probe_failed.pop(chat_id, None)
+        if info is None:
+            await self.bot_removed(chat_id, None, "the bot is not a member", never_added=True)
+        else:
+            await self.seen(info)
+        return await self.store.map.chat(chat_id)
 
     async def seen(self, info: ChatInfo, active: bool = True) -> None:
         old = await self.store.map.chat(info.chat_id)
@@ -98,14 +152,7 @@ class ChatService:
         await self.seen(info)
         async with self.store.transaction():
             await self.store.map.bind(unit.code, info.chat_id, topic, actor.user_id)
-        missing = []
-        if not info.bot_is_admin:
-            missing.append("admin")
-        if not info.can_pin:
-            missing.append("pin")
-        if info.is_forum and not info.can_manage_topics:
-            missing.append("topics")
-        return Bound(unit=unit, thread_id=topic, missing_rights=tuple(missing),
+        return Bound(unit=unit, thread_id=topic, missing_rights=missing_rights(info),
                      replaced=replaced)
 
     async def unbind(self, actor: Actor, chat_id: int, thread_id: int) -> Unit:
@@ -163,8 +210,11 @@ class ChatService:
                 units.append(unit)
         return units
 
-    async def bot_removed(self, chat_id: int, title: str | None, reason: str = "") -> None:
-        """Mark the chat inactive and tell everyone whose scope covers a unit bound there."""
+    async def bot_removed(self, chat_id: int, title: str | None, reason: str = "",
+                          never_added: bool = False) -> None:
+        """Mark the chat inactive and tell everyone whose scope covers a unit bound there
+        that the bot was removed (or, `never_added`, that it is not in a chat the map file
+        bound)."""
         chat = await self.store.map.chat(chat_id)
         if chat is not None and not chat.active:
             return  # already known and told
@@ -179,8 +229,8 @@ class ChatService:
                 for user_id in await self.access.people_covering(unit.code):
                     locale = await self.people.locale_for(user_id)
                     await self.outbox.send(
-                        user_id, t(locale, "chat.removed", unit=unit.name, code=unit.code,
-                                   chat=title),
+                        user_id, t(locale, "chat.bot_missing" if never_added else "chat.removed",
+                                   unit=unit.name, code=unit.code, chat=title),
                         priority=Priority.PERSONAL)
 
     async def migrated(self, old_id: int, new_id: int) -> None:

@@ -9,7 +9,7 @@ import base64
 import time
 from typing import Any
 
-from bot.hooks import ChatLostHook, MigratedHook, OutboxHooks, SentHook, Wakeup
+from bot.hooks import ChatLostHook, FirstUseHook, MigratedHook, OutboxHooks, SentHook, Wakeup
 from bot.priority import Priority
 from bot.settings import Settings
 from storage.store import Store
@@ -45,6 +45,11 @@ class Outbox:
     def on_migrated(self, hook: MigratedHook) -> None:
         """Run `hook(old_id, new_id)` when a group turned into a supergroup."""
         self.hooks.on_migrated(hook)
+
+    def on_first_use(self, hook: FirstUseHook) -> None:
+        """Run `hook(chat_id)` before the first item goes to a group chat the store has no
+        row for (once per chat while the sender runs)."""
+        self.hooks.on_first_use(hook)
 
     async def call(self, chat_id: int, method: str, payload: dict[str, Any], *,
                    priority: int, quiet: bool = False, delay: float = 0.0,

@@ -9,7 +9,7 @@ that `TicketService` (bot/services/tickets.py) puts together; each reaches the o
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.hooks import Wakeup
@@ -19,7 +19,7 @@ from bot.services.errors import Refused
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
 from bot.settings import Deadlines, Settings
-from storage.models import DueKind, Ticket, TicketLevel, Urgency
+from storage.models import Chat, DueKind, Ticket, TicketLevel, Urgency
 from storage.store import Store
 
 REMIND_AT = 0.75  # of a deadline's span: the assignee is reminded
@@ -30,8 +30,13 @@ class TicketBase(Service):
     def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
                  settings: Settings, clock: Callable[[], float] = time.time, *,
                  changed: Callable[..., None] | None = None,
-                 cards_waiting: Callable[[], None] | None = None) -> None:
+                 cards_waiting: Callable[[], None] | None = None,
+                 learn_chat: Callable[[int], Awaitable[Chat | None]] | None = None) -> None:
         super().__init__(store, access, people, outbox, settings, clock)
+        #: a staff chat as the store knows it, learned first when it knows nothing of it (a
+        #: chat bound through the map file: `ChatService.known`); without it, as stored
+        self.learn_chat: Callable[[int], Awaitable[Chat | None]] = \
+            learn_chat or store.map.chat
         # without a watcher (a command-line tool, a test) they wake nobody
         #: wakes the deadline watcher: something may be due at the given time (None: now)
         self.changed: Callable[..., None] = changed or Wakeup()

@@ -80,7 +80,9 @@ class TicketCards(TicketBase):
     async def _recipients(self, reporter: Person, grid_code: str, building: Unit) -> _Recipients:
         heads = await self._holders(("building_head",), building.code, exact=True)
         binding = await self.store.map.binding(grid_code)
-        chat = await self.store.map.chat(binding.chat_id) if binding is not None else None
+        # a chat bound through the map file is learned before its first card: a forum
+        # gives each ticket its topic there too
+        chat = await self.learn_chat(binding.chat_id) if binding is not None else None
         return _Recipients(
             grid_code=grid_code, heads=[(h, await self.people.locale_in(h)) for h in heads],
             binding=binding, chat=chat,

@@ -49,10 +49,12 @@ class TicketLifecycle(TicketCards):
                     fields: Mapping[str, Any] = _NOTHING, note: str | None = None,
                     event_data: dict[str, Any] | None = None,
                     told: Mapping[str, Any] = _NOTHING, ref: str | None = None,
-                    buttons: views.Buttons | None = None, photo: str | None = None) -> Ticket:
+                    buttons: views.Buttons | None = None, photo: str | None = None,
+                    tell_liaisons: bool = True) -> Ticket:
         """Inside a transaction: one row of the table. The store decides races: the state
         moves only if it is still one the step is allowed from. `told` fills the notices'
-        texts; `ref` and `buttons` go with the reporter's, `photo` with the staff's."""
+        texts; `ref` and `buttons` go with the reporter's, `photo` with the staff's;
+        `tell_liaisons` False: the liaisons get a card instead (no department chat)."""
         step = LIFECYCLE[action]
         self.check(action, ticket)
         if step.to is not None or fields:
@@ -73,7 +75,7 @@ class TicketLifecycle(TicketCards):
             await self._tell_reporter(ticket, step.reporter, ref=ref, buttons=buttons, **told)
         if step.staff is not None:
             await self._staff_notice(ticket, step.staff, photo=photo, **told)
-        if step.liaisons is not None and ticket.department_code is not None:
+        if step.liaisons is not None and ticket.department_code is not None and tell_liaisons:
             for liaison in await self._holders(("department_liaison",), ticket.department_code,
                                                exact=True):
                 locale = await self.people.locale_for(liaison)
@@ -156,17 +158,25 @@ class TicketLifecycle(TicketCards):
             if item.points is not None:
                 data["points"] = item.points
         async with self.store.transaction():
+            binding = await self.store.map.binding(department.code)
+            chat = await self.store.map.chat(binding.chat_id) if binding is not None else None
+            if chat is not None and not chat.active:
+                binding = None  # the bot is not in the department's chat (any more)
             ticket = await self._step(
                 TicketAction.WHISTLE, ticket, actor.user_id,
                 fields={"department_code": department.code, "level": level,
                         "whistle_item": item.code if item is not None else None,
                         **self._due_fields(DueKind.ACCEPT, self.clock(), accept_span)},
                 note=department.name if item is None else f"{department.name} · {item.name}",
-                event_data=data, told={"department": department.name})
-            binding = await self.store.map.binding(department.code)
+                event_data=data, told={"department": department.name},
+                tell_liaisons=binding is not None)
             if binding is not None:
                 await self._send_card(ticket, binding.chat_id, binding.thread_id,
                                       CardKind.DEPARTMENT)
+            else:  # no department chat: each liaison gets the card, with Accept and Decline
+                for liaison in await self._holders(("department_liaison",), department.code,
+                                                   exact=True):
+                    await self._send_card(ticket, liaison, 0, CardKind.DEPARTMENT)
         self.changed()
         return ticket
 

@@ -20,7 +20,7 @@ each step; anonymous reporters are never named to anyone but superadmins.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.hooks import SentHook
@@ -36,7 +36,7 @@ from bot.services.ticket_queries import TicketQueries
 from bot.services.ticket_refs import RefKind, parse_ref
 from bot.services.ticket_states import TicketAction
 from bot.settings import Settings
-from storage.models import OutboxItem
+from storage.models import Chat, OutboxItem
 from storage.store import Store
 
 __all__ = ["DraftView", "SentHook", "TicketService"]
@@ -49,11 +49,14 @@ class TicketService(TicketIntake, TicketPrompts, TicketDeadlines, TicketQueries,
     def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
                  settings: Settings, clock: Callable[[], float] = time.time, *,
                  changed: Callable[..., None] | None = None,
-                 cards_waiting: Callable[[], None] | None = None) -> None:
-        """`changed` wakes the deadline watcher, `cards_waiting` the cards' backlog; the
-        ticket's refs are registered with the outbox here (only this service reads them)."""
+                 cards_waiting: Callable[[], None] | None = None,
+                 learn_chat: Callable[[int], Awaitable[Chat | None]] | None = None) -> None:
+        """`changed` wakes the deadline watcher, `cards_waiting` the cards' backlog,
+        `learn_chat` learns a staff chat bound through the map file before its first card
+        (`ChatService.known`); the ticket's refs are registered with the outbox here (only
+        this service reads them)."""
         super().__init__(store, access, people, outbox, settings, clock, changed=changed,
-                         cards_waiting=cards_waiting)
+                         cards_waiting=cards_waiting, learn_chat=learn_chat)
         for prefix, hook in self.sent_hooks().items():
             outbox.on_sent(prefix, hook)
 

@@ -705,9 +705,10 @@ async def test_lists_merge_urgency_and_photos(harness):
     assert urgent.due_at - urgent.due_from == 3600
 
     # /tickets: soonest deadline first (the urgent one), /my: one's own
-    listing = (await harness.say(w.worker, "/tickets"))[-1].text
-    assert listing.index("#2") < listing.index("#1")
-    assert counted("en", "tickets.title", total=3, page=1, pages=1) in listing
+    listing = await harness.say(w.worker, "/tickets")
+    assert shown("en", "tickets.page", first=1, last=3, total=3) in listing[0].text
+    assert [m.text.startswith(card_head(n))  # each its card, the urgent one first
+            for m, n in zip(listing[1:], (2, 1, 3), strict=True)] == [True, True, True]
     mine = (await harness.say(w.resident, "/my"))[-1].text
     assert "#1" in mine and "#3" in mine and "#2" not in mine
     refused = (await harness.say(w.resident, "/tickets"))[-1].text
