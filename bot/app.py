@@ -31,7 +31,6 @@ from bot.outbox import OutboxSender
 from bot.ratelimit import DirectReplyLimiter, FloodGate
 from bot.scheduler import Scheduler
 from bot.services.access import Access
-from bot.services.backups import BackupService
 from bot.services.chats import ChatService
 from bot.services.horns import HornService
 from bot.services.outbox import Outbox
@@ -113,7 +112,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             volunteers=VolunteerService(store, people.audit),
                             schedule=schedule,
                             roster=RosterService(store, access, people, outbox, tickets),
-                            backups=BackupService(store, access, people, outbox, settings),
+                            backups=schedule.backups,
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(
