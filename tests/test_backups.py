@@ -10,7 +10,7 @@ from bot.services.backups import BackupService, deliver_to
 from storage.models import Person
 from tests.support.harness import grant
 from tests.support.services import refused
-from tests.support.tickets import GRID_CHAT, HEAD, WORKER, TicketWorld, ticket_world
+from tests.support.tickets import GRID_CHAT, HEAD, LIAISON, WORKER, TicketWorld, ticket_world
 
 BACKUP_HEAD, STRANGER, OTHER_GRID = 11, 12, 13
 DEADLINES = "100s,200s,400s"
@@ -147,3 +147,25 @@ async def test_the_date_passing_ends_it_and_the_daily_run_tells_the_holder(store
     assert await backups.end_expired() == 1
     assert await world.texts(HEAD) == [t("en", "back.nothing")]
     assert await backups.end_expired() == 0
+
+
+async def test_a_liaison_away_their_backup_gets_the_private_whistle_card_marked(store):
+    world, backups = await _world(store)
+    async with store.transaction():
+        await store.map.unbind("MZJ")
+        await store.people.touch(LIAISON, "赵六", None, None, "en", True)
+    await grant(store, 77, "department_liaison", "MZJ")
+    liaison = await world.actor(LIAISON)
+    await backups.name_backup(liaison, 77)
+    await backups.away(liaison, "2099-01-01")
+    ticket = await world.submit()
+    await world.deliver()
+    await world.tickets.whistle(await world.actor(WORKER), ticket.id, "MZJ")
+    assert await world.pending(LIAISON) == []
+    cards = await world.texts(77)
+    assert len(cards) == 1 and not cards[0].startswith(t("en", "backup.for", name="赵六"))
+    await world.deliver()
+    async with store.transaction():
+        await store.people.revoke(77, "department_liaison", "MZJ")
+    # a backup above the post is not possible for a department: only its own liaisons
+    await refused(store, backups.name_backup(liaison, WORKER), "backup.unsuitable")

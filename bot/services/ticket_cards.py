@@ -222,13 +222,19 @@ class TicketCards(TicketBase):
         cards = [c for c in await self.store.tickets.cards(ticket.id)
                  if c.kind != CardKind.OFFER]
         facts = await self._card_facts(ticket) if cards else None
-        heads = await self._heads(ticket) if cards else []
+        holders: dict[CardKind, list[int]] = {}  # whose private cards these are (AB岗)
         for card in cards:
             kind = CardKind(card.kind)
             locale = await self.people.locale_in(card.chat_id)
             text, _ = await self._card_text(locale, ticket, kind, card.chat_id, facts=facts)
-            if kind == CardKind.HEAD and card.chat_id not in heads:
-                text = for_line(locale, await self._stood_in_for(card.chat_id, heads)) + text
+            if card.chat_id > 0 and kind in (CardKind.HEAD, CardKind.DEPARTMENT):
+                if kind not in holders:
+                    holders[kind] = await self._heads(ticket) if kind == CardKind.HEAD else \
+                        await self._holders(("department_liaison",),
+                                            ticket.department_code or "", exact=True)
+                if card.chat_id not in holders[kind]:
+                    text = for_line(locale, await self._stood_in_for(
+                        card.chat_id, holders[kind])) + text
             if kind == CardKind.BUILDING:
                 buttons = views.me_too_buttons(locale, ticket) if ticket.is_open else []
             else:
@@ -236,9 +242,9 @@ class TicketCards(TicketBase):
             await self.outbox.edit(card.chat_id, card.message_id, text,
                                    priority=Priority.PERSONAL, buttons=buttons)
 
-    async def _stood_in_for(self, chat_id: int, heads: list[int]) -> Person | None:
-        """The head whose card this person holds as their stand-in (AB岗), while away."""
-        for delivery in await self._deliveries(*heads):
+    async def _stood_in_for(self, chat_id: int, holders: list[int]) -> Person | None:
+        """The holder whose card this person holds as their stand-in (AB岗), while away."""
+        for delivery in await self._deliveries(*holders):
             if delivery.recipient == chat_id:
                 return delivery.on_behalf_of
         return None
