@@ -30,9 +30,12 @@ class BackupRepo:
             (user_id, backup_id))
 
     async def set_away(self, user_id: int, since: float, until: float | None) -> None:
+        """Away from `since` until `until`; a second /away moves the date only (the summary
+        on return still covers the whole absence)."""
         await self.db.execute(
             "INSERT INTO stand_ins (user_id, away_since, away_until) VALUES (?, ?, ?) "
-            "ON CONFLICT (user_id) DO UPDATE SET away_since = excluded.away_since, "
+            "ON CONFLICT (user_id) DO UPDATE SET "
+            "away_since = COALESCE(stand_ins.away_since, excluded.away_since), "
             "away_until = excluded.away_until", (user_id, since, until))
 
     async def end_away(self, user_id: int) -> bool:

@@ -124,13 +124,15 @@ async def test_back_ends_it_and_summarises_what_the_backup_did(store):
     await world.tickets.post_pending_cards()
     await world.deliver()
     await world.tickets.acknowledge(await world.actor(WORKER), ticket.id)
+    world.clock.now += 60
+    await backups.away(head, "2099-01-01")  # a new date: the absence still began earlier
     summary = await backups.back(head)
     assert f"#{ticket.id}" in summary and "王五" in summary
     assert t("en", "back.summary") in summary
     assert (await store.backups.get(HEAD)).away_since is None
     assert [d.recipient for d in await deliver_to(store, HEAD, world.clock.now)] == [HEAD]
     actions = [e.action for e in (await store.audit.latest(["B01010101"], 10))[0]]
-    assert actions == ["back", "away", "backup"]
+    assert actions == ["back", "away", "away", "backup"]
     await refused(store, backups.back(head), "back.not_away")
 
 
