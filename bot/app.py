@@ -112,6 +112,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             volunteers=VolunteerService(store, people.audit),
                             schedule=schedule,
                             roster=RosterService(store, access, people, outbox, tickets),
+                            backups=schedule.backups,
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(

@@ -10,6 +10,7 @@ from typing import Any
 from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.services.access import Access, Actor
+from bot.services.backups import BackupService
 from bot.services.chats import ChatService
 from bot.services.horns import HornService
 from bot.services.people import PeopleService
@@ -35,6 +36,7 @@ class Services:
     volunteers: VolunteerService
     schedule: ScheduleService
     roster: RosterService
+    backups: BackupService
     #: the local time (the scheduler's clock: tests move it)
     now: Callable[[], datetime]
     #: the bot's @username, known once the application has asked Telegram (`getMe`)

@@ -101,9 +101,11 @@ class Scheduler:
         return month, await self.schedule.reports.prepare_monthly(month)
 
     async def _daily(self, period: str, now: datetime, late: LateReport | None) -> int:
-        """Patrol reminders; and to building chats bound since this month's runs, the month's
+        """Patrol reminders; absences (AB岗) whose date passed ended, each holder told; and
+        to building chats bound since this month's runs, the month's
         theme; to any chat bound since, the report on display (each chat claimed once)."""
         posts = await self.schedule.patrols.remind_due(now)
+        posts += await self.schedule.backups.end_expired()
         month = periods.month_key(now)
         if await self.store.schedules.has_run("theme", month):
             posts += await self.schedule.themes.post_month(month)

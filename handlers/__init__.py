@@ -14,6 +14,7 @@ from telegram.ext import Application
 
 from bot.services import horn_base, ticket_intake, volunteers
 from handlers import (
+    backups,
     chats,
     fallback,
     flows,
@@ -51,5 +52,6 @@ def register_all(app: Application) -> None:
     volunteer.register(app, FEATURE_GROUP)
     people.register(app, FEATURE_GROUP)
     intake.register(app, FEATURE_GROUP)
+    backups.register(app, FEATURE_GROUP)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

@@ -28,6 +28,7 @@ GROUP += ("horns",)
 ADMINS += ("horns", "horn_close")
 # staff at work (SPEC §11): people administration, staff intake
 PRIVATE += ("people", "revoke", "audit", "intake")
+PRIVATE += ("backup", "away", "back")  # AB岗
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))
@@ -46,6 +47,7 @@ DESCRIPTION = {
     "horns": "menu.horns", "horn_close": "menu.horn_close", "volunteer": "menu.volunteer",
     "people": "menu.people", "revoke": "menu.revoke", "audit": "menu.audit",
     "intake": "menu.intake",
+    "backup": "menu.backup", "away": "menu.away", "back": "menu.back",
 }
 
 

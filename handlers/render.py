@@ -46,6 +46,7 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
         lines.append(t(locale, "help.invite", roles=", ".join(invitable_roles(actor))))
     if actor.is_staff:
         lines.append(t(locale, "help.people"))
+        lines.append(t(locale, "help.backup"))
         if actor.superadmin or any(g.role == "community_staff" for g in actor.grants):
             lines.append(t(locale, "help.audit"))
     if Action.HORN_ANY in actions:

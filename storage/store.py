@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from storage.audit import AuditRepo
+from storage.backups import BackupRepo
 from storage.db import Database
 from storage.drafts import DraftRepo
 from storage.flows import FlowRepo
@@ -40,6 +41,7 @@ class Store:
         self.reports = ReportRepo(db)
         self.whistles = WhistleRepo(db)
         self.audit = AuditRepo(db)
+        self.backups = BackupRepo(db)
 
     @classmethod
     async def open_sqlite(cls, path: str) -> Store:

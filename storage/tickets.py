@@ -221,6 +221,13 @@ class TicketRepo:
             "SELECT * FROM ticket_events WHERE ticket_id = ? ORDER BY id", (ticket_id,))
         return [_event(r) for r in rows]
 
+    async def events_by(self, actor_id: int, since: float) -> list[TicketEvent]:
+        """What one person did on any ticket since a time, in order (AB岗's summary)."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM ticket_events WHERE actor_id = ? AND at >= ? ORDER BY id",
+            (actor_id, since))
+        return [_event(r) for r in rows]
+
     # cards
 
     async def add_card(self, ticket_id: int, chat_id: int, message_id: int, kind: str) -> None:

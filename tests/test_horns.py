@@ -10,6 +10,7 @@ import pytest
 
 from bot.i18n import t
 from bot.services.access import Access
+from bot.services.backups import BackupService
 from bot.services.errors import Refused
 from bot.services.horn_closing import POINTS_PER_HOUR
 from bot.services.horns import HornService
@@ -751,3 +752,29 @@ def test_attendance_list_keeps_within_telegrams_hundred_buttons():
     view = views.attendance("en", horn, rows, POINTS_PER_HOUR)
     assert sum(len(r) for r in view.buttons) <= 100
     assert "…and 60 more, kept as they are" in view.text and "Present: 150 of 150" in view.text
+
+
+async def test_the_owner_away_their_backup_closes_and_gets_the_attendance_list(world, store):
+    """AB岗 (SPEC §11): while the owner is away, who stands in closes the horn and receives
+    the attendance list, marked for the owner; once the owner is back, they alone again."""
+    horns, access, _ = world
+    await bind(store, "G0101", -101)
+    horn = (await sound(horns, access, WORKER, "major G0101 5 Sandbags")).horn
+    await deliver(store, horns)
+    await horns.check_in(31, horn.id)
+    backups = BackupService(store, access, horns.people, horns.outbox, horns.settings,
+                            clock=horns.clock)
+    owner, staff = await access.actor(WORKER), await access.actor(STAFF)
+    with pytest.raises(Refused, match="horn.close_not_allowed"):
+        await horns.close(staff, horn.id)
+    await backups.name_backup(owner, STAFF)
+    await backups.away(owner)
+    await horns.close(staff, horn.id)
+    lists = [i for i in await store.outbox.pending() if i.payload.get("reply_markup")
+             and i.chat_id in (WORKER, STAFF)]
+    assert [i.chat_id for i in lists] == [STAFF]
+    assert lists[0].payload["text"].startswith(t("zh-Hans", "backup.for", name=str(WORKER)))
+    await horns.toggle_present(staff, "en", horn.id, 31)
+    await backups.back(owner)
+    with pytest.raises(Refused, match="horn.not_owner"):
+        await horns.toggle_present(staff, "en", horn.id, 31)

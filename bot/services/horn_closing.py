@@ -15,6 +15,7 @@ from bot.i18n import t
 from bot.services import horn_codes as codes
 from bot.services import horn_views as views
 from bot.services.access import Actor
+from bot.services.backups import deliver_to, for_line
 from bot.services.base import Service
 from bot.services.errors import Refused
 from bot.services.horn_base import HOURS_FLOW, HornPart
@@ -49,14 +50,14 @@ class HornClosing(HornPart):
     async def ask_close(self, actor: Actor, horn_id: int) -> Horn:
         """The Close button asks first (a tap is easily made); the same checks as closing."""
         horn = await self.active_horn(horn_id)
-        if not may_close(actor, horn):
+        if not await self._may_close(actor, horn):
             raise Refused("horn.close_not_allowed", id=horn_id)
         return horn
 
     async def close(self, actor: Actor, horn_id: int) -> Horn:
         """End the horn: summary to its chats, the attendance list to the owner."""
         horn = await self.horn(horn_id)
-        if not may_close(actor, horn):
+        if not await self._may_close(actor, horn):
             raise Refused("horn.close_not_allowed", id=horn_id)
         async with self.store.transaction():
             if not await self.store.horns.update(
@@ -80,11 +81,15 @@ class HornClosing(HornPart):
                     continue
                 replied.add(copy.chat_id)
                 await self.copies.summary(horn, copy)
-            locale = await self.people.locale_for(horn.owner_id)
-            view = await self._attendance_view(locale, horn)
-            await self.outbox.send(horn.owner_id, view.text, priority=Priority.PERSONAL,
-                                   buttons=view.buttons,
-                                   dedupe_key=codes.attendance_key(horn.id))
+            # the owner away (AB岗): the attendance list goes to who stands in, marked
+            for delivery in await deliver_to(self.store, horn.owner_id, self.clock()):
+                locale = await self.people.locale_for(delivery.recipient)
+                view = await self._attendance_view(locale, horn)
+                await self.outbox.send(
+                    delivery.recipient, for_line(locale, delivery.on_behalf_of) + view.text,
+                    priority=Priority.PERSONAL, buttons=view.buttons,
+                    dedupe_key=codes.attendance_key(
+                        horn.id, delivery.recipient if delivery.on_behalf_of else None))
         self.wake()
         return horn
 
@@ -153,10 +158,17 @@ class HornClosing(HornPart):
                   else str(r.person_id), r.present) for r in rows]
         return views.attendance(locale, horn, named, POINTS_PER_HOUR)
 
+    async def _may_close(self, actor: Actor, horn: Horn) -> bool:
+        """The owner, a superadmin, or who stands in for the owner while away (AB岗)."""
+        if may_close(actor, horn):
+            return True
+        return any(d.recipient == actor.user_id and d.on_behalf_of is not None
+                   for d in await deliver_to(self.store, horn.owner_id, self.clock()))
+
     async def _owned_closed(self, actor: Actor, horn_id: int,
                             unconfirmed: bool = False) -> Horn:
         horn = await self.horn(horn_id)
-        if not may_close(actor, horn):
+        if not await self._may_close(actor, horn):
             raise Refused("horn.not_owner", id=horn_id)
         if horn.active:
             raise Refused("horn.still_active", id=horn_id)

@@ -157,5 +157,6 @@ def unpin_key(horn_id: int, chat_id: int, message_id: int) -> str:
     return f"hunpin:{horn_id}:{chat_id}:{message_id}"
 
 
-def attendance_key(horn_id: int) -> str:
-    return f"hatt:{horn_id}"
+def attendance_key(horn_id: int, stand_in: int | None = None) -> str:
+    """The owner's attendance list, once; or once for each who stands in (AB岗)."""
+    return f"hatt:{horn_id}" if stand_in is None else f"hatt:{horn_id}:{stand_in}"

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from bot.services import periods
 from bot.services.access import Access, Action, Actor
+from bot.services.backups import BackupService
 from bot.services.boards import KINDS, BoardService, parse_board_args
 from bot.services.errors import Refused
 from bot.services.outbox import Outbox
@@ -37,6 +38,8 @@ class ScheduleService:
         self.reports = ReportService(store, outbox, settings)
         self.boards = BoardService(store, outbox, settings)
         self.patrols = PatrolService(store, access, people, outbox, settings)
+        #: AB岗: the daily run ends absences whose date passed (SPEC §11)
+        self.backups = BackupService(store, access, people, outbox, settings)
 
     async def report(self, actor: Actor, month_text: str | None, now: datetime,
                      locale: str) -> AskedReport:

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.i18n import escape, t
 from bot.services import ticket_views as views
+from bot.services.backups import Delivery, deliver_to, for_line
 from bot.services.outbox import Priority
 from bot.services.ticket_base import TicketBase
 from bot.services.ticket_refs import card_ref, topic_ref
@@ -91,14 +92,32 @@ class TicketCards(TicketBase):
             building=building, reporter=reporter)
 
     async def _post_new_cards(self, ticket: Ticket, known: _Recipients | None = None) -> None:
-        """Cards to the building heads (private) and to the grid's staff chat."""
-        if known is not None:
-            for head_id, locale in known.heads:
-                await self._send_card(ticket, head_id, 0, CardKind.HEAD, locale, known)
-        else:
-            for head_id in await self._heads(ticket):
-                await self._send_card(ticket, head_id, 0, CardKind.HEAD)
+        """Cards to the building heads (private; a head away: to who stands in, AB岗) and
+        to the grid's staff chat."""
+        locales = dict(known.heads) if known is not None else {}
+        heads = list(locales) if known is not None else await self._heads(ticket)
+        grid_chat = known.binding if known is not None and known.grid_code == ticket.grid_code \
+            else await self.store.map.binding(ticket.grid_code)
+        for delivery in await self._deliveries(*heads):
+            if delivery.fallback and grid_chat is not None:
+                continue  # the grid's chat card is the next level's copy
+            await self._send_card(ticket, delivery.recipient, 0, CardKind.HEAD,
+                                  locales.get(delivery.recipient), known,
+                                  on_behalf_of=delivery.on_behalf_of)
         await self._post_staff_card(ticket, ticket.grid_code, known)
+
+    async def _deliveries(self, *user_ids: int) -> list[Delivery]:
+        """Who receives what is addressed to these people (SPEC §11 AB岗: `deliver_to`),
+        each once: a holder's own copy first, so one who also stands in for another holder
+        gets their own, unmarked."""
+        found: list[Delivery] = []
+        for user_id in user_ids:
+            found += await deliver_to(self.store, user_id, self.clock())
+        found.sort(key=lambda d: d.on_behalf_of is not None)
+        once: dict[int, Delivery] = {}
+        for delivery in found:
+            once.setdefault(delivery.recipient, delivery)
+        return list(once.values())
 
     async def _post_staff_card(self, ticket: Ticket, unit_code: str,
                                known: _Recipients | None = None) -> None:
@@ -131,9 +150,11 @@ class TicketCards(TicketBase):
         await self._send_card(ticket, chat_id, thread_id, CardKind.STAFF)
 
     async def _send_card(self, ticket: Ticket, chat_id: int, thread_id: int, kind: CardKind,
-                         locale: str | None = None, known: _Recipients | None = None) -> None:
+                         locale: str | None = None, known: _Recipients | None = None, *,
+                         on_behalf_of: Person | None = None) -> None:
         locale = locale or await self.people.locale_in(chat_id)
         text, fits = await self._card_text(locale, ticket, kind, chat_id, known)
+        text = for_line(locale, on_behalf_of) + text
         if not fits:
             await self._send_full_text(chat_id, locale, ticket, thread_id, Priority.CARD)
         await self.outbox.send(chat_id, text, priority=Priority.CARD, thread_id=thread_id,
@@ -201,16 +222,32 @@ class TicketCards(TicketBase):
         cards = [c for c in await self.store.tickets.cards(ticket.id)
                  if c.kind != CardKind.OFFER]
         facts = await self._card_facts(ticket) if cards else None
+        holders: dict[CardKind, list[int]] = {}  # whose private cards these are (AB岗)
         for card in cards:
             kind = CardKind(card.kind)
             locale = await self.people.locale_in(card.chat_id)
             text, _ = await self._card_text(locale, ticket, kind, card.chat_id, facts=facts)
+            if card.chat_id > 0 and kind in (CardKind.HEAD, CardKind.DEPARTMENT):
+                if kind not in holders:
+                    holders[kind] = await self._heads(ticket) if kind == CardKind.HEAD else \
+                        await self._holders(("department_liaison",),
+                                            ticket.department_code or "", exact=True)
+                if card.chat_id not in holders[kind]:
+                    text = for_line(locale, await self._stood_in_for(
+                        card.chat_id, holders[kind])) + text
             if kind == CardKind.BUILDING:
                 buttons = views.me_too_buttons(locale, ticket) if ticket.is_open else []
             else:
                 buttons = views.staff_buttons(locale, ticket, kind)
             await self.outbox.edit(card.chat_id, card.message_id, text,
                                    priority=Priority.PERSONAL, buttons=buttons)
+
+    async def _stood_in_for(self, chat_id: int, holders: list[int]) -> Person | None:
+        """The holder whose card this person holds as their stand-in (AB岗), while away."""
+        for delivery in await self._deliveries(*holders):
+            if delivery.recipient == chat_id:
+                return delivery.on_behalf_of
+        return None
 
     async def _card_in(self, ticket: Ticket, chat_id: int, kind: CardKind) -> int | None:
         """The message id of the ticket's card of this kind in a chat, if it went out."""
@@ -242,13 +279,15 @@ class TicketCards(TicketBase):
                           **values: Any) -> None:
         """A note to each building head, privately, in reply to their card of the ticket
         (the private chat's thread of that ticket)."""
-        for head in await self._heads(ticket):
-            locale = await self.people.locale_for(head)
+        for delivery in await self._deliveries(*await self._heads(ticket)):
+            to = delivery.recipient
+            locale = await self.people.locale_for(to)
             if level is not None:
                 values["level"] = t(locale, views.LEVEL_KEY[level])
-            await self.outbox.send(head, t(locale, key, id=ticket.id, **values),
-                                   priority=Priority.PERSONAL,
-                                   reply_to=await self._card_in(ticket, head, CardKind.HEAD))
+            await self.outbox.send(
+                to, for_line(locale, delivery.on_behalf_of) +
+                t(locale, key, id=ticket.id, **values), priority=Priority.PERSONAL,
+                reply_to=await self._card_in(ticket, to, CardKind.HEAD))
 
     async def _staff_notice(self, ticket: Ticket, key: str, photo: str | None = None,
                             **values: Any) -> None:

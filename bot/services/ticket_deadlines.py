@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.i18n import t
 from bot.services import ticket_views as views
+from bot.services.backups import for_line
 from bot.services.outbox import Priority
 from bot.services.ticket_base import LEVELS
 from bot.services.ticket_cards import TicketCards
@@ -51,12 +52,15 @@ class TicketDeadlines(TicketCards):
         return 0
 
     async def _remind(self, ticket: Ticket) -> None:
-        for user_id in await self._assignees(ticket):
+        # a holder away: the reminder follows who stands in (AB岗)
+        for delivery in await self._deliveries(*await self._assignees(ticket)):
+            user_id = delivery.recipient
             locale = await self.people.locale_for(user_id)
             due = t(locale, views.DUE_KEY[ticket.due_kind]) if ticket.due_kind else ""
             await self.outbox.send(
-                user_id, t(locale, "remind.deadline", id=ticket.id, due=due,
-                           at=views.when(ticket.due_at, self.settings.tz)),
+                user_id, for_line(locale, delivery.on_behalf_of) +
+                t(locale, "remind.deadline", id=ticket.id, due=due,
+                  at=views.when(ticket.due_at, self.settings.tz)),
                 priority=Priority.PERSONAL)
 
     async def _escalate_overdue(self, ticket: Ticket) -> None:

@@ -174,9 +174,11 @@ class TicketLifecycle(TicketCards):
                 await self._send_card(ticket, binding.chat_id, binding.thread_id,
                                       CardKind.DEPARTMENT)
             else:  # no department chat: each liaison gets the card, with Accept and Decline
-                for liaison in await self._holders(("department_liaison",), department.code,
-                                                   exact=True):
-                    await self._send_card(ticket, liaison, 0, CardKind.DEPARTMENT)
+                liaisons = await self._holders(("department_liaison",), department.code,
+                                               exact=True)
+                for delivery in await self._deliveries(*liaisons):  # AB岗: who stands in
+                    await self._send_card(ticket, delivery.recipient, 0, CardKind.DEPARTMENT,
+                                          on_behalf_of=delivery.on_behalf_of)
         self.changed()
         return ticket
 
