@@ -265,8 +265,14 @@ async def test_ctrl_c_to_the_process_group_leaves_the_child_to_finish_its_calls(
     base, seen, release = server
     request = WorkerRequest()
     async with Bot(TOKEN, base_url=base, request=request) as bot:
+        async with asyncio.timeout(30):  # the child starts in the background: wait till it serves
+            while request.worker_calls == 0:
+                await bot.get_me()
+        served = request.worker_calls
         stalled = asyncio.create_task(bot.send_chat_action(1, "typing"))
         await _until(lambda: seen and seen[-1]["_method"] == "sendChatAction")
+        assert request.worker_calls == served + 1  # the stalled call is the child's
+        assert request.worker_pid is not None
         os.kill(request.worker_pid, signal.SIGINT)
         os.kill(request.worker_pid, signal.SIGTERM)
         release.set()
