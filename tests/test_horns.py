@@ -778,3 +778,28 @@ async def test_the_owner_away_their_backup_closes_and_gets_the_attendance_list(w
     await backups.back(owner)
     with pytest.raises(Refused, match="horn.not_owner"):
         await horns.toggle_present(staff, "en", horn.id, 31)
+
+
+async def test_the_owner_away_the_widening_notice_goes_to_who_stands_in(world, store):
+    """AB岗: the fill-by notice is the owner's personal notice: while they are away it goes
+    to their backup, marked for them, and not to them."""
+    horns, access, clock = world
+    await bind(store, "G0101", -101)
+    owner = await access.actor(WORKER)
+    await horns.short_form(owner, "major B01010101 3 Carry sandbags")
+    flow = await store.flows.get(WORKER)
+    async with store.transaction():
+        await store.flows.set(WORKER, "horn", "preview", {**flow.data, "fill_by": NOW + 600})
+    horn = (await horns.publish(owner)).horn
+    await deliver(store, horns)
+    backups = BackupService(store, access, horns.people, horns.outbox, horns.settings,
+                            clock=horns.clock)
+    await backups.name_backup(owner, STAFF)
+    await backups.away(owner)
+    before = {i.id for i in await pending(store)}
+    clock.now = NOW + 601
+    assert await horns.run_due() == 1
+    told = [i for i in await pending(store) if i.id not in before and i.chat_id > 0]
+    assert [i.chat_id for i in told] == [STAFF]
+    assert told[0].payload["text"].startswith(t("zh-Hans", "backup.for", name=str(WORKER)))
+    assert f"#{horn.id}" in told[0].payload["text"]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from bot.i18n import t
 from bot.services import horn_views as views
+from bot.services.backups import deliver_to, for_line
 from bot.services.base import Service
 from bot.services.horn_base import HornPart, action_for
 from bot.services.horn_copies import HornCopies
@@ -86,11 +87,9 @@ class HornWatch(HornPart):
         if count >= horn.needed:
             return
         wider = await self._wider(horn)
-        locale = await self.people.locale_for(horn.owner_id)
         if not wider:
-            await self.outbox.send(horn.owner_id, t(locale, "horn.widen_failed", id=horn.id,
-                                                    count=count, needed=horn.needed),
-                                   priority=Priority.PERSONAL)
+            await self._tell_owner(horn, "horn.widen_failed", id=horn.id, count=count,
+                                   needed=horn.needed)
             return
         scope = await outermost(self.store, list(horn.scope) + wider)
         await self.store.horns.update(horn.id, scope=scope)
@@ -99,9 +98,19 @@ class HornWatch(HornPart):
         await self.copies.post_to(horn, wider)
         if horn.level != HornLevel.SERVICE:
             await self.copies.call_volunteers(horn, wider)
-        await self.outbox.send(horn.owner_id, t(
-            locale, "horn.widened", id=horn.id, count=count, needed=horn.needed,
-            scope=views.scope_label(await self.units(wider))), priority=Priority.PERSONAL)
+        await self._tell_owner(horn, "horn.widened", id=horn.id, count=count,
+                               needed=horn.needed,
+                               scope=views.scope_label(await self.units(wider)))
+
+    async def _tell_owner(self, horn: Horn, key: str, **values: object) -> None:
+        """A notice to the horn's owner, or while they are away (AB岗) to who stands in,
+        marked for them."""
+        for delivery in await deliver_to(self.store, horn.owner_id, self.clock()):
+            locale = await self.people.locale_for(delivery.recipient)
+            await self.outbox.send(
+                delivery.recipient, for_line(locale, delivery.on_behalf_of) + t(locale, key,
+                                                                                 **values),
+                priority=Priority.PERSONAL)
 
     async def _wider(self, horn: Horn) -> list[str]:
         """The units one map level above the horn's scope that its owner may sound at."""
