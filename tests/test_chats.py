@@ -63,6 +63,20 @@ async def test_bind_links_a_unit_in_ones_scope(services, user_id, code):
     assert chat.active and chat.title == "1栋楼事群" and chat.can_pin
 
 
+async def test_bind_records_the_chat_and_its_binding_in_one_transaction(services,
+                                                                         monkeypatch):
+    """A /bind is one state change: if the binding cannot be written, the chat is not
+    recorded either (its transaction would otherwise mark the update done, and a replay
+    after a crash between the two would never bind)."""
+    async def broken(*_: object) -> None:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(services.store.map, "bind", broken)
+    with pytest.raises(RuntimeError):
+        await bind_as(services, HEAD, "B01010101")
+    assert await services.store.map.chat(GROUP) is None
+
+
 @pytest.mark.parametrize("user_id, code", [
     (HEAD, "B01010102"),          # another building
     (HEAD, "G0101"),              # above their building

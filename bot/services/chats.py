@@ -149,8 +149,8 @@ class ChatService:
                 replaced = await self.store.map.get(binding.unit_code)
                 if replaced is not None and not await self._may_unbind(actor, replaced):
                     raise Refused("bind.taken", code=replaced.code)
-        await self.seen(info)
-        async with self.store.transaction():
+        async with self.store.transaction():  # the chat and its binding, or neither
+            await self.seen(info)
             await self.store.map.bind(unit.code, info.chat_id, topic, actor.user_id)
         return Bound(unit=unit, thread_id=topic, missing_rights=missing_rights(info),
                      replaced=replaced)
