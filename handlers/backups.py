@@ -9,21 +9,15 @@ from telegram.ext import Application, CommandHandler
 
 from bot.context import GridhornContext
 from bot.services.errors import Refused
-from handlers.common import command_args, handles_refusals, reply, reply_html
+from handlers.common import command_args, handles_refusals, reply, reply_html, require_private
 
 logger = logging.getLogger(__name__)
-
-
-def _private(update: Update) -> None:
-    chat = update.effective_chat
-    if chat is None or chat.type != "private":
-        raise Refused("people.private_only")
 
 
 @handles_refusals
 async def backup(update: Update, context: GridhornContext) -> None:
     """/backup USER_ID [FOR_USER_ID]: name who stands in while the holder is away."""
-    _private(update)
+    require_private(update, "people.private_only")
     args = command_args(update)
     if not 1 <= len(args) <= 2 or not all(a.isdigit() for a in args):
         raise Refused("backup.usage")
@@ -35,7 +29,7 @@ async def backup(update: Update, context: GridhornContext) -> None:
 @handles_refusals
 async def away(update: Update, context: GridhornContext) -> None:
     """/away [UNTIL]: away until the date (YYYY-MM-DD) or until /back."""
-    _private(update)
+    require_private(update, "people.private_only")
     args = command_args(update)
     if len(args) > 1:
         raise Refused("away.usage")
@@ -48,7 +42,7 @@ async def away(update: Update, context: GridhornContext) -> None:
 @handles_refusals
 async def back(update: Update, context: GridhornContext) -> None:
     """/back: the absence ends; what was done meanwhile."""
-    _private(update)
+    require_private(update, "people.private_only")
     await reply_html(update, context, await context.services.backups.back(context.actor))
 
 

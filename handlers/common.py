@@ -144,6 +144,13 @@ def command_args(update: Update) -> list[str]:
     return message.text.split()[1:]
 
 
+def require_private(update: Update, refusal_key: str) -> None:
+    """Commands of one person's own (a flow, people, absences) are used in a private chat."""
+    chat = update.effective_chat
+    if chat is None or chat.type != "private":
+        raise Refused(refusal_key)
+
+
 def command_id(update: Update, usage_key: str) -> int:
     """The one `N` or `#N` argument of a command like /ticket N (else its usage)."""
     args = command_args(update)

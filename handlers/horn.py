@@ -30,6 +30,7 @@ from handlers.common import (
     refusal_text,
     reply,
     reply_html,
+    require_private,
 )
 from storage.models import Flow
 
@@ -54,8 +55,7 @@ async def horn_command(update: Update, context: GridhornContext) -> None:
     message = update.effective_message
     if chat is None or message is None:
         return
-    if chat.type != "private":
-        raise Refused("horn.private_only")
+    require_private(update, "horn.private_only")
     rest = (message.text or "").partition(" ")[2].strip()
     horns = context.services.horns
     flow = await horns.short_form(context.actor, rest) if rest else \

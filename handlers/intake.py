@@ -24,6 +24,7 @@ from handlers.common import (
     markup,
     refusal_text,
     reply_html,
+    require_private,
 )
 from storage.models import Flow, Ticket
 
@@ -45,8 +46,7 @@ async def intake_command(update: Update, context: GridhornContext) -> None:
     message = update.effective_message
     if chat is None or message is None:
         return
-    if chat.type != "private":
-        raise Refused("intake.private_only")
+    require_private(update, "intake.private_only")
     rest = (message.text or "").partition(" ")[2].strip()
     tickets = context.services.tickets
     try:

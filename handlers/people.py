@@ -28,6 +28,7 @@ from handlers.common import (
     keyboard,
     reply,
     reply_html,
+    require_private,
 )
 from handlers.render import role_name, unit_label
 
@@ -44,12 +45,6 @@ AUDIT_KEY: dict[str, str] = {
     AuditAction.BACKUP: "audit.backup", AuditAction.AWAY: "audit.away",
     AuditAction.BACK: "audit.back", AuditAction.REGISTER: "audit.register"}
 _DATA_MAX = 64
-
-
-def _private(update: Update) -> None:
-    chat = update.effective_chat
-    if chat is None or chat.type != "private":
-        raise Refused("people.private_only")
 
 
 def _revoke_data(verb: str, role: str, code: str, user_id: int) -> str | None:
@@ -86,7 +81,7 @@ def _roster_view(locale: str, roster: Roster) -> tuple[str, InlineKeyboardMarkup
 @handles_refusals
 async def people(update: Update, context: GridhornContext) -> None:
     """/people [CODE]: who holds which role on the unit and below, with revoke buttons."""
-    _private(update)
+    require_private(update, "people.private_only")
     args = command_args(update)
     if len(args) > 1:
         raise Refused("people.usage")
@@ -98,7 +93,7 @@ async def people(update: Update, context: GridhornContext) -> None:
 @handles_refusals
 async def revoke(update: Update, context: GridhornContext) -> None:
     """/revoke ROLE CODE USER_ID: take a role away (what you could have granted)."""
-    _private(update)
+    require_private(update, "people.private_only")
     args = command_args(update)
     if len(args) != 3 or not args[2].isdigit():
         raise Refused("revoke.usage")
@@ -194,7 +189,7 @@ def _audit_text(context: GridhornContext,
 @handles_refusals
 async def audit(update: Update, context: GridhornContext) -> None:
     """/audit CODE: the latest role changes on a unit and below, newest first."""
-    _private(update)
+    require_private(update, "people.private_only")
     args = command_args(update)
     if len(args) != 1:
         raise Refused("audit.usage")

@@ -13,7 +13,15 @@ from bot.services import horn_views as views
 from bot.services.errors import Refused
 from bot.services.horn_codes import VOLUNTEER_PATTERN, VolunteerPress, read_volunteer_press
 from bot.services.volunteers import Registered
-from handlers.common import answer_query, drop_buttons, edit, handles_refusals, markup, reply_html
+from handlers.common import (
+    answer_query,
+    drop_buttons,
+    edit,
+    handles_refusals,
+    markup,
+    reply_html,
+    require_private,
+)
 from handlers.horn import say_refusal, show
 from handlers.render import unit_label
 from storage.models import Flow
@@ -34,8 +42,7 @@ async def volunteer_command(update: Update, context: GridhornContext) -> None:
     chat = update.effective_chat
     if chat is None:
         return
-    if chat.type != "private":
-        raise Refused("volunteer.private_only")
+    require_private(update, "volunteer.private_only")
     volunteers = context.services.volunteers
     flow = await volunteers.start(context.actor.user_id)
     await show(update, context, volunteers.view(context.locale, flow))
