@@ -147,3 +147,31 @@ async def test_every_role_is_in_the_store(tmp_path):
             assert h.emu.pending_updates() == []
         finally:
             await store.close()
+
+
+async def test_the_grid_whistles_to_the_department_chat(playground):
+    """The tour's path past the head: escalated, whistled from the forum topic's card to the
+    department's chat, accepted there by its liaison."""
+    h = playground
+    world = await start(h, "zh-Hans")
+    resident, head = world.person("resident").user, world.person("head").user
+    worker, liaison = world.person("worker").user, world.person("department").user
+    forum, department = world.chats["staff:G0101"], world.chats["department:MZJ"]
+    await submit(h, resident, "独居老人需要上门看看", domain="orange")
+    head_card = next(m for m in h.emu.messages(head.id)
+                     if m.text.startswith(card_head(1, "zh-Hans")))
+    await h.press(head, head_card, "t:ack:1")
+    await h.press(head, head_card, "t:esc:1")
+
+    thread = (await h.store.tickets.get(1)).staff_thread_id
+    card = next(m for m in h.emu.messages(forum.id, thread)
+                if m.text.startswith(card_head(1, "zh-Hans")))
+    await h.press(worker, card, "t:wh:1")
+    picker = await h.last(forum.id)
+    assert picker.thread_id == thread
+    await h.press(worker, picker, "t:wh:1:MZJ")
+    dept_card = next(m for m in h.emu.messages(department.id)
+                     if m.text.startswith(card_head(1, "zh-Hans")))
+    assert "王芳" not in dept_card.text
+    await h.press(liaison, dept_card, "t:acc:1")
+    assert (await h.store.tickets.get(1)).status == "accepted"
