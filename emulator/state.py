@@ -175,6 +175,7 @@ class EmulatorState:
         #: answered), "call" (a CallRecord: a Bot API call finished) and "update" (a
         #: ``(update_id, payload)`` pair queued for the bot). Empty: nothing is recorded.
         self.listeners: list[Callable[[str, Any], None]] = []
+        self._touched: set[EmuMessage] = set()
 
     # ------------------------------------------------------------------ settings
 
@@ -832,8 +833,18 @@ class EmulatorState:
         """Mark a message as changed (for ``wait_for_message(new_only=True)``)."""
         self._seq += 1
         message.seq = self._seq
-        if self.listeners:
-            self.emit("message", message)
+        if self.listeners and message not in self._touched:
+            # told once the call or control step that changes it is done with it (its text,
+            # entities and keyboard are set after it is created), in the context of that call
+            self._touched.add(message)
+            try:
+                asyncio.get_running_loop().call_soon(self._tell_touched, message)
+            except RuntimeError:  # no event loop: nothing runs between, tell now
+                self._tell_touched(message)
+
+    def _tell_touched(self, message: EmuMessage) -> None:
+        self._touched.discard(message)
+        self.emit("message", message)
 
     def emit(self, kind: str, subject: Any) -> None:
         """Tell the listeners (see ``listeners``) that `subject` happened."""

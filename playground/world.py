@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from bot.i18n import CatalogKey
 from bot.labels import ROLE
 from bot.scheduler import Scheduler
 from bot.services.access import Access
@@ -60,7 +61,7 @@ class Person:
     key: str            # "resident", "head", "worker", "leader", "staff", "department", …
     name: str
     user: EmuUser
-    role_key: str       # the catalog key of the role's label (bot.labels.ROLE)
+    role_key: CatalogKey  # the catalog key of the role's label (bot.labels.ROLE)
     unit: str           # the name of the unit the role is on ("1栋", "第一网格", "县民政局")
 
 
