@@ -52,6 +52,20 @@ BOT_NAME = "Gridhorn"
 SETTLE_SECONDS = 15.0
 
 
+class LoopbackRequest(AiohttpRequest):
+    """The bot's transport in the playground: a call aimed anywhere but this process's own
+    emulator fails instead of leaving the machine."""
+
+    def __init__(self, emulator_url: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.emulator_url = emulator_url
+
+    async def do_request(self, url: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        if not url.startswith(self.emulator_url):
+            raise RuntimeError(f"the playground's bot may only call its emulator, not {url}")
+        return await super().do_request(url, *args, **kwargs)
+
+
 class StepError(ValueError):
     """An action that cannot be taken (unknown person, chat or button): said to the page."""
 
@@ -127,9 +141,10 @@ class Playground:
         except BaseException:
             await store.close()
             raise
-        request = AiohttpRequest(connection_pool_size=64, read_timeout=20,
-                                 update_header=UPDATE_HEADER)
-        updates = AiohttpRequest(connection_pool_size=2, read_timeout=20)
+        origin = self._emu.base_url.rsplit("/bot", 1)[0] + "/"
+        request = LoopbackRequest(origin, connection_pool_size=64, read_timeout=20,
+                                  update_header=UPDATE_HEADER)
+        updates = LoopbackRequest(origin, connection_pool_size=2, read_timeout=20)
         self._runtime = await build_runtime(settings, store=store, request=request,
                                             get_updates_request=updates, poll_timeout=2)
         self.steps = []

@@ -98,3 +98,11 @@ async def test_an_unknown_button_is_refused_and_nothing_is_recorded(
         await playground.act(Action("press", "resident", "private:resident",
                                     message=draft["id"], data="no:such:button"))
     assert len(playground.steps) == 1
+
+
+async def test_the_bot_of_the_playground_calls_nothing_but_its_emulator(
+        playground: Playground) -> None:
+    request = playground.runtime.requests[0]
+    with pytest.raises(RuntimeError, match="only call its emulator"):
+        await request.do_request("https://api.telegram.org/bot1:x/getMe", "POST")
+    assert playground.emu.base_url.startswith("http://127.0.0.1:")
