@@ -250,7 +250,8 @@ function markSeen(col, chatId, topic, list) {
 function preview(m) {
   if (!m) return '';
   if (m.kind === 'service') return m.service || m.text || '';
-  const who = m.from && m.from.bot ? S.bot.name : (m.from && m.from.name) || '';
+  const chat = S.chats.get(m.chat_id);
+  const who = chat && chat.type === 'private' ? '' : senderName(m);
   let body = m.text || '';
   if (!body && m.kind === 'photo') body = t('playground.photo');
   if (!body && m.kind === 'document') body = (m.document && m.document.name) || t('playground.document');
