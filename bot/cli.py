@@ -29,6 +29,7 @@ from bot.services.reports import ReportService
 from bot.services.scopes import city_scope, unit_scope
 from bot.settings import Settings, SettingsError, load_settings
 from bot.textsplit import plain_text
+from playground import main as playground
 from storage.store import Store
 
 TOKEN_HELP = ("GRIDHORN_BOT_TOKEN is not set or empty. Create a bot with @BotFather in "
@@ -57,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--unit", help="a community or grid code (default: the whole city)")
     report.add_argument("--lang", choices=("zh-Hans", "zh-Hant", "en"),
                         help="the language (default: GRIDHORN_DEFAULT_LOCALE)")
+    demo = commands.add_parser(
+        "demo", help="the playground: the bot and a sample county in the browser, no token "
+                     "and no network (SPEC §17)")
+    playground.add_arguments(demo)
     return parser
 
 
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "demo":  # its own world and settings: none of GRIDHORN_* applies
+        return playground.run(args)
     try:
         settings = load_settings()
         if args.command == "run":

@@ -20,6 +20,7 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 from storage import codec
+from storage.inbox import current_update
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _JSON = {"Content-Type": "application/json"}
@@ -47,9 +48,11 @@ class AiohttpRequest(BaseRequest):
 
     def __init__(self, connection_pool_size: int = 32, read_timeout: float | None = 5.0,
                  write_timeout: float | None = 5.0, connect_timeout: float | None = 5.0,
-                 pool_timeout: float | None = 1.0, media_write_timeout: float | None = 20.0
-                 ) -> None:
+                 pool_timeout: float | None = 1.0, media_write_timeout: float | None = 20.0,
+                 update_header: str | None = None) -> None:
         self.pool_size = connection_pool_size
+        # the playground's emulator shows which update a call answered: named in this header
+        self._update_header = update_header
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
         self._connect_timeout = connect_timeout
@@ -109,6 +112,8 @@ class AiohttpRequest(BaseRequest):
         elif request_data is not None:
             encoded = encoded_body(request_data)
             data, headers = encoded.body, encoded.headers
+        if self._update_header is not None and (mark := current_update.get()) is not None:
+            headers = {**(headers or {}), self._update_header: str(mark.update_id)}
         read = _given(read_timeout, self._read_timeout)
         write = _given(write_timeout, self._media_write_timeout if files else self._write_timeout)
         connect = _given(connect_timeout, self._connect_timeout)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 __all__ = [
     "ANY_THREAD",
     "Button",
+    "CallRecord",
     "CallbackAnswer",
     "ChatType",
     "EmuCallbackQuery",
@@ -341,6 +342,23 @@ class RequestLog:
     error_description: str | None
     #: ``time.monotonic()`` when the call finished.
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One Bot API call with its parameters, as told to listeners (the playground's inspector).
+
+    Messages sent or changed while the call ran name it: ``EmulatorState.current_call()``."""
+
+    id: int
+    method: str
+    chat_id: int | str | None
+    params: dict[str, Any]
+    status_code: int
+    error_description: str | None
+    #: The update the bot was handling when it made the call (its ``X-Gridhorn-Update``
+    #: header), ``None`` for calls made outside an update (the outbox, the scheduler).
+    update_id: int | None
 
 
 @dataclass

@@ -21,15 +21,17 @@ from aiohttp import web
 from .errors import ApiError, too_many_requests
 from .limits import DEFAULT_FLOOD_LIMITS, FloodLimits
 from .methods import BotApi
-from .models import RequestLog
+from .models import CallRecord, RequestLog
 from .params import Params, read_params
-from .state import EmulatorState
+from .state import CURRENT_CALL, EmulatorState
 
 __all__ = ["BotAPIEmulator"]
 
 logger = logging.getLogger("emulator")
 
 _MAX_BODY = 64 * 1024 * 1024
+#: The header in which a bot may name the update it is handling (the playground's inspector).
+UPDATE_HEADER = "X-Gridhorn-Update"
 _FAULT_DESCRIPTIONS = {"500": "Internal Server Error", "502": "Bad Gateway"}
 
 
@@ -99,6 +101,7 @@ class BotAPIEmulator(EmulatorState):
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"
         self._port: int | None = None
+        self._next_call = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -186,6 +189,12 @@ class BotAPIEmulator(EmulatorState):
         name, handler = entry
 
         chat_id: int | str | None = None
+        params: Params | None = None
+        status, description = 200, None
+        watched = bool(self.listeners)
+        if watched:
+            self._next_call += 1
+            CURRENT_CALL.set(self._next_call)  # this request's own task: its context only
         try:
             params = await read_params(request)
             chat_id = _loggable_chat(params)
@@ -194,17 +203,28 @@ class BotAPIEmulator(EmulatorState):
             if inspect.isawaitable(result):
                 result = await result
             response = _json_response(200, {"ok": True, "result": result})
-            self._record(name, chat_id, 200, None)
         except ApiError as error:
             response = _error_response(error)
-            self._record(name, chat_id, error.code, error.description)
+            status, description = error.code, error.description
         except Exception as error:  # an emulator bug: answer like a broken server, loudly
             logger.exception("emulator failure in %s", name)
             self.internal_errors.append(error)
             response = _error_response(ApiError(500, "Internal Server Error"))
-            self._record(name, chat_id, 500, "Internal Server Error")
+            status, description = 500, "Internal Server Error"
+        self._record(name, chat_id, status, description)
+        if watched:
+            self._tell_call(request, name, chat_id, params, status, description)
         self.notify()
         return response
+
+    def _tell_call(self, request: web.Request, method: str, chat_id: int | str | None,
+                   params: Params | None, status: int, description: str | None) -> None:
+        header = request.headers.get(UPDATE_HEADER, "")
+        call_id = CURRENT_CALL.get()
+        assert call_id is not None
+        self.emit("call", CallRecord(
+            call_id, method, chat_id, params.as_dict() if params is not None else {}, status,
+            description, int(header) if header.isdigit() else None))
 
     def _inject_fault(self, method: str) -> None:
         faults = self.faults

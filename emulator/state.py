@@ -13,6 +13,7 @@ changed without locks; waiters are woken through :class:`_Signal`.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import re
 import time
@@ -82,6 +83,11 @@ class _Signal:
     def fire(self) -> None:
         event, self._event = self._event, asyncio.Event()
         event.set()
+
+
+#: The id of the Bot API call being handled (set only while listeners are attached).
+CURRENT_CALL: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "emulator_current_call", default=None)
 
 
 class EmulatorState:
@@ -164,6 +170,12 @@ class EmulatorState:
         self._closing = False
         self._updates_signal = _Signal()
         self._changes_signal = _Signal()
+        #: Listeners of the emulated world (the playground): each called with (kind, object)
+        #: for "message" (an EmuMessage was sent or changed), "answer" (an EmuCallbackQuery was
+        #: answered), "call" (a CallRecord: a Bot API call finished) and "update" (a
+        #: ``(update_id, payload)`` pair queued for the bot). Empty: nothing is recorded.
+        self.listeners: list[Callable[[str, Any], None]] = []
+        self._touched: set[EmuMessage] = set()
 
     # ------------------------------------------------------------------ settings
 
@@ -821,6 +833,23 @@ class EmulatorState:
         """Mark a message as changed (for ``wait_for_message(new_only=True)``)."""
         self._seq += 1
         message.seq = self._seq
+        if self.listeners and message not in self._touched:
+            # told once the call or control step that changes it is done with it (its text,
+            # entities and keyboard are set after it is created), in the context of that call
+            self._touched.add(message)
+            try:
+                asyncio.get_running_loop().call_soon(self._tell_touched, message)
+            except RuntimeError:  # no event loop: nothing runs between, tell now
+                self._tell_touched(message)
+
+    def _tell_touched(self, message: EmuMessage) -> None:
+        self._touched.discard(message)
+        self.emit("message", message)
+
+    def emit(self, kind: str, subject: Any) -> None:
+        """Tell the listeners (see ``listeners``) that `subject` happened."""
+        for listener in self.listeners:
+            listener(kind, subject)
 
     def notify(self) -> None:
         """Wake everything waiting in :meth:`wait_until`."""
@@ -855,6 +884,8 @@ class EmulatorState:
         self._next_update_id += 1
         self._updates.append((update_id, kind, payload))
         self._updates_signal.fire()
+        if self.listeners:
+            self.emit("update", (update_id, {"update_id": update_id, **payload}))
         return update_id
 
     def confirm_updates(self, offset: int | None) -> None:
@@ -1048,6 +1079,8 @@ class EmulatorState:
 
     def answer_callback(self, query: EmuCallbackQuery, answer: CallbackAnswer) -> None:
         query.set_answer(answer)
+        if self.listeners:
+            self.emit("answer", query)
 
 
 def command_entities(text: str) -> list[dict[str, Any]]:

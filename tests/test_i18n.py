@@ -41,7 +41,7 @@ def test_every_locale_has_every_key_with_the_same_placeholders():
 
 
 def test_every_key_in_code_is_written_out_and_exists_with_its_placeholders():
-    scan = keyscan.scan(ROOT, ("bot", "handlers"))
+    scan = keyscan.scan(ROOT, ("bot", "handlers", "playground"))
     assert scan.helpers.keys() >= {"t", "tn", "plain", "reply", "Refused"}, scan.helpers
     built = [f"{where}: {text}" for where, text in scan.unresolved]
     assert not built, "keys must be string literals or tables of them:\n" + "\n".join(built)
@@ -59,7 +59,7 @@ def test_every_key_in_code_is_written_out_and_exists_with_its_placeholders():
 
 
 def test_no_catalog_key_is_unused():
-    scan = keyscan.scan(ROOT, ("bot", "handlers"))
+    scan = keyscan.scan(ROOT, ("bot", "handlers", "playground"))
     defined = set(catalog("en")) | set(plurals("en"))
     unused = sorted(defined - scan.keys)
     assert not unused, unused

@@ -1,0 +1,1 @@
+"""The playground (SPEC §17): Gridhorn without Telegram."""

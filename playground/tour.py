@@ -1,0 +1,175 @@
+""""Play the tour": a scripted scenario in the sample world, one step at a time, captioned in
+the page's language (SPEC §17).
+
+Each step is a person's action written the way a person thinks of it — "the resident taps the
+button starting `dr:dom:`", "the head writes …" — and resolved against the world as it is
+when the step runs (the latest bot message in that chat carrying such a button). The
+resolved action is taken through `Playground.act` like a tap on the page, so a played tour
+is also a transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from bot.i18n import LOCALES, CatalogKey, t
+from playground.session import Playground, StepError
+from playground.transcript import Action
+
+#: Seconds between two steps at speed 1 (the reader's time for a caption).
+PAUSE = 3.0
+SPEEDS = (0.5, 1.0, 2.0, 4.0)
+
+
+@dataclass(frozen=True)
+class TourStep:
+    caption: CatalogKey
+    person: str | None = None           # a key of the world's people
+    chat: str | None = None             # a key of the world's chats, or "private:<person>"
+    kind: str = "send"                  # send | press | clock | note (a caption only)
+    text: str | None = None             # send: what the person writes
+    data: str | None = None             # press: the button's callback data, or its start
+    thread_of: str | None = None        # send: in the forum topic whose name contains this
+    reply_to_last: bool = False         # send: as a reply to the bot's latest message there
+    at: str | None = None               # clock: local time, ISO 8601
+
+
+#: The scenario of SPEC §17. Filled in by `playground/tour_steps.py`.
+TOUR: tuple[TourStep, ...] = ()
+
+
+class TourPlayer:
+    def __init__(self, playground: Playground, steps: tuple[TourStep, ...] | None = None,
+                 pause: float = PAUSE) -> None:
+        self.playground = playground
+        self.steps = TOUR if steps is None else steps
+        self.pause = pause
+        self.position = 0     # steps done
+        self.speed = 1.0
+        self.playing = False
+        self.error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def state(self, lang: str) -> dict[str, Any]:
+        caption = self._caption_key()
+        return {"playing": self.playing, "step": self.position, "steps": len(self.steps),
+                "speed": self.speed, "error": self.error,
+                "caption": t(lang, caption) if caption else None,
+                "captions": {loc: t(loc, caption) for loc in LOCALES} if caption else None}
+
+    def _caption_key(self) -> CatalogKey | None:
+        if self.position == 0:
+            return None
+        return self.steps[self.position - 1].caption
+
+    def _tell(self) -> None:
+        self.playground.feed.publish("tour", self.state(self.playground.lang))
+
+    async def command(self, action: str, speed: Any, lang: str) -> dict[str, Any]:
+        if speed is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                value = float(speed)
+                if value in SPEEDS:
+                    self.speed = value
+        if action == "play":
+            await self.play()
+        elif action == "pause":
+            await self.stop()
+        elif action == "step":
+            await self.stop()
+            await self.next_step()
+        self._tell()
+        return self.state(lang)
+
+    async def play(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        if self.position >= len(self.steps) or self.position == 0:
+            await self.playground.reset()
+            self.position = 0
+        self.playing = True
+        self.error = None
+        self._task = asyncio.create_task(self._run(), name="playground:tour")
+
+    async def stop(self) -> None:
+        self.playing = False
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        try:
+            while self.playing and self.position < len(self.steps):
+                await self.next_step()
+                if self.error is not None:
+                    break
+                await asyncio.sleep(self.pause / self.speed)  # the reader's time, not a wait
+        finally:
+            self.playing = False
+            self._tell()
+
+    async def next_step(self) -> None:
+        """Take the next step of the tour (from a fresh world when at the start)."""
+        if self.position >= len(self.steps):
+            return
+        if self.position == 0 and self.playground.steps:
+            await self.playground.reset()
+        step = self.steps[self.position]
+        try:
+            action = self.resolve(step)
+            if action is not None:
+                await self.playground.act(action)
+        except StepError as exc:
+            self.error = f"step {self.position + 1}: {exc}"
+        self.position += 1
+        self._tell()
+
+    async def play_through(self) -> None:
+        """Every step, no pauses (tests and `--replay`'s recordings)."""
+        self.position = 0
+        while self.position < len(self.steps):
+            await self.next_step()
+            if self.error is not None:
+                raise StepError(self.error)
+
+    def resolve(self, step: TourStep) -> Action | None:
+        """The concrete action of a step in the world as it is now."""
+        playground = self.playground
+        if step.kind == "note":
+            return None
+        if step.kind == "clock":
+            return Action("clock", at=step.at)
+        chat = playground.chat_by_key(step.chat)
+        if step.kind == "press":
+            assert step.data is not None
+            for message in reversed(list(chat.messages.values())):
+                if message.sender is not None or message.deleted:
+                    continue
+                for row in message.buttons:
+                    for button in row:
+                        data = button.callback_data or ""
+                        if data == step.data or data.startswith(step.data):
+                            return Action("press", step.person, step.chat,
+                                          message=message.message_id, data=data,
+                                          button=button.text)
+            raise StepError(f"no button {step.data!r} in {step.chat}")
+        thread = reply_to = None
+        if step.thread_of is not None:
+            topic = next((tp for tp in chat.topics.values() if step.thread_of in tp.name), None)
+            if topic is None:
+                raise StepError(f"no topic {step.thread_of!r} in {step.chat}")
+            thread = topic.thread_id
+        if step.reply_to_last:
+            bot_messages = [m for m in chat.messages.values()
+                            if m.sender is None and not m.deleted
+                            and (thread is None or m.thread_id == thread)]
+            if not bot_messages:
+                raise StepError(f"no bot message to reply to in {step.chat}")
+            reply_to = bot_messages[-1].message_id
+        return Action(step.kind, step.person, step.chat, text=step.text,  # type: ignore[arg-type]
+                      thread=thread, reply_to=reply_to)
