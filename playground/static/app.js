@@ -90,6 +90,7 @@ function loadWorld(lang) {
     if (S.es) { S.es.close(); S.es = null; }
     const query = lang ? `?lang=${encodeURIComponent(lang)}` : '';
     const world = await api('GET', `/api/world${query}`);
+    S.log = new Map();
     S.lang = world.lang;
     S.langs = world.langs || [];
     S.strings = world.strings || {};
@@ -453,6 +454,7 @@ function Progress({ step, steps }) {
 
 function CaptionBar() {
   const tour = S.tour;
+  const caption = (tour.captions && tour.captions[S.lang]) || tour.caption;
   const replay = S.replay;
   let result = null;
   if (replay) {
@@ -473,11 +475,12 @@ function CaptionBar() {
     </div>`;
   }
   return html`<section class="caption-bar">
-    <div class=${tour.caption ? 'caption' : 'caption idle'}>${tour.caption || t('playground.tour_idle')}</div>
+    <div class=${caption ? 'caption' : 'caption idle'}>${caption || t('playground.tour_idle')}</div>
     ${tour.steps ? html`<div class="tour-progress">
       <span class="steps">${t('playground.tour_progress', { step: tour.step, steps: tour.steps })}</span>
       <${Progress} step=${tour.step} steps=${tour.steps} /></div>` : null}
     ${result}
+    ${tour.error ? html`<div class="notice tour-error">${t('playground.error', { error: tour.error })}</div>` : null}
     ${S.notice ? html`<div class="notice">${S.notice}</div>` : null}
     ${S.connected ? null : html`<div class="notice">${t('playground.disconnected')}</div>`}
   </section>`;
