@@ -383,6 +383,13 @@ async function replayFile(file) {
   changed();
 }
 
+function switchLanguage(lang) {
+  const url = new URL(window.location.href);
+  url.searchParams.set('lang', lang);
+  window.history.replaceState(null, '', url);
+  loadWorld(lang);
+}
+
 // links and spoilers inside a message's server-rendered html
 function onMessageClick(event) {
   const spoiler = event.target.closest('.tg-spoiler, tg-spoiler, span.spoiler');
@@ -433,7 +440,7 @@ function TopBar() {
       <span class=${S.connected ? 'clock' : 'clock offline'} title=${t('playground.clock')}>
         🕘 ${S.clock}</span>
       <label class="field">${t('playground.language')}
-        <select class="lang" value=${S.lang} onChange=${(e) => loadWorld(e.target.value)}>
+        <select class="lang" value=${S.lang} onChange=${(e) => switchLanguage(e.target.value)}>
           ${S.langs.map((l) => html`<option value=${l}>${LANG_KEYS[l] ? t(LANG_KEYS[l]) : l}</option>`)}
         </select></label>
       <button class=${S.inspector.open ? 'inspector-toggle on' : 'inspector-toggle'}
@@ -813,7 +820,7 @@ function App() {
   const [, setTick] = useState(0);
   useEffect(() => {
     repaint = () => setTick((n) => n + 1);
-    loadWorld(null);
+    loadWorld(new URLSearchParams(window.location.search).get('lang'));
   }, []);
   if (!S.ready) {
     return html`<div class="boot">${S.notice || 'Gridhorn…'}</div>`;
