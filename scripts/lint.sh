@@ -3,5 +3,5 @@
 # settings in pyproject.toml. Needs the test extra (bash scripts/setup.sh test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/ruff check bot handlers storage emulator locales tests bench
+.venv/bin/ruff check bot handlers storage emulator playground locales tests bench
 .venv/bin/mypy

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # Settings must come from the tests alone, never from a developer's environment or .env
 # (a production token there would start a real bot): no .env file is read.
-for _name in [n for n in os.environ if n.startswith("GRIDHORN_")]:
+for _name in [n for n in os.environ if n.startswith("GRIDHORN_") and n != "GRIDHORN_CHROMIUM"]:
     del os.environ[_name]
 os.environ["GRIDHORN_ENV_FILE"] = ""
 

@@ -4,7 +4,9 @@ handlers → bot.services → storage; bot's machinery (outbox, intake, schedule
 services never import telegram; storage imports neither bot nor handlers; handlers speak no
 SQL and reach no store; no module imports, even inside a function, a module that imports it
 back (counting the imports under TYPE_CHECKING); imports inside functions only for the heavy
-optional libraries loaded lazily on purpose.
+optional libraries loaded lazily on purpose. The playground (SPEC §17) stands on top: it may
+import the emulator, bot, storage and handlers; of the rest only `bot.cli` (`gridhorn demo`)
+imports it.
 
 What services and machinery share sits below both: `bot.hooks` (wake-ups, the outbox's hook
 registry), `bot.settings`, `bot.priority`, and the text helpers (`bot.i18n`, `bot.textsplit`,
@@ -20,7 +22,7 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("bot", "handlers", "storage", "emulator", "locales")
+PACKAGES = ("bot", "handlers", "storage", "emulator", "locales", "playground")
 
 
 def module_name(path: Path) -> str:
@@ -174,6 +176,25 @@ def test_handlers_write_no_sql_and_hold_no_store() -> None:
         assert not attributes & {"store", "sender", "outbox", "transaction"}, module
         assert not [t for t in edges(module) if t.startswith("storage")
                     and t != "storage.models"], module
+
+
+def test_only_the_cli_imports_the_playground() -> None:
+    """The playground runs the product for show; the product never leans on it, so that
+    `gridhorn run` works the same with it gone (imports under TYPE_CHECKING count too)."""
+    offenders = sorted(m for m in modules() if not m.startswith("playground")
+                       and m != "bot.cli"
+                       and "playground" in {n.split(".")[0] for n in imported(m, True)})
+    assert not offenders, offenders
+
+
+def test_the_playground_imports_only_what_it_shows() -> None:
+    """Of the project, the playground reaches the emulator, bot, storage and handlers."""
+    allowed = {"playground", "emulator", "bot", "storage", "handlers"}
+    assert in_("playground")
+    offenders = {m: sorted(t for t in edges(m, with_type_checking=True)
+                           if t.split(".")[0] not in allowed)
+                 for m in in_("playground")}
+    assert not {m: t for m, t in offenders.items() if t}
 
 
 def test_no_import_cycles() -> None:
