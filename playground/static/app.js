@@ -37,6 +37,7 @@ const S = {
   notice: null,            // a page-wide error line
   es: null,
   loading: null,
+  again: null,
 };
 let nextColumnId = 1;
 let repaint = () => {};
@@ -85,7 +86,10 @@ function notify(error) {
 }
 
 function loadWorld(lang) {
-  if (S.loading) return S.loading;
+  if (S.loading) {            // a reset or a language switch while loading: load once more after
+    S.again = { lang: lang ?? S.lang };
+    return S.loading;
+  }
   S.loading = (async () => {
     if (S.es) { S.es.close(); S.es = null; }
     const query = lang ? `?lang=${encodeURIComponent(lang)}` : '';
@@ -129,8 +133,14 @@ function loadWorld(lang) {
       changed();
     } catch (_) { /* the log fills from the stream */ }
   })();
-  S.loading.catch(notify).finally(() => { S.loading = null; });
-  return S.loading;
+  const loading = S.loading;
+  loading.catch(notify).finally(() => {
+    S.loading = null;
+    const again = S.again;
+    S.again = null;
+    if (again) loadWorld(again.lang);
+  });
+  return loading;
 }
 
 function connect() {
