@@ -273,6 +273,9 @@ const PALETTE = ['#e17076', '#7bc862', '#65aadd', '#a695e7', '#ee7aae', '#6ec9cb
 const tint = (id) => PALETTE[Math.abs(Number(id) || 0) % PALETTE.length];
 const initial = (name) => (name ? Array.from(name.trim())[0] || '?' : '?').toUpperCase();
 
+// a link or image address from the server: its own paths and http(s) only
+const safeUrl = (url) => (typeof url === 'string' && /^(\/(?!\/)|https?:\/\/)/i.test(url) ? url : null);
+
 function chatTitle(chat) {
   return chat.type === 'private' ? (chat.title || S.bot.name) : chat.title;
 }
@@ -368,7 +371,7 @@ async function tourAction(action, speed) {
   const body = { action };
   if (speed !== undefined) body.speed = speed;
   try {
-    const state = await api('POST', '/api/tour', body);
+    const state = await api('POST', `/api/tour?lang=${encodeURIComponent(S.lang || '')}`, body);
     if (state) S.tour = { ...S.tour, ...state };
     changed();
   } catch (error) { notify(error); }
@@ -398,6 +401,12 @@ function switchLanguage(lang) {
   url.searchParams.set('lang', lang);
   window.history.replaceState(null, '', url);
   loadWorld(lang);
+}
+
+const PHOTO_MISSING = '/static/photo-missing.svg';
+function photoMissing(event) {
+  const img = event.target;
+  if (!img.src.endsWith(PHOTO_MISSING)) img.src = PHOTO_MISSING;   // the bytes are not an image
 }
 
 // links and spoilers inside a message's server-rendered html
@@ -590,9 +599,10 @@ function Bubble({ col, m, group }) {
         ${m.reply_to ? html`<div class="quote">
           <span class="quote-name">${m.reply_to.from_name}</span>
           <span class="quote-text">${m.reply_to.text}</span></div>` : null}
-        ${m.photo ? html`<img class="photo" src=${m.photo} alt=${t('playground.photo')}
-          onLoad=${(e) => e.target.dispatchEvent(new CustomEvent('media-loaded', { bubbles: true }))} />` : null}
-        ${m.document ? html`<a class="document" href=${m.document.url} download=${m.document.name}>
+        ${safeUrl(m.photo) ? html`<img class="photo" src=${safeUrl(m.photo)} alt=${t('playground.photo')}
+          onLoad=${(e) => e.target.dispatchEvent(new CustomEvent('media-loaded', { bubbles: true }))}
+          onError=${photoMissing} />` : null}
+        ${m.document ? html`<a class="document" href=${safeUrl(m.document.url)} download=${m.document.name}>
           <span class="doc-icon" aria-hidden="true">📄</span><span>${m.document.name || t('playground.document')}</span></a>` : null}
         ${m.html ? html`<div class="text" onClick=${onMessageClick}
           dangerouslySetInnerHTML=${{ __html: m.html }}></div>`
@@ -692,6 +702,7 @@ function Composer({ col, list }) {
       <button class="photo-button" title=${t('playground.send_photo')} aria-label=${t('playground.send_photo')}
         onClick=${() => sendPhoto(col, replyTo)}>📷</button>
       <textarea class="composer" rows="1" ref=${area} placeholder=${placeholder} value=${col.draft}
+        aria-label=${placeholder}
         data-reply-to=${replyTo === undefined ? undefined : String(replyTo)}
         onInput=${(e) => { col.draft = e.target.value; changed(); }} onKeyDown=${onKey}></textarea>
       <button class="send" disabled=${!col.draft.trim()} title=${t('playground.send')}
