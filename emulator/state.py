@@ -90,6 +90,15 @@ CURRENT_CALL: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "emulator_current_call", default=None)
 
 
+#: What `world_state` keeps: accounts, chats with their messages and topics, files, what the bot
+#: set up (commands, profile) and the id counters, so that ids go on where they stopped.
+_WORLD_FIELDS = (
+    "users", "chats", "files", "_files_by_path", "commands", "bot_profile", "_next_user_id",
+    "_next_basic_group", "_next_supergroup", "_next_callback", "_next_file",
+    "_next_update_id", "_confirmed_offset", "_seq",
+)
+
+
 class EmulatorState:
     """Users, chats, messages and updates of one emulated bot.
 
@@ -176,6 +185,19 @@ class EmulatorState:
         #: ``(update_id, payload)`` pair queued for the bot). Empty: nothing is recorded.
         self.listeners: list[Callable[[str, Any], None]] = []
         self._touched: set[EmuMessage] = set()
+
+    # ------------------------------------------------------------------ saving the world
+
+    def world_state(self) -> dict[str, Any]:
+        """The emulated world as plain data objects, for `restore_world` in a later run (the
+        playground's `--db FILE`). Updates not yet confirmed and callback queries are not
+        kept: save when the bot is idle."""
+        return {name: getattr(self, name) for name in _WORLD_FIELDS}
+
+    def restore_world(self, state: dict[str, Any]) -> None:
+        """Take back a world saved by `world_state` (before the bot starts polling)."""
+        for name in _WORLD_FIELDS:
+            setattr(self, name, state[name])
 
     # ------------------------------------------------------------------ settings
 

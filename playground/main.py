@@ -15,6 +15,7 @@ import sys
 import webbrowser
 from pathlib import Path
 
+from playground.keep import KeptWorldError
 from playground.server import LANGS, PageServer
 from playground.session import Playground
 from playground.tour import TourPlayer
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_replay_headless(playground, steps))
     try:
         return asyncio.run(_serve(playground, args, steps))
+    except KeptWorldError as exc:
+        print(f"gridhorn demo: --db: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"gridhorn demo: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}; "
               "try --port 0", file=sys.stderr)

@@ -34,6 +34,7 @@ from emulator import (
 )
 from emulator.server import UPDATE_HEADER
 from emulator.state import CURRENT_CALL
+from playground import keep
 from playground.clock import DemoClock
 from playground.feed import Feed
 from playground.transcript import Action, StepRecord, difference
@@ -111,10 +112,18 @@ class Playground:
         settings = load_settings(
             bot_token=TOKEN, api_base_url=self._emu.base_url, database_url=f"sqlite:///{path}",
             default_locale=self.lang, quiet_hours="", http_worker=False)
+        kept = None
+        if self.db is not None and self.db.exists():
+            kept = keep.load(self.db)  # before the store is opened: a bad file changes nothing
         store = await Store.open_sqlite(str(path))
         try:
-            self._world = await build_world(self._emu, store, self.lang, settings=settings,
-                                            now=self.clock.now())
+            if kept is not None:
+                state, self._world, minute = kept
+                self._emu.restore_world(state)
+                self.clock.move_to(minute)
+            else:
+                self._world = await build_world(self._emu, store, self.lang, settings=settings,
+                                                now=self.clock.now())
         except BaseException:
             await store.close()
             raise
@@ -139,6 +148,8 @@ class Playground:
         try:
             if runtime is not None:
                 await runtime.stop()
+            if self.db is not None and emu is not None and self._world is not None:
+                keep.save(self.db, emu, self._world, self.clock.minute)
         finally:
             try:
                 if emu is not None:
@@ -155,8 +166,7 @@ class Playground:
         async with self._lock:
             await self.stop()
             if self.db is not None:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{self.db}{suffix}").unlink(missing_ok=True)
+                keep.forget(self.db)
             await self.start()
 
     async def settle(self, timeout: float = SETTLE_SECONDS) -> None:
@@ -287,6 +297,8 @@ class Playground:
             await self.settle()
             record = self._record(len(self.steps) + 1, minute, action, mark)
             self.steps.append(record)
+            if self.db is not None:
+                keep.save(self.db, self.emu, self.world, self.clock.minute)
             return record
 
     async def _perform(self, action: Action) -> None:

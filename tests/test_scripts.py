@@ -32,13 +32,13 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run(project: Path, script: str) -> list[str]:
+def run(project: Path, script: str, *args: str) -> list[str]:
     """Run a script; the calls it made to the .venv's python and gridhorn, in order."""
     log = project / "calls.log"
     log.write_text("", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDHORN_")}
     env.update(PYTHON=sys.executable, FAKE_LOG=str(log), FAKE_FAIL=str(project / "fail"))
-    result = subprocess.run(["bash", f"scripts/{script}"], cwd=project, env=env,
+    result = subprocess.run(["bash", f"scripts/{script}", *args], cwd=project, env=env,
                             capture_output=True, text=True, timeout=60)
     calls = log.read_text(encoding="utf-8").splitlines()
     if result.returncode != 0:
@@ -54,6 +54,12 @@ def test_the_bot_gets_the_base_package_once_and_restarts_offline(project):
     calls = run(project, "run-bot.sh")
     assert installs(calls) == ["."] and calls[-1] == "gridhorn run"
     assert run(project, "run-bot.sh") == ["gridhorn run"]
+
+
+def test_the_playground_gets_the_base_package_and_passes_its_options(project):
+    calls = run(project, "demo.sh", "--lang", "en", "--no-browser")
+    assert installs(calls) == ["."] and calls[-1] == "gridhorn demo --lang en --no-browser"
+    assert run(project, "demo.sh") == ["gridhorn demo"]
 
 
 def test_the_tests_get_their_extras_once_and_the_bot_does_not_reinstall_after(project):
