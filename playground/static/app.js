@@ -37,6 +37,7 @@ const S = {
   notice: null,            // a page-wide error line
   es: null,
   loading: null,
+  again: null,
 };
 let nextColumnId = 1;
 let repaint = () => {};
@@ -85,11 +86,15 @@ function notify(error) {
 }
 
 function loadWorld(lang) {
-  if (S.loading) return S.loading;
+  if (S.loading) {            // a reset or a language switch while loading: load once more after
+    S.again = { lang: lang ?? S.lang };
+    return S.loading;
+  }
   S.loading = (async () => {
     if (S.es) { S.es.close(); S.es = null; }
     const query = lang ? `?lang=${encodeURIComponent(lang)}` : '';
     const world = await api('GET', `/api/world${query}`);
+    S.log = new Map();
     S.lang = world.lang;
     S.langs = world.langs || [];
     S.strings = world.strings || {};
@@ -128,8 +133,14 @@ function loadWorld(lang) {
       changed();
     } catch (_) { /* the log fills from the stream */ }
   })();
-  S.loading.catch(notify).finally(() => { S.loading = null; });
-  return S.loading;
+  const loading = S.loading;
+  loading.catch(notify).finally(() => {
+    S.loading = null;
+    const again = S.again;
+    S.again = null;
+    if (again) loadWorld(again.lang);
+  });
+  return loading;
 }
 
 function connect() {
@@ -250,7 +261,8 @@ function markSeen(col, chatId, topic, list) {
 function preview(m) {
   if (!m) return '';
   if (m.kind === 'service') return m.service || m.text || '';
-  const who = m.from && m.from.bot ? S.bot.name : (m.from && m.from.name) || '';
+  const chat = S.chats.get(m.chat_id);
+  const who = chat && chat.type === 'private' ? '' : senderName(m);
   let body = m.text || '';
   if (!body && m.kind === 'photo') body = t('playground.photo');
   if (!body && m.kind === 'document') body = (m.document && m.document.name) || t('playground.document');
@@ -260,6 +272,9 @@ function preview(m) {
 const PALETTE = ['#e17076', '#7bc862', '#65aadd', '#a695e7', '#ee7aae', '#6ec9cb', '#faa774'];
 const tint = (id) => PALETTE[Math.abs(Number(id) || 0) % PALETTE.length];
 const initial = (name) => (name ? Array.from(name.trim())[0] || '?' : '?').toUpperCase();
+
+// a link or image address from the server: its own paths and http(s) only
+const safeUrl = (url) => (typeof url === 'string' && /^(\/(?!\/)|https?:\/\/)/i.test(url) ? url : null);
 
 function chatTitle(chat) {
   return chat.type === 'private' ? (chat.title || S.bot.name) : chat.title;
@@ -356,7 +371,7 @@ async function tourAction(action, speed) {
   const body = { action };
   if (speed !== undefined) body.speed = speed;
   try {
-    const state = await api('POST', '/api/tour', body);
+    const state = await api('POST', `/api/tour?lang=${encodeURIComponent(S.lang || '')}`, body);
     if (state) S.tour = { ...S.tour, ...state };
     changed();
   } catch (error) { notify(error); }
@@ -379,6 +394,19 @@ async function replayFile(file) {
     S.replay = { error: error.message };
   }
   changed();
+}
+
+function switchLanguage(lang) {
+  const url = new URL(window.location.href);
+  url.searchParams.set('lang', lang);
+  window.history.replaceState(null, '', url);
+  loadWorld(lang);
+}
+
+const PHOTO_MISSING = '/static/photo-missing.svg';
+function photoMissing(event) {
+  const img = event.target;
+  if (!img.src.endsWith(PHOTO_MISSING)) img.src = PHOTO_MISSING;   // the bytes are not an image
 }
 
 // links and spoilers inside a message's server-rendered html
@@ -431,7 +459,7 @@ function TopBar() {
       <span class=${S.connected ? 'clock' : 'clock offline'} title=${t('playground.clock')}>
         🕘 ${S.clock}</span>
       <label class="field">${t('playground.language')}
-        <select class="lang" value=${S.lang} onChange=${(e) => loadWorld(e.target.value)}>
+        <select class="lang" value=${S.lang} onChange=${(e) => switchLanguage(e.target.value)}>
           ${S.langs.map((l) => html`<option value=${l}>${LANG_KEYS[l] ? t(LANG_KEYS[l]) : l}</option>`)}
         </select></label>
       <button class=${S.inspector.open ? 'inspector-toggle on' : 'inspector-toggle'}
@@ -452,6 +480,7 @@ function Progress({ step, steps }) {
 
 function CaptionBar() {
   const tour = S.tour;
+  const caption = (tour.captions && tour.captions[S.lang]) || tour.caption;
   const replay = S.replay;
   let result = null;
   if (replay) {
@@ -472,11 +501,12 @@ function CaptionBar() {
     </div>`;
   }
   return html`<section class="caption-bar">
-    <div class=${tour.caption ? 'caption' : 'caption idle'}>${tour.caption || t('playground.tour_idle')}</div>
+    <div class=${caption ? 'caption' : 'caption idle'}>${caption || t('playground.tour_idle')}</div>
     ${tour.steps ? html`<div class="tour-progress">
       <span class="steps">${t('playground.tour_progress', { step: tour.step, steps: tour.steps })}</span>
       <${Progress} step=${tour.step} steps=${tour.steps} /></div>` : null}
     ${result}
+    ${tour.error ? html`<div class="notice tour-error">${t('playground.error', { error: tour.error })}</div>` : null}
     ${S.notice ? html`<div class="notice">${S.notice}</div>` : null}
     ${S.connected ? null : html`<div class="notice">${t('playground.disconnected')}</div>`}
   </section>`;
@@ -569,9 +599,10 @@ function Bubble({ col, m, group }) {
         ${m.reply_to ? html`<div class="quote">
           <span class="quote-name">${m.reply_to.from_name}</span>
           <span class="quote-text">${m.reply_to.text}</span></div>` : null}
-        ${m.photo ? html`<img class="photo" src=${m.photo} alt=${t('playground.photo')}
-          onLoad=${(e) => e.target.dispatchEvent(new CustomEvent('media-loaded', { bubbles: true }))} />` : null}
-        ${m.document ? html`<a class="document" href=${m.document.url} download=${m.document.name}>
+        ${safeUrl(m.photo) ? html`<img class="photo" src=${safeUrl(m.photo)} alt=${t('playground.photo')}
+          onLoad=${(e) => e.target.dispatchEvent(new CustomEvent('media-loaded', { bubbles: true }))}
+          onError=${photoMissing} />` : null}
+        ${m.document ? html`<a class="document" href=${safeUrl(m.document.url)} download=${m.document.name}>
           <span class="doc-icon" aria-hidden="true">📄</span><span>${m.document.name || t('playground.document')}</span></a>` : null}
         ${m.html ? html`<div class="text" onClick=${onMessageClick}
           dangerouslySetInnerHTML=${{ __html: m.html }}></div>`
@@ -671,6 +702,7 @@ function Composer({ col, list }) {
       <button class="photo-button" title=${t('playground.send_photo')} aria-label=${t('playground.send_photo')}
         onClick=${() => sendPhoto(col, replyTo)}>📷</button>
       <textarea class="composer" rows="1" ref=${area} placeholder=${placeholder} value=${col.draft}
+        aria-label=${placeholder}
         data-reply-to=${replyTo === undefined ? undefined : String(replyTo)}
         onInput=${(e) => { col.draft = e.target.value; changed(); }} onKeyDown=${onKey}></textarea>
       <button class="send" disabled=${!col.draft.trim()} title=${t('playground.send')}
@@ -809,7 +841,7 @@ function App() {
   const [, setTick] = useState(0);
   useEffect(() => {
     repaint = () => setTick((n) => n + 1);
-    loadWorld(null);
+    loadWorld(new URLSearchParams(window.location.search).get('lang'));
   }, []);
   if (!S.ready) {
     return html`<div class="boot">${S.notice || 'Gridhorn…'}</div>`;
