@@ -26,7 +26,7 @@ _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _JSON = {"Content-Type": "application/json"}
 
 
-class EncodedBody(RequestData):
+class EncodedBody(RequestData):  # type: ignore[misc]  # final in PTB's stubs only
     """A call's parameters already encoded as one body."""
 
     headers = _FORM
@@ -36,7 +36,7 @@ class EncodedBody(RequestData):
         self.body = body
 
 
-class JsonBody(EncodedBody):
+class JsonBody(EncodedBody):  # type: ignore[misc]
     """A call's parameters already as the Bot API's JSON (`bot.rawapi`): one `json.dumps`
     of the whole, instead of one per parameter and a urlencoding of the lot."""
 
@@ -157,4 +157,4 @@ def encoded_body(request_data: RequestData) -> EncodedBody:
 
 
 def _given(value: ODVInput[float], default: float | None) -> float | None:
-    return default if isinstance(value, DefaultValue) else value  # type: ignore[return-value]
+    return default if isinstance(value, DefaultValue) else value

@@ -20,6 +20,8 @@ from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
 logger = logging.getLogger(__name__)
+#: What a Bot API call's callback returns (python-telegram-bot's `process_request`)
+_Result = bool | dict[str, Any] | list[dict[str, Any]]
 
 # Endpoints that count against the limits (every message sent or edited).
 COUNTED = frozenset({
@@ -288,9 +290,9 @@ class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
                 await asyncio.sleep(math.ceil(seconds))
             return await self._once(callback, args, kwargs, endpoint, data, outbox)
 
-    async def _once(self, callback: Callable[..., Coroutine[Any, Any, Any]], args: Any,
+    async def _once(self, callback: Callable[..., Coroutine[Any, Any, _Result]], args: Any,
                     kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
-                    outbox: bool) -> Any:
+                    outbox: bool) -> _Result:
         if endpoint in UNCAPPED or outbox:  # the outbox has its own in-flight limit, and its
             return await callback(*args, **kwargs)  # slot is stamped: it must leave now
         chat_id = data.get("chat_id")

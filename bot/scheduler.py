@@ -27,6 +27,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.cron import cron_trigger
 from bot.services import periods
 from bot.services.reports import MonthlyPlan
 from bot.services.schedule import ScheduleService
@@ -87,7 +88,7 @@ class Scheduler:
             Job("daily", settings.daily_cron, lambda fire: fire.date().isoformat(), self._daily,
                 prepare=self._late_report),
         )
-        self.triggers = {job.name: periods.cron_trigger(job.cron, self.tz) for job in self.jobs}
+        self.triggers = {job.name: cron_trigger(job.cron, self.tz) for job in self.jobs}
         self._lock = asyncio.Lock()
         self._aps: AsyncIOScheduler | None = None
         self._ticks: set[asyncio.Task[Any]] = set()
@@ -170,7 +171,7 @@ class Scheduler:
         for job in self.jobs:
             self._aps.add_job(self._tick, trigger=self.triggers[job.name], id=job.name,
                               name=f"gridhorn:{job.name}", replace_existing=True)
-        self._aps.add_job(self._tick, trigger=periods.cron_trigger(PATROL_CHECK_CRON, self.tz),
+        self._aps.add_job(self._tick, trigger=cron_trigger(PATROL_CHECK_CRON, self.tz),
                           id=PATROL_CHECK, name=f"gridhorn:{PATROL_CHECK}",
                           replace_existing=True)
         self._aps.start()
@@ -185,7 +186,7 @@ class Scheduler:
         except Exception:
             logger.exception("scheduled run failed")
         finally:
-            self._ticks.discard(task)  # type: ignore[arg-type]
+            self._ticks.discard(task)
 
     @property
     def aps(self) -> AsyncIOScheduler:

@@ -91,7 +91,7 @@ class DueWatcher:
                 self._arm(now + self.max_sleep if next_due is None
                           else min(max(next_due, now), now + self.max_sleep))
         finally:
-            self._running.discard(task)  # type: ignore[arg-type]
+            self._running.discard(task)
 
     async def stop(self) -> None:
         if self._aps is not None and self._aps.running and self._aps.get_job(self.job_id):

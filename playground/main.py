@@ -19,7 +19,7 @@ from playground.keep import KeptWorldError
 from playground.server import LANGS, PageServer
 from playground.session import Playground
 from playground.tour import TourPlayer
-from playground.transcript import TranscriptError, loads
+from playground.transcript import StepRecord, TranscriptError, loads
 
 DEFAULT_PORT = 8765
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-async def _replay_headless(playground: Playground, steps: list) -> int:  # type: ignore[type-arg]
+async def _replay_headless(playground: Playground, steps: list[StepRecord]) -> int:
     await playground.start()
     try:
         failed, diff = await playground.replay(steps)
@@ -79,11 +79,18 @@ async def _replay_headless(playground: Playground, steps: list) -> int:  # type:
     return 1
 
 
-async def _serve(playground: Playground, args: argparse.Namespace, steps: list | None) -> int:  # type: ignore[type-arg]
-    await playground.start()
+async def _serve(playground: Playground, args: argparse.Namespace,
+                 steps: list[StepRecord] | None) -> int:
+    # Ctrl+C stops it cleanly from the first moment, also while the world is being built
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     server = PageServer(playground)
     server.tour = TourPlayer(playground)
     try:
+        await playground.start()
         url = await server.start(args.port)
         print(f"Gridhorn playground: {url}", flush=True)
         print("Ctrl+C stops it.", flush=True)
@@ -94,11 +101,6 @@ async def _serve(playground: Playground, args: argparse.Namespace, steps: list |
             failed, diff = await playground.replay(steps)
             print(f"replay: {len(steps)} steps, no difference" if failed is None
                   else f"replay: step {failed} differs: {diff}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
         await server.tour.stop()

@@ -15,6 +15,7 @@ import logging
 import tempfile
 from collections import defaultdict
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,11 @@ BOT_NAME = "Gridhorn"
 SETTLE_SECONDS = 15.0
 
 
+def sample_photo() -> bytes:
+    """The photo a person sends from the page (a street lamp, broken)."""
+    return resources.files("playground").joinpath("data", "sample-photo.jpg").read_bytes()
+
+
 class LoopbackRequest(AiohttpRequest):
     """The bot's transport in the playground: a call aimed anywhere but this process's own
     emulator fails instead of leaving the machine."""
@@ -85,6 +91,7 @@ class Playground:
         self._runtime: Runtime | None = None
         self._world: World | None = None
         self._calls: dict[int, CallRecord] = {}
+        self._call_times: dict[int, str] = {}  # on the demo clock
         self._updates: dict[int, dict[str, Any]] = {}
         self._message_calls: defaultdict[tuple[int, int], list[int]] = defaultdict(list)
         self._known_chats: dict[int, dict[str, Any]] = {}
@@ -149,6 +156,7 @@ class Playground:
                                             get_updates_request=updates, poll_timeout=2)
         self.steps = []
         self._calls.clear()
+        self._call_times.clear()
         self._updates.clear()
         self._message_calls.clear()
         self._known_chats.clear()
@@ -239,6 +247,7 @@ class Playground:
 
     def _called(self, record: CallRecord) -> None:
         self._calls[record.id] = record
+        self._call_times[record.id] = self.clock.now().strftime("%H:%M:%S")
         if record.method.lower() == "getupdates" and record.status_code == 200:
             return
         self.feed.publish("call", self._call_summary(record))
@@ -246,7 +255,7 @@ class Playground:
     def _call_summary(self, record: CallRecord) -> dict[str, Any]:
         return {"id": record.id, "method": record.method, "chat_id": record.chat_id,
                 "status": record.status_code, "error": record.error_description,
-                "update_id": record.update_id}
+                "update_id": record.update_id, "at": self._call_times.get(record.id)}
 
     # ------------------------------------------------------------------ the page's reads
 
@@ -297,7 +306,8 @@ class Playground:
         if emu_file is None or emu_file.data is None:
             return None
         return emu_file.data, emu_file.mime_type or (
-            "image/jpeg" if file_id.startswith("AgAC") else "application/octet-stream")
+            "image/jpeg" if emu_file.file_path.startswith("photos/")
+            else "application/octet-stream")
 
     # ------------------------------------------------------------------ steps
 
@@ -331,7 +341,8 @@ class Playground:
                           reply_to=action.reply_to, thread_id=action.thread)
         elif action.kind == "photo":
             emu.send_photo(user, action.text or None, chat=chat if chat.is_group else None,
-                           reply_to=action.reply_to, thread_id=action.thread)
+                           reply_to=action.reply_to, thread_id=action.thread,
+                           data=sample_photo())
         elif action.kind == "press":
             message = chat.messages.get(action.message or 0)
             if message is None or action.data is None:
@@ -393,9 +404,9 @@ class Playground:
         for key, chat in self.world.chats.items():
             if chat.id == chat_id:
                 return key
-        chat = self.emu.chats.get(chat_id)
-        if chat is not None and chat.type == "private" and chat.user is not None:
-            return f"private:{self._person_key(chat.user.id)}"
+        found = self.emu.chats.get(chat_id)
+        if found is not None and found.type == "private" and found.user is not None:
+            return f"private:{self._person_key(found.user.id)}"
         return str(chat_id)
 
     def chat_by_key(self, key: str | None) -> EmuChat:
