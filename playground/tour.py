@@ -40,7 +40,7 @@ class TourStep:
 #: The scenario of SPEC §17.
 TOUR: tuple[TourStep, ...] = (
     TourStep("playground.tour.opinion", "resident", "private:resident",
-             text="3-301 的独居老人三天没出门了，敲门也没人应，能不能请人上门看看？"),
+             text="1单元301的独居老人三天没出门了，敲门也没人应，能不能请人上门看看？"),
     TourStep("playground.tour.category", "resident", "private:resident", "press",
              data="dr:dom:orange"),
     TourStep("playground.tour.submit", "resident", "private:resident", "press",
