@@ -44,16 +44,25 @@ def run(args: argparse.Namespace) -> int:
         print("gridhorn demo: --headless needs --replay FILE", file=sys.stderr)
         return 2
     steps = None
+    lang = args.lang
     if args.replay is not None:
         try:
-            _, steps = loads(args.replay.read_text(encoding="utf-8"))
+            # a transcript replays in the language it was recorded in
+            lang, steps = loads(args.replay.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, TranscriptError) as exc:
             print(f"gridhorn demo: {args.replay}: {exc}", file=sys.stderr)
             return 2
-    playground = Playground(lang=args.lang, db=args.db)
+        if lang not in LANGS:
+            print(f"gridhorn demo: {args.replay}: line 1: unknown language {lang!r}",
+                  file=sys.stderr)
+            return 2
     if args.headless:
         assert steps is not None
+        # no flood limits (and so no pacing by the bot): a step's record must not depend on
+        # how fast, in real time, the steps before it were replayed
+        playground = Playground(lang=lang, db=args.db, flood=None)
         return asyncio.run(_replay_headless(playground, steps))
+    playground = Playground(lang=lang, db=args.db)
     try:
         return asyncio.run(_serve(playground, args, steps))
     except OSError as exc:
