@@ -82,3 +82,22 @@ async def test_the_recorded_tour_replays_and_a_changed_reply_is_named(
     failed, difference = await demo.replay(changed)
     assert failed == accept.step
     assert difference is not None and "text" in difference
+
+
+@pytest.mark.parametrize("lang", ["zh-Hans", "zh-Hant"])
+async def test_the_tour_plays_in_chinese_with_captions_in_the_page_language(lang: str) -> None:
+    demo = Playground(lang=lang, flood=None)
+    await demo.start()
+    try:
+        player = TourPlayer(demo, pause=0)
+        await player.next_step()
+        state = player.state(lang)
+        assert state["step"] == 1 and state["steps"] == len(TOUR)
+        assert state["caption"] == t(lang, TOUR[0].caption)
+        await player.play_through()  # from a fresh world again; raises on a step it cannot take
+        ticket = await demo.runtime.store.tickets.get(1)
+        assert ticket is not None and ticket.status == TicketStatus.RATED
+        horn = max(h.id for h in await demo.runtime.store.horns.active())
+        assert len(await demo.runtime.store.horns.checkins(horn)) == 3
+    finally:
+        await demo.stop()
