@@ -15,6 +15,7 @@ import sys
 import webbrowser
 from pathlib import Path
 
+from emulator import DEFAULT_FLOOD_LIMITS
 from playground.keep import KeptWorldError
 from playground.server import LANGS, PageServer
 from playground.session import Playground
@@ -32,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, help="keep the world's store in FILE (default: a "
                         "temporary file, gone when the demo stops)")
     parser.add_argument("--no-browser", action="store_true", help="do not open the browser")
+    parser.add_argument("--flood", action="store_true",
+                        help="enforce Telegram's flood limits: the bot paces its sending as in "
+                             "production and 429s show in the inspector's log (slower; the "
+                             "tour's month end takes minutes)")
     parser.add_argument("--replay", type=Path, metavar="FILE",
                         help="replay a saved transcript, naming the first step that differs")
     parser.add_argument("--headless", action="store_true",
@@ -45,16 +50,30 @@ def run(args: argparse.Namespace) -> int:
         print("gridhorn demo: --headless needs --replay FILE", file=sys.stderr)
         return 2
     steps = None
+    lang = args.lang
     if args.replay is not None:
         try:
-            _, steps = loads(args.replay.read_text(encoding="utf-8"))
+            # a transcript replays in the language it was recorded in
+            lang, steps = loads(args.replay.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, TranscriptError) as exc:
             print(f"gridhorn demo: {args.replay}: {exc}", file=sys.stderr)
             return 2
-    playground = Playground(lang=args.lang, db=args.db)
+        if lang not in LANGS:
+            print(f"gridhorn demo: {args.replay}: line 1: unknown language {lang!r}",
+                  file=sys.stderr)
+            return 2
     if args.headless:
         assert steps is not None
-        return asyncio.run(_replay_headless(playground, steps))
+        # no flood limits (and so no pacing by the bot): a step's record must not depend on
+        # how fast, in real time, the steps before it were replayed
+        playground = Playground(lang=lang, db=args.db, flood=None)
+        try:
+            return asyncio.run(_replay_headless(playground, steps))
+        except KeptWorldError as exc:
+            print(f"gridhorn demo: --db: {exc}", file=sys.stderr)
+            return 2
+    playground = Playground(lang=lang, db=args.db,
+                            flood=DEFAULT_FLOOD_LIMITS if args.flood else None)
     try:
         return asyncio.run(_serve(playground, args, steps))
     except KeptWorldError as exc:

@@ -37,8 +37,40 @@ class TourStep:
     at: str | None = None               # clock: local time, ISO 8601
 
 
-#: The scenario of SPEC §17. Filled in by `playground/tour_steps.py`.
-TOUR: tuple[TourStep, ...] = ()
+#: The scenario of SPEC §17.
+TOUR: tuple[TourStep, ...] = (
+    TourStep("playground.tour.opinion", "resident", "private:resident",
+             text="1单元301的独居老人三天没出门了，敲门也没人应，能不能请人上门看看？"),
+    TourStep("playground.tour.category", "resident", "private:resident", "press",
+             data="dr:dom:orange"),
+    TourStep("playground.tour.submit", "resident", "private:resident", "press",
+             data="dr:submit"),
+    TourStep("playground.tour.acknowledge", "head", "private:head", "press", data="t:ack:"),
+    TourStep("playground.tour.escalate", "head", "private:head", "press", data="t:esc:"),
+    TourStep("playground.tour.whistle", "worker", "staff:G0101", "press", data="t:wh:"),
+    TourStep("playground.tour.department", "worker", "staff:G0101", "press",
+             data="t:wh:1:MZJ"),
+    TourStep("playground.tour.accept", "department", "department:MZJ", "press",
+             data="t:acc:"),
+    TourStep("playground.tour.resolve", "department", "department:MZJ", "press",
+             data="t:res:"),
+    TourStep("playground.tour.result", "department", "department:MZJ",
+             text="社工已上门：老人感冒卧床，已送医并安排邻里每天探望。",
+             reply_to_last=True),
+    TourStep("playground.tour.rate", "resident", "private:resident", "press", data="t:rate:1:5"),
+    TourStep("playground.tour.theme", "staff", "private:staff",
+             text="/theme 2026-04 关爱独居老人，邻里守望相助"),
+    TourStep("playground.tour.horn", "staff", "private:staff",
+             text="/horn service C01 3 周六上午陪独居老人体检"),
+    TourStep("playground.tour.publish", "staff", "private:staff", "press", data="hf:pub"),
+    TourStep("playground.tour.check_in_1", "volunteer1", "building:B01010101", "press",
+             data="h:in:"),
+    TourStep("playground.tour.check_in_2", "volunteer2", "building:B01010102", "press",
+             data="h:in:"),
+    TourStep("playground.tour.check_in_3", "volunteer3", "building:B01020101", "press",
+             data="h:in:"),
+    TourStep("playground.tour.month_end", kind="clock", at="2026-04-01T10:00:00+08:00"),
+)
 
 
 class TourPlayer:
