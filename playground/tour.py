@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.i18n import LOCALES, CatalogKey, t
+from bot.textsplit import plain_text
 from playground.session import Playground, StepError
 from playground.transcript import Action
 
@@ -30,7 +31,7 @@ class TourStep:
     person: str | None = None           # a key of the world's people
     chat: str | None = None             # a key of the world's chats, or "private:<person>"
     kind: str = "send"                  # send | press | clock | note (a caption only)
-    text: str | None = None             # send: what the person writes
+    text: CatalogKey | None = None      # send: what the person writes, in the world's language
     data: str | None = None             # press: the button's callback data, or its start
     thread_of: str | None = None        # send: in the forum topic whose name contains this
     reply_to_last: bool = False         # send: as a reply to the bot's latest message there
@@ -40,7 +41,7 @@ class TourStep:
 #: The scenario of SPEC §17.
 TOUR: tuple[TourStep, ...] = (
     TourStep("playground.tour.opinion", "resident", "private:resident",
-             text="1单元301的独居老人三天没出门了，敲门也没人应，能不能请人上门看看？"),
+             text="playground.tour_says.opinion"),
     TourStep("playground.tour.category", "resident", "private:resident", "press",
              data="dr:dom:orange"),
     TourStep("playground.tour.submit", "resident", "private:resident", "press",
@@ -55,13 +56,13 @@ TOUR: tuple[TourStep, ...] = (
     TourStep("playground.tour.resolve", "department", "department:MZJ", "press",
              data="t:res:"),
     TourStep("playground.tour.result", "department", "department:MZJ",
-             text="社工已上门：老人感冒卧床，已送医并安排邻里每天探望。",
+             text="playground.tour_says.result",
              reply_to_last=True),
     TourStep("playground.tour.rate", "resident", "private:resident", "press", data="t:rate:1:5"),
     TourStep("playground.tour.theme", "staff", "private:staff",
-             text="/theme 2026-04 关爱独居老人，邻里守望相助"),
+             text="playground.tour_says.theme"),
     TourStep("playground.tour.horn", "staff", "private:staff",
-             text="/horn service C01 3 周六上午陪独居老人体检"),
+             text="playground.tour_says.horn"),
     TourStep("playground.tour.publish", "staff", "private:staff", "press", data="hf:pub"),
     TourStep("playground.tour.check_in_1", "volunteer1", "building:B01010101", "press",
              data="h:in:"),
@@ -203,5 +204,6 @@ class TourPlayer:
             if not bot_messages:
                 raise StepError(f"no bot message to reply to in {step.chat}")
             reply_to = bot_messages[-1].message_id
-        return Action(step.kind, step.person, step.chat, text=step.text,  # type: ignore[arg-type]
+        text = plain_text(t(playground.lang, step.text)) if step.text is not None else None
+        return Action(step.kind, step.person, step.chat, text=text,  # type: ignore[arg-type]
                       thread=thread, reply_to=reply_to)
