@@ -72,10 +72,11 @@ def build_application(settings: Settings, token: str, gate: FloodGate, request: 
 async def build_runtime(settings: Settings, *, store: Store | None = None,
                         request: BaseRequest | None = None,
                         get_updates_request: BaseRequest | None = None,
-                        poll_timeout: int = 25) -> Runtime:
+                        poll_timeout: int = 25,
+                        new_token: Callable[[], str] | None = None) -> Runtime:
     """Every part of the bot, wired. `store`: one already open (`gridhorn run` opens it
     first, to name a bad GRIDHORN_DATABASE_URL in one line); the runtime closes it, and so
-    does a build that fails."""
+    does a build that fails. `new_token`: the secrets of invite links (default: random)."""
     if settings.bot_token is None:
         raise ValueError("GRIDHORN_BOT_TOKEN is required to run the bot")
     async with AsyncExitStack() as undo:
@@ -92,7 +93,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
 
         access = Access(store, settings.superadmins)
         outbox = Outbox(store, settings)
-        people = PeopleService(store, access, settings)
+        people = PeopleService(store, access, settings, new_token=new_token)
         chats = ChatService(store, access, people, outbox, probe=TelegramChatProbe(app.bot))
         deadlines_due, cards_waiting, horns_due = Wakeup(), Wakeup(), Wakeup()
         tickets = TicketService(store, access, people, outbox, settings,

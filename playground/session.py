@@ -10,10 +10,13 @@ What happens in the world is told to the page through the `Feed`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
+import random
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -58,6 +61,17 @@ UNPACED = {"rate_overall_per_s": 10_000.0, "rate_chat_per_s": 10_000.0,
 def sample_photo() -> bytes:
     """The photo a person sends from the page (a street lamp, broken)."""
     return resources.files("playground").joinpath("data", "sample-photo.jpg").read_bytes()
+
+
+def demo_tokens(seed: int) -> Callable[[], str]:
+    """The secrets of invite links in the playground: a sequence, the same in every run from
+    the same start (`seed`: the clock's minute then), so that a replay shows the same links.
+    Not secret at all, which is right for a demo that serves 127.0.0.1 only."""
+    draw = random.Random(seed)
+
+    def token() -> str:
+        return base64.urlsafe_b64encode(draw.randbytes(18)).decode("ascii")
+    return token
 
 
 class LoopbackRequest(AiohttpRequest):
@@ -158,7 +172,8 @@ class Playground:
                                   update_header=UPDATE_HEADER)
         updates = LoopbackRequest(origin, connection_pool_size=2, read_timeout=20)
         self._runtime = await build_runtime(settings, store=store, request=request,
-                                            get_updates_request=updates, poll_timeout=2)
+                                            get_updates_request=updates, poll_timeout=2,
+                                            new_token=demo_tokens(self.clock.minute))
         self.steps = []
         self._calls.clear()
         self._call_times.clear()

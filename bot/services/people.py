@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -52,8 +53,12 @@ class Profile:
 
 class PeopleService:
     def __init__(self, store: Store, access: Access, settings: Settings,
-                 audit: AuditLog | None = None) -> None:
+                 audit: AuditLog | None = None, new_token: Callable[[], str] | None = None
+                 ) -> None:
         self.store = store
+        #: the secret of an invite or join link (the playground's is a seeded sequence, so
+        #: that a replayed transcript shows the same links)
+        self.new_token = new_token or (lambda: secrets.token_urlsafe(18))
         self.access = access
         self.settings = settings
         #: every role change is recorded here (SPEC §11), in the change's transaction
@@ -145,7 +150,7 @@ class PeopleService:
             raise Refused("map.unknown_code", code=code)
         if not await self.access.may_invite(actor, role, unit):
             raise Refused("invite.not_allowed", role=role, code=unit.code)
-        token = secrets.token_urlsafe(18)
+        token = self.new_token()
         async with self.store.transaction():
             await self.store.people.create_invite(
                 token, "role", role, unit.code, actor.user_id, datetime.now(UTC) + INVITE_TTL)
@@ -159,7 +164,7 @@ class PeopleService:
                 link = await self.store.people.join_link(building_code)
                 if link is None:
                     await self.store.people.create_invite(
-                        secrets.token_urlsafe(18), "join", None, building_code, None, None)
+                        self.new_token(), "join", None, building_code, None, None)
             link = await self.store.people.join_link(building_code)
         assert link is not None
         return f"j-{link.token}"

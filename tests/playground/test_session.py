@@ -106,3 +106,12 @@ async def test_the_bot_of_the_playground_calls_nothing_but_its_emulator(
     with pytest.raises(RuntimeError, match="only call its emulator"):
         await request.do_request("https://api.telegram.org/bot1:x/getMe", "POST")
     assert playground.emu.base_url.startswith("http://127.0.0.1:")
+
+
+async def test_invite_links_are_the_same_when_a_transcript_replays(
+        playground: Playground) -> None:
+    invite = await playground.act(Action("send", "staff", "private:staff",
+                                         text="/invite building_head B01010102"))
+    links = [b["text"] for b in invite.bot if "start=" in b["text"]]
+    assert links, invite.bot
+    assert await playground.replay(list(playground.steps)) == (None, None)
