@@ -1,0 +1,175 @@
+"""The playground page (SPEC §17) in a real browser: a real `Playground` and `PageServer`
+started by each test, people acting through the page (typing, tapping, switching a column's
+person) and through `Playground.act`, and every check made on what the page shows."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Locator, Page, expect
+
+from bot.i18n import t
+from emulator import EmuMessage
+from playground.server import PageServer
+from playground.session import Playground
+from playground.strings import page_strings
+from playground.tour import TourPlayer
+from playground.transcript import Action
+from tests.support.texts import check_ins
+
+OPINION = "The stairwell light on floor 3 is broken"
+EVIL = '<img src=x onerror="window.__pwned=1">'
+
+
+@dataclass
+class Demo:
+    playground: Playground
+    url: str
+
+    def uid(self, key: str) -> int:
+        return int(self.playground.world.person(key).user.id)
+
+    def chat_id(self, key: str) -> int:
+        return int(self.playground.chat_by_key(key).id)
+
+    def bot_messages(self, key: str) -> list[EmuMessage]:
+        chat = self.playground.chat_by_key(key)
+        return [m for _, m in sorted(chat.messages.items()) if m.sender is None]
+
+    def button(self, message: EmuMessage, prefix: str) -> tuple[str, str]:
+        """(label, data) of the button on `message` whose callback data starts with `prefix`."""
+        for row in message.buttons:
+            for b in row:
+                if b.callback_data and b.callback_data.startswith(prefix):
+                    return b.text, b.callback_data
+        raise AssertionError(f"no {prefix!r} button on {message.text!r}: {message.buttons}")
+
+
+@pytest.fixture
+async def demo() -> AsyncIterator[Demo]:
+    playground = Playground(lang="en", flood=None)
+    await playground.start()
+    server = PageServer(playground)
+    try:
+        server.tour = TourPlayer(playground)
+        url = await server.start(0)
+        yield Demo(playground, url)
+    finally:
+        try:
+            await server.stop()
+        finally:
+            await playground.stop()
+
+
+def column(page: Page, demo: Demo, key: str) -> Locator:
+    return page.locator(f'.column[data-person="{demo.uid(key)}"]')
+
+
+async def open_page(page: Page, demo: Demo) -> None:
+    await page.goto(demo.url)
+    await expect(page.locator(".column")).to_have_count(4)
+
+
+async def show(page: Page, demo: Demo, index: int, key: str) -> Locator:
+    """Column `index` switched to the person `key` with its picker; that column."""
+    await page.locator(".column").nth(index).locator("select.person-picker").select_option(
+        str(demo.uid(key)))
+    col = column(page, demo, key)
+    await expect(col.locator(".chat-list")).to_be_visible()
+    return col
+
+
+async def open_chat(col: Locator, chat_id: int) -> None:
+    await col.locator(f'[data-chat="{chat_id}"]').click()
+    await expect(col.locator(".open-chat")).to_be_visible()
+
+
+def bubble(col: Locator, chat_id: int, message_id: int) -> Locator:
+    return col.locator(f'.bubble[data-message="{chat_id}:{message_id}"]')
+
+
+async def type_and_send(col: Locator, text: str) -> None:
+    await col.locator("textarea.composer").fill(text)
+    await col.locator("button.send").click()
+
+
+def keyboard(col: Locator, chat_id: int, message_id: int) -> Locator:
+    """The inline keyboard under a message (the bubble's next sibling)."""
+    return col.locator(f'.bubble[data-message="{chat_id}:{message_id}"] + .keyboard')
+
+
+async def submit_opinion_in_page(page: Page, demo: Demo, text: str) -> EmuMessage:
+    """The resident writes to the bot, taps a category and Submit on the draft card; the
+    draft as it was shown."""
+    resident = column(page, demo, "resident")
+    private = demo.uid("resident")
+    await open_chat(resident, private)
+    await type_and_send(resident, text)
+    await expect(resident.locator(".bubble.own", has_text=text)).to_be_visible()
+    card = resident.locator(".bubble.from-bot", has_text=text)
+    await expect(card).to_be_visible()
+    draft = demo.bot_messages("private:resident")[-1]
+    buttons = keyboard(resident, private, draft.message_id)
+    category, _ = demo.button(draft, "dr:dom:purple")
+    await buttons.locator(".kb-button", has_text=category).click()
+    # the card is edited in place: the chosen category is ticked
+    await expect(buttons.locator(".kb-button", has_text=f"✅ {category}")).to_be_visible()
+    submit, _ = demo.button(draft, "dr:submit")
+    await buttons.locator(".kb-button", has_text=submit).click()
+    await expect(resident.locator(".toast")).to_be_visible()
+    return draft
+
+
+async def test_an_opinion_typed_by_the_resident_reaches_the_forum_and_the_head(
+        page: Page, demo: Demo) -> None:
+    await open_page(page, demo)
+    await submit_opinion_in_page(page, demo, OPINION)
+
+    worker = column(page, demo, "worker")
+    await open_chat(worker, demo.chat_id("staff:G0101"))
+    topic = worker.locator("[data-topic]", has_text=re.compile(r"#1\b"))
+    await expect(topic).to_be_visible()
+    await topic.click()
+    await expect(worker.locator(".bubble.from-bot", has_text=OPINION)
+                 .locator("+ .keyboard .kb-button").first).to_be_visible()
+
+    head = column(page, demo, "head")
+    await open_chat(head, demo.uid("head"))
+    card = head.locator(".bubble.from-bot", has_text=OPINION)
+    await expect(card).to_have_count(1)
+    await expect(card.locator("+ .keyboard .kb-button").first).to_be_visible()
+
+
+async def test_the_heads_tap_edits_the_card_in_place(page: Page, demo: Demo) -> None:
+    await open_page(page, demo)
+    await submit_opinion_in_page(page, demo, OPINION)
+    head = column(page, demo, "head")
+    chat = demo.uid("head")
+    await open_chat(head, chat)
+    await expect(head.locator(".bubble.from-bot", has_text=OPINION)).to_have_count(1)
+    card = demo.bot_messages("private:head")[-1]
+    assert OPINION in card.text
+    before = card.text
+    shown = bubble(head, chat, card.message_id)
+    await expect(shown).not_to_have_attribute("data-edited", "1")
+    bubbles = await head.locator(".bubble").count()
+
+    label, _ = demo.button(card, "t:ack:")
+    await keyboard(head, chat, card.message_id).locator(".kb-button", has_text=label).click()
+    await expect(shown).to_have_attribute("data-edited", "1")
+    after = demo.playground.chat_by_key("private:head").messages[card.message_id].text
+    assert after != before
+    state = next(line for line in after.splitlines() if line.startswith("State:"))
+    await expect(shown).to_contain_text(state)
+    await expect(shown.locator(".edited")).to_be_visible()
+    await expect(keyboard(head, chat, card.message_id).locator(".kb-button", has_text=label)
+                 ).to_have_count(0)
+    await expect(head.locator(".toast")).to_be_visible()
+    # the same element, not a second bubble: one bubble with that id, none added
+    await expect(head.locator(f'[data-message="{chat}:{card.message_id}"]')).to_have_count(1)
+    assert await head.locator(".bubble").count() == bubbles
