@@ -77,9 +77,9 @@ async def open_page(page: Page, demo: Demo) -> None:
 
 async def show(page: Page, demo: Demo, index: int, key: str) -> Locator:
     """Column `index` switched to the person `key` with its picker; that column."""
-    await page.locator(".column").nth(index).locator("select.person-picker").select_option(
-        str(demo.uid(key)))
-    col = column(page, demo, key)
+    col = page.locator(".column").nth(index)
+    await col.locator("select.person-picker").select_option(str(demo.uid(key)))
+    await expect(col).to_have_attribute("data-person", str(demo.uid(key)))
     await expect(col.locator(".chat-list")).to_be_visible()
     return col
 
@@ -173,3 +173,44 @@ async def test_the_heads_tap_edits_the_card_in_place(page: Page, demo: Demo) -> 
     # the same element, not a second bubble: one bubble with that id, none added
     await expect(head.locator(f'[data-message="{chat}:{card.message_id}"]')).to_have_count(1)
     assert await head.locator(".bubble").count() == bubbles
+
+
+async def test_three_volunteers_check_in_and_every_open_copy_of_the_horn_shows_3(
+        page: Page, demo: Demo) -> None:
+    """The community staff sound a service horn for the whole community (C01): it is posted
+    to all three building chats, one volunteer in each; each volunteer taps Check in in their
+    own column of the page."""
+    playground = demo.playground
+    preview = (await playground.act(Action(
+        "send", "staff", "private:staff", text="/horn service C01 3 Carry sandbags"))).bot[-1]
+    await playground.act(Action("press", "staff", "private:staff", message=preview["id"],
+                                data="hf:pub"))
+    await open_page(page, demo)
+    zero, three = check_ins("en", 0, 3), check_ins("en", 3, 3)
+
+    posts: list[tuple[Locator, Locator]] = []
+    for index, (key, chat) in enumerate((("volunteer1", "building:B01010101"),
+                                         ("volunteer2", "building:B01010102"),
+                                         ("volunteer3", "building:B01020101"),
+                                         ("staff", "staff:C01"))):
+        col = await show(page, demo, index, key)
+        chat_id = demo.chat_id(chat)
+        await open_chat(col, chat_id)
+        post = next(m for m in demo.bot_messages(chat) if "horn #1" in m.text)
+        shown = bubble(col, chat_id, post.message_id)
+        await expect(shown).to_contain_text(zero)
+        posts.append((col, shown))
+
+    check_in, _ = demo.button(post, "h")  # the first button: ✋ Check in
+    assert "Check in" in check_in, check_in
+    for col, shown in posts[:3]:
+        await shown.locator("+ .keyboard .kb-button", has_text=check_in).click()
+        await expect(col.locator(".toast")).to_be_visible()
+    for _, shown in posts:
+        await expect(shown).to_contain_text(three)
+        await expect(shown).to_have_attribute("data-edited", "1")
+    # …and so does every copy the bot keeps (the forum's and the chats no column shows)
+    for chat in ("building:B01010101", "building:B01010102", "building:B01020101",
+                 "staff:C01", "staff:G0101"):
+        copies = [m for m in demo.bot_messages(chat) if "horn #1" in m.text]
+        assert len(copies) == 1 and three in copies[0].text, chat
