@@ -214,3 +214,41 @@ async def test_three_volunteers_check_in_and_every_open_copy_of_the_horn_shows_3
                  "staff:C01", "staff:G0101"):
         copies = [m for m in demo.bot_messages(chat) if "horn #1" in m.text]
         assert len(copies) == 1 and three in copies[0].text, chat
+
+
+ENTITIES = (
+    '<b>bold</b> <i>italic</i> <u>underline</u> <s>struck</s> '
+    '<tg-spoiler>hidden</tg-spoiler> <code>inline code</code>\n'
+    '<pre>block of code</pre>\n'
+    '<a href="https://example.org/grid">a link</a>\n'
+    '<blockquote>a quotation</blockquote>'
+)
+
+
+async def test_every_entity_renders_and_a_users_markup_stays_text(
+        page: Page, demo: Demo) -> None:
+    await open_page(page, demo)
+    resident = column(page, demo, "resident")
+    chat = demo.uid("resident")
+    await open_chat(resident, chat)
+    # the bot's own client sends it, as the bot would: entities come back from the emulator
+    sent = await demo.playground.runtime.app.bot.send_message(chat, ENTITIES, parse_mode="HTML")
+    text = bubble(resident, chat, sent.message_id).locator(".text")
+    for selector, content in (("b", "bold"), ("i", "italic"), ("u", "underline"),
+                              ("s", "struck"), (".tg-spoiler", "hidden"),
+                              ("code", "inline code"), ("pre", "block of code"),
+                              ('a[href="https://example.org/grid"]', "a link"),
+                              ("blockquote", "a quotation")):
+        await expect(text.locator(selector).filter(has_text=content)).to_have_count(1)
+    await expect(text.locator("script, img, iframe")).to_have_count(0)
+
+    await type_and_send(resident, EVIL)
+    own = resident.locator(".bubble.own", has_text=EVIL)
+    await expect(own).to_have_count(1)
+    card = resident.locator(".bubble.from-bot", has_text=EVIL)
+    await expect(card).to_have_count(1)
+    for shown in (own, card):
+        await expect(shown.locator(".text")).to_contain_text(EVIL)
+        await expect(shown.locator("img")).to_have_count(0)
+    await expect(page.locator(".bubble img")).to_have_count(0)
+    assert await page.evaluate("typeof window.__pwned") == "undefined"
