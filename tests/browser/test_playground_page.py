@@ -29,6 +29,7 @@ EVIL = '<img src=x onerror="window.__pwned=1">'
 @dataclass
 class Demo:
     playground: Playground
+    server: PageServer
     url: str
 
     def uid(self, key: str) -> int:
@@ -58,7 +59,7 @@ async def demo() -> AsyncIterator[Demo]:
     try:
         server.tour = TourPlayer(playground)
         url = await server.start(0)
-        yield Demo(playground, url)
+        yield Demo(playground, server, url)
     finally:
         try:
             await server.stop()
@@ -252,3 +253,63 @@ async def test_every_entity_renders_and_a_users_markup_stays_text(
         await expect(shown.locator("img")).to_have_count(0)
     await expect(page.locator(".bubble img")).to_have_count(0)
     assert await page.evaluate("typeof window.__pwned") == "undefined"
+
+
+async def test_the_monthly_theme_shows_in_the_pinned_bar(page: Page, demo: Demo) -> None:
+    """Staff set next month's theme with /theme; on the 1st at 09:00 the bot posts it to every
+    building chat and pins it (SPEC §6): the resident's building chat shows it pinned."""
+    playground = demo.playground
+    theme = "Care for elders living alone"
+    await playground.act(Action("send", "staff", "private:staff", text=f"/theme 2026-04 {theme}"))
+    await open_page(page, demo)
+    resident = column(page, demo, "resident")
+    chat = demo.chat_id("building:B01010101")
+    await open_chat(resident, chat)
+    await expect(resident.locator(".pinned-bar")).to_have_count(0)
+
+    await playground.act(Action("clock", at="2026-04-01T09:00+08:00"))
+    post = next(m for m in demo.bot_messages("building:B01010101") if theme in m.text)
+    bar = resident.locator(".pinned-bar")
+    await expect(bar).to_have_attribute("data-pinned", str(post.message_id))
+    await expect(bar.locator(".pin-text")).to_contain_text(theme)
+    await expect(bubble(resident, chat, post.message_id)).to_contain_text(theme)
+    # the head, another member, sees the same pin in the same chat
+    head = column(page, demo, "head")
+    await open_chat(head, chat)
+    await expect(head.locator(".pinned-bar .pin-text")).to_contain_text(theme)
+
+
+async def test_a_dropped_event_stream_resumes_with_nothing_lost_or_doubled(
+        page: Page, demo: Demo) -> None:
+    playground = demo.playground
+    await open_page(page, demo)
+    resident = column(page, demo, "resident")
+    chat = demo.uid("resident")
+    await open_chat(resident, chat)
+    first = await playground.act(Action("send", "resident", "private:resident", text="/start"))
+    await expect(bubble(resident, chat, first.bot[-1]["id"])).to_have_count(1)
+
+    # the network drops: the open stream is cut and reconnecting fails for a while
+    await page.route("**/api/events*", lambda route: route.abort("connectionreset"))
+    runner = demo.server._runner
+    assert runner is not None and runner.server is not None
+    for connection in runner.server.connections:
+        connection.force_close()
+    await expect(page.locator(".caption-bar .notice")).to_contain_text(
+        page_strings("en")["playground.disconnected"])
+
+    missed = []
+    for text in ("/help", "/theme", "The lift is stuck on floor 5"):
+        record = await playground.act(Action("send", "resident", "private:resident", text=text))
+        missed += [b["id"] for b in record.bot if b["chat"] == "private:resident"]
+    assert len(missed) >= 3
+    await page.unroute("**/api/events*")
+    await expect(page.locator(".caption-bar .notice")).to_have_count(0)
+    ids = sorted({m for m in playground.chat_by_key("private:resident").messages})
+    for message_id in ids:
+        await expect(bubble(resident, chat, message_id)).to_have_count(1)
+    assert set(missed) <= set(ids)
+    # and the page's bubbles are exactly the chat's messages, each once
+    shown = await resident.locator(".bubble[data-message]").evaluate_all(
+        "els => els.map(e => e.dataset.message)")
+    assert sorted(shown) == sorted(f"{chat}:{m}" for m in ids)
