@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Locator, Page, expect
 
-from bot.i18n import t
 from emulator import EmuMessage
 from playground.server import PageServer
 from playground.session import Playground
@@ -313,3 +312,48 @@ async def test_a_dropped_event_stream_resumes_with_nothing_lost_or_doubled(
     shown = await resident.locator(".bubble[data-message]").evaluate_all(
         "els => els.map(e => e.dataset.message)")
     assert sorted(shown) == sorted(f"{chat}:{m}" for m in ids)
+
+
+async def test_a_saved_transcript_replays_clean_and_a_changed_reply_names_its_step(
+        page: Page, demo: Demo, tmp_path: Path) -> None:
+    playground = demo.playground
+    draft = (await playground.act(Action("send", "resident", "private:resident",
+                                         text=OPINION))).bot[-1]
+    await playground.act(Action("press", "resident", "private:resident", message=draft["id"],
+                                data="dr:dom:purple"))
+    await playground.act(Action("press", "resident", "private:resident", message=draft["id"],
+                                data="dr:submit"))
+    await open_page(page, demo)
+    strings = page_strings("en")
+
+    async with page.expect_download() as saving:
+        await page.locator("a.save-transcript").click()
+    saved = tmp_path / "saved.jsonl"
+    await (await saving.value).save_as(saved)
+    lines = saved.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 4  # the header and the three steps
+
+    async def replay(path: Path) -> None:
+        async with page.expect_file_chooser() as choosing:
+            await page.locator("button.replay-transcript").click()
+        await (await choosing.value).set_files(path)
+        await expect(page.locator(".replay-result.good, .replay-result.bad")).to_be_visible()
+
+    await replay(saved)
+    await expect(page.locator(".replay-result.good")).to_contain_text(
+        strings["playground.replay_ok"].format(steps=3))
+    await page.locator(".replay-result button.link").click()
+    await expect(page.locator(".replay-result")).to_have_count(0)
+
+    # step 3's answer in the forum: one reply string changed
+    step = json.loads(lines[3])
+    card = next(b for b in step["bot"] if OPINION in (b["text"] or ""))
+    assert step["step"] == 3 and card["chat"] in ("staff:G0101", "private:head")
+    card["text"] = card["text"].replace(OPINION, "A different opinion")
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text("\n".join([*lines[:3], json.dumps(step, ensure_ascii=False)]) + "\n",
+                       encoding="utf-8")
+    await replay(changed)
+    bad = page.locator(".replay-result.bad")
+    await expect(bad).to_contain_text(strings["playground.replay_failed"].format(step=3))
+    await expect(bad.locator(".difference")).to_contain_text("A different opinion")
