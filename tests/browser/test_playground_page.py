@@ -126,7 +126,7 @@ async def submit_opinion_in_page(page: Page, demo: Demo, text: str) -> EmuMessag
 
 
 async def test_an_opinion_typed_by_the_resident_reaches_the_forum_and_the_head(
-        page: Page, demo: Demo) -> None:
+        demo: Demo, page: Page) -> None:
     await open_page(page, demo)
     await submit_opinion_in_page(page, demo, OPINION)
 
@@ -145,7 +145,7 @@ async def test_an_opinion_typed_by_the_resident_reaches_the_forum_and_the_head(
     await expect(card.locator("+ .keyboard .kb-button").first).to_be_visible()
 
 
-async def test_the_heads_tap_edits_the_card_in_place(page: Page, demo: Demo) -> None:
+async def test_the_heads_tap_edits_the_card_in_place(demo: Demo, page: Page) -> None:
     await open_page(page, demo)
     await submit_opinion_in_page(page, demo, OPINION)
     head = column(page, demo, "head")
@@ -176,7 +176,7 @@ async def test_the_heads_tap_edits_the_card_in_place(page: Page, demo: Demo) -> 
 
 
 async def test_three_volunteers_check_in_and_every_open_copy_of_the_horn_shows_3(
-        page: Page, demo: Demo) -> None:
+        demo: Demo, page: Page) -> None:
     """The community staff sound a service horn for the whole community (C01): it is posted
     to all three building chats, one volunteer in each; each volunteer taps Check in in their
     own column of the page."""
@@ -226,7 +226,7 @@ ENTITIES = (
 
 
 async def test_every_entity_renders_and_a_users_markup_stays_text(
-        page: Page, demo: Demo) -> None:
+        demo: Demo, page: Page) -> None:
     await open_page(page, demo)
     resident = column(page, demo, "resident")
     chat = demo.uid("resident")
@@ -254,7 +254,7 @@ async def test_every_entity_renders_and_a_users_markup_stays_text(
     assert await page.evaluate("typeof window.__pwned") == "undefined"
 
 
-async def test_the_monthly_theme_shows_in_the_pinned_bar(page: Page, demo: Demo) -> None:
+async def test_the_monthly_theme_shows_in_the_pinned_bar(demo: Demo, page: Page) -> None:
     """Staff set next month's theme with /theme; on the 1st at 09:00 the bot posts it to every
     building chat and pins it (SPEC §6): the resident's building chat shows it pinned."""
     playground = demo.playground
@@ -279,7 +279,7 @@ async def test_the_monthly_theme_shows_in_the_pinned_bar(page: Page, demo: Demo)
 
 
 async def test_a_dropped_event_stream_resumes_with_nothing_lost_or_doubled(
-        page: Page, demo: Demo) -> None:
+        demo: Demo, page: Page) -> None:
     playground = demo.playground
     await open_page(page, demo)
     resident = column(page, demo, "resident")
@@ -315,7 +315,7 @@ async def test_a_dropped_event_stream_resumes_with_nothing_lost_or_doubled(
 
 
 async def test_a_saved_transcript_replays_clean_and_a_changed_reply_names_its_step(
-        page: Page, demo: Demo, tmp_path: Path) -> None:
+        demo: Demo, page: Page, tmp_path: Path) -> None:
     playground = demo.playground
     draft = (await playground.act(Action("send", "resident", "private:resident",
                                          text=OPINION))).bot[-1]
