@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Locator, Page, expect
 
+from bot.i18n import t
+from bot.services.horn_codes import HornPress, horn_data
 from emulator import EmuMessage
 from playground.server import PageServer
 from playground.session import Playground
@@ -201,8 +203,8 @@ async def test_three_volunteers_check_in_and_every_open_copy_of_the_horn_shows_3
         await expect(shown).to_contain_text(zero)
         posts.append((col, shown))
 
-    check_in, _ = demo.button(post, "h")  # the first button: ✋ Check in
-    assert "Check in" in check_in, check_in
+    check_in, _ = demo.button(post, horn_data(HornPress.CHECK_IN, 1))
+    assert check_in == t("en", "horn.btn_check_in")
     for col, shown in posts[:3]:
         await shown.locator("+ .keyboard .kb-button", has_text=check_in).click()
         await expect(col.locator(".toast")).to_be_visible()
