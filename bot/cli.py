@@ -30,6 +30,7 @@ from bot.services.scopes import city_scope, unit_scope
 from bot.settings import Settings, SettingsError, load_settings
 from bot.textsplit import plain_text
 from playground import main as playground
+from storage.runlock import AlreadyRunning, only_runner
 from storage.store import Store
 
 TOKEN_HELP = ("GRIDHORN_BOT_TOKEN is not set or empty. Create a bot with @BotFather in "
@@ -133,16 +134,20 @@ def _run(settings: Settings) -> int:
         # the store is opened first, once, and handed to the runtime: a bad
         # GRIDHORN_DATABASE_URL is one line (nothing is logged before the store fails to
         # open), no traceback, and Telegram is not called
-        store = await _open_store(settings)
-        runtime = await build_runtime(settings, store=store)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, runtime.request_stop)
-        await runtime.run_until_stopped(started=tune_garbage_collector)
+        with only_runner(settings.sqlite_path):  # one bot per SQLite file (SPEC §16)
+            store = await _open_store(settings)
+            runtime = await build_runtime(settings, store=store)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, runtime.request_stop)
+            await runtime.run_until_stopped(started=tune_garbage_collector)
 
     try:
         eventloop.run(go(), settings.event_loop)
     except Exception as exc:  # one clear line, not a traceback
+        if isinstance(exc, AlreadyRunning):
+            print(f"gridhorn: {exc}", file=sys.stderr)
+            return 2
         if isinstance(exc, InvalidToken):
             print("gridhorn: Telegram rejected GRIDHORN_BOT_TOKEN; check it with @BotFather.",
                   file=sys.stderr)

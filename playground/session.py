@@ -375,6 +375,8 @@ class Playground:
                 await query.wait_answered(timeout=SETTLE_SECONDS)
 
     def _minute_of(self, when: datetime) -> int:
+        if when.tzinfo is None:  # a local time of the county
+            when = when.replace(tzinfo=self.clock.start.tzinfo)
         return max(self.clock.minute + 1,
                    int((when - self.clock.start).total_seconds() // 60))
 

@@ -76,6 +76,33 @@ def test_run_with_the_bot_api_unreachable_says_so_and_leaves_nothing_open(tmp_pa
     assert "Unclosed" not in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_second_run_on_the_same_sqlite_file_is_refused_naming_the_first(tmp_path):
+    """SPEC §16: one bot per SQLite file; the first holds the file's run lock (here this
+    process does), the second says so in one line, touches nothing and exits 2."""
+    import os
+    import subprocess
+    import sys
+
+    from storage.runlock import only_runner
+
+    database = tmp_path / "g.db"
+    env = child_env(GRIDHORN_BOT_TOKEN="123456:TEST",
+                    GRIDHORN_API_BASE_URL="http://127.0.0.1:9/bot",
+                    GRIDHORN_DATABASE_URL=f"sqlite:///{database}")
+    root = Path(__file__).resolve().parents[1]
+    with only_runner(str(database)):
+        result = subprocess.run([sys.executable, "-m", "bot.cli", "run"], cwd=root, env=env,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"gridhorn: another gridhorn run (pid {os.getpid()}) is using {database}; stop it "
+        "first, or give this one another GRIDHORN_DATABASE_URL")
+    assert not database.exists()  # refused before the store was opened
+    # once the first is gone, the lock is free again
+    with only_runner(str(database)):
+        pass
+
+
 def test_run_with_an_empty_token_says_it_is_not_set_not_rejected(monkeypatch, capsys):
     monkeypatch.setenv("GRIDHORN_BOT_TOKEN", "")
     monkeypatch.setenv("GRIDHORN_API_BASE_URL", "http://127.0.0.1:9/bot")  # never the internet
