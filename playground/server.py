@@ -165,17 +165,20 @@ class PageServer:
         await response.prepare(request)
         await response.write(b"retry: 1000\n\n")
         feed = self.playground.feed
-        while not self._closing.is_set():
-            events = await feed.wait(after, KEEPALIVE)
-            if not events:
-                await response.write(b": idle\n\n")
-                continue
-            chunk = []
-            for event in events:
-                data = json.dumps(event.data, ensure_ascii=False)
-                chunk.append(f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n")
-                after = event.id
-            await response.write("".join(chunk).encode("utf-8"))
+        try:
+            while not self._closing.is_set():
+                events = await feed.wait(after, KEEPALIVE)
+                if not events:
+                    await response.write(b": idle\n\n")
+                    continue
+                chunk = []
+                for event in events:
+                    data = json.dumps(event.data, ensure_ascii=False)
+                    chunk.append(f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n")
+                    after = event.id
+                await response.write("".join(chunk).encode("utf-8"))
+        except ConnectionResetError:  # the page went away (aiohttp's error is one of these)
+            pass
         return response
 
     async def _inspect(self, request: web.Request) -> web.StreamResponse:

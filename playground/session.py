@@ -392,7 +392,10 @@ class Playground:
                 record.answers.append({"person": self._person_key(event.data["user_id"]),
                                        "text": event.data["text"],
                                        "alert": event.data["alert"]})
-        record.bot = [self._normalised(data) for data in latest.values()]
+        # by chat and message: the outbox sends to several chats at once, so the order in
+        # which their messages arrive is not part of what the bot did
+        record.bot = sorted((self._normalised(data) for data in latest.values()),
+                            key=lambda m: (m["chat"], m["id"]))
         return record
 
     def _normalised(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -25,8 +25,11 @@ def lock_path(database: str) -> Path:
 @contextmanager
 def only_runner(database: str) -> Iterator[None]:
     """Hold the store's run lock for the block; `AlreadyRunning` if another process has it."""
-    path = lock_path(database)
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the whole block
+    try:
+        handle = open(lock_path(database), "a+", encoding="utf-8")  # noqa: SIM115 - held
+    except OSError:  # no folder for it: opening the store will say what is wrong, in one line
+        yield
+        return
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
