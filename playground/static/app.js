@@ -524,17 +524,22 @@ function ChatList({ col }) {
         <button class="chat-entry" data-chat=${String(chat.id)}
           onClick=${() => { col.chat = chat.id; col.topic = chat.forum ? undefined : null; col.replyTo = null; changed(); }}>
           <${Avatar} id=${chat.id} name=${chatTitle(chat)} />
-          <span class="chat-main">
-            <span class="chat-title">${chat.forum ? '# ' : ''}${chatTitle(chat)}</span>
-            <span class="chat-preview">${preview(last)}</span>
-          </span>
-          <span class="chat-side">
-            <span class="chat-time">${last ? last.date : ''}</span>
-            ${count ? html`<span class="badge">${count}</span>` : null}
-          </span>
+          <${EntryBody} title=${(chat.forum ? '# ' : '') + chatTitle(chat)} last=${last} count=${count} />
         </button></li>`;
     })}
   </ul>`;
+}
+
+// A chat's or a topic's entry: its title, the last message and the unread count.
+function EntryBody({ title, last, count }) {
+  return html`<span class="chat-main">
+      <span class="chat-title">${title}</span>
+      <span class="chat-preview">${preview(last)}</span>
+    </span>
+    <span class="chat-side">
+      <span class="chat-time">${last ? last.date : ''}</span>
+      ${count ? html`<span class="badge">${count}</span>` : null}
+    </span>`;
 }
 
 function TopicList({ col, chat }) {
@@ -548,14 +553,7 @@ function TopicList({ col, chat }) {
         <button class="topic-entry" data-topic=${topic.thread_id === null ? 'general' : String(topic.thread_id)}
           onClick=${() => { col.topic = topic.thread_id; col.replyTo = null; changed(); }}>
           <span class="topic-icon" aria-hidden="true">#</span>
-          <span class="chat-main">
-            <span class="chat-title">${topic.name}</span>
-            <span class="chat-preview">${preview(last)}</span>
-          </span>
-          <span class="chat-side">
-            <span class="chat-time">${last ? last.date : ''}</span>
-            ${count ? html`<span class="badge">${count}</span>` : null}
-          </span>
+          <${EntryBody} title=${topic.name} last=${last} count=${count} />
         </button></li>`;
     })}
   </ul>`;
