@@ -3,8 +3,11 @@ and the emulator posting updates to it, on the SQLite store."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import socket
+import sys
 from functools import partial
 from typing import Any
 
@@ -17,7 +20,10 @@ from bot.intake import ALLOWED_UPDATES
 from bot.settings import SettingsError
 from bot.webhook import SECRET_HEADER
 from emulator.webhook import WebhookConfig
+from tests.e2e.test_durability import ROOT
 from tests.e2e.test_tickets import World
+from tests.support.env import child_env
+from tests.support.harness import TOKEN
 from tests.support.texts import duration, shown
 
 pytestmark = pytest.mark.asyncio
@@ -162,3 +168,37 @@ async def test_a_listen_address_in_use_is_named_in_one_line(hooked):
             await h.start_bot(**{**h.webhook, "listen": f"127.0.0.1:{port}"})
     assert str(caught.value).startswith(f"GRIDHORN_LISTEN: cannot listen on 127.0.0.1:{port}: ")
     assert h.emu.stats.by_method["setWebhook"] == 0  # Telegram is not sent to a dead address
+
+
+async def test_updates_waiting_before_the_webhook_is_set_are_not_dropped(hooked):
+    h = hooked
+    emu = h.emu
+    user = emu.add_user(first_name="Li", language_code="en")
+    emu.send_text(user, "/start")  # queued while no bot ran
+    await h.start_bot(**h.webhook)
+    await emu.wait_for_message(user.id, timeout=10)
+    await h.settle()
+    assert [m.text for m in emu.messages(user.id)] == [
+        shown("en", "start.greeting", name="Li")]
+
+
+async def test_gridhorn_run_webhook_answers_and_stops_cleanly(hooked, tmp_path):
+    """The command as an operator starts it: `gridhorn run --webhook`."""
+    h = hooked
+    env = child_env(
+        GRIDHORN_BOT_TOKEN=TOKEN, GRIDHORN_API_BASE_URL=h.emu.base_url,
+        GRIDHORN_DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}", GRIDHORN_QUIET_HOURS="",
+        GRIDHORN_WEBHOOK_URL=h.webhook["webhook_url"],
+        GRIDHORN_WEBHOOK_SECRET=SECRET, GRIDHORN_LISTEN=h.webhook["listen"])
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "run", "--webhook", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        user = h.emu.add_user(first_name="Li", language_code="en")
+        h.emu.send_text(user, "/start")
+        reply = await h.emu.wait_for_message(user.id, timeout=30)
+        assert reply.text == shown("en", "start.greeting", name="Li")
+        assert h.emu.webhook is not None and h.emu.stats.by_method["getUpdates"] == 0
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(bot.wait(), 30) == 0
