@@ -14,13 +14,13 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 
-if TYPE_CHECKING:
-    from .state import EmulatorState
+from .models import EmuStats
 
 __all__ = ["SECRET_HEADER", "WebhookConfig", "WebhookDelivery", "delivery_lane"]
 
@@ -46,6 +46,29 @@ class WebhookConfig:
     set_at: float = field(default_factory=time.time)
 
 
+class _Signal(Protocol):
+    def waiter(self) -> asyncio.Event: ...
+    def fire(self) -> None: ...
+
+
+class _Queue(Protocol):
+    """What delivery reads and changes of `EmulatorState` (which imports this module)."""
+
+    webhook: WebhookConfig | None
+    webhook_retry_delay: float
+    webhook_retry_cap: float
+    webhook_timeout: float
+    stats: EmuStats
+    _updates: deque[tuple[int, str, dict[str, Any]]]
+    _allowed_updates: frozenset[str]
+    _closing: bool
+
+    @property
+    def _updates_signal(self) -> _Signal: ...
+
+    def notify(self) -> None: ...
+
+
 def delivery_lane(payload: dict[str, Any]) -> int | None:
     """The chat whose updates go one after another; ``None``: no order to keep."""
     for kind in _CHAT_KINDS:
@@ -65,7 +88,7 @@ def delivery_lane(payload: dict[str, Any]) -> int | None:
 class WebhookDelivery:
     """Posts the queued updates of one :class:`EmulatorState` to its webhook."""
 
-    def __init__(self, state: EmulatorState) -> None:
+    def __init__(self, state: _Queue) -> None:
         self.state = state
         self._task: asyncio.Task[None] | None = None
         self._sending: dict[int, asyncio.Task[None]] = {}  # update_id → its delivery
