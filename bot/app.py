@@ -41,6 +41,7 @@ from bot.services.tickets import TicketService
 from bot.services.volunteers import VolunteerService
 from bot.settings import Settings
 from bot.watcher import DueWatcher
+from bot.webhook import WebhookServer
 from handlers import register_all
 from handlers.menus import set_command_menus
 from storage.store import Store
@@ -73,12 +74,16 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                         request: BaseRequest | None = None,
                         get_updates_request: BaseRequest | None = None,
                         poll_timeout: int = 25,
-                        new_token: Callable[[], str] | None = None) -> Runtime:
+                        new_token: Callable[[], str] | None = None,
+                        webhook: bool = False) -> Runtime:
     """Every part of the bot, wired. `store`: one already open (`gridhorn run` opens it
     first, to name a bad GRIDHORN_DATABASE_URL in one line); the runtime closes it, and so
-    does a build that fails. `new_token`: the secrets of invite links (default: random)."""
+    does a build that fails. `new_token`: the secrets of invite links (default: random).
+    `webhook`: Telegram posts the updates to our server (`bot.webhook`) instead of getUpdates."""
     if settings.bot_token is None:
         raise ValueError("GRIDHORN_BOT_TOKEN is required to run the bot")
+    if webhook:
+        settings.check_webhook()
     async with AsyncExitStack() as undo:
         store = store or await Store.open_sqlite(settings.sqlite_path)
         undo.push_async_callback(store.close)
@@ -90,6 +95,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
         app = build_application(settings, settings.bot_token.get_secret_value(), gate,
                                 request, get_updates_request)
         intake = Intake(app, store, poll_timeout=poll_timeout)
+        webhook_server = _webhook_server(settings, intake, app) if webhook else None
 
         access = Access(store, settings.superadmins)
         outbox = Outbox(store, settings)
@@ -127,9 +133,20 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
             horn_watch=DueWatcher("horns", horns.run_due, horns.next_due,
                                   recover=horns.recover, wakeup=horns_due),
             card_backlog=Backlog("cards", tickets.post_pending_cards, wakeup=cards_waiting,
-                                 foreground_busy=intake.busy))
+                                 foreground_busy=intake.busy),
+            webhook=webhook_server)
         undo.pop_all()  # built: the store is the runtime's now
     return runtime
+
+
+def _webhook_server(settings: Settings, intake: Intake, app: App) -> WebhookServer:
+    assert settings.webhook_url is not None and settings.webhook_secret is not None
+    host, port = settings.listen_address
+    # one replica: it is the leader, and sets the webhook (leader election decides, later)
+    return WebhookServer(intake, app.bot, url=settings.webhook_url,
+                         secret=settings.webhook_secret.get_secret_value(),
+                         path=settings.webhook_path, host=host, port=port,
+                         leader=lambda: True)
 
 
 @dataclass
@@ -151,6 +168,8 @@ class Runtime:
     deadlines: DueWatcher
     horn_watch: DueWatcher
     card_backlog: Backlog
+    #: webhook mode: Telegram posts the updates here (the intake then does not poll)
+    webhook: WebhookServer | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack, init=False, repr=False)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
@@ -184,8 +203,11 @@ class Runtime:
             stack.push_async_callback(watcher.stop)
         await self.card_backlog.start()
         stack.push_async_callback(self.card_backlog.stop)
-        await self.intake.start()
+        await self.intake.start(poll=self.webhook is None)
         stack.push_async_callback(self.intake.stop)
+        if self.webhook is not None:  # stopped first: no update is taken while stopping
+            await self.webhook.start()
+            stack.push_async_callback(self.webhook.stop)
         logger.info("Gridhorn is running as @%s", self.services.bot_username)
 
     async def stop(self) -> None:

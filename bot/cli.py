@@ -45,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                     "communities. Settings come from GRIDHORN_* environment variables or .env "
                     "(GRIDHORN_ENV_FILE names another file; empty: none).")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("run", help="start the bot (long polling)")
+    run = commands.add_parser("run", help="start the bot (long polling, or --webhook)")
+    run.add_argument("--webhook", action="store_true",
+                     help="receive updates by webhook at GRIDHORN_WEBHOOK_URL (with "
+                          "GRIDHORN_WEBHOOK_SECRET; the server listens on GRIDHORN_LISTEN)")
     map_parser = commands.add_parser("map", help="import or export the five-level map")
     map_commands = map_parser.add_subparsers(dest="map_command", metavar="ACTION")
     imp = map_commands.add_parser("import", help="create or update units from a YAML or CSV file")
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command == "run":
-            return _run(settings)
+            return _run(settings, webhook=args.webhook)
         if args.command == "map":
             if args.map_command == "import":
                 return asyncio.run(_map_import(settings, args.file))
@@ -123,10 +126,12 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-def _run(settings: Settings) -> int:
+def _run(settings: Settings, *, webhook: bool = False) -> int:
     if settings.bot_token is None:
         print(f"gridhorn: {TOKEN_HELP}", file=sys.stderr)
         return 2
+    if webhook:
+        settings.check_webhook()  # before anything starts: one line naming what is missing
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -136,7 +141,7 @@ def _run(settings: Settings) -> int:
         # open), no traceback, and Telegram is not called
         with only_runner(settings.sqlite_path):  # one bot per SQLite file (SPEC §16)
             store = await _open_store(settings)
-            runtime = await build_runtime(settings, store=store)
+            runtime = await build_runtime(settings, store=store, webhook=webhook)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, runtime.request_stop)

@@ -1,7 +1,9 @@
 """Durable intake: our own getUpdates loop (SPEC §4, last point).
 
 Each batch is stored in the inbox before the next getUpdates confirms it (the offset), then
-handed to `Application.process_update`. Updates of one person (or one group) run in order on
+handed to `Application.process_update`. In webhook mode (`bot.webhook`) there is no poller:
+each update Telegram posts is stored by `accept` before it is answered, then handled the
+same way. Updates of one person (or one group) run in order on
 their own lane; different lanes run concurrently, so a burst of taps never queues behind one
 slow handler. An update counts as processed when the first transaction its handlers commit
 marks it (so a state change and "processed" are one commit), or when its handlers finish.
@@ -28,6 +30,8 @@ from storage.inbox import UpdateMark, current_update
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
+#: the update types the bot asks for, by getUpdates and by setWebhook alike
+ALLOWED_UPDATES: tuple[str, ...] = tuple(Update.ALL_TYPES)
 _Queued = tuple[int, dict[str, Any]]
 
 
@@ -81,10 +85,21 @@ class Intake:
         self._in_progress = 0
         self._seen: set[int] = set()
 
-    async def start(self) -> None:
+    async def start(self, *, poll: bool = True) -> None:
+        """Handle what was stored and not handled before; then poll, unless Telegram posts
+        the updates (`poll=False`: the webhook server calls `accept`)."""
         for update_id, raw in await self.store.inbox.pending(limit=1_000_000):
             self._dispatch(update_id, raw)
-        self._poller = asyncio.create_task(self._poll_forever(), name="gridhorn:intake")
+        if poll:
+            self._poller = asyncio.create_task(self._poll_forever(), name="gridhorn:intake")
+
+    async def accept(self, raws: list[dict[str, Any]]) -> None:
+        """Store updates in the inbox (committed when this returns; an update_id stored before
+        is kept once), then hand each to its lane. An update already handled or on its way
+        in this process is not handled again."""
+        await self.store.inbox.store(raws)
+        for raw in raws:
+            self._dispatch(raw["update_id"], raw)
 
     async def stop(self) -> None:
         """Stop polling; wait up to `STOP_GRACE_S` for the updates being handled."""
@@ -113,15 +128,22 @@ class Intake:
 
     async def _poll_forever(self) -> None:
         offset = await self.store.inbox.next_offset()
+        webhook_cleared = False
         while True:
             try:
+                if not webhook_cleared:
+                    # getUpdates answers 409 while a webhook is set (a former `run
+                    # --webhook`); its pending updates stay queued for us
+                    await rawapi.call(self.app.bot, "deleteWebhook",
+                                      {"drop_pending_updates": False})
+                    webhook_cleared = True
                 # Telegram's JSON as it came: it is stored as it is, and each update is
                 # parsed once, on its lane (`get_updates` would parse them all here, and
                 # storing them would serialise them back)
                 raws: list[dict[str, Any]] = await rawapi.call(
                     self.app.bot, "getUpdates",
                     {"offset": offset, "timeout": self.poll_timeout,
-                     "allowed_updates": list(Update.ALL_TYPES)},
+                     "allowed_updates": list(ALLOWED_UPDATES)},
                     read_timeout=self.poll_timeout + 10)
                 self._answered()
             except asyncio.CancelledError:
@@ -134,10 +156,8 @@ class Intake:
                 continue
             if not raws:
                 continue
-            await self.store.inbox.store(raws)
+            await self.accept(raws)
             offset = max(r["update_id"] for r in raws) + 1
-            for raw in raws:
-                self._dispatch(raw["update_id"], raw)
 
     def _failed(self, exc: Exception) -> float:
         """getUpdates failed: the seconds to wait. Logged when failing starts, not on every

@@ -6,6 +6,7 @@ when empty (the tests set it so: a developer's `.env` never reaches them).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from datetime import time, timedelta
@@ -68,6 +69,25 @@ class QuietHours(BaseModel):
         return moment >= self.start or moment < self.end
 
 
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`host:port` (IPv6 in brackets: `[::1]:8443`) → (host, port)."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not an address like 127.0.0.1:8443")
+    return host, int(port)
+
+
 def _parse_hhmm(text: str) -> time:
     match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", text)
     if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
@@ -112,6 +132,12 @@ class Settings(BaseSettings):
     horn_resound_min: float = Field(10, gt=0)
     opinions_per_hour: int = Field(10, ge=1)
     quiet_hours: Annotated[QuietHours | None, NoDecode] = QuietHours(start=time(22), end=time(7))
+
+    # `gridhorn run --webhook` (SPEC §16): where Telegram posts updates, the secret it sends
+    # with each, and the address the bot's own HTTP server listens on (behind a TLS proxy)
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    listen: str = "127.0.0.1:8443"
 
     @field_validator("bot_token", mode="before")
     @classmethod
@@ -195,6 +221,60 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("expected an http:// or https:// URL like https://api.telegram.org/bot")
         return value
+
+    @field_validator("webhook_url", "webhook_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        # Telegram posts only to https; plain http only to this machine (the emulator)
+        loopback = parts.scheme == "http" and _is_loopback(parts.hostname or "")
+        if not parts.hostname or not (parts.scheme == "https" or loopback) or parts.fragment:
+            raise ValueError("expected an https:// URL like https://bot.example.org/telegram "
+                             "(http:// only on 127.0.0.1)")
+        try:
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError:
+            raise ValueError(f"{value!r} has a bad port") from None
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("expected 1 to 256 characters of A-Z, a-z, 0-9, _ and - "
+                             "(what Telegram accepts as secret_token)")
+        return value
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+    @property
+    def webhook_path(self) -> str:
+        return urlsplit(self.webhook_url or "").path or "/"
+
+    def check_webhook(self) -> None:
+        """`--webhook` needs the URL and the secret."""
+        missing = [env_name(name) for name in ("webhook_url", "webhook_secret")
+                   if getattr(self, name) is None]
+        if missing:
+            raise SettingsError("; ".join(f"{name}: required with --webhook"
+                                          for name in missing))
 
     @property
     def tz(self) -> ZoneInfo:

@@ -3,8 +3,9 @@
 Each handler takes the request's :class:`~emulator.params.Params`, validates
 them the way Telegram does (raising :class:`~emulator.errors.ApiError`), changes
 the :class:`~emulator.state.EmulatorState` and returns the ``result`` JSON.
-Only ``getUpdates`` awaits; everything else is synchronous, so a handler's
-checks and its effects are atomic with respect to other requests.
+Only ``getUpdates``, ``setWebhook`` and ``deleteWebhook`` await (the long poll; stopping the
+webhook's deliveries); everything else is synchronous, so a handler's checks and its effects
+are atomic with respect to other requests.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from .errors import ApiError, bad_request, forbidden, too_many_requests
 from .html import HtmlParseError, parse_html, strip_formatted, utf16_len
@@ -27,6 +29,7 @@ from .state import (
     document_dict,
     photo_size_dict,
 )
+from .webhook import WebhookConfig
 
 __all__ = ["BotApi"]
 
@@ -47,6 +50,12 @@ CONFLICT = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"
 )
+
+WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 _CHAT_ACTIONS = frozenset(
     {
@@ -101,6 +110,7 @@ class BotApi:
             "logOut": self.trivial,
             "close": self.trivial,
             "getUpdates": self.get_updates,
+            "setWebhook": self.set_webhook,
             "deleteWebhook": self.delete_webhook,
             "getWebhookInfo": self.get_webhook_info,
             "setMyCommands": self.set_my_commands,
@@ -523,30 +533,79 @@ class BotApi:
         }
 
     async def get_updates(self, params: Params) -> list[dict[str, Any]]:
+        if self.state.webhook is not None:
+            raise ApiError(409, WEBHOOK_CONFLICT)
         offset = params.integer("offset")
         limit = params.integer("limit") or 100
         timeout = min(max(params.number("timeout", 0.0), 0.0), MAX_LONG_POLL)
-        allowed = params.structured("allowed_updates", what="allowed_updates JSON object")
+        allowed = self._allowed_updates(params)
         if allowed is not None:
-            if not isinstance(allowed, list) or not all(isinstance(kind, str) for kind in allowed):
-                raise bad_request("can't parse allowed_updates JSON object")
             self.state.set_allowed_updates(allowed)
         batch = await self.state.poll_updates(offset, min(max(limit, 1), 100), timeout)
         if batch is None:
-            raise ApiError(409, CONFLICT)
+            raise ApiError(409, WEBHOOK_CONFLICT if self.state.webhook is not None else CONFLICT)
         return batch
 
-    def delete_webhook(self, params: Params) -> bool:
+    @staticmethod
+    def _allowed_updates(params: Params) -> list[str] | None:
+        allowed = params.structured("allowed_updates", what="allowed_updates JSON object")
+        if allowed is None:
+            return None
+        if not isinstance(allowed, list) or not all(isinstance(kind, str) for kind in allowed):
+            raise bad_request("can't parse allowed_updates JSON object")
+        return allowed
+
+    async def set_webhook(self, params: Params) -> bool:
+        st = self.state
+        url = (params.string("url") or "").strip()
+        if not url:  # Telegram: an empty URL removes the webhook
+            await st.delete_webhook()
+            return True
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        if parts.hostname not in ("127.0.0.1", "::1", "localhost"):
+            # a real Telegram would post there; the emulator never leaves this machine
+            raise bad_request("bad webhook: the emulator posts only to 127.0.0.1")
+        secret = params.string("secret_token")
+        if secret is not None and not _SECRET_TOKEN.match(secret):
+            raise bad_request("secret token contains unallowed characters")
+        max_connections = params.integer("max_connections") or 40
+        if not 1 <= max_connections <= 100:
+            raise bad_request("bad webhook: max_connections must be between 1 and 100")
+        allowed = self._allowed_updates(params)
+        if params.boolean("drop_pending_updates"):
+            st.drop_pending_updates()
+        if allowed is not None:
+            st.set_allowed_updates(allowed)
+        await st.delete_webhook()  # a new URL or secret: deliveries start over
+        st.set_webhook(WebhookConfig(url=url, secret_token=secret,
+                                     max_connections=max_connections, allowed_updates=allowed))
+        return True
+
+    async def delete_webhook(self, params: Params) -> bool:
+        await self.state.delete_webhook()
         if params.boolean("drop_pending_updates"):
             self.state.drop_pending_updates()
         return True
 
     def get_webhook_info(self, params: Params) -> dict[str, Any]:
-        return {
+        st = self.state
+        info: dict[str, Any] = {
             "url": "",
             "has_custom_certificate": False,
-            "pending_update_count": len(self.state.pending_updates()),
+            "pending_update_count": len(st.pending_updates()),
         }
+        hook = st.webhook
+        if hook is not None:
+            info["url"] = hook.url
+            info["max_connections"] = hook.max_connections
+            if hook.allowed_updates is not None:
+                info["allowed_updates"] = hook.allowed_updates
+            if hook.last_error_date is not None:
+                info["last_error_date"] = hook.last_error_date
+                info["last_error_message"] = hook.last_error_message
+        return info
 
     def set_my_commands(self, params: Params) -> bool:
         raw = params.structured("commands", what="commands JSON object")

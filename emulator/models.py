@@ -376,6 +376,12 @@ class EmuStats:
     server_errors: int = 0
     #: Calls failed on purpose by :class:`Faults`.
     faults_injected: int = 0
+    #: Webhook POSTs of updates made (retries and replayed deliveries included).
+    webhook_attempts: int = 0
+    #: Webhook POSTs answered with a non-2xx status or failed to connect.
+    webhook_failures: int = 0
+    #: Updates the bot's webhook accepted (each counted once).
+    webhook_delivered: int = 0
 
 
 @dataclass(frozen=True)

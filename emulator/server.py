@@ -134,6 +134,7 @@ class BotAPIEmulator(EmulatorState):
         """Release pending long polls and close the server."""
         runner, self._runner = self._runner, None
         self.close()
+        await self._webhook_delivery.stop()
         if runner is not None:
             await runner.cleanup()
 

@@ -37,6 +37,7 @@ from .models import (
     MessageKind,
     RequestLog,
 )
+from .webhook import WebhookConfig, WebhookDelivery
 
 __all__ = ["DEFAULT_ALLOWED_UPDATES", "ChatRef", "EmulatorState", "UserRef"]
 
@@ -185,6 +186,14 @@ class EmulatorState:
         #: ``(update_id, payload)`` pair queued for the bot). Empty: nothing is recorded.
         self.listeners: list[Callable[[str, Any], None]] = []
         self._touched: set[EmuMessage] = set()
+        #: The webhook ``setWebhook`` set (``None``: the bot polls with getUpdates).
+        self.webhook: WebhookConfig | None = None
+        #: Webhook retries: the first delay in seconds, doubled after each failure up to the
+        #: cap (Telegram's are longer; tests shorten them), and each POST's timeout.
+        self.webhook_retry_delay = 1.0
+        self.webhook_retry_cap = 60.0
+        self.webhook_timeout = 60.0
+        self._webhook_delivery = WebhookDelivery(self)
 
     # ------------------------------------------------------------------ saving the world
 
@@ -942,7 +951,7 @@ class EmulatorState:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            if self._poll_generation != generation:
+            if self._poll_generation != generation or self.webhook is not None:
                 return None
             batch = self.take_updates(limit)
             remaining = deadline - loop.time()
@@ -958,6 +967,26 @@ class EmulatorState:
                 pass
             finally:
                 self._waiting_polls -= 1
+
+    # ------------------------------------------------------------------ webhook
+
+    def set_webhook(self, config: WebhookConfig) -> None:
+        """Post updates to ``config.url`` from now on (``setWebhook``)."""
+        self.webhook = config
+        self._poll_generation += 1  # a waiting getUpdates ends (with 409)
+        self._updates_signal.fire()
+        if not self._closing:
+            self._webhook_delivery.start()
+
+    async def delete_webhook(self) -> None:
+        """Stop posting updates; they queue for getUpdates again (``deleteWebhook``)."""
+        self.webhook = None
+        await self._webhook_delivery.stop()
+
+    def deliver_twice(self, update_id: int) -> None:
+        """Test hook: after the bot accepts update ``update_id``, post it once more, as
+        Telegram does when it did not see the bot's answer (a replayed delivery)."""
+        self._webhook_delivery.replay.add(update_id)
 
     def drop_pending_updates(self) -> None:
         """Forget every queued update (``deleteWebhook(drop_pending_updates=True)``)."""

@@ -142,3 +142,64 @@ def test_uvloop_asked_for_but_not_installed_stops_start_up_with_one_line(monkeyp
         load_settings()
     assert str(caught.value) == ("GRIDHORN_EVENT_LOOP: uvloop is not installed "
                                  "(pip install 'gridhorn[uvloop]')")
+
+
+def test_webhook_settings_default_and_are_read(monkeypatch):
+    settings = load_settings()
+    assert (settings.webhook_url, settings.webhook_secret) == (None, None)
+    assert settings.listen_address == ("127.0.0.1", 8443)
+    monkeypatch.setenv("GRIDHORN_WEBHOOK_URL", "https://bot.example.org/telegram/hook")
+    monkeypatch.setenv("GRIDHORN_WEBHOOK_SECRET", "Abc_123-" * 32)  # 256, the longest
+    monkeypatch.setenv("GRIDHORN_LISTEN", "[::1]:9443")
+    settings = load_settings()
+    assert settings.webhook_path == "/telegram/hook"
+    assert settings.webhook_secret is not None
+    assert settings.webhook_secret.get_secret_value() == "Abc_123-" * 32
+    assert "Abc_123" not in repr(settings)  # a secret never lands in a log
+    assert settings.listen_address == ("::1", 9443)
+    settings.check_webhook()
+    # the emulator: plain http, on this machine only
+    assert load_settings(webhook_url="http://127.0.0.1:8081/hook").webhook_path == "/hook"
+
+
+URL_HELP = ("expected an https:// URL like https://bot.example.org/telegram "
+            "(http:// only on 127.0.0.1)")
+SECRET_HELP = ("expected 1 to 256 characters of A-Z, a-z, 0-9, _ and - "
+               "(what Telegram accepts as secret_token)")
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("GRIDHORN_WEBHOOK_URL", "http://bot.example.org/hook", URL_HELP),
+    ("GRIDHORN_WEBHOOK_URL", "bot.example.org/hook", URL_HELP),
+    ("GRIDHORN_WEBHOOK_URL", "https:///hook", URL_HELP),
+    ("GRIDHORN_WEBHOOK_URL", "https://bot.example.org:99999/hook",
+     "'https://bot.example.org:99999/hook' has a bad port"),
+    ("GRIDHORN_WEBHOOK_SECRET", "has space", SECRET_HELP),
+    ("GRIDHORN_WEBHOOK_SECRET", "x" * 257, SECRET_HELP),
+    ("GRIDHORN_WEBHOOK_SECRET", "秘密", SECRET_HELP),
+    ("GRIDHORN_LISTEN", "8443", "'8443' is not an address like 127.0.0.1:8443"),
+    ("GRIDHORN_LISTEN", "0.0.0.0:http", "'0.0.0.0:http' is not an address like 127.0.0.1:8443"),
+    ("GRIDHORN_LISTEN", "0.0.0.0:70000",
+     "'0.0.0.0:70000' is not an address like 127.0.0.1:8443"),
+])
+def test_webhook_settings_say_what_they_expect(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == f"{variable}: {message}"
+
+
+@pytest.mark.parametrize("given, missing", [
+    ({}, ["GRIDHORN_WEBHOOK_URL", "GRIDHORN_WEBHOOK_SECRET"]),
+    ({"GRIDHORN_WEBHOOK_URL": "https://bot.example.org/hook"}, ["GRIDHORN_WEBHOOK_SECRET"]),
+    ({"GRIDHORN_WEBHOOK_SECRET": "abc", "GRIDHORN_WEBHOOK_URL": " "}, ["GRIDHORN_WEBHOOK_URL"]),
+])
+def test_run_webhook_without_its_settings_names_them_in_one_line(monkeypatch, capsys, given,
+                                                                 missing):
+    monkeypatch.setenv("GRIDHORN_BOT_TOKEN", "1:x")
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    assert main(["run", "--webhook"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gridhorn: " + "; ".join(f"{name}: required with --webhook"
+                                            for name in missing)]
