@@ -188,6 +188,9 @@ class WorkerRequest(AiohttpRequest):
         self._starting: asyncio.Lock | None = None
         self._warned = False
         self._retired: set[_Worker] = set()  # wedged children still holding calls
+        # children killed while starting, until reaped (dropped earlier, the process object
+        # would be collected with the child still running: a ResourceWarning, a zombie)
+        self._dying: set[_Worker] = set()
         self.worker_calls = 0  # calls handed to a worker
 
     async def initialize(self) -> None:
@@ -210,6 +213,8 @@ class WorkerRequest(AiohttpRequest):
             if retired.transport is not None:
                 retired.transport.kill()
                 await retired.exited
+        for dying in list(self._dying):
+            await asyncio.shield(dying.exited)
         worker, self._worker = self._worker, None
         if worker is not None and worker.transport is not None:
             if worker.stdin is not None:
@@ -262,6 +267,8 @@ class WorkerRequest(AiohttpRequest):
                     raise NetworkError("shut down while starting")
             except BaseException as exc:  # also CancelledError: never leave the child behind
                 transport.close()  # kills it if still running; the loop reaps it
+                self._dying.add(worker)
+                worker.exited.add_done_callback(lambda _: self._dying.discard(worker))
                 self._start_failed()
                 if not isinstance(exc, (TimeoutError, NetworkError)):
                     raise
