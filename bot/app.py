@@ -75,11 +75,13 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                         get_updates_request: BaseRequest | None = None,
                         poll_timeout: int = 25,
                         new_token: Callable[[], str] | None = None,
-                        webhook: bool = False) -> Runtime:
+                        webhook: bool = False, trace_origins: bool = False) -> Runtime:
     """Every part of the bot, wired. `store`: one already open (`gridhorn run` opens it
     first, to name a bad GRIDHORN_DATABASE_URL in one line); the runtime closes it, and so
     does a build that fails. `new_token`: the secrets of invite links (default: random).
-    `webhook`: Telegram posts the updates to our server (`bot.webhook`) instead of getUpdates."""
+    `webhook`: Telegram posts the updates to our server (`bot.webhook`) instead of getUpdates.
+    `trace_origins`: each outbox call names the update its item was queued for (the
+    playground's inspector)."""
     if settings.bot_token is None:
         raise ValueError("GRIDHORN_BOT_TOKEN is required to run the bot")
     if webhook:
@@ -98,7 +100,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
         webhook_server = _webhook_server(settings, intake, app) if webhook else None
 
         access = Access(store, settings.superadmins)
-        outbox = Outbox(store, settings)
+        outbox = Outbox(store, settings, trace_origins=trace_origins)
         people = PeopleService(store, access, settings, new_token=new_token)
         chats = ChatService(store, access, people, outbox, probe=TelegramChatProbe(app.bot))
         deadlines_due, cards_waiting, horns_due = Wakeup(), Wakeup(), Wakeup()

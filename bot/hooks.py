@@ -68,8 +68,11 @@ class OutboxHooks:
     Each service registers its own hooks, for the refs whose grammar it owns; the sender only
     looks them up."""
 
-    def __init__(self) -> None:
+    def __init__(self, trace_origins: bool = False) -> None:
         self._sent: dict[str, SentHook] = {}
+        #: the update each queued item was written for, by item id, while it waits: kept only
+        #: when asked (the playground's inspector shows what a post answered); else None
+        self.origins: dict[int, int] | None = {} if trace_origins else None
         self.chat_lost: list[ChatLostHook] = []
         self.migrated: list[MigratedHook] = []
         self.first_use: list[FirstUseHook] = []

@@ -27,6 +27,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from bot import rawapi
 from bot.hooks import OutboxHooks, Wakeup
+from bot.http import ANSWERING
 from bot.priority import Priority
 from bot.ratelimit import OUTBOX_CALL, FloodGate, Stamp, retry_seconds
 from bot.settings import Settings
@@ -545,10 +546,16 @@ class OutboxSender:
         data = {k: _decode(v) for k, v in item.payload.items() if not k.startswith("_")}
         data["chat_id"] = item.chat_id
         token = OUTBOX_CALL.set(True)
+        origins = self.hooks.origins
+        answering = ANSWERING.set(origins.get(item.id) if origins is not None else None)
         try:
-            return await rawapi.call(self.bot, item.method, data)
+            result = await rawapi.call(self.bot, item.method, data)
         finally:
+            ANSWERING.reset(answering)
             OUTBOX_CALL.reset(token)
+        if origins is not None:
+            origins.pop(item.id, None)
+        return result
 
 
 def _decode(value: Any) -> Any:

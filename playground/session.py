@@ -173,7 +173,8 @@ class Playground:
         updates = LoopbackRequest(origin, connection_pool_size=2, read_timeout=20)
         self._runtime = await build_runtime(settings, store=store, request=request,
                                             get_updates_request=updates, poll_timeout=2,
-                                            new_token=demo_tokens(self.clock.minute))
+                                            new_token=demo_tokens(self.clock.minute),
+                                            trace_origins=True)
         self.steps = []
         self._calls.clear()
         self._call_times.clear()

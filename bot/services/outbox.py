@@ -12,6 +12,7 @@ from typing import Any
 from bot.hooks import ChatLostHook, FirstUseHook, MigratedHook, OutboxHooks, SentHook, Wakeup
 from bot.priority import Priority
 from bot.settings import Settings
+from storage.inbox import current_update
 from storage.store import Store
 
 __all__ = ["Outbox", "Priority", "file_field"]  # Priority's home is bot/priority.py
@@ -26,13 +27,13 @@ class Outbox:
     """Writing side: what services call (inside their transaction), and where they register
     what the sender must tell them back (`hooks`)."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, trace_origins: bool = False) -> None:
         self.store = store
         self.settings = settings
         #: fired after each commit that queued something: the sender listens
         self.written = Wakeup()
         #: read by the sender; filled by the services' constructors
-        self.hooks = OutboxHooks()
+        self.hooks = OutboxHooks(trace_origins)
 
     def on_sent(self, prefix: str, hook: SentHook) -> None:
         """Run `hook(item, result)` when an item whose ref starts with `prefix:` is sent."""
@@ -59,6 +60,9 @@ class Outbox:
             chat_id, method, payload, priority, quiet=quiet,
             not_before=time.time() + delay if delay else 0.0,
             dedupe_key=dedupe_key, coalesce_key=coalesce_key, ref=ref)
+        origins = self.hooks.origins
+        if origins is not None and item_id is not None and (mark := current_update.get()):
+            origins[item_id] = mark.update_id
         self.store.db.after_commit(self.written)
         return item_id
 

@@ -73,6 +73,20 @@ async def test_the_inspector_names_the_call_and_the_update_it_answered(
     assert all(c["method"].lower() != "getupdates" for c in playground.call_log())
 
 
+async def test_a_post_the_outbox_sent_names_the_tap_it_answered(playground: Playground) -> None:
+    preview = await playground.act(Action("send", "staff", "private:staff",
+                                          text="/horn service C01 3 Saturday health checks"))
+    await playground.act(Action("press", "staff", "private:staff", message=preview.bot[-1]["id"],
+                                data="hf:pub"))
+    building = playground.world.chats["building:B01010101"]
+    post = [m for m in building.messages.values() if m.sender is None and m.buttons][-1]
+    calls = playground.inspect(building.id, post.message_id)["calls"]
+    assert calls and calls[0]["method"] == "sendMessage"
+    tap = calls[0]["update"]["callback_query"]  # the outbox sent it, for this tap
+    assert tap["data"] == "hf:pub"
+    assert tap["from"]["id"] == playground.world.person("staff").user.id
+
+
 async def test_a_transcript_replays_with_no_difference_and_a_changed_reply_is_named(
         playground: Playground) -> None:
     await submit_opinion(playground)
