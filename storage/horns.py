@@ -191,7 +191,8 @@ class HornRepo:
     async def mark_present(self, horn_id: int) -> None:
         """The attendance list opens with everyone checked in marked present."""
         await self.db.execute(
-            "UPDATE horn_checkins SET present = (state = 'in') WHERE horn_id = ?", (horn_id,))
+            "UPDATE horn_checkins SET present = CASE WHEN state = 'in' THEN 1 ELSE 0 END "
+            "WHERE horn_id = ?", (horn_id,))
 
     async def toggle_present(self, horn_id: int, person_id: int) -> bool:
         return await self.db.execute_rowcount(

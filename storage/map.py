@@ -87,7 +87,8 @@ class MapRepo:
                    SELECT ? UNION ALL
                    SELECT u.code FROM units u JOIN down ON u.parent_code = down.code)
                SELECT units.* FROM down JOIN units ON units.code = down.code
-               WHERE CAST(? AS TEXT) IS NULL OR units.kind = ? ORDER BY units.position, units.code""",
+               WHERE CAST(? AS TEXT) IS NULL OR units.kind = ?
+               ORDER BY units.position, units.code""",
             (code, kind, kind))
         return [_unit(r) for r in rows]
 

@@ -74,6 +74,18 @@ async def database_url(engine: str, tmp_path) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def other_database_url(engine: str, tmp_path) -> AsyncIterator[str]:
+    """A second fresh database of the same engine (an export imported elsewhere)."""
+    if engine == "sqlite":
+        yield f"sqlite:///{tmp_path / 'other.db'}"
+        return
+    from tests.support import pg
+
+    async with pg.fresh_url() as url:
+        yield url
+
+
+@pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     opened = await Store.open(database_url)
     try:

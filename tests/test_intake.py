@@ -150,6 +150,7 @@ async def test_an_update_whose_group_commit_failed_is_handled_again_alone_and_on
     assert await queued_texts(store) == ["r8"] and await unprocessed(store) == []
 
 
+@pytest.mark.sqlite_only  # group commit, PRAGMA
 async def test_one_updates_fault_at_commit_does_not_cost_the_others_of_its_group(store):
     """Two updates share a group; one's work breaks a deferred constraint, so the group's
     COMMIT fails. Each is handled again alone: the good one is committed, the bad one stays
