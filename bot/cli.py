@@ -92,12 +92,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _open_store(settings: Settings) -> Store:
-    """The store of GRIDHORN_DATABASE_URL; one it cannot open is a bad setting."""
+    """The store of GRIDHORN_DATABASE_URL; one it cannot open (a bad file, a server that
+    does not answer or refuses us) is a bad setting, said in one line."""
+    if settings.database_url.startswith("sqlite:"):
+        try:
+            return await Store.open(settings.database_url)
+        except (sqlite3.Error, OSError) as exc:
+            raise SettingsError(f"GRIDHORN_DATABASE_URL: cannot open {settings.database_url}: "
+                                f"{_why_unusable(settings.sqlite_path, exc)}") from None
+    import psycopg  # only with PostgreSQL
+
     try:
-        return await Store.open_sqlite(settings.sqlite_path)
-    except (sqlite3.Error, OSError) as exc:
-        raise SettingsError(f"GRIDHORN_DATABASE_URL: cannot open {settings.database_url}: "
-                            f"{_why_unusable(settings.sqlite_path, exc)}") from None
+        return await Store.open(settings.database_url)
+    except (psycopg.Error, OSError) as exc:
+        # libpq's words, first line ("connection failed: … Connection refused")
+        reason = next((line.strip() for line in str(exc).splitlines() if line.strip()),
+                      type(exc).__name__)
+        raise SettingsError(f"GRIDHORN_DATABASE_URL: cannot open "
+                            f"{settings.database_url_shown}: {reason}") from None
 
 
 def _why_unusable(path: str, exc: Exception) -> str:
