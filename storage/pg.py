@@ -72,8 +72,8 @@ class PgRow:
 
 def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
     names: dict[str, int] = {}
-    for i, column in reversed(list(enumerate(cursor.description or ()))):
-        names[column.name] = i  # a repeated name: the first column wins, as in sqlite3.Row
+    for i, column in enumerate(cursor.description or ()):
+        names.setdefault(column.name, i)  # a repeated name: the first wins, as in sqlite3.Row
 
     def make(values: Sequence[Any]) -> PgRow:
         return PgRow(values, names)
