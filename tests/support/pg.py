@@ -2,9 +2,12 @@
 
 The server: `GRIDHORN_TEST_POSTGRESQL` (a URL to its maintenance database), by default
 `postgresql://postgres@127.0.0.1:5432/postgres`. Once per session the migrations run into
-`gridhorn_tpl_<pid>`; each test then gets `CREATE DATABASE gridhorn_test_<pid>_<n> TEMPLATE
-…` (milliseconds) and drops it after, so parallel runs never meet. Without a server the
-PostgreSQL tests skip saying how to run them; under CI=true they fail instead.
+`gridhorn_tpl_<pid>`; a test takes a database `gridhorn_test_<pid>_<n>` made from it
+(`CREATE DATABASE … TEMPLATE`, about half a second) or, much faster, one that a finished test
+gave back, emptied to the template's state (every row deleted, the template's rows put back,
+the ids restarted: milliseconds). All are this process's own, so parallel runs never meet;
+all are dropped at the end, and those of a run that died are dropped by the next one.
+Without a server the PostgreSQL tests skip saying how to run them; under CI=true they FAIL.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def template() -> str:
     name = f"gridhorn_tpl_{os.getpid()}"
     try:
         with _admin() as conn:
+            _drop_stale(conn)
             conn.execute(f"DROP DATABASE IF EXISTS {name}")
             conn.execute(f"CREATE DATABASE {name}")
     except Exception as exc:  # no psycopg, no server, no rights: one reason
@@ -75,11 +79,31 @@ def template() -> str:
     return name
 
 
-def drop_template() -> None:
-    name = _state.pop("template", None)
-    if name is not None:
-        with _admin() as conn:
+def _drop_stale(conn: Any) -> None:
+    """The databases of earlier runs on this machine whose process is gone (killed)."""
+    for (name,) in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ '^gridhorn_(tpl|test)_[0-9]+'"
+            ).fetchall():
+        pid = int(name.split("_")[2])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        except PermissionError:
+            pass  # alive, someone else's
+
+
+def drop_template() -> None:
+    """At the end of the session: the template and every database given back."""
+    names = [*_free, *([_state.pop("template")] if "template" in _state else [])]
+    _free.clear()
+    if names:
+        with _admin() as conn:
+            for name in names:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+_free: list[str] = []  # databases given back by finished tests
 
 
 def create_database() -> str:
@@ -88,6 +112,8 @@ def create_database() -> str:
     name = f"gridhorn_test_{os.getpid()}_{next(_numbers)}"
     with _admin() as conn:
         conn.execute(f"CREATE DATABASE {name} TEMPLATE {source}")
+    if "reset" not in _state:
+        _state["reset"] = _reset_plan(name)
     return name
 
 
@@ -96,11 +122,74 @@ def drop_database(name: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def _reset_plan(name: str) -> tuple[str, list[tuple[str, list[Any]]]] | None:
+    """How to bring a used database back to the template's state: a script that deletes
+    every row (foreign keys and triggers off: `session_replication_role`, a superuser's) and
+    restarts the ids, and the template's own rows to put back. None: not allowed here."""
+    import psycopg
+
+    with psycopg.connect(url_of(name), autocommit=True, connect_timeout=3) as conn:
+        row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+                           ).fetchone()
+        if row is None or not row[0]:
+            return None
+        tables = [r[0] for r in conn.execute(
+            """SELECT table_name FROM information_schema.tables
+               WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+                 AND table_name != 'schema_version'""")]
+        identity = [r[0] for r in conn.execute(
+            """SELECT table_name FROM information_schema.columns
+               WHERE table_schema = current_schema() AND column_name = 'id'
+                 AND is_identity = 'YES'""")]
+        seeds = []
+        for table in tables:
+            cur = conn.execute(f"SELECT * FROM {table}")
+            rows = cur.fetchall()
+            if rows:
+                columns = [c.name for c in cur.description or ()]
+                seeds.append((f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                              f"({', '.join(['%s'] * len(columns))})", rows))
+    script = ("SET LOCAL lock_timeout = '2s'; SET LOCAL session_replication_role = replica;"
+              + "".join(f"DELETE FROM {t};" for t in tables)
+              + "".join(f"ALTER TABLE {t} ALTER COLUMN id RESTART;" for t in identity))
+    return script, seeds
+
+
+def _reset(name: str) -> bool:
+    """Empty a given-back database to the template's state; False: it could not be."""
+    plan = _state.get("reset")
+    if plan is None:
+        return False
+    script, seeds = plan
+    import psycopg
+
+    try:
+        with psycopg.connect(url_of(name), autocommit=True, connect_timeout=3) as conn:
+            with conn.transaction():
+                conn.execute(script.encode())
+                for insert, rows in seeds:
+                    conn.cursor().executemany(insert, rows)
+    except psycopg.Error:
+        return False
+    return True
+
+
+def acquire() -> str:
+    """A database in the template's state, this test's own: its name."""
+    template()
+    while _free:
+        name = _free.pop()
+        if _reset(name):
+            return name
+        drop_database(name)  # a test left it locked, or no superuser: a new one instead
+    return create_database()
+
+
 @asynccontextmanager
 async def fresh_url() -> AsyncIterator[str]:
-    """The URL of a fresh migrated database, dropped at the end."""
-    name = create_database()
+    """The URL of a migrated database in its first state, given back at the end."""
+    name = acquire()
     try:
         yield url_of(name)
     finally:
-        drop_database(name)
+        _free.append(name)
