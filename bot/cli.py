@@ -30,6 +30,7 @@ from bot.services.scopes import city_scope, unit_scope
 from bot.settings import Settings, SettingsError, load_settings
 from bot.textsplit import plain_text
 from playground import main as playground
+from storage.dbapi import DatabaseUnavailable
 from storage.store import Store
 
 TOKEN_HELP = ("GRIDHORN_BOT_TOKEN is not set or empty. Create a bot with @BotFather in "
@@ -100,16 +101,11 @@ async def _open_store(settings: Settings) -> Store:
         except (sqlite3.Error, OSError) as exc:
             raise SettingsError(f"GRIDHORN_DATABASE_URL: cannot open {settings.database_url}: "
                                 f"{_why_unusable(settings.sqlite_path, exc)}") from None
-    import psycopg  # only with PostgreSQL
-
     try:
         return await Store.open(settings.database_url)
-    except (psycopg.Error, OSError) as exc:
-        # libpq's words, first line ("connection failed: … Connection refused")
-        reason = next((line.strip() for line in str(exc).splitlines() if line.strip()),
-                      type(exc).__name__)
+    except (DatabaseUnavailable, OSError) as exc:
         raise SettingsError(f"GRIDHORN_DATABASE_URL: cannot open "
-                            f"{settings.database_url_shown}: {reason}") from None
+                            f"{settings.database_url_shown}: {exc}") from None
 
 
 def _why_unusable(path: str, exc: Exception) -> str:

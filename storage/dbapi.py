@@ -16,6 +16,11 @@ Dialect = Literal["sqlite", "postgresql"]
 Params = Sequence[Any] | dict[str, Any]
 
 
+class DatabaseUnavailable(Exception):
+    """A database server that cannot be reached or refuses us; the text is the reason, in
+    one line (no password: the driver never says it)."""
+
+
 class Row(Protocol):
     """A result row: by column name (`row["id"]`) and by position (`row[0]`), like
     sqlite3.Row; `keys()` names the columns, so `dict(row)` works."""

@@ -32,7 +32,7 @@ import psycopg
 from psycopg.adapt import Buffer, Dumper, Loader
 from psycopg_pool import AsyncConnectionPool
 
-from storage.dbapi import Dialect, Params, Row
+from storage.dbapi import DatabaseUnavailable, Dialect, Params, Row
 from storage.groupcommit import WriteLock
 from storage.groupcommit import alone as _alone
 
@@ -200,6 +200,15 @@ class PgDatabase:
         return conn
 
     async def open(self) -> None:
+        try:
+            await self._open()
+        except psycopg.Error as exc:
+            # libpq's words, first line ("connection failed: … Connection refused")
+            reason = next((line.strip() for line in str(exc).splitlines() if line.strip()),
+                          type(exc).__name__)
+            raise DatabaseUnavailable(reason) from exc
+
+    async def _open(self) -> None:
         # A first connection of its own: an unreachable server fails here with libpq's own
         # words (the pool would only time out), and the schema is brought up to date.
         conn = await self._connect()

@@ -135,3 +135,13 @@ async def test_transactions_of_concurrent_tasks_take_turns(store):
     names = [r[0] for r in await store.db.fetchall(
         "SELECT first_name FROM people WHERE user_id >= 100 ORDER BY first_name")]
     assert names == ["1", "2", "3", "4", "5"]
+
+
+async def test_open_chooses_the_engine_by_the_urls_scheme(tmp_path):
+    store = await Store.open(f"sqlite:///{tmp_path / 'g.db'}")
+    try:
+        assert store.db.dialect == "sqlite" and (tmp_path / "g.db").exists()
+    finally:
+        await store.close()
+    with pytest.raises(ValueError, match="unsupported database URL scheme 'mysql'"):
+        await Store.open("mysql://db/gridhorn")
