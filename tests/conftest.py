@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -46,6 +46,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _engine_of(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("engine") if callspec is not None else None
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.support import pg
+
+    reason = pg.skipped()
+    if reason is not None:
+        terminalreporter.write_line(f"PostgreSQL tests skipped: {reason}")
 
 
 @pytest.fixture(params=ENGINES)

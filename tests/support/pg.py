@@ -38,7 +38,13 @@ def unavailable(reason: str) -> NoReturn:
     """Skip the PostgreSQL tests (one line per reason in the summary), or fail them on CI."""
     if on_ci():
         pytest.fail(f"{reason} (CI=true: the PostgreSQL tests must run)", pytrace=False)
-    pytest.skip(HOW)
+    pytest.skip(f"{HOW} ({reason})")
+
+
+def skipped() -> str | None:
+    """Why the PostgreSQL tests were skipped in this session (None: they ran)."""
+    error = _state.get("error")
+    return None if error is None or on_ci() else f"{HOW} ({error})"
 
 
 def url_of(database: str) -> str:
@@ -66,7 +72,8 @@ def template() -> str:
             conn.execute(f"DROP DATABASE IF EXISTS {name}")
             conn.execute(f"CREATE DATABASE {name}")
     except Exception as exc:  # no psycopg, no server, no rights: one reason
-        _state["error"] = f"no PostgreSQL at {urlsplit(ADMIN_URL).netloc}: {exc}".strip()
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        _state["error"] = f"no PostgreSQL at {urlsplit(ADMIN_URL).hostname}: {first}"
         unavailable(_state["error"])
     # a fresh loop in a thread: the test's own loop is running
     import concurrent.futures
