@@ -15,6 +15,8 @@ psycopg's `%s` / `%(name)s` (a literal `%` doubled). An INSERT into a table whos
 identity column gets `RETURNING id`, so `execute` returns the new id as sqlite3's lastrowid
 does. Python bools are sent as integers (the schema stores flags as 0/1 integers, as SQLite
 does) and `numeric` results (`SUM` of integers) come back as int, or float if fractional.
+Text sorts as SQLite sorts it (byte order) in a database created with a C collation (e.g.
+`CREATE DATABASE gridhorn LOCALE 'C.UTF-8'`); the unit codes sort alike either way.
 """
 
 from __future__ import annotations

@@ -145,3 +145,22 @@ async def test_open_chooses_the_engine_by_the_urls_scheme(tmp_path):
         await store.close()
     with pytest.raises(ValueError, match="unsupported database URL scheme 'mysql'"):
         await Store.open("mysql://db/gridhorn")
+
+
+async def test_replicas_starting_together_migrate_a_new_database_once():
+    """Two processes open one new PostgreSQL database at once: one applies the migrations
+    (under an advisory lock), the other waits and finds them applied."""
+    from tests.support import pg as pg_support
+
+    latest = max(n for n, _, _ in pg._migrations())
+    async with pg_support.empty_url() as url:
+        stores = await asyncio.gather(Store.open(url), Store.open(url))
+        try:
+            applied = await stores[0].db.fetchall(
+                "SELECT version FROM schema_version ORDER BY version")
+            assert [r["version"] for r in applied] == sorted(n for n, _, _ in pg._migrations())
+            assert await stores[1].db.migrate() == latest
+            assert await stores[1].db.fetchval("SELECT version FROM map_version") == 0
+        finally:
+            for store in stores:
+                await store.close()

@@ -193,6 +193,19 @@ def acquire() -> str:
 
 
 @asynccontextmanager
+async def empty_url() -> AsyncIterator[str]:
+    """The URL of a new database with no table at all (migrations to run), dropped after."""
+    template()  # the server answers (or the test skips)
+    name = f"gridhorn_test_{os.getpid()}_{next(_numbers)}"
+    with _admin() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield url_of(name)
+    finally:
+        drop_database(name)
+
+
+@asynccontextmanager
 async def fresh_url() -> AsyncIterator[str]:
     """The URL of a migrated database in its first state, given back at the end."""
     name = acquire()
