@@ -87,7 +87,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
     if webhook:
         settings.check_webhook()
     async with AsyncExitStack() as undo:
-        store = store or await Store.open_sqlite(settings.sqlite_path)
+        store = store or await Store.open(settings.database_url)
         undo.push_async_callback(store.close)
         gate = FloodGate(settings.rate_overall_per_s, settings.rate_chat_per_s,
                          settings.rate_group_per_min)

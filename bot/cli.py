@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
@@ -30,6 +31,7 @@ from bot.services.scopes import city_scope, unit_scope
 from bot.settings import Settings, SettingsError, load_settings
 from bot.textsplit import plain_text
 from playground import main as playground
+from storage.dbapi import DatabaseUnavailable
 from storage.runlock import AlreadyRunning, only_runner
 from storage.store import Store
 
@@ -96,12 +98,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _open_store(settings: Settings) -> Store:
-    """The store of GRIDHORN_DATABASE_URL; one it cannot open is a bad setting."""
+    """The store of GRIDHORN_DATABASE_URL; one it cannot open (a bad file, a server that
+    does not answer or refuses us) is a bad setting, said in one line."""
+    if settings.database_url.startswith("sqlite:"):
+        try:
+            return await Store.open(settings.database_url)
+        except (sqlite3.Error, OSError) as exc:
+            raise SettingsError(f"GRIDHORN_DATABASE_URL: cannot open {settings.database_url}: "
+                                f"{_why_unusable(settings.sqlite_path, exc)}") from None
     try:
-        return await Store.open_sqlite(settings.sqlite_path)
-    except (sqlite3.Error, OSError) as exc:
-        raise SettingsError(f"GRIDHORN_DATABASE_URL: cannot open {settings.database_url}: "
-                            f"{_why_unusable(settings.sqlite_path, exc)}") from None
+        return await Store.open(settings.database_url)
+    except (DatabaseUnavailable, OSError) as exc:
+        raise SettingsError(f"GRIDHORN_DATABASE_URL: cannot open "
+                            f"{settings.database_url_shown}: {exc}") from None
 
 
 def _why_unusable(path: str, exc: Exception) -> str:
@@ -139,7 +148,9 @@ def _run(settings: Settings, *, webhook: bool = False) -> int:
         # the store is opened first, once, and handed to the runtime: a bad
         # GRIDHORN_DATABASE_URL is one line (nothing is logged before the store fails to
         # open), no traceback, and Telegram is not called
-        with only_runner(settings.sqlite_path):  # one bot per SQLite file (SPEC §16)
+        # one bot per SQLite file (SPEC §16); replicas share a PostgreSQL store
+        with only_runner(settings.sqlite_path) if settings.database_url.startswith(
+                "sqlite:") else contextlib.nullcontext():
             store = await _open_store(settings)
             runtime = await build_runtime(settings, store=store, webhook=webhook)
             loop = asyncio.get_running_loop()

@@ -11,7 +11,7 @@ import os
 import re
 from datetime import time, timedelta
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
@@ -209,10 +209,13 @@ class Settings(BaseSettings):
     @classmethod
     def _db(cls, value: str) -> str:
         # "sqlite:///" alone would give sqlite3 an empty path: a temporary database, lost
-        if not value.startswith("sqlite:///") or not value.removeprefix("sqlite:///").strip():
-            raise ValueError("only SQLite is supported: sqlite:///relative.db or "
-                             "sqlite:////absolute/path.db")
-        return value
+        if value.startswith("sqlite:///") and value.removeprefix("sqlite:///").strip():
+            return value
+        parts = urlsplit(value)
+        if parts.scheme in ("postgresql", "postgres") and (parts.hostname or parts.query):
+            return value
+        raise ValueError("expected sqlite:///relative.db, sqlite:////absolute/path.db or "
+                         "postgresql://user@host:5432/database")
 
     @field_validator("api_base_url")
     @classmethod
@@ -283,6 +286,15 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> str:
         return self.database_url.removeprefix("sqlite:///")
+
+    @property
+    def database_url_shown(self) -> str:
+        """The database URL without its password (for messages and logs)."""
+        parts = urlsplit(self.database_url)
+        if parts.password is None:
+            return self.database_url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
 
     @property
     def api_base_file_url(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from storage.db import Database, Row
+from storage.dbapi import Database, Row
 from storage.models import Record
 from storage.util import placeholders
 

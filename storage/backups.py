@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.db import Database
+from storage.dbapi import Database
 from storage.models import Record
 
 

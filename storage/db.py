@@ -18,6 +18,7 @@ from typing import Any
 
 import aiosqlite
 
+from storage.dbapi import Dialect, Params, Row
 from storage.groupcommit import (
     WRITE_BUSY_MS,
     GroupCommit,
@@ -27,8 +28,6 @@ from storage.groupcommit import (
 )
 
 logger = logging.getLogger(__name__)
-
-Row = sqlite3.Row
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -41,7 +40,7 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-class Database:
+class SqliteDatabase:
     """An open SQLite store: `execute`/`fetchone`/`fetchall` and `transaction()`.
 
     Statements run synchronously in the event loop's thread on plain `sqlite3` connections:
@@ -59,6 +58,8 @@ class Database:
     another thread keep it small but hold every writer back while they run: the submit burst
     took 25 % longer (all measured, docs/benchmarks.md).
     """
+
+    dialect: Dialect = "sqlite"
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -144,14 +145,14 @@ class Database:
         """Run `callback` once the current transaction commits (at once outside one)."""
         after_commit(callback)
 
-    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+    async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write statement; returns lastrowid (inserts) — joins or opens a transaction."""
         if not in_transaction():
             async with self.transaction():
                 return await self.execute(sql, params)
         return _lastrowid(self._conn(), sql, params)
 
-    async def execute_rowcount(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+    async def execute_rowcount(self, sql: str, params: Params = ()) -> int:
         if not in_transaction():
             async with self.transaction():
                 return await self.execute_rowcount(sql, params)
@@ -163,11 +164,11 @@ class Database:
                 return await self.executemany(sql, rows)
         _many(self._conn(), sql, list(rows))
 
-    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
-    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         # Run to the end at once: a cursor left open would hold a read snapshot.
         cur = self._conn().execute(sql, params)
         try:
@@ -176,7 +177,7 @@ class Database:
             cur.close()
 
     async def fetchall_long(self, sql: str,
-                            params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+                            params: Params = ()) -> list[Row]:
         """A read that may take long (a month's report, an export): on aiosqlite's thread,
         so the loop goes on answering meanwhile. Inside a transaction it must see the
         transaction's own changes, so it runs there."""
@@ -184,7 +185,7 @@ class Database:
             return await self.fetchall(sql, params)
         return list(await self._background.execute_fetchall(sql, params))
 
-    async def fetchval(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from storage import codec
-from storage.db import Database
+from storage.dbapi import Database
 from storage.models import Flow
 from storage.util import now_iso
 

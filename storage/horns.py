@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from storage.db import Database, Row
+from storage.dbapi import Database, Row
 from storage.models import CheckIn, CheckInState, CopyKind, Horn, HornCopy, HornStatus
 from storage.util import epoch, placeholders
 
@@ -86,12 +86,13 @@ class HornRepo:
 
     async def next_due(self) -> float | None:
         """The soonest re-sound or fill-by time of an active horn (None: no active horn)."""
-        due = await self.db.fetchval(
-            """SELECT MIN(MIN(COALESCE(resound_at, 1e18)),
-                          MIN(CASE WHEN widened = 0 AND fill_by IS NOT NULL THEN fill_by
-                                   ELSE 1e18 END))
+        row = await self.db.fetchone(
+            """SELECT MIN(COALESCE(resound_at, 1e18)),
+                      MIN(CASE WHEN widened = 0 AND fill_by IS NOT NULL THEN fill_by
+                               ELSE 1e18 END)
                FROM horns WHERE status = 'active'""")
-        return None if due is None else float(due)
+        due = [float(v) for v in row if v is not None] if row is not None else []
+        return min(due) if due else None
 
     async def confirm(self, horn_id: int, by: int, hours: float) -> bool:
         """Mark the attendance confirmed, once: the second Confirm finds it done."""
@@ -105,8 +106,9 @@ class HornRepo:
     async def add_copy(self, horn_id: int, chat_id: int, message_id: int, thread_id: int,
                        kind: CopyKind) -> None:
         await self.db.execute(
-            """INSERT OR IGNORE INTO horn_copies (horn_id, chat_id, message_id, thread_id, kind)
-               VALUES (?, ?, ?, ?, ?)""", (horn_id, chat_id, message_id, thread_id, kind))
+            """INSERT INTO horn_copies (horn_id, chat_id, message_id, thread_id, kind)
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+            (horn_id, chat_id, message_id, thread_id, kind))
 
     async def copies(self, horn_id: int) -> list[HornCopy]:
         rows = await self.db.fetchall(
@@ -166,7 +168,8 @@ class HornRepo:
     async def counts(self, horn_id: int) -> tuple[int, int]:
         """(checked in, waiting)."""
         row = await self.db.fetchone(
-            """SELECT COALESCE(SUM(state = 'in'), 0), COALESCE(SUM(state = 'waiting'), 0)
+            """SELECT COUNT(CASE WHEN state = 'in' THEN 1 END),
+                      COUNT(CASE WHEN state = 'waiting' THEN 1 END)
                FROM horn_checkins WHERE horn_id = ?""", (horn_id,))
         assert row is not None
         return int(row[0]), int(row[1])
@@ -188,7 +191,8 @@ class HornRepo:
     async def mark_present(self, horn_id: int) -> None:
         """The attendance list opens with everyone checked in marked present."""
         await self.db.execute(
-            "UPDATE horn_checkins SET present = (state = 'in') WHERE horn_id = ?", (horn_id,))
+            "UPDATE horn_checkins SET present = CASE WHEN state = 'in' THEN 1 ELSE 0 END "
+            "WHERE horn_id = ?", (horn_id,))
 
     async def toggle_present(self, horn_id: int, person_id: int) -> bool:
         return await self.db.execute_rowcount(
@@ -222,7 +226,7 @@ class HornRepo:
             return {}, {}, {}
         only = "" if codes is None else (
             f" AND (h.grid_code IN ({placeholders(codes)}) OR (h.grid_code IS NULL"
-            f" AND h.community_code IN ({placeholders(whole)})))")
+            f" AND h.community_code IN ({placeholders(whole) or 'NULL'})))")
         extra = [] if codes is None else [*codes, *whole]
         rows = await self.db.fetchall(
             f"""SELECT h.grid_code, COUNT(*) AS n FROM horns h

@@ -6,7 +6,7 @@ import contextvars
 from typing import Any
 
 from storage import codec
-from storage.db import Database
+from storage.dbapi import Database
 from storage.util import now_iso
 
 
@@ -41,13 +41,15 @@ class InboxRepo:
         # urgent: Telegram is not told the batch was received until it is stored
         async with self.db.transaction(urgent=True):
             await self.db.executemany(
-                "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+                "INSERT INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 [(u["update_id"], codec.dumps(u), now) for u in updates])
             next_offset = max(u["update_id"] for u in updates) + 1
             await self.db.execute(
                 """INSERT INTO meta (key, value) VALUES ('intake_offset', ?)
-                   ON CONFLICT(key) DO UPDATE SET value = MAX(CAST(value AS INTEGER),
-                       CAST(excluded.value AS INTEGER))""", (str(next_offset),))
+                   ON CONFLICT(key) DO UPDATE SET value = CASE
+                       WHEN CAST(excluded.value AS BIGINT) > CAST(meta.value AS BIGINT)
+                       THEN excluded.value ELSE meta.value END""", (str(next_offset),))
             await self.prune(next_offset - self.KEEP)
 
     async def next_offset(self) -> int | None:

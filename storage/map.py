@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from storage.db import Database, Row
+from storage.dbapi import Database, Row
 from storage.models import Binding, Chat, Unit
 from storage.util import now_iso, placeholders
 
@@ -87,7 +87,8 @@ class MapRepo:
                    SELECT ? UNION ALL
                    SELECT u.code FROM units u JOIN down ON u.parent_code = down.code)
                SELECT units.* FROM down JOIN units ON units.code = down.code
-               WHERE ? IS NULL OR units.kind = ? ORDER BY units.position, units.code""",
+               WHERE CAST(? AS TEXT) IS NULL OR units.kind = ?
+               ORDER BY units.position, units.code""",
             (code, kind, kind))
         return [_unit(r) for r in rows]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from storage import codec
-from storage.db import Database, Row
+from storage.dbapi import Database, Row
 from storage.models import OutboxItem
 from storage.util import epoch
 
@@ -36,8 +36,9 @@ class OutboxRepo:
                 (coalesce_key,))
             if row is not None:
                 await self.db.execute(
-                    "UPDATE outbox SET payload = ?, priority = MIN(priority, ?) WHERE id = ?",
-                    (body, priority, row["id"]))
+                    "UPDATE outbox SET payload = ?, "
+                    "priority = CASE WHEN ? < priority THEN ? ELSE priority END WHERE id = ?",
+                    (body, priority, priority, row["id"]))
                 return int(row["id"])
         if dedupe_key is not None:
             exists = await self.db.fetchval(
@@ -137,7 +138,9 @@ class OutboxRepo:
         time); a later end already known stays."""
         await self.db.execute(
             """INSERT INTO chat_blocks (chat_id, until) VALUES (?, ?)
-               ON CONFLICT(chat_id) DO UPDATE SET until = MAX(until, excluded.until)""",
+               ON CONFLICT(chat_id) DO UPDATE SET until = CASE
+                   WHEN excluded.until > chat_blocks.until THEN excluded.until
+                   ELSE chat_blocks.until END""",
             (chat_id, until))
 
     async def chat_blocks(self, now: float) -> dict[int, float]:

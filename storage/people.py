@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from storage.db import Database, Row
+from storage.dbapi import Database, Row
 from storage.models import Invite, Person, RoleGrant
 from storage.util import now_iso, parse_iso, parse_iso_required, placeholders
 
@@ -54,14 +54,15 @@ class PeopleRepo:
                ON CONFLICT(user_id) DO UPDATE SET first_name = excluded.first_name,
                    last_name = excluded.last_name, username = excluded.username,
                    language_code = excluded.language_code,
-                   started = MAX(people.started, excluded.started),
+                   started = CASE WHEN excluded.started > people.started
+                                  THEN excluded.started ELSE people.started END,
                    blocked = CASE WHEN excluded.started = 1 THEN 0 ELSE people.blocked END""",
             (user_id, first_name, last_name, username, language_code, int(private), now_iso()))
 
     async def ensure(self, user_id: int) -> None:
         """Make sure a person row exists (e.g. before granting a role by hand)."""
         await self.db.execute(
-            "INSERT OR IGNORE INTO people (user_id, created_at) VALUES (?, ?)",
+            "INSERT INTO people (user_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (user_id, now_iso()))
 
     async def set_locale(self, user_id: int, locale: str) -> None:

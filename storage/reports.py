@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from storage.db import Database
+from storage.dbapi import Database
 from storage.models import DepartmentEvent, ReportTicket
 from storage.util import placeholders
 
@@ -21,13 +21,16 @@ DEPARTMENT_EVENTS = ("whistled", "accepted", "declined", "overdue", "resolved", 
 
 def _grid_filter(column: str, grid_codes: Sequence[str] | None) -> tuple[str, list[Any]]:
     if grid_codes is None:
-        return "1", []
+        return "1 = 1", []
     return f"{column} IN ({placeholders(grid_codes)})", list(grid_codes)
 
 
 class ReportRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # SQLite before 3.44 has no string_agg
+        self._concat = ("string_agg(note, ',')" if db.dialect == "postgresql"
+                        else "group_concat(note)")
 
     async def tickets(self, grid_codes: Sequence[str] | None, start: float,
                       end: float) -> list[ReportTicket]:
@@ -48,10 +51,10 @@ class ReportRepo:
                        t.source, t.source_ref, t.caller_name, t.caller_phone,
                        EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id
                                AND e.kind = 'overdue' AND e.at >= ? AND e.at < ?) AS overdue,
-                       (SELECT group_concat(note) FROM (
+                       (SELECT {self._concat} FROM (
                             SELECT e.note FROM ticket_events e WHERE e.ticket_id = t.id
                                AND e.kind IN ({rating_kinds}) AND e.at >= ? AND e.at < ?
-                            ORDER BY e.id)) AS ratings
+                            ORDER BY e.id) AS r) AS ratings
                 FROM tickets t LEFT JOIN first_resolved f ON f.ticket_id = t.id
                 WHERE {where} AND ((t.created_at >= ? AND t.created_at < ?)
                                    OR (f.at >= ? AND f.at < ?)

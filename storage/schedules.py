@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from storage.db import Database, Row
+from storage.dbapi import Database, Row
 from storage.models import Patrol, Theme
 from storage.util import epoch, placeholders
 
@@ -54,15 +54,17 @@ class SchedulesRepo:
     async def record_run(self, job: str, period: str, posts: int) -> bool:
         """Inside the run's transaction; False when the period was already run."""
         return await self.db.execute_rowcount(
-            "INSERT OR IGNORE INTO schedule_runs (job, period, ran_at, posts) VALUES (?, ?, ?, ?)",
+            "INSERT INTO schedule_runs (job, period, ran_at, posts) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (job, period, epoch(), posts)) > 0
 
     async def claim_post(self, job: str, period: str, chat_id: int, thread_id: int = 0) -> bool:
         """Record a post to a chat for a period; False when that chat already had it.
         Call it in the transaction that queues the post: the store decides "once"."""
         return await self.db.execute_rowcount(
-            """INSERT OR IGNORE INTO schedule_posts (job, period, chat_id, thread_id, at)
-               VALUES (?, ?, ?, ?, ?)""", (job, period, chat_id, thread_id, epoch())) > 0
+            """INSERT INTO schedule_posts (job, period, chat_id, thread_id, at)
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+            (job, period, chat_id, thread_id, epoch())) > 0
 
     async def posted(self, job: str, period: str) -> list[tuple[int, int]]:
         rows = await self.db.fetchall(
@@ -72,8 +74,14 @@ class SchedulesRepo:
 
     async def migrate_chat(self, old_id: int, new_id: int) -> None:
         """A group became a supergroup: what it had stays had."""
+        # a post the new id already had stays once (what UPDATE OR IGNORE did, portably)
         await self.db.execute(
-            "UPDATE OR IGNORE schedule_posts SET chat_id = ? WHERE chat_id = ?", (new_id, old_id))
+            """DELETE FROM schedule_posts WHERE chat_id = ? AND EXISTS (
+                   SELECT 1 FROM schedule_posts p WHERE p.job = schedule_posts.job
+                   AND p.period = schedule_posts.period AND p.chat_id = ?
+                   AND p.thread_id = schedule_posts.thread_id)""", (old_id, new_id))
+        await self.db.execute(
+            "UPDATE schedule_posts SET chat_id = ? WHERE chat_id = ?", (new_id, old_id))
 
     # patrols
 

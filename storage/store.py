@@ -1,7 +1,8 @@
 """The store: one object holding every repository over one database.
 
-Handlers never see it; services do. A PostgreSQL store would provide the same repositories
-over its own `Database` (the SQL here is plain and parameterised with `?`).
+Handlers never see it; services do. The repositories run over either database
+(storage/dbapi.py): SQLite (`sqlite:///path`, the embedded default) or PostgreSQL
+(`postgresql://…`, SPEC §16), chosen by `Store.open` from GRIDHORN_DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from contextlib import asynccontextmanager
 
 from storage.audit import AuditRepo
 from storage.backups import BackupRepo
-from storage.db import Database
+from storage.db import SqliteDatabase
+from storage.dbapi import Database
 from storage.drafts import DraftRepo
 from storage.flows import FlowRepo
 from storage.horns import HornRepo
@@ -23,6 +25,13 @@ from storage.reports import ReportRepo
 from storage.schedules import SchedulesRepo
 from storage.tickets import TicketRepo
 from storage.whistles import WhistleRepo
+
+POSTGRESQL_SCHEMES = ("postgresql", "postgres")
+
+
+def sqlite_path(database_url: str) -> str:
+    """The file of a `sqlite:///path` URL (`sqlite:///:memory:`: a private in-memory one)."""
+    return database_url.removeprefix("sqlite:///")
 
 
 class Store:
@@ -44,8 +53,24 @@ class Store:
         self.backups = BackupRepo(db)
 
     @classmethod
+    async def open(cls, database_url: str) -> Store:
+        """The store of a database URL: `sqlite:///path` or `postgresql://…`."""
+        scheme = database_url.partition(":")[0].lower()
+        if scheme == "sqlite":
+            return await cls.open_sqlite(sqlite_path(database_url))
+        if scheme in POSTGRESQL_SCHEMES:
+            from storage.pg import PgDatabase  # psycopg is loaded only when it is used
+
+            return await cls._open(PgDatabase(database_url))
+        raise ValueError(f"unsupported database URL scheme {scheme!r}: expected sqlite:///path "
+                         f"or postgresql://…")
+
+    @classmethod
     async def open_sqlite(cls, path: str) -> Store:
-        db = Database(path)
+        return await cls._open(SqliteDatabase(path))
+
+    @classmethod
+    async def _open(cls, db: Database) -> Store:
         try:
             await db.open()
         except BaseException:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage import codec
-from storage.db import Database, Row
+from storage.dbapi import Database, Row
 from storage.models import OPEN_STATUSES, Prompt, Ticket, TicketCard, TicketEvent
 from storage.util import epoch, placeholders
 
@@ -47,6 +47,10 @@ def _event(row: Row) -> TicketEvent:
 class TicketRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # the minute of a deadline, as migration 010's indexes write it: PostgreSQL's CAST to
+        # an integer rounds where SQLite's truncates
+        self._minute = ("FLOOR(due_at / 60)" if db.dialect == "postgresql"
+                        else "CAST(due_at / 60 AS INTEGER)")
 
     async def create(self, *, reporter_id: int, anonymous: bool, building_code: str,
                      grid_code: str, community_code: str, domain: str | None, text: str,
@@ -184,7 +188,7 @@ class TicketRepo:
         # walks one of them and stops, instead of sorting every open ticket
         rows = await self.db.fetchall(
             f"""SELECT * FROM tickets WHERE {clause}
-                ORDER BY due_at IS NULL, CAST(due_at / 60 AS INTEGER), me_too DESC, due_at, id
+                ORDER BY due_at IS NULL, {self._minute}, me_too DESC, due_at, id
                 LIMIT ? OFFSET ?""",
             [*params, limit, offset])
         return [_ticket(r) for r in rows], int(total)
@@ -200,11 +204,12 @@ class TicketRepo:
 
     async def next_due(self) -> float | None:
         statuses = placeholders(OPEN_STATUSES)
-        soonest = await self.db.fetchval(
-            f"""SELECT MIN(MIN(COALESCE(remind_at, 1e18)), MIN(COALESCE(due_at, 1e18)))
+        row = await self.db.fetchone(
+            f"""SELECT MIN(COALESCE(remind_at, 1e18)), MIN(COALESCE(due_at, 1e18))
                 FROM tickets WHERE status IN ({statuses})
                 AND (remind_at IS NOT NULL OR due_at IS NOT NULL)""", list(OPEN_STATUSES))
-        return None if soonest is None else float(soonest)
+        soonest = [float(v) for v in row if v is not None] if row is not None else []
+        return min(soonest) if soonest else None
 
     # timeline
 
@@ -232,8 +237,8 @@ class TicketRepo:
 
     async def add_card(self, ticket_id: int, chat_id: int, message_id: int, kind: str) -> None:
         await self.db.execute(
-            "INSERT OR IGNORE INTO ticket_cards (ticket_id, chat_id, message_id, kind) "
-            "VALUES (?, ?, ?, ?)", (ticket_id, chat_id, message_id, kind))
+            "INSERT INTO ticket_cards (ticket_id, chat_id, message_id, kind) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", (ticket_id, chat_id, message_id, kind))
 
     async def show_cards(self, chat_id: int, shown: Iterable[tuple[int, int, str]]) -> None:
         """Cards shown in a private chat (`/tickets`, `/ticket N`): each (ticket, message,
@@ -267,7 +272,7 @@ class TicketRepo:
     async def add_me_too(self, ticket_id: int, user_id: int) -> int | None:
         """Count a resident once; returns the new count, None when already counted."""
         added = await self.db.execute_rowcount(
-            "INSERT OR IGNORE INTO me_too (ticket_id, user_id, at) VALUES (?, ?, ?)",
+            "INSERT INTO me_too (ticket_id, user_id, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (ticket_id, user_id, epoch()))
         if not added:
             return None
@@ -280,8 +285,10 @@ class TicketRepo:
     async def add_prompt(self, chat_id: int, message_id: int, user_id: int | None,
                          ticket_id: int, action: str) -> None:
         await self.db.execute(
-            "INSERT OR REPLACE INTO prompts (chat_id, message_id, user_id, ticket_id, action, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO prompts (chat_id, message_id, user_id, ticket_id, action, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, message_id) DO UPDATE SET "
+            "user_id = excluded.user_id, ticket_id = excluded.ticket_id, "
+            "action = excluded.action, created_at = excluded.created_at",
             (chat_id, message_id, user_id, ticket_id, action, epoch()))
 
     async def prompt(self, chat_id: int, message_id: int) -> Prompt | None:

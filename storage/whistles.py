@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from storage.db import Database, Row
+from storage.dbapi import Database, Row
 from storage.models import WhistleItem, WhistleRating
 from storage.util import placeholders
 
@@ -51,9 +51,9 @@ class WhistleRepo:
     async def add_rating(self, rating: WhistleRating) -> bool:
         """Record a rating; False when this whistle was rated already (the store decides)."""
         return await self.db.execute_rowcount(
-            """INSERT OR IGNORE INTO whistle_ratings (whistle_event, ticket_id,
+            """INSERT INTO whistle_ratings (whistle_event, ticket_id,
                    department_code, item_code, points, rater_id, stars, comment, at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
             (rating.whistle_event, rating.ticket_id, rating.department_code, rating.item_code,
              rating.points, rating.rater_id, rating.stars, rating.comment, rating.at)) > 0
 

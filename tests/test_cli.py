@@ -122,6 +122,17 @@ def test_map_export_with_an_unusable_database_says_so_in_one_line(tmp_path, monk
                    "file is not a database"]
 
 
+def test_an_unreachable_postgresql_server_is_said_in_one_line(monkeypatch, capsys):
+    """Nothing listens on port 1: start-up stops naming the setting, never its password."""
+    monkeypatch.setenv("GRIDHORN_DATABASE_URL", "postgresql://gridhorn:s3cret@127.0.0.1:1/g")
+    assert main(["map", "export"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("gridhorn: GRIDHORN_DATABASE_URL: cannot open "
+                             "postgresql://gridhorn:***@127.0.0.1:1/g: ")
+    assert "s3cret" not in err[0] and "Traceback" not in err[0]
+
+
 def test_run_reads_dotenv_in_the_working_directory_and_environment_variables_win(
         tmp_path, monkeypatch, capsys):
     """SPEC §8: environment variables or a .env file, the environment first. The .env names

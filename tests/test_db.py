@@ -190,6 +190,7 @@ def committed_codes(path) -> set[str]:
         return {row[0] for row in conn.execute("SELECT code FROM units")}
 
 
+@pytest.mark.sqlite_only  # group commit
 async def test_transactions_of_one_turn_commit_together_and_each_waits_for_it(store):
     """Group commit: a block is left only once its changes are committed; a member that
     fails rolls back alone; callbacks run after the commit, never for a failed member."""
@@ -214,6 +215,7 @@ async def test_transactions_of_one_turn_commit_together_and_each_waits_for_it(st
     assert commits == ["COMMIT"] and sorted(ran) == ["C01", "C03"]
 
 
+@pytest.mark.sqlite_only  # group commit
 async def test_a_failed_group_commit_fails_every_member(store):
     db = store.db
 
@@ -233,6 +235,7 @@ async def test_a_failed_group_commit_fails_every_member(store):
     assert committed_codes(db.path) == {"C01"}
 
 
+@pytest.mark.sqlite_only  # group commit
 async def test_a_member_holding_the_lock_past_the_turn_commits_the_group_as_it_leaves(store):
     db = store.db
     holding, release = asyncio.Event(), asyncio.Event()
@@ -247,6 +250,7 @@ async def test_a_member_holding_the_lock_past_the_turn_commits_the_group_as_it_l
     assert committed_codes(db.path) == {"C01", "C02"}
 
 
+@pytest.mark.sqlite_only  # group commit
 async def test_a_member_cancelled_while_its_group_commits_is_still_committed(store):
     db = store.db
     ran: list[str] = []
@@ -265,6 +269,7 @@ async def test_a_member_cancelled_while_its_group_commits_is_still_committed(sto
     assert committed_codes(db.path) == {"C01"} and ran == ["C01"]
 
 
+@pytest.mark.sqlite_only  # group commit
 async def test_a_waiter_cancelled_as_the_lock_reaches_it_still_lets_the_group_commit(store):
     """The turn ends while the lock is on its way to a waiter, which is then cancelled: the
     group must not stay open (a found bug: the writer behind it waited forever)."""

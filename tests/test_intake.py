@@ -74,6 +74,7 @@ async def test_a_pressed_message_is_parsed_for_where_it_is_not_what_it_says():
     assert raw["callback_query"]["message"]["text"] == "#1 楼道灯坏了"  # the inbox keeps it whole
 
 
+@pytest.mark.sqlite_only  # group commit
 async def test_an_update_whose_commit_failed_stays_unprocessed_for_a_replay(store):
     """Group commit: another transaction's failure at COMMIT undoes this update's work too;
     the update must then stay in the inbox, not be marked processed."""
@@ -128,6 +129,7 @@ async def queued_texts(store) -> list[str]:
     return [codec.loads(row["payload"])["text"] for row in rows]
 
 
+@pytest.mark.sqlite_only  # group commit
 async def test_an_update_whose_group_commit_failed_is_handled_again_alone_and_once(store):
     """The COMMIT of the group that held the update's work fails (injected: as a full disk or
     an I/O error would): the update does not wait for a restart; its work is done again in
@@ -148,6 +150,7 @@ async def test_an_update_whose_group_commit_failed_is_handled_again_alone_and_on
     assert await queued_texts(store) == ["r8"] and await unprocessed(store) == []
 
 
+@pytest.mark.sqlite_only  # group commit, PRAGMA
 async def test_one_updates_fault_at_commit_does_not_cost_the_others_of_its_group(store):
     """Two updates share a group; one's work breaks a deferred constraint, so the group's
     COMMIT fails. Each is handled again alone: the good one is committed, the bad one stays

@@ -14,11 +14,11 @@ def names(chain: list[Unit]) -> list[str]:
     return [u.name for u in chain]
 
 
-async def test_a_change_by_another_process_is_seen_at_the_next_read(store, tmp_path):
+async def test_a_change_by_another_process_is_seen_at_the_next_read(store, database_url):
     await seed_map(store)
     assert names(await store.map.ancestors("B01010101")) == ["1栋", "阳光小区", "第一网格",
                                                              "欣山社区"]
-    other = await Store.open_sqlite(str(tmp_path / "gridhorn.db"))  # `gridhorn map import`
+    other = await Store.open(database_url)  # `gridhorn map import`
     try:
         async with other.transaction():
             await other.map.upsert(Unit(code="G0101", kind="grid", name="一网格（新）",

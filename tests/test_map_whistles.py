@@ -54,8 +54,8 @@ def y(text: str) -> bytes:
 
 
 @pytest.fixture
-async def other_store(tmp_path: Path):
-    s = await Store.open_sqlite(str(tmp_path / "other.db"))
+async def other_store(other_database_url: str):
+    s = await Store.open(other_database_url)
     try:
         yield s
     finally:

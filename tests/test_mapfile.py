@@ -34,9 +34,9 @@ def rows(*lines: str) -> bytes:
 
 
 @pytest.fixture
-async def other_store(tmp_path: Path):
+async def other_store(other_database_url: str):
     """A second store (the conftest's `store` is the first), to import an export into."""
-    s = await Store.open_sqlite(str(tmp_path / "other.db"))
+    s = await Store.open(other_database_url)
     try:
         yield s
     finally:

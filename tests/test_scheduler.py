@@ -30,7 +30,7 @@ async def world(store: Store, clock: Clock):
 
 async def reopen(store: Store, path: str) -> Store:
     await store.close()
-    return await Store.open_sqlite(path)
+    return await Store.open(path)
 
 
 def texts(items, chat_id, word):
@@ -48,9 +48,9 @@ async def runs(store, job):
     return [r["period"] for r in rows]
 
 
-async def test_theme_posts_once_per_chat_across_month_end_double_fire_and_restart(tmp_path):
-    path = str(tmp_path / "g.db")
-    store = await Store.open_sqlite(path)
+async def test_theme_posts_once_per_chat_across_month_end_double_fire_and_restart(database_url):
+    path = database_url
+    store = await Store.open(path)
     clock = Clock(at(2026, 11, 28, 12))
     built = await world(store, clock)
     admin = await built.schedule.access.actor(ADMIN)
@@ -109,9 +109,9 @@ async def test_theme_posts_once_per_chat_across_month_end_double_fire_and_restar
     await store.close()
 
 
-async def test_catch_up_after_an_outage_runs_the_current_period_once_and_no_older(tmp_path):
-    path = str(tmp_path / "g.db")
-    store = await Store.open_sqlite(path)
+async def test_catch_up_after_an_outage_runs_the_current_period_once_and_no_older(database_url):
+    path = database_url
+    store = await Store.open(path)
     clock = Clock(at(2026, 10, 10, 12))
     built = await world(store, clock)
     await built.scheduler.run_due()
@@ -167,12 +167,12 @@ async def test_a_chat_bound_mid_month_gets_the_theme_at_the_next_run(store):
                     if "新春送温暖" in i.payload["text"]]) == 1
 
 
-async def test_a_chat_bound_after_the_report_run_gets_the_report_on_display_once(tmp_path):
+async def test_a_chat_bound_after_the_report_run_gets_the_report_on_display_once(database_url):
     """SPEC §6: the report of the month before is on display (公示) from the 1st's run: a staff
     chat bound later gets it in full, a building chat in short, from the next daily run, once
     across restarts; after the next month's run only the new one is on display."""
-    path = str(tmp_path / "g.db")
-    store = await Store.open_sqlite(path)
+    path = database_url
+    store = await Store.open(path)
     try:
         clock = Clock(at(2026, 12, 1, 10))
         built = await world(store, clock)

@@ -58,11 +58,23 @@ def test_a_bad_value_names_its_variable(monkeypatch, variable, value):
     assert str(caught.value).startswith(variable + ":")
 
 
+def test_a_postgresql_url_is_taken_and_shown_without_its_password(monkeypatch):
+    monkeypatch.setenv("GRIDHORN_DATABASE_URL", "postgresql://gridhorn:s3cret@db:5432/gridhorn")
+    settings = load_settings()
+    assert settings.database_url == "postgresql://gridhorn:s3cret@db:5432/gridhorn"
+    assert settings.database_url_shown == "postgresql://gridhorn:***@db:5432/gridhorn"
+
+
 @pytest.mark.parametrize("variable, value, message", [
-    ("GRIDHORN_DATABASE_URL", "postgresql://gridhorn@db/gridhorn",
-     "only SQLite is supported: sqlite:///relative.db or sqlite:////absolute/path.db"),
+    ("GRIDHORN_DATABASE_URL", "mysql://gridhorn@db/gridhorn",
+     "expected sqlite:///relative.db, sqlite:////absolute/path.db or "
+     "postgresql://user@host:5432/database"),
+    ("GRIDHORN_DATABASE_URL", "postgresql:///",
+     "expected sqlite:///relative.db, sqlite:////absolute/path.db or "
+     "postgresql://user@host:5432/database"),
     ("GRIDHORN_DATABASE_URL", "sqlite:///",
-     "only SQLite is supported: sqlite:///relative.db or sqlite:////absolute/path.db"),
+     "expected sqlite:///relative.db, sqlite:////absolute/path.db or "
+     "postgresql://user@host:5432/database"),
     ("GRIDHORN_API_BASE_URL", "api.telegram.org/bot",
      "expected an http:// or https:// URL like https://api.telegram.org/bot"),
     ("GRIDHORN_API_BASE_URL", "ftp://127.0.0.1/bot",

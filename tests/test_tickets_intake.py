@@ -221,6 +221,7 @@ async def test_the_callers_verdict_rates_or_reopens(store):
     assert [e.kind for e in await store.tickets.events(1)][-2:] == ["resolved", "rated"]
 
 
+@pytest.mark.sqlite_only  # counts SQLite statements
 async def test_create_takes_the_statements_of_a_submit(store):
     """Speed: the intake's final transaction is the Submit's path (one insert, its timeline
     row, its receipt): no more statements than a resident's Submit."""

@@ -120,8 +120,13 @@ async def texts_to(store: Store, chat_id: int) -> list[str]:
 
 async def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table: a refusal must leave it as it was (SPEC §1)."""
-    tables = await store.db.fetchall(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+    if store.db.dialect == "postgresql":
+        tables = await store.db.fetchall(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")
+    else:
+        tables = await store.db.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
     rows: dict[str, list[tuple[Any, ...]]] = {}
     for (name,) in tables:
         rows[name] = [tuple(r) for r in await store.db.fetchall(f'SELECT * FROM "{name}"')]

@@ -1,0 +1,393 @@
+"""The PostgreSQL store (SPEC §16): the same `Database` interface as SQLite's, on psycopg 3.
+
+Statements outside a transaction run on a pooled autocommit connection; a transaction holds
+one pooled connection for its whole block, carried in a context variable so that every
+statement of the block (reads included) runs in it. Nested `transaction()` blocks join the
+outermost one, as with SQLite.
+
+The transactions of this process take turns, as SQLite's do (one write lock, `urgent` ones
+first): the repositories' read-then-write steps (the next waiting-list seat, coalescing an
+outbox message) were written for one writer at a time. Several replicas on one database
+coordinate through the database itself (SPEC §16, leader election), not through this lock.
+
+The repositories' SQL is written with `?` and `:name`; each string is translated once to
+psycopg's `%s` / `%(name)s` (a literal `%` doubled). An INSERT into a table whose `id` is an
+identity column gets `RETURNING id`, so `execute` returns the new id as sqlite3's lastrowid
+does. Python bools are sent as integers (the schema stores flags as 0/1 integers, as SQLite
+does) and `numeric` results (`SUM` of integers) come back as int, or float if fractional.
+Text sorts as SQLite sorts it (byte order) in a database created with a C collation (e.g.
+`CREATE DATABASE gridhorn LOCALE 'C.UTF-8'`); the unit codes sort alike either way.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg.adapt import Buffer, Dumper, Loader
+from psycopg_pool import AsyncConnectionPool
+
+from storage.dbapi import DatabaseUnavailable, Dialect, Params, Row
+from storage.groupcommit import WriteLock
+from storage.groupcommit import alone as _alone
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10  # an unreachable server fails start-up after this, not never
+POOL_MAX = 10
+MIGRATION_LOCK = 0x6772_6964  # pg_advisory_lock key while migrating ("grid")
+
+
+class PgRow:
+    """A row by name and by position, like sqlite3.Row (the names are shared per result)."""
+
+    __slots__ = ("_values", "_names")
+
+    def __init__(self, values: Sequence[Any], names: dict[str, int]) -> None:
+        self._values = values
+        self._names = names
+
+    def __getitem__(self, key: int | str, /) -> Any:
+        if isinstance(key, str):
+            return self._values[self._names[key]]
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+    def __repr__(self) -> str:
+        return f"PgRow({dict(zip(self._names, self._values, strict=False))!r})"
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
+    names: dict[str, int] = {}
+    for i, column in enumerate(cursor.description or ()):
+        names.setdefault(column.name, i)  # a repeated name: the first wins, as in sqlite3.Row
+
+    def make(values: Sequence[Any]) -> PgRow:
+        return PgRow(values, names)
+
+    return make
+
+
+class _BoolAsInt(Dumper):
+    """Flags are 0/1 integer columns on both engines: a Python bool goes as 1 or 0."""
+
+    oid = psycopg.postgres.types["int8"].oid
+
+    def dump(self, obj: Any) -> Buffer:
+        return b"1" if obj else b"0"
+
+
+class _Numeric(Loader):
+    """`numeric` (SUM of integers, AVG) as SQLite gives it: int, or float if fractional."""
+
+    def load(self, data: Buffer) -> Any:
+        text = bytes(data).decode()
+        if "." in text or "e" in text or "N" in text:
+            return float(text)
+        return int(text)
+
+
+def _configure_adapters(conn: psycopg.AsyncConnection[Any]) -> None:
+    conn.adapters.register_dumper(bool, _BoolAsInt)
+    conn.adapters.register_loader("numeric", _Numeric)
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@lru_cache(maxsize=4096)
+def translate(sql: str) -> tuple[str, bool]:
+    """`?` → `%s`, `:name` → `%(name)s`, `%` → `%%`, outside quotes and comments; also
+    whether the statement has placeholders (without, it goes as it is: psycopg does no `%`
+    processing when there are no parameters)."""
+    out: list[str] = []
+    i, n, found = 0, len(sql), False
+    while i < n:
+        c = sql[i]
+        if c in ("'", '"'):
+            end = sql.find(c, i + 1)
+            while end != -1 and end + 1 < n and sql[end + 1] == c:  # '' inside a literal
+                end = sql.find(c, end + 2)
+            end = n if end == -1 else end + 1
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+            continue
+        if c == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end == -1 else end
+            out.append(sql[i:end].replace("%", "%%"))
+            i = end
+            continue
+        if c == "?":
+            out.append("%s")
+            found = True
+        elif c == ":" and i + 1 < n and sql[i + 1] == ":":
+            out.append("::")  # a cast
+            i += 2
+            continue
+        elif c == ":" and (match := _NAME.match(sql, i + 1)) and (i == 0 or sql[i - 1] != ":"):
+            out.append(f"%({match.group()})s")
+            found = True
+            i = match.end()
+            continue
+        elif c == "%":
+            out.append("%%")
+        else:
+            out.append(c)
+        i += 1
+    return ("".join(out), True) if found else (sql, False)
+
+
+_INSERT = re.compile(r"\s*INSERT\s+(?:INTO\s+)?(\w+)", re.IGNORECASE)
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """The numbered migrations for PostgreSQL: `storage/migrations/NNN_*.sql`, where one in
+    `storage/migrations/postgresql/` with the same number replaces it (a schema SQLite and
+    PostgreSQL cannot share: types, identity columns, triggers)."""
+    chosen: dict[int, tuple[str, str]] = {}
+    base = resources.files("storage.migrations")
+    for folder in (base, base / "postgresql"):
+        for entry in folder.iterdir():
+            name = entry.name
+            if name.endswith(".sql") and name[:3].isdigit():
+                chosen[int(name[:3])] = (name, entry.read_text(encoding="utf-8"))
+    return sorted((number, name, sql) for number, (name, sql) in chosen.items())
+
+
+class _Tx:
+    __slots__ = ("conn", "callbacks")
+
+    def __init__(self, conn: psycopg.AsyncConnection[PgRow]) -> None:
+        self.conn = conn
+        self.callbacks: list[Callable[[], None]] = []
+
+
+_current: contextvars.ContextVar[_Tx | None] = contextvars.ContextVar("pg_tx", default=None)
+
+
+class PgDatabase:
+    """An open PostgreSQL store (see the module's text)."""
+
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
+        self.url = url
+        self._pool_max = pool_max
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[PgRow]] | None = None
+        self._lock = WriteLock()
+        self._returning: dict[str, tuple[str, bool, bool]] = {}
+        self._identity: frozenset[str] = frozenset()
+
+    async def _connect(self) -> psycopg.AsyncConnection[PgRow]:
+        conn = await psycopg.AsyncConnection.connect(
+            self.url, autocommit=True, row_factory=_row_factory,
+            connect_timeout=CONNECT_TIMEOUT_S, prepare_threshold=None)
+        _configure_adapters(conn)
+        return conn
+
+    async def open(self) -> None:
+        try:
+            await self._open()
+        except psycopg.Error as exc:
+            # libpq's words, first line ("connection failed: … Connection refused")
+            reason = next((line.strip() for line in str(exc).splitlines() if line.strip()),
+                          type(exc).__name__)
+            raise DatabaseUnavailable(reason) from exc
+
+    async def _open(self) -> None:
+        # A first connection of its own: an unreachable server fails here with libpq's own
+        # words (the pool would only time out), and the schema is brought up to date.
+        conn = await self._connect()
+        try:
+            await self._migrate(conn)
+            cur = await conn.execute(
+                """SELECT table_name FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND column_name = 'id'
+                     AND is_identity = 'YES'""")
+            self._identity = frozenset(r[0] for r in await cur.fetchall())
+        finally:
+            await conn.close()
+
+        async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+            _configure_adapters(conn)
+
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[PgRow]] = AsyncConnectionPool(
+            self.url, min_size=1, max_size=self._pool_max, open=False, configure=configure,
+            kwargs={"autocommit": True, "row_factory": _row_factory,
+                    "prepare_threshold": None, "connect_timeout": CONNECT_TIMEOUT_S})
+        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        self._pool = pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def migrate(self) -> int:
+        """Apply every migration newer than the `schema_version` table says."""
+        conn = await self._connect()
+        try:
+            return await self._migrate(conn)
+        finally:
+            await conn.close()
+
+    async def _migrate(self, conn: psycopg.AsyncConnection[PgRow]) -> int:
+        # Two replicas starting together: one migrates, the other waits and finds it done.
+        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS schema_version (
+                       version    INTEGER PRIMARY KEY,
+                       applied_at TIMESTAMPTZ NOT NULL DEFAULT now())""")
+            cur = await conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            row = await cur.fetchone()
+            version = int(row[0]) if row is not None else 0
+            for number, name, sql in _migrations():
+                if number <= version:
+                    continue
+                logger.info("applying migration %s", name)
+                async with conn.transaction():
+                    await conn.execute(sql.encode())  # a script: several statements
+                    await conn.execute("INSERT INTO schema_version (version) VALUES (%s)",
+                                       (number,))
+                version = number
+            return version
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+    @property
+    def in_transaction(self) -> bool:
+        return _current.get() is not None
+
+    def transaction(self, urgent: bool = False) -> AbstractAsyncContextManager[None]:
+        """One transaction on one pooled connection; nested use joins the outer one.
+        `urgent` ones take the next turn (short bookkeeping only)."""
+        if self._pool is None:
+            raise RuntimeError("the database is not open")
+        return self._transaction(self._pool, urgent)
+
+    @asynccontextmanager
+    async def _transaction(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[PgRow]],
+                           urgent: bool) -> AsyncIterator[None]:
+        if _current.get() is not None:
+            yield
+            return
+        await self._lock.acquire(urgent)
+        try:
+            async with pool.connection() as conn:
+                tx = _Tx(conn)
+                token = _current.set(tx)
+                try:
+                    async with conn.transaction():
+                        yield
+                finally:
+                    _current.reset(token)
+        finally:
+            self._lock.release()
+        for callback in tx.callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("an after-commit callback failed")
+
+    def alone(self) -> AbstractContextManager[None]:
+        """Every transaction here commits by itself already (no group commit)."""
+        return _alone()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the current transaction commits (at once outside one)."""
+        tx = _current.get()
+        if tx is None:
+            callback()
+        else:
+            tx.callbacks.append(callback)
+
+    def _write_sql(self, sql: str) -> tuple[str, bool, bool]:
+        """The statement as psycopg takes it, whether it has placeholders, and whether it
+        returns the new row's id (an INSERT into a table with an identity `id`)."""
+        known = self._returning.get(sql)
+        if known is None:
+            query, placeholders = translate(sql)
+            match = _INSERT.match(sql)
+            returns_id = (match is not None and match.group(1).lower() in self._identity
+                          and "returning" not in sql.lower())
+            if returns_id:
+                query = query.rstrip().rstrip(";") + " RETURNING id"
+            known = self._returning[sql] = (query, placeholders, returns_id)
+        return known
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one write statement; an INSERT returns the new row's id — joins or opens a
+        transaction."""
+        tx = _current.get()
+        if tx is None:
+            async with self.transaction():
+                return await self.execute(sql, params)
+        query, placeholders, returns_id = self._write_sql(sql)
+        cur = await tx.conn.execute(query, params if placeholders else None)
+        if returns_id:
+            row = await cur.fetchone()
+            return int(row[0]) if row is not None else 0
+        return 0
+
+    async def execute_rowcount(self, sql: str, params: Params = ()) -> int:
+        tx = _current.get()
+        if tx is None:
+            async with self.transaction():
+                return await self.execute_rowcount(sql, params)
+        query, placeholders = translate(sql)
+        cur = await tx.conn.execute(query, params if placeholders else None)
+        return cur.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        tx = _current.get()
+        if tx is None:
+            async with self.transaction():
+                return await self.executemany(sql, rows)
+        batch = list(rows)
+        if not batch:
+            return
+        query, _ = translate(sql)
+        async with tx.conn.cursor() as cur:
+            await cur.executemany(query, batch)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        query, placeholders = translate(sql)
+        args = params if placeholders else None
+        tx = _current.get()
+        if tx is not None:
+            cur = await tx.conn.execute(query, args)
+            return list(await cur.fetchall())
+        if self._pool is None:
+            raise RuntimeError("the database is not open")
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(query, args)
+            return list(await cur.fetchall())
+
+    async def fetchall_long(self, sql: str, params: Params = ()) -> list[Row]:
+        """A long read: the loop goes on answering meanwhile anyway (the server does it)."""
+        return await self.fetchall(sql, params)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
