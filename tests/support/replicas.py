@@ -1,0 +1,176 @@
+"""Several `gridhorn run --webhook` processes on one PostgreSQL database, behind a load
+balancer, with the emulator delivering by webhook (SPEC §16): the fault tests' world.
+
+`Balancer` is what an operator puts in front of the replicas (nginx, a cloud load balancer):
+it passes each POST from Telegram to the next replica in turn and, when one does not answer
+(killed, not yet listening), to the one after; when none answers, Telegram gets 502 and
+posts again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from tests.support.env import child_env
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "replicas-secret_123"
+HOOK_PATH = "/telegram/hook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Balancer:
+    """Round robin over the replicas' listen addresses; a replica that refuses the
+    connection is skipped for this request."""
+
+    def __init__(self, backends: list[str]) -> None:
+        self.backends = backends  # "127.0.0.1:port", in turn
+        self.port = free_port()
+        self._next = 0
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.passed: dict[str, int] = {backend: 0 for backend in backends}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{HOOK_PATH}"
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=30, connect=2))
+        app = web.Application(client_max_size=1024 * 1024)
+        app.router.add_post(HOOK_PATH, self._pass)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _pass(self, request: web.Request) -> web.Response:
+        assert self._session is not None
+        body = await request.read()
+        headers = {SECRET_HEADER: request.headers.get(SECRET_HEADER, ""),
+                   "Content-Type": request.headers.get("Content-Type", "application/json")}
+        for _ in range(len(self.backends)):
+            backend = self.backends[self._next % len(self.backends)]
+            self._next += 1
+            try:
+                async with self._session.post(f"http://{backend}{HOOK_PATH}", data=body,
+                                              headers=headers) as answer:
+                    self.passed[backend] += 1
+                    return web.Response(status=answer.status, body=await answer.read())
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                continue  # down: the next one
+        return web.Response(status=502, text="no replica answers")
+
+
+@dataclass
+class Replica:
+    number: int
+    listen: str
+    process: asyncio.subprocess.Process | None = None
+    log: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+
+@dataclass
+class Replicas:
+    """`count` replicas of the bot on `database_url`, the emulator at `api_base_url`."""
+
+    api_base_url: str
+    database_url: str
+    tmp_path: Path
+    count: int = 2
+    extra: dict[str, str] = field(default_factory=dict)
+    replicas: list[Replica] = field(default_factory=list)
+    balancer: Balancer | None = None
+
+    async def __aenter__(self) -> Replicas:
+        self.replicas = [Replica(n, f"127.0.0.1:{free_port()}") for n in range(self.count)]
+        self.balancer = Balancer([r.listen for r in self.replicas])
+        await self.balancer.start()
+        for replica in self.replicas:
+            await self.start(replica)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for replica in self.replicas:
+            await self.stop(replica)
+        if self.balancer is not None:
+            await self.balancer.stop()
+
+    def env(self, replica: Replica) -> dict[str, str]:
+        assert self.balancer is not None
+        return child_env(
+            GRIDHORN_BOT_TOKEN="123456:TEST-TOKEN", GRIDHORN_API_BASE_URL=self.api_base_url,
+            GRIDHORN_DATABASE_URL=self.database_url, GRIDHORN_QUIET_HOURS="",
+            GRIDHORN_WEBHOOK_URL=self.balancer.url, GRIDHORN_WEBHOOK_SECRET=SECRET,
+            GRIDHORN_LISTEN=replica.listen, GRIDHORN_HTTP_WORKER="false",
+            # the emulator enforces no flood limits here: the bot need not pace for them
+            GRIDHORN_RATE_OVERALL_PER_S="1000", GRIDHORN_RATE_CHAT_PER_S="1000",
+            GRIDHORN_RATE_GROUP_PER_MIN="100000", **self.extra)
+
+    async def start(self, replica: Replica) -> None:
+        """Start the replica's process and wait until it listens."""
+        replica.log = self.tmp_path / f"replica{replica.number}.log"
+        with replica.log.open("ab") as log:  # the child keeps its own descriptor
+            replica.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot.cli", "run", "--webhook", cwd=ROOT,
+                env=self.env(replica), stdout=asyncio.subprocess.DEVNULL, stderr=log)
+        host, _, port = replica.listen.rpartition(":")
+        async with asyncio.timeout(60):
+            while True:
+                if replica.process.returncode is not None:
+                    raise AssertionError(f"replica {replica.number} exited: {self.logs()}")
+                try:
+                    _, writer = await asyncio.open_connection(host, int(port))
+                except OSError:
+                    await asyncio.sleep(0.05)  # polling the port: the process gives no signal
+                    continue
+                writer.close()
+                await writer.wait_closed()
+                return
+
+    async def stop(self, replica: Replica, sig: int = signal.SIGTERM) -> int | None:
+        process = replica.process
+        if process is None or process.returncode is not None:
+            return None if process is None else process.returncode
+        process.send_signal(sig)
+        return await asyncio.wait_for(process.wait(), 30)
+
+    async def kill(self, replica: Replica) -> None:
+        """kill -9: no shutdown at all, as a machine that dies."""
+        assert replica.process is not None
+        os.kill(replica.pid, signal.SIGKILL)
+        await replica.process.wait()
+
+    def logs(self) -> str:
+        parts = []
+        for replica in self.replicas:
+            if replica.log is not None and replica.log.exists():
+                text = replica.log.read_text(encoding="utf-8", errors="replace")
+                parts.append(f"--- replica {replica.number}\n{text[-4000:]}")
+        return "\n".join(parts)
