@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 
+from emulator import BotAPIEmulator, FloodLimits
 from storage.store import Store
-from tests.support.harness import seed_map
-from tests.support.replicas import HOOK_PATH, SECRET_HEADER, Replicas
+from tests.support.harness import TOKEN, seed_map
+from tests.support.replicas import (
+    HOOK_PATH,
+    PRODUCTION_RATES,
+    SECRET_HEADER,
+    Replicas,
+    bound_building_chats,
+    leader,
+    posts_per_chat,
+)
 from tests.support.texts import before
 
 pytestmark = pytest.mark.asyncio
@@ -135,3 +146,160 @@ async def test_a_wrong_secret_is_refused_by_every_replica_and_nothing_is_stored(
                                      headers=headers) as answer:
                     assert answer.status == 401
         assert await count(pg_url, "SELECT COUNT(*) FROM inbox") == stored
+
+
+# ------------------------------------------------------------------ the leader's faults
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[BotAPIEmulator]:
+    """An emulator that enforces Telegram's flood limits (30/s, 20/min per group, 1/s)."""
+    emu = BotAPIEmulator(token=TOKEN, bot_username="gridhorn_bot", bot_first_name="Gridhorn",
+                         flood=FloodLimits(overall_per_s=30, group_per_min=20, chat_per_s=1))
+    emu.webhook_retry_delay = 0.05
+    emu.webhook_retry_cap = 0.5
+    await emu.start(host="127.0.0.1", port=0)
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+@pytest.fixture
+async def empty_pg_url() -> AsyncIterator[str]:
+    from tests.support import pg
+
+    async with pg.fresh_url() as url:
+        yield url
+
+
+async def county(emu: BotAPIEmulator, url: str, chats: int) -> list[int]:
+    """`chats` bound building chats, and this period's scheduled jobs already run (a county
+    that has run for months: the replicas' start posts no catch-up report)."""
+    store = await Store.open(url)
+    try:
+        chat_ids = await bound_building_chats(emu, store, chats)
+        await jobs_done(store, emu.base_url, url)
+    finally:
+        await store.close()
+    return chat_ids
+
+
+async def jobs_done(store: Store, api_base_url: str, url: str, keep: tuple[str, ...] = ()
+                    ) -> None:
+    """Record the current period of every scheduled job but `keep` as run."""
+    from types import SimpleNamespace
+
+    from bot.scheduler import Scheduler
+    from bot.settings import load_settings
+
+    settings = load_settings(bot_token=TOKEN, api_base_url=api_base_url, database_url=url)
+    idle = SimpleNamespace(themes=None, reports=None, boards=None, patrols=None)
+    scheduler = Scheduler(store, idle, settings)  # type: ignore[arg-type]
+    now = scheduler.now()
+    async with store.transaction():
+        for job in scheduler.jobs:
+            fired = scheduler.last_fire(job, now)
+            if job.name not in keep and fired is not None:
+                await store.schedules.record_run(job.name, job.period(fired), 0)
+
+
+async def queue_posts(url: str, api_base_url: str, chat_ids: list[int], mark: str) -> None:
+    """One emergency post per chat, queued as a horn's publish queues them."""
+    from bot.services.outbox import Outbox, Priority
+    from bot.settings import load_settings
+
+    store = await Store.open(url)
+    try:
+        outbox = Outbox(store, load_settings(bot_token=TOKEN, api_base_url=api_base_url,
+                                             database_url=url))
+        async with store.transaction():
+            for chat_id in chat_ids:
+                await outbox.send(chat_id, f"{mark}：燃气泄漏，请立即撤离到小区广场",
+                                  priority=Priority.EMERGENCY)
+    finally:
+        await store.close()
+
+
+async def current_leader(url: str) -> tuple[int, int | None]:
+    store = await Store.open(url)
+    try:
+        return await leader(store)
+    finally:
+        await store.close()
+
+
+async def new_leader(url: str, after_epoch: int, timeout: float) -> tuple[int, int]:
+    """Wait for a leader of an epoch above `after_epoch`; its epoch and pid."""
+    async with asyncio.timeout(timeout):
+        while True:
+            epoch, pid = await current_leader(url)
+            if epoch > after_epoch and pid is not None:
+                return epoch, pid
+            await asyncio.sleep(0.1)  # the store sends no event of a takeover
+
+
+async def sent_count(url: str, mark: str) -> int:
+    return await count(url, "SELECT COUNT(*) FROM outbox WHERE status = 'sent' "
+                            f"AND payload LIKE '%{mark}%'")
+
+
+async def test_kill_9_of_the_leader_mid_broadcast_another_leads_and_each_chat_gets_it_once(
+        telegram, empty_pg_url, tmp_path) -> None:
+    chats, mark = 600, "紧急集结号"
+    chat_ids = await county(telegram, empty_pg_url, chats)
+    await queue_posts(empty_pg_url, telegram.base_url, chat_ids, mark)
+    async with Replicas(telegram.base_url, empty_pg_url, tmp_path, count=2,
+                        extra=PRODUCTION_RATES) as replicas:
+        epoch, pid = await new_leader(empty_pg_url, 0, timeout=30)
+        first = next(r for r in replicas.replicas if r.pid == pid)
+        await telegram.wait_until(
+            lambda: sum(posts_per_chat(telegram, chat_ids, mark).values()) >= chats // 2,
+            timeout=60)
+        await replicas.kill(first)
+        killed = asyncio.get_running_loop().time()
+        delivered = sum(posts_per_chat(telegram, chat_ids, mark).values())
+        in_flight = delivered - await sent_count(empty_pg_url, mark)
+
+        new_epoch, new_pid = await new_leader(empty_pg_url, epoch, timeout=15)
+        took_over = asyncio.get_running_loop().time() - killed
+        assert new_pid != pid and took_over <= 15, replicas.logs()
+        await telegram.wait_until(
+            lambda: all(posts_per_chat(telegram, chat_ids, mark).values()), timeout=90)
+    per_chat = posts_per_chat(telegram, chat_ids, mark)
+    doubled = sum(1 for n in per_chat.values() if n > 1)
+    assert min(per_chat.values()) >= 1
+    assert doubled <= max(in_flight, 0), (doubled, in_flight)
+    assert new_epoch == epoch + 1
+    assert telegram.stats.flood_rejections == 0
+
+
+async def test_the_monthly_theme_across_a_failover_is_posted_once_per_chat(
+        telegram, empty_pg_url, tmp_path) -> None:
+    chats = 300
+    store = await Store.open(empty_pg_url)
+    try:
+        chat_ids = await bound_building_chats(telegram, store, chats)
+        await jobs_done(store, telegram.base_url, empty_pg_url, keep=("theme",))
+        month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+        await store.schedules.set_theme("C01", month, "邻里守望，关爱独居老人", 0)
+    finally:
+        await store.close()
+    mark = "邻里守望，关爱独居老人"
+    async with Replicas(telegram.base_url, empty_pg_url, tmp_path, count=2,
+                        extra=PRODUCTION_RATES) as replicas:
+        epoch, pid = await new_leader(empty_pg_url, 0, timeout=30)
+        # the leader catches up on this month's theme at once: kill it while it posts
+        await telegram.wait_until(
+            lambda: sum(posts_per_chat(telegram, chat_ids, mark).values()) >= chats // 3,
+            timeout=60)
+        await replicas.kill(next(r for r in replicas.replicas if r.pid == pid))
+        delivered = sum(posts_per_chat(telegram, chat_ids, mark).values())
+        in_flight = delivered - await sent_count(empty_pg_url, mark)
+        await new_leader(empty_pg_url, epoch, timeout=15)
+        await telegram.wait_until(
+            lambda: all(posts_per_chat(telegram, chat_ids, mark).values()), timeout=90)
+        runs = await count(empty_pg_url, "SELECT COUNT(*) FROM schedule_runs "
+                                         f"WHERE job = 'theme' AND period = '{month}'")
+    per_chat = posts_per_chat(telegram, chat_ids, mark)
+    assert runs == 1
+    assert sum(1 for n in per_chat.values() if n > 1) <= max(in_flight, 0)

@@ -26,6 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "replicas-secret_123"
 HOOK_PATH = "/telegram/hook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+#: the bot's own pacing as in production (SPEC §8 defaults), for an emulator that enforces
+#: Telegram's flood limits
+PRODUCTION_RATES = {"GRIDHORN_RATE_OVERALL_PER_S": "30", "GRIDHORN_RATE_CHAT_PER_S": "1",
+                    "GRIDHORN_RATE_GROUP_PER_MIN": "20"}
 
 
 def free_port() -> int:
@@ -124,14 +128,17 @@ class Replicas:
 
     def env(self, replica: Replica) -> dict[str, str]:
         assert self.balancer is not None
-        return child_env(
-            GRIDHORN_BOT_TOKEN="123456:TEST-TOKEN", GRIDHORN_API_BASE_URL=self.api_base_url,
-            GRIDHORN_DATABASE_URL=self.database_url, GRIDHORN_QUIET_HOURS="",
-            GRIDHORN_WEBHOOK_URL=self.balancer.url, GRIDHORN_WEBHOOK_SECRET=SECRET,
-            GRIDHORN_LISTEN=replica.listen, GRIDHORN_HTTP_WORKER="false",
-            # the emulator enforces no flood limits here: the bot need not pace for them
-            GRIDHORN_RATE_OVERALL_PER_S="1000", GRIDHORN_RATE_CHAT_PER_S="1000",
-            GRIDHORN_RATE_GROUP_PER_MIN="100000", **self.extra)
+        settings = {
+            "GRIDHORN_BOT_TOKEN": "123456:TEST-TOKEN", "GRIDHORN_API_BASE_URL": self.api_base_url,
+            "GRIDHORN_DATABASE_URL": self.database_url, "GRIDHORN_QUIET_HOURS": "",
+            "GRIDHORN_WEBHOOK_URL": self.balancer.url, "GRIDHORN_WEBHOOK_SECRET": SECRET,
+            "GRIDHORN_LISTEN": replica.listen, "GRIDHORN_HTTP_WORKER": "false",
+            # unless a test says otherwise (`extra`), the emulator enforces no flood limits:
+            # the bot need not pace for them
+            "GRIDHORN_RATE_OVERALL_PER_S": "1000", "GRIDHORN_RATE_CHAT_PER_S": "1000",
+            "GRIDHORN_RATE_GROUP_PER_MIN": "100000"}
+        settings.update(self.extra)
+        return child_env(**settings)
 
     async def start(self, replica: Replica) -> None:
         """Start the replica's process and wait until it listens."""
@@ -174,3 +181,53 @@ class Replicas:
                 text = replica.log.read_text(encoding="utf-8", errors="replace")
                 parts.append(f"--- replica {replica.number}\n{text[-4000:]}")
         return "\n".join(parts)
+
+
+async def bound_building_chats(emu, store, count: int) -> list[int]:
+    """`count` buildings of one community (C01, grids of 40), each with its group chat, the
+    bot an admin there since long ago (the updates of its arrival dropped), bound in the
+    store: the chats a county-wide post goes to."""
+    from storage.models import Chat, Unit
+
+    owner = emu.add_user("楼长", language_code="zh-hans")
+    units = [Unit(code="C01", kind="community", name="欣山社区")]
+    chats: list[tuple[str, object]] = []
+    for index in range(count):
+        grid, estate = f"G{index // 40 + 1:03d}", f"E{index // 40 + 1:03d}"
+        if index % 40 == 0:
+            units += [Unit(code=grid, kind="grid", name=f"第{index // 40 + 1}网格",
+                           parent_code="C01", position=index // 40),
+                      Unit(code=estate, kind="estate", name=f"小区{index // 40 + 1}",
+                           parent_code=grid)]
+        code = f"B{index + 1:05d}"
+        units.append(Unit(code=code, kind="building", name=f"{index + 1}栋",
+                          parent_code=estate, position=index % 40))
+        chats.append((code, emu.add_group(f"{index + 1}栋楼事群", members=[owner])))
+    for _, chat in chats:
+        await emu.add_bot_to_group(chat, by=owner, admin=True, can_pin=True,
+                                   can_manage_topics=True)
+    emu.drop_pending_updates()
+    async with store.transaction():
+        await store.people.ensure(owner.id)
+        for unit in units:
+            await store.map.upsert(unit)
+        for code, chat in chats:
+            await store.map.upsert_chat(Chat(chat_id=chat.id, type=chat.type, title=chat.title,
+                                             is_forum=False, bot_is_admin=True, can_pin=True,
+                                             can_manage_topics=True))
+            await store.map.bind(code, chat.id, 0, None)
+    return [chat.id for _, chat in chats]
+
+
+async def leader(store) -> tuple[int, int | None]:
+    """The leadership's epoch and the leader's process id (None: nobody leads yet)."""
+    row = await store.db.fetchone("SELECT epoch, holder FROM leadership WHERE id = 1")
+    assert row is not None
+    holder = row["holder"]
+    return int(row["epoch"]), int(holder.split(":")[1]) if holder else None
+
+
+def posts_per_chat(emu, chat_ids: list[int], mark: str) -> dict[int, int]:
+    """How many bot messages containing `mark` each chat received."""
+    return {chat_id: sum(1 for m in emu.chats[chat_id].messages.values()
+                         if m.sender is None and mark in m.text) for chat_id in chat_ids}
