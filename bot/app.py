@@ -27,7 +27,7 @@ from bot.hooks import Wakeup
 from bot.http import AiohttpRequest
 from bot.httpworker import WorkerRequest
 from bot.intake import Intake
-from bot.leader import Leadership, Role, replica_id
+from bot.leader import Leadership, replica_id
 from bot.outbox import OutboxSender
 from bot.ratelimit import DirectReplyLimiter, FloodGate, SharedDirectSends
 from bot.scheduler import Scheduler
@@ -217,7 +217,6 @@ class Runtime:
         if self.shared_sends is not None:
             await self.shared_sends.start()
             stack.push_async_callback(self.shared_sends.stop)
-        self.leadership.on_change(self._role_changed)
         await self.leadership.start(self._lead)
         stack.push_async_callback(self.leadership.stop)
         await self.intake.start(poll=self.webhook is None)
@@ -253,9 +252,6 @@ class Runtime:
             await self.sender.stop(cancel=True)
         else:
             await self.sender.stop()
-
-    def _role_changed(self, role: Role, epoch: int | None) -> None:
-        logger.info("role %s, epoch %s", role, epoch)
 
     @property
     def role(self) -> str:

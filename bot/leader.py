@@ -116,6 +116,9 @@ class Leadership:
             await self._try()
         except Exception as exc:
             await self._step_down(f"first try failed: {exc}")
+        if self.role != Role.LEADER:
+            logger.info("follower (replica %s): another replica leads; trying every %.0f s",
+                        self.replica, self.retry_interval)
         self._task = asyncio.create_task(self._campaign(), name="gridhorn:leadership")
 
     async def stop(self) -> None:
@@ -160,7 +163,8 @@ class Leadership:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._step_down(f"{type(exc).__name__}: {exc}".strip())
+                first = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+                await self._step_down(f"{type(exc).__name__}: {first}".strip())
 
     async def _try(self) -> None:
         """As a follower: try the lock once; won, take over."""
