@@ -75,6 +75,7 @@ class Leadership:
         self._task: asyncio.Task[None] | None = None
         self._fencing: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
+        self._telling: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[Role, int | None], None]] = []
 
     # what the others read
@@ -127,6 +128,9 @@ class Leadership:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._task = self._fencing = None
+        if self.role == Role.LEADER:
+            self._set(Role.FOLLOWER, self.epoch)
+            logger.info("stepping down as the leader of epoch %s (stopping)", self.epoch)
         parts, self._parts = self._parts, None
         try:
             if parts is not None:
@@ -229,7 +233,9 @@ class Leadership:
                 listener(role, epoch)
             except Exception:
                 logger.exception("a leadership listener failed")
-        asyncio.get_running_loop().create_task(self._tell())
+        told = asyncio.get_running_loop().create_task(self._tell())
+        self._telling.add(told)
+        told.add_done_callback(self._telling.discard)
 
     async def _tell(self) -> None:
         async with self._changed:
