@@ -91,10 +91,14 @@ class Leadership:
     def on_change(self, listener: Callable[[Role, int | None], None]) -> None:
         self._listeners.append(listener)
 
-    async def wait_for(self, role: Role, timeout: float | None = None) -> int | None:
-        """Wait until this replica has `role`; its epoch then."""
+    async def wait_for(self, role: Role, timeout: float | None = None,
+                       after: int | None = None) -> int | None:
+        """Wait until this replica has `role` (with an epoch above `after`); its epoch."""
+        def reached() -> bool:
+            return self.role == role and (after is None or (self.epoch or 0) > after)
+
         async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: self.role == role)
+            await self._changed.wait_for(reached)
             return self.epoch
 
     # life

@@ -76,7 +76,8 @@ async def terminate(url: str, pid: int) -> None:
 
 
 async def test_one_leader_and_a_takeover_when_its_lock_connection_is_cut(url, stores):
-    a = await Replica(url, "a").start()
+    # A, fenced, tries again only after a second: B's tries (every 0.05 s) win the lock
+    a = await Replica(url, "a", retry_interval=1.0).start()
     b = await Replica(url, "b").start()
     try:
         assert (a.leadership.role, b.leadership.role) == (Role.LEADER, Role.FOLLOWER)
@@ -266,3 +267,20 @@ async def test_sqlite_is_a_single_leader_of_epoch_one(tmp_path):
                                                                          [None])
     finally:
         await single.stop()
+
+
+async def test_a_leader_told_by_its_sender_that_its_epoch_is_over_fences_and_campaigns_again(url):
+    a = Replica(url, "a")
+    roles: list[tuple[Role, int | None]] = []
+    a.leadership.on_change(lambda role, epoch: roles.append((role, epoch)))
+    await a.start()
+    try:
+        first = a.leadership.epoch
+        assert a.leadership.role == Role.LEADER and first is not None
+        a.leadership.fence("epoch over")  # what the sender does on StaleEpoch
+        # its lock released with its connection: alone, it wins again, a new epoch
+        assert await a.leadership.wait_for(Role.LEADER, TAKEOVER_S, after=first) == first + 1
+        assert roles == [(Role.LEADER, first), (Role.FOLLOWER, first), (Role.LEADER, first + 1)]
+        assert a.stops == [(first, True)] and a.led == [first, first + 1]
+    finally:
+        await a.leadership.stop()

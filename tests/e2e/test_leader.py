@@ -46,6 +46,7 @@ async def test_only_the_leader_sends_and_sets_the_webhook_and_another_takes_over
     emu = harness.emu
     a, hook_a = await replica(harness, url)
     b, hook_b = await replica(harness, url)
+    a.leadership.retry_interval = 1.0  # fenced, A tries again later than B: B wins
     try:
         assert (a.role, a.epoch, b.role) == ("leader", 1, "follower")
         assert emu.webhook is not None and emu.webhook.url == hook_a
