@@ -21,6 +21,7 @@ Text sorts as SQLite sorts it (byte order) in a database created with a C collat
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import re
@@ -171,13 +172,15 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 
 class _Tx:
-    __slots__ = ("conn", "callbacks")
+    __slots__ = ("conn", "callbacks", "channels")
 
     def __init__(self, conn: psycopg.AsyncConnection[PgRow]) -> None:
         self.conn = conn
         self.callbacks: list[Callable[[], None]] = []
+        self.channels: set[str] = set()  # NOTIFY as the transaction ends (sent on commit)
 
 
+_background: set[asyncio.Task[Any]] = set()  # notifications outside a transaction
 _current: contextvars.ContextVar[_Tx | None] = contextvars.ContextVar("pg_tx", default=None)
 
 
@@ -296,6 +299,8 @@ class PgDatabase:
                 try:
                     async with conn.transaction():
                         yield
+                        for channel in sorted(tx.channels):  # delivered only on commit
+                            await conn.execute(f"NOTIFY {channel}")
                 finally:
                     _current.reset(token)
         finally:
@@ -317,6 +322,19 @@ class PgDatabase:
             callback()
         else:
             tx.callbacks.append(callback)
+
+    def notify(self, channel: str) -> None:
+        """NOTIFY `channel` once the current transaction commits (once per transaction);
+        outside one, at once."""
+        if not _NAME.fullmatch(channel):
+            raise ValueError(f"not a channel name: {channel!r}")
+        tx = _current.get()
+        if tx is not None:
+            tx.channels.add(channel)
+            return
+        task = asyncio.get_running_loop().create_task(self.execute(f"NOTIFY {channel}"))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     def _write_sql(self, sql: str) -> tuple[str, bool, bool]:
         """The statement as psycopg takes it, whether it has placeholders, and whether it

@@ -18,6 +18,7 @@ from storage.drafts import DraftRepo
 from storage.flows import FlowRepo
 from storage.horns import HornRepo
 from storage.inbox import InboxRepo, MetaRepo, current_update
+from storage.leadership import LeadershipRepo
 from storage.map import MapRepo
 from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo
@@ -51,6 +52,7 @@ class Store:
         self.whistles = WhistleRepo(db)
         self.audit = AuditRepo(db)
         self.backups = BackupRepo(db)
+        self.leadership = LeadershipRepo(db)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:
