@@ -16,6 +16,7 @@ from storage.db import SqliteDatabase
 from storage.dbapi import Database
 from storage.drafts import DraftRepo
 from storage.flows import FlowRepo
+from storage.health import HealthRepo
 from storage.horns import HornRepo
 from storage.inbox import InboxRepo, MetaRepo, current_update
 from storage.leadership import LeadershipRepo
@@ -49,6 +50,7 @@ class Store:
         self.horns = HornRepo(db)
         self.schedules = SchedulesRepo(db)
         self.reports = ReportRepo(db)
+        self.health = HealthRepo(db)
         self.whistles = WhistleRepo(db)
         self.audit = AuditRepo(db)
         self.backups = BackupRepo(db)
