@@ -4,6 +4,7 @@ the emulator delivering by webhook: nothing lost, nothing handled or posted twic
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -238,10 +239,26 @@ async def new_leader(url: str, after_epoch: int, timeout: float) -> tuple[int, i
             await asyncio.sleep(0.1)  # the store sends no event of a takeover
 
 
-async def sent_count(url: str, mark: str) -> int:
-    """Posts recorded as sent (the pins that follow some are other rows: not counted)."""
-    return await count(url, "SELECT COUNT(*) FROM outbox WHERE status = 'sent' "
-                            f"AND method = 'sendMessage' AND payload LIKE '%{mark}%'")
+async def in_flight_at_takeover(url: str, emu: BotAPIEmulator, chat_ids: list[int],
+                                mark: str) -> int:
+    """The posts the former leader had in flight when it failed: delivered to Telegram
+    before the new leader took over, but not recorded as sent by then (the new leader sends
+    those again: SPEC §4's one allowed double). Read after the fact, on one clock: the
+    takeover's time as the new leader recorded it, the posts' times as the emulator saw them
+    (monotonic, turned into wall time here), the rows' sent times as the replicas recorded
+    them."""
+    store = await Store.open(url)
+    try:
+        takeover = float(await store.db.fetchval("SELECT since FROM leadership WHERE id = 1"))
+        recorded = int(await store.db.fetchval(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND method = 'sendMessage' "
+            "AND sent_at < ? AND payload LIKE ?", (takeover, f"%{mark}%")))
+    finally:
+        await store.close()
+    wall = time.time() - time.monotonic()
+    delivered = sum(1 for chat_id in chat_ids for m in emu.chats[chat_id].messages.values()
+                    if m.sender is None and mark in m.text and m.sent_at + wall < takeover)
+    return delivered - recorded
 
 
 async def test_kill_9_of_the_leader_mid_broadcast_another_leads_and_each_chat_gets_it_once(
@@ -260,13 +277,10 @@ async def test_kill_9_of_the_leader_mid_broadcast_another_leads_and_each_chat_ge
         killed = asyncio.get_running_loop().time()
         new_epoch, new_pid = await new_leader(empty_pg_url, epoch, timeout=15)
         took_over = asyncio.get_running_loop().time() - killed
-        # delivered but not recorded as sent: what the killed leader had in flight (and any
-        # the new leader has on the wire this instant, which it sends once)
-        delivered = sum(posts_per_chat(telegram, chat_ids, mark).values())
-        in_flight = delivered - await sent_count(empty_pg_url, mark)
         assert new_pid != pid and took_over <= 15, replicas.logs()
         await telegram.wait_until(
             lambda: all(posts_per_chat(telegram, chat_ids, mark).values()), timeout=90)
+    in_flight = await in_flight_at_takeover(empty_pg_url, telegram, chat_ids, mark)
     per_chat = posts_per_chat(telegram, chat_ids, mark)
     doubled = sum(1 for n in per_chat.values() if n > 1)
     assert min(per_chat.values()) >= 1
@@ -296,12 +310,11 @@ async def test_the_monthly_theme_across_a_failover_is_posted_once_per_chat(
             timeout=60)
         await replicas.kill(next(r for r in replicas.replicas if r.pid == pid))
         await new_leader(empty_pg_url, epoch, timeout=15)
-        delivered = sum(posts_per_chat(telegram, chat_ids, mark).values())
-        in_flight = delivered - await sent_count(empty_pg_url, mark)
         await telegram.wait_until(
             lambda: all(posts_per_chat(telegram, chat_ids, mark).values()), timeout=90)
         runs = await count(empty_pg_url, "SELECT COUNT(*) FROM schedule_runs "
                                          f"WHERE job = 'theme' AND period = '{month}'")
+    in_flight = await in_flight_at_takeover(empty_pg_url, telegram, chat_ids, mark)
     per_chat = posts_per_chat(telegram, chat_ids, mark)
     assert runs == 1
     assert sum(1 for n in per_chat.values() if n > 1) <= max(in_flight, 0)
@@ -342,16 +355,13 @@ async def test_the_leader_whose_connection_is_cut_stops_sending_and_another_take
         new_epoch, new_pid = await new_leader(empty_pg_url, epoch, timeout=15)
         # between the cut and the takeover (the follower tries every 2 s) the fenced leader
         # sent nothing new: at 30 posts/s it would have sent dozens
-        at_takeover = delivered()
-        assert at_takeover - at_cut <= 30, (at_cut, at_takeover)
-        # delivered but not recorded as sent: the posts in flight at the cut (and any the
-        # new leader has on the wire this instant, which it sends once)
-        in_flight = at_takeover - await sent_count(empty_pg_url, mark)
+        assert delivered() - at_cut <= 30, (at_cut, delivered())
         await telegram.wait_until(
             lambda: all(posts_per_chat(telegram, chat_ids, mark).values()), timeout=90)
         # the fenced replica lives on, as a follower
         assert all(r.process is not None and r.process.returncode is None
                    for r in replicas.replicas)
+    in_flight = await in_flight_at_takeover(empty_pg_url, telegram, chat_ids, mark)
     per_chat = posts_per_chat(telegram, chat_ids, mark)
     assert sum(1 for n in per_chat.values() if n > 1) <= max(in_flight, 0)
     assert new_pid != pid and new_epoch == epoch + 1
