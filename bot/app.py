@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -229,6 +230,11 @@ class Runtime:
     async def _lead(self, epoch: int | None, stack: AsyncExitStack) -> None:
         """This replica leads (`epoch`; None: the one process): the leader's parts start,
         their stops pushed onto `stack` (closed when the lead is lost, or at stop)."""
+        if self.shared_sends is not None:
+            # the former leader's last minute counts against the limits: its sends first
+            former = await self.store.outbox.sent_since(time.time() - SharedDirectSends.KEEP_S)
+            await self.shared_sends.start_counting(former)
+            stack.push_async_callback(self.shared_sends.stop_counting)
         await self.sender.start(epoch, on_fenced=self.leadership.fence)
         stack.push_async_callback(self._stop_sender)
         await self.scheduler.start()  # after an outage, what was due runs once now
@@ -238,9 +244,6 @@ class Runtime:
             stack.push_async_callback(watcher.stop)
         await self.card_backlog.start()
         stack.push_async_callback(self.card_backlog.stop)
-        if self.shared_sends is not None:
-            await self.shared_sends.start_counting()
-            stack.push_async_callback(self.shared_sends.stop_counting)
         if epoch is not None and self.webhook is not None and self.webhook.listening:
             try:  # won later: Telegram posts to us all the same, the leader says where
                 await self.webhook.set_webhook()

@@ -391,8 +391,13 @@ class SharedDirectSends:
                 logger.warning("direct sends could not be written", exc_info=True)
                 self._buffer = self._buffer[-10_000:]  # a long outage: keep the recent
 
-    async def start_counting(self) -> None:
-        """The leader: count the other replicas' calls in its gate from now on."""
+    async def start_counting(self, former: Sequence[tuple[int, float]] = ()) -> None:
+        """The leader: count the other replicas' calls in its gate from now on, and `former`
+        (chat, Unix time): what the former leader sent in the last minute, so that the new
+        leader does not spend a window the chats and Telegram still count."""
+        wall = time.time()
+        for chat_id, at in former:
+            self.gate.record(chat_id, now=self.gate.clock() - max(0.0, wall - at))
         self._seen.clear()
         self._counter = asyncio.create_task(self._count_forever(),
                                             name="gridhorn:direct-counts")

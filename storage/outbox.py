@@ -171,6 +171,14 @@ class OutboxRepo:
         rows = await self.db.fetchall("SELECT chat_id, until FROM chat_blocks")
         return {r["chat_id"]: r["until"] for r in rows}
 
+    async def sent_since(self, since: float) -> list[tuple[int, float]]:
+        """The calls sent since `since` (Unix time), as (chat, when): a new leader counts
+        its predecessor's last minute against the flood limits (SPEC §16)."""
+        rows = await self.db.fetchall(
+            "SELECT chat_id, sent_at FROM outbox WHERE status = 'sent' AND sent_at >= ?",
+            (since,))
+        return [(int(r["chat_id"]), float(r["sent_at"])) for r in rows]
+
     async def counts(self) -> dict[str, int]:
         rows = await self.db.fetchall("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
         return {r["status"]: r["n"] for r in rows}
