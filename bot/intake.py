@@ -34,7 +34,7 @@ from telegram.ext import Application
 from bot import rawapi
 from bot.ratelimit import retry_seconds
 from storage.backoff import Backoff
-from storage.inbox import LaneLocks, UpdateMark, current_update, lane_of
+from storage.inbox import LaneLocks, UpdateMark, UpdateTaken, current_update, lane_of
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -321,6 +321,9 @@ class Intake:
         token = current_update.set(mark)
         try:
             await self.app.process_update(Update.de_json(lean(raw), self.app.bot))
+        except UpdateTaken:
+            logger.warning("update %s was handled by another replica (this one's lane lock "
+                           "was lost); its work here is undone", update_id)
         except Exception:
             logger.exception("update %s could not be handled", update_id)
         finally:
