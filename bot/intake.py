@@ -293,7 +293,8 @@ class Intake:
             else:
                 failing = False
                 for lane in lanes:
-                    self._wake(lane)
+                    if lane not in self._active:  # those running here find their own
+                        self._wake(lane)
             await asyncio.sleep(self.SWEEP_S)
 
     async def _handle(self, update_id: int, raw: dict[str, Any]) -> None:

@@ -68,16 +68,23 @@ class InboxRepo:
         if not updates:
             return set()
         now = now_iso()
-        ids = [u["update_id"] for u in updates]
         # urgent: Telegram is not told the batch was received until it is stored
         async with self.db.transaction(urgent=True):
-            await self.db.executemany(
-                "INSERT INTO inbox (update_id, payload, received_at, lane) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                [(u["update_id"], codec.dumps(u), now, lane_of(u)) for u in updates])
+            # one statement that also says which rows are new (as cheap as the plain
+            # INSERT it replaced: SQLite's hot path gains nothing measurable)
             rows = await self.db.fetchall(
-                "SELECT update_id FROM inbox WHERE processed_at IS NULL AND update_id IN "
-                f"({', '.join('?' * len(ids))})", ids)
+                "INSERT INTO inbox (update_id, payload, received_at, lane) VALUES "
+                + ", ".join(["(?, ?, ?, ?)"] * len(updates))
+                + " ON CONFLICT DO NOTHING RETURNING update_id",
+                [v for u in updates for v in (u["update_id"], codec.dumps(u), now, lane_of(u))])
+            fresh = {r[0] for r in rows}
+            if len(fresh) < len(updates):  # some stored before: those not handled yet too
+                known = list({u["update_id"] for u in updates} - fresh)
+                if known:
+                    rows = await self.db.fetchall(
+                        "SELECT update_id FROM inbox WHERE processed_at IS NULL AND update_id "
+                        f"IN ({', '.join('?' * len(known))})", known)
+                    fresh.update(r[0] for r in rows)
             next_offset = max(u["update_id"] for u in updates) + 1
             await self.db.execute(
                 """INSERT INTO meta (key, value) VALUES ('intake_offset', ?)
@@ -85,7 +92,7 @@ class InboxRepo:
                        WHEN CAST(excluded.value AS BIGINT) > CAST(meta.value AS BIGINT)
                        THEN excluded.value ELSE meta.value END""", (str(next_offset),))
             await self.prune(next_offset - self.KEEP)
-        return {r[0] for r in rows}
+        return fresh
 
     async def next_offset(self) -> int | None:
         value = await self.db.fetchval("SELECT value FROM meta WHERE key = 'intake_offset'")
