@@ -27,8 +27,9 @@ from bot.hooks import Wakeup
 from bot.http import AiohttpRequest
 from bot.httpworker import WorkerRequest
 from bot.intake import Intake
+from bot.leader import Leadership, replica_id
 from bot.outbox import OutboxSender
-from bot.ratelimit import DirectReplyLimiter, FloodGate
+from bot.ratelimit import DirectReplyLimiter, FloodGate, SharedDirectSends
 from bot.scheduler import Scheduler
 from bot.services.access import Access
 from bot.services.chats import ChatService
@@ -51,16 +52,18 @@ App = Application[Any, Any, Any, Any, Any, Any]
 
 
 def build_application(settings: Settings, token: str, gate: FloodGate, request: BaseRequest,
-                      get_updates_request: BaseRequest) -> App:
+                      get_updates_request: BaseRequest,
+                      shared: SharedDirectSends | None = None) -> App:
     """python-telegram-bot's application: our handlers, our context, our HTTP stack; no
-    updater (the intake polls) and direct replies paced by the flood gate."""
+    updater (the intake polls) and direct replies paced by the flood gate (and, with
+    several replicas, written for the leader's gate: `shared`)."""
     app = (
         ApplicationBuilder()
         .token(token)
         .base_url(settings.api_base_url)
         .base_file_url(settings.api_base_file_url)
         .updater(None)
-        .rate_limiter(DirectReplyLimiter(gate))
+        .rate_limiter(DirectReplyLimiter(gate, shared=shared))
         .context_types(ContextTypes(context=GridhornContext))
         .request(request)
         .get_updates_request(get_updates_request)
@@ -94,10 +97,18 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
         request = request or (WorkerRequest if settings.http_worker else AiohttpRequest)(
             connection_pool_size=128, pool_timeout=30, read_timeout=20, write_timeout=20)
         get_updates_request = get_updates_request or AiohttpRequest(connection_pool_size=2)
+        # PostgreSQL: one of several replicas; the leader alone sends and schedules
+        replicas_url: str | None = getattr(store.db, "url", None) \
+            if store.db.dialect == "postgresql" else None
+        replica = replica_id()
+        shared = SharedDirectSends(store.leadership, gate, replica) if replicas_url else None
         app = build_application(settings, settings.bot_token.get_secret_value(), gate,
-                                request, get_updates_request)
+                                request, get_updates_request, shared)
         intake = Intake(app, store, poll_timeout=poll_timeout)
-        webhook_server = _webhook_server(settings, intake, app) if webhook else None
+        notified, polled = Wakeup(), Wakeup()  # the leader's outbox notifications, its poll
+        leadership = Leadership(replicas_url, replica=replica, notified=notified, poll=polled)
+        webhook_server = _webhook_server(settings, intake, app, leadership) if webhook \
+            else None
 
         access = Access(store, settings.superadmins)
         outbox = Outbox(store, settings, trace_origins=trace_origins)
@@ -128,7 +139,8 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
             settings=settings, store=store, app=app, requests=(request, get_updates_request),
             services=services, outbox=outbox, intake=intake,
             sender=OutboxSender(app.bot, store, gate, settings, hooks=outbox.hooks,
-                                written=outbox.written, foreground_busy=intake.busy),
+                                written=outbox.written, foreground_busy=intake.busy,
+                                notified=notified, polled=polled),
             scheduler=Scheduler(store, schedule, settings, now=local_now),
             deadlines=DueWatcher("deadlines", tickets.run_due, tickets.next_due,
                                  wakeup=deadlines_due),
@@ -136,19 +148,20 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                                   recover=horns.recover, wakeup=horns_due),
             card_backlog=Backlog("cards", tickets.post_pending_cards, wakeup=cards_waiting,
                                  foreground_busy=intake.busy),
-            webhook=webhook_server)
+            webhook=webhook_server, leadership=leadership, shared_sends=shared)
         undo.pop_all()  # built: the store is the runtime's now
     return runtime
 
 
-def _webhook_server(settings: Settings, intake: Intake, app: App) -> WebhookServer:
+def _webhook_server(settings: Settings, intake: Intake, app: App,
+                    leadership: Leadership) -> WebhookServer:
     assert settings.webhook_url is not None and settings.webhook_secret is not None
     host, port = settings.listen_address
-    # one replica: it is the leader, and sets the webhook (leader election decides, later)
+    # every replica receives; the leader alone sets the webhook (at start, or on winning)
     return WebhookServer(intake, app.bot, url=settings.webhook_url,
                          secret=settings.webhook_secret.get_secret_value(),
                          path=settings.webhook_path, host=host, port=port,
-                         leader=lambda: True)
+                         leader=leadership.is_leader)
 
 
 @dataclass
@@ -172,6 +185,11 @@ class Runtime:
     card_backlog: Backlog
     #: webhook mode: Telegram posts the updates here (the intake then does not poll)
     webhook: WebhookServer | None = None
+    #: who leads (SQLite: this process, always); the sender, the scheduler, the watchers
+    #: and the backlog run while this replica leads
+    leadership: Leadership = field(default_factory=lambda: Leadership(None))
+    #: PostgreSQL: every replica's direct replies, counted by the leader's gate
+    shared_sends: SharedDirectSends | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack, init=False, repr=False)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
@@ -196,8 +214,23 @@ class Runtime:
         await set_command_menus(self.app.bot, self.settings.default_locale)
         await self.app.start()
         stack.push_async_callback(self.app.stop)
-        await self.sender.start()
-        stack.push_async_callback(self.sender.stop)
+        if self.shared_sends is not None:
+            await self.shared_sends.start()
+            stack.push_async_callback(self.shared_sends.stop)
+        await self.leadership.start(self._lead)
+        stack.push_async_callback(self.leadership.stop)
+        await self.intake.start(poll=self.webhook is None)
+        stack.push_async_callback(self.intake.stop)
+        if self.webhook is not None:  # stopped first: no update is taken while stopping
+            await self.webhook.start()
+            stack.push_async_callback(self.webhook.stop)
+        logger.info("Gridhorn is running as @%s", self.services.bot_username)
+
+    async def _lead(self, epoch: int | None, stack: AsyncExitStack) -> None:
+        """This replica leads (`epoch`; None: the one process): the leader's parts start,
+        their stops pushed onto `stack` (closed when the lead is lost, or at stop)."""
+        await self.sender.start(epoch, on_fenced=self.leadership.fence)
+        stack.push_async_callback(self._stop_sender)
         await self.scheduler.start()  # after an outage, what was due runs once now
         stack.push_async_callback(self.scheduler.stop)
         for watcher in (self.deadlines, self.horn_watch):
@@ -205,12 +238,30 @@ class Runtime:
             stack.push_async_callback(watcher.stop)
         await self.card_backlog.start()
         stack.push_async_callback(self.card_backlog.stop)
-        await self.intake.start(poll=self.webhook is None)
-        stack.push_async_callback(self.intake.stop)
-        if self.webhook is not None:  # stopped first: no update is taken while stopping
-            await self.webhook.start()
-            stack.push_async_callback(self.webhook.stop)
-        logger.info("Gridhorn is running as @%s", self.services.bot_username)
+        if self.shared_sends is not None:
+            await self.shared_sends.start_counting()
+            stack.push_async_callback(self.shared_sends.stop_counting)
+        if epoch is not None and self.webhook is not None and self.webhook.listening:
+            try:  # won later: Telegram posts to us all the same, the leader says where
+                await self.webhook.set_webhook()
+            except Exception:
+                logger.exception("setting the webhook as the new leader failed")
+
+    async def _stop_sender(self) -> None:
+        if self.leadership.abrupt:  # the lead is lost: what is on its way is cut short
+            await self.sender.stop(cancel=True)
+        else:
+            await self.sender.stop()
+
+    @property
+    def role(self) -> str:
+        """"leader", "follower" or "single" (SQLite), for /healthz (SPEC §15)."""
+        return str(self.leadership.role)
+
+    @property
+    def epoch(self) -> int | None:
+        """The epoch of the lead this replica holds or last held (SQLite: 1)."""
+        return self.leadership.epoch
 
     async def stop(self) -> None:
         """Stop every part started, the last started first, and close the store."""

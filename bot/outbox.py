@@ -32,10 +32,15 @@ from bot.priority import Priority
 from bot.ratelimit import OUTBOX_CALL, FloodGate, Stamp, retry_seconds
 from bot.settings import Settings
 from storage.backoff import delay
+from storage.leadership import StaleEpoch
 from storage.models import OutboxItem
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
+
+#: with several replicas, outbox ids are taken in one order and committed in another: the
+#: leader's poll reads the pending rows among the last this many ids again (`poll`)
+GAP_IDS = 1000
 
 
 MOOT_ERRORS = ("message is not modified", "message to edit not found",
@@ -66,10 +71,12 @@ class OutboxSender:
     def __init__(self, bot: Bot, store: Store, gate: FloodGate, settings: Settings, *,
                  hooks: OutboxHooks | None = None, written: Wakeup | None = None,
                  foreground_busy: Callable[[], bool] = lambda: False,
-                 max_in_flight: int = 64) -> None:
+                 max_in_flight: int = 64, notified: Wakeup | None = None,
+                 polled: Wakeup | None = None) -> None:
         """`hooks`: what the services asked to be told (the writer's registry); `written`:
         fired after each commit that queued rows; `foreground_busy`: true while people's
-        updates are being handled (the intake), see `_deferred`."""
+        updates are being handled (the intake), see `_deferred`. Several replicas:
+        `notified` fires when another's commit queued rows, `polled` every second (`poll`)."""
         self.bot = bot
         self.store = store
         self.gate = gate
@@ -81,7 +88,13 @@ class OutboxSender:
         # transient failures since the Bot API last answered, and since when (logged once)
         self._failures = 0
         self._failing_since = 0.0
+        self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._epoch: int | None = None
+        self._on_fenced: Callable[[str], None] = lambda reason: None
+        self._fenced = False
+        self._gaps = False  # `poll`: read the recent ids again
+        self._gone: set[int] = set()  # ids done with while leading (not read again by poll)
         self._items: dict[int, OutboxItem] = {}
         self._lanes: dict[int, _Lane] = {}
         self._ready: list[tuple[int, int, int, int]] = []   # (priority, id, chat, turn)
@@ -102,25 +115,78 @@ class OutboxSender:
         self.max_deferral = 2.0  # seconds
         self.hooks = hooks or OutboxHooks()
         self._met: set[int] = set()  # group chats whose first use was seen to (`_first_use`)
-        if written is not None:
-            written.connect(self.wake)
+        for wakeup in (written, notified):
+            if wakeup is not None:
+                wakeup.connect(self.wake)
+        if polled is not None:
+            polled.connect(self.poll)
 
     def wake(self, when: float | None = None) -> None:
-        """New rows were committed (the writer's after-commit hook); `when` is not used:
-        the rows themselves say when they may go."""
+        """New rows were committed (the writer's after-commit hook, or another replica's
+        notification); `when` is not used: the rows themselves say when they may go."""
         self._dirty = True
         self._wake.set()
 
-    async def start(self) -> None:
+    def poll(self, when: float | None = None) -> None:
+        """The leader's safety net (every second): read again the pending rows among the
+        last `GAP_IDS` ids, which another replica may have committed after a higher id
+        was read, or whose notification was lost."""
+        self._gaps = True
+        self.wake()
+
+    async def start(self, epoch: int | None = None,
+                    on_fenced: Callable[[str], None] = lambda reason: None) -> None:
+        """Send as the leader of `epoch` (None: the one process, no fencing): every claim
+        checks it, and the first that finds another epoch stops this sender and calls
+        `on_fenced`. A sender stopped may be started again (the lead won back)."""
+        self._epoch = epoch
+        self._on_fenced = on_fenced
+        self._fenced = False
+        self._items.clear()
+        self._lanes.clear()
+        self._ready.clear()
+        self._timed.clear()
+        self._gone.clear()
+        self._met.clear()
+        self._slots = asyncio.Semaphore(self._max_in_flight)
         await self.gate.keep_blocks_in(self.store.outbox)  # a 429's wait outlives a restart
         self._task = asyncio.create_task(self._run(), name="gridhorn:outbox")
 
-    async def stop(self) -> None:
+    async def stop(self, cancel: bool = False) -> None:
+        """Stop choosing; the calls in flight finish and are recorded, or with `cancel`
+        (leadership lost) are cut short: their outcome stays unknown, as a crash leaves it."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        await asyncio.gather(*self._sending, return_exceptions=True)
+        sending = list(self._sending)
+        if cancel:
+            for task in sending:
+                task.cancel()
+        await asyncio.gather(*sending, return_exceptions=True)
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None and not recorder.done():
+            # what went out is still recorded (fewer doubles for the next leader), unless
+            # the store does not answer either
+            try:
+                async with asyncio.timeout(2.0 if cancel else None):
+                    await asyncio.shield(recorder)
+            except TimeoutError:
+                recorder.cancel()
+                await asyncio.gather(recorder, return_exceptions=True)
+            except Exception:
+                pass  # logged by the recorder
+        self._results = []
+
+    def _fence(self, reason: str) -> None:
+        """Another replica leads now: choose nothing more, tell the leadership (once)."""
+        if self._fenced:
+            return
+        self._fenced = True
+        logger.warning("outbox sender of epoch %s stops: %s", self._epoch, reason)
+        if self._task is not None:
+            self._task.cancel()
+        self._on_fenced(reason)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait until nothing is pending that could go out now (tests, shutdown)."""
@@ -143,7 +209,8 @@ class OutboxSender:
             self._wake.clear()
             if self._dirty:
                 self._dirty = False
-                await self._load()
+                gaps, self._gaps = self._gaps, False
+                await self._load(gaps=gaps)
             self._promote_timed()
             if not self._ready:
                 self._signal_idle()
@@ -226,15 +293,20 @@ class OutboxSender:
         if not self._sending and not self._ready:
             self._idle.set()
 
-    async def _load(self, reset: bool = False) -> None:
+    async def _load(self, reset: bool = False, gaps: bool = False) -> None:
         if reset:
             self._loaded_up_to = 0
-        for item in await self.store.outbox.pending(after_id=self._loaded_up_to):
+        after = self._loaded_up_to
+        if gaps:
+            after = max(0, after - GAP_IDS)
+            floor = after
+            self._gone = {i for i in self._gone if i > floor}
+        for item in await self.store.outbox.pending(after_id=after):
             self._loaded_up_to = max(self._loaded_up_to, item.id)
             self._add(item)
 
     def _add(self, item: OutboxItem) -> None:
-        if item.id in self._items:
+        if item.id in self._items or item.id in self._gone:
             return
         self._items[item.id] = item
         lane = self._lanes.setdefault(item.chat_id, _Lane())
@@ -306,7 +378,12 @@ class OutboxSender:
             await self._first_use(chat_id)
             # fresh: a newer edit may have replaced it; a service may have dropped the chat's
             # queue (the bot was removed) or moved it (the group migrated) meanwhile
-            item = await self.store.outbox.current(item) if item is not None else None
+            try:
+                item = await self.store.outbox.current(item, self._epoch) \
+                    if item is not None and not self._fenced else None
+            except StaleEpoch as exc:
+                self._fence(str(exc))
+                item = None
             if item is None:
                 self._forget(item_id)
                 return
@@ -522,7 +599,8 @@ class OutboxSender:
                 self.store.db.after_commit(self.wake)
 
     def _forget(self, item_id: int) -> None:
-        self._items.pop(item_id, None)
+        if self._items.pop(item_id, None) is not None and self._epoch is not None:
+            self._gone.add(item_id)  # a poll must not read it again while its row changes
 
     def _move_lane(self, old_id: int, new_id: int) -> None:
         lane = self._lanes.pop(old_id, None)

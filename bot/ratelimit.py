@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -254,9 +254,13 @@ class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
     docs/benchmarks.md).
     """
 
-    def __init__(self, gate: FloodGate, max_concurrent: int = MAX_CONCURRENT_CALLS) -> None:
+    def __init__(self, gate: FloodGate, max_concurrent: int = MAX_CONCURRENT_CALLS,
+                 shared: SharedDirectSends | None = None) -> None:
+        """`shared`: several replicas (PostgreSQL): each counted call is also written to
+        the store, for the leader's gate."""
         self.gate = gate
         self._calls = asyncio.Semaphore(max_concurrent)
+        self.shared = shared
 
     async def initialize(self) -> None:
         return None
@@ -302,6 +306,8 @@ class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
         async with self._calls:
             if endpoint in COUNTED:
                 self.gate.record(chat)
+                if self.shared is not None:
+                    self.shared.note(chat)
             return await callback(*args, **kwargs)
 
     async def _wait_out_block(self, chat_id: int, endpoint: str) -> None:
@@ -313,3 +319,122 @@ class DirectReplyLimiter(BaseRateLimiter[dict[str, bool]]):
                             endpoint, chat_id, left)
                 raise RetryAfter(timedelta(seconds=math.ceil(left)))
             await asyncio.sleep(left)
+
+
+class DirectSendBook(Protocol):
+    """Where the replicas' direct calls are kept (the store's leadership repository)."""
+
+    async def record_direct(self, replica: str,
+                            sends: Sequence[tuple[int | None, float]]) -> None: ...
+
+    async def direct_recent(self, since: float) -> list[tuple[int, int | None, float, str]]: ...
+
+    async def prune_direct(self, before: float) -> int: ...
+
+
+class SharedDirectSends:
+    """Flood limits across replicas (SPEC §7, §16): the direct replies every replica makes
+    are written to the store in batches (`flush_every` s), and the leader's gate reads the
+    other replicas' every `poll_every` s into its windows (overall, per chat, per group), at
+    the time they were made. Rows older than the longest window are pruned by the leader.
+    SQLite does not use this: its one process counts in memory."""
+
+    #: the longest window (a group's minute) and its slack: older rows count for nothing
+    KEEP_S = 65.0
+    #: a row may be committed this long after it was made (a flush, a slow transaction)
+    LOOKBACK_S = 5.0
+
+    def __init__(self, book: DirectSendBook, gate: FloodGate, replica: str, *,
+                 flush_every: float = 0.2, poll_every: float = 0.25) -> None:
+        self.book = book
+        self.gate = gate
+        self.replica = replica
+        self.flush_every = flush_every
+        self.poll_every = poll_every
+        self._buffer: list[tuple[int | None, float]] = []
+        self._seen: dict[int, float] = {}   # ids counted, and their time
+        self._flusher: asyncio.Task[None] | None = None
+        self._counter: asyncio.Task[None] | None = None
+        self.counted = 0  # the other replicas' calls counted (tests, metrics)
+
+    def note(self, chat_id: int | None) -> None:
+        """A direct call of this replica counted now (written at the next flush)."""
+        self._buffer.append((chat_id, time.time()))
+
+    async def start(self) -> None:
+        """Every replica: write its direct calls."""
+        self._flusher = asyncio.create_task(self._flush_forever(), name="gridhorn:direct-sends")
+
+    async def stop(self) -> None:
+        await _cancel(self._flusher)
+        self._flusher = None
+        try:
+            await self.flush()
+        except Exception:
+            logger.warning("the last direct sends could not be written", exc_info=True)
+
+    async def flush(self) -> None:
+        batch, self._buffer = self._buffer, []
+        if batch:
+            try:
+                await self.book.record_direct(self.replica, batch)
+            except BaseException:
+                self._buffer[:0] = batch  # written at the next try
+                raise
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_every)
+            try:
+                await self.flush()
+            except Exception:
+                logger.warning("direct sends could not be written", exc_info=True)
+                self._buffer = self._buffer[-10_000:]  # a long outage: keep the recent
+
+    async def start_counting(self) -> None:
+        """The leader: count the other replicas' calls in its gate from now on."""
+        self._seen.clear()
+        self._counter = asyncio.create_task(self._count_forever(),
+                                            name="gridhorn:direct-counts")
+
+    async def stop_counting(self) -> None:
+        await _cancel(self._counter)
+        self._counter = None
+
+    async def count(self) -> int:
+        """Read the other replicas' new calls into the gate; how many."""
+        wall = time.time()
+        fresh = 0
+        for row_id, chat_id, at, replica in await self.book.direct_recent(
+                wall - self.LOOKBACK_S):
+            if row_id in self._seen:
+                continue
+            self._seen[row_id] = at
+            if replica == self.replica:
+                continue  # counted when it was made
+            self.gate.record(chat_id, now=self.gate.clock() - max(0.0, wall - at))
+            fresh += 1
+        horizon = wall - 2 * self.LOOKBACK_S
+        if len(self._seen) > 1000:
+            self._seen = {i: at for i, at in self._seen.items() if at > horizon}
+        self.counted += fresh
+        return fresh
+
+    async def _count_forever(self) -> None:
+        pruned = time.monotonic()
+        while True:
+            try:
+                await self.count()
+                if time.monotonic() - pruned > 10.0:
+                    pruned = time.monotonic()
+                    await self.book.prune_direct(time.time() - self.KEEP_S)
+            except Exception:
+                logger.warning("the other replicas' direct sends could not be read",
+                               exc_info=True)
+            await asyncio.sleep(self.poll_every)
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -156,10 +156,12 @@ class Scheduler:
     async def _run(self, job: Job, period: str, now: datetime) -> Ran | None:
         prepared = await (job.prepare or _nothing)(period, now)
         async with self.store.transaction():
-            if await self.store.schedules.has_run(job.name, period):
+            # The claim first: the store's unique key decides which run writes, even with
+            # two leaders overlapping (a fenced one still finishing its run).
+            if not await self.store.schedules.record_run(job.name, period):
                 return None
             posts = await job.write(period, now, prepared)
-            await self.store.schedules.record_run(job.name, period, posts)
+            await self.store.schedules.set_run_posts(job.name, period, posts)
         logger.info("scheduled job %s ran for %s: %d post(s)", job.name, period, posts)
         return Ran(job.name, period, posts)
 

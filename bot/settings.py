@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     listen: str = "127.0.0.1:8443"
+    #: `/healthz` (SPEC §15): off unless a port is given; on 127.0.0.1 unless told otherwise
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     @field_validator("bot_token", mode="before")
     @classmethod
@@ -225,7 +228,7 @@ class Settings(BaseSettings):
             raise ValueError("expected an http:// or https:// URL like https://api.telegram.org/bot")
         return value
 
-    @field_validator("webhook_url", "webhook_secret", mode="before")
+    @field_validator("webhook_url", "webhook_secret", "metrics_port", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str):

@@ -48,7 +48,8 @@ class WebhookServer:
         self.path = path
         self.host = host
         self.port = port
-        #: whether this replica tells Telegram the URL (leader election decides, later)
+        #: whether this replica tells Telegram the URL (the leader: `bot.leader`); a replica
+        #: that wins the lead later sets it then (`Runtime._lead`)
         self.leader = leader
         self._secret = secret
         self._secret_bytes = secret.encode()
@@ -72,6 +73,10 @@ class WebhookServer:
         logger.info("receiving updates by webhook on %s:%s%s", self.host, self.port, self.path)
         if self.leader():
             await self.set_webhook()
+
+    @property
+    def listening(self) -> bool:
+        return self._runner is not None
 
     async def stop(self) -> None:
         """Stop listening; requests being stored finish first (their 200 still goes out)."""

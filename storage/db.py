@@ -141,6 +141,9 @@ class SqliteDatabase:
         """Transactions opened inside commit each by itself (see `groupcommit.alone`)."""
         return alone()
 
+    def notify(self, channel: str) -> None:
+        """One process: its listeners are told in memory (after_commit)."""
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the current transaction commits (at once outside one)."""
         after_commit(callback)

@@ -60,6 +60,11 @@ class Database(Protocol):
 
     def after_commit(self, callback: Callable[[], None]) -> None: ...
 
+    def notify(self, channel: str) -> None:
+        """Tell the listeners on `channel` (other processes) once the current transaction
+        commits: PostgreSQL's NOTIFY; nothing on SQLite, whose one process is told in memory."""
+        ...
+
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write statement; an INSERT returns the new row's id (0: none)."""
         ...

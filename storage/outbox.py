@@ -6,6 +6,7 @@ from typing import Any
 
 from storage import codec
 from storage.dbapi import Database, Row
+from storage.leadership import OUTBOX_CHANNEL, StaleEpoch
 from storage.models import OutboxItem
 from storage.util import epoch
 
@@ -28,7 +29,14 @@ class OutboxRepo:
                       dedupe_key: str | None = None, coalesce_key: str | None = None,
                       ref: str | None = None) -> int | None:
         """Queue one call. A known `dedupe_key` queues nothing (returns None); a pending row
-        with the same `coalesce_key` is replaced by the newer payload (live counters)."""
+        with the same `coalesce_key` is replaced by the newer payload (live counters).
+        The leader's sender, in whichever process, is notified once the transaction commits."""
+        if not self.db.in_transaction and self.db.dialect == "postgresql":
+            async with self.db.transaction():  # the notification goes with the commit
+                return await self.enqueue(chat_id, method, payload, priority, quiet=quiet,
+                                          not_before=not_before, dedupe_key=dedupe_key,
+                                          coalesce_key=coalesce_key, ref=ref)
+        self.db.notify(OUTBOX_CHANNEL)
         body = codec.dumps(payload)
         if coalesce_key is not None:
             row = await self.db.fetchone(
@@ -56,13 +64,27 @@ class OutboxRepo:
         row = await self.db.fetchone("SELECT * FROM outbox WHERE id = ?", (item_id,))
         return _item(row) if row else None
 
-    async def current(self, item: OutboxItem) -> OutboxItem | None:
+    async def current(self, item: OutboxItem, epoch: int | None = None) -> OutboxItem | None:
         """`item` as it stands now, None once it is no longer pending. Only a coalescing row's
-        payload can change while pending (a newer edit); other payloads are not read again."""
-        row = await self.db.fetchone(
-            """SELECT status, chat_id, priority, attempts, not_before,
-                      CASE WHEN coalesce_key IS NOT NULL THEN payload END AS payload
-               FROM outbox WHERE id = ?""", (item.id,))
+        payload can change while pending (a newer edit); other payloads are not read again.
+
+        `epoch`: the sender's claim as the leader of that epoch (SPEC §16), checked in the
+        same statement: `StaleEpoch` when another replica has taken over since (a former
+        leader sends nothing more). None: one process, no check (SQLite)."""
+        if epoch is None:
+            row = await self.db.fetchone(
+                """SELECT status, chat_id, priority, attempts, not_before,
+                          CASE WHEN coalesce_key IS NOT NULL THEN payload END AS payload
+                   FROM outbox WHERE id = ?""", (item.id,))
+        else:
+            row = await self.db.fetchone(
+                """SELECT o.status, o.chat_id, o.priority, o.attempts, o.not_before,
+                          CASE WHEN o.coalesce_key IS NOT NULL THEN o.payload END AS payload,
+                          l.epoch
+                   FROM leadership l LEFT JOIN outbox o ON o.id = ? WHERE l.id = 1""",
+                (item.id,))
+            if row is None or row["epoch"] != epoch:
+                raise StaleEpoch(f"epoch {epoch} is over (now {row and row['epoch']})")
         if row is None or row["status"] != "pending":
             return None
         changes: dict[str, Any] = {}

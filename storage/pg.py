@@ -174,13 +174,15 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 
 class _Tx:
-    __slots__ = ("conn", "callbacks")
+    __slots__ = ("conn", "callbacks", "channels")
 
     def __init__(self, conn: psycopg.AsyncConnection[PgRow]) -> None:
         self.conn = conn
         self.callbacks: list[Callable[[], None]] = []
+        self.channels: set[str] = set()  # NOTIFY as the transaction ends (sent on commit)
 
 
+_background: set[asyncio.Task[Any]] = set()  # notifications outside a transaction
 _current: contextvars.ContextVar[_Tx | None] = contextvars.ContextVar("pg_tx", default=None)
 
 
@@ -299,6 +301,8 @@ class PgDatabase:
                 try:
                     async with conn.transaction():
                         yield
+                        for channel in sorted(tx.channels):  # delivered only on commit
+                            await conn.execute(f"NOTIFY {channel}")
                 finally:
                     _current.reset(token)
         finally:
@@ -320,6 +324,19 @@ class PgDatabase:
             callback()
         else:
             tx.callbacks.append(callback)
+
+    def notify(self, channel: str) -> None:
+        """NOTIFY `channel` once the current transaction commits (once per transaction);
+        outside one, at once."""
+        if not _NAME.fullmatch(channel):
+            raise ValueError(f"not a channel name: {channel!r}")
+        tx = _current.get()
+        if tx is not None:
+            tx.channels.add(channel)
+            return
+        task = asyncio.get_running_loop().create_task(self.execute(f"NOTIFY {channel}"))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     def _write_sql(self, sql: str) -> tuple[str, bool, bool]:
         """The statement as psycopg takes it, whether it has placeholders, and whether it
@@ -398,9 +415,9 @@ class PgDatabase:
 
 # --- Session-level advisory locks on a dedicated connection (the inbox's lane locks) ---
 
-#: TCP keepalives of a dedicated lock connection: a replica that vanished (power cut, cable)
-#: loses its locks in ~11 s instead of the hours the system's defaults would take
-LOCK_KEEPALIVES = "keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3"
+#: TCP keepalives of a dedicated lock connection, on both sides: a replica that vanished
+#: (power cut, cable) loses its locks in ~11 s instead of the hours the defaults would take
+LOCK_KEEPALIVE_IDLE_S, LOCK_KEEPALIVE_INTERVAL_S, LOCK_KEEPALIVE_COUNT = 5, 2, 3
 
 
 def advisory_key(name: str) -> int:
@@ -428,10 +445,19 @@ class SessionLocks:
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         async with self._connecting:
             if self._conn is None or self._conn.closed:
-                self._conn = await psycopg.AsyncConnection.connect(
-                    psycopg.conninfo.make_conninfo(self.url, options=None) + " "
-                    + LOCK_KEEPALIVES, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                    prepare_threshold=None)
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                    prepare_threshold=None, keepalives=1,
+                    keepalives_idle=LOCK_KEEPALIVE_IDLE_S,
+                    keepalives_interval=LOCK_KEEPALIVE_INTERVAL_S,
+                    keepalives_count=LOCK_KEEPALIVE_COUNT)
+                # the server's side: end our session (freeing its locks) soon after we vanish
+                await conn.execute(
+                    f"SET tcp_keepalives_idle = {LOCK_KEEPALIVE_IDLE_S}; "
+                    f"SET tcp_keepalives_interval = {LOCK_KEEPALIVE_INTERVAL_S}; "
+                    f"SET tcp_keepalives_count = {LOCK_KEEPALIVE_COUNT}; "
+                    "SET application_name = 'gridhorn lanes'")
+                self._conn = conn
                 self.generation += 1
             return self._conn
 

@@ -51,12 +51,19 @@ class SchedulesRepo:
         return await self.db.fetchval(
             "SELECT 1 FROM schedule_runs WHERE job = ? AND period = ?", (job, period)) is not None
 
-    async def record_run(self, job: str, period: str, posts: int) -> bool:
-        """Inside the run's transaction; False when the period was already run."""
+    async def record_run(self, job: str, period: str, posts: int = 0) -> bool:
+        """Claim a job's period, first thing in the run's transaction: False when it was
+        run (or is being run: PostgreSQL makes this wait for the other transaction, then
+        says False if it committed), so exactly one run writes, whichever replica it is."""
         return await self.db.execute_rowcount(
             "INSERT INTO schedule_runs (job, period, ran_at, posts) VALUES (?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING",
             (job, period, epoch(), posts)) > 0
+
+    async def set_run_posts(self, job: str, period: str, posts: int) -> None:
+        """What the claimed run posted (in its transaction)."""
+        await self.db.execute("UPDATE schedule_runs SET posts = ? WHERE job = ? AND period = ?",
+                              (posts, job, period))
 
     async def claim_post(self, job: str, period: str, chat_id: int, thread_id: int = 0) -> bool:
         """Record a post to a chat for a period; False when that chat already had it.

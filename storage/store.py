@@ -16,8 +16,10 @@ from storage.db import SqliteDatabase
 from storage.dbapi import Database
 from storage.drafts import DraftRepo
 from storage.flows import FlowRepo
+from storage.health import HealthRepo
 from storage.horns import HornRepo
 from storage.inbox import InboxRepo, MetaRepo, UpdateTaken, current_update
+from storage.leadership import LeadershipRepo
 from storage.map import MapRepo
 from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo
@@ -48,9 +50,11 @@ class Store:
         self.horns = HornRepo(db)
         self.schedules = SchedulesRepo(db)
         self.reports = ReportRepo(db)
+        self.health = HealthRepo(db)
         self.whistles = WhistleRepo(db)
         self.audit = AuditRepo(db)
         self.backups = BackupRepo(db)
+        self.leadership = LeadershipRepo(db)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:

@@ -120,7 +120,7 @@ def test_services_do_not_reach_up() -> None:
 def test_machinery_does_not_reach_into_services() -> None:
     """The outbox sender and the settings are below the services: they import none."""
     for module in ("bot.outbox", "bot.settings", "bot.ratelimit", "bot.intake", "bot.hooks",
-                   "bot.watcher", "bot.backlog"):
+                   "bot.watcher", "bot.backlog", "bot.leader"):
         assert not [t for t in edges(module) if t.startswith("bot.services")], module
 
 
