@@ -114,10 +114,14 @@ class InboxRepo:
     async def mark_once(self, update_id: int) -> bool:
         """Mark an update processed unless it is already (PostgreSQL: a replica whose lane
         lock was lost meanwhile may race another for it; the row's lock makes the second
-        wait for the first's commit, then find it marked). Whether this call marked it."""
-        return await self.db.execute_rowcount(
-            "UPDATE inbox SET processed_at = ? WHERE update_id = ? AND processed_at IS NULL",
-            (now_iso(), update_id)) == 1
+        wait for the first's commit, then find it marked). False: it was marked before (an
+        update the inbox does not hold, as a service called outside the intake, is not)."""
+        if await self.db.execute_rowcount(
+                "UPDATE inbox SET processed_at = ? WHERE update_id = ? AND processed_at IS NULL",
+                (now_iso(), update_id)) == 1:
+            return True
+        return await self.db.fetchval(
+            "SELECT 1 FROM inbox WHERE update_id = ?", (update_id,)) is None
 
     # --- processing on any replica (PostgreSQL, SPEC §16) ---
 
