@@ -183,7 +183,7 @@ async def test_stop_waits_for_the_updates_being_handled_only_so_long(store, monk
 
     intake = Intake(_App(handle), store)
     await store.inbox.store([{"update_id": 5}])
-    intake._dispatch(5, {"update_id": 5})
+    await intake.start(poll=False)  # what is stored and not handled is handled at start
     await started.wait()
     async with asyncio.timeout(5):
         await intake.stop()
