@@ -254,9 +254,11 @@ class Intake:
                 try:
                     # the lowest unprocessed update first: 11 never before 10, wherever
                     # each was received
-                    while (claimed := await inbox.claim(lane, self._given_up)) is not None:
+                    more = True
+                    while more and (claimed := await inbox.claim(lane, self._given_up)):
+                        update_id, raw, more = claimed
                         async with self._slots:
-                            await self._handle(*claimed)
+                            await self._handle(update_id, raw)
                 finally:
                     await locks.unlock(lane)
                 # stored while the lock was held elsewhere (that holder may have looked
