@@ -171,6 +171,10 @@ class Intake:
                      self.backoff.failures, seconds)
         return seconds
 
+    def polling_failed_for(self) -> float:
+        """How long getUpdates has been failing, in seconds (0: it answers; /healthz)."""
+        return time.monotonic() - self._failing_since if self.backoff.failures else 0.0
+
     def _answered(self) -> None:
         if self.backoff.failures:
             logger.info("getUpdates answers again after %d failed tries in %.0f s",
