@@ -24,6 +24,7 @@ from telegram.request import BaseRequest
 from bot.backlog import Backlog
 from bot.chatprobe import TelegramChatProbe
 from bot.context import SERVICES_KEY, GridhornContext, Services
+from bot.health import HealthServer
 from bot.hooks import Wakeup
 from bot.http import AiohttpRequest
 from bot.httpworker import WorkerRequest
@@ -149,7 +150,12 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                                   recover=horns.recover, wakeup=horns_due),
             card_backlog=Backlog("cards", tickets.post_pending_cards, wakeup=cards_waiting,
                                  foreground_busy=intake.busy),
-            webhook=webhook_server, leadership=leadership, shared_sends=shared)
+            webhook=webhook_server, leadership=leadership, shared_sends=shared,
+            health=HealthServer(store, host=settings.metrics_host, port=settings.metrics_port,
+                                role=lambda: str(leadership.role),
+                                epoch=lambda: leadership.epoch,
+                                polling_failed_for=intake.polling_failed_for)
+            if settings.metrics_port else None)
         undo.pop_all()  # built: the store is the runtime's now
     return runtime
 
@@ -191,6 +197,7 @@ class Runtime:
     leadership: Leadership = field(default_factory=lambda: Leadership(None))
     #: PostgreSQL: every replica's direct replies, counted by the leader's gate
     shared_sends: SharedDirectSends | None = None
+    health: HealthServer | None = None  # /healthz, when GRIDHORN_METRICS_PORT is set
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack, init=False, repr=False)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
@@ -215,6 +222,9 @@ class Runtime:
         await set_command_menus(self.app.bot, self.settings.default_locale)
         await self.app.start()
         stack.push_async_callback(self.app.stop)
+        if self.health is not None:  # before the lead: a follower answers it too
+            await self.health.start()
+            stack.push_async_callback(self.health.stop)
         if self.shared_sends is not None:
             await self.shared_sends.start()
             stack.push_async_callback(self.shared_sends.stop)

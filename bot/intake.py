@@ -187,6 +187,10 @@ class Intake:
                      self.backoff.failures, seconds)
         return seconds
 
+    def polling_failed_for(self) -> float:
+        """How long getUpdates has been failing, in seconds (0: it answers; /healthz)."""
+        return time.monotonic() - self._failing_since if self.backoff.failures else 0.0
+
     def _answered(self) -> None:
         if self.backoff.failures:
             logger.info("getUpdates answers again after %d failed tries in %.0f s",
@@ -254,9 +258,11 @@ class Intake:
                 try:
                     # the lowest unprocessed update first: 11 never before 10, wherever
                     # each was received
-                    while (claimed := await inbox.claim(lane, self._given_up)) is not None:
+                    more = True
+                    while more and (claimed := await inbox.claim(lane, self._given_up)):
+                        update_id, raw, more = claimed
                         async with self._slots:
-                            await self._handle(*claimed)
+                            await self._handle(update_id, raw)
                 finally:
                     await locks.unlock(lane)
                 # stored while the lock was held elsewhere (that holder may have looked

@@ -134,16 +134,19 @@ class InboxRepo:
             raise RuntimeError("lane locks are for a PostgreSQL store")
         return LaneLocks(SessionLocks(url))
 
-    async def claim(self, lane: int,
-                    skip: Collection[int] = ()) -> tuple[int, dict[str, Any]] | None:
+    async def claim(self, lane: int, skip: Collection[int] = ()
+                    ) -> tuple[int, dict[str, Any], bool] | None:
         """The lowest unprocessed update of a lane (but `skip`: those given up here), to be
-        handled by the holder of the lane's lock. SKIP LOCKED: a row whose processed mark is
-        being committed right now is not waited for (it is being handled)."""
+        handled by the holder of the lane's lock, and whether another follows it (if not,
+        the holder need not ask again). SKIP LOCKED: a row whose processed mark is being
+        committed right now is not waited for (it is being handled)."""
         rows = await self.db.fetchall(
             "SELECT update_id, payload FROM inbox WHERE lane = ? AND processed_at IS NULL "
-            + _not_in(skip) + " ORDER BY update_id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            + _not_in(skip) + " ORDER BY update_id LIMIT 2 FOR UPDATE SKIP LOCKED",
             (lane, *skip))
-        return (rows[0]["update_id"], codec.loads(rows[0]["payload"])) if rows else None
+        if not rows:
+            return None
+        return rows[0]["update_id"], codec.loads(rows[0]["payload"]), len(rows) > 1
 
     async def has_pending(self, lane: int, skip: Collection[int] = ()) -> bool:
         return await self.db.fetchval(
