@@ -10,6 +10,14 @@ marks it (so a state change and "processed" are one commit), or when its handler
 If that commit fails because its group's COMMIT failed (group commit: another transaction's
 fault undoes it too), the update is handled again at once, its transactions each committed
 alone. After a crash, every stored update that is not marked is processed again at start-up.
+
+On PostgreSQL several replicas share the inbox (SPEC §16): an update is not handed to the
+lane it was received on but claimed there. A lane's worker takes the lane's advisory lock
+(`storage.inbox.LaneLocks`; held by another replica: that one handles the lane), handles the
+lane's lowest unprocessed update, then the next, and gives the lock back when none is left;
+then it looks once more (an update stored while another replica held the lock is then
+found). A sweeper (every `SWEEP_S`) wakes the lanes with unprocessed updates, so that those
+a replica stored and did not handle (it died after answering 200) are handled by another.
 """
 
 from __future__ import annotations
@@ -26,24 +34,14 @@ from telegram.ext import Application
 from bot import rawapi
 from bot.ratelimit import retry_seconds
 from storage.backoff import Backoff
-from storage.inbox import UpdateMark, current_update
+from storage.inbox import LaneLocks, UpdateMark, UpdateTaken, current_update, lane_of
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
 #: the update types the bot asks for, by getUpdates and by setWebhook alike
 ALLOWED_UPDATES: tuple[str, ...] = tuple(Update.ALL_TYPES)
 _Queued = tuple[int, dict[str, Any]]
-
-
-def lane_of(raw: dict[str, Any]) -> int:
-    """Updates sharing a lane are handled one after another, in order."""
-    for key in ("message", "edited_message", "my_chat_member", "chat_member"):
-        if key in raw:
-            return int(raw[key]["chat"]["id"])
-    for key in ("callback_query", "inline_query", "pre_checkout_query"):
-        if key in raw:
-            return int(raw[key]["from"]["id"])
-    return 0
+__all__ = ["ALLOWED_UPDATES", "Intake", "lane_of", "lean"]
 
 
 #: What handlers read of the message a button sits on: where it is, not what it says
@@ -66,6 +64,8 @@ class Intake:
     #: seconds `stop()` waits for the updates being handled; the rest are cancelled (their
     #: work is rolled back and, stored and unmarked, they are handled at the next start)
     STOP_GRACE_S = 10.0
+    #: PostgreSQL: seconds between the sweeper's looks for updates nobody is handling
+    SWEEP_S = 1.0
 
     def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], store: Store, *,
                  poll_timeout: int = 25,
@@ -84,29 +84,42 @@ class Intake:
         self._idle.set()
         self._in_progress = 0
         self._seen: set[int] = set()
+        # PostgreSQL (`store.inbox.shared`): lanes claimed across replicas
+        self._shared = store.inbox.shared
+        self._locks: LaneLocks | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._active: set[int] = set()  # lanes whose worker runs here
+        self._again: set[int] = set()   # … and were woken meanwhile: they look once more
+        self._given_up: set[int] = set()  # updates whose work could not be committed
 
     async def start(self, *, poll: bool = True) -> None:
         """Handle what was stored and not handled before; then poll, unless Telegram posts
         the updates (`poll=False`: the webhook server calls `accept`)."""
-        for update_id, raw in await self.store.inbox.pending(limit=1_000_000):
-            self._dispatch(update_id, raw)
+        if self._shared:
+            self._locks = self.store.inbox.lane_locks()
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="gridhorn:sweeper")
+        else:
+            for update_id, raw in await self.store.inbox.pending(limit=1_000_000):
+                self._dispatch(update_id, raw)
         if poll:
             self._poller = asyncio.create_task(self._poll_forever(), name="gridhorn:intake")
 
     async def accept(self, raws: list[dict[str, Any]]) -> None:
         """Store updates in the inbox (committed when this returns; an update_id stored before
-        is kept once), then hand each to its lane. An update already handled or on its way
-        in this process is not handled again."""
-        await self.store.inbox.store(raws)
+        is kept once), then hand each to its lane. An update handled before (even by an
+        earlier process) or on its way in this process is not handled again."""
+        fresh = await self.store.inbox.store(raws)
         for raw in raws:
-            self._dispatch(raw["update_id"], raw)
+            if raw["update_id"] in fresh:
+                self._dispatch(raw["update_id"], raw)
 
     async def stop(self) -> None:
         """Stop polling; wait up to `STOP_GRACE_S` for the updates being handled."""
-        if self._poller is not None:
-            self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
-            self._poller = None
+        for task in (self._poller, self._sweeper):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._poller = self._sweeper = None
         try:
             async with asyncio.timeout(self.STOP_GRACE_S):
                 await self.drain()
@@ -117,6 +130,9 @@ class Intake:
         for task in list(self._workers):
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        if self._locks is not None:
+            await self._locks.close()  # the server frees what a cancelled worker held
+            self._locks = None
 
     def busy(self) -> bool:
         """Updates are being handled (the outbox lets its background posts wait)."""
@@ -182,6 +198,9 @@ class Intake:
             self.backoff.reset()
 
     def _dispatch(self, update_id: int, raw: dict[str, Any]) -> None:
+        if self._shared:
+            self._wake(lane_of(raw))
+            return
         if update_id in self._seen:
             return
         self._seen.add(update_id)
@@ -214,6 +233,76 @@ class Intake:
             if self._lanes.get(lane) is queue:
                 del self._lanes[lane]
 
+    # --- PostgreSQL: lanes claimed across replicas ---
+
+    def _wake(self, lane: int) -> None:
+        """Run the lane's worker here (it was stored before: the worker finds it)."""
+        if lane in self._active:
+            self._again.add(lane)  # its worker may be past its last look: once more
+            return
+        self._active.add(lane)
+        self._in_progress += 1
+        self._idle.clear()
+        task = asyncio.create_task(self._run_shared_lane(lane), name=f"gridhorn:lane:{lane}")
+        self._workers.add(task)
+        task.add_done_callback(self._workers.discard)
+
+    async def _run_shared_lane(self, lane: int) -> None:
+        inbox, locks = self.store.inbox, self._locks
+        assert locks is not None
+        try:
+            while True:
+                self._again.discard(lane)
+                if not await locks.try_lock(lane):
+                    return  # another replica handles the lane; it looks again after
+                try:
+                    # the lowest unprocessed update first: 11 never before 10, wherever
+                    # each was received
+                    more = True
+                    while more and (claimed := await inbox.claim(lane, self._given_up)):
+                        update_id, raw, more = claimed
+                        async with self._slots:
+                            await self._handle(update_id, raw)
+                finally:
+                    await locks.unlock(lane)
+                # stored while the lock was held elsewhere (that holder may have looked
+                # before it was committed), or woken meanwhile: once more
+                if lane not in self._again and not await inbox.has_pending(lane,
+                                                                           self._given_up):
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("lane %s: its updates could not be claimed; the sweeper tries "
+                             "again", lane)
+        finally:
+            self._active.discard(lane)
+            self._in_progress -= 1
+            if self._in_progress == 0:
+                self._idle.set()
+
+    async def _sweep_forever(self) -> None:
+        """Every `SWEEP_S`: wake the lanes with unprocessed updates. Those of this replica
+        are being handled already; the others' lanes are locked by them; what is left was
+        stored by a replica that stopped before handling it."""
+        failing = False
+        while True:
+            try:
+                lanes = await self.store.inbox.pending_lanes()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not failing:
+                    logger.warning("the inbox sweeper cannot read the store (%s); trying "
+                                   "again every %.0f s", exc, self.SWEEP_S)
+                failing = True
+            else:
+                failing = False
+                for lane in lanes:
+                    if lane not in self._active:  # those running here find their own
+                        self._wake(lane)
+            await asyncio.sleep(self.SWEEP_S)
+
     async def _handle(self, update_id: int, raw: dict[str, Any]) -> None:
         mark = await self._process(update_id, raw)
         if mark.lost:
@@ -225,7 +314,13 @@ class Intake:
         if mark.lost:
             logger.error("update %s: its work could not be committed; it is handled again "
                          "at the next start", update_id)
-        elif not mark.done:
+            if self._shared:
+                self._given_up.add(update_id)  # its lane goes on meanwhile
+        elif mark.done:
+            pass
+        elif self._shared:
+            await self.store.inbox.mark_once(update_id)  # unless another replica has
+        else:
             await self.store.inbox.mark_processed([update_id])
 
     async def _process(self, update_id: int, raw: dict[str, Any]) -> UpdateMark:
@@ -233,6 +328,9 @@ class Intake:
         token = current_update.set(mark)
         try:
             await self.app.process_update(Update.de_json(lean(raw), self.app.bot))
+        except UpdateTaken:
+            logger.warning("update %s was handled by another replica (this one's lane lock "
+                           "was lost); its work here is undone", update_id)
         except Exception:
             logger.exception("update %s could not be handled", update_id)
         finally:

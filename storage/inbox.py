@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 import contextvars
-from typing import Any
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
 
 from storage import codec
 from storage.dbapi import Database
 from storage.util import now_iso
+
+if TYPE_CHECKING:
+    from storage.pg import SessionLocks
+
+
+def lane_of(raw: dict[str, Any]) -> int:
+    """Updates sharing a lane are handled one after another, in order: its private chat or
+    group, or the person who pressed a button or typed an inline query (0: the rest)."""
+    try:
+        for key in ("message", "edited_message", "my_chat_member", "chat_member"):
+            if key in raw:
+                return int(raw[key]["chat"]["id"])
+        for key in ("callback_query", "inline_query", "pre_checkout_query"):
+            if key in raw:
+                return int(raw[key]["from"]["id"])
+    except (KeyError, TypeError, ValueError):
+        pass  # not as Telegram sends them (a test's stub): stored all the same
+    return 0
+
+
+class UpdateTaken(Exception):
+    """The update was marked processed by another replica before this one's work committed:
+    this work is rolled back (PostgreSQL; a fence that only a lost lane lock can need)."""
 
 
 class UpdateMark:
@@ -32,18 +56,35 @@ class InboxRepo:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: whether several processes may handle this inbox (PostgreSQL): updates are then
+        #: claimed per lane (`lane_locks`, `claim`) instead of handed over in memory
+        self.shared = db.dialect == "postgresql"
 
-    async def store(self, updates: list[dict[str, Any]]) -> None:
-        """Keep a batch of raw updates and the next offset, in one transaction."""
+    async def store(self, updates: list[dict[str, Any]]) -> set[int]:
+        """Keep a batch of raw updates (each with its lane) and the next offset, in one
+        transaction. Returns the ids to handle: those new here or stored before and not
+        handled yet; an update handled before (Telegram resending it after a lost answer,
+        even to a restarted process) is not among them."""
         if not updates:
-            return
+            return set()
         now = now_iso()
         # urgent: Telegram is not told the batch was received until it is stored
         async with self.db.transaction(urgent=True):
-            await self.db.executemany(
-                "INSERT INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                [(u["update_id"], codec.dumps(u), now) for u in updates])
+            # one statement that also says which rows are new (as cheap as the plain
+            # INSERT it replaced: SQLite's hot path gains nothing measurable)
+            rows = await self.db.fetchall(
+                "INSERT INTO inbox (update_id, payload, received_at, lane) VALUES "
+                + ", ".join(["(?, ?, ?, ?)"] * len(updates))
+                + " ON CONFLICT DO NOTHING RETURNING update_id",
+                [v for u in updates for v in (u["update_id"], codec.dumps(u), now, lane_of(u))])
+            fresh = {r[0] for r in rows}
+            if len(fresh) < len(updates):  # some stored before: those not handled yet too
+                known = list({u["update_id"] for u in updates} - fresh)
+                if known:
+                    rows = await self.db.fetchall(
+                        "SELECT update_id FROM inbox WHERE processed_at IS NULL AND update_id "
+                        f"IN ({', '.join('?' * len(known))})", known)
+                    fresh.update(r[0] for r in rows)
             next_offset = max(u["update_id"] for u in updates) + 1
             await self.db.execute(
                 """INSERT INTO meta (key, value) VALUES ('intake_offset', ?)
@@ -51,6 +92,7 @@ class InboxRepo:
                        WHEN CAST(excluded.value AS BIGINT) > CAST(meta.value AS BIGINT)
                        THEN excluded.value ELSE meta.value END""", (str(next_offset),))
             await self.prune(next_offset - self.KEEP)
+        return fresh
 
     async def next_offset(self) -> int | None:
         value = await self.db.fetchval("SELECT value FROM meta WHERE key = 'intake_offset'")
@@ -69,10 +111,94 @@ class InboxRepo:
         await self.db.executemany(
             "UPDATE inbox SET processed_at = ? WHERE update_id = ?", [(now, i) for i in update_ids])
 
+    async def mark_once(self, update_id: int) -> bool:
+        """Mark an update processed unless it is already (PostgreSQL: a replica whose lane
+        lock was lost meanwhile may race another for it; the row's lock makes the second
+        wait for the first's commit, then find it marked). False: it was marked before (an
+        update the inbox does not hold, as a service called outside the intake, is not)."""
+        if await self.db.execute_rowcount(
+                "UPDATE inbox SET processed_at = ? WHERE update_id = ? AND processed_at IS NULL",
+                (now_iso(), update_id)) == 1:
+            return True
+        return await self.db.fetchval(
+            "SELECT 1 FROM inbox WHERE update_id = ?", (update_id,)) is None
+
+    # --- processing on any replica (PostgreSQL, SPEC §16) ---
+
+    def lane_locks(self) -> LaneLocks:
+        """This replica's lane locks (PostgreSQL: its own connection; close it at the end)."""
+        from storage.pg import SessionLocks
+
+        url = getattr(self.db, "url", None)
+        if not self.shared or not isinstance(url, str):
+            raise RuntimeError("lane locks are for a PostgreSQL store")
+        return LaneLocks(SessionLocks(url))
+
+    async def claim(self, lane: int, skip: Collection[int] = ()
+                    ) -> tuple[int, dict[str, Any], bool] | None:
+        """The lowest unprocessed update of a lane (but `skip`: those given up here), to be
+        handled by the holder of the lane's lock, and whether another follows it (if not,
+        the holder need not ask again). SKIP LOCKED: a row whose processed mark is being
+        committed right now is not waited for (it is being handled)."""
+        rows = await self.db.fetchall(
+            "SELECT update_id, payload FROM inbox WHERE lane = ? AND processed_at IS NULL "
+            + _not_in(skip) + " ORDER BY update_id LIMIT 2 FOR UPDATE SKIP LOCKED",
+            (lane, *skip))
+        if not rows:
+            return None
+        return rows[0]["update_id"], codec.loads(rows[0]["payload"]), len(rows) > 1
+
+    async def has_pending(self, lane: int, skip: Collection[int] = ()) -> bool:
+        return await self.db.fetchval(
+            "SELECT 1 FROM inbox WHERE lane = ? AND processed_at IS NULL " + _not_in(skip)
+            + " LIMIT 1", (lane, *skip)) is not None
+
+    async def pending_lanes(self, limit: int = 10_000) -> list[int]:
+        """The lanes with unprocessed updates (the sweeper's round)."""
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT lane FROM inbox WHERE processed_at IS NULL AND lane IS NOT NULL "
+            "LIMIT ?", (limit,))
+        return [r[0] for r in rows]
+
     async def prune(self, below: int) -> None:
         """Forget handled updates older than `below` (unhandled ones stay: they are redone)."""
         await self.db.execute(
             "DELETE FROM inbox WHERE processed_at IS NOT NULL AND update_id < ?", (below,))
+
+
+def _not_in(skip: Collection[int]) -> str:
+    return f"AND update_id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+
+
+class LaneLocks:
+    """Per-lane advisory locks of one replica (PostgreSQL). Session-level, on a connection
+    of their own (`storage.pg.SessionLocks`), not transaction-level: a lane's lock must be
+    held across all of its update's handling, whose work commits in transactions of its own
+    on pooled connections (one or more, interleaved with calls to Telegram); a transaction
+    kept open beside them would hold a pooled connection per lane being handled and could
+    end early. One connection holds the locks of every lane of the replica, and the server
+    frees them when the replica dies."""
+
+    def __init__(self, locks: SessionLocks) -> None:
+        from storage.pg import advisory_key
+
+        self._locks = locks
+        self._key = advisory_key
+        self._held: dict[int, int] = {}  # lane → generation of the connection it was taken on
+
+    async def try_lock(self, lane: int) -> bool:
+        if not await self._locks.try_lock(self._key(f"lane:{lane}")):
+            return False
+        self._held[lane] = self._locks.generation
+        return True
+
+    async def unlock(self, lane: int) -> None:
+        generation = self._held.pop(lane, None)
+        if generation == self._locks.generation:  # else the connection and its locks are gone
+            await self._locks.unlock(self._key(f"lane:{lane}"))
+
+    async def close(self) -> None:
+        await self._locks.close()
 
 
 class MetaRepo:

@@ -18,7 +18,7 @@ from storage.drafts import DraftRepo
 from storage.flows import FlowRepo
 from storage.health import HealthRepo
 from storage.horns import HornRepo
-from storage.inbox import InboxRepo, MetaRepo, current_update
+from storage.inbox import InboxRepo, MetaRepo, UpdateTaken, current_update
 from storage.leadership import LeadershipRepo
 from storage.map import MapRepo
 from storage.outbox import OutboxRepo
@@ -109,7 +109,12 @@ class Store:
                 yield
                 if mark is not None and not mark.done:
                     # The update's first state change and "processed" commit together.
-                    await self.inbox.mark_processed([mark.update_id])
+                    if not self.inbox.shared:
+                        await self.inbox.mark_processed([mark.update_id])
+                    elif not await self.inbox.mark_once(mark.update_id):
+                        # several replicas: marked by another one meanwhile (only if this
+                        # one's lane lock was lost): this work is undone, not done twice
+                        raise UpdateTaken(mark.update_id)
                 body_done = True
         except BaseException:
             if body_done and mark is not None:

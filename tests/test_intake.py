@@ -183,7 +183,7 @@ async def test_stop_waits_for_the_updates_being_handled_only_so_long(store, monk
 
     intake = Intake(_App(handle), store)
     await store.inbox.store([{"update_id": 5}])
-    intake._dispatch(5, {"update_id": 5})
+    await intake.start(poll=False)  # what is stored and not handled is handled at start
     await started.wait()
     async with asyncio.timeout(5):
         await intake.stop()
@@ -202,3 +202,15 @@ async def test_a_getupdates_outage_is_logged_when_it_starts_and_when_it_ends(sto
     assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
     assert [r.levelname for r in caplog.records] == ["WARNING", "INFO"]
     assert "after 8 failed tries" in caplog.records[1].getMessage()
+
+
+async def test_storing_says_which_updates_to_handle_new_or_not_handled_yet(store):
+    """A redelivery (Telegram did not see our answer) must be handled only if it was not
+    handled before; an update repeated within one batch is stored once."""
+    first = {"update_id": 3, "message": {"chat": {"id": 9}}}
+    assert await store.inbox.store([first, first, {"update_id": 4}]) == {3, 4}
+    assert await store.inbox.store([first]) == {3}  # stored, not handled yet: still to do
+    await store.inbox.mark_processed([3])
+    assert await store.inbox.store([first, {"update_id": 5}]) == {5}
+    rows = await store.db.fetchall("SELECT update_id, lane FROM inbox ORDER BY update_id")
+    assert [tuple(r) for r in rows] == [(3, 9), (4, 0), (5, 0)]  # each with its lane
