@@ -34,7 +34,8 @@ from telegram.ext import Application
 from bot import rawapi
 from bot.ratelimit import retry_seconds
 from storage.backoff import Backoff
-from storage.inbox import LaneLocks, UpdateMark, UpdateTaken, current_update, lane_of
+from storage.inbox import LaneLocks, UpdateMark, current_update, lane_of
+from storage.models import UpdateTaken
 from storage.store import Store
 
 logger = logging.getLogger(__name__)

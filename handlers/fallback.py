@@ -10,6 +10,7 @@ from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filt
 from bot.context import GridhornContext
 from bot.i18n import t
 from handlers.common import answer_query, reply
+from storage.models import UpdateTaken
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ async def stale_button(update: Update, context: GridhornContext) -> None:
 
 async def on_error(update: object, context: GridhornContext) -> None:
     """Log the error and tell the person something went wrong, in their language."""
+    if isinstance(context.error, UpdateTaken):  # another replica handled it and answered
+        logger.info("update handled by another replica meanwhile: this work rolled back")
+        return
     logger.error("error while handling an update", exc_info=context.error)
     if isinstance(update, Update):
         try:

@@ -29,11 +29,6 @@ def lane_of(raw: dict[str, Any]) -> int:
     return 0
 
 
-class UpdateTaken(Exception):
-    """The update was marked processed by another replica before this one's work committed:
-    this work is rolled back (PostgreSQL; a fence that only a lost lane lock can need)."""
-
-
 class UpdateMark:
     """The update being handled, whether a commit has marked it processed, and whether a
     commit of its work failed (its work is lost: it stays unprocessed, for a replay)."""

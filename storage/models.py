@@ -471,3 +471,9 @@ class CheckIn(Record):
     present: bool
     hours: float
     points: int
+
+
+class UpdateTaken(Exception):
+    """The update was marked processed by another replica before this one's work committed:
+    this work is rolled back (PostgreSQL; a fence that only a lost lane lock can need). The
+    handlers' error path lets it pass quietly: the other replica answered the person."""

@@ -18,9 +18,10 @@ from storage.drafts import DraftRepo
 from storage.flows import FlowRepo
 from storage.health import HealthRepo
 from storage.horns import HornRepo
-from storage.inbox import InboxRepo, MetaRepo, UpdateTaken, current_update
+from storage.inbox import InboxRepo, MetaRepo, current_update
 from storage.leadership import LeadershipRepo
 from storage.map import MapRepo
+from storage.models import UpdateTaken
 from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo
 from storage.reports import ReportRepo
