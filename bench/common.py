@@ -1,7 +1,8 @@
 """What the benchmarks share: the emulator, a map of bound chats, the bot as a process, figures.
 
 Everything binds to 127.0.0.1 and stops by itself; databases live in a temporary folder that
-is removed at the end.
+is removed at the end, or (`--database postgresql`) in a PostgreSQL database created for the
+run and dropped at the end (`database()`).
 """
 
 from __future__ import annotations
