@@ -155,6 +155,19 @@ def _pg_admin(sql: str) -> None:
         conn.execute(sql)
 
 
+def _drop_stale() -> None:
+    """Databases of benchmark runs whose process is gone (killed before its cleanup)."""
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        names = [row[0] for row in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'gridhorn\\_bench\\_%'")]
+        for name in names:
+            pid = name.split("_")[2]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @contextlib.asynccontextmanager
 async def database(engine: str, tmp: Path) -> AsyncIterator[str]:
     """The URL of a fresh, empty database for one run: a file in `tmp`, or a database
@@ -163,7 +176,7 @@ async def database(engine: str, tmp: Path) -> AsyncIterator[str]:
         yield f"sqlite:///{tmp / 'gridhorn.db'}"
         return
     name = f"gridhorn_bench_{os.getpid()}_{next(_databases)}"
-    await asyncio.to_thread(_pg_admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await asyncio.to_thread(_drop_stale)
     await asyncio.to_thread(_pg_admin, f"CREATE DATABASE {name}")
     try:
         yield urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + name))
