@@ -1,7 +1,8 @@
 """What the benchmarks share: the emulator, a map of bound chats, the bot as a process, figures.
 
 Everything binds to 127.0.0.1 and stops by itself; databases live in a temporary folder that
-is removed at the end.
+is removed at the end, or (`--database postgresql`) in a PostgreSQL database created for the
+run and dropped at the end (`database()`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import itertools
 import os
 import platform
 import signal
@@ -19,10 +21,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from emulator import BotAPIEmulator, EmuChat, EmuUser, FloodLimits
 from storage.models import Chat, Unit
@@ -56,6 +59,13 @@ def use_speed_flags(args: argparse.Namespace, report: Report) -> str:
                                    f"{args.event_loop} event loop")
     return str(args.event_loop)
 
+
+#: The PostgreSQL server of the `--database postgresql` runs: a URL to its maintenance database
+#: (read before the GRIDHORN_* variables are cleared below). Each run creates its own database
+#: there and drops it at the end.
+PG_ADMIN_URL = os.environ.get("GRIDHORN_BENCH_POSTGRESQL",
+                              "postgresql://postgres@127.0.0.1:5432/postgres")
+ENGINES = ("sqlite", "postgresql")
 
 # A benchmark's settings come from its options alone, never from the shell or a .env file.
 for _name in [n for n in os.environ if n.startswith("GRIDHORN_")]:
@@ -124,10 +134,66 @@ async def start_runtime(values: dict[str, Any]):
     return runtime
 
 
-def settings_values(emu: BotAPIEmulator, db_path: Path, **overrides: Any) -> dict[str, Any]:
+def add_database_flag(parser: argparse.ArgumentParser, default: str = "sqlite") -> None:
+    parser.add_argument("--database", choices=(*ENGINES, "both"), default=default,
+                        help="the store's engine; both: SQLite, then PostgreSQL, in one run "
+                             "(PostgreSQL: a fresh database on GRIDHORN_BENCH_POSTGRESQL, "
+                             "default postgresql://postgres@127.0.0.1:5432/postgres)")
+
+
+def engines(choice: str) -> list[str]:
+    return list(ENGINES) if choice == "both" else [choice]
+
+
+_databases = itertools.count(1)
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql)
+
+
+def _drop_stale() -> None:
+    """Databases of benchmark runs whose process is gone (killed before its cleanup)."""
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        names = [row[0] for row in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'gridhorn\\_bench\\_%'")]
+        for name in names:
+            pid = name.split("_")[2]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextlib.asynccontextmanager
+async def database(engine: str, tmp: Path) -> AsyncIterator[str]:
+    """The URL of a fresh, empty database for one run: a file in `tmp`, or a database
+    `gridhorn_bench_<pid>_<n>` created on the PostgreSQL server and dropped at the end."""
+    if engine == "sqlite":
+        yield f"sqlite:///{tmp / 'gridhorn.db'}"
+        return
+    name = f"gridhorn_bench_{os.getpid()}_{next(_databases)}"
+    await asyncio.to_thread(_drop_stale)
+    await asyncio.to_thread(_pg_admin, f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path="/" + name))
+    finally:
+        await asyncio.to_thread(_pg_admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def engine_of(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite:") else "postgresql"
+
+
+def settings_values(emu: BotAPIEmulator, db: Path | str, **overrides: Any) -> dict[str, Any]:
+    """The bot's settings; `db` is a database URL (`database()`) or an SQLite file."""
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
     values: dict[str, Any] = {
         "bot_token": TOKEN, "api_base_url": emu.base_url,
-        "database_url": f"sqlite:///{db_path}", "quiet_hours": "", **TELEGRAM_RATES,
+        "database_url": url, "quiet_hours": "", **TELEGRAM_RATES,
         **SPEED,
     }
     values.update(overrides)
@@ -346,16 +412,17 @@ def _cpu_seconds(pid: int) -> float:
 class BotProcess:
     """`gridhorn run` (the production entry point) as a child process, logs to a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ()) -> None:
         self.env = env
         self.log_path = log_path
+        self.args = args  # e.g. ("--webhook",)
         self.proc: asyncio.subprocess.Process | None = None
         self._log: Any = None
 
     async def start(self) -> None:
         self._log = open(self.log_path, "ab")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "run", cwd=ROOT, env=self.env,
+            sys.executable, "-m", "bot.cli", "run", *self.args, cwd=ROOT, env=self.env,
             stdout=self._log, stderr=self._log, stdin=asyncio.subprocess.DEVNULL)
 
     @property
@@ -422,6 +489,18 @@ class BotProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+async def query_row(database_url: str, sql: str) -> tuple[Any, ...]:
+    """One row of a query on a run's database, through the store (either engine), after the
+    bot has stopped."""
+    store = await Store.open(database_url)
+    try:
+        row = await store.db.fetchone(sql)
+    finally:
+        await store.close()
+    assert row is not None
+    return tuple(row)
 
 
 def outbox_counts(db_path: Path) -> dict[str, int]:
