@@ -13,12 +13,11 @@ import aiohttp
 import pytest
 
 from emulator import BotAPIEmulator, FloodLimits
+from emulator.balancer import HOOK_PATH, SECRET_HEADER
 from storage.store import Store
 from tests.support.harness import TOKEN, seed_map
 from tests.support.replicas import (
-    HOOK_PATH,
     PRODUCTION_RATES,
-    SECRET_HEADER,
     Replicas,
     bound_building_chats,
     leader,

@@ -12,79 +12,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
-from aiohttp import web
-
+from emulator.balancer import Balancer, free_port, listening
 from tests.support.env import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "replicas-secret_123"
-HOOK_PATH = "/telegram/hook"
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 #: the bot's own pacing as in production (SPEC §8 defaults), for an emulator that enforces
 #: Telegram's flood limits
 PRODUCTION_RATES = {"GRIDHORN_RATE_OVERALL_PER_S": "30", "GRIDHORN_RATE_CHAT_PER_S": "1",
                     "GRIDHORN_RATE_GROUP_PER_MIN": "20"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Balancer:
-    """Round robin over the replicas' listen addresses; a replica that refuses the
-    connection is skipped for this request."""
-
-    def __init__(self, backends: list[str]) -> None:
-        self.backends = backends  # "127.0.0.1:port", in turn
-        self.port = free_port()
-        self._next = 0
-        self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self.passed: dict[str, int] = {backend: 0 for backend in backends}
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{HOOK_PATH}"
-
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=30, connect=2))
-        app = web.Application(client_max_size=1024 * 1024)
-        app.router.add_post(HOOK_PATH, self._pass)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._session is not None:
-            await self._session.close()
-
-    async def _pass(self, request: web.Request) -> web.Response:
-        assert self._session is not None
-        body = await request.read()
-        headers = {SECRET_HEADER: request.headers.get(SECRET_HEADER, ""),
-                   "Content-Type": request.headers.get("Content-Type", "application/json")}
-        for _ in range(len(self.backends)):
-            backend = self.backends[self._next % len(self.backends)]
-            self._next += 1
-            try:
-                async with self._session.post(f"http://{backend}{HOOK_PATH}", data=body,
-                                              headers=headers) as answer:
-                    self.passed[backend] += 1
-                    return web.Response(status=answer.status, body=await answer.read())
-            except (aiohttp.ClientConnectionError, TimeoutError):
-                continue  # down: the next one
-        return web.Response(status=502, text="no replica answers")
 
 
 @dataclass
@@ -147,19 +87,11 @@ class Replicas:
             replica.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot.cli", "run", "--webhook", cwd=ROOT,
                 env=self.env(replica), stdout=asyncio.subprocess.DEVNULL, stderr=log)
-        host, _, port = replica.listen.rpartition(":")
-        async with asyncio.timeout(60):
-            while True:
-                if replica.process.returncode is not None:
-                    raise AssertionError(f"replica {replica.number} exited: {self.logs()}")
-                try:
-                    _, writer = await asyncio.open_connection(host, int(port))
-                except OSError:
-                    await asyncio.sleep(0.05)  # polling the port: the process gives no signal
-                    continue
-                writer.close()
-                await writer.wait_closed()
-                return
+        try:
+            await listening(replica.listen, timeout=60)
+        except TimeoutError:
+            raise AssertionError(f"replica {replica.number} does not listen: {self.logs()}"
+                                 ) from None
 
     async def stop(self, replica: Replica, sig: int = signal.SIGTERM) -> int | None:
         process = replica.process
