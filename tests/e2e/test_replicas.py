@@ -23,8 +23,12 @@ from tests.support.replicas import (
     leader,
     posts_per_chat,
 )
+from tests.support.texts import before
 
 pytestmark = pytest.mark.asyncio
+
+#: residents who submit at the same moment (issue 16: 1,000)
+BURST = 1000
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
@@ -40,6 +44,20 @@ async def pg_url() -> AsyncIterator[str]:
         yield url
 
 
+async def residents_of_building_one(emu, url: str, n: int) -> list:
+    """`n` residents who live in 1栋 (as a join link would have recorded them)."""
+    users = [emu.add_user(first_name=f"居民{i}", language_code="zh-hans") for i in range(n)]
+    store = await Store.open(url)
+    try:
+        async with store.transaction():
+            for user in users:
+                await store.people.ensure(user.id)
+                await store.people.set_building(user.id, "B01010101")
+    finally:
+        await store.close()
+    return users
+
+
 @pytest.fixture
 def webhook_emulator(harness):
     harness.emu.webhook_retry_delay = 0.05
@@ -53,6 +71,36 @@ async def count(url: str, sql: str) -> int:
         return int(await store.db.fetchval(sql))
     finally:
         await store.close()
+
+
+async def submit(emu, user, text: str) -> None:
+    """A resident writes, picks a category and submits, as fast as a phone allows."""
+    emu.send_text(user, text)
+    draft = await emu.wait_for_message(user.id, timeout=120)
+    for data in ("dr:dom:orange", "dr:submit"):
+        query = emu.press(user, draft, data)
+        await query.wait_answered(timeout=120)
+
+
+async def test_a_burst_through_two_replicas_makes_each_ticket_and_receipt_once(
+        webhook_emulator, pg_url, tmp_path) -> None:
+    h = webhook_emulator
+    emu = h.emu
+    residents = await residents_of_building_one(emu, pg_url, BURST)
+    async with Replicas(emu.base_url, pg_url, tmp_path, count=2) as replicas:
+        await asyncio.gather(*(submit(emu, user, f"第{n}号意见：楼道灯坏了")
+                               for n, user in enumerate(residents)))
+        receipt = before("zh-Hans", "ticket.receipt", "id")
+
+        def receipts_of(user) -> int:
+            return sum(receipt in m.text for m in emu.messages(user.id))
+
+        await emu.wait_until(lambda: all(receipts_of(u) >= 1 for u in residents), timeout=180)
+        assert await count(pg_url, "SELECT COUNT(*) FROM tickets") == BURST, replicas.logs()
+        assert [receipts_of(u) for u in residents] == [1] * BURST
+        # both replicas took deliveries
+        assert replicas.balancer is not None
+        assert all(passed > 0 for passed in replicas.balancer.passed.values())
 
 
 async def test_a_replayed_delivery_to_two_replicas_is_handled_once(
