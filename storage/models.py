@@ -224,6 +224,9 @@ class Ticket(Record):
     source_ref: str | None = None
     caller_name: str | None = None   # staff-only (cards, exports)
     caller_phone: str | None = None  # staff-only (cards, exports)
+    #: the update whose Submit made it (a replay makes no second ticket); the cards queued
+    #: later name it as what they answer (the playground's inspector)
+    source_update_id: int | None = None
 
     @property
     def is_open(self) -> bool:

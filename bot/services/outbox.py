@@ -6,6 +6,7 @@ The sender (`bot/outbox.py`) reads the same table; nothing here knows Telegram.
 from __future__ import annotations
 
 import base64
+import contextvars
 import time
 from typing import Any
 
@@ -21,6 +22,13 @@ __all__ = ["Outbox", "Priority", "file_field"]  # Priority's home is bot/priorit
 def file_field(data: bytes, filename: str) -> dict[str, str]:
     """A file inside an outbox payload (kept in the store as base64)."""
     return {"_file_b64": base64.b64encode(data).decode("ascii"), "filename": filename}
+
+
+#: The update a piece of deferred work is done for, outside that update's handling (the card
+#: backlog queues a ticket's cards after the burst is answered): named as the origin of what
+#: it queues when origins are traced.
+QUEUED_FOR: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "gridhorn_queued_for", default=None)
 
 
 class Outbox:
@@ -61,8 +69,11 @@ class Outbox:
             not_before=time.time() + delay if delay else 0.0,
             dedupe_key=dedupe_key, coalesce_key=coalesce_key, ref=ref)
         origins = self.hooks.origins
-        if origins is not None and item_id is not None and (mark := current_update.get()):
-            origins[item_id] = mark.update_id
+        if origins is not None and item_id is not None:
+            mark = current_update.get()
+            origin = mark.update_id if mark is not None else QUEUED_FOR.get()
+            if origin is not None:
+                origins[item_id] = origin
         self.store.db.after_commit(self.written)
         return item_id
 

@@ -11,7 +11,7 @@ from typing import Any
 from bot.i18n import escape, t
 from bot.services import ticket_views as views
 from bot.services.backups import Delivery, deliver_to, for_line
-from bot.services.outbox import Priority
+from bot.services.outbox import QUEUED_FOR, Priority
 from bot.services.ticket_base import TicketBase
 from bot.services.ticket_refs import card_ref, topic_ref
 from bot.services.ticket_views import CardKind
@@ -72,11 +72,15 @@ class TicketCards(TicketBase):
         building = await self.store.map.get(ticket.building_code)
         known = await self._recipients(reporter, ticket.grid_code, building) \
             if reporter is not None and building is not None else None
-        async with self.store.transaction():
-            if await self.store.tickets.take_cards_pending(ticket_id):
-                ticket = await self._get(ticket_id)
-                if ticket.is_open:
-                    await self._post_new_cards(ticket, known)
+        queued_for = QUEUED_FOR.set(ticket.source_update_id)  # what the cards answer
+        try:
+            async with self.store.transaction():
+                if await self.store.tickets.take_cards_pending(ticket_id):
+                    ticket = await self._get(ticket_id)
+                    if ticket.is_open:
+                        await self._post_new_cards(ticket, known)
+        finally:
+            QUEUED_FOR.reset(queued_for)
 
     async def _recipients(self, reporter: Person, grid_code: str, building: Unit) -> _Recipients:
         heads = await self._holders(("building_head",), building.code, exact=True)

@@ -73,6 +73,18 @@ async def test_the_inspector_names_the_call_and_the_update_it_answered(
     assert all(c["method"].lower() != "getupdates" for c in playground.call_log())
 
 
+async def test_a_ticket_card_posted_after_the_burst_names_the_submit_it_answers(
+        playground: Playground) -> None:
+    await submit_opinion(playground)
+    head = playground.world.person("head").user
+    card = [m for m in playground.emu.messages(head.id) if m.buttons][-1]
+    calls = playground.inspect(head.id, card.message_id)["calls"]
+    assert calls and calls[0]["method"] == "sendMessage"
+    tap = calls[0]["update"]["callback_query"]  # queued by the card backlog, for this tap
+    assert tap["data"] == "dr:submit"
+    assert tap["from"]["id"] == playground.world.person("resident").user.id
+
+
 async def test_a_post_the_outbox_sent_names_the_tap_it_answered(playground: Playground) -> None:
     preview = await playground.act(Action("send", "staff", "private:staff",
                                           text="/horn service C01 3 Saturday health checks"))
