@@ -172,6 +172,10 @@ def _reset(name: str) -> bool:
 
     try:
         with psycopg.connect(url_of(name), autocommit=True, connect_timeout=3) as conn:
+            # a session a test left behind (a replica's process, a leadership or lane-lock
+            # connection closing late) would hold its advisory locks into the next test
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
             with conn.transaction():
                 conn.execute(script.encode())
                 for insert, rows in seeds:

@@ -98,7 +98,12 @@ class Replicas:
         if process is None or process.returncode is not None:
             return None if process is None else process.returncode
         process.send_signal(sig)
-        return await asyncio.wait_for(process.wait(), 30)
+        try:
+            return await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:  # never leave a replica behind (it would hold its locks)
+            process.kill()
+            await process.wait()
+            raise
 
     async def kill(self, replica: Replica) -> None:
         """kill -9: no shutdown at all, as a machine that dies."""
