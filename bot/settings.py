@@ -72,7 +72,9 @@ class QuietHours(BaseModel):
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """A name or address of this machine only (a webhook over plain http, the playground's
+    clients)."""
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -242,7 +244,7 @@ class Settings(BaseSettings):
             return None
         parts = urlsplit(value)
         # Telegram posts only to https; plain http only to this machine (the emulator)
-        loopback = parts.scheme == "http" and _is_loopback(parts.hostname or "")
+        loopback = parts.scheme == "http" and is_loopback(parts.hostname or "")
         if not parts.hostname or not (parts.scheme == "https" or loopback) or parts.fragment:
             raise ValueError("expected an https:// URL like https://bot.example.org/telegram "
                              "(http:// only on 127.0.0.1)")

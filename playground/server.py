@@ -9,7 +9,6 @@ nothing that is not its own files.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import mimetypes
 import socket
@@ -18,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.settings import is_loopback
 from playground.session import Playground, StepError
 from playground.strings import page_strings
 from playground.transcript import Action, TranscriptError, dumps, loads
@@ -28,16 +28,9 @@ KEEPALIVE = 15.0
 LANGS = ("zh-Hans", "zh-Hant", "en")
 
 
-def _is_loopback(remote: str | None) -> bool:
-    try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
-    except ValueError:
-        return False
-
-
 @web.middleware
 async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    if not _is_loopback(request.remote):
+    if request.remote is None or not is_loopback(request.remote):
         return web.Response(status=403, text="the playground serves 127.0.0.1 only",
                             headers={"Content-Security-Policy": CSP})
     try:

@@ -10,15 +10,11 @@ import aiohttp
 import pytest
 
 from bot.health import HealthServer
+from emulator.balancer import free_port
 from storage.store import Store
 
 pytestmark = pytest.mark.asyncio
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def get(server: HealthServer) -> tuple[int, dict]:

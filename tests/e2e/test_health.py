@@ -3,17 +3,10 @@ last update handled shows once a person wrote."""
 
 from __future__ import annotations
 
-import socket
-
 import aiohttp
 
+from emulator.balancer import free_port
 from tests.support.texts import shown
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_a_running_bot_answers_healthz(harness) -> None:

@@ -19,6 +19,7 @@ from bot.app import build_runtime
 from bot.intake import ALLOWED_UPDATES
 from bot.settings import SettingsError
 from bot.webhook import SECRET_HEADER
+from emulator.balancer import free_port
 from emulator.webhook import WebhookConfig
 from tests.e2e.test_durability import ROOT
 from tests.e2e.test_tickets import World
@@ -29,11 +30,6 @@ from tests.support.texts import duration, shown
 pytestmark = pytest.mark.asyncio
 SECRET = "test_webhook-SECRET_0123"
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
