@@ -244,10 +244,11 @@ class Playground:
         calls = self._message_calls[(chat.id, message.message_id)]
         if call is not None and message.sender is None and call not in calls:
             calls.append(call)
+        # the chat first: a new one, or its pin or topics changed with this message (the
+        # emulator tells of a message once the call is done with it, so both are final here)
         self._tell_chat(chat)
         self.feed.publish("message", message_view(self.emu, message, list(calls), self.lang,
                                                   self._tz()))
-        self._tell_chat(chat)  # its pin or topics may have changed with this message
 
     def _tz(self) -> Any:
         return self.runtime.settings.tz
