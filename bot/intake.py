@@ -23,8 +23,11 @@ a replica stored and did not handle (it died after answering 200) are handled by
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from telegram import Update
@@ -61,6 +64,56 @@ def lean(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "callback_query": {**query, "message": message}}
 
 
+def is_tap(raw: dict[str, Any]) -> bool:
+    """A button press: Telegram shows its spinner until we answer, and gives up after 15 s."""
+    return "callback_query" in raw
+
+
+class Slots:
+    """At most `size` updates handled at once; a tap waiting for a slot goes before every
+    message waiting (a burst of a thousand messages must not hold a tap past Telegram's
+    15 s). Within a lane the order stays the lane's."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._taps: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._others: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @contextlib.asynccontextmanager
+    async def taken(self, tap: bool) -> AsyncIterator[None]:
+        await self._acquire(tap)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, tap: bool) -> None:
+        if self._free > 0 and not self._taps and not self._others:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._taps if tap else self._others
+        queue.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # handed over just as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(waiter)
+            raise
+
+    def _release(self) -> None:
+        for queue in (self._taps, self._others):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the slot passes on, still taken
+                    return
+        self._free += 1
+
+
 class Intake:
     #: seconds `stop()` waits for the updates being handled; the rest are cancelled (their
     #: work is rolled back and, stored and unmarked, they are handled at the next start)
@@ -70,14 +123,16 @@ class Intake:
 
     def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], store: Store, *,
                  poll_timeout: int = 25,
-                 max_concurrent: int = 64) -> None:
+                 max_concurrent: int | None = None) -> None:
         self.app = app
         self.store = store
         self.poll_timeout = poll_timeout
         #: after getUpdates failed: 1 s, doubled after each further failure, up to 30 s
         self.backoff = Backoff(first=1.0, cap=30.0)
         self._failing_since = 0.0
-        self._slots = asyncio.Semaphore(max_concurrent)
+        # PostgreSQL: fewer than the pool's connections, so that storing what arrives (and
+        # the leader's sending) always finds one; SQLite's handlers wait for its one writer
+        self._slots = Slots(max_concurrent or store.db.handler_slots)
         self._lanes: dict[int, asyncio.Queue[_Queued]] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
@@ -105,11 +160,12 @@ class Intake:
         if poll:
             self._poller = asyncio.create_task(self._poll_forever(), name="gridhorn:intake")
 
-    async def accept(self, raws: list[dict[str, Any]]) -> None:
+    async def accept(self, raws: list[dict[str, Any]], *, polled: bool = True) -> None:
         """Store updates in the inbox (committed when this returns; an update_id stored before
         is kept once), then hand each to its lane. An update handled before (even by an
-        earlier process) or on its way in this process is not handled again."""
-        fresh = await self.store.inbox.store(raws)
+        earlier process) or on its way in this process is not handled again. `polled`: they
+        came by getUpdates, whose next offset is kept with them."""
+        fresh = await self.store.inbox.store(raws, polled=polled)
         for raw in raws:
             if raw["update_id"] in fresh:
                 self._dispatch(raw["update_id"], raw)
@@ -200,7 +256,7 @@ class Intake:
 
     def _dispatch(self, update_id: int, raw: dict[str, Any]) -> None:
         if self._shared:
-            self._wake(lane_of(raw))
+            self._wake(lane_of(raw), tap=is_tap(raw))
             return
         if update_id in self._seen:
             return
@@ -224,7 +280,7 @@ class Intake:
             while not queue.empty():
                 update_id, raw = queue.get_nowait()
                 try:
-                    async with self._slots:
+                    async with self._slots.taken(is_tap(raw)):
                         await self._handle(update_id, raw)
                 finally:
                     self._in_progress -= 1
@@ -236,7 +292,7 @@ class Intake:
 
     # --- PostgreSQL: lanes claimed across replicas ---
 
-    def _wake(self, lane: int) -> None:
+    def _wake(self, lane: int, tap: bool = False) -> None:
         """Run the lane's worker here (it was stored before: the worker finds it)."""
         if lane in self._active:
             self._again.add(lane)  # its worker may be past its last look: once more
@@ -244,11 +300,24 @@ class Intake:
         self._active.add(lane)
         self._in_progress += 1
         self._idle.clear()
-        task = asyncio.create_task(self._run_shared_lane(lane), name=f"gridhorn:lane:{lane}")
+        task = asyncio.create_task(self._run_shared_lane(lane, tap),
+                                   name=f"gridhorn:lane:{lane}")
         self._workers.add(task)
         task.add_done_callback(self._workers.discard)
 
-    async def _run_shared_lane(self, lane: int) -> None:
+    async def _run_shared_lane(self, lane: int, tap: bool) -> None:
+        """The lane's updates while it has any, in a slot taken first (a tap woke it: before
+        the messages waiting), so that what waits for a slot holds no lock and no query."""
+        try:
+            async with self._slots.taken(tap):
+                await self._claim_lane(lane)
+        finally:
+            self._active.discard(lane)
+            self._in_progress -= 1
+            if self._in_progress == 0:
+                self._idle.set()
+
+    async def _claim_lane(self, lane: int) -> None:
         inbox, locks = self.store.inbox, self._locks
         assert locks is not None
         try:
@@ -262,8 +331,7 @@ class Intake:
                     more = True
                     while more and (claimed := await inbox.claim(lane, self._given_up)):
                         update_id, raw, more = claimed
-                        async with self._slots:
-                            await self._handle(update_id, raw)
+                        await self._handle(update_id, raw)
                 finally:
                     await locks.unlock(lane)
                 # stored while the lock was held elsewhere (that holder may have looked
@@ -276,11 +344,6 @@ class Intake:
         except Exception:
             logger.exception("lane %s: its updates could not be claimed; the sweeper tries "
                              "again", lane)
-        finally:
-            self._active.discard(lane)
-            self._in_progress -= 1
-            if self._in_progress == 0:
-                self._idle.set()
 
     async def _sweep_forever(self) -> None:
         """Every `SWEEP_S`: wake the lanes with unprocessed updates. Those of this replica

@@ -108,7 +108,7 @@ class WebhookServer:
         if not isinstance(update_id, int) or isinstance(update_id, bool):
             return web.Response(status=400, text="not an update")
         try:
-            await self.intake.accept([raw])
+            await self.intake.accept([raw], polled=False)
         except Exception as exc:  # the store: Telegram posts it again later
             self._failing += 1
             if self._failing == 1:

@@ -10,7 +10,7 @@ from telegram.ext import Application, CallbackQueryHandler, MessageHandler, filt
 from bot.context import GridhornContext
 from bot.i18n import t
 from handlers.common import answer_query, reply
-from storage.models import UpdateTaken
+from storage.models import Conflict, UpdateTaken
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ async def on_error(update: object, context: GridhornContext) -> None:
     """Log the error and tell the person something went wrong, in their language."""
     if isinstance(context.error, UpdateTaken):  # another replica handled it and answered
         logger.info("update handled by another replica meanwhile: this work rolled back")
+        return
+    if isinstance(context.error, Conflict):  # the intake handles the update again, alone
+        logger.info("an update's transaction was undone for a conflict (%s); handled again",
+                    context.error)
         return
     logger.error("error while handling an update", exc_info=context.error)
     if isinstance(update, Update):

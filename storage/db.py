@@ -60,6 +60,7 @@ class SqliteDatabase:
     """
 
     dialect: Dialect = "sqlite"
+    handler_slots = 64  # updates handled at once (bot.intake); their writes take turns
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -140,6 +141,9 @@ class SqliteDatabase:
     def alone() -> AbstractContextManager[None]:
         """Transactions opened inside commit each by itself (see `groupcommit.alone`)."""
         return alone()
+
+    async def lock_row(self, table: str, row_id: int) -> None:
+        """Nothing to do: a transaction is the one writer of the database until it commits."""
 
     def notify(self, channel: str) -> None:
         """One process: its listeners are told in memory (after_commit)."""

@@ -44,6 +44,8 @@ class Database(Protocol):
     """
 
     dialect: Dialect
+    #: how many updates the intake handles at once on this database
+    handler_slots: int
 
     async def open(self) -> None: ...
 
@@ -57,6 +59,11 @@ class Database(Protocol):
     def transaction(self, urgent: bool = False) -> AbstractAsyncContextManager[None]: ...
 
     def alone(self) -> AbstractContextManager[None]: ...
+
+    async def lock_row(self, table: str, row_id: int) -> None:
+        """Inside a transaction: no other transaction changes the row or locks it until this
+        one ends (SQLite: its one writer holds the whole database already)."""
+        ...
 
     def after_commit(self, callback: Callable[[], None]) -> None: ...
 

@@ -56,6 +56,11 @@ def alone() -> Iterator[None]:
         _alone.reset(token)
 
 
+def is_alone() -> bool:
+    """Inside `alone()`."""
+    return _alone.get()
+
+
 def after_commit(callback: Callable[[], None]) -> None:
     """Run `callback` once the current transaction commits (at once outside one)."""
     callbacks = _after_commit.get()

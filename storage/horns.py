@@ -45,6 +45,10 @@ class HornRepo:
              starts_at, ends_at, needed, fill_by, ",".join(skills), int(short_form), resound_at,
              epoch()))
 
+    async def lock(self, horn_id: int) -> None:
+        """Hold the horn's row until the transaction ends (its seats are counted, then given)."""
+        await self.db.lock_row("horns", horn_id)
+
     async def get(self, horn_id: int) -> Horn | None:
         row = await self.db.fetchone("SELECT * FROM horns WHERE id = ?", (horn_id,))
         return _horn(row) if row else None

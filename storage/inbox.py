@@ -48,6 +48,7 @@ current_update: contextvars.ContextVar[UpdateMark | None] = contextvars.ContextV
 
 class InboxRepo:
     KEEP = 10_000  # handled updates kept (for looking back); older ones go as new ones come
+    PRUNE_EVERY = 256  # by webhook: the old ones go when an update_id is a multiple of this
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -55,11 +56,13 @@ class InboxRepo:
         #: claimed per lane (`lane_locks`, `claim`) instead of handed over in memory
         self.shared = db.dialect == "postgresql"
 
-    async def store(self, updates: list[dict[str, Any]]) -> set[int]:
-        """Keep a batch of raw updates (each with its lane) and the next offset, in one
-        transaction. Returns the ids to handle: those new here or stored before and not
-        handled yet; an update handled before (Telegram resending it after a lost answer,
-        even to a restarted process) is not among them."""
+    async def store(self, updates: list[dict[str, Any]], *, polled: bool = True) -> set[int]:
+        """Keep a batch of raw updates (each with its lane) and, when `polled`, the next
+        offset, in one transaction. Returns the ids to handle: those new here or stored
+        before and not handled yet; an update handled before (Telegram resending it after a
+        lost answer, even to a restarted process) is not among them. Posted by webhook
+        (`polled=False`) there is no offset to keep: every delivery writing the one offset
+        row made the deliveries of all replicas wait for each other's commits."""
         if not updates:
             return set()
         now = now_iso()
@@ -81,12 +84,14 @@ class InboxRepo:
                         f"IN ({', '.join('?' * len(known))})", known)
                     fresh.update(r[0] for r in rows)
             next_offset = max(u["update_id"] for u in updates) + 1
-            await self.db.execute(
-                """INSERT INTO meta (key, value) VALUES ('intake_offset', ?)
-                   ON CONFLICT(key) DO UPDATE SET value = CASE
-                       WHEN CAST(excluded.value AS BIGINT) > CAST(meta.value AS BIGINT)
-                       THEN excluded.value ELSE meta.value END""", (str(next_offset),))
-            await self.prune(next_offset - self.KEEP)
+            if polled:
+                await self.db.execute(
+                    """INSERT INTO meta (key, value) VALUES ('intake_offset', ?)
+                       ON CONFLICT(key) DO UPDATE SET value = CASE
+                           WHEN CAST(excluded.value AS BIGINT) > CAST(meta.value AS BIGINT)
+                           THEN excluded.value ELSE meta.value END""", (str(next_offset),))
+            if polled or any(u["update_id"] % self.PRUNE_EVERY == 0 for u in updates):
+                await self.prune(next_offset - self.KEEP)
         return fresh
 
     async def next_offset(self) -> int | None:

@@ -476,6 +476,11 @@ class CheckIn(Record):
     points: int
 
 
+class Conflict(Exception):
+    """The database undid a transaction for a conflict with another one running at the same
+    time (PostgreSQL: a deadlock, a serialization failure); done again it succeeds."""
+
+
 class UpdateTaken(Exception):
     """The update was marked processed by another replica before this one's work committed:
     this work is rolled back (PostgreSQL; a fence that only a lost lane lock can need). The

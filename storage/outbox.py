@@ -20,6 +20,11 @@ def _item(row: Row) -> OutboxItem:
                       coalesce_key=row["coalesce_key"])
 
 
+_INSERT = """INSERT INTO outbox (chat_id, method, payload, priority, quiet, not_before,
+                                dedupe_key, coalesce_key, ref, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+
 class OutboxRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -48,17 +53,19 @@ class OutboxRepo:
                     "priority = CASE WHEN ? < priority THEN ? ELSE priority END WHERE id = ?",
                     (body, priority, priority, row["id"]))
                 return int(row["id"])
+        values = (chat_id, method, body, priority, int(quiet), not_before, dedupe_key,
+                  coalesce_key, ref, epoch())
+        if dedupe_key is not None and self.db.dialect == "postgresql":
+            # two transactions at once may queue the same key: the second queues nothing
+            row = await self.db.fetchone(_INSERT + " ON CONFLICT (dedupe_key) DO NOTHING "
+                                         "RETURNING id", values)
+            return None if row is None else int(row["id"])
         if dedupe_key is not None:
             exists = await self.db.fetchval(
                 "SELECT id FROM outbox WHERE dedupe_key = ?", (dedupe_key,))
             if exists is not None:
                 return None
-        return await self.db.execute(
-            """INSERT INTO outbox (chat_id, method, payload, priority, quiet, not_before,
-                                   dedupe_key, coalesce_key, ref, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (chat_id, method, body, priority, int(quiet), not_before, dedupe_key, coalesce_key,
-             ref, epoch()))
+        return await self.db.execute(_INSERT, values)
 
     async def get(self, item_id: int) -> OutboxItem | None:
         row = await self.db.fetchone("SELECT * FROM outbox WHERE id = ?", (item_id,))

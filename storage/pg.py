@@ -5,10 +5,14 @@ one pooled connection for its whole block, carried in a context variable so that
 statement of the block (reads included) runs in it. Nested `transaction()` blocks join the
 outermost one, as with SQLite.
 
-The transactions of this process take turns, as SQLite's do (one write lock, `urgent` ones
-first): the repositories' read-then-write steps (the next waiting-list seat, coalescing an
-outbox message) were written for one writer at a time. Several replicas on one database
-coordinate through the database itself (SPEC §16, leader election), not through this lock.
+The transactions of this process run side by side, each on its own pooled connection, as
+those of several replicas do: the server overlaps their round trips and flushes their commits
+together (a transaction waiting for the one before it made a Submit wait for some twenty
+commits, docs/benchmarks.md). Where a read decides a write, the store decides the race: a
+compare-and-set (`UPDATE … WHERE status IN …`), a unique key, or the row locked first
+(`lock_row`: a horn's seats). A transaction the server undid for a deadlock or a
+serialization failure raises `Conflict`; the intake handles its update again `alone()`:
+its transactions then take turns with the other lone ones.
 
 The repositories' SQL is written with `?` and `:name`; each string is translated once to
 psycopg's `%s` / `%(name)s` (a literal `%` doubled). An INSERT into a table whose `id` is an
@@ -38,13 +42,16 @@ from psycopg.adapt import Buffer, Dumper, Loader
 from psycopg_pool import AsyncConnectionPool
 
 from storage.dbapi import DatabaseUnavailable, Dialect, Params, Row
-from storage.groupcommit import WriteLock
+from storage.groupcommit import WriteLock, is_alone
 from storage.groupcommit import alone as _alone
+from storage.models import Conflict
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10  # an unreachable server fails start-up after this, not never
-POOL_MAX = 10
+POOL_MAX = 16  # transactions of one replica at the same time (the server allows 100 in all)
+#: the server undid the transaction; done again it succeeds (deadlock, serialization failure)
+_CONFLICTS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 MIGRATION_LOCK = 0x6772_6964  # pg_advisory_lock key while migrating ("grid")
 
 
@@ -194,6 +201,9 @@ class PgDatabase:
     def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
         self.url = url
         self._pool_max = pool_max
+        #: updates handled at once (bot.intake): fewer than the pool's connections, so that
+        #: storing what arrives and the leader's sending always find one
+        self.handler_slots = max(1, pool_max - 4)
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[PgRow]] | None = None
         self._lock = WriteLock()
         self._returning: dict[str, tuple[str, bool, bool]] = {}
@@ -293,7 +303,9 @@ class PgDatabase:
         if _current.get() is not None:
             yield
             return
-        await self._lock.acquire(urgent)
+        lone = is_alone()
+        if lone:  # a redo after a conflict: not beside the other redos
+            await self._lock.acquire(urgent)
         try:
             async with pool.connection() as conn:
                 tx = _Tx(conn)
@@ -303,10 +315,13 @@ class PgDatabase:
                         yield
                         for channel in sorted(tx.channels):  # delivered only on commit
                             await conn.execute(f"NOTIFY {channel}")
+                except _CONFLICTS as exc:
+                    raise Conflict(str(exc).partition("\n")[0]) from exc
                 finally:
                     _current.reset(token)
         finally:
-            self._lock.release()
+            if lone:
+                self._lock.release()
         for callback in tx.callbacks:
             try:
                 callback()
@@ -314,8 +329,16 @@ class PgDatabase:
                 logger.exception("an after-commit callback failed")
 
     def alone(self) -> AbstractContextManager[None]:
-        """Every transaction here commits by itself already (no group commit)."""
+        """Every transaction commits by itself already (no group commit); those opened inside
+        take turns with each other (the redo of a conflict does not meet another redo)."""
         return _alone()
+
+    async def lock_row(self, table: str, row_id: int) -> None:
+        """Inside a transaction: hold the row until the commit (`SELECT … FOR UPDATE`), so
+        that a read which decides a write is not raced by another replica's or task's."""
+        if not _NAME.fullmatch(table):
+            raise ValueError(f"not a table name: {table!r}")
+        await self.fetchall(f"SELECT 1 FROM {table} WHERE id = ? FOR UPDATE", (row_id,))
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the current transaction commits (at once outside one)."""

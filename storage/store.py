@@ -21,7 +21,7 @@ from storage.horns import HornRepo
 from storage.inbox import InboxRepo, MetaRepo, current_update
 from storage.leadership import LeadershipRepo
 from storage.map import MapRepo
-from storage.models import UpdateTaken
+from storage.models import Conflict, UpdateTaken
 from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo
 from storage.reports import ReportRepo
@@ -117,6 +117,10 @@ class Store:
                         # one's lane lock was lost): this work is undone, not done twice
                         raise UpdateTaken(mark.update_id)
                 body_done = True
+        except Conflict:
+            if mark is not None and not mark.done:
+                mark.lost = True  # undone for another's sake (PostgreSQL): replay the update
+            raise
         except BaseException:
             if body_done and mark is not None:
                 mark.lost = True  # the commit failed (its group's): replay the update

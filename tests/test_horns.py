@@ -388,6 +388,22 @@ async def test_two_taps_racing_record_one_check_in(world, store):
     assert [c.person_id for c in await store.horns.checkins(horn.id)] == [31]
 
 
+async def test_many_taps_at_once_fill_the_seats_once_and_queue_the_rest_in_order(world, store):
+    """Twenty people tap at the same moment (on PostgreSQL their transactions run side by
+    side): three seats taken, the rest waiting at seventeen different places."""
+    import asyncio
+
+    horns, access, _ = world
+    horn = (await sound(horns, access, WORKER, "major G0101 3 Sandbags")).horn
+    people = range(200, 220)
+    taps = await asyncio.gather(*(horns.check_in(person, horn.id) for person in people))
+    assert sorted(tap.key for tap in taps) == ["horn.checked_in"] * 3 + ["horn.waiting"] * 17
+    assert await store.horns.counts(horn.id) == (3, 17)
+    positions = [await store.horns.waiting_position(horn.id, person) for person in people
+                 if (await store.horns.checkin(horn.id, person)).state == "waiting"]
+    assert sorted(positions) == list(range(1, 18))
+
+
 async def test_counters_are_edited_on_every_copy_group_copies_first(world, store):
     horns, access, _ = world
     await bind(store, "G0101", -101)

@@ -214,3 +214,56 @@ async def test_storing_says_which_updates_to_handle_new_or_not_handled_yet(store
     assert await store.inbox.store([first, {"update_id": 5}]) == {5}
     rows = await store.db.fetchall("SELECT update_id, lane FROM inbox ORDER BY update_id")
     assert [tuple(r) for r in rows] == [(3, 9), (4, 0), (5, 0)]  # each with its lane
+
+
+async def test_updates_posted_by_webhook_keep_no_offset(store):
+    """By webhook there is no getUpdates offset: storing an update leaves the offset row
+    alone (every replica's deliveries writing it waited for each other's commits)."""
+    await store.inbox.store([{"update_id": 40, "message": {}}], polled=False)
+    assert await store.inbox.next_offset() is None
+    await store.inbox.store([{"update_id": 41, "message": {}}])
+    assert await store.inbox.next_offset() == 42
+    await store.inbox.store([{"update_id": 50, "message": {}}], polled=False)
+    assert await store.inbox.next_offset() == 42
+    assert await unprocessed(store) == [40, 41, 50]
+
+
+async def test_a_tap_waiting_for_a_slot_goes_before_the_messages_waiting():
+    """Telegram gives a tap 15 s: with every slot taken, the next free one goes to the tap
+    that came last, not to the messages that came before it."""
+    from bot.intake import Slots
+
+    slots = Slots(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def handle(name: str, tap: bool) -> None:
+        async with slots.taken(tap):
+            order.append(name)
+            if name == "first":
+                await release.wait()
+
+    first = asyncio.create_task(handle("first", False))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(handle(f"message{n}", False)) for n in range(3)]
+    await asyncio.sleep(0)
+    waiting.append(asyncio.create_task(handle("tap", True)))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, *waiting)
+    assert order == ["first", "tap", "message0", "message1", "message2"]
+
+
+async def test_a_cancelled_waiter_gives_its_slot_on():
+    from bot.intake import Slots
+
+    slots = Slots(1)
+    async with slots.taken(False):
+        waiter = asyncio.create_task(slots._acquire(True))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+    async with asyncio.timeout(1):
+        async with slots.taken(False):
+            pass  # the slot is free again: neither lost nor given twice

@@ -117,16 +117,17 @@ async def test_a_nested_transaction_joins_the_outer_one_and_a_failure_undoes_bot
     assert await store.db.fetchval("SELECT COUNT(*) FROM people") == 0
 
 
-async def test_transactions_of_concurrent_tasks_take_turns(store):
-    """The next seat on a waiting list is read then written: two tasks at once must not
-    take the same one (one write transaction at a time, as with SQLite)."""
-    async with store.transaction():
-        await store.people.ensure(1)
+async def test_a_held_row_makes_concurrent_read_then_write_take_turns(store):
+    """The next seat on a waiting list is read then written: two tasks at once must not take
+    the same one. SQLite: one writer at a time; PostgreSQL: the row held (`lock_row`)."""
+    item = await store.outbox.enqueue(1, "sendMessage", {"text": "x"}, 1)
+    assert item is not None
 
     async def add(n: int) -> None:
         async with store.transaction():
+            await store.db.lock_row("outbox", item)
             seats = await store.db.fetchval("SELECT COUNT(*) FROM people")
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.01)
             await store.db.execute(
                 "INSERT INTO people (user_id, first_name, created_at) VALUES (?, ?, ?)",
                 (100 + n, str(seats), "x"))
@@ -134,7 +135,53 @@ async def test_transactions_of_concurrent_tasks_take_turns(store):
     await asyncio.gather(*(add(n) for n in range(5)))
     names = [r[0] for r in await store.db.fetchall(
         "SELECT first_name FROM people WHERE user_id >= 100 ORDER BY first_name")]
-    assert names == ["1", "2", "3", "4", "5"]
+    assert names == ["0", "1", "2", "3", "4"]
+
+
+async def test_postgresql_transactions_of_concurrent_tasks_run_side_by_side(store):
+    """Each transaction on its own connection: the second begins while the first is open
+    (a transaction waiting for the one before it made a burst wait for every commit)."""
+    if store.db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer: its transactions take turns")
+    first_in, second_in = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with store.transaction():
+            await store.people.ensure(1)
+            first_in.set()
+            await asyncio.wait_for(second_in.wait(), 10)
+
+    async def second() -> None:
+        await first_in.wait()
+        async with store.transaction():
+            await store.people.ensure(2)
+            second_in.set()
+
+    await asyncio.gather(first(), second())
+    assert await store.db.fetchval("SELECT COUNT(*) FROM people") == 2
+
+
+async def test_a_deadlock_between_two_transactions_undoes_one_as_a_conflict(store):
+    """PostgreSQL undoes one of two transactions that wait for each other; the store names it
+    a Conflict (the intake then handles its update again, alone)."""
+    if store.db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer: two transactions never wait for each other")
+    from storage.models import Conflict
+
+    a = await store.outbox.enqueue(1, "sendMessage", {"text": "a"}, 1)
+    b = await store.outbox.enqueue(1, "sendMessage", {"text": "b"}, 1)
+    assert a is not None and b is not None
+    both_hold = asyncio.Barrier(2)
+
+    async def hold(first: int, then: int) -> None:
+        async with store.transaction():
+            await store.db.lock_row("outbox", first)
+            await both_hold.wait()
+            await store.db.lock_row("outbox", then)
+
+    results = await asyncio.gather(hold(a, b), hold(b, a), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "NoneType"]
+    assert any(isinstance(r, Conflict) for r in results)
 
 
 async def test_open_chooses_the_engine_by_the_urls_scheme(tmp_path):

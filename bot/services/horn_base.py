@@ -71,6 +71,10 @@ class HornPart(Service):
         return horn
 
     async def active_horn(self, horn_id: int) -> Horn:
+        """The horn, still open; inside a transaction its row is held until the commit (the
+        seats it counts are not raced by a tap handled at the same time elsewhere)."""
+        if self.store.db.in_transaction:
+            await self.store.horns.lock(horn_id)
         horn = await self.horn(horn_id)
         if not horn.active:
             raise Refused("horn.closed", id=horn_id)

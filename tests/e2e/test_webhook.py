@@ -118,10 +118,10 @@ async def test_a_store_failure_answers_503_and_the_retried_update_is_handled_onc
     store_updates = inbox.store
     failing = True
 
-    async def broken(raws: list[dict[str, Any]]) -> set[int]:
+    async def broken(raws: list[dict[str, Any]], **how: Any) -> set[int]:
         if failing:
             raise OSError("disk I/O error")
-        return await store_updates(raws)
+        return await store_updates(raws, **how)
 
     inbox.store = broken  # type: ignore[method-assign]
     user = emu.add_user(first_name="Li", language_code="en")
