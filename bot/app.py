@@ -40,6 +40,7 @@ from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
+from bot.services.shop import ShopService
 from bot.services.tickets import TicketService
 from bot.services.volunteers import VolunteerService
 from bot.settings import Settings
@@ -135,6 +136,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             schedule=schedule,
                             roster=RosterService(store, access, people, outbox, tickets),
                             backups=schedule.backups,
+                            shop=ShopService(store, access, people, outbox, settings),
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(

@@ -33,6 +33,7 @@ from bot.services.map_specs import (
 )
 from bot.services.map_yaml import parse_yaml
 from storage.models import Binding, Unit, WhistleItem
+from storage.shop import Partner
 from storage.store import Store
 
 __all__ = ["MapError", "MapImportResult", "export_map", "import_map", "parse_map"]
@@ -166,6 +167,7 @@ async def import_map(store: Store, data: bytes, filename: str) -> MapImportResul
                 else:
                     result.unchanged += 1
             await _import_items(store, c, result)
+            await _import_partners(store, c, result)
     except _Rejected as rejected:
         return MapImportResult(errors=rejected.errors)
     return result
@@ -182,6 +184,22 @@ async def _import_items(store: Store, c: Collector, result: MapImportResult) -> 
             result.unchanged += 1
             continue
         await store.whistles.upsert(item)
+        if old is None:
+            result.created += 1
+        else:
+            result.updated += 1
+
+
+async def _import_partners(store: Store, c: Collector, result: MapImportResult) -> None:
+    """Inside the import's transaction: the communities' partner shops (SPEC §13)."""
+    for spec in c.partners:
+        old = await store.shop.partner(spec.code)
+        partner = Partner(code=spec.code, community_code=spec.community, name=spec.name,
+                          address=spec.address, chat_id=spec.chat_id, position=spec.position)
+        if old == partner:
+            result.unchanged += 1
+            continue
+        await store.shop.upsert_partner(partner)
         if old is None:
             result.created += 1
         else:
