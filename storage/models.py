@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 UnitKind = Literal["community", "grid", "estate", "building", "department"]
 TREE_KINDS: tuple[UnitKind, ...] = ("community", "grid", "estate", "building")
 ROLES = ("superadmin", "community_staff", "grid_leader", "grid_worker", "building_head",
-         "department_liaison", "volunteer", "resident")
+         "department_liaison", "volunteer", "resident", "partner_clerk")
 PARTY_MEMBER = "party_member"
 
 
