@@ -31,7 +31,7 @@ from handlers.common import (
     reply_html,
     require_private,
 )
-from storage.shop import LedgerLine
+from storage.models import LedgerLine
 
 logger = logging.getLogger(__name__)
 

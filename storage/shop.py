@@ -10,64 +10,10 @@ the code, decides "exactly once".
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
 
 from storage.dbapi import Database, Row
-from storage.models import Record
+from storage.models import LedgerKind, LedgerLine, Partner, PartnerSpending, Redemption
 from storage.util import placeholders
-
-RedemptionStatus = Literal["reserved", "spent", "expired"]
-LedgerKind = Literal["opening", "credit", "reserve", "return"]
-
-
-class Partner(Record):
-    """A partner shop 合作商家 of a community, where volunteers spend their points."""
-
-    code: str
-    community_code: str
-    name: str
-    address: str = ""
-    chat_id: int | None = None
-    position: int = 0
-
-
-class Redemption(Record):
-    id: int
-    code: str
-    user_id: int
-    points: int
-    created_at: float
-    expires_at: float
-    status: RedemptionStatus
-    partner_code: str | None = None
-    opened_by: int | None = None
-    opened_at: float | None = None
-    spent_by: int | None = None
-    spent_at: float | None = None
-
-
-class LedgerLine(Record):
-    """One change of a balance; a reserve line carries its redemption's state and partner."""
-
-    id: int
-    user_id: int
-    at: float
-    delta: int
-    kind: LedgerKind
-    horn_id: int | None = None
-    redemption_id: int | None = None
-    status: RedemptionStatus | None = None
-    partner_name: str | None = None
-
-
-class PartnerSpending(Record):
-    """The redemptions spent at one partner in a period (the monthly workbook's sheet)."""
-
-    partner_code: str
-    partner_name: str
-    community_code: str
-    redemptions: int
-    points: int
 
 
 def _partner(row: Row) -> Partner:

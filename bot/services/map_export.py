@@ -10,8 +10,7 @@ import json
 import yaml
 
 from bot.services.map_specs import CHILDREN, DOMAINS, duration_text
-from storage.models import Unit
-from storage.shop import Partner
+from storage.models import Partner, Unit
 from storage.store import Store
 
 

@@ -3,7 +3,8 @@
 A map file describes communities 社区 → grids 网格 → estates 小区 → buildings 楼栋 and the
 departments 部门 outside the tree, and (YAML only) the whistle catalogue 吹哨清单 (`whistle_items`:
 the matters a community may whistle, each to a department, with its points and its own time to
-accept), in YAML, or as CSV with one building per row. Import checks
+accept) and the communities' partner shops (`partners`, SPEC §13), in YAML, or as CSV with one
+building per row. Import checks
 the whole file first and reports every problem with its line, the code concerned and the reason;
 it changes nothing unless the whole file is right, and then writes it in one transaction.
 
@@ -32,8 +33,7 @@ from bot.services.map_specs import (
     with_article,
 )
 from bot.services.map_yaml import parse_yaml
-from storage.models import Binding, Unit, WhistleItem
-from storage.shop import Partner
+from storage.models import Binding, Partner, Unit, WhistleItem
 from storage.store import Store
 
 __all__ = ["MapError", "MapImportResult", "export_map", "import_map", "parse_map"]

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.services.scopes import Scope
-from storage.models import Patrol, Person, ReportTicket, Unit
-from storage.shop import PartnerSpending
+from storage.models import PartnerSpending, Patrol, Person, ReportTicket, Unit
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+import segno
+
 from bot.i18n import t
 from bot.services.access import Actor
 from bot.services.base import Service
 from bot.services.errors import Refused
 from bot.services.outbox import Priority, file_field
-from storage.shop import LedgerLine, Partner, Redemption
+from storage.models import LedgerLine, Partner, Redemption
 
 #: letters and digits that are not mistaken for each other (no 0/O, 1/I/L)
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -64,8 +66,6 @@ def read_confirm(data: str) -> int | None:
 
 def qr_png(code: str) -> bytes:
     """The code as a QR image (PNG)."""
-    import segno  # small, but needed only when a code is drawn
-
     buffer = io.BytesIO()
     segno.make(code, error="m").save(buffer, kind="png", scale=10, border=3)
     return buffer.getvalue()
@@ -198,6 +198,7 @@ class ShopService(Service):
         partner = partners.get(redemption.partner_code or "")
         if partner is None:
             raise Refused("shop.other_partner")
+        await self.expire_due(redemption.user_id)  # the balance told is the whole one
         now = self.clock()
         async with self.store.transaction():
             spent = await self.store.shop.spend(redemption_id, partner.code, actor.user_id, now)
