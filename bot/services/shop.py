@@ -5,8 +5,9 @@
 QR image through the outbox. A partner's clerk sends the code (`/redeem CODE`, or the code alone
 in a private chat): the first clerk to open it binds it to their partner; a confirming tap
 spends it, once (a conditional UPDATE decides). A code past its time returns its points, once,
-whoever notices first (the volunteer's `/points` or `/redeem`, a clerk's try; lazily, so no
-balance is ever read before its due returns are made). Wrong codes count per clerk: past
+whoever notices first: the watcher (`run_due`, a `bot.watcher.DueWatcher` woken for each new
+code), or before that the volunteer's `/points` or `/redeem`, or a clerk's try (so no balance
+is read before its due returns are made). Wrong codes count per clerk: past
 `MISS_LIMIT` in `MISS_WINDOW`, the clerk's next tries are refused until the window has passed.
 """
 
@@ -16,17 +17,23 @@ import io
 import math
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import segno
 
+from bot.hooks import Wakeup
 from bot.i18n import t
-from bot.services.access import Actor
+from bot.services.access import Access, Actor
 from bot.services.base import Service
 from bot.services.errors import Refused
-from bot.services.outbox import Priority, file_field
+from bot.services.outbox import Outbox, Priority, file_field
+from bot.services.people import PeopleService
+from bot.settings import Settings
 from storage.models import LedgerLine, Partner, Redemption
+from storage.store import Store
 
 #: letters and digits that are not mistaken for each other (no 0/O, 1/I/L)
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -95,6 +102,21 @@ class Ledger:
 
 
 class ShopService(Service):
+    def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
+                 settings: Settings, clock: Callable[[], float] = time.time, *,
+                 changed: Callable[[float | None], None] | None = None) -> None:
+        """`changed(when)`: a code was reserved that expires at `when` (wakes the watcher that
+        returns expired codes' points, `run_due`/`next_due`)."""
+        super().__init__(store, access, people, outbox, settings, clock)
+        self.changed: Callable[[float | None], None] = changed or Wakeup()
+
+    async def run_due(self) -> int:
+        """The watcher's run: every code past its time returns its points (and says so)."""
+        return await self.expire_due()
+
+    async def next_due(self) -> float | None:
+        return await self.store.shop.next_expiry()
+
     # the volunteer's side
 
     async def ledger(self, actor: Actor) -> Ledger:
@@ -132,6 +154,7 @@ class ShopService(Service):
                              until=self._time(redemption.expires_at), balance=balance),
                 "parse_mode": "HTML"}, priority=Priority.PERSONAL,
                 dedupe_key=f"redeem:{redemption.id}")
+        self.changed(redemption.expires_at)
         return redemption
 
     async def expire_due(self, user_id: int | None = None) -> int:

@@ -166,3 +166,21 @@ async def test_a_storm_of_confirming_taps_spends_the_code_once(harness):
              if m.text == shown("en", "shop.spent_volunteer", points=20, partner="爱心超市",
                                 code=code, balance=0)]
     assert len(spent) == 1
+
+
+async def test_an_untouched_code_returns_its_points_by_itself(harness):
+    w = World(harness)
+    await w.setup()
+    h, emu = harness, harness.emu
+    await w.earn()
+    _, code = await w.redeem(12)
+    assert await h.store.shop.balance(w.volunteer.id) == 8
+    async with h.store.transaction():   # ten minutes pass, as the store sees them
+        await h.store.db.execute("UPDATE redemptions SET expires_at = expires_at - 601 "
+                                 "WHERE code = ?", (code,))
+    h.runtime.shop_watch.wake()
+    told = shown("en", "shop.expired_returned", code=code, points=12, balance=20)
+    await emu.wait_until(lambda: told in h.texts(w.volunteer.id), timeout=10)
+    assert await h.store.shop.balance(w.volunteer.id) == 20
+    assert (await h.say(w.clerk, code))[-1].text == shown("en", "shop.code_expired", code=code)
+    assert h.texts(w.volunteer.id).count(told) == 1
