@@ -40,7 +40,7 @@ from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
-from bot.services.shop import ShopService
+from bot.services.shop import ShopService, codes_from
 from bot.services.tickets import TicketService
 from bot.services.volunteers import VolunteerService
 from bot.settings import Settings
@@ -119,7 +119,8 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
         chats = ChatService(store, access, people, outbox, probe=TelegramChatProbe(app.bot))
         deadlines_due, cards_waiting, horns_due = Wakeup(), Wakeup(), Wakeup()
         codes_due = Wakeup()   # the time bank's shop: a redemption code will expire
-        shop = ShopService(store, access, people, outbox, settings, changed=codes_due)
+        shop = ShopService(store, access, people, outbox, settings, changed=codes_due,
+                           new_code=codes_from(new_token) if new_token else None)
         tickets = TicketService(store, access, people, outbox, settings,
                                 changed=deadlines_due, cards_waiting=cards_waiting,
                                 learn_chat=chats.known)

@@ -13,6 +13,7 @@ is read before its due returns are made). Wrong codes count per clerk: past
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import re
@@ -48,12 +49,24 @@ _CODE = re.compile(rf"[A-Za-z0-9]{{{CODE_LENGTH}}}")
 CONFIRM_PREFIX = "rd:ok:"
 
 
-def new_code() -> str:
+def new_code_default() -> str:
     """An unguessable code of CODE_LENGTH characters with at least one letter."""
     while True:
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
         if any(ch.isalpha() for ch in code):
             return code
+
+
+def codes_from(token: Callable[[], str]) -> Callable[[], str]:
+    """Codes drawn from another source of secrets (the playground's seeded invite tokens, so
+    that a replayed transcript shows the same codes), each still with a letter."""
+    def code() -> str:
+        while True:
+            digest = hashlib.sha256(token().encode()).digest()
+            drawn = "".join(CODE_ALPHABET[b % len(CODE_ALPHABET)] for b in digest[:CODE_LENGTH])
+            if any(ch.isalpha() for ch in drawn):
+                return drawn
+    return code
 
 
 def is_code(text: str) -> bool:
@@ -104,11 +117,14 @@ class Ledger:
 class ShopService(Service):
     def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
                  settings: Settings, clock: Callable[[], float] = time.time, *,
-                 changed: Callable[[float | None], None] | None = None) -> None:
+                 changed: Callable[[float | None], None] | None = None,
+                 new_code: Callable[[], str] | None = None) -> None:
         """`changed(when)`: a code was reserved that expires at `when` (wakes the watcher that
-        returns expired codes' points, `run_due`/`next_due`)."""
+        returns expired codes' points, `run_due`/`next_due`). `new_code`: how codes are drawn
+        (default: `secrets`)."""
         super().__init__(store, access, people, outbox, settings, clock)
         self.changed: Callable[[float | None], None] = changed or Wakeup()
+        self.new_code = new_code or new_code_default
 
     async def run_due(self) -> int:
         """The watcher's run: every code past its time returns its points (and says so)."""
@@ -138,7 +154,7 @@ class ShopService(Service):
         async with self.store.transaction():
             redemption = None
             for _ in range(5):
-                code = new_code()
+                code = self.new_code()
                 redemption = await self.store.shop.reserve(code, actor.user_id, amount, now,
                                                            now + CODE_TTL)
                 if redemption is not None or not await self.store.shop.code_taken(code):
