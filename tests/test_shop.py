@@ -268,3 +268,20 @@ async def test_the_workbook_has_the_redemptions_per_partner(world, store: Store)
     book = load_workbook(io.BytesIO(render_workbook(report, "en", services.settings.tz)))
     sheet = book["Redemptions"]
     assert [c.value for c in sheet[2]] == ["P01", "爱心超市", "欣山社区 (C01)", 2, 25]
+
+
+async def test_the_ledger_shows_the_last_twenty_lines_and_never_goes_negative(world, store):
+    services, shop, clock = world
+    async with store.transaction():
+        for horn in range(1, 26):
+            await store.shop.credit(VOLUNTEER, 2, clock(), horn_id=horn)
+    ledger = await shop.ledger(await services.actor(VOLUNTEER))
+    assert ledger.balance == 150 == await store.shop.ledger_sum(VOLUNTEER)
+    assert len(ledger.lines) == 20 and [line.horn_id for line in ledger.lines[:2]] == [25, 24]
+    # the store itself refuses a balance below zero (the CHECK), whatever the code does
+    with pytest.raises(Exception, match="(?i)check"):
+        async with store.transaction():
+            await store.db.execute(
+                "UPDATE point_accounts SET balance = balance - 151 WHERE user_id = ?",
+                (VOLUNTEER,))
+    assert await store.shop.balance(VOLUNTEER) == 150
