@@ -105,7 +105,8 @@ async def code_text(update: Update, context: GridhornContext) -> None:
     """A clerk's private message that is a code alone: taken as /redeem CODE. Anyone else's
     text goes on (an opinion draft, SPEC §4)."""
     message = update.effective_message
-    if message is None or not message.text or not is_code(message.text):
+    if message is None or not message.text or not is_code(message.text) \
+            or message.reply_to_message is not None:   # an answer to a prompt stays one
         return
     if not await context.services.shop.partners_of(context.actor):
         return
