@@ -40,6 +40,7 @@ from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
+from bot.services.shop import ShopService, codes_from
 from bot.services.tickets import TicketService
 from bot.services.volunteers import VolunteerService
 from bot.settings import Settings
@@ -117,6 +118,9 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
         people = PeopleService(store, access, settings, new_token=new_token)
         chats = ChatService(store, access, people, outbox, probe=TelegramChatProbe(app.bot))
         deadlines_due, cards_waiting, horns_due = Wakeup(), Wakeup(), Wakeup()
+        codes_due = Wakeup()   # the time bank's shop: a redemption code will expire
+        shop = ShopService(store, access, people, outbox, settings, changed=codes_due,
+                           new_code=codes_from(new_token) if new_token else None)
         tickets = TicketService(store, access, people, outbox, settings,
                                 changed=deadlines_due, cards_waiting=cards_waiting,
                                 learn_chat=chats.known)
@@ -135,6 +139,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             schedule=schedule,
                             roster=RosterService(store, access, people, outbox, tickets),
                             backups=schedule.backups,
+                            shop=shop,
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(
@@ -148,6 +153,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                                  wakeup=deadlines_due),
             horn_watch=DueWatcher("horns", horns.run_due, horns.next_due,
                                   recover=horns.recover, wakeup=horns_due),
+            shop_watch=DueWatcher("codes", shop.run_due, shop.next_due, wakeup=codes_due),
             card_backlog=Backlog("cards", tickets.post_pending_cards, wakeup=cards_waiting,
                                  foreground_busy=intake.busy),
             webhook=webhook_server, leadership=leadership, shared_sends=shared,
@@ -189,6 +195,7 @@ class Runtime:
     scheduler: Scheduler
     deadlines: DueWatcher
     horn_watch: DueWatcher
+    shop_watch: DueWatcher      # expired redemption codes return their points (SPEC §13)
     card_backlog: Backlog
     #: webhook mode: Telegram posts the updates here (the intake then does not poll)
     webhook: WebhookServer | None = None
@@ -249,7 +256,7 @@ class Runtime:
         stack.push_async_callback(self._stop_sender)
         await self.scheduler.start()  # after an outage, what was due runs once now
         stack.push_async_callback(self.scheduler.stop)
-        for watcher in (self.deadlines, self.horn_watch):
+        for watcher in (self.deadlines, self.horn_watch, self.shop_watch):
             await watcher.start(self.scheduler.aps)
             stack.push_async_callback(watcher.stop)
         await self.card_backlog.start()

@@ -16,6 +16,7 @@ from bot.services.horns import HornService
 from bot.services.people import PeopleService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
+from bot.services.shop import ShopService
 from bot.services.tickets import TicketService
 from bot.services.volunteers import VolunteerService
 from bot.settings import Settings
@@ -37,6 +38,8 @@ class Services:
     schedule: ScheduleService
     roster: RosterService
     backups: BackupService
+    #: the time bank's shop 爱心银行 (SPEC §13)
+    shop: ShopService
     #: the local time (the scheduler's clock: tests move it)
     now: Callable[[], datetime]
     #: the bot's @username, known once the application has asked Telegram (`getMe`)

@@ -10,6 +10,7 @@ ROLE = {
     "building_head": "role.building_head", "department_liaison": "role.department_liaison",
     "volunteer": "role.volunteer", "resident": "role.resident",
     "party_member": "role.party_member",
+    "partner_clerk": "role.partner_clerk",   # SPEC §13 (locales/*/shop.po)
 }
 SKILL = {
     "medical": "skill.medical", "legal": "skill.legal", "elderly": "skill.elderly",

@@ -4,6 +4,7 @@ Groups (python-telegram-bot runs at most one handler per group, lowest group fir
   -100  guard: records the sender, builds the actor and picks the reply language
    -10  guided flows: private text of a person in a horn, volunteer or intake flow
         (handlers/flows.py)
+    -5  a partner clerk's redemption code sent alone in a private chat (handlers/shop.py)
      0  the features' commands, buttons and messages, then (registered last, so they match
         only what no feature took) the fallbacks: unknown commands and stale buttons
 """
@@ -25,12 +26,14 @@ from handlers import (
     opinions,
     people,
     schedule,
+    shop,
     volunteer,
 )
 from handlers.flows import FlowText
 
 GUARD_GROUP = -100
 FLOW_GROUP = -10
+SHOP_CODE_GROUP = -5
 FEATURE_GROUP = 0
 #: the guided flows whose private text goes to the feature, by the stored flow's name
 FLOW_TEXTS: dict[str, FlowText] = {
@@ -53,5 +56,6 @@ def register_all(app: Application) -> None:
     people.register(app, FEATURE_GROUP)
     intake.register(app, FEATURE_GROUP)
     backups.register(app, FEATURE_GROUP)
+    shop.register(app, FEATURE_GROUP, code_group=SHOP_CODE_GROUP)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

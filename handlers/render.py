@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.i18n import Markup, escape, join_list, t
 from bot.labels import ROLE, SKILL
-from bot.services.access import Action, Actor, invitable_roles
+from bot.services.access import PARTNER_CLERK, Action, Actor, invitable_roles
 from bot.services.horn_views import availability_label
 from bot.services.people import Profile
 from storage.models import Unit
@@ -54,6 +54,9 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
     elif Action.HORN_SERVICE in actions:
         lines.append(t(locale, "help.horn_service"))
     lines.append(t(locale, "help.volunteer"))
+    lines.append(t(locale, "help.shop"))  # the time bank's shop (SPEC §13)
+    if any(g.role == PARTNER_CLERK for g in actor.grants):
+        lines.append(t(locale, "help.shop_clerk"))
     for action, key in ((Action.THEME, "help.theme_set"), (Action.REPORT, "help.report"),
                         (Action.PATROL, "help.patrol")):
         if action in actions:

@@ -93,6 +93,8 @@ def _units(tree: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 found[estate["code"]] = estate
                 for building in estate.get("buildings", []):
                     found[building["code"]] = building
+        for partner in community.get("partners", []):   # shown as a person's unit
+            found[partner["code"]] = partner
     for department in tree.get("departments", []):
         found[department["code"]] = department
     return found
@@ -159,6 +161,8 @@ async def build_world(emu: BotAPIEmulator, store: Store, lang: str, *,
             for role, unit in grants:   # as an invite redeemed records it (set up: no inviter)
                 if await store.people.grant(user.id, role, unit, None):
                     await audit.record(None, AuditAction.GRANT, unit, user.id, role)
+            if spec.get("partner"):     # a partner shop's clerk (SPEC §13)
+                await store.shop.add_clerk(user.id, spec["partner"], None, 0.0)
             volunteer = spec.get("volunteer")
             if volunteer is not None:   # as /volunteer records it: on their building
                 home = spec["building"]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 UnitKind = Literal["community", "grid", "estate", "building", "department"]
 TREE_KINDS: tuple[UnitKind, ...] = ("community", "grid", "estate", "building")
 ROLES = ("superadmin", "community_staff", "grid_leader", "grid_worker", "building_head",
-         "department_liaison", "volunteer", "resident")
+         "department_liaison", "volunteer", "resident", "partner_clerk")
 PARTY_MEMBER = "party_member"
 
 
@@ -485,3 +485,59 @@ class UpdateTaken(Exception):
     """The update was marked processed by another replica before this one's work committed:
     this work is rolled back (PostgreSQL; a fence that only a lost lane lock can need). The
     handlers' error path lets it pass quietly: the other replica answered the person."""
+
+
+# the time bank's shop 爱心银行 (SPEC §13; storage/shop.py)
+
+RedemptionStatus = Literal["reserved", "spent", "expired"]
+LedgerKind = Literal["opening", "credit", "reserve", "return"]
+
+
+class Partner(Record):
+    """A partner shop 合作商家 of a community, where volunteers spend their points."""
+
+    code: str
+    community_code: str
+    name: str
+    address: str = ""
+    chat_id: int | None = None
+    position: int = 0
+
+
+class Redemption(Record):
+    id: int
+    code: str
+    user_id: int
+    points: int
+    created_at: float
+    expires_at: float
+    status: RedemptionStatus
+    partner_code: str | None = None
+    opened_by: int | None = None
+    opened_at: float | None = None
+    spent_by: int | None = None
+    spent_at: float | None = None
+
+
+class LedgerLine(Record):
+    """One change of a balance; a reserve line carries its redemption's state and partner."""
+
+    id: int
+    user_id: int
+    at: float
+    delta: int
+    kind: LedgerKind
+    horn_id: int | None = None
+    redemption_id: int | None = None
+    status: RedemptionStatus | None = None
+    partner_name: str | None = None
+
+
+class PartnerSpending(Record):
+    """The redemptions spent at one partner in a period (the monthly workbook's sheet)."""
+
+    partner_code: str
+    partner_name: str
+    community_code: str
+    redemptions: int
+    points: int

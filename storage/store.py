@@ -26,6 +26,7 @@ from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo
 from storage.reports import ReportRepo
 from storage.schedules import SchedulesRepo
+from storage.shop import ShopRepo
 from storage.tickets import TicketRepo
 from storage.whistles import WhistleRepo
 
@@ -56,6 +57,7 @@ class Store:
         self.audit = AuditRepo(db)
         self.backups = BackupRepo(db)
         self.leadership = LeadershipRepo(db)
+        self.shop = ShopRepo(db)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:

@@ -128,6 +128,10 @@ async def test_every_role_is_in_the_store(tmp_path):
                                  "community_staff", "department_liaison", "volunteer",
                                  PARTY_MEMBER}
             assert len(held["volunteer"]) == 3 and held[PARTY_MEMBER] == {"volunteer1"}
+            # the partner shop's clerk (SPEC §13) takes codes at the shop of the world
+            assert held["partner_clerk"] == {"clerk"}
+            assert [p.code for p in await store.shop.clerk_of(
+                world.person("clerk").user.id)] == ["P0101"]
             resident = await store.people.get(world.person("resident").user.id)
             head = world.person("head").user.id
             assert resident is not None and resident.building_code == "B01010101"

@@ -182,7 +182,7 @@ async def test_workbook_has_one_sheet_per_table_with_the_numbers(store):
     built, report = await community_report(store)
     files = await built.schedule.reports.files(report, "zh-Hans")
     book = load_workbook(io.BytesIO(files.workbook))
-    assert book.sheetnames == ["汇总", "工单", "巡查"]
+    assert book.sheetnames == ["汇总", "工单", "巡查", "积分兑换"]
     summary = book["汇总"]
     assert summary["A1"].value == "一月一公示 · 欣山社区 · 2026-11"
     assert [c.value for c in summary[4]][:6] == ["网格代码", "网格", "社区", "收到", "办结", "超时"]
@@ -204,7 +204,7 @@ async def test_workbook_has_one_sheet_per_table_with_the_numbers(store):
         ("第一网格 (G0101)", str(WORKER), "东门"), ("第二网格 (G0102)", str(WORKER), "北门"),
         ("第一网格 (G0101)", str(WORKER), None)]
     english = load_workbook(io.BytesIO((await built.schedule.reports.files(report, "en")).workbook))
-    assert english.sheetnames == ["Summary", "Tickets", "Patrols"]
+    assert english.sheetnames == ["Summary", "Tickets", "Patrols", "Redemptions"]
 
 
 async def test_a_month_without_data_is_all_zeros(store):

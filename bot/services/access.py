@@ -12,6 +12,10 @@ from enum import StrEnum
 from storage.models import PARTY_MEMBER, Person, RoleGrant, Unit
 from storage.store import Store
 
+#: a partner shop's clerk (SPEC §13), invited by community staff with `/invite partner_clerk
+#: PARTNER_CODE`
+PARTNER_CLERK = "partner_clerk"
+
 
 class Action(StrEnum):
     # tickets (民声e通道)
@@ -48,6 +52,8 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
                                      Action.BIND}),
     "volunteer": frozenset({Action.TAKE}),
     "resident": frozenset(),
+    # a partner shop's clerk (爱心银行, SPEC §13): spends volunteers' codes, nothing more
+    PARTNER_CLERK: frozenset(),
     PARTY_MEMBER: frozenset({Action.TAKE}),
 }
 
@@ -56,15 +62,17 @@ INVITABLE: dict[str, tuple[str, ...]] = {
     "building_head": ("volunteer", PARTY_MEMBER),
     "grid_worker": ("building_head", "volunteer", PARTY_MEMBER),
     "grid_leader": ("grid_worker", "building_head", "volunteer", PARTY_MEMBER),
-    "community_staff": ("grid_leader", "grid_worker", "building_head", "volunteer", PARTY_MEMBER),
+    "community_staff": ("grid_leader", "grid_worker", "building_head", "volunteer", PARTY_MEMBER,
+                        PARTNER_CLERK),
 }
 INVITE_ROLES = ("community_staff", "grid_leader", "grid_worker", "building_head",
-                "department_liaison", "volunteer", PARTY_MEMBER)
+                "department_liaison", "volunteer", PARTY_MEMBER, PARTNER_CLERK)
 # The kind of unit each invitable role is held on (None: any unit of the map).
 ROLE_UNIT_KIND: dict[str, str | None] = {
     "community_staff": "community", "grid_leader": "grid", "grid_worker": "grid",
     "building_head": "building", "department_liaison": "department",
     "volunteer": None, PARTY_MEMBER: None,
+    PARTNER_CLERK: "community",   # held on the partner's community; the partner in its own row
 }
 def invitable_roles(actor: Actor) -> list[str]:
     """The roles this actor may hand out with /invite somewhere (SPEC §1)."""

@@ -143,6 +143,8 @@ class HornClosing(HornPart):
                 await self.store.flows.clear(actor.user_id)   # no more hours to type
             for person_id in await self.store.horns.credit(horn_id, hours, points):
                 await self.store.people.add_hours(person_id, hours, points)
+                # the time bank's ledger (SPEC §13): the points to spend at partner shops
+                await self.store.shop.credit(person_id, points, self.clock(), horn_id)
                 person_locale = await self.people.locale_for(person_id)
                 await self.outbox.send(
                     person_id, t(person_locale, "horn.credited", id=horn.id, title=horn.title,

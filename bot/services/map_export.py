@@ -10,7 +10,7 @@ import json
 import yaml
 
 from bot.services.map_specs import CHILDREN, DOMAINS, duration_text
-from storage.models import Unit
+from storage.models import Partner, Unit
 from storage.store import Store
 
 
@@ -25,6 +25,9 @@ async def export_map(store: Store, header_comment: str | None = None) -> str:
     """The map as YAML in the shape of SPEC §2; the same map always gives the same text."""
     units = await store.map.all()  # by position, then code
     bound = {b.unit_code: b for b in await store.map.bindings()}
+    partners: dict[str, list[Partner]] = {}
+    for partner in await store.shop.partners():  # by community, position, code
+        partners.setdefault(partner.community_code, []).append(partner)
     children: dict[str | None, list[Unit]] = {}
     for unit in units:
         children.setdefault(unit.parent_code, []).append(unit)
@@ -55,6 +58,15 @@ async def export_map(store: Store, header_comment: str | None = None) -> str:
                 lines.append(f"{inner}{key}:")
                 for kid in kids:
                     emit(kid, inner + "  ")
+        if unit.kind == "community" and unit.code in partners:
+            lines.append(f"{inner}partners:")
+            for partner in partners[unit.code]:
+                lines.extend([f"{inner}  - code: {_scalar(partner.code)}",
+                              f"{inner}    name: {_scalar(partner.name)}"])
+                if partner.address:
+                    lines.append(f"{inner}    address: {_scalar(partner.address)}")
+                if partner.chat_id is not None:
+                    lines.append(f"{inner}    chat: {partner.chat_id}")
 
     for key, kind in (("communities", "community"), ("departments", "department")):
         top = [u for u in children.get(None, []) if u.kind == kind]

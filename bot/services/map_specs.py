@@ -94,6 +94,18 @@ class WhistleItemSpec(BaseModel):
     department_line: int
 
 
+class PartnerSpec(BaseModel):
+    """A partner shop of a community (`partners`, SPEC §13) as the file gives it."""
+
+    code: str
+    community: str
+    name: str
+    address: str = ""
+    chat_id: int | None = None
+    position: int = 0
+    line: int
+
+
 @dataclass
 class Collector:
     """What parsing found so far; shared by the YAML and CSV readers."""
@@ -107,6 +119,7 @@ class Collector:
     from_csv: bool = False
     items: list[WhistleItemSpec] = field(default_factory=list)
     item_codes: dict[str, int] = field(default_factory=dict)
+    partners: list[PartnerSpec] = field(default_factory=list)
 
     def error(self, line: int | None, code: str | None, reason: str) -> None:
         self.errors.append(MapError(line=line, code=code, reason=reason))

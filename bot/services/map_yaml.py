@@ -17,6 +17,7 @@ from bot.services.map_specs import (
     CHILDREN,
     DOMAINS,
     Collector,
+    PartnerSpec,
     UnitSpec,
     WhistleItemSpec,
     check_chat,
@@ -34,13 +35,14 @@ _INT_TAG = "tag:yaml.org,2002:int"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _KEYS: dict[str, tuple[str, ...]] = {
-    "community": ("code", "name", "chat", "thread", "grids"),
+    "community": ("code", "name", "chat", "thread", "grids", "partners"),
     "grid": ("code", "name", "chat", "thread", "patrol", "estates"),
     "estate": ("code", "name", "chat", "thread", "buildings"),
     "building": ("code", "name", "chat", "thread"),
     "department": ("code", "name", "chat", "thread", "domains"),
 }
 _ITEM_KEYS = ("code", "category", "name", "department", "points", "deadline")
+_PARTNER_KEYS = ("code", "name", "address", "chat")
 
 
 def parse_yaml(c: Collector, text: str) -> None:
@@ -179,6 +181,9 @@ class YamlReader:
             if children_key in pairs:
                 for item in self.items(*pairs[children_key], shown):
                     self.unit(item, child_kind, code)
+        if kind == "community" and "partners" in pairs:
+            for position, item in enumerate(self.items(*pairs["partners"], shown)):
+                self.partner(item, code, position)
 
     def code(self, pairs: dict[str, tuple[Node, Node]], kind: str, raw_code: str | None,
              line: int) -> str | None:
@@ -308,6 +313,46 @@ class YamlReader:
                 code=code, category=category, name=name, department=department, points=points,
                 deadline=deadline, position=position, line=line,
                 department_line=department_line))
+
+    def partner(self, node: Node, community: str | None, position: int) -> None:
+        """A partner shop 合作商家 of the community (SPEC §13): code, name, and optional
+        address and chat (the shop's own chat)."""
+        c = self.c
+        line = self.line(node)
+        if not isinstance(node, MappingNode):
+            c.error(line, community, "each partner must be a mapping with code and name")
+            return
+        code_node = next((v for k, v in node.value if self.text(k) == "code"), None)
+        raw_code = self.text(code_node) if code_node is not None else None
+        pairs = self.mapping(node, _PARTNER_KEYS, "partner", raw_code)
+        code = self.code(pairs, "partner", raw_code, line)
+        shown = code or raw_code
+        name = self.name(pairs, "partner", shown, line)
+        address = ""
+        address_ok = True
+        if "address" in pairs and not self.is_null(pairs["address"][1]):
+            key_node, value_node = pairs["address"]
+            text = self.text(value_node)
+            checked = None if text is None else check_name(c, text, shown, self.line(key_node),
+                                                           "partner address")
+            if text is None:
+                c.error(self.line(key_node), shown, "partner address must be text")
+            address_ok = checked is not None
+            address = checked or ""
+        chat: int | None = None
+        chat_ok = True
+        if "chat" in pairs and not self.is_null(pairs["chat"][1]):
+            key_node, value_node = pairs["chat"]
+            chat = self.integer(value_node)
+            if not chat:
+                c.error(self.line(key_node), shown,
+                        "chat must be a non-zero integer (a group's id, e.g. -1001234567890)")
+                chat_ok = False
+        if code is not None and name is not None and community is not None and address_ok \
+                and chat_ok:
+            c.partners.append(PartnerSpec(code=code, community=community, name=name,
+                                          address=address, chat_id=chat, position=position,
+                                          line=line))
 
     @staticmethod
     def is_null(node: Node) -> bool:

@@ -3,7 +3,8 @@
 A map file describes communities 社区 → grids 网格 → estates 小区 → buildings 楼栋 and the
 departments 部门 outside the tree, and (YAML only) the whistle catalogue 吹哨清单 (`whistle_items`:
 the matters a community may whistle, each to a department, with its points and its own time to
-accept), in YAML, or as CSV with one building per row. Import checks
+accept) and the communities' partner shops (`partners`, SPEC §13), in YAML, or as CSV with one
+building per row. Import checks
 the whole file first and reports every problem with its line, the code concerned and the reason;
 it changes nothing unless the whole file is right, and then writes it in one transaction.
 
@@ -32,7 +33,7 @@ from bot.services.map_specs import (
     with_article,
 )
 from bot.services.map_yaml import parse_yaml
-from storage.models import Binding, Unit, WhistleItem
+from storage.models import Binding, Partner, Unit, WhistleItem
 from storage.store import Store
 
 __all__ = ["MapError", "MapImportResult", "export_map", "import_map", "parse_map"]
@@ -166,6 +167,7 @@ async def import_map(store: Store, data: bytes, filename: str) -> MapImportResul
                 else:
                     result.unchanged += 1
             await _import_items(store, c, result)
+            await _import_partners(store, c, result)
     except _Rejected as rejected:
         return MapImportResult(errors=rejected.errors)
     return result
@@ -182,6 +184,22 @@ async def _import_items(store: Store, c: Collector, result: MapImportResult) -> 
             result.unchanged += 1
             continue
         await store.whistles.upsert(item)
+        if old is None:
+            result.created += 1
+        else:
+            result.updated += 1
+
+
+async def _import_partners(store: Store, c: Collector, result: MapImportResult) -> None:
+    """Inside the import's transaction: the communities' partner shops (SPEC §13)."""
+    for spec in c.partners:
+        old = await store.shop.partner(spec.code)
+        partner = Partner(code=spec.code, community_code=spec.community, name=spec.name,
+                          address=spec.address, chat_id=spec.chat_id, position=spec.position)
+        if old == partner:
+            result.unchanged += 1
+            continue
+        await store.shop.upsert_partner(partner)
         if old is None:
             result.created += 1
         else:

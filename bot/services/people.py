@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.i18n import LOCALES, locale_from_language_code
-from bot.services.access import INVITE_ROLES, Access, Actor, invitable_roles
+from bot.services.access import INVITE_ROLES, PARTNER_CLERK, Access, Actor, invitable_roles
 from bot.services.audit import AuditAction, AuditLog
 from bot.services.errors import Refused
 from bot.settings import Settings
@@ -145,6 +146,8 @@ class PeopleService:
         if role not in INVITE_ROLES:
             raise Refused("invite.unknown_role",
                           roles=", ".join(invitable_roles(actor)) or "—")
+        if role == PARTNER_CLERK:
+            return await self._invite_clerk(actor, code)
         unit = await self.store.map.get(code)
         if unit is None:
             raise Refused("map.unknown_code", code=code)
@@ -155,6 +158,24 @@ class PeopleService:
             await self.store.people.create_invite(
                 token, "role", role, unit.code, actor.user_id, datetime.now(UTC) + INVITE_TTL)
         return f"i-{token}", unit
+
+    async def _invite_clerk(self, actor: Actor, partner_code: str) -> tuple[str, Unit]:
+        """A partner shop's clerk (SPEC §13): the role is held on the partner's community
+        (whose staff invite), the partner is named in the invite. The unit returned is the
+        partner as it is shown (its name and code)."""
+        partner = await self.store.shop.partner(partner_code)
+        community = await self.store.map.get(partner.community_code) if partner else None
+        if partner is None or community is None:
+            raise Refused("map.unknown_code", code=partner_code)
+        if not await self.access.may_invite(actor, PARTNER_CLERK, community):
+            raise Refused("invite.not_allowed", role=PARTNER_CLERK, code=partner.code)
+        token = self.new_token()
+        async with self.store.transaction():
+            await self.store.people.create_invite(
+                token, "role", PARTNER_CLERK, community.code, actor.user_id,
+                datetime.now(UTC) + INVITE_TTL)
+            await self.store.shop.set_invite_partner(token, partner.code)
+        return f"i-{token}", Unit(code=partner.code, kind="community", name=partner.name)
 
     async def join_payload(self, building_code: str) -> str:
         """The building's standing join link payload (made once, then reused)."""
@@ -196,6 +217,13 @@ class PeopleService:
             if await self.store.people.grant(user_id, role, unit.code, invite.created_by):
                 await self.audit.record(invite.created_by, AuditAction.GRANT, unit.code,
                                         user_id, role)
+            partner_code = await self.store.shop.invite_partner(invite.token) \
+                if role == PARTNER_CLERK else None
+            partner = await self.store.shop.partner(partner_code) if partner_code else None
+            if partner is not None:
+                await self.store.shop.add_clerk(user_id, partner.code, invite.created_by,
+                                                time.time())
+                unit = Unit(code=partner.code, kind="community", name=partner.name)
         return Redeemed("role", invite.role, unit)
 
     async def profile(self, user_id: int) -> Profile:

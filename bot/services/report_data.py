@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.services.scopes import Scope
-from storage.models import Patrol, Person, ReportTicket, Unit
+from storage.models import PartnerSpending, Patrol, Person, ReportTicket, Unit
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ class Report:
     people: dict[int, Person]
     #: tickets received in the period by source (SPEC §11), in `TicketSource` order
     by_source: tuple[tuple[str, int], ...] = ()
+    #: points spent at each partner shop in the period (SPEC §13), of the scope's communities
+    redemptions: tuple[PartnerSpending, ...] = ()
 
 
 @dataclass(frozen=True)

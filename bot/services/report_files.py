@@ -193,6 +193,17 @@ def render_workbook(report: Report, locale: str, tz: tzinfo) -> bytes:
     for cell in patrols[1]:
         cell.font = Font(bold=True)
 
+    spent = book.create_sheet(plain(locale, "xlsx.sheet_redemptions"))  # SPEC §13
+    spent.append([plain(locale, key) for key in (
+        "xlsx.partner_code", "xlsx.partner", "xlsx.community", "xlsx.redemptions",
+        "xlsx.points_spent")])
+    for partner in report.redemptions:
+        spent.append([partner.partner_code, partner.partner_name,
+                      _name(report, partner.community_code), partner.redemptions,
+                      partner.points])
+    for cell in spent[1]:
+        cell.font = Font(bold=True)
+
     for sheet in book.worksheets:
         for index, column in enumerate(sheet.iter_cols(min_row=1, max_row=sheet.max_row), 1):
             longest = max((len(str(c.value)) for c in column if c.value is not None), default=4)

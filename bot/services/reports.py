@@ -107,7 +107,10 @@ class ReportService:
                       grids=tuple(rows), total=total, tickets=shown,
                       patrols=tuple(p for p in patrols if p.grid_code in in_scope),
                       units=units, people=people,
-                      by_source=received_by_source(shown, start_ts, end_ts))
+                      by_source=received_by_source(shown, start_ts, end_ts),
+                      redemptions=tuple(await self.store.shop.spent_per_partner(
+                          start_ts, end_ts, None if scope.city else
+                          {g.parent_code for g in scope.grids if g.parent_code})))
 
     # ------------------------------------------------------------------ texts
 

@@ -108,7 +108,8 @@ async def test_report_answers_with_text_chart_and_workbook(harness):
     assert document.file_name == f"gridhorn-report-{month}.xlsx"
     book = load_workbook(io.BytesIO(document.document))
     summary, patrols = t("zh-Hans", "xlsx.sheet_summary"), t("zh-Hans", "xlsx.sheet_patrols")
-    assert book.sheetnames == [summary, t("zh-Hans", "xlsx.sheet_tickets"), patrols]
+    assert book.sheetnames == [summary, t("zh-Hans", "xlsx.sheet_tickets"), patrols,
+                               t("zh-Hans", "xlsx.sheet_redemptions")]
     assert book[summary]["A5"].value == "G0101" and book[summary]["L5"].value == 1
     assert book[patrols]["D2"].value == "东门"
 
