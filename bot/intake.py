@@ -31,7 +31,8 @@ from telegram import Update
 from telegram.error import Conflict, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
-from bot import rawapi
+from bot import logcontext, rawapi
+from bot.metrics import Metrics
 from bot.ratelimit import retry_seconds
 from storage.backoff import Backoff
 from storage.inbox import LaneLocks, UpdateMark, current_update, lane_of
@@ -70,9 +71,11 @@ class Intake:
 
     def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], store: Store, *,
                  poll_timeout: int = 25,
-                 max_concurrent: int = 64) -> None:
+                 max_concurrent: int = 64, metrics: Metrics | None = None) -> None:
         self.app = app
         self.store = store
+        #: updates received and handled, the handlers' latency (SPEC §15)
+        self.metrics = metrics or Metrics()
         self.poll_timeout = poll_timeout
         #: after getUpdates failed: 1 s, doubled after each further failure, up to 30 s
         self.backoff = Backoff(first=1.0, cap=30.0)
@@ -110,6 +113,7 @@ class Intake:
         is kept once), then hand each to its lane. An update handled before (even by an
         earlier process) or on its way in this process is not handled again."""
         fresh = await self.store.inbox.store(raws)
+        self.metrics.updates_received.inc(len(raws))
         for raw in raws:
             if raw["update_id"] in fresh:
                 self._dispatch(raw["update_id"], raw)
@@ -305,13 +309,17 @@ class Intake:
             await asyncio.sleep(self.SWEEP_S)
 
     async def _handle(self, update_id: int, raw: dict[str, Any]) -> None:
-        mark = await self._process(update_id, raw)
+        began = time.perf_counter()
+        mark, ok = await self._process(update_id, raw)
         if mark.lost:
             # its group's COMMIT failed, perhaps for another's fault: once more, on its own
             logger.warning("update %s: its work was not committed; handling it again alone",
                            update_id)
             with self.store.db.alone():
-                mark = await self._process(update_id, raw)
+                mark, ok = await self._process(update_id, raw)
+        self.metrics.handler_seconds.observe(time.perf_counter() - began)
+        self.metrics.updates_handled.labels(
+            "lost" if mark.lost else "ok" if ok else "error").inc()
         if mark.lost:
             logger.error("update %s: its work could not be committed; it is handled again "
                          "at the next start", update_id)
@@ -324,16 +332,22 @@ class Intake:
         else:
             await self.store.inbox.mark_processed([update_id])
 
-    async def _process(self, update_id: int, raw: dict[str, Any]) -> UpdateMark:
+    async def _process(self, update_id: int, raw: dict[str, Any]) -> tuple[UpdateMark, bool]:
+        """Handle the update; its mark, and False if a handler raised. Its log lines name
+        it (`current_update`), and the ticket or horn it turns out to be about
+        (`bot.logcontext`, emptied for each update: a lane handles many)."""
         mark = UpdateMark(update_id)
         token = current_update.set(mark)
+        ok = True
         try:
-            await self.app.process_update(Update.de_json(lean(raw), self.app.bot))
+            with logcontext.fresh():
+                await self.app.process_update(Update.de_json(lean(raw), self.app.bot))
         except UpdateTaken:
             logger.warning("update %s was handled by another replica (this one's lane lock "
                            "was lost); its work here is undone", update_id)
         except Exception:
+            ok = False
             logger.exception("update %s could not be handled", update_id)
         finally:
             current_update.reset(token)
-        return mark
+        return mark, ok
