@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import logging
 import signal
 import sqlite3
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from bot import eventloop
+from bot import eventloop, logs
 from bot.app import build_runtime
 from bot.chatprobe import TelegramChatProbe
 from bot.http import AiohttpRequest
@@ -141,8 +140,7 @@ def _run(settings: Settings, *, webhook: bool = False) -> int:
         return 2
     if webhook:
         settings.check_webhook()  # before anything starts: one line naming what is missing
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)  # GRIDHORN_LOG_FORMAT, GRIDHORN_LOG_LEVEL (SPEC §15)
 
     async def go() -> None:
         # the store is opened first, once, and handed to the runtime: a bad

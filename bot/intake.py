@@ -342,6 +342,7 @@ class Intake:
         try:
             with logcontext.fresh():
                 await self.app.process_update(Update.de_json(lean(raw), self.app.bot))
+                logger.debug("update %s handled", update_id)  # with what it was about
         except UpdateTaken:
             logger.warning("update %s was handled by another replica (this one's lane lock "
                            "was lost); its work here is undone", update_id)
