@@ -317,9 +317,8 @@ class Intake:
                            update_id)
             with self.store.db.alone():
                 mark, ok = await self._process(update_id, raw)
-        self.metrics.handler_seconds.observe(time.perf_counter() - began)
-        self.metrics.updates_handled.labels(
-            "lost" if mark.lost else "ok" if ok else "error").inc()
+        self.metrics.handled("lost" if mark.lost else "ok" if ok else "error",
+                             time.perf_counter() - began)
         if mark.lost:
             logger.error("update %s: its work could not be committed; it is handled again "
                          "at the next start", update_id)

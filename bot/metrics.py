@@ -71,16 +71,30 @@ class Metrics:
             "gridhorn_store_up", "1 when the store answered this scrape, else 0",
             registry=registry)
         self._priorities: set[int] = set()
+        # the labelled children, looked up once (`labels()` costs more than the count)
+        self._calls: dict[tuple[str, str], Any] = {}
+        self._handled: dict[str, Any] = {}
 
     def call(self, method: str, outcome: str, body: bytes | None = None) -> None:
         """One Bot API call ended (`bot.http.MeteredRequest`); a 429's body says how long
         to wait."""
-        self.api_calls.labels(method, outcome).inc()
+        child = self._calls.get((method, outcome))
+        if child is None:
+            child = self._calls[method, outcome] = self.api_calls.labels(method, outcome)
+        child.inc()
         if outcome == "429":
             self.flood_waits.inc()
             wait = _retry_after(body)
             if wait:
                 self.flood_wait_seconds.inc(wait)
+
+    def handled(self, outcome: str, seconds: float) -> None:
+        """One update handled (`bot.intake`): ok, error or lost, in `seconds`."""
+        child = self._handled.get(outcome)
+        if child is None:
+            child = self._handled[outcome] = self.updates_handled.labels(outcome)
+        child.inc()
+        self.handler_seconds.observe(seconds)
 
     async def refresh(self, store: Store) -> None:
         """Read what the store holds: the outbox's depth by priority, tickets by status."""

@@ -135,6 +135,11 @@ def restore(source: Path, store: str) -> Path | None:
         problems = _integrity(backup_db)
         if problems:
             raise BackupError(f"{source} is damaged: {problems[0]}")
+        version = int(backup_db.execute("PRAGMA user_version").fetchone()[0])
+        latest = max(n for n, _, _ in sqlite_migrations())
+        if version > latest:
+            raise BackupError(f"{source} was made by a newer Gridhorn (schema {version}, this "
+                              f"one knows {latest}); restore it with that version")
         kept = None
         if Path(store).is_file():
             kept = Path(f"{store}.before-restore")

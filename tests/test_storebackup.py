@@ -89,6 +89,13 @@ async def test_backup_refuses_what_it_cannot_copy_and_postgresql_is_pg_dumps(
         storebackup.backup(str(other), tmp_path / "copy.db")
     with pytest.raises(storebackup.BackupError, match="is not a Gridhorn store"):
         storebackup.restore(other, str(path))
+    newer = tmp_path / "newer.db"
+    storebackup.backup(str(path), newer)
+    with sqlite3.connect(newer) as db:
+        db.execute("PRAGMA user_version=999")
+    with pytest.raises(storebackup.BackupError, match="made by a newer Gridhorn"):
+        storebackup.restore(newer, str(path))
+    assert not Path(f"{path}.before-restore").exists()  # refused before anything changed
     monkeypatch.setenv("GRIDHORN_ENV_FILE", "")
     monkeypatch.setenv("GRIDHORN_DATABASE_URL", "postgresql://gridhorn@127.0.0.1/gridhorn")
     for command in ("backup", "restore"):
