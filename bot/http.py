@@ -200,7 +200,8 @@ class MeteredRequest(BaseRequest):
         connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
         pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
-        name = url.rpartition("/")[2]
+        # a file's download (`retrieve`) is one label, not one per file
+        name = "file" if "/file/bot" in url else url.rpartition("/")[2]
         try:
             status, body = await self.inner.do_request(
                 url, method, request_data, read_timeout=read_timeout,
@@ -220,6 +221,8 @@ class MeteredRequest(BaseRequest):
         return status, body
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (a copy being made): no endless lookup
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
 
