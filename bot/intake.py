@@ -76,6 +76,10 @@ class Intake:
         self.store = store
         #: updates received and handled, the handlers' latency (SPEC §15)
         self.metrics = metrics or Metrics()
+        # python-telegram-bot gives a handler's exception to the error handlers, not to
+        # `process_update`'s caller: one more error handler notes the update as failed
+        self._errors: set[int] = set()
+        app.add_error_handler(self._handler_failed)
         self.poll_timeout = poll_timeout
         #: after getUpdates failed: 1 s, doubled after each further failure, up to 30 s
         self.backoff = Backoff(first=1.0, cap=30.0)
@@ -331,6 +335,11 @@ class Intake:
         else:
             await self.store.inbox.mark_processed([update_id])
 
+    async def _handler_failed(self, update: object, context: Any) -> None:
+        """An error handler: the update's handler raised (counted `error`, SPEC §15)."""
+        if isinstance(update, Update) and not isinstance(context.error, UpdateTaken):
+            self._errors.add(update.update_id)
+
     async def _process(self, update_id: int, raw: dict[str, Any]) -> tuple[UpdateMark, bool]:
         """Handle the update; its mark, and False if a handler raised. Its log lines name
         it (`current_update`), and the ticket or horn it turns out to be about
@@ -350,4 +359,7 @@ class Intake:
             logger.exception("update %s could not be handled", update_id)
         finally:
             current_update.reset(token)
+        if update_id in self._errors:
+            self._errors.discard(update_id)
+            ok = False
         return mark, ok

@@ -31,7 +31,7 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def test_the_counters_move_as_the_bot_works(harness) -> None:
+async def test_the_counters_move_as_the_bot_works(harness, monkeypatch) -> None:
     port = free_port()
     w = World(harness)
     await w.setup(metrics_port=port)
@@ -52,6 +52,14 @@ async def test_the_counters_move_as_the_bot_works(harness) -> None:
     emu.flood = None
     await w.submit()  # a ticket: its receipt and cards go out through the outbox
 
+    async def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    # a handler that raises: the person is told something went wrong; counted as an error
+    with monkeypatch.context() as patch:
+        patch.setattr(harness.runtime.services.tickets, "add_to_draft", broken)
+        await harness.say(w.neighbour, "楼下有积水")
+
     async with harness.store.transaction():  # an item that waits an hour: the depth shows it
         await harness.store.outbox.enqueue(w.worker.id, "sendMessage", {"text": "later"}, 30,
                                            not_before=time.time() + 3600)
@@ -60,9 +68,10 @@ async def test_the_counters_move_as_the_bot_works(harness) -> None:
     def moved(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert moved("gridhorn_updates_received_total") >= 2 + 3  # /help twice; text, domain, Submit
+    assert moved("gridhorn_updates_received_total") >= 6  # /help ×2, the opinion's 3, the bug
     assert moved("gridhorn_updates_handled_total", outcome="ok") >= 5
-    assert moved("gridhorn_handler_seconds_count") >= 5
+    assert moved("gridhorn_updates_handled_total", outcome="error") == 1
+    assert moved("gridhorn_handler_seconds_count") >= 6
     assert value(after, "gridhorn_handler_seconds_sum") > 0
     assert moved("gridhorn_api_calls_total", method="sendMessage", outcome="ok") >= 2
     assert moved("gridhorn_api_calls_total", method="sendMessage", outcome="429") >= 1
