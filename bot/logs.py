@@ -45,6 +45,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class Redact(logging.Filter):
+    """The bot's token never reaches the log: python-telegram-bot writes its API URLs, token
+    and all, at DEBUG."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret in message:
+            record.msg, record.args = message.replace(self.secret, "<token>"), None
+        return True
+
+
 def formatter(settings: Settings) -> logging.Formatter:
     return JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
@@ -58,6 +73,8 @@ def configure(settings: Settings, stream: Any = None) -> logging.Handler | None:
         return None
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter(settings))
+    if settings.bot_token is not None:
+        handler.addFilter(Redact(settings.bot_token.get_secret_value()))
     root.addHandler(handler)
     root.setLevel(settings.log_level)
     return handler

@@ -130,6 +130,8 @@ def backup(store: str, target: Path) -> Copied:
 def restore(source: Path, store: str) -> Path | None:
     """Replace the store's contents with the backup `source` (checked first). The store as
     it was is kept beside it: that copy's path (None: there was no store)."""
+    if Path(source).resolve() == Path(store).resolve():
+        raise BackupError(f"{source} is the store itself")
     with _open(source, readonly=True) as backup_db:
         _is_gridhorn(backup_db, source)
         problems = _integrity(backup_db)

@@ -58,18 +58,19 @@ def test_configure_writes_the_format_at_the_level_and_leaves_a_set_up_logging_al
     monkeypatch.setattr(root, "handlers", [])
     monkeypatch.setattr(root, "level", logging.WARNING)
     stream = io.StringIO()
-    settings = load_settings(log_format="json", log_level="error")
+    settings = load_settings(log_format="json", log_level="error", bot_token="1:SECRET")
     handler = logs.configure(settings, stream)
     assert handler is not None
     try:
         assert root.level == logging.ERROR
         logging.getLogger("bot.test").warning("not written")
-        logging.getLogger("bot.test").error("written")
+        logging.getLogger("bot.test").error("written at %s", "https://x/bot1:SECRET/getMe")
         assert logs.configure(settings, io.StringIO()) is None  # set up already
     finally:
         root.removeHandler(handler)
     lines = stream.getvalue().splitlines()
-    assert [json.loads(line)["message"] for line in lines] == ["written"]
+    assert [json.loads(line)["message"] for line in lines] == \
+        ["written at https://x/bot<token>/getMe"]  # the token never reaches the log
     text = logs.formatter(load_settings())
     assert text.format(record("plain")).endswith("WARNING bot.intake: plain")
 

@@ -82,6 +82,8 @@ async def test_backup_refuses_what_it_cannot_copy_and_postgresql_is_pg_dumps(
     await store.close()
     with pytest.raises(storebackup.BackupError, match="is the store itself"):
         storebackup.backup(str(path), path)
+    with pytest.raises(storebackup.BackupError, match="is the store itself"):
+        storebackup.restore(path, str(path))
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as db:
         db.execute("CREATE TABLE t (x)")

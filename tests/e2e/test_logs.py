@@ -13,6 +13,7 @@ import signal
 from bot.logs import JsonFormatter
 from tests.e2e.test_durability import start_bot_process
 from tests.e2e.test_tickets import World
+from tests.support.harness import TOKEN
 
 
 async def test_the_lines_of_a_submit_name_its_update_and_ticket(harness) -> None:
@@ -51,7 +52,9 @@ async def test_gridhorn_run_with_json_logs_writes_only_json_lines(harness, tmp_p
     finally:
         bot.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(bot.wait(), 30) == 0
-    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    text = log.read_text(encoding="utf-8")
+    assert TOKEN not in text and TOKEN.split(":")[1] not in text  # not even at DEBUG
+    lines = [json.loads(line) for line in text.splitlines()]
     assert lines and all({"time", "level", "logger", "message"} <= set(e) for e in lines)
     assert {"DEBUG", "INFO"} <= {e["level"] for e in lines}
     assert any(e["logger"] == "bot.app" and e["message"].startswith("Gridhorn is running")
