@@ -100,6 +100,7 @@ class HealthServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         assert self.metrics is not None
+        self.metrics.lead(self.role(), self.epoch())
         await self.metrics.refresh(self.store)
         # the content type carries its version and charset: given whole, as a header
         return web.Response(body=self.metrics.exposition(),

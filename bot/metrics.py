@@ -67,6 +67,12 @@ class Metrics:
             registry=registry)
         self.tickets = Gauge(
             "gridhorn_tickets", "Tickets (opinions) by status", ["status"], registry=registry)
+        self.leading = Gauge(
+            "gridhorn_leading", "1 while this replica leads (sends and schedules; SQLite's one "
+            "process always), else 0", registry=registry)
+        self.epoch = Gauge(
+            "gridhorn_epoch", "The epoch of the lead this replica holds or last held",
+            registry=registry)
         self.store_up = Gauge(
             "gridhorn_store_up", "1 when the store answered this scrape, else 0",
             registry=registry)
@@ -95,6 +101,12 @@ class Metrics:
             child = self._handled[outcome] = self.updates_handled.labels(outcome)
         child.inc()
         self.handler_seconds.observe(seconds)
+
+    def lead(self, role: str, epoch: int | None) -> None:
+        """Who leads, as `/healthz` says it (`single`, `leader`, `follower`)."""
+        self.leading.set(1 if role in ("single", "leader") else 0)
+        if epoch is not None:
+            self.epoch.set(epoch)
 
     async def refresh(self, store: Store) -> None:
         """Read what the store holds: the outbox's depth by priority, tickets by status."""

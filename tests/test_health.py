@@ -109,4 +109,5 @@ async def test_metrics_are_the_runtimes_own_and_read_the_store(store: Store) -> 
     assert 'gridhorn_outbox_pending{priority="10"} 0.0' in later
     assert 'gridhorn_tickets{status="new"} 0.0' in text
     assert "gridhorn_store_up 1.0" in text
+    assert "gridhorn_leading 1.0" in text and "gridhorn_epoch 1.0" in text
     assert b"sendMessage" not in other.exposition()
