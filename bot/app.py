@@ -26,10 +26,11 @@ from bot.chatprobe import TelegramChatProbe
 from bot.context import SERVICES_KEY, GridhornContext, Services
 from bot.health import HealthServer
 from bot.hooks import Wakeup
-from bot.http import AiohttpRequest
+from bot.http import AiohttpRequest, MeteredRequest
 from bot.httpworker import WorkerRequest
 from bot.intake import Intake
 from bot.leader import Leadership, replica_id
+from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.ratelimit import DirectReplyLimiter, FloodGate, SharedDirectSends
 from bot.scheduler import Scheduler
@@ -97,9 +98,13 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
         undo.push_async_callback(store.close)
         gate = FloodGate(settings.rate_overall_per_s, settings.rate_chat_per_s,
                          settings.rate_group_per_min)
-        request = request or (WorkerRequest if settings.http_worker else AiohttpRequest)(
-            connection_pool_size=128, pool_timeout=30, read_timeout=20, write_timeout=20)
-        get_updates_request = get_updates_request or AiohttpRequest(connection_pool_size=2)
+        metrics = Metrics()  # this runtime's own counters (/metrics, SPEC §15)
+        request = MeteredRequest(
+            request or (WorkerRequest if settings.http_worker else AiohttpRequest)(
+                connection_pool_size=128, pool_timeout=30, read_timeout=20, write_timeout=20),
+            metrics.call)
+        get_updates_request = MeteredRequest(
+            get_updates_request or AiohttpRequest(connection_pool_size=2), metrics.call)
         # PostgreSQL: one of several replicas; the leader alone sends and schedules
         replicas_url: str | None = getattr(store.db, "url", None) \
             if store.db.dialect == "postgresql" else None
@@ -107,7 +112,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
         shared = SharedDirectSends(store.leadership, gate, replica) if replicas_url else None
         app = build_application(settings, settings.bot_token.get_secret_value(), gate,
                                 request, get_updates_request, shared)
-        intake = Intake(app, store, poll_timeout=poll_timeout)
+        intake = Intake(app, store, poll_timeout=poll_timeout, metrics=metrics)
         notified, polled = Wakeup(), Wakeup()  # the leader's outbox notifications, its poll
         leadership = Leadership(replicas_url, replica=replica, notified=notified, poll=polled)
         webhook_server = _webhook_server(settings, intake, app, leadership) if webhook \
@@ -147,8 +152,8 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
             services=services, outbox=outbox, intake=intake,
             sender=OutboxSender(app.bot, store, gate, settings, hooks=outbox.hooks,
                                 written=outbox.written, foreground_busy=intake.busy,
-                                notified=notified, polled=polled),
-            scheduler=Scheduler(store, schedule, settings, now=local_now),
+                                notified=notified, polled=polled, metrics=metrics),
+            scheduler=Scheduler(store, schedule, settings, now=local_now, metrics=metrics),
             deadlines=DueWatcher("deadlines", tickets.run_due, tickets.next_due,
                                  wakeup=deadlines_due),
             horn_watch=DueWatcher("horns", horns.run_due, horns.next_due,
@@ -160,8 +165,10 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
             health=HealthServer(store, host=settings.metrics_host, port=settings.metrics_port,
                                 role=lambda: str(leadership.role),
                                 epoch=lambda: leadership.epoch,
-                                polling_failed_for=intake.polling_failed_for)
-            if settings.metrics_port else None)
+                                polling_failed_for=intake.polling_failed_for,
+                                metrics=metrics)
+            if settings.metrics_port else None,
+            metrics=metrics)
         undo.pop_all()  # built: the store is the runtime's now
     return runtime
 
@@ -205,6 +212,8 @@ class Runtime:
     #: PostgreSQL: every replica's direct replies, counted by the leader's gate
     shared_sends: SharedDirectSends | None = None
     health: HealthServer | None = None  # /healthz, when GRIDHORN_METRICS_PORT is set
+    #: the runtime's counters, served as /metrics beside /healthz (SPEC §15)
+    metrics: Metrics = field(default_factory=Metrics)
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack, init=False, repr=False)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import logging
 import signal
 import sqlite3
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from bot import eventloop
+from bot import eventloop, logs
 from bot.app import build_runtime
 from bot.chatprobe import TelegramChatProbe
 from bot.http import AiohttpRequest
@@ -31,6 +30,7 @@ from bot.services.scopes import city_scope, unit_scope
 from bot.settings import Settings, SettingsError, load_settings
 from bot.textsplit import plain_text
 from playground import main as playground
+from storage import storebackup
 from storage.dbapi import DatabaseUnavailable
 from storage.runlock import AlreadyRunning, only_runner
 from storage.store import Store
@@ -64,6 +64,17 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--unit", help="a community or grid code (default: the whole city)")
     report.add_argument("--lang", choices=("zh-Hans", "zh-Hant", "en"),
                         help="the language (default: GRIDHORN_DEFAULT_LOCALE)")
+    backup = commands.add_parser(
+        "backup", help="write a consistent copy of the SQLite store to FILE, also while the "
+                       "bot runs (PostgreSQL: use pg_dump)")
+    backup.add_argument("file", type=Path)
+    restore = commands.add_parser(
+        "restore", help="replace the SQLite store with the backup FILE (refused while a bot "
+                        "runs on it; the store as it was is kept as <store>.before-restore)")
+    restore.add_argument("file", type=Path)
+    commands.add_parser(
+        "check", help="check the store: integrity, pending migrations, outbox items stuck in "
+                      "sending; exit 0 when all is well, 1 otherwise")
     demo = commands.add_parser(
         "demo", help="the playground: the bot and a sample county in the browser, no token "
                      "and no network (SPEC §17)")
@@ -91,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.parse_args(["map", "--help"])
         if args.command == "report":
             return asyncio.run(_report(settings, args.month, args.out, args.unit, args.lang))
+        if args.command == "backup":
+            return _backup(settings, args.file)
+        if args.command == "restore":
+            return _restore(settings, args.file)
+        if args.command == "check":
+            return _check(settings)
     except SettingsError as exc:
         print(f"gridhorn: {exc}", file=sys.stderr)
         return 2
@@ -141,8 +158,7 @@ def _run(settings: Settings, *, webhook: bool = False) -> int:
         return 2
     if webhook:
         settings.check_webhook()  # before anything starts: one line naming what is missing
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)  # GRIDHORN_LOG_FORMAT, GRIDHORN_LOG_LEVEL (SPEC §15)
 
     async def go() -> None:
         # the store is opened first, once, and handed to the runtime: a bad
@@ -299,6 +315,62 @@ async def _report(settings: Settings, month_text: str, out: Path, unit_code: str
     print(f"report of {month} written to {out}: {png_name}, {xlsx_name}, "
           f"{png_name.replace('.png', '.txt')}")
     return 0
+
+
+PG_DUMP_HELP = ("GRIDHORN_DATABASE_URL is a PostgreSQL database: back it up with PostgreSQL's "
+                "own tools, e.g. `pg_dump --format=custom --file=gridhorn.dump URL`, and "
+                "restore with `pg_restore --clean --dbname=URL gridhorn.dump` while no replica "
+                "runs (docs/deploy.md)")
+
+
+def _backup(settings: Settings, target: Path) -> int:
+    """`gridhorn backup FILE` (SPEC §15): a consistent copy while the bot runs."""
+    if not settings.database_url.startswith("sqlite:"):
+        print(f"gridhorn: {PG_DUMP_HELP}", file=sys.stderr)
+        return 2
+    try:
+        copied = storebackup.backup(settings.sqlite_path, target)
+    except storebackup.BackupError as exc:
+        print(f"gridhorn: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backup of {settings.sqlite_path} written to {copied.path}: "
+          f"{copied.bytes / 1e6:.1f} MB, {copied.tickets} tickets, {copied.seconds:.1f} s")
+    return 0
+
+
+def _restore(settings: Settings, source: Path) -> int:
+    """`gridhorn restore FILE` (SPEC §15): refused while a bot holds the store."""
+    if not settings.database_url.startswith("sqlite:"):
+        print(f"gridhorn: {PG_DUMP_HELP}", file=sys.stderr)
+        return 2
+    store = settings.sqlite_path
+    try:
+        with only_runner(store):  # and no bot starts on it meanwhile
+            kept = storebackup.restore(source, store)
+    except AlreadyRunning as exc:
+        holder = str(exc).partition("(pid ")[2].partition(")")[0] or "another process"
+        print(f"gridhorn: a bot is running on {store} (pid {holder}); stop it before "
+              "restoring", file=sys.stderr)
+        return 2
+    except storebackup.BackupError as exc:
+        print(f"gridhorn: restore failed: {exc}; the store is unchanged", file=sys.stderr)
+        return 1
+    print(f"{store} restored from {source}"
+          + (f"; the store as it was is kept as {kept}" if kept else ""))
+    return 0
+
+
+def _check(settings: Settings) -> int:
+    """`gridhorn check` (SPEC §15): what was found, exit 0 when all is well, 1 otherwise."""
+    if settings.database_url.startswith("sqlite:"):
+        found = storebackup.check_sqlite(settings.sqlite_path)
+    else:
+        found = asyncio.run(storebackup.check_postgresql(settings.database_url))
+    print(f"checking {settings.database_url_shown}")
+    for line in found.lines:
+        print(line)
+    print("all is well" if found.ok else "problems found (above)")
+    return 0 if found.ok else 1
 
 
 if __name__ == "__main__":

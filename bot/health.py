@@ -1,6 +1,7 @@
 """`/healthz` (SPEC §15): what an operator, a load balancer or a replica's supervisor asks to
 know whether this replica is well — served on GRIDHORN_METRICS_HOST:GRIDHORN_METRICS_PORT
-(off unless the port is set; 127.0.0.1 by default).
+(off unless the port is set; 127.0.0.1 by default), beside `/metrics` (`bot.metrics`: the
+runtime's counters in Prometheus' text format).
 
 JSON `{"status", "role", "epoch", "store", "last_update_at", "outbox", "scheduler"}`: the role
 is `single` on SQLite, `leader` or `follower` on PostgreSQL with the leader's epoch (SPEC §16);
@@ -18,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.metrics import CONTENT_TYPE, Metrics
 from bot.settings import SettingsError
 from storage.store import Store
 
@@ -32,8 +34,10 @@ STORE_TIMEOUT_S = 2.0
 class HealthServer:
     def __init__(self, store: Store, *, host: str, port: int, role: Callable[[], str],
                  epoch: Callable[[], int | None],
-                 polling_failed_for: Callable[[], float] = lambda: 0.0) -> None:
+                 polling_failed_for: Callable[[], float] = lambda: 0.0,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self.host = host
         self.port = port
         self.role = role
@@ -44,6 +48,8 @@ class HealthServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
+        if self.metrics is not None:
+            app.router.add_get("/metrics", self._metrics)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         try:
@@ -53,7 +59,8 @@ class HealthServer:
             raise SettingsError(f"GRIDHORN_METRICS_PORT: cannot listen on {self.host}:"
                                 f"{self.port}: {exc.strerror or exc}") from None
         self._runner = runner
-        logger.info("health on http://%s:%s/healthz", self.host, self.port)
+        logger.info("health on http://%s:%s/healthz%s", self.host, self.port,
+                    " and /metrics" if self.metrics is not None else "")
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
@@ -90,3 +97,11 @@ class HealthServer:
         status, body = await self.report()
         return web.Response(status=status, text=json.dumps(body, ensure_ascii=False),
                             content_type="application/json")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        assert self.metrics is not None
+        self.metrics.lead(self.role(), self.epoch())
+        await self.metrics.refresh(self.store)
+        # the content type carries its version and charset: given whole, as a header
+        return web.Response(body=self.metrics.exposition(),
+                            headers={"Content-Type": CONTENT_TYPE})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -154,6 +155,75 @@ class AiohttpRequest(BaseRequest):
             bypass = urllib.request.proxy_bypass(host.rsplit(":", 1)[0]) if proxies else True
             self._proxies[key] = None if bypass else proxies.get(scheme)
         return self._proxies[key]
+
+
+#: `Metrics.call`: one call ended, with its method, its outcome and (a 429's) answer
+CallObserver = Callable[[str, str, "bytes | None"], None]
+
+
+class MeteredRequest(BaseRequest):
+    """Another request object, every call it makes counted by method and outcome (SPEC §15,
+    `bot.metrics`): `ok`, the HTTP status of a refusal (400, 403, 429…), `5xx`, `timeout` or
+    `network`. Built around whatever the runtime is given (the tests' own request objects,
+    the HTTP worker), so the counting needs no hook in each; what else the wrapped object
+    offers (`worker_calls`) is read through."""
+
+    def __init__(self, inner: BaseRequest, observe: CallObserver) -> None:
+        self.inner = inner
+        self._observe = observe
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self.inner.read_timeout
+
+    @property
+    def speaks_json(self) -> bool:
+        """The wrapped object takes `JsonBody` (`bot.rawapi`'s fast path)."""
+        return isinstance(self.inner, AiohttpRequest)
+
+    def parse_json_payload(self, payload: bytes) -> Any:  # type: ignore[override]
+        return self.inner.parse_json_payload(payload)
+
+    async def initialize(self) -> None:
+        await self.inner.initialize()
+
+    async def shutdown(self) -> None:
+        await self.inner.shutdown()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        # a file's download (`retrieve`) is one label, not one per file
+        name = "file" if "/file/bot" in url else url.rpartition("/")[2]
+        try:
+            status, body = await self.inner.do_request(
+                url, method, request_data, read_timeout=read_timeout,
+                write_timeout=write_timeout, connect_timeout=connect_timeout,
+                pool_timeout=pool_timeout)
+        except TimedOut:
+            self._observe(name, "timeout", None)
+            raise
+        except NetworkError:
+            self._observe(name, "network", None)
+            raise
+        except Exception:
+            self._observe(name, "error", None)
+            raise
+        outcome = "ok" if status == 200 else str(status) if status < 500 else "5xx"
+        self._observe(name, outcome, body if status == 429 else None)
+        return status, body
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (a copy being made): no endless lookup
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
 
 def encoded_body(request_data: RequestData) -> EncodedBody:

@@ -34,7 +34,8 @@ from telegram import Update
 from telegram.error import Conflict, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application
 
-from bot import rawapi
+from bot import logcontext, rawapi
+from bot.metrics import Metrics
 from bot.ratelimit import retry_seconds
 from storage.backoff import Backoff
 from storage.inbox import LaneLocks, UpdateMark, current_update, lane_of
@@ -123,9 +124,15 @@ class Intake:
 
     def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], store: Store, *,
                  poll_timeout: int = 25,
-                 max_concurrent: int | None = None) -> None:
+                 max_concurrent: int | None = None, metrics: Metrics | None = None) -> None:
         self.app = app
         self.store = store
+        #: updates received and handled, the handlers' latency (SPEC §15)
+        self.metrics = metrics or Metrics()
+        # python-telegram-bot gives a handler's exception to the error handlers, not to
+        # `process_update`'s caller: one more error handler notes the update as failed
+        self._errors: set[int] = set()
+        app.add_error_handler(self._handler_failed)
         self.poll_timeout = poll_timeout
         #: after getUpdates failed: 1 s, doubled after each further failure, up to 30 s
         self.backoff = Backoff(first=1.0, cap=30.0)
@@ -166,6 +173,7 @@ class Intake:
         earlier process) or on its way in this process is not handled again. `polled`: they
         came by getUpdates, whose next offset is kept with them."""
         fresh = await self.store.inbox.store(raws, polled=polled)
+        self.metrics.updates_received.inc(len(raws))
         for raw in raws:
             if raw["update_id"] in fresh:
                 self._dispatch(raw["update_id"], raw)
@@ -368,13 +376,16 @@ class Intake:
             await asyncio.sleep(self.SWEEP_S)
 
     async def _handle(self, update_id: int, raw: dict[str, Any]) -> None:
-        mark = await self._process(update_id, raw)
+        began = time.perf_counter()
+        mark, ok = await self._process(update_id, raw)
         if mark.lost:
             # its group's COMMIT failed, perhaps for another's fault: once more, on its own
             logger.warning("update %s: its work was not committed; handling it again alone",
                            update_id)
             with self.store.db.alone():
-                mark = await self._process(update_id, raw)
+                mark, ok = await self._process(update_id, raw)
+        self.metrics.handled("lost" if mark.lost else "ok" if ok else "error",
+                             time.perf_counter() - began)
         if mark.lost:
             logger.error("update %s: its work could not be committed; it is handled again "
                          "at the next start", update_id)
@@ -387,16 +398,31 @@ class Intake:
         else:
             await self.store.inbox.mark_processed([update_id])
 
-    async def _process(self, update_id: int, raw: dict[str, Any]) -> UpdateMark:
+    async def _handler_failed(self, update: object, context: Any) -> None:
+        """An error handler: the update's handler raised (counted `error`, SPEC §15)."""
+        if isinstance(update, Update) and not isinstance(context.error, UpdateTaken):
+            self._errors.add(update.update_id)
+
+    async def _process(self, update_id: int, raw: dict[str, Any]) -> tuple[UpdateMark, bool]:
+        """Handle the update; its mark, and False if a handler raised. Its log lines name
+        it (`current_update`), and the ticket or horn it turns out to be about
+        (`bot.logcontext`, emptied for each update: a lane handles many)."""
         mark = UpdateMark(update_id)
         token = current_update.set(mark)
+        ok = True
         try:
-            await self.app.process_update(Update.de_json(lean(raw), self.app.bot))
+            with logcontext.fresh():
+                await self.app.process_update(Update.de_json(lean(raw), self.app.bot))
+                logger.debug("update %s handled", update_id)  # with what it was about
         except UpdateTaken:
             logger.warning("update %s was handled by another replica (this one's lane lock "
                            "was lost); its work here is undone", update_id)
         except Exception:
+            ok = False
             logger.exception("update %s could not be handled", update_id)
         finally:
             current_update.reset(token)
-        return mark
+        if update_id in self._errors:
+            self._errors.discard(update_id)
+            ok = False
+        return mark, ok

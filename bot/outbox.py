@@ -28,6 +28,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 from bot import rawapi
 from bot.hooks import OutboxHooks, Wakeup
 from bot.http import ANSWERING
+from bot.metrics import Metrics
 from bot.priority import Priority
 from bot.ratelimit import OUTBOX_CALL, FloodGate, Stamp, retry_seconds
 from bot.settings import Settings
@@ -72,7 +73,7 @@ class OutboxSender:
                  hooks: OutboxHooks | None = None, written: Wakeup | None = None,
                  foreground_busy: Callable[[], bool] = lambda: False,
                  max_in_flight: int = 64, notified: Wakeup | None = None,
-                 polled: Wakeup | None = None) -> None:
+                 polled: Wakeup | None = None, metrics: Metrics | None = None) -> None:
         """`hooks`: what the services asked to be told (the writer's registry); `written`:
         fired after each commit that queued rows; `foreground_busy`: true while people's
         updates are being handled (the intake), see `_deferred`. Several replicas:
@@ -80,6 +81,8 @@ class OutboxSender:
         self.bot = bot
         self.store = store
         self.gate = gate
+        #: the items' outcomes (SPEC §15; the calls themselves are counted by the request)
+        self.metrics = metrics or Metrics()
         self.settings = settings
         #: seconds before the first retry of a transient failure; doubled after each further
         #: failure of the item, up to the cap
@@ -452,6 +455,7 @@ class OutboxSender:
             # meanwhile would earn another 429
             await self.gate.hold(item.chat_id, seconds)
             await self._retry(item, seconds, f"429 retry after {seconds}", count=False)
+            self.metrics.outbox_items.labels("retried").inc()
         except ChatMigrated as exc:
             self._reachable()
             new_id = exc.new_chat_id
@@ -460,6 +464,7 @@ class OutboxSender:
                 for migrated in self.hooks.migrated:
                     await migrated(item.chat_id, new_id)
             self._move_lane(item.chat_id, new_id)
+            self.metrics.outbox_items.labels("migrated").inc()
             return new_id
         except Forbidden as exc:
             self._reachable()
@@ -470,6 +475,7 @@ class OutboxSender:
                     await lost(item.chat_id, reason)
             for dropped_id in dropped:
                 self._forget(dropped_id)
+            self.metrics.outbox_items.labels("chat_lost").inc()
         except BadRequest as exc:
             self._reachable()
             text = exc.message.lower()
@@ -479,12 +485,15 @@ class OutboxSender:
                              item.chat_id, exc.message)
             await self.store.outbox.finish(item.id, status, exc.message)
             self._forget(item.id)
+            self.metrics.outbox_items.labels(status).inc()
         except (TimedOut, NetworkError) as exc:  # 5xx, timeouts, no connection
             seconds = self._failed_transiently(item, exc)
             await self._retry(item, seconds, str(exc), count=True)
+            self.metrics.outbox_items.labels("retried").inc()
         else:
             self._reachable()
             await self._record_sent(item, result)
+            self.metrics.outbox_items.labels("sent").inc()
         return item.chat_id
 
     def backoff(self, attempts: int) -> float:

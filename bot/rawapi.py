@@ -18,7 +18,7 @@ from typing import Any
 
 from telegram import Bot
 
-from bot.http import AiohttpRequest, JsonBody
+from bot.http import AiohttpRequest, JsonBody, MeteredRequest
 from storage import codec
 
 #: through `Bot._post`: getUpdates has its own request object (its own connections)
@@ -29,7 +29,7 @@ async def call(bot: Bot, method: str, data: dict[str, Any], *,
                read_timeout: float | None = None) -> Any:
     """Call `method` with `data` as the Bot API's parameters; Telegram's result as JSON."""
     body = _json_body(data) if method not in _VIA_BOT and \
-        isinstance(getattr(bot, "request", None), AiohttpRequest) else None
+        _speaks_json(getattr(bot, "request", None)) else None
     if body is None:
         if read_timeout is None:
             return await bot._post(method, data)
@@ -38,6 +38,11 @@ async def call(bot: Bot, method: str, data: dict[str, Any], *,
     if read_timeout is None:
         return await bot.request.post(url, JsonBody(body))
     return await bot.request.post(url, JsonBody(body), read_timeout=read_timeout)
+
+
+def _speaks_json(request: object) -> bool:
+    return isinstance(request, AiohttpRequest) or (isinstance(request, MeteredRequest)
+                                                   and request.speaks_json)
 
 
 def _json_body(data: dict[str, Any]) -> bytes | None:

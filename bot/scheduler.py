@@ -28,6 +28,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.cron import cron_trigger
+from bot.metrics import Metrics
 from bot.services import periods
 from bot.services.reports import MonthlyPlan
 from bot.services.schedule import ScheduleService
@@ -67,8 +68,10 @@ async def _nothing(period: str, now: datetime) -> None:
 
 class Scheduler:
     def __init__(self, store: Store, schedule: ScheduleService, settings: Settings,
-                 now: Callable[[], datetime] | None = None) -> None:
+                 now: Callable[[], datetime] | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()  # runs and failures per job (SPEC §15)
         self.schedule = schedule
         self.tz = settings.tz
         self.now: Callable[[], datetime] = now or (lambda: datetime.now(self.tz))
@@ -134,8 +137,10 @@ class Scheduler:
                     result = await self._run(job, period, moment)
                 except Exception:
                     logger.exception("scheduled job %s for %s failed", job.name, period)
+                    self.metrics.scheduler_failures.labels(job.name).inc()
                     continue
                 if result is not None:
+                    self.metrics.scheduler_runs.labels(job.name).inc()
                     ran.append(result)
             ran += await self._patrol_check(moment)
         return ran
@@ -150,7 +155,9 @@ class Scheduler:
                 posts = await self.schedule.patrols.remind_due(now, crontab_only=True)
         except Exception:
             logger.exception("patrol reminders failed")
+            self.metrics.scheduler_failures.labels(PATROL_CHECK).inc()
             return []
+        self.metrics.scheduler_runs.labels(PATROL_CHECK).inc()
         return [Ran(PATROL_CHECK, now.isoformat(timespec="minutes"), posts)] if posts else []
 
     async def _run(self, job: Job, period: str, now: datetime) -> Ran | None:

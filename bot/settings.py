@@ -25,6 +25,7 @@ ENV_PREFIX = "GRIDHORN_"
 ENV_FILE_VARIABLE = ENV_PREFIX + "ENV_FILE"
 Locale = Literal["zh-Hans", "zh-Hant", "en"]
 Urgency = Literal["routine", "major", "urgent"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -143,6 +144,10 @@ class Settings(BaseSettings):
     #: `/healthz` (SPEC §15): off unless a port is given; on 127.0.0.1 unless told otherwise
     metrics_port: int | None = Field(None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
+    #: the log (SPEC §15): `text` lines for a person, or `json`, one object per line; and
+    #: the least level written
+    log_format: Literal["text", "json"] = "text"
+    log_level: LogLevel = "INFO"
 
     @field_validator("bot_token", mode="before")
     @classmethod
@@ -152,6 +157,17 @@ class Settings(BaseSettings):
             value = value.strip()
             return value or None
         return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        """`info` or `INFO`: the case is not the point."""
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("event_loop")
     @classmethod

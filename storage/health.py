@@ -1,5 +1,5 @@
-"""What `/healthz` reads of the store (SPEC §15): whether it answers, the last update handled,
-the outbox's depth and the scheduler's last run per job."""
+"""What `/healthz` and `/metrics` read of the store (SPEC §15): whether it answers, the last
+update handled, the outbox's depth, the scheduler's last run per job, the tickets by status."""
 
 from __future__ import annotations
 
@@ -32,3 +32,9 @@ class HealthRepo:
             "SELECT job, period, ran_at FROM schedule_runs r WHERE ran_at = "
             "(SELECT MAX(ran_at) FROM schedule_runs s WHERE s.job = r.job)")
         return {str(r["job"]): (str(r["period"]), float(r["ran_at"])) for r in rows}
+
+    async def tickets_by_status(self) -> dict[str, int]:
+        """How many tickets stand in each status (those with none: absent)."""
+        rows = await self.db.fetchall(
+            "SELECT status, COUNT(*) AS n FROM tickets GROUP BY status")
+        return {str(r["status"]): int(r["n"]) for r in rows}

@@ -73,3 +73,41 @@ async def test_a_busy_port_is_one_line_naming_the_setting(store: Store) -> None:
                               role=lambda: "single", epoch=lambda: 1)
         with pytest.raises(Exception, match="^GRIDHORN_METRICS_PORT: cannot listen on"):
             await server.start()
+
+
+async def test_metrics_are_the_runtimes_own_and_read_the_store(store: Store) -> None:
+    """`/metrics` beside `/healthz`: the outbox's depth by priority read from the store (an
+    emptied priority stays, at 0); counters of one runtime never show in another's."""
+    from bot.metrics import Metrics
+
+    mine, other = Metrics(), Metrics()
+    mine.call("sendMessage", "ok")
+    mine.call("sendMessage", "429", b'{"ok":false,"error_code":429,"parameters":'
+                                    b'{"retry_after":7}}')
+    async with store.transaction():
+        first = await store.outbox.enqueue(-100, "sendMessage", {"text": "a"}, 10)
+        await store.outbox.enqueue(-101, "sendMessage", {"text": "b"}, 30)
+    server = HealthServer(store, host="127.0.0.1", port=free_port(), role=lambda: "single",
+                          epoch=lambda: 1, metrics=mine)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{server.port}/metrics") as answer:
+                assert answer.status == 200
+                text = await answer.text()
+            assert first is not None
+            await store.outbox.finish(first, "dropped", None)
+            async with http.get(f"http://127.0.0.1:{server.port}/metrics") as answer:
+                later = await answer.text()
+    finally:
+        await server.stop()
+    assert 'gridhorn_api_calls_total{method="sendMessage",outcome="ok"} 1.0' in text
+    assert "gridhorn_api_429_total 1.0" in text
+    assert "gridhorn_api_429_wait_seconds_total 7.0" in text
+    assert 'gridhorn_outbox_pending{priority="10"} 1.0' in text
+    assert 'gridhorn_outbox_pending{priority="30"} 1.0' in text
+    assert 'gridhorn_outbox_pending{priority="10"} 0.0' in later
+    assert 'gridhorn_tickets{status="new"} 0.0' in text
+    assert "gridhorn_store_up 1.0" in text
+    assert "gridhorn_leading 1.0" in text and "gridhorn_epoch 1.0" in text
+    assert b"sendMessage" not in other.exposition()

@@ -113,6 +113,9 @@ class _App:
     async def process_update(self, update) -> None:
         await self.handle(update.update_id)
 
+    def add_error_handler(self, callback) -> None:
+        """The intake counts the updates whose handler raised (none do here)."""
+
 
 async def handled(intake, update_ids: list[int]) -> None:
     """The intake handles these stored updates (as it does after getUpdates), each from its

@@ -35,6 +35,9 @@ class _App:
     async def process_update(self, update) -> None:
         await self.handle(update.update_id)
 
+    def add_error_handler(self, callback) -> None:
+        """The intake counts the updates whose handler raised (none do here)."""
+
 
 class Replica:
     """An intake on a store of its own, as one process of a deployment; its handler records

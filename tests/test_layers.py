@@ -9,8 +9,8 @@ import the emulator, bot, storage and handlers; of the rest only `bot.cli` (`gri
 imports it.
 
 What services and machinery share sits below both: `bot.hooks` (wake-ups, the outbox's hook
-registry), `bot.settings`, `bot.priority`, and the text helpers (`bot.i18n`, `bot.textsplit`,
-`bot.labels`, `bot.cron`).
+registry), `bot.settings`, `bot.priority`, `bot.logcontext` (what a log line is about),
+and the text helpers (`bot.i18n`, `bot.textsplit`, `bot.labels`, `bot.cron`).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def test_storage_speaks_only_sql() -> None:
 def test_services_do_not_reach_up() -> None:
     """Services stand below the handlers and the machinery that runs them."""
     allowed_bot = {"bot.services", "bot.i18n", "bot.textsplit", "bot.priority", "bot.cron",
-                   "bot.labels", "bot.settings", "bot.hooks"}
+                   "bot.labels", "bot.settings", "bot.hooks", "bot.logcontext"}
     offenders = {m: sorted(t for t in edges(m)
                            if t.startswith("handlers") or (t.startswith("bot.")
                            and not any(t == a or t.startswith(a + ".") for a in allowed_bot)))

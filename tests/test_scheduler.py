@@ -342,3 +342,21 @@ def test_a_crontab_that_does_not_parse_stops_start_up_naming_it(monkeypatch, var
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert str(caught.value).startswith(variable + ":")
+
+
+async def test_runs_and_failures_are_counted_per_job(store, monkeypatch):
+    """`/metrics` (SPEC §15): each job's runs, and a job that raises counted as failed (the
+    others still run; the failed one runs at the next wake-up)."""
+    clock = Clock(at(2026, 12, 3, 15))
+    built = await world(store, clock)
+
+    async def broken(period):
+        raise RuntimeError("the boards' query failed")
+
+    monkeypatch.setattr(built.schedule.boards, "post_quarter", broken)
+    ran = await built.scheduler.run_due()
+    assert "board" not in {r.job for r in ran} and "theme" in {r.job for r in ran}
+    text = built.scheduler.metrics.exposition().decode()
+    assert 'gridhorn_scheduler_failures_total{job="board"} 1.0' in text
+    assert 'gridhorn_scheduler_runs_total{job="theme"} 1.0' in text
+    assert 'gridhorn_scheduler_runs_total{job="board"}' not in text

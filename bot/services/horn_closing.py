@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from bot import logcontext
 from bot.i18n import t
 from bot.services import horn_codes as codes
 from bot.services import horn_views as views
@@ -56,6 +57,7 @@ class HornClosing(HornPart):
 
     async def close(self, actor: Actor, horn_id: int) -> Horn:
         """End the horn: summary to its chats, the attendance list to the owner."""
+        logcontext.tag(horn_id=horn_id)
         horn = await self.horn(horn_id)
         if not await self._may_close(actor, horn):
             raise Refused("horn.close_not_allowed", id=horn_id)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot import logcontext
 from bot.hooks import SentHook
 from bot.i18n import t
 from bot.services import horn_codes as codes
@@ -66,6 +67,7 @@ class HornCopies(HornPart):
                 short_form=bool(data.get("short")),
                 resound_at=now + self.resound_period() if level == HornLevel.EMERGENCY
                 else None)
+            logcontext.tag(horn_id=horn_id)
             await self.store.flows.clear(actor.user_id)
             horn = await self.horn(horn_id)
             chats = await self.post_to(horn, scope)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import logcontext
 from bot.i18n import CatalogKey, t
 from bot.services import horn_views as views
 from bot.services.base import Service
@@ -41,6 +42,7 @@ class HornTaps(HornPart):
 
     async def check_in(self, user_id: int, horn_id: int) -> Tap:
         """报到: the first tap counts; past the quota it joins the waiting list."""
+        logcontext.tag(horn_id=horn_id)
         async with self.store.transaction():
             horn = await self.active_horn(horn_id)
             await self.store.people.ensure(user_id)
@@ -67,6 +69,7 @@ class HornTaps(HornPart):
 
     async def cant_come(self, user_id: int, horn_id: int) -> Tap:
         """"Can't come": withdraws a check-in (the first waiting moves up and is told)."""
+        logcontext.tag(horn_id=horn_id)
         async with self.store.transaction():
             horn = await self.active_horn(horn_id)
             await self.store.people.ensure(user_id)

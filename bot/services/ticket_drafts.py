@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bot import logcontext
 from bot.i18n import CatalogKey, duration, t
 from bot.services import ticket_views as views
 from bot.services.errors import Refused
@@ -145,6 +146,7 @@ class TicketDrafts(TicketBase):
             urgency=urgency, **source, **self._due_fields(DueKind.ACKNOWLEDGE, now, span))
         if ticket is None:
             return None
+        logcontext.tag(ticket_id=ticket.id)
         await self.store.tickets.add_event(ticket.id, reporter_id, TimelineEvent.CREATED)
         await self.outbox.send(
             reporter_id, t(locale, receipt, id=ticket.id, hours=duration(locale, span),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot import labels
+from bot import labels, logcontext
 from bot.i18n import t
 from bot.services import ticket_views as views
 from bot.services.access import Action, Actor
@@ -56,6 +56,7 @@ class TicketLifecycle(TicketCards):
         texts; `ref` and `buttons` go with the reporter's, `photo` with the staff's;
         `tell_liaisons` False: the liaisons get a card instead (no department chat)."""
         step = LIFECYCLE[action]
+        logcontext.tag(ticket_id=ticket.id)
         self.check(action, ticket)
         if step.to is not None or fields:
             moved = await self.store.tickets.update(

@@ -1,0 +1,80 @@
+"""The log (SPEC §15): `GRIDHORN_LOG_FORMAT` `text` (a line for a person) or `json` (one JSON
+object per line for a log collector: time, level, logger, message, and the update id, ticket
+id and horn id where the line is about one), at `GRIDHORN_LOG_LEVEL` and above.
+
+The update's id is the intake's `storage.inbox.current_update`; the ticket and the horn are
+what the services tagged in `bot.logcontext` while handling it. Both are context variables,
+read as the line is written (the handler writes in the logging call's own task).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from bot import logcontext
+from bot.settings import Settings
+from storage.inbox import current_update
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (a traceback is a field, not more lines)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        mark = current_update.get()
+        if mark is not None:
+            entry["update_id"] = mark.update_id
+        entry.update(logcontext.fields())
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class Redact(logging.Filter):
+    """The bot's token never reaches the log: python-telegram-bot writes its API URLs, token
+    and all, at DEBUG."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret in message:
+            record.msg, record.args = message.replace(self.secret, "<token>"), None
+        return True
+
+
+def formatter(settings: Settings) -> logging.Formatter:
+    return JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def configure(settings: Settings, stream: Any = None) -> logging.Handler | None:
+    """The root logger writes to stderr (or `stream`) in the configured format, at the
+    configured level; its handler is returned. As `logging.basicConfig`, nothing is changed
+    where logging was set up already (a test runner, a program that embeds the bot)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return None
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter(settings))
+    if settings.bot_token is not None:
+        handler.addFilter(Redact(settings.bot_token.get_secret_value()))
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    return handler
