@@ -36,6 +36,7 @@ from bot.scheduler import Scheduler
 from bot.services.access import Access
 from bot.services.chats import ChatService
 from bot.services.horns import HornService
+from bot.services.meetings import MeetingService
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
 from bot.services.roster import RosterService
@@ -122,6 +123,9 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                                 learn_chat=chats.known)
         horns = HornService(store, access, people, outbox, settings, changed=horns_due)
         schedule = ScheduleService(store, access, people, outbox, settings)
+        meetings_due = Wakeup()
+        meetings = MeetingService(store, access, people, outbox, settings, tickets,
+                                  changed=meetings_due)
 
         def local_now() -> datetime:
             return datetime.now(settings.tz)
@@ -134,7 +138,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             volunteers=VolunteerService(store, people.audit),
                             schedule=schedule,
                             roster=RosterService(store, access, people, outbox, tickets),
-                            backups=schedule.backups,
+                            backups=schedule.backups, meetings=meetings,
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(
@@ -150,6 +154,8 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                                   recover=horns.recover, wakeup=horns_due),
             card_backlog=Backlog("cards", tickets.post_pending_cards, wakeup=cards_waiting,
                                  foreground_busy=intake.busy),
+            meeting_watch=DueWatcher("meetings", meetings.run_due, meetings.next_due,
+                                     wakeup=meetings_due),
             webhook=webhook_server, leadership=leadership, shared_sends=shared,
             health=HealthServer(store, host=settings.metrics_host, port=settings.metrics_port,
                                 role=lambda: str(leadership.role),
@@ -190,6 +196,8 @@ class Runtime:
     deadlines: DueWatcher
     horn_watch: DueWatcher
     card_backlog: Backlog
+    #: meetings' reminders, sign-in buttons and requests for minutes (SPEC §12)
+    meeting_watch: DueWatcher
     #: webhook mode: Telegram posts the updates here (the intake then does not poll)
     webhook: WebhookServer | None = None
     #: who leads (SQLite: this process, always); the sender, the scheduler, the watchers
@@ -249,7 +257,7 @@ class Runtime:
         stack.push_async_callback(self._stop_sender)
         await self.scheduler.start()  # after an outage, what was due runs once now
         stack.push_async_callback(self.scheduler.stop)
-        for watcher in (self.deadlines, self.horn_watch):
+        for watcher in (self.deadlines, self.horn_watch, self.meeting_watch):
             await watcher.start(self.scheduler.aps)
             stack.push_async_callback(watcher.stop)
         await self.card_backlog.start()

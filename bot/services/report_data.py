@@ -49,6 +49,10 @@ class Report:
     people: dict[int, Person]
     #: tickets received in the period by source (SPEC §11), in `TicketSource` order
     by_source: tuple[tuple[str, int], ...] = ()
+    #: meetings held in the period (SPEC §12), and by unit: (name, on time, late) — how many
+    #: of them each unit was present at
+    meetings_held: int = 0
+    meeting_units: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
