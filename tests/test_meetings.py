@@ -18,6 +18,7 @@ from bot.services.meetings import Decided, MeetingService, WrapStep
 from bot.services.outbox import Outbox
 from bot.services.reports import ReportService
 from bot.services.scopes import city_scope
+from bot.settings import SettingsError, load_settings
 from storage.models import Meeting, MeetingKind, TicketSource, TicketStatus
 from storage.store import Store
 from tests.support.harness import grant
@@ -171,7 +172,7 @@ async def test_answers_keep_a_live_count_and_the_reminder_goes_once(store):
     assert any(t("zh-Hans", "meeting.reminder") in x for x in await world.texts(HEAD))
     assert not any(t("zh-Hans", "meeting.reminder") in x for x in await world.texts(OTHER))
     assert await meetings.run_due() == 0
-    assert await meetings_of(world, restarted=True).run_due() == 0               # a restart: not again
+    assert await meetings_of(world, restarted=True).run_due() == 0   # a restart: not again
     assert (await store.meetings.get(meeting.id)).remind_at is None
 
 
@@ -288,3 +289,12 @@ async def test_the_nudge_and_the_monthly_report(store):
     report = await reports.build(await city_scope(store), month, now)
     assert report.meetings_held == 1 and report.meeting_units == (("1栋", 1, 0),)
     assert t("en", "meeting.report_line", held=1, units="1栋 1/0") in reports.text(report, "en")
+
+
+async def test_bad_meeting_settings_stop_start_up_naming_the_variable():
+    for name, value in (("meeting_reminder", "an hour"), ("meeting_late", "10"),
+                        ("meeting_nudge_cron", "0 9 20 *")):
+        with pytest.raises(SettingsError, match=f"GRIDHORN_{name.upper()}"):
+            load_settings(**{name: value})
+    settings = load_settings()
+    assert (settings.meeting_reminder_s, settings.meeting_late_s) == (3600, 600)

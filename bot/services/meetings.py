@@ -262,7 +262,8 @@ class MeetingService(MeetingFlow):
             meeting = await self._meeting(meeting_id)
             if meeting.remind_at is not None and meeting.remind_at <= now and \
                     await self.store.meetings.claim_step(meeting.id, "remind_at"):
-                await self._remind(meeting)
+                if now < meeting.starts_at:  # down past the start: a reminder is moot
+                    await self._remind(meeting)
                 acted += 1
             if meeting.offer_at is not None and meeting.offer_at <= now and \
                     await self.store.meetings.claim_step(meeting.id, "offer_at"):
