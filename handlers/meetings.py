@@ -79,9 +79,7 @@ async def flow_text(update: Update, context: GridhornContext, flow: Flow) -> Non
         if current is not None and current.name == flow.name:
             await show_step(update, context, current)  # the step repeats
         return
-    if isinstance(done, Decided):
-        await reply_html(update, context, t(context.locale, "meeting.decided",
-                                            id=done.ticket.id))
+    if isinstance(done, Decided):  # the ticket's receipt tells its number
         done = done.flow
     await show_step(update, context, done)
 
@@ -126,8 +124,7 @@ async def meeting_button(update: Update, context: GridhornContext) -> None:
         if done is None:
             await reply_html(update, context, t(locale, "meeting.wrap_done"))
             return
-        if isinstance(done, Decided):
-            await reply_html(update, context, t(locale, "meeting.decided", id=done.ticket.id))
+        if isinstance(done, Decided):  # the ticket's receipt tells its number
             done = done.flow
         await show_step(update, context, done)
         return

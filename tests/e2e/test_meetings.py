@@ -134,9 +134,58 @@ async def test_a_joint_meeting_from_invitation_to_decision(harness):
     assert (ticket.source, ticket.domain, ticket.assignee_id) == (TicketSource.MEETING, "green",
                                                                   worker.id)
     assert ticket.due_at == pytest.approx(start + 61 * 60 + 7 * 86400)
-    assert any(shown("en", "meeting.decided", id=1) == m.text for m in emu.messages(staff.id))
+    assert any(shown("en", "meeting.decision_receipt", id=1) == m.text
+               for m in emu.messages(staff.id))
     assert any("#1" in m.text and "增设两个分类投放点" in m.text
                for m in emu.messages(worker.id))
     await h.press(staff, await h.last(staff.id), t("en", "meeting.btn_done"))
     assert (await h.last(staff.id)).text == shown("en", "meeting.wrap_done")
     assert (await h.store.meetings.get(1)).minutes == "一、增设投放点；二、清理楼道"
+
+
+async def test_the_guided_flow_with_buttons_and_a_refused_time(harness):
+    """/meeting step by step: the kind by button, the rest typed; an end before the
+    start is answered and the step asked again; a building meeting invites the building's
+    chat only; a unit contact (building head) may not call one."""
+    h = harness
+    emu = h.emu
+    worker = emu.add_user(first_name="Worker", language_code="en")
+    head = emu.add_user(first_name="Head", language_code="en")
+    runtime = await h.start_bot()
+    await seed_map(h.store)
+    await grant(h.store, worker.id, "grid_worker", "G0101")
+    await grant(h.store, head.id, "building_head", "B01010101")
+    for user in (worker, head):
+        await h.say(user, "/start")
+    building = await h.bound_group("1栋 楼事群", "B01010101", head, [head, worker])
+    grid = await h.bound_group("第一网格 工作群", "G0101", worker, [worker])
+    assert (await h.say(head, "/meeting"))[-1].text == shown("en", "meeting.not_staff")
+
+    tz = runtime.settings.tz
+    start = float((int(time.time()) // HOUR + 26) * HOUR)
+    kinds = (await h.say(worker, "/meeting"))[-1]
+    assert kinds.text == shown("en", "meeting.ask_kind")
+    await h.press(worker, kinds, "mt:k:building")
+    scopes = await h.last(worker.id)
+    assert [row[0].callback_data for row in scopes.buttons][:2] == ["mt:u:G0101", "mt:u:E010101"]
+    await h.say(worker, "b01010101")                    # a unit not among the buttons: typed
+    assert (await h.last(worker.id)).text == shown("en", "meeting.ask_title")
+    await h.say(worker, "1栋楼栋见面会")
+    await h.say(worker, "1栋架空层")
+    await h.say(worker, datetime.fromtimestamp(start, tz).strftime("%Y-%m-%d %H:%M"))
+    before = datetime.fromtimestamp(start - HOUR, tz).strftime("%Y-%m-%d %H:%M")
+    replies = await h.say(worker, before)
+    assert replies[0].text == shown("en", "meeting.end_before_start",
+                                    start=datetime.fromtimestamp(start, tz).strftime(
+                                        "%Y-%m-%d %H:%M"))
+    assert replies[-1].text.startswith(shown("en", "meeting.ask_end", example="")[:20])
+    await h.say(worker, "45")
+    preview = (await h.say(worker, "-"))[-1]
+    assert "1栋楼栋见面会" in preview.text and "1栋架空层" in preview.text
+    await h.press(worker, preview, "mt:pub")
+    invitation = await h.last(building.id)
+    assert "1栋楼栋见面会" in invitation.text and invitation.buttons
+    assert not any("1栋楼栋见面会" in m.text for m in emu.messages(grid.id))
+    meeting = await h.store.meetings.get(1)
+    assert meeting is not None and meeting.ends_at == start + 45 * 60
+    assert meeting.kind == "building" and meeting.grid_code == "G0101"
