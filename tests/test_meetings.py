@@ -19,9 +19,12 @@ from bot.services.outbox import Outbox
 from bot.services.reports import ReportService
 from bot.services.scopes import city_scope
 from bot.settings import SettingsError, load_settings
-from storage.models import Meeting, MeetingKind, TicketSource, TicketStatus
+from storage.models import Meeting, MeetingKind, OutboxItem, TicketSource, TicketStatus
 from storage.store import Store
-from tests.support.harness import grant
+from tests.support import schedules
+from tests.support.harness import grant, seed_map
+from tests.support.schedules import Clock as SchedulerClock
+from tests.support.schedules import at
 from tests.support.services import refused
 from tests.support.tickets import (
     BUILDING_CHAT,
@@ -298,3 +301,28 @@ async def test_bad_meeting_settings_stop_start_up_naming_the_variable():
             load_settings(**{name: value})
     settings = load_settings()
     assert (settings.meeting_reminder_s, settings.meeting_late_s) == (3600, 600)
+
+
+async def test_the_nudge_runs_once_per_month_from_the_scheduler(store):
+    """GRIDHORN_MEETING_NUDGE_CRON: the 20th's run tells the grid leaders once; a second fire
+    and a restart the same month tell no one again; the next month's run does."""
+    await seed_map(store)
+    await grant(store, LEADER, "grid_leader", "G0101")
+    clock = SchedulerClock(at(2026, 12, 19, 12))
+    built = schedules.build(store, clock)
+    await built.scheduler.run_due()                   # November's catch-up: no one told
+
+    def nudges(items: list[OutboxItem]) -> list[OutboxItem]:
+        return [i for i in items if i.chat_id == LEADER and "G0101" in i.payload["text"]]
+
+    assert nudges(await store.outbox.pending()) == []
+    clock.set(at(2026, 12, 20, 9))
+    ran = await built.scheduler.run_due()
+    assert ("meeting_nudge", "2026-12", 1) in [(r.job, r.period, r.posts) for r in ran]
+    clock.set(at(2026, 12, 20, 9, 30))
+    await built.scheduler.run_due()
+    await schedules.build(store, clock).scheduler.run_due()          # a restart
+    assert len(nudges(await store.outbox.pending())) == 1
+    clock.set(at(2027, 1, 20, 9))
+    await built.scheduler.run_due()
+    assert len(nudges(await store.outbox.pending())) == 2
