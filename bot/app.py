@@ -37,6 +37,7 @@ from bot.scheduler import Scheduler
 from bot.services.access import Access
 from bot.services.chats import ChatService
 from bot.services.horns import HornService
+from bot.services.meetings import MeetingService
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
 from bot.services.roster import RosterService
@@ -131,6 +132,9 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                                 learn_chat=chats.known)
         horns = HornService(store, access, people, outbox, settings, changed=horns_due)
         schedule = ScheduleService(store, access, people, outbox, settings)
+        meetings_due = Wakeup()
+        meetings = MeetingService(store, access, people, outbox, settings, tickets,
+                                  changed=meetings_due)
 
         def local_now() -> datetime:
             return datetime.now(settings.tz)
@@ -143,7 +147,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             volunteers=VolunteerService(store, people.audit),
                             schedule=schedule,
                             roster=RosterService(store, access, people, outbox, tickets),
-                            backups=schedule.backups,
+                            backups=schedule.backups, meetings=meetings,
                             shop=shop,
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
@@ -161,6 +165,8 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
             shop_watch=DueWatcher("codes", shop.run_due, shop.next_due, wakeup=codes_due),
             card_backlog=Backlog("cards", tickets.post_pending_cards, wakeup=cards_waiting,
                                  foreground_busy=intake.busy),
+            meeting_watch=DueWatcher("meetings", meetings.run_due, meetings.next_due,
+                                     wakeup=meetings_due),
             webhook=webhook_server, leadership=leadership, shared_sends=shared,
             health=HealthServer(store, host=settings.metrics_host, port=settings.metrics_port,
                                 role=lambda: str(leadership.role),
@@ -204,6 +210,8 @@ class Runtime:
     horn_watch: DueWatcher
     shop_watch: DueWatcher      # expired redemption codes return their points (SPEC §13)
     card_backlog: Backlog
+    #: meetings' reminders, sign-in buttons and requests for minutes (SPEC §12)
+    meeting_watch: DueWatcher
     #: webhook mode: Telegram posts the updates here (the intake then does not poll)
     webhook: WebhookServer | None = None
     #: who leads (SQLite: this process, always); the sender, the scheduler, the watchers
@@ -265,7 +273,7 @@ class Runtime:
         stack.push_async_callback(self._stop_sender)
         await self.scheduler.start()  # after an outage, what was due runs once now
         stack.push_async_callback(self.scheduler.stop)
-        for watcher in (self.deadlines, self.horn_watch, self.shop_watch):
+        for watcher in (self.deadlines, self.horn_watch, self.shop_watch, self.meeting_watch):
             await watcher.start(self.scheduler.aps)
             stack.push_async_callback(watcher.stop)
         await self.card_backlog.start()

@@ -13,6 +13,7 @@ from bot.services.access import Access, Actor
 from bot.services.backups import BackupService
 from bot.services.chats import ChatService
 from bot.services.horns import HornService
+from bot.services.meetings import MeetingService
 from bot.services.people import PeopleService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
@@ -40,6 +41,7 @@ class Services:
     backups: BackupService
     #: the time bank's shop 爱心银行 (SPEC §13)
     shop: ShopService
+    meetings: MeetingService
     #: the local time (the scheduler's clock: tests move it)
     now: Callable[[], datetime]
     #: the bot's @username, known once the application has asked Telegram (`getMe`)

@@ -29,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.cron import cron_trigger
 from bot.metrics import Metrics
-from bot.services import periods
+from bot.services import meeting_nudge, periods
 from bot.services.reports import MonthlyPlan
 from bot.services.schedule import ScheduleService
 from bot.settings import Settings
@@ -90,6 +90,8 @@ class Scheduler:
                 lambda period, now, _: boards.post_quarter(period)),
             Job("daily", settings.daily_cron, lambda fire: fire.date().isoformat(), self._daily,
                 prepare=self._late_report),
+            Job(meeting_nudge.JOB, settings.meeting_nudge_cron, periods.month_key,
+                lambda period, now, _: schedule.meeting_nudge.nudge(period, now)),
         )
         self.triggers = {job.name: cron_trigger(job.cron, self.tz) for job in self.jobs}
         self._lock = asyncio.Lock()

@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: LogLevel = "INFO"
 
+    # meetings (SPEC §12): invitees reminded this long before the start; a unit signed in
+    # later than this after the start is late; grids without a face-to-face meeting nudged
+    meeting_reminder: str = "1h"
+    meeting_late: str = "10m"
+    meeting_nudge_cron: str = "0 9 20 * *"
+
     @field_validator("bot_token", mode="before")
     @classmethod
     def _token(cls, value: object) -> object:
@@ -217,13 +223,19 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("theme_cron", "report_cron", "board_cron", "theme_reminder_cron",
-                     "daily_cron")
+                     "daily_cron", "meeting_nudge_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         try:
             cron_trigger(value, ZoneInfo("UTC"))
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a crontab expression: {exc}") from None
+        return value
+
+    @field_validator("meeting_reminder", "meeting_late")
+    @classmethod
+    def _meeting_duration(cls, value: str) -> str:
+        parse_duration(value)
         return value
 
     @field_validator("database_url")
@@ -321,6 +333,14 @@ class Settings(BaseSettings):
     def api_base_file_url(self) -> str:
         base = self.api_base_url
         return base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base
+
+    @property
+    def meeting_reminder_s(self) -> float:
+        return parse_duration(self.meeting_reminder).total_seconds()
+
+    @property
+    def meeting_late_s(self) -> float:
+        return parse_duration(self.meeting_late).total_seconds()
 
     def deadlines(self, urgency: Urgency) -> Deadlines:
         return {"routine": self.deadlines_routine, "major": self.deadlines_major,

@@ -2,7 +2,7 @@
 
 Groups (python-telegram-bot runs at most one handler per group, lowest group first):
   -100  guard: records the sender, builds the actor and picks the reply language
-   -10  guided flows: private text of a person in a horn, volunteer or intake flow
+   -10  guided flows: private text of a person in a horn, volunteer, intake or meeting flow
         (handlers/flows.py)
     -5  a partner clerk's redemption code sent alone in a private chat (handlers/shop.py)
      0  the features' commands, buttons and messages, then (registered last, so they match
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from bot.services import horn_base, ticket_intake, volunteers
+from bot.services import horn_base, meeting_flow, ticket_intake, volunteers
+from bot.services.meetings import WRAP_FLOW as MEETING_WRAP_FLOW
 from handlers import (
     backups,
     chats,
@@ -22,6 +23,7 @@ from handlers import (
     guard,
     horn,
     intake,
+    meetings,
     onboarding,
     opinions,
     people,
@@ -41,6 +43,8 @@ FLOW_TEXTS: dict[str, FlowText] = {
     horn_base.HOURS_FLOW: horn.flow_text,
     volunteers.FLOW: volunteer.flow_text,
     ticket_intake.FLOW: intake.flow_text,
+    meeting_flow.FLOW: meetings.flow_text,
+    MEETING_WRAP_FLOW: meetings.flow_text,
 }
 
 
@@ -57,5 +61,6 @@ def register_all(app: Application) -> None:
     intake.register(app, FEATURE_GROUP)
     backups.register(app, FEATURE_GROUP)
     shop.register(app, FEATURE_GROUP, code_group=SHOP_CODE_GROUP)
+    meetings.register(app, FEATURE_GROUP)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

@@ -30,6 +30,7 @@ ADMINS += ("horns", "horn_close")
 PRIVATE += ("people", "revoke", "audit", "intake")
 PRIVATE += ("backup", "away", "back")  # AB岗
 PRIVATE += ("points", "redeem")  # the time bank's shop 爱心银行 (SPEC §13)
+PRIVATE += ("meeting", "meetings")  # meetings (SPEC §12)
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))
@@ -50,6 +51,7 @@ DESCRIPTION = {
     "intake": "menu.intake",
     "backup": "menu.backup", "away": "menu.away", "back": "menu.back",
     "points": "menu.points", "redeem": "menu.redeem",
+    "meeting": "menu.meeting", "meetings": "menu.meetings",
 }
 
 

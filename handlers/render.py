@@ -57,6 +57,8 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
     lines.append(t(locale, "help.shop"))  # the time bank's shop (SPEC §13)
     if any(g.role == PARTNER_CLERK for g in actor.grants):
         lines.append(t(locale, "help.shop_clerk"))
+    if Action.MEETING in actions:  # meetings (SPEC §12)
+        lines.append(t(locale, "help.meeting"))
     for action, key in ((Action.THEME, "help.theme_set"), (Action.REPORT, "help.report"),
                         (Action.PATROL, "help.patrol")):
         if action in actions:

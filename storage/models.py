@@ -541,3 +541,69 @@ class PartnerSpending(Record):
     community_code: str
     redemptions: int
     points: int
+
+
+class MeetingKind(StrEnum):
+    """The kinds of meeting (SPEC §12); the values are what the store holds."""
+
+    JOINT = "joint"                # 联席会议: member units and staff
+    FACE_TO_FACE = "face_to_face"  # 面对面: residents meet community and grid leaders
+    BUILDING = "building"          # 楼栋见面会
+    COUNCIL = "council"            # 恳谈会 / 居民议事会
+
+
+MEETING_KINDS: tuple[MeetingKind, ...] = tuple(MeetingKind)
+
+
+class Meeting(Record):
+    """A meeting (会议) as published: its scope, its times and its timed steps."""
+
+    id: int
+    kind: MeetingKind
+    unit_code: str
+    grid_code: str | None
+    community_code: str
+    title: str
+    place: str
+    agenda: str
+    starts_at: float
+    ends_at: float
+    organiser_id: int
+    remind_at: float | None
+    offer_at: float | None
+    wrap_at: float | None
+    signin_opened: bool
+    minutes: str | None
+    created_at: float
+
+
+class MeetingPost(Record):
+    """A meeting's post in a chat: the invitation or the sign-in post."""
+
+    meeting_id: int
+    kind: Literal["invite", "signin"]
+    chat_id: int
+    thread_id: int
+    unit_code: str
+    message_id: int | None
+
+
+class MeetingSignIn(Record):
+    meeting_id: int
+    user_id: int
+    unit_code: str
+    at: float
+    late: bool
+
+
+class Attendance(Record):
+    """Meetings attended by a person or a unit in a span (read by evaluation, SPEC §12):
+    one row per (meeting, person) signed in."""
+
+    meeting_id: int
+    kind: MeetingKind
+    unit_code: str        # the unit the person signed in for (the chat's unit)
+    scope_code: str       # the meeting's scope unit
+    user_id: int
+    at: float
+    late: bool

@@ -21,6 +21,7 @@ from storage.horns import HornRepo
 from storage.inbox import InboxRepo, MetaRepo, current_update
 from storage.leadership import LeadershipRepo
 from storage.map import MapRepo
+from storage.meetings import MeetingRepo
 from storage.models import Conflict, UpdateTaken
 from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo
@@ -58,6 +59,7 @@ class Store:
         self.backups = BackupRepo(db)
         self.leadership = LeadershipRepo(db)
         self.shop = ShopRepo(db)
+        self.meetings = MeetingRepo(db)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:
@@ -96,6 +98,7 @@ class Store:
             await self.tickets.migrate_chat(old_id, new_id)
             await self.horns.migrate_chat(old_id, new_id)
             await self.schedules.migrate_chat(old_id, new_id)
+            await self.meetings.migrate_chat(old_id, new_id)
 
     @asynccontextmanager
     async def transaction(self, urgent: bool = False,

@@ -36,6 +36,8 @@ class Action(StrEnum):
     PATROL = "patrol"
     REPORT = "report"                 # /report and /board
     THEME = "theme"
+    # meetings (SPEC §12): organise (/meeting) and list (/meetings)
+    MEETING = "meeting"
 
 
 _STAFF = {Action.HANDLE_TICKET, Action.RESOLVE, Action.VIEW_TICKETS, Action.BIND, Action.UNBIND,
@@ -56,6 +58,9 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     PARTNER_CLERK: frozenset(),
     PARTY_MEMBER: frozenset({Action.TAKE}),
 }
+# meetings (SPEC §12): staff of grids and communities organise them; unit contacts may not
+for _role in ("grid_worker", "grid_leader", "community_staff"):
+    ROLE_ACTIONS[_role] = ROLE_ACTIONS[_role] | {Action.MEETING}
 
 # What each role may hand out with /invite (SPEC §1); superadmins alone invite the top roles.
 INVITABLE: dict[str, tuple[str, ...]] = {

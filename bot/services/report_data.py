@@ -51,6 +51,10 @@ class Report:
     by_source: tuple[tuple[str, int], ...] = ()
     #: points spent at each partner shop in the period (SPEC §13), of the scope's communities
     redemptions: tuple[PartnerSpending, ...] = ()
+    #: meetings held in the period (SPEC §12), and by unit: (name, on time, late) — how many
+    #: of them each unit was present at
+    meetings_held: int = 0
+    meeting_units: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)

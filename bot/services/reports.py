@@ -26,7 +26,7 @@ from datetime import datetime
 
 from bot.i18n import Markup, escape, t
 from bot.labels import SOURCE
-from bot.services import periods, report_files
+from bot.services import meeting_views, periods, report_files
 from bot.services.outbox import Outbox, Priority, file_field
 from bot.services.report_data import GridStats, HornActivity, Report, ReportFiles
 from bot.services.scopes import Scope, Target, bound_targets, city_scope, unit_scope
@@ -103,6 +103,7 @@ class ReportService:
         people = {p.user_id: p for p in await self.store.people.many(
             {p.user_id for p in patrols})}
         shown = tuple(x for x in tickets if x.grid_code in in_scope)
+        held, present = await self._meetings(scope, start_ts, end_ts, units)
         return Report(month=month, scope=scope, start=period.start, end=end, so_far=so_far,
                       grids=tuple(rows), total=total, tickets=shown,
                       patrols=tuple(p for p in patrols if p.grid_code in in_scope),
@@ -110,7 +111,31 @@ class ReportService:
                       by_source=received_by_source(shown, start_ts, end_ts),
                       redemptions=tuple(await self.store.shop.spent_per_partner(
                           start_ts, end_ts, None if scope.city else
-                          {g.parent_code for g in scope.grids if g.parent_code})))
+                          {g.parent_code for g in scope.grids if g.parent_code})),
+                      meetings_held=held, meeting_units=present)
+
+    async def _meetings(self, scope: Scope, start: float, end: float,
+                        units: dict[str, Unit]) -> tuple[int, tuple[tuple[str, int, int], ...]]:
+        """Meetings held in the period within the scope (a community's own meetings only
+        where the scope holds the community), and for each unit how many it was present at,
+        on time and late (SPEC §12)."""
+        grids = {g.code for g in scope.grids}
+        communities = {u.code for u in scope.units if u.kind == "community"}
+        held = [m for m in await self.store.meetings.between(start, end)
+                if scope.city or m.grid_code in grids
+                or (m.grid_code is None and m.community_code in communities)]
+        signins = await self.store.meetings.signins([m.id for m in held])
+        counts: dict[str, list[int]] = {}
+        for meeting in held:
+            summary = meeting_views.attendance(
+                meeting, 0, [s for s in signins if s.meeting_id == meeting.id])
+            for code in summary.on_time:
+                counts.setdefault(code, [0, 0])[0] += 1
+            for code in summary.late:
+                counts.setdefault(code, [0, 0])[1] += 1
+        present = tuple((units[code].name if code in units else code, on_time, late)
+                        for code, (on_time, late) in counts.items())
+        return len(held), present
 
     # ------------------------------------------------------------------ texts
 
@@ -133,6 +158,12 @@ class ReportService:
             lines.append("")
             lines.append(t(locale, "report.by_source", sources=Markup(sources_line(
                 locale, report.by_source))))
+        if report.meetings_held:
+            lines.append("")
+            lines.append(t(locale, "meeting.report_line", held=report.meetings_held,
+                           units=" · ".join(f"{name} {on_time}/{late}"
+                                            for name, on_time, late in report.meeting_units)
+                           or "—"))
         if not report.total.received and not report.total.resolved and \
                 not report.total.patrols and not report.total.overdue:
             lines.append("")

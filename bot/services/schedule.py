@@ -11,6 +11,7 @@ from bot.services.access import Access, Action, Actor
 from bot.services.backups import BackupService
 from bot.services.boards import KINDS, BoardService, parse_board_args
 from bot.services.errors import Refused
+from bot.services.meeting_nudge import MeetingNudge
 from bot.services.outbox import Outbox
 from bot.services.patrols import PatrolService
 from bot.services.people import PeopleService
@@ -40,6 +41,8 @@ class ScheduleService:
         self.patrols = PatrolService(store, access, people, outbox, settings)
         #: AB岗: the daily run ends absences whose date passed (SPEC §11)
         self.backups = BackupService(store, access, people, outbox, settings)
+        #: grids without a face-to-face meeting by the 20th (SPEC §12)
+        self.meeting_nudge = MeetingNudge(store, access, people, outbox, settings)
 
     async def report(self, actor: Actor, month_text: str | None, now: datetime,
                      locale: str) -> AskedReport:

@@ -27,14 +27,17 @@ from bot.services import ticket_views as views
 from bot.services.access import Action, Actor
 from bot.services.errors import Key, Refused
 from bot.services.ticket_drafts import MAX_PHOTOS, TicketDrafts
+from bot.services.ticket_states import TimelineEvent
 from bot.services.ticket_views import Buttons, button
 from storage.models import (
     DOMAINS,
     INTAKE_SOURCES,
     SOURCES_WITH_REF,
+    DueKind,
     Flow,
     Ticket,
     TicketSource,
+    TicketStatus,
     Urgency,
 )
 
@@ -342,6 +345,31 @@ class TicketIntake(TicketDrafts):
                 raise Refused("intake.flow_gone")
         self.changed(ticket.remind_at)
         return ticket
+
+    async def meeting_ticket(self, *, organiser_id: int, building_code: str, level: str,
+                             text: str, domain: str | None, assignee_id: int | None,
+                             due_at: float, locale: str) -> Ticket | None:
+        """Inside a transaction: a meeting's decision (SPEC §12) as ticket #N on the Submit
+        path, source `meeting`, its organiser the reporter; decided, so acknowledged, at the
+        meeting's level, assigned and due to be resolved by `due_at`. None on a replay."""
+        chain = await self.store.map.ancestors(building_code)
+        grid = next((u for u in chain if u.kind == "grid"), None)
+        community = next((u for u in chain if u.kind == "community"), None)
+        if grid is None or community is None:
+            raise Refused("intake.unknown_building", code=building_code)
+        ticket = await self._open_ticket(
+            "meeting.decision_receipt", reporter_id=organiser_id, building_code=building_code,
+            grid_code=grid.code, community_code=community.code, domain=domain, text=text,
+            photos=[], urgency=Urgency.ROUTINE, locale=locale, source=TicketSource.MEETING)
+        if ticket is None:
+            return None
+        now = self.clock()
+        await self.store.tickets.update(
+            ticket.id, status=TicketStatus.ACKNOWLEDGED, level=level, assignee_id=assignee_id,
+            **self._due_fields(DueKind.RESOLVE, now, max(due_at - now, 60.0)))
+        await self.store.tickets.add_event(ticket.id, organiser_id,
+                                           TimelineEvent.ACKNOWLEDGED)
+        return await self.store.tickets.get(ticket.id)
 
     async def _check_unused(self, source: str, ref: str) -> None:
         existing = await self.store.tickets.by_source_ref(source, ref)

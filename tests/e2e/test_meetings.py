@@ -1,0 +1,191 @@
+"""Meetings (SPEC §12) through the emulator: a joint meeting published with /meeting's short
+form to three staff chats; Attend counted live on every invitation; the reminder once; the
+organiser's "Open sign-in"; one unit on time, one late, one not at all, shown in /meetings;
+then the minutes and a decision that becomes a ticket with its assignee and deadline.
+
+The meeting service's clock is moved (its timed steps run by the meetings' watcher)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pytest
+
+from bot.i18n import t
+from bot.services.meeting_views import units_line
+from storage.models import TicketSource
+from tests.support.harness import grant, seed_map
+from tests.support.texts import plain, shown
+
+pytestmark = pytest.mark.asyncio
+
+HOUR = 3600
+
+
+async def test_a_joint_meeting_from_invitation_to_decision(harness):
+    h = harness
+    emu = h.emu
+    staff = emu.add_user(first_name="Staff", language_code="en")
+    worker = emu.add_user(first_name="Worker", language_code="en")
+    leader = emu.add_user(first_name="Leader", language_code="en")
+    runtime = await h.start_bot()
+    await seed_map(h.store)
+    await grant(h.store, staff.id, "community_staff", "C01")
+    await grant(h.store, worker.id, "grid_worker", "G0101")
+    await grant(h.store, leader.id, "grid_leader", "G0102")
+    for user in (staff, worker, leader):
+        await h.say(user, "/start")
+    chats = {}
+    for code, by in (("C01", staff), ("G0101", worker), ("G0102", leader)):
+        chats[code] = await h.bound_group(f"{code} 工作群", code, by, [staff, worker, leader])
+        async with h.store.transaction():
+            await h.store.map.set_chat_locale(chats[code].id, "en")
+    meetings = runtime.services.meetings
+    tz = runtime.settings.tz
+    start = float((int(time.time()) // HOUR + 3) * HOUR)
+    when = datetime.fromtimestamp(start, tz).strftime("%Y-%m-%d %H:%M")
+
+    # bad input first: an end in the past; then the short form to the preview, and Publish
+    past = datetime.fromtimestamp(start - 2 * 86400, tz).strftime("%Y-%m-%d %H:%M")
+    replies = await h.say(staff, f"/meeting joint C01 {past} 60 旧会")
+    assert replies[-1].text == shown("en", "meeting.time_past")
+    preview = (await h.say(staff, f"/meeting joint C01 {when} 60 垃圾分类联席会议"))[-1]
+    assert "垃圾分类联席会议" in preview.text and preview.buttons
+    await h.press(staff, preview, t("en", "meeting.btn_publish"))
+    assert (await h.last(staff.id)).text == shown("en", "meeting.published", id=1,
+                                                  title="垃圾分类联席会议", chats=3)
+    invitations = {code: await h.last(chat.id) for code, chat in chats.items()}
+    for message in invitations.values():
+        assert "垃圾分类联席会议" in message.text
+        assert [b.text for b in message.buttons[0]] == [t("en", "meeting.btn_attend"),
+                                                        t("en", "meeting.btn_absent")]
+
+    # Attend: the count is edited on every invitation
+    answer = await h.press(worker, invitations["G0101"], t("en", "meeting.btn_attend"))
+    assert answer.text == shown("en", "meeting.answer_attend", title="垃圾分类联席会议", count=1)
+    await h.press(leader, invitations["G0102"], t("en", "meeting.btn_absent"))
+    count = shown("en", "meeting.count", attending=1, absent=1)
+
+    def current(code: str):
+        return next(m for m in emu.messages(chats[code].id)
+                    if m.message_id == invitations[code].message_id)
+
+    await emu.wait_until(lambda: all(count in current(code).text for code in chats),
+                         timeout=10)
+
+    # the reminder, an hour before: once, under each invitation and to who attends
+    meetings.clock = lambda: start - HOUR + 60
+    runtime.meeting_watch.wake()
+    reminder = shown("en", "meeting.reminder")
+    await emu.wait_until(lambda: any(reminder in m.text for m in emu.messages(worker.id)),
+                         timeout=10)
+    await h.settle()
+    assert await meetings.run_due() == 0
+    await h.settle()
+    for code, chat in chats.items():
+        reminders = [m for m in emu.messages(chat.id) if reminder in m.text]
+        assert len(reminders) == 1 and reminders[0].reply_to_message_id == \
+            invitations[code].message_id
+    assert not any(reminder in m.text for m in emu.messages(leader.id))
+
+    # 20 minutes before: the organiser's "Open sign-in"
+    meetings.clock = lambda: start - 20 * 60
+    assert await meetings.run_due() == 1
+    await h.settle()
+    offer = await h.last(staff.id)
+    assert offer.text == plain(t("en", "meeting.offer_signin", id=1, title="垃圾分类联席会议",
+                                 start=when))
+    await h.press(staff, offer, t("en", "meeting.btn_open_signin"))
+    signin = {code: await h.last(chat.id) for code, chat in chats.items()}
+    assert all(m.buttons[0][0].text == t("en", "meeting.btn_sign_in") for m in signin.values())
+
+    # the grid G0101 signs in on time, G0102 late, the community not at all
+    meetings.clock = lambda: start + 5 * 60
+    answer = await h.press(worker, signin["G0101"], t("en", "meeting.btn_sign_in"))
+    assert answer.text == shown("en", "meeting.signed_in")
+    again = await h.press(worker, signin["G0101"], t("en", "meeting.btn_sign_in"))
+    assert again.text == shown("en", "meeting.already_signed_in", title="垃圾分类联席会议")
+    meetings.clock = lambda: start + 15 * 60
+    answer = await h.press(leader, signin["G0102"], t("en", "meeting.btn_sign_in"))
+    assert answer.text == shown("en", "meeting.signed_in_late")
+    listing = (await h.say(staff, "/meetings"))[-1].text
+    assert plain(units_line("en", {"G0101": "第一网格", "G0102": "第二网格"},
+                            ["G0101"], ["G0102"])) in listing
+
+    # after the end: sign-in is closed; the minutes, then a decision → ticket
+    meetings.clock = lambda: start + 61 * 60
+    late = await h.press(staff, signin["C01"], t("en", "meeting.btn_sign_in"))
+    assert late.text == shown("en", "meeting.signin_closed", title="垃圾分类联席会议")
+    assert await meetings.run_due() == 1
+    await h.settle()
+    ended = await h.last(staff.id)
+    assert shown("en", "meeting.ended", id=1, title="垃圾分类联席会议", signed_in=2) in ended.text
+    await h.press(staff, ended, t("en", "meeting.btn_minutes"))
+    assert (await h.last(staff.id)).text == shown("en", "meeting.ask_minutes",
+                                                  title="垃圾分类联席会议")
+    await h.say(staff, "一、增设投放点；二、清理楼道")
+    await h.say(staff, "增设两个分类投放点")
+    await h.press(staff, await h.last(staff.id), "mt:d:green")
+    await h.press(staff, await h.last(staff.id), "Worker")
+    await h.press(staff, await h.last(staff.id), t("en", "meeting.btn_days", days=7))
+    ticket = await h.store.tickets.get(1)
+    assert ticket is not None
+    assert (ticket.source, ticket.domain, ticket.assignee_id) == (TicketSource.MEETING, "green",
+                                                                  worker.id)
+    assert ticket.due_at == pytest.approx(start + 61 * 60 + 7 * 86400)
+    assert any(shown("en", "meeting.decision_receipt", id=1) == m.text
+               for m in emu.messages(staff.id))
+    assert any("#1" in m.text and "增设两个分类投放点" in m.text
+               for m in emu.messages(worker.id))
+    await h.press(staff, await h.last(staff.id), t("en", "meeting.btn_done"))
+    assert (await h.last(staff.id)).text == shown("en", "meeting.wrap_done")
+    assert (await h.store.meetings.get(1)).minutes == "一、增设投放点；二、清理楼道"
+
+
+async def test_the_guided_flow_with_buttons_and_a_refused_time(harness):
+    """/meeting step by step: the kind by button, the rest typed; an end before the
+    start is answered and the step asked again; a building meeting invites the building's
+    chat only; a unit contact (building head) may not call one."""
+    h = harness
+    emu = h.emu
+    worker = emu.add_user(first_name="Worker", language_code="en")
+    head = emu.add_user(first_name="Head", language_code="en")
+    runtime = await h.start_bot()
+    await seed_map(h.store)
+    await grant(h.store, worker.id, "grid_worker", "G0101")
+    await grant(h.store, head.id, "building_head", "B01010101")
+    for user in (worker, head):
+        await h.say(user, "/start")
+    building = await h.bound_group("1栋 楼事群", "B01010101", head, [head, worker])
+    grid = await h.bound_group("第一网格 工作群", "G0101", worker, [worker])
+    assert (await h.say(head, "/meeting"))[-1].text == shown("en", "meeting.not_staff")
+
+    tz = runtime.settings.tz
+    start = float((int(time.time()) // HOUR + 26) * HOUR)
+    kinds = (await h.say(worker, "/meeting"))[-1]
+    assert kinds.text == shown("en", "meeting.ask_kind")
+    await h.press(worker, kinds, "mt:k:building")
+    scopes = await h.last(worker.id)
+    assert [row[0].callback_data for row in scopes.buttons][:2] == ["mt:u:G0101", "mt:u:E010101"]
+    await h.say(worker, "b01010101")                    # a unit not among the buttons: typed
+    assert (await h.last(worker.id)).text == shown("en", "meeting.ask_title")
+    await h.say(worker, "1栋楼栋见面会")
+    await h.say(worker, "1栋架空层")
+    await h.say(worker, datetime.fromtimestamp(start, tz).strftime("%Y-%m-%d %H:%M"))
+    before = datetime.fromtimestamp(start - HOUR, tz).strftime("%Y-%m-%d %H:%M")
+    replies = await h.say(worker, before)
+    assert replies[0].text == shown("en", "meeting.end_before_start",
+                                    start=datetime.fromtimestamp(start, tz).strftime(
+                                        "%Y-%m-%d %H:%M"))
+    assert replies[-1].text.startswith(shown("en", "meeting.ask_end", example="")[:20])
+    await h.say(worker, "45")
+    preview = (await h.say(worker, "-"))[-1]
+    assert "1栋楼栋见面会" in preview.text and "1栋架空层" in preview.text
+    await h.press(worker, preview, "mt:pub")
+    invitation = await h.last(building.id)
+    assert "1栋楼栋见面会" in invitation.text and invitation.buttons
+    assert not any("1栋楼栋见面会" in m.text for m in emu.messages(grid.id))
+    meeting = await h.store.meetings.get(1)
+    assert meeting is not None and meeting.ends_at == start + 45 * 60
+    assert meeting.kind == "building" and meeting.grid_code == "G0101"
