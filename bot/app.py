@@ -35,6 +35,7 @@ from bot.ratelimit import DirectReplyLimiter, FloodGate, SharedDirectSends
 from bot.scheduler import Scheduler
 from bot.services.access import Access
 from bot.services.chats import ChatService
+from bot.services.checkpoints import CheckpointService
 from bot.services.horns import HornService
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
@@ -122,6 +123,9 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                                 learn_chat=chats.known)
         horns = HornService(store, access, people, outbox, settings, changed=horns_due)
         schedule = ScheduleService(store, access, people, outbox, settings)
+        checkpoints_due = Wakeup()  # patrol checkpoints: the next end of a period (SPEC §13)
+        checkpoints = CheckpointService(store, access, people, outbox, settings,
+                                        changed=checkpoints_due)
 
         def local_now() -> datetime:
             return datetime.now(settings.tz)
@@ -135,6 +139,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             schedule=schedule,
                             roster=RosterService(store, access, people, outbox, tickets),
                             backups=schedule.backups,
+                            checkpoints=checkpoints,
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(
@@ -148,6 +153,8 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                                  wakeup=deadlines_due),
             horn_watch=DueWatcher("horns", horns.run_due, horns.next_due,
                                   recover=horns.recover, wakeup=horns_due),
+            checkpoint_watch=DueWatcher("checkpoints", checkpoints.run_due,
+                                        checkpoints.next_due, wakeup=checkpoints_due),
             card_backlog=Backlog("cards", tickets.post_pending_cards, wakeup=cards_waiting,
                                  foreground_busy=intake.busy),
             webhook=webhook_server, leadership=leadership, shared_sends=shared,
@@ -189,6 +196,7 @@ class Runtime:
     scheduler: Scheduler
     deadlines: DueWatcher
     horn_watch: DueWatcher
+    checkpoint_watch: DueWatcher
     card_backlog: Backlog
     #: webhook mode: Telegram posts the updates here (the intake then does not poll)
     webhook: WebhookServer | None = None
@@ -249,7 +257,7 @@ class Runtime:
         stack.push_async_callback(self._stop_sender)
         await self.scheduler.start()  # after an outage, what was due runs once now
         stack.push_async_callback(self.scheduler.stop)
-        for watcher in (self.deadlines, self.horn_watch):
+        for watcher in (self.deadlines, self.horn_watch, self.checkpoint_watch):
             await watcher.start(self.scheduler.aps)
             stack.push_async_callback(watcher.stop)
         await self.card_backlog.start()

@@ -12,6 +12,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.services.access import Access, Actor
 from bot.services.backups import BackupService
 from bot.services.chats import ChatService
+from bot.services.checkpoints import CheckpointService
 from bot.services.horns import HornService
 from bot.services.people import PeopleService
 from bot.services.roster import RosterService
@@ -37,6 +38,8 @@ class Services:
     schedule: ScheduleService
     roster: RosterService
     backups: BackupService
+    #: patrol checkpoints 专项巡更点 (SPEC §13)
+    checkpoints: CheckpointService
     #: the local time (the scheduler's clock: tests move it)
     now: Callable[[], datetime]
     #: the bot's @username, known once the application has asked Telegram (`getMe`)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
+from bot.services import checkpoints as checkpoint_service
 from bot.services import horn_base, ticket_intake, volunteers
 from handlers import (
     backups,
     chats,
+    checkpoints,
     fallback,
     flows,
     guard,
@@ -38,6 +40,7 @@ FLOW_TEXTS: dict[str, FlowText] = {
     horn_base.HOURS_FLOW: horn.flow_text,
     volunteers.FLOW: volunteer.flow_text,
     ticket_intake.FLOW: intake.flow_text,
+    checkpoint_service.FLOW: checkpoints.flow_text,
 }
 
 
@@ -53,5 +56,6 @@ def register_all(app: Application) -> None:
     people.register(app, FEATURE_GROUP)
     intake.register(app, FEATURE_GROUP)
     backups.register(app, FEATURE_GROUP)
+    checkpoints.register(app, FEATURE_GROUP)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

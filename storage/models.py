@@ -480,3 +480,44 @@ class UpdateTaken(Exception):
     """The update was marked processed by another replica before this one's work committed:
     this work is rolled back (PostgreSQL; a fence that only a lost lane lock can need). The
     handlers' error path lets it pass quietly: the other replica answered the person."""
+
+
+# Patrol checkpoints 专项巡更点 (SPEC §13)
+
+MATTERS: tuple[str, ...] = ("food_safety", "vacant_land", "key_visit", "fire", "other")
+
+
+class Checkpoint(Record):
+    """A place of a grid to visit once per period of its frequency, for a matter."""
+
+    code: str
+    grid_code: str
+    name: str
+    matter: str
+    lat: float
+    lon: float
+    radius_m: int = 100
+    frequency: str = "weekly"
+    building_code: str | None = None
+    position: int = 0
+    created_at: float = 0.0
+
+
+class CheckpointVisit(Record):
+    id: int
+    checkpoint_code: str
+    user_id: int
+    at: float
+    period: str
+    lat: float
+    lon: float
+    distance_m: float
+    note: str | None = None
+    photo_file_id: str | None = None
+
+
+class CheckpointMiss(Record):
+    checkpoint_code: str
+    period: str
+    period_start: float
+    period_end: float
