@@ -14,7 +14,7 @@ from bot.services.patrols import Recorded
 from bot.services.themes import ThemeShown
 from bot.services.ticket_intake import IntakePress, press_data
 from bot.services.ticket_views import button, when
-from handlers import checkpoints
+from handlers.checkpoints import patrol_command
 from handlers.common import command_args, handles_refusals, markup, reply, reply_html, thread_of
 from storage.models import TicketSource
 
@@ -102,7 +102,7 @@ async def board(update: Update, context: GridhornContext) -> None:
 async def patrol(update: Update, context: GridhornContext) -> None:
     """Record a patrol: /patrol [CODE] [location] [note]; `/patrol status` and `/patrol`
     alone in a private chat are the checkpoints' (SPEC §13)."""
-    if await checkpoints.patrol_command(update, context):
+    if await patrol_command(update, context):
         return
     services = context.services
     chat = update.effective_chat

@@ -24,8 +24,9 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
+from bot.cron import cron_trigger
 from bot.hooks import Wakeup
 from bot.i18n import t
 from bot.services import periods
@@ -92,12 +93,12 @@ def parse_matter(text: str) -> str:
     return word
 
 
-def parse_frequency(text: str, tz: object) -> str:
+def parse_frequency(text: str, tz: tzinfo) -> str:
     value = " ".join(text.split())
     if value in PATROLS:
         return value
     try:
-        periods.cron_trigger(value, tz)  # type: ignore[arg-type]
+        cron_trigger(value, tz)
     except ValueError:
         raise Refused("checkpoints.bad_frequency", value=value[:40]) from None
     return value
@@ -111,7 +112,7 @@ def parse_name(text: str) -> str:
 
 
 def matter_text(locale: str, matter: str) -> str:
-    return t(locale, MATTER_KEYS.get(matter, "checkpoints.matter_other"))
+    return t(locale, MATTER_KEYS[matter if matter in MATTER_KEYS else "other"])
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,6 @@ class Coverage:
     matter: str | None
     visited: int = 0
     missed: int = 0
-    due_now: int = 0
     total_checkpoints: int = 0
 
     @property
@@ -341,45 +341,13 @@ class CheckpointService(Service):
 
     # coverage
 
-    async def coverage(self, grids: list[Unit], start: float, end: float,
-                       now: datetime | None = None) -> list[tuple[Coverage, list[Coverage]]]:
-        """Per grid (with checkpoints) and matter: checkpoint periods visited in [start, end)
-        and missed (ended in (start, end]); `now`: also how many are due now."""
-        out: list[tuple[Coverage, list[Coverage]]] = []
-        for grid in grids:
-            cps = await self.store.checkpoints.all([grid.code])
-            if not cps:
-                continue
-            total = Coverage(grid=grid, matter=None, total_checkpoints=len(cps))
-            by_matter: dict[str, Coverage] = {}
-            matter_of = {cp.code: cp.matter for cp in cps}
-            for cp in cps:
-                by_matter.setdefault(cp.matter, Coverage(grid=grid, matter=cp.matter))
-                by_matter[cp.matter].total_checkpoints += 1
-            seen = {(v.checkpoint_code, v.period)
-                    for v in await self.store.checkpoints.visits(matter_of, start, end)}
-            for code, _ in seen:
-                by_matter[matter_of[code]].visited += 1
-            for miss in await self.store.checkpoints.misses(matter_of, start, end):
-                by_matter[matter_of[miss.checkpoint_code]].missed += 1
-            if now is not None:
-                for cp, _ in await self.due(grid.code, now):
-                    by_matter[cp.matter].due_now += 1
-            parts = [by_matter[m] for m in MATTERS if m in by_matter]
-            for part in parts:
-                total.visited += part.visited
-                total.missed += part.missed
-                total.due_now += part.due_now
-            out.append((total, parts))
-        return out
-
     async def status(self, actor: Actor, code: str | None, now: datetime) -> Status:
         """`/patrol status [GRID]`: this month so far, per grid in scope and matter."""
         grids = [await self._grid(actor, code)] if code else await self._patrol_grids(actor)
         now = now.astimezone(self.settings.tz)
         month = periods.month(periods.month_key(now), self.settings.tz)
         start, end = month.start.timestamp(), now.timestamp() + 1
-        cover = await self.coverage(grids, start, end, now)
+        cover = await grid_coverage(self.store, grids, start, end)
         due = {total.grid.code: await self.due(total.grid.code, now) for total, _ in cover}
         return Status(month=month.key, grids=cover, due=due)
 
@@ -464,6 +432,34 @@ class CheckpointService(Service):
             self.changed(period.end.timestamp())
 
 
+async def grid_coverage(store: Store, grids: list[Unit], start: float,
+                        end: float) -> list[tuple[Coverage, list[Coverage]]]:
+    """Per grid (those with checkpoints) and matter: the checkpoint periods visited in
+    [start, end) and those missed (their period ended in (start, end])."""
+    out: list[tuple[Coverage, list[Coverage]]] = []
+    for grid in grids:
+        cps = await store.checkpoints.all([grid.code])
+        if not cps:
+            continue
+        by_matter: dict[str, Coverage] = {}
+        matter_of = {cp.code: cp.matter for cp in cps}
+        for cp in cps:
+            by_matter.setdefault(cp.matter, Coverage(grid=grid, matter=cp.matter))
+            by_matter[cp.matter].total_checkpoints += 1
+        seen = {(v.checkpoint_code, v.period)
+                for v in await store.checkpoints.visits(matter_of, start, end)}
+        for code, _ in seen:
+            by_matter[matter_of[code]].visited += 1
+        for miss in await store.checkpoints.misses(matter_of, start, end):
+            by_matter[matter_of[miss.checkpoint_code]].missed += 1
+        parts = [by_matter[m] for m in MATTERS if m in by_matter]
+        total = Coverage(grid=grid, matter=None, total_checkpoints=len(cps),
+                         visited=sum(p.visited for p in parts),
+                         missed=sum(p.missed for p in parts))
+        out.append((total, parts))
+    return out
+
+
 def coverage_line(locale: str, c: Coverage) -> str:
     """"2/3 checkpoints visited, 1 missed" (the matter's, or the grid's)."""
     return t(locale, "checkpoints.coverage", visited=c.visited, counted=c.counted,
@@ -477,4 +473,4 @@ def checkpoint_line(locale: str, cp: Checkpoint) -> str:
 
 
 __all__ = ["DEFAULT_RADIUS_M", "CheckpointService", "Coverage", "FreePatrol", "Visited",
-           "coverage_line", "distance_m"]
+           "coverage_line", "distance_m", "grid_coverage"]

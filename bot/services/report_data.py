@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.services.checkpoints import Coverage
 from bot.services.scopes import Scope
 from storage.models import Patrol, Person, ReportTicket, Unit
 
@@ -49,6 +50,8 @@ class Report:
     people: dict[int, Person]
     #: tickets received in the period by source (SPEC §11), in `TicketSource` order
     by_source: tuple[tuple[str, int], ...] = ()
+    #: patrol checkpoints' coverage (SPEC §13): per grid with checkpoints, and per matter
+    checkpoints: tuple[tuple[Coverage, list[Coverage]], ...] = ()
 
 
 @dataclass(frozen=True)
