@@ -185,6 +185,8 @@ class CheckpointService(Service):
         return [g for g in grids if await self.access.can(actor, Action.PATROL, g.code)]
 
     async def _grid(self, actor: Actor, code: str) -> Unit:
+        if not self.access.can_somewhere(actor, Action.PATROL):
+            raise Refused("patrol.not_allowed")
         unit = await self.store.map.get(code) or await self.store.map.get(code.upper())
         if unit is None or unit.kind != "grid":
             raise Refused("checkpoints.unknown_grid", code=code[:32])
