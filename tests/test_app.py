@@ -18,7 +18,7 @@ from storage.store import Store
 pytestmark = pytest.mark.asyncio
 
 #: what `Runtime.stop` must stop, in this order (the reverse of the start)
-STOPPED = ["intake", "cards", "horns", "deadlines", "scheduler", "sender", "store"]
+STOPPED = ["intake", "cards", "checkpoints", "horns", "deadlines", "scheduler", "sender", "store"]
 
 
 def record_stops(monkeypatch: pytest.MonkeyPatch, stopped: list[str]) -> None:
@@ -72,7 +72,7 @@ async def test_a_start_that_fails_part_way_stops_what_it_had_started(harness, mo
     with pytest.raises(RuntimeError, match="cannot start"):
         await harness.start_bot()
     # the backlog and the intake never started: only what did is stopped
-    assert stopped == ["horns", "deadlines", "scheduler", "sender", "store"]
+    assert stopped == ["checkpoints", "horns", "deadlines", "scheduler", "sender", "store"]
     assert not harness.runtime.app.running
     harness.runtime = None
 
