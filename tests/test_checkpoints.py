@@ -149,3 +149,17 @@ async def test_visits_free_patrols_misses_once_and_coverage(store: Store):
     assert (total.visited, total.missed, total.counted) == (2, 1, 3)
     assert [(p.matter, p.visited, p.missed) for p in parts] == [("fire", 2, 0), ("other", 0, 1)]
     assert len(status.due["G0101"]) == 3  # a new day: all three due again
+
+
+def test_map_import_names_the_line_of_a_latitude_of_123(tmp_path, monkeypatch, capsys):
+    from bot.cli import main
+
+    monkeypatch.setenv("GRIDHORN_DATABASE_URL", f"sqlite:///{tmp_path / 'g.db'}")
+    bad = tmp_path / "checkpoints.yaml"
+    bad.write_bytes(MAP.decode().replace("lat: 31.8612", "lat: 123").encode())
+    assert main(["map", "import", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:11: [K01] lat 123 is out of range: use -90 to 90 degrees" in err
+    assert "nothing was changed" in err
+    assert main(["map", "export"]) == 0
+    assert "K01" not in capsys.readouterr().out
