@@ -4,6 +4,8 @@ the visit's note or photo, and "Done" under a visit."""
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from telegram import KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
 from telegram.constants import ParseMode
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
@@ -20,6 +22,7 @@ from bot.services.checkpoints import (
     matter_text,
 )
 from bot.services.errors import Refused
+from bot.services.periods import Period
 from bot.services.ticket_intake import IntakePress, press_data
 from bot.services.ticket_views import button, when
 from handlers.common import (
@@ -31,7 +34,7 @@ from handlers.common import (
     refusal_text,
     reply_html,
 )
-from storage.models import Flow, TicketSource
+from storage.models import Checkpoint, Flow, TicketSource
 
 DONE = f"{PREFIX}:done"
 
@@ -63,7 +66,7 @@ async def _status(update: Update, context: GridhornContext, code: str | None) ->
                                                   services.settings.tz))
 
 
-def status_text(locale: str, status: Status, tz: object) -> str:
+def status_text(locale: str, status: Status, tz: ZoneInfo) -> str:
     if not status.grids:
         return t(locale, "checkpoints.status_none")
     lines = [t(locale, "checkpoints.status_title", month=status.month)]
@@ -80,11 +83,11 @@ def status_text(locale: str, status: Status, tz: object) -> str:
     return "\n".join(lines)
 
 
-def _due_text(locale: str, due: list, tz: object) -> str:  # type: ignore[type-arg]
+def _due_text(locale: str, due: list[tuple[Checkpoint, Period]], tz: ZoneInfo) -> str:
     if not due:
         return t(locale, "checkpoints.all_visited")
     items = "\n".join(t(locale, "checkpoints.due_line", name=cp.name, code=cp.code,
-                        until=when(period.end.timestamp(), tz))  # type: ignore[arg-type]
+                        until=when(period.end.timestamp(), tz))
                       for cp, period in due)
     return t(locale, "checkpoints.still_due", items=Markup(items))
 
@@ -185,7 +188,7 @@ async def checkpoints_command(update: Update, context: GridhornContext) -> None:
     await reply_html(update, context, "\n".join(lines))
 
 
-def register(app: Application, group: int) -> None:  # type: ignore[type-arg]
+def register(app: Application, group: int) -> None:
     app.add_handler(CommandHandler("checkpoints", checkpoints_command), group=group)
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.LOCATION, location),
                     group=group)
