@@ -5,11 +5,13 @@ the coverage in /patrol status and the monthly report."""
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from openpyxl import load_workbook
 
 from bot.i18n import t
 from bot.services.checkpoints import distance_m
@@ -154,5 +156,12 @@ async def _scenario(harness, clock) -> None:
     report = (await say(leader, "/report"))
     text = next(m.text for m in report if m.kind == "text")
     assert shown("en", "report.checkpoints", coverage=coverage) in text
+    workbook = next(m for m in report if m.kind == "document")
+    sheet = load_workbook(io.BytesIO(workbook.document))[t("en", "xlsx.sheet_checkpoints")]
+    assert [list(r) for r in sheet.iter_rows(min_row=2, values_only=True)] == [
+        ["第一网格 (G0101)", t("en", "xlsx.cp_all_matters"), 3, 2, 1],
+        ["第一网格 (G0101)", t("en", "checkpoints.matter_food_safety"), 1, 1, 0],
+        ["第一网格 (G0101)", t("en", "checkpoints.matter_vacant_land"), 1, 1, 0],
+        ["第一网格 (G0101)", t("en", "checkpoints.matter_key_visit"), 1, 0, 1]]
     # the resident may not ask
     assert (await say(resident, "/patrol status"))[-1].text == shown("en", "patrol.not_allowed")
