@@ -126,11 +126,12 @@ async def location(update: Update, context: GridhornContext) -> None:
     building = done.checkpoint.building_code
     source = f"{TicketSource.PATROL}:{building}" if building else str(TicketSource.PATROL)
     buttons = [[button(t(locale, "intake.btn_report_problem"),
-                       press_data(IntakePress.START, source))],
-               [button(t(locale, "checkpoints.btn_done"), DONE)]]
-    await reply_html(update, context,
-                     _due_text(locale, done.due, tz) + "\n\n" + t(locale, "checkpoints.ask_note"),
-                     markup=markup(buttons))
+                       press_data(IntakePress.START, source))]]
+    text = _due_text(locale, done.due, tz)
+    if done.awaits_note:  # not while another guided flow waits for the person's words
+        buttons.append([button(t(locale, "checkpoints.btn_done"), DONE)])
+        text += "\n\n" + t(locale, "checkpoints.ask_note")
+    await reply_html(update, context, text, markup=markup(buttons))
 
 
 async def flow_text(update: Update, context: GridhornContext, flow: Flow) -> None:

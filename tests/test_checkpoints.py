@@ -163,3 +163,25 @@ def test_map_import_names_the_line_of_a_latitude_of_123(tmp_path, monkeypatch, c
     assert "nothing was changed" in err
     assert main(["map", "export"]) == 0
     assert "K01" not in capsys.readouterr().out
+
+
+async def test_a_visit_keeps_another_guided_flow_and_done_ends_the_note(store: Store):
+    monday = datetime(2026, 3, 2, 10, 0, tzinfo=TZ)
+    cps = await service(store, [monday.timestamp()])
+    worker = await cps.access.actor(WORKER)
+    cp = await cps.add(worker, ["G0101", "fire", "31.86", "117.28", "60", "Hydrant"])
+    async with store.transaction():
+        await store.flows.set(WORKER, "intake", "text", {"photos": []})
+    kept = await cps.located(worker, 31.86, 117.28, monday, source_update_id=7)
+    assert isinstance(kept, Visited) and not kept.awaits_note
+    assert (await store.flows.get(WORKER)).name == "intake"
+    with pytest.raises(Refused) as refused:
+        await cps.annotate(worker, "a note", None)
+    assert refused.value.key == "checkpoints.note_gone"
+    async with store.transaction():
+        await store.flows.clear(WORKER)
+    visit = await cps.located(worker, 31.86, 117.28, monday, source_update_id=8)
+    assert isinstance(visit, Visited) and visit.awaits_note and visit.checkpoint == cp
+    assert await cps.finish(worker) and not await cps.finish(worker)
+    assert await store.flows.get(WORKER) is None
+    assert (await store.checkpoints.visit(visit.visit.id)).note is None

@@ -123,6 +123,9 @@ class Visited:
     checkpoint: Checkpoint
     grid: Unit
     due: list[tuple[Checkpoint, periods.Period]]
+    #: the next private message is the visit's note (False: the person is in another
+    #: guided flow, which is kept)
+    awaits_note: bool = True
 
 
 @dataclass(frozen=True)
@@ -227,11 +230,15 @@ class CheckpointService(Service):
                     cp.code, actor.user_id, at, key, lat, lon, distance, source_update_id)
                 await self.store.schedules.add_patrol(
                     grid.code, actor.user_id, at, cp.name, None, source_update_id)
-                await self.store.flows.set(actor.user_id, FLOW, NOTE_STEP, {"visit": visit_id})
+                flow = await self.store.flows.get(actor.user_id)
+                awaits_note = flow is None or flow.name == FLOW
+                if awaits_note:
+                    await self.store.flows.set(actor.user_id, FLOW, NOTE_STEP,
+                                               {"visit": visit_id})
             visit = await self.store.checkpoints.visit(visit_id)
             assert visit is not None
             return Visited(visit=visit, checkpoint=cp, grid=grid,
-                           due=await self.due(grid.code, now))
+                           due=await self.due(grid.code, now), awaits_note=awaits_note)
         nearest = candidates[0] if candidates else None
         if nearest is not None:
             grid = grids[nearest[1].grid_code]
