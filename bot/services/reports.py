@@ -254,7 +254,7 @@ def rating_text(locale: str, value: float | None, count: int) -> Markup:
 def checkpoint_lines(locale: str, report: Report, grid_code: str) -> list[str]:
     """A grid's checkpoint coverage (SPEC §13): the grid's, then each matter's."""
     for total, parts in report.checkpoints:
-        if total.grid.code == grid_code:
+        if total.grid.code == grid_code and total.counted:  # no period counted: no line
             return [t(locale, "report.checkpoints", coverage=Markup(coverage_line(locale, total)))
                     ] + [t(locale, "checkpoints.status_matter", matter=matter_text(
                         locale, part.matter or "other"), coverage=Markup(coverage_line(
