@@ -191,6 +191,7 @@ async def checkpoints_command(update: Update, context: GridhornContext) -> None:
 
 def register(app: Application, group: int) -> None:
     app.add_handler(CommandHandler("checkpoints", checkpoints_command), group=group)
-    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.LOCATION, location),
-                    group=group)
+    # a new message only: a live location's moves come as edits, and are not visits
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE &
+                                   filters.LOCATION, location), group=group)
     app.add_handler(CallbackQueryHandler(done_button, pattern=rf"^{PREFIX}:"), group=group)

@@ -228,13 +228,13 @@ class CheckpointService(Service):
             async with self.store.transaction():
                 visit_id = await self.store.checkpoints.add_visit(
                     cp.code, actor.user_id, at, key, lat, lon, distance, source_update_id)
-                await self.store.schedules.add_patrol(
+                patrol_id = await self.store.schedules.add_patrol(
                     grid.code, actor.user_id, at, cp.name, None, source_update_id)
                 flow = await self.store.flows.get(actor.user_id)
                 awaits_note = flow is None or flow.name == FLOW
                 if awaits_note:
                     await self.store.flows.set(actor.user_id, FLOW, NOTE_STEP,
-                                               {"visit": visit_id})
+                                               {"visit": visit_id, "patrol": patrol_id})
             visit = await self.store.checkpoints.visit(visit_id)
             assert visit is not None
             return Visited(visit=visit, checkpoint=cp, grid=grid,
@@ -279,10 +279,14 @@ class CheckpointService(Service):
         if len(text) > MAX_NOTE:
             raise Refused("checkpoints.note_too_long", limit=MAX_NOTE)
         async with self.store.transaction():
+            flow = await self.store.flows.get(actor.user_id)
             visit_id = await self.note_flow(actor.user_id)
-            if visit_id is None:
+            if flow is None or visit_id is None:
                 raise Refused("checkpoints.note_gone")
             await self.store.checkpoints.annotate(visit_id, text or None, photo)
+            patrol_id = flow.data.get("patrol")
+            if text and isinstance(patrol_id, int):  # the patrols sheet shows it too
+                await self.store.schedules.set_patrol_note(patrol_id, text)
             await self.store.flows.clear(actor.user_id)
         visit = await self.store.checkpoints.visit(visit_id)
         assert visit is not None

@@ -107,6 +107,9 @@ async def _scenario(harness, clock) -> None:
     visits = await harness.store.checkpoints.visits(codes, 0, 4e9)
     assert [(v.checkpoint_code, v.note) for v in visits] == [
         (codes[0], "Stalls clean, <b>no</b> expired goods")]
+    patrols = await harness.store.schedules.patrols(["G0101"], 0, 4e9)
+    assert [(p.location, p.note) for p in patrols] == [
+        ("31.90000, 117.30000", None), ("East market", "Stalls clean, <b>no</b> expired goods")]
     # "Report a problem" opens staff intake with the checkpoint's building filled in
     await harness.press(worker, due, t("en", "intake.btn_report_problem"))
     flow = await harness.store.flows.get(worker.id)
