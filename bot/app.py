@@ -35,7 +35,6 @@ from bot.ratelimit import DirectReplyLimiter, FloodGate, SharedDirectSends
 from bot.scheduler import Scheduler
 from bot.services.access import Access
 from bot.services.chats import ChatService
-from bot.services.checkpoints import CheckpointService
 from bot.services.horns import HornService
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
@@ -122,10 +121,10 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                                 changed=deadlines_due, cards_waiting=cards_waiting,
                                 learn_chat=chats.known)
         horns = HornService(store, access, people, outbox, settings, changed=horns_due)
-        schedule = ScheduleService(store, access, people, outbox, settings)
         checkpoints_due = Wakeup()  # patrol checkpoints: the next end of a period (SPEC §13)
-        checkpoints = CheckpointService(store, access, people, outbox, settings,
-                                        changed=checkpoints_due)
+        schedule = ScheduleService(store, access, people, outbox, settings,
+                                   checkpoints_changed=checkpoints_due)
+        checkpoints = schedule.checkpoints
 
         def local_now() -> datetime:
             return datetime.now(settings.tz)

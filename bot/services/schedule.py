@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.hooks import Wakeup
 from bot.services import periods
 from bot.services.access import Access, Action, Actor
 from bot.services.backups import BackupService
 from bot.services.boards import KINDS, BoardService, parse_board_args
+from bot.services.checkpoints import CheckpointService
 from bot.services.errors import Refused
 from bot.services.outbox import Outbox
 from bot.services.patrols import PatrolService
@@ -30,7 +32,7 @@ class AskedReport:
 
 class ScheduleService:
     def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
-                 settings: Settings) -> None:
+                 settings: Settings, checkpoints_changed: Wakeup | None = None) -> None:
         self.store = store
         self.access = access
         self.settings = settings
@@ -40,6 +42,10 @@ class ScheduleService:
         self.patrols = PatrolService(store, access, people, outbox, settings)
         #: AB岗: the daily run ends absences whose date passed (SPEC §11)
         self.backups = BackupService(store, access, people, outbox, settings)
+        #: patrol checkpoints (SPEC §13): the scheduler's runs look at ended periods first,
+        #: so a month's report counts the misses of periods ended by then
+        self.checkpoints = CheckpointService(store, access, people, outbox, settings,
+                                             changed=checkpoints_changed)
 
     async def report(self, actor: Actor, month_text: str | None, now: datetime,
                      locale: str) -> AskedReport:
