@@ -131,7 +131,10 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                                 changed=deadlines_due, cards_waiting=cards_waiting,
                                 learn_chat=chats.known)
         horns = HornService(store, access, people, outbox, settings, changed=horns_due)
-        schedule = ScheduleService(store, access, people, outbox, settings)
+        checkpoints_due = Wakeup()  # patrol checkpoints: the next end of a period (SPEC §13)
+        schedule = ScheduleService(store, access, people, outbox, settings,
+                                   checkpoints_changed=checkpoints_due)
+        checkpoints = schedule.checkpoints
         meetings_due = Wakeup()
         meetings = MeetingService(store, access, people, outbox, settings, tickets,
                                   changed=meetings_due)
@@ -148,7 +151,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             schedule=schedule,
                             roster=RosterService(store, access, people, outbox, tickets),
                             backups=schedule.backups, meetings=meetings,
-                            shop=shop,
+                            shop=shop, checkpoints=checkpoints,
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(
@@ -163,6 +166,8 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
             horn_watch=DueWatcher("horns", horns.run_due, horns.next_due,
                                   recover=horns.recover, wakeup=horns_due),
             shop_watch=DueWatcher("codes", shop.run_due, shop.next_due, wakeup=codes_due),
+            checkpoint_watch=DueWatcher("checkpoints", checkpoints.run_due,
+                                        checkpoints.next_due, wakeup=checkpoints_due),
             card_backlog=Backlog("cards", tickets.post_pending_cards, wakeup=cards_waiting,
                                  foreground_busy=intake.busy),
             meeting_watch=DueWatcher("meetings", meetings.run_due, meetings.next_due,
@@ -209,6 +214,7 @@ class Runtime:
     deadlines: DueWatcher
     horn_watch: DueWatcher
     shop_watch: DueWatcher      # expired redemption codes return their points (SPEC §13)
+    checkpoint_watch: DueWatcher
     card_backlog: Backlog
     #: meetings' reminders, sign-in buttons and requests for minutes (SPEC §12)
     meeting_watch: DueWatcher
@@ -273,7 +279,8 @@ class Runtime:
         stack.push_async_callback(self._stop_sender)
         await self.scheduler.start()  # after an outage, what was due runs once now
         stack.push_async_callback(self.scheduler.stop)
-        for watcher in (self.deadlines, self.horn_watch, self.shop_watch, self.meeting_watch):
+        for watcher in (self.deadlines, self.horn_watch, self.shop_watch, self.meeting_watch,
+                        self.checkpoint_watch):
             await watcher.start(self.scheduler.aps)
             stack.push_async_callback(watcher.stop)
         await self.card_backlog.start()

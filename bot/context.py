@@ -12,6 +12,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.services.access import Access, Actor
 from bot.services.backups import BackupService
 from bot.services.chats import ChatService
+from bot.services.checkpoints import CheckpointService
 from bot.services.horns import HornService
 from bot.services.meetings import MeetingService
 from bot.services.people import PeopleService
@@ -42,6 +43,8 @@ class Services:
     #: the time bank's shop 爱心银行 (SPEC §13)
     shop: ShopService
     meetings: MeetingService
+    #: patrol checkpoints 专项巡更点 (SPEC §13)
+    checkpoints: CheckpointService
     #: the local time (the scheduler's clock: tests move it)
     now: Callable[[], datetime]
     #: the bot's @username, known once the application has asked Telegram (`getMe`)

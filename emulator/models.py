@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 ChatType = Literal["private", "group", "supergroup"]
-MessageKind = Literal["text", "photo", "document", "service"]
+MessageKind = Literal["text", "photo", "document", "service", "location"]
 BotStatus = Literal["none", "member", "administrator", "left", "kicked"]
 
 
@@ -214,6 +214,8 @@ class EmuMessage:
     photo: bytes | None = None
     #: The ``photo`` (list of PhotoSize) or ``document`` JSON of media messages.
     media: Any = field(default=None, repr=False)
+    #: ``{"latitude", "longitude"[, "horizontal_accuracy"]}`` of a location message.
+    location: dict[str, Any] | None = None
     #: ``forward_origin`` of forwarded messages.
     forward_origin: dict[str, Any] | None = None
     #: Extra fields of service messages, e.g. ``{"new_chat_members": [...]}``.

@@ -534,6 +534,28 @@ class EmulatorState:
         self._changes_signal.fire()
         return message
 
+    def send_location(
+        self,
+        user: EmuUser,
+        latitude: float,
+        longitude: float,
+        chat: ChatRef | None = None,
+        reply_to: MessageRef | None = None,
+        thread_id: int | None = None,
+        horizontal_accuracy: float | None = None,
+    ) -> EmuMessage:
+        """The user shares a location (as the ``request_location`` keyboard button does)."""
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise ValueError("latitude must be in [-90, 90] and longitude in [-180, 180]")
+        target, reply_id, thread = self._user_target(user, chat, reply_to, thread_id)
+        message = self.new_message(target, user, "location", reply_to=reply_id, thread_id=thread)
+        message.location = {"latitude": latitude, "longitude": longitude}
+        if horizontal_accuracy is not None:
+            message.location["horizontal_accuracy"] = horizontal_accuracy
+        self._deliver(target, message)
+        self._changes_signal.fire()
+        return message
+
     def edit_text(self, message: EmuMessage, text: str) -> EmuMessage:
         """The user edits one of their text messages; emits ``edited_message``."""
         if message.sender is None or message.kind != "text" or message.deleted:
@@ -1087,6 +1109,8 @@ class EmulatorState:
                 data["caption"] = message.text
                 if message.entities:
                     data["caption_entities"] = message.entities
+        elif message.kind == "location" and message.location is not None:
+            data["location"] = dict(message.location)
         elif message.service:
             data.update(message.service)
         if message.buttons and message.reply_markup is not None:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
+from bot.services import checkpoints as checkpoint_service
 from bot.services import horn_base, meeting_flow, ticket_intake, volunteers
 from bot.services.meetings import WRAP_FLOW as MEETING_WRAP_FLOW
 from handlers import (
     backups,
     chats,
+    checkpoints,
     fallback,
     flows,
     guard,
@@ -45,6 +47,7 @@ FLOW_TEXTS: dict[str, FlowText] = {
     ticket_intake.FLOW: intake.flow_text,
     meeting_flow.FLOW: meetings.flow_text,
     MEETING_WRAP_FLOW: meetings.flow_text,
+    checkpoint_service.FLOW: checkpoints.flow_text,
 }
 
 
@@ -62,5 +65,6 @@ def register_all(app: Application) -> None:
     backups.register(app, FEATURE_GROUP)
     shop.register(app, FEATURE_GROUP, code_group=SHOP_CODE_GROUP)
     meetings.register(app, FEATURE_GROUP)
+    checkpoints.register(app, FEATURE_GROUP)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

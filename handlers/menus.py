@@ -31,6 +31,7 @@ PRIVATE += ("people", "revoke", "audit", "intake")
 PRIVATE += ("backup", "away", "back")  # AB岗
 PRIVATE += ("points", "redeem")  # the time bank's shop 爱心银行 (SPEC §13)
 PRIVATE += ("meeting", "meetings")  # meetings (SPEC §12)
+PRIVATE += ("checkpoints",)  # patrol checkpoints (SPEC §13)
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))
@@ -52,6 +53,7 @@ DESCRIPTION = {
     "backup": "menu.backup", "away": "menu.away", "back": "menu.back",
     "points": "menu.points", "redeem": "menu.redeem",
     "meeting": "menu.meeting", "meetings": "menu.meetings",
+    "checkpoints": "menu.checkpoints",
 }
 
 

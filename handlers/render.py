@@ -63,6 +63,8 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
                         (Action.PATROL, "help.patrol")):
         if action in actions:
             lines.append(t(locale, key))
+    if Action.PATROL in actions:  # patrol checkpoints (SPEC §13)
+        lines.append(t(locale, "help.checkpoints"))
     return "\n\n".join(lines)
 
 

@@ -14,6 +14,7 @@ from bot.services.patrols import Recorded
 from bot.services.themes import ThemeShown
 from bot.services.ticket_intake import IntakePress, press_data
 from bot.services.ticket_views import button, when
+from handlers.checkpoints import patrol_command
 from handlers.common import command_args, handles_refusals, markup, reply, reply_html, thread_of
 from storage.models import TicketSource
 
@@ -99,7 +100,10 @@ async def board(update: Update, context: GridhornContext) -> None:
 
 @handles_refusals
 async def patrol(update: Update, context: GridhornContext) -> None:
-    """Record a patrol: /patrol [CODE] [location] [note]."""
+    """Record a patrol: /patrol [CODE] [location] [note]; `/patrol status` and `/patrol`
+    alone in a private chat are the checkpoints' (SPEC §13)."""
+    if await patrol_command(update, context):
+        return
     services = context.services
     chat = update.effective_chat
     done = await services.schedule.patrols.record(

@@ -365,6 +365,11 @@ class Playground:
             emu.send_photo(user, action.text or None, chat=chat if chat.is_group else None,
                            reply_to=action.reply_to, thread_id=action.thread,
                            data=sample_photo())
+        elif action.kind == "location":
+            if action.lat is None or action.lon is None:
+                raise StepError("a location needs lat and lon")
+            emu.send_location(user, action.lat, action.lon,
+                              chat=chat if chat.is_group else None)
         elif action.kind == "press":
             message = chat.messages.get(action.message or 0)
             if message is None or action.data is None:

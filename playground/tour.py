@@ -30,12 +30,14 @@ class TourStep:
     caption: CatalogKey
     person: str | None = None           # a key of the world's people
     chat: str | None = None             # a key of the world's chats, or "private:<person>"
-    kind: str = "send"                  # send | press | clock | note (a caption only)
+    kind: str = "send"                  # send | press | clock | location | note (a caption)
     text: CatalogKey | None = None      # send: what the person writes, in the world's language
     data: str | None = None             # press: the button's callback data, or its start
     thread_of: str | None = None        # send: in the forum topic whose name contains this
     reply_to_last: bool = False         # send: as a reply to the bot's latest message there
     at: str | None = None               # clock: local time, ISO 8601
+    lat: float | None = None            # location: the place shared
+    lon: float | None = None
 
 
 #: The scenario of SPEC §17.
@@ -70,6 +72,9 @@ TOUR: tuple[TourStep, ...] = (
              data="h:in:"),
     TourStep("playground.tour.check_in_3", "volunteer3", "building:B01020101", "press",
              data="h:in:"),
+    # a patrol checkpoint's visit (SPEC §13): the worker shares a location at the market
+    TourStep("playground.tour.checkpoint", "worker", "private:worker", "location",
+             lat=31.8614, lon=117.2803),
     TourStep("playground.tour.month_end", kind="clock", at="2026-04-01T10:00:00+08:00"),
 )
 
@@ -177,6 +182,8 @@ class TourPlayer:
             return None
         if step.kind == "clock":
             return Action("clock", at=step.at)
+        if step.kind == "location":
+            return Action("location", step.person, step.chat, lat=step.lat, lon=step.lon)
         chat = playground.chat_by_key(step.chat)
         if step.kind == "press":
             assert step.data is not None

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 FORMAT = "gridhorn-transcript/1"
 
-ActionKind = Literal["send", "photo", "press", "clock"]
+ActionKind = Literal["send", "photo", "press", "clock", "location"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Action:
     data: str | None = None        # the pressed button's callback data
     button: str | None = None      # …and its label, for people reading the transcript
     at: str | None = None          # clock: the local time moved to, ISO 8601
+    lat: float | None = None       # location: the place shared (SPEC §13's patrol checkpoints)
+    lon: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

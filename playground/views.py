@@ -65,8 +65,8 @@ def message_view(emu: BotAPIEmulator, message: EmuMessage, calls: list[int], lan
                  "name": _name(emu, message), "bot": message.sender is None},
         "date": _clock(message.date, tz),
         "kind": message.kind,
-        "html": render_html(message.text, message.entities),
-        "text": message.text,
+        "html": render_html(_text_of(message), message.entities),
+        "text": _text_of(message),
         "buttons": [[{"text": b.text, "data": b.callback_data, "url": b.url} for b in row]
                     for row in message.buttons],
         "edited": message.edits > 0 or message.edit_date is not None,
@@ -81,6 +81,13 @@ def message_view(emu: BotAPIEmulator, message: EmuMessage, calls: list[int], lan
         "service": service_text(emu, message, lang) if message.kind == "service" else None,
         "calls": calls,
     }
+
+
+def _text_of(message: EmuMessage) -> str:
+    """A message's text; a shared location (SPEC §13) as its coordinates."""
+    if message.kind == "location" and message.location is not None:
+        return f"📍 {message.location['latitude']:.5f}, {message.location['longitude']:.5f}"
+    return message.text
 
 
 def pinned_of(chat: EmuChat) -> EmuMessage | None:

@@ -607,3 +607,44 @@ class Attendance(Record):
     user_id: int
     at: float
     late: bool
+
+
+# Patrol checkpoints 专项巡更点 (SPEC §13)
+
+MATTERS: tuple[str, ...] = ("food_safety", "vacant_land", "key_visit", "fire", "other")
+
+
+class Checkpoint(Record):
+    """A place of a grid to visit once per period of its frequency, for a matter."""
+
+    code: str
+    grid_code: str
+    name: str
+    matter: str
+    lat: float
+    lon: float
+    radius_m: int = 100
+    frequency: str = "weekly"
+    building_code: str | None = None
+    position: int = 0
+    created_at: float = 0.0
+
+
+class CheckpointVisit(Record):
+    id: int
+    checkpoint_code: str
+    user_id: int
+    at: float
+    period: str
+    lat: float
+    lon: float
+    distance_m: float
+    note: str | None = None
+    photo_file_id: str | None = None
+
+
+class CheckpointMiss(Record):
+    checkpoint_code: str
+    period: str
+    period_start: float
+    period_end: float

@@ -105,6 +105,10 @@ class SchedulesRepo:
                VALUES (?, ?, ?, ?, ?, ?)""",
             (grid_code, user_id, at, location, note, source_update_id))
 
+    async def set_patrol_note(self, patrol_id: int, note: str) -> None:
+        """A patrol's note given after it was recorded (a checkpoint visit's, SPEC §13)."""
+        await self.db.execute("UPDATE patrols SET note = ? WHERE id = ?", (note, patrol_id))
+
     async def patrol(self, patrol_id: int) -> Patrol | None:
         row = await self.db.fetchone("SELECT * FROM patrols WHERE id = ?", (patrol_id,))
         return _patrol(row) if row else None

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from storage.audit import AuditRepo
 from storage.backups import BackupRepo
+from storage.checkpoints import CheckpointRepo
 from storage.db import SqliteDatabase
 from storage.dbapi import Database
 from storage.drafts import DraftRepo
@@ -60,6 +61,7 @@ class Store:
         self.leadership = LeadershipRepo(db)
         self.shop = ShopRepo(db)
         self.meetings = MeetingRepo(db)
+        self.checkpoints = CheckpointRepo(db)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:

@@ -18,8 +18,8 @@ from storage.store import Store
 pytestmark = pytest.mark.asyncio
 
 #: what `Runtime.stop` must stop, in this order (the reverse of the start)
-STOPPED = ["intake", "cards", "meetings", "codes", "horns", "deadlines", "scheduler", "sender",
-           "store"]
+STOPPED = ["intake", "cards", "checkpoints", "meetings", "codes", "horns", "deadlines",
+           "scheduler", "sender", "store"]
 
 
 def record_stops(monkeypatch: pytest.MonkeyPatch, stopped: list[str]) -> None:
@@ -73,7 +73,8 @@ async def test_a_start_that_fails_part_way_stops_what_it_had_started(harness, mo
     with pytest.raises(RuntimeError, match="cannot start"):
         await harness.start_bot()
     # the backlog and the intake never started: only what did is stopped
-    assert stopped == ["meetings", "codes", "horns", "deadlines", "scheduler", "sender", "store"]
+    assert stopped == ["checkpoints", "meetings", "codes", "horns", "deadlines", "scheduler",
+                       "sender", "store"]
     assert not harness.runtime.app.running
     harness.runtime = None
 

@@ -10,7 +10,7 @@ import json
 import yaml
 
 from bot.services.map_specs import CHILDREN, DOMAINS, duration_text
-from storage.models import Partner, Unit
+from storage.models import Checkpoint, Partner, Unit
 from storage.store import Store
 
 
@@ -28,6 +28,9 @@ async def export_map(store: Store, header_comment: str | None = None) -> str:
     partners: dict[str, list[Partner]] = {}
     for partner in await store.shop.partners():  # by community, position, code
         partners.setdefault(partner.community_code, []).append(partner)
+    checkpoints: dict[str, list[Checkpoint]] = {}
+    for cp in await store.checkpoints.all():  # by grid, then file order
+        checkpoints.setdefault(cp.grid_code, []).append(cp)
     children: dict[str | None, list[Unit]] = {}
     for unit in units:
         children.setdefault(unit.parent_code, []).append(unit)
@@ -47,6 +50,10 @@ async def export_map(store: Store, header_comment: str | None = None) -> str:
                 lines.append(f"{inner}thread: {binding.thread_id}")
         if unit.kind == "grid" and unit.patrol:
             lines.append(f"{inner}patrol: {_scalar(unit.patrol)}")
+        if unit.kind == "grid" and unit.code in checkpoints:
+            lines.append(f"{inner}checkpoints:")
+            for cp in checkpoints[unit.code]:
+                lines.extend(_checkpoint_lines(cp, inner + "  "))
         if unit.kind == "department" and unit.domains:
             items = (d if d in DOMAINS else json.dumps(d, ensure_ascii=False)
                      for d in unit.domains)
@@ -88,3 +95,14 @@ async def export_map(store: Store, header_comment: str | None = None) -> str:
         if item.deadline is not None:
             lines.append(f"    deadline: {duration_text(item.deadline)}")
     return "\n".join(lines) + "\n"
+
+
+def _checkpoint_lines(cp: Checkpoint, indent: str) -> list[str]:
+    """A patrol checkpoint under its grid (SPEC §13), every key written."""
+    lines = [f"{indent}- code: {_scalar(cp.code)}", f"{indent}  name: {_scalar(cp.name)}",
+             f"{indent}  matter: {cp.matter}", f"{indent}  lat: {cp.lat!r}",
+             f"{indent}  lon: {cp.lon!r}", f"{indent}  radius_m: {cp.radius_m}",
+             f"{indent}  frequency: {_scalar(cp.frequency)}"]
+    if cp.building_code:
+        lines.append(f"{indent}  building: {_scalar(cp.building_code)}")
+    return lines

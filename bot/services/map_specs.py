@@ -27,6 +27,11 @@ CHILDREN: dict[str, tuple[str, UnitKind]] = {
     "estate": ("buildings", "building"),
 }
 
+#: a checkpoint's radius when the file gives none, and its largest (metres)
+DEFAULT_RADIUS_M = 100
+MAX_RADIUS_M = 100_000
+DEFAULT_CHECKPOINT_FREQUENCY = "weekly"
+
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 #: a whistle item's points: a whole number in this range (none: the board's fixed values)
 MAX_POINTS = 1000
@@ -104,6 +109,21 @@ class PartnerSpec(BaseModel):
     chat_id: int | None = None
     position: int = 0
     line: int
+class CheckpointSpec(BaseModel):
+    """A patrol checkpoint 专项巡更点 as the file gives it, under its grid (SPEC §13)."""
+
+    code: str
+    grid_code: str
+    name: str
+    matter: str
+    lat: float
+    lon: float
+    radius_m: int = DEFAULT_RADIUS_M
+    frequency: str = DEFAULT_CHECKPOINT_FREQUENCY
+    building: str | None = None
+    position: int = 0
+    line: int
+    building_line: int = 0
 
 
 @dataclass
@@ -120,6 +140,8 @@ class Collector:
     items: list[WhistleItemSpec] = field(default_factory=list)
     item_codes: dict[str, int] = field(default_factory=dict)
     partners: list[PartnerSpec] = field(default_factory=list)
+    checkpoints: list[CheckpointSpec] = field(default_factory=list)
+    checkpoint_codes: dict[str, int] = field(default_factory=dict)
 
     def error(self, line: int | None, code: str | None, reason: str) -> None:
         self.errors.append(MapError(line=line, code=code, reason=reason))
@@ -143,6 +165,16 @@ class Collector:
             self.item_codes[code] = line
             return True
         self.error(line, code, f"duplicate whistle item code {code} (first at line {first})")
+        return False
+
+    def claim_checkpoint_code(self, code: str, line: int) -> bool:
+        """Record the first use of a checkpoint's code (checkpoints have codes of their own,
+        apart from the units'); False (and an error) when it is taken."""
+        first = self.checkpoint_codes.get(code)
+        if first is None:
+            self.checkpoint_codes[code] = line
+            return True
+        self.error(line, code, f"duplicate checkpoint code {code} (first at line {first})")
         return False
 
     def next_position(self, kind: str, parent_code: str | None) -> int:
@@ -195,7 +227,8 @@ def check_name(c: Collector, name: str, code: str | None, line: int, kind: str) 
     return name
 
 
-def check_patrol(c: Collector, value: str, code: str | None, line: int) -> str | None:
+def check_patrol(c: Collector, value: str, code: str | None, line: int,
+                 what: str = "patrol") -> str | None:
     value = " ".join(value.split())
     if value in PATROLS:
         return value
@@ -203,7 +236,7 @@ def check_patrol(c: Collector, value: str, code: str | None, line: int) -> str |
         # crontab's weekdays (0 and 7 = Sunday), as the scheduler reads them
         cron_trigger(value, UTC)
     except ValueError as e:
-        c.error(line, code, f"bad patrol {value!r}: use daily, weekly, monthly or a 5-field "
+        c.error(line, code, f"bad {what} {value!r}: use daily, weekly, monthly or a 5-field "
                             f"crontab ({e})")
         return None
     return value
@@ -254,3 +287,28 @@ def duration_text(seconds: int) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def check_coordinate(c: Collector, text: str | None, key: str, code: str | None,
+                     line: int) -> float | None:
+    """A checkpoint's `lat` (-90 to 90) or `lon` (-180 to 180), in decimal degrees."""
+    limit = 90 if key == "lat" else 180
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        value = None
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        c.error(line, code, f"{key} must be a number of degrees from -{limit} to {limit}")
+        return None
+    if not -limit <= value <= limit:
+        c.error(line, code, f"{key} {text} is out of range: use -{limit} to {limit} degrees")
+        return None
+    return value
+
+
+def check_radius(c: Collector, value: int | None, code: str | None, line: int) -> int | None:
+    """A checkpoint's radius: whole metres, more than zero."""
+    if value is None or not 0 < value <= MAX_RADIUS_M:
+        c.error(line, code, f"radius_m must be a whole number of metres from 1 to {MAX_RADIUS_M}")
+        return None
+    return value

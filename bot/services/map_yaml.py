@@ -15,20 +15,25 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.services.map_specs import (
     CHILDREN,
+    DEFAULT_CHECKPOINT_FREQUENCY,
+    DEFAULT_RADIUS_M,
     DOMAINS,
+    CheckpointSpec,
     Collector,
     PartnerSpec,
     UnitSpec,
     WhistleItemSpec,
     check_chat,
     check_code,
+    check_coordinate,
     check_deadline,
     check_name,
     check_patrol,
     check_points,
+    check_radius,
     with_article,
 )
-from storage.models import UnitKind
+from storage.models import MATTERS, UnitKind
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _INT_TAG = "tag:yaml.org,2002:int"
@@ -36,11 +41,12 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _KEYS: dict[str, tuple[str, ...]] = {
     "community": ("code", "name", "chat", "thread", "grids", "partners"),
-    "grid": ("code", "name", "chat", "thread", "patrol", "estates"),
+    "grid": ("code", "name", "chat", "thread", "patrol", "checkpoints", "estates"),
     "estate": ("code", "name", "chat", "thread", "buildings"),
     "building": ("code", "name", "chat", "thread"),
     "department": ("code", "name", "chat", "thread", "domains"),
 }
+_CHECKPOINT_KEYS = ("code", "name", "matter", "lat", "lon", "radius_m", "frequency", "building")
 _ITEM_KEYS = ("code", "category", "name", "department", "points", "deadline")
 _PARTNER_KEYS = ("code", "name", "address", "chat")
 
@@ -175,6 +181,10 @@ class YamlReader:
             c.units.append(UnitSpec(
                 code=code, kind=kind, name=name, parent_code=parent_code, position=position,
                 line=line, domains=domains, patrol=patrol, patrol_given=patrol_given))
+
+        if kind == "grid" and "checkpoints" in pairs:
+            for item in self.items(*pairs["checkpoints"], shown):
+                self.checkpoint(item, code)
 
         if kind in CHILDREN:
             children_key, child_kind = CHILDREN[kind]
@@ -372,3 +382,85 @@ class YamlReader:
             c.error(self.line(key_node), shown, f"whistle item {key} must be text, not empty")
             return None
         return text
+
+    def checkpoint(self, node: Node, grid_code: str | None) -> None:
+        """A patrol checkpoint 专项巡更点 of a grid (SPEC §13): code, name, matter, lat, lon, and
+        optional radius_m (default 100), frequency (as a grid's patrol; default weekly) and
+        building (the nearest one, for "Report a problem")."""
+        c = self.c
+        line = self.line(node)
+        if not isinstance(node, MappingNode):
+            c.error(line, None, "each checkpoint must be a mapping with code, name, matter, "
+                                "lat and lon")
+            return
+        code_node = next((v for k, v in node.value if self.text(k) == "code"), None)
+        raw_code = self.text(code_node) if code_node is not None else None
+        pairs = self.mapping(node, _CHECKPOINT_KEYS, "checkpoint", raw_code)
+        code: str | None = None
+        if "code" not in pairs:
+            c.error(line, None, "checkpoint without code")
+        elif raw_code is None:
+            c.error(self.line(pairs["code"][0]), None, "checkpoint code is empty or not text")
+        elif check_code(c, raw_code, self.line(pairs["code"][1])) and \
+                c.claim_checkpoint_code(raw_code, self.line(pairs["code"][0])):
+            code = raw_code
+        shown = code or raw_code
+        ok = True
+        name: str | None = None
+        if "name" not in pairs:
+            c.error(line, shown, "checkpoint without name")
+        else:
+            text = None if self.is_null(pairs["name"][1]) else self.text(pairs["name"][1])
+            name = check_name(c, text or "", shown, self.line(pairs["name"][0]), "checkpoint")
+        matter: str | None = None
+        if "matter" not in pairs:
+            c.error(line, shown, f"checkpoint without matter (one of {', '.join(MATTERS)})")
+        else:
+            matter = self.text(pairs["matter"][1])
+            if matter not in MATTERS:
+                c.error(self.line(pairs["matter"][0]), shown,
+                        f"unknown matter {matter!r} (use {', '.join(MATTERS)})")
+                matter = None
+        coordinates: dict[str, float] = {}
+        for key in ("lat", "lon"):
+            if key not in pairs:
+                c.error(line, shown, f"checkpoint without {key}")
+                ok = False
+                continue
+            value = check_coordinate(c, self.text(pairs[key][1]), key, shown,
+                                     self.line(pairs[key][0]))
+            if value is None:
+                ok = False
+            else:
+                coordinates[key] = value
+        radius = DEFAULT_RADIUS_M
+        if "radius_m" in pairs and not self.is_null(pairs["radius_m"][1]):
+            checked = check_radius(c, self.integer(pairs["radius_m"][1]), shown,
+                                   self.line(pairs["radius_m"][0]))
+            ok = ok and checked is not None
+            radius = checked or radius
+        frequency = DEFAULT_CHECKPOINT_FREQUENCY
+        if "frequency" in pairs and not self.is_null(pairs["frequency"][1]):
+            text = self.text(pairs["frequency"][1])
+            given = check_patrol(c, text, shown, self.line(pairs["frequency"][0]),
+                                 "frequency") if text is not None else None
+            if text is None:
+                c.error(self.line(pairs["frequency"][0]), shown,
+                        "frequency must be daily, weekly, monthly or a crontab")
+            ok = ok and given is not None
+            frequency = given or frequency
+        building: str | None = None
+        building_line = line
+        if "building" in pairs and not self.is_null(pairs["building"][1]):
+            building_line = self.line(pairs["building"][0])
+            building = self.text(pairs["building"][1])
+            if building is None or not check_code(c, building, building_line):
+                ok = False
+        position = len(c.checkpoint_codes) - 1
+        if ok and code is not None and name is not None and matter is not None and \
+                grid_code is not None:
+            c.checkpoints.append(CheckpointSpec(
+                code=code, grid_code=grid_code, name=name, matter=matter,
+                lat=coordinates["lat"], lon=coordinates["lon"], radius_m=radius,
+                frequency=frequency, building=building, position=max(position, 0), line=line,
+                building_line=building_line))

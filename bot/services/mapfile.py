@@ -33,7 +33,7 @@ from bot.services.map_specs import (
     with_article,
 )
 from bot.services.map_yaml import parse_yaml
-from storage.models import Binding, Partner, Unit, WhistleItem
+from storage.models import Binding, Checkpoint, Partner, Unit, WhistleItem
 from storage.store import Store
 
 __all__ = ["MapError", "MapImportResult", "export_map", "import_map", "parse_map"]
@@ -125,6 +125,34 @@ def _check_against_store(c: Collector, existing: dict[str, Unit],
             errors.append(MapError(line=item.department_line, code=item.code,
                                    reason=f"{item.department} is {with_article(kind)}, "
                                           f"not a department"))
+    errors += _check_checkpoints(c, existing)
+    return errors
+
+
+def _check_checkpoints(c: Collector, existing: dict[str, Unit]) -> list[MapError]:
+    """A checkpoint's building is a building of its grid, in the file or in the map."""
+    errors: list[MapError] = []
+    parents = {u.code: u.parent_code for u in existing.values()}
+    parents.update({spec.code: spec.parent_code for spec in c.units})
+    kinds = {u.code: u.kind for u in existing.values()}
+    kinds.update({spec.code: spec.kind for spec in c.units})
+    for cp in c.checkpoints:
+        if cp.building is None:
+            continue
+        kind = kinds.get(cp.building)
+        if kind != "building":
+            what = "unknown" if kind is None else f"{with_article(kind)}, not"
+            errors.append(MapError(line=cp.building_line, code=cp.code,
+                                   reason=f"{cp.building} is {what} a building"
+                                   if kind else f"unknown building {cp.building}"))
+            continue
+        up: str | None = cp.building
+        while up is not None and kinds.get(up) != "grid":
+            up = parents.get(up)
+        if up != cp.grid_code:
+            errors.append(MapError(line=cp.building_line, code=cp.code,
+                                   reason=f"building {cp.building} is not in grid "
+                                          f"{cp.grid_code}"))
     return errors
 
 
@@ -168,6 +196,7 @@ async def import_map(store: Store, data: bytes, filename: str) -> MapImportResul
                     result.unchanged += 1
             await _import_items(store, c, result)
             await _import_partners(store, c, result)
+            await _import_checkpoints(store, c, result)
     except _Rejected as rejected:
         return MapImportResult(errors=rejected.errors)
     return result
@@ -200,6 +229,26 @@ async def _import_partners(store: Store, c: Collector, result: MapImportResult) 
             result.unchanged += 1
             continue
         await store.shop.upsert_partner(partner)
+        if old is None:
+            result.created += 1
+        else:
+            result.updated += 1
+
+
+async def _import_checkpoints(store: Store, c: Collector, result: MapImportResult) -> None:
+    """Inside the import's transaction: the grids' patrol checkpoints, created or updated
+    (an update keeps when the checkpoint was created)."""
+    for spec in c.checkpoints:
+        old = await store.checkpoints.get(spec.code)
+        cp = Checkpoint(code=spec.code, grid_code=spec.grid_code, name=spec.name,
+                        matter=spec.matter, lat=spec.lat, lon=spec.lon, radius_m=spec.radius_m,
+                        frequency=spec.frequency, building_code=spec.building,
+                        position=spec.position,
+                        created_at=old.created_at if old is not None else 0.0)
+        if old == cp:
+            result.unchanged += 1
+            continue
+        await store.checkpoints.upsert(cp)
         if old is None:
             result.created += 1
         else:

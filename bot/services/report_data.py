@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.services.checkpoints import Coverage
 from bot.services.scopes import Scope
 from storage.models import PartnerSpending, Patrol, Person, ReportTicket, Unit
 
@@ -55,6 +56,8 @@ class Report:
     #: of them each unit was present at
     meetings_held: int = 0
     meeting_units: tuple[tuple[str, int, int], ...] = ()
+    #: patrol checkpoints' coverage (SPEC §13): per grid with checkpoints, and per matter
+    checkpoints: tuple[tuple[Coverage, list[Coverage]], ...] = ()
 
 
 @dataclass(frozen=True)

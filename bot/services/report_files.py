@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.i18n import DEFAULT_LOCALE, catalog
 from bot.labels import DOMAIN, SOURCE, STATUS, URGENCY
+from bot.services.checkpoints import MATTER_KEYS
 from bot.services.report_data import GridStats, Report
 
 if TYPE_CHECKING:
@@ -192,6 +193,8 @@ def render_workbook(report: Report, locale: str, tz: tzinfo) -> bytes:
                         patrol.location or "", patrol.note or ""])
     for cell in patrols[1]:
         cell.font = Font(bold=True)
+    if report.checkpoints:
+        _checkpoints_sheet(book, report, locale)
 
     spent = book.create_sheet(plain(locale, "xlsx.sheet_redemptions"))  # SPEC §13
     spent.append([plain(locale, key) for key in (
@@ -211,6 +214,22 @@ def render_workbook(report: Report, locale: str, tz: tzinfo) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+def _checkpoints_sheet(book: Any, report: Report, locale: str) -> None:
+    """Patrol checkpoints' coverage (SPEC §13): per grid, then each of its matters."""
+    from openpyxl.styles import Font
+    sheet = book.create_sheet(plain(locale, "xlsx.sheet_checkpoints"))
+    sheet.append([plain(locale, key) for key in (
+        "xlsx.grid", "xlsx.cp_matter", "xlsx.cp_count", "xlsx.cp_visited", "xlsx.cp_missed")])
+    for total, parts in report.checkpoints:
+        for row in (total, *parts):
+            matter = plain(locale, MATTER_KEYS[row.matter]) if row.matter in MATTER_KEYS \
+                else plain(locale, "xlsx.cp_all_matters")
+            sheet.append([_name(report, row.grid.code), matter, row.total_checkpoints,
+                          row.visited, row.missed])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
 
 
 def _summary_row(row: GridStats, label: str | None = None) -> list[Any]:

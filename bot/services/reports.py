@@ -27,6 +27,7 @@ from datetime import datetime
 from bot.i18n import Markup, escape, t
 from bot.labels import SOURCE
 from bot.services import meeting_views, periods, report_files
+from bot.services.checkpoints import coverage_line, grid_coverage, matter_text
 from bot.services.outbox import Outbox, Priority, file_field
 from bot.services.report_data import GridStats, HornActivity, Report, ReportFiles
 from bot.services.scopes import Scope, Target, bound_targets, city_scope, unit_scope
@@ -112,7 +113,9 @@ class ReportService:
                       redemptions=tuple(await self.store.shop.spent_per_partner(
                           start_ts, end_ts, None if scope.city else
                           {g.parent_code for g in scope.grids if g.parent_code})),
-                      meetings_held=held, meeting_units=present)
+                      meetings_held=held, meeting_units=present,
+                      checkpoints=tuple(await grid_coverage(self.store, list(scope.grids),
+                                                            start_ts, end_ts)))
 
     async def _meetings(self, scope: Scope, start: float, end: float,
                         units: dict[str, Unit]) -> tuple[int, tuple[tuple[str, int, int], ...]]:
@@ -150,6 +153,7 @@ class ReportService:
             lines.append("")
             lines.append(t(locale, "report.grid", name=row.name, code=row.code))
             lines.append(self._numbers(locale, row))
+            lines += checkpoint_lines(locale, report, row.code)
         if len(report.grids) > 1:
             lines.append("")
             lines.append(t(locale, "report.total"))
@@ -279,3 +283,14 @@ def rating_text(locale: str, value: float | None, count: int) -> Markup:
     if value is None:
         return Markup("—")
     return Markup(t(locale, "report.rating", avg=f"{value:.1f}", n=count))
+
+
+def checkpoint_lines(locale: str, report: Report, grid_code: str) -> list[str]:
+    """A grid's checkpoint coverage (SPEC §13): the grid's, then each matter's."""
+    for total, parts in report.checkpoints:
+        if total.grid.code == grid_code and total.counted:  # no period counted: no line
+            return [t(locale, "report.checkpoints", coverage=Markup(coverage_line(locale, total)))
+                    ] + [t(locale, "checkpoints.status_matter", matter=matter_text(
+                        locale, part.matter or "other"), coverage=Markup(coverage_line(
+                            locale, part))) for part in parts]
+    return []

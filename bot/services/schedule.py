@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.hooks import Wakeup
 from bot.services import periods
 from bot.services.access import Access, Action, Actor
 from bot.services.backups import BackupService
 from bot.services.boards import KINDS, BoardService, parse_board_args
+from bot.services.checkpoints import CheckpointService
 from bot.services.errors import Refused
 from bot.services.meeting_nudge import MeetingNudge
 from bot.services.outbox import Outbox
@@ -31,7 +33,7 @@ class AskedReport:
 
 class ScheduleService:
     def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,
-                 settings: Settings) -> None:
+                 settings: Settings, checkpoints_changed: Wakeup | None = None) -> None:
         self.store = store
         self.access = access
         self.settings = settings
@@ -43,6 +45,10 @@ class ScheduleService:
         self.backups = BackupService(store, access, people, outbox, settings)
         #: grids without a face-to-face meeting by the 20th (SPEC §12)
         self.meeting_nudge = MeetingNudge(store, access, people, outbox, settings)
+        #: patrol checkpoints (SPEC §13): the scheduler's runs look at ended periods first,
+        #: so a month's report counts the misses of periods ended by then
+        self.checkpoints = CheckpointService(store, access, people, outbox, settings,
+                                             changed=checkpoints_changed)
 
     async def report(self, actor: Actor, month_text: str | None, now: datetime,
                      locale: str) -> AskedReport:

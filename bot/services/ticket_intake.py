@@ -168,13 +168,18 @@ class TicketIntake(TicketDrafts):
             raise Refused("intake.not_staff")
 
     async def start_intake(self, actor: Actor, source: str | None = None) -> Flow:
-        """/intake: the first step; "Report a problem" under /patrol fills the source in."""
+        """/intake: the first step; "Report a problem" under /patrol fills the source in
+        (`patrol:BUILDING` under a checkpoint's visit: its building too, SPEC §13)."""
         self._require_staff(actor)
         data: dict[str, Any] = {"photos": []}
         step = IntakeStep.SOURCE
         if source is not None:
+            source, _, building = source.partition(":")
             data["source"] = parse_source(source)
             step = next_step(step, data["source"])
+            if building and step == IntakeStep.BUILDING:
+                data["building"] = await self._checked_building(actor, building)
+                step = next_step(step, data["source"])
         return await self._save(actor.user_id, step, data)
 
     async def intake_short(self, actor: Actor, text: str) -> Flow:

@@ -19,6 +19,8 @@ from telegram import (
     ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
     Update,
 )
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
@@ -628,6 +630,25 @@ async def test_documents_photos_and_files(emu: BotAPIEmulator, bot: Bot) -> None
     assert bytes(await again.download_as_bytearray()) == b"col1,col2\n"
     with pytest.raises(BadRequest, match="(?i)wrong file identifier"):
         await bot.send_photo(user.id, "no-such-file-id")
+
+
+async def test_a_location_shared_with_the_location_button(emu: BotAPIEmulator, bot: Bot) -> None:
+    user = emu.add_user("Li")
+    emu.send_text(user, "/start")  # the bot may write to those who started it
+    keyboard = ReplyKeyboardMarkup(
+        [[KeyboardButton("📍 Send my location", request_location=True)]], one_time_keyboard=True)
+    await bot.send_message(user.id, "Where are you?", reply_markup=keyboard)
+    asked = emu.messages(user.id)[-1]
+    assert asked.reply_markup["keyboard"][0][0]["request_location"] is True
+    shared = emu.send_location(user, 31.8612, 117.2801, horizontal_accuracy=12.5)
+    update = (await bot.get_updates(timeout=0))[-1]
+    assert update.message.message_id == shared.message_id
+    assert (update.message.location.latitude, update.message.location.longitude) == (
+        31.8612, 117.2801)
+    assert update.message.location.horizontal_accuracy == 12.5
+    assert update.message.text is None and shared.kind == "location"
+    with pytest.raises(ValueError):
+        emu.send_location(user, 123, 117.2)
 
 
 async def test_copy_and_forward(emu: BotAPIEmulator, bot: Bot) -> None:

@@ -57,6 +57,11 @@ async def test_the_tour_plays_through(played: Playground) -> None:
                  and f"horn #{horn}\n" in m.text]
         assert len(posts) == 1 and counter in posts[0].text, (key, [m.text for m in posts])
 
+    # a patrol checkpoint's visit (SPEC §13), counted in March's report
+    visit = next(s for s in demo.steps if s.action.kind == "location")
+    assert visit.bot[0]["text"].startswith("✅") and "G0101-K01" in visit.bot[0]["text"]
+    assert len(await store.checkpoints.visits(["G0101-K01"], 0, 4e9)) == 1
+
     month_end = demo.steps[-1]
     assert month_end.action.kind == "clock"
     title = plain(t("en", "report.title", month="2026-03", scope="欣山社区"))

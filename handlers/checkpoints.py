@@ -1,0 +1,197 @@
+"""Patrol checkpoints 专项巡更点 (SPEC §13): `/checkpoints` (list, add, edit), `/patrol`
+privately without words (the location button), `/patrol status`, a location sent privately,
+the visit's note or photo, and "Done" under a visit."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from telegram import KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.context import GridhornContext
+from bot.i18n import Markup, t
+from bot.services.checkpoints import (
+    PREFIX,
+    FreePatrol,
+    Status,
+    Visited,
+    checkpoint_line,
+    coverage_line,
+    matter_text,
+)
+from bot.services.errors import Refused
+from bot.services.periods import Period
+from bot.services.ticket_intake import IntakePress, press_data
+from bot.services.ticket_views import button, when
+from handlers.common import (
+    answer_query,
+    command_args,
+    drop_buttons,
+    handles_refusals,
+    markup,
+    refusal_text,
+    reply_html,
+)
+from storage.models import Checkpoint, Flow, TicketSource
+
+DONE = f"{PREFIX}:done"
+
+
+async def patrol_command(update: Update, context: GridhornContext) -> bool:
+    """`/patrol status [GRID]`, or `/patrol` alone in a private chat (asks for the location):
+    True when handled here; anything else is today's /patrol (SPEC §6)."""
+    args = command_args(update)
+    chat = update.effective_chat
+    if args and args[0].lower() == "status":
+        await _status(update, context, args[1] if len(args) > 1 else None)
+        return True
+    if args or chat is None or chat.type != "private":
+        return False
+    await context.services.checkpoints.ask_location(context.actor)
+    locale = context.locale
+    keyboard = ReplyKeyboardMarkup(
+        [[KeyboardButton(t(locale, "checkpoints.btn_location"), request_location=True)]],
+        resize_keyboard=True, one_time_keyboard=True)
+    await context.bot.send_message(chat.id, t(locale, "checkpoints.ask_location"),
+                                   parse_mode=ParseMode.HTML, reply_markup=keyboard)
+    return True
+
+
+async def _status(update: Update, context: GridhornContext, code: str | None) -> None:
+    services = context.services
+    status = await services.checkpoints.status(context.actor, code, services.now())
+    await reply_html(update, context, status_text(context.locale, status,
+                                                  services.settings.tz))
+
+
+def status_text(locale: str, status: Status, tz: ZoneInfo) -> str:
+    if not status.grids:
+        return t(locale, "checkpoints.status_none")
+    lines = [t(locale, "checkpoints.status_title", month=status.month)]
+    for total, parts in status.grids:
+        lines.append("")
+        lines.append(t(locale, "checkpoints.status_grid", grid=total.grid.name,
+                       code=total.grid.code, coverage=Markup(coverage_line(locale, total))))
+        for part in parts:
+            lines.append(t(locale, "checkpoints.status_matter",
+                           matter=matter_text(locale, part.matter or "other"),
+                           coverage=Markup(coverage_line(locale, part))))
+        due = status.due.get(total.grid.code, [])
+        lines.append(_due_text(locale, due, tz))
+    return "\n".join(lines)
+
+
+def _due_text(locale: str, due: list[tuple[Checkpoint, Period]], tz: ZoneInfo) -> str:
+    if not due:
+        return t(locale, "checkpoints.all_visited")
+    items = "\n".join(t(locale, "checkpoints.due_line", name=cp.name, code=cp.code,
+                        until=when(period.end.timestamp(), tz))
+                      for cp, period in due)
+    return t(locale, "checkpoints.still_due", items=Markup(items))
+
+
+@handles_refusals
+async def location(update: Update, context: GridhornContext) -> None:
+    """A location sent privately: a checkpoint's visit, else a free patrol."""
+    message = update.effective_message
+    if message is None or message.location is None:
+        return
+    services = context.services
+    locale = context.locale
+    done = await services.checkpoints.located(
+        context.actor, message.location.latitude, message.location.longitude, services.now(),
+        source_update_id=update.update_id)
+    tz = services.settings.tz
+    if isinstance(done, FreePatrol):
+        if done.nearest is not None and done.distance is not None:
+            text = t(locale, "checkpoints.free_far", name=done.nearest.name,
+                     code=done.nearest.code, distance=round(done.distance),
+                     radius=done.nearest.radius_m, grid=done.grid.name,
+                     grid_code=done.grid.code)
+        else:
+            text = t(locale, "checkpoints.free_none", grid=done.grid.name,
+                     grid_code=done.grid.code)
+        await context.bot.send_message(message.chat_id, text, parse_mode=ParseMode.HTML,
+                                       reply_markup=ReplyKeyboardRemove())
+        return
+    assert isinstance(done, Visited)
+    await context.bot.send_message(
+        message.chat_id, t(locale, "checkpoints.visited", name=done.checkpoint.name,
+                           code=done.checkpoint.code,
+                           matter=matter_text(locale, done.checkpoint.matter),
+                           distance=round(done.visit.distance_m), at=when(done.visit.at, tz)),
+        parse_mode=ParseMode.HTML, reply_markup=ReplyKeyboardRemove())
+    building = done.checkpoint.building_code
+    source = f"{TicketSource.PATROL}:{building}" if building else str(TicketSource.PATROL)
+    buttons = [[button(t(locale, "intake.btn_report_problem"),
+                       press_data(IntakePress.START, source))]]
+    text = _due_text(locale, done.due, tz)
+    if done.awaits_note:  # not while another guided flow waits for the person's words
+        buttons.append([button(t(locale, "checkpoints.btn_done"), DONE)])
+        text += "\n\n" + t(locale, "checkpoints.ask_note")
+    await reply_html(update, context, text, markup=markup(buttons))
+
+
+async def flow_text(update: Update, context: GridhornContext, flow: Flow) -> None:
+    """The visit's note (a text), or its photo (a caption is the note)."""
+    message = update.effective_message
+    assert message is not None
+    photo = message.photo[-1].file_id if message.photo else None
+    try:
+        visit = await context.services.checkpoints.annotate(
+            context.actor, message.text or message.caption or "", photo)
+    except Refused as refusal:
+        await reply_html(update, context, refusal_text(context.locale, refusal))
+        return
+    await reply_html(update, context, t(context.locale, "checkpoints.note_saved",
+                                        code=visit.checkpoint_code))
+
+
+@handles_refusals
+async def done_button(update: Update, context: GridhornContext) -> None:
+    query = update.callback_query
+    assert query is not None
+    finished = await context.services.checkpoints.finish(context.actor)
+    await answer_query(update, t(context.user_locale, "checkpoints.done" if finished
+                                 else "checkpoints.note_gone"))
+    await drop_buttons(query.message)
+
+
+@handles_refusals
+async def checkpoints_command(update: Update, context: GridhornContext) -> None:
+    """`/checkpoints [GRID]`, `/checkpoints add GRID MATTER LAT LON RADIUS_M NAME…`,
+    `/checkpoints edit CODE FIELD VALUE…`."""
+    args = command_args(update)
+    service = context.services.checkpoints
+    locale = context.locale
+    if args and args[0].lower() == "add":
+        cp = await service.add(context.actor, args[1:])
+        await reply_html(update, context, t(locale, "checkpoints.added", code=cp.code) + "\n" +
+                         checkpoint_line(locale, cp))
+        return
+    if args and args[0].lower() == "edit":
+        cp = await service.edit(context.actor, args[1:])
+        await reply_html(update, context, t(locale, "checkpoints.edited", code=cp.code) +
+                         "\n" + checkpoint_line(locale, cp))
+        return
+    listed = await service.listed(context.actor, args[0] if args else None)
+    lines: list[str] = []
+    for grid, cps in listed:
+        lines.append(t(locale, "checkpoints.list_grid", grid=grid.name, code=grid.code))
+        lines += [checkpoint_line(locale, cp) for cp in cps] or \
+            [t(locale, "checkpoints.list_empty")]
+        lines.append("")
+    if not listed:
+        lines = [t(locale, "checkpoints.list_none"), ""]
+    lines.append(t(locale, "checkpoints.usage"))
+    await reply_html(update, context, "\n".join(lines))
+
+
+def register(app: Application, group: int) -> None:
+    app.add_handler(CommandHandler("checkpoints", checkpoints_command), group=group)
+    # a new message only: a live location's moves come as edits, and are not visits
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE &
+                                   filters.LOCATION, location), group=group)
+    app.add_handler(CallbackQueryHandler(done_button, pattern=rf"^{PREFIX}:"), group=group)
