@@ -38,6 +38,7 @@ from bot.services.chats import ChatService
 from bot.services.horns import HornService
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
+from bot.services.privacy import PrivacyService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
 from bot.services.tickets import TicketService
@@ -135,6 +136,8 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             schedule=schedule,
                             roster=RosterService(store, access, people, outbox, tickets),
                             backups=schedule.backups,
+                            privacy=PrivacyService(store, access, people, outbox, settings,
+                                                   tickets),
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(

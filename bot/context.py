@@ -14,6 +14,7 @@ from bot.services.backups import BackupService
 from bot.services.chats import ChatService
 from bot.services.horns import HornService
 from bot.services.people import PeopleService
+from bot.services.privacy import PrivacyService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
 from bot.services.tickets import TicketService
@@ -37,6 +38,7 @@ class Services:
     schedule: ScheduleService
     roster: RosterService
     backups: BackupService
+    privacy: PrivacyService  # SPEC §14: consent, /mydata, /forget
     #: the local time (the scheduler's clock: tests move it)
     now: Callable[[], datetime]
     #: the bot's @username, known once the application has asked Telegram (`getMe`)

@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     #: `/healthz` (SPEC §15): off unless a port is given; on 127.0.0.1 unless told otherwise
     metrics_port: int | None = Field(None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
+    #: SPEC §14: raw updates handled and older than this are deleted (by the daily run)
+    raw_retention: Annotated[timedelta, NoDecode] = timedelta(days=30)
 
     @field_validator("bot_token", mode="before")
     @classmethod
@@ -177,6 +179,15 @@ class Settings(BaseSettings):
     @classmethod
     def _deadlines(cls, value: object) -> Deadlines:
         return Deadlines.parse(value)
+
+    @field_validator("raw_retention", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = parse_duration(value)
+        if isinstance(value, timedelta) and value <= timedelta(0):
+            raise ValueError("the retention must be longer than nothing, e.g. 30d")
+        return value
 
     @field_validator("quiet_hours", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ from handlers import (
     onboarding,
     opinions,
     people,
+    privacy,
     schedule,
     volunteer,
 )
@@ -53,5 +54,6 @@ def register_all(app: Application) -> None:
     people.register(app, FEATURE_GROUP)
     intake.register(app, FEATURE_GROUP)
     backups.register(app, FEATURE_GROUP)
+    privacy.register(app, FEATURE_GROUP)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

@@ -58,6 +58,7 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
                         (Action.PATROL, "help.patrol")):
         if action in actions:
             lines.append(t(locale, key))
+    lines.append(t(locale, "help.privacy"))  # SPEC §14: everyone's own data
     return "\n\n".join(lines)
 
 

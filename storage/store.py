@@ -24,6 +24,7 @@ from storage.map import MapRepo
 from storage.models import UpdateTaken
 from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo
+from storage.privacy import PrivacyRepo
 from storage.reports import ReportRepo
 from storage.schedules import SchedulesRepo
 from storage.tickets import TicketRepo
@@ -56,6 +57,7 @@ class Store:
         self.audit = AuditRepo(db)
         self.backups = BackupRepo(db)
         self.leadership = LeadershipRepo(db)
+        self.privacy = PrivacyRepo(db)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:
