@@ -151,13 +151,13 @@ class PrivacyService:
     async def agree(self, user_id: int, draft_card: int | None) -> Agreed:
         """Agree under the notice: consent recorded and, pressed under a Submit's notice,
         that draft submitted at once, in one transaction (from `/privacy`: nothing more)."""
+        if draft_card is not None and await self.tickets.draft(user_id) is not None:
+            # the consent is written in the Submit's own transaction
+            new = not await self.consented(user_id)
+            return Agreed(new, await self.tickets.submit(user_id, draft_card,
+                                                         consent_at=self.clock()))
         async with self.store.transaction():
-            new = await self.store.privacy.consent(user_id, self.clock())
-            if draft_card is None:
-                return Agreed(new, None)
-            if await self.tickets.draft(user_id) is None:
-                return Agreed(new, None)  # submitted or cancelled meanwhile
-            return Agreed(new, await self.tickets.submit(user_id, draft_card))
+            return Agreed(await self.store.privacy.consent(user_id, self.clock()), None)
 
     # /mydata
 
