@@ -109,6 +109,9 @@ class PrivacyRepo:
                      (pattern, pattern))
             await ex("""UPDATE outbox SET status = 'dropped', payload = '{}'
                         WHERE status = 'pending' AND payload LIKE ? ESCAPE '\\'""", (pattern,))
+            # others' updates that quoted them (a press on a card naming them), once handled
+            await ex("""DELETE FROM inbox WHERE processed_at IS NOT NULL
+                        AND payload LIKE ? ESCAPE '\\'""", (pattern,))
         await self.delete_raw_updates(user_id)
         await ex("DELETE FROM people WHERE user_id = ?", (user_id,))
         return tomb
