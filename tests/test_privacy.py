@@ -16,6 +16,7 @@ from bot.services.privacy import EXPORT_SECTIONS, ExportSection, PrivacyService
 from bot.settings import SettingsError, load_settings
 from storage.privacy import ERASED_BASE
 from storage.store import Store
+from tests.support.schedules import Clock, build
 from tests.support.tickets import (
     ADMIN,
     DRAFT_CARD,
@@ -264,3 +265,20 @@ def test_the_retention_setting_is_validated():
         with pytest.raises(SettingsError) as error:
             load_settings(raw_retention=bad)
         assert str(error.value).startswith("GRIDHORN_RAW_RETENTION: ")
+
+
+async def test_the_daily_run_deletes_raw_updates_past_the_retention(store):
+    clock = Clock(datetime.now(UTC))
+    built = build(store, clock, raw_retention="2d")
+    await store.inbox.store([{"update_id": n, "message": {"chat": {"id": n}}} for n in (1, 2)])
+    await store.inbox.mark_processed([1, 2])
+    async with store.transaction():
+        await store.db.execute("UPDATE inbox SET received_at = ? WHERE update_id = 1",
+                               ((datetime.now(UTC) - timedelta(days=3)).isoformat(),))
+    ran = await built.scheduler.run_due()
+    assert "daily" in [r.job for r in ran]
+    assert [r[0] for r in await store.db.fetchall("SELECT update_id FROM inbox")] == [2]
+    # three days on, the daily run of that day takes the other
+    clock.set(clock() + timedelta(days=3))
+    await built.scheduler.run_due()
+    assert await store.db.fetchall("SELECT update_id FROM inbox") == []

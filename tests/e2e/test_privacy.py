@@ -122,7 +122,9 @@ async def test_privacy_agree_submits_nothing(harness):
 
 async def test_mydata_then_forget_leaves_only_what_spec_14_allows_in_store_outbox_and_log(
         harness, caplog):
-    caplog.set_level(logging.INFO)  # the bot's default level: every record of the run
+    caplog.set_level(logging.INFO)  # the bot's default level: every record of the run,
+    for name in ("bot", "handlers", "storage"):  # and the bot's own debug records too
+        caplog.set_level(logging.DEBUG, logger=name)
     w = World(harness)
     await w.setup()
     h, resident = harness, w.resident
