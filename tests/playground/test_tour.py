@@ -57,8 +57,10 @@ async def test_the_tour_plays_through(played: Playground) -> None:
                  and f"horn #{horn}\n" in m.text]
         assert len(posts) == 1 and counter in posts[0].text, (key, [m.text for m in posts])
 
-    month_end = demo.steps[-1]
-    assert month_end.action.kind == "clock"
+    mydata = demo.steps[-1]  # SPEC §14: the resident's data, as two files
+    assert [m["kind"] for m in mydata.bot if m["chat"] == "private:resident"].count(
+        "document") == 2
+    month_end = next(step for step in demo.steps if step.action.kind == "clock")
     title = plain(t("en", "report.title", month="2026-03", scope="欣山社区"))
     assert any(m["chat"] == "staff:C01" and m["text"].startswith(title) for m in month_end.bot)
     for key in ("building:B01010101", "building:B01010102", "building:B01020101"):
