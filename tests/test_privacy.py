@@ -77,6 +77,12 @@ async def test_agree_from_privacy_submits_nothing_and_a_stale_card_is_refused(st
     with pytest.raises(Refused) as refused:
         await privacy.submit(NEIGHBOUR, DRAFT_CARD)  # no draft at all
     assert refused.value.key == "draft.none"
+    # Agree under the notice of a card shown again since: refused as stale, agreed still
+    await draft(world, NEIGHBOUR, text="新的意见")
+    with pytest.raises(Refused) as refused:
+        await privacy.agree(NEIGHBOUR, DRAFT_CARD + 1)
+    assert refused.value.key == "button.stale"
+    assert await privacy.consented(NEIGHBOUR) and await store.tickets.get(1) is None
 
 
 async def _full_life(world: TicketWorld, privacy: PrivacyService) -> int:

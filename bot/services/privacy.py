@@ -154,8 +154,13 @@ class PrivacyService:
         if draft_card is not None and await self.tickets.draft(user_id) is not None:
             # the consent is written in the Submit's own transaction
             new = not await self.consented(user_id)
-            return Agreed(new, await self.tickets.submit(user_id, draft_card,
-                                                         consent_at=self.clock()))
+            try:
+                return Agreed(new, await self.tickets.submit(user_id, draft_card,
+                                                             consent_at=self.clock()))
+            except Refused:  # not submitted (a stale card, the hourly limit): agreed still
+                async with self.store.transaction():
+                    await self.store.privacy.consent(user_id, self.clock())
+                raise
         async with self.store.transaction():
             return Agreed(await self.store.privacy.consent(user_id, self.clock()), None)
 
