@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot.services.errors import Refused
+from bot.services.people import TelegramUser
 from bot.services.privacy import EXPORT_SECTIONS, ExportSection, PrivacyService
 from bot.settings import SettingsError, load_settings
 from storage.privacy import ERASED_BASE
@@ -288,3 +289,15 @@ async def test_the_daily_run_deletes_raw_updates_past_the_retention(store):
     clock.set(clock() + timedelta(days=3))
     await built.scheduler.run_due()
     assert await store.db.fetchall("SELECT update_id FROM inbox") == []
+
+
+async def test_a_person_erased_elsewhere_is_recorded_anew_when_they_write_again(store):
+    world = await ticket_world(store)
+    here = world.tickets.people
+    user = TelegramUser(PERSON, NAME, username=USERNAME, language_code="zh-hans")
+    await here.identify(user, private=True)  # known to this process
+    await privacy_of(world).erase(PERSON)    # as another replica or the command line would
+    here._known[PERSON] = (NAME, None, USERNAME, "zh-hans", True)  # this one still thinks so
+    actor, _ = await here.identify(user, private=True)
+    person = await store.people.get(PERSON)
+    assert actor.user_id == PERSON and person is not None and person.consented_at is None
