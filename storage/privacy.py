@@ -72,14 +72,21 @@ class PrivacyRepo:
              old["building_code"] if old else None,
              old["created_at"] if old else _iso(at), at))
         ex = self.db.execute
+        # their own steps on their tickets keep their kind and time, not their words (their
+        # answers and comments; staff notes stay, and so do a former staff member's)
+        await ex("""UPDATE ticket_events SET note = NULL WHERE actor_id = ? AND ticket_id IN
+                        (SELECT id FROM tickets WHERE reporter_id = ?)""", (user_id, user_id))
         # tickets stay; the reporter's words and photos and the caller's details go
         await ex("""UPDATE tickets SET reporter_id = ?, text = '', photo_file_id = NULL,
                         more_photos = '[]', rating_comment = NULL, caller_name = NULL,
                         caller_phone = NULL WHERE reporter_id = ?""", (tomb, user_id))
         await ex("UPDATE tickets SET assignee_id = ? WHERE assignee_id = ?", (tomb, user_id))
-        # their own steps keep their kind and time, not their words (staff notes stay)
-        await ex("UPDATE ticket_events SET actor_id = ?, note = NULL WHERE actor_id = ?",
-                 (tomb, user_id))
+        await ex("UPDATE ticket_events SET actor_id = ? WHERE actor_id = ?", (tomb, user_id))
+        # what a former staff member did (their roles were revoked first) stays, by no one
+        for table, column in (("horns", "owner_id"), ("horns", "closed_by"),
+                              ("horns", "confirmed_by"), ("bindings", "bound_by"),
+                              ("themes", "set_by")):
+            await ex(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (tomb, user_id))
         await ex("UPDATE me_too SET user_id = ? WHERE user_id = ?", (tomb, user_id))
         await ex("UPDATE horn_checkins SET person_id = ? WHERE person_id = ?", (tomb, user_id))
         await ex("UPDATE audit_log SET actor_id = ? WHERE actor_id = ?", (tomb, user_id))

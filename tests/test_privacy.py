@@ -249,6 +249,25 @@ async def test_staff_and_superadmins_are_refused_until_their_roles_are_revoked(s
     with pytest.raises(Refused) as refused:
         await privacy.erase(HEAD)
     assert refused.value.key == "forget.nobody"
+    # a former grid worker: what they did (a horn, a bound chat, a note) stays, by no one
+    ticket = await world.submit()
+    async with store.transaction():
+        horn = await store.horns.create(
+            owner_id=WORKER, level="service", scope=["G0101"], grid_code="G0101",
+            community_code="C01", title="巡查", details="", place="", starts_at=None,
+            ends_at=None, needed=1, fill_by=None, skills=[], short_form=False,
+            resound_at=None)
+        await store.db.execute("UPDATE bindings SET bound_by = ? WHERE chat_id = ?",
+                               (WORKER, GRID_CHAT))
+        await store.tickets.add_event(ticket.id, WORKER, "comment", "已派人查看")
+        await store.people.revoke(WORKER, "grid_worker", "G0101")
+    erased = await privacy.erase(WORKER)
+    assert (await store.db.fetchval("SELECT owner_id FROM horns WHERE id = ?", (horn,))) \
+        == erased
+    assert await store.db.fetchval(
+        "SELECT bound_by FROM bindings WHERE chat_id = ?", (GRID_CHAT,)) == erased
+    notes = [(e.actor_id, e.note) for e in await store.tickets.events(ticket.id)]
+    assert (erased, "已派人查看") in notes
 
 
 async def test_raw_updates_handled_and_older_than_the_retention_are_deleted(store):
