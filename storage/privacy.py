@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from storage import codec
 from storage.dbapi import Database
-from storage.util import placeholders
 
 #: Erased persons get an id of their own from here up, above every Telegram id (those fit in
 #: 52 bits, and chats are negative): what they leave behind (tickets, hours, check-ins) stays
@@ -131,15 +131,6 @@ class PrivacyRepo:
                    OR payload LIKE ?""",
             (user_id, f'%"id":{ident},%', f'%"id":{ident}}}%', f'%"user_id":{ident}%'))
 
-    async def erased_ids(self, user_ids: Iterable[int]) -> set[int]:
-        ids = list(user_ids)
-        if not ids:
-            return set()
-        rows = await self.db.fetchall(
-            f"SELECT user_id FROM people WHERE erased_at IS NOT NULL "
-            f"AND user_id IN ({placeholders(ids)})", ids)
-        return {int(r[0]) for r in rows}
-
     # retention
 
     async def expire_raw(self, received_before: str) -> int:
@@ -155,6 +146,4 @@ def _like(text: str) -> str:
 
 
 def _iso(at: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
