@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.priority import Priority
 from bot.services.errors import Refused
 from bot.services.people import TelegramUser
 from bot.services.privacy import EXPORT_SECTIONS, ExportSection, PrivacyService
@@ -320,3 +321,15 @@ async def test_a_person_erased_elsewhere_is_recorded_anew_when_they_write_again(
     actor, _ = await here.identify(user, private=True)
     person = await store.people.get(PERSON)
     assert actor.user_id == PERSON and person is not None and person.consented_at is None
+
+
+async def test_nothing_is_queued_for_an_erased_person(store):
+    world = await ticket_world(store)
+    privacy = privacy_of(world)
+    await _full_life(world, privacy)
+    erased = await privacy.erase(PERSON)
+    await world.deliver()
+    async with store.transaction():  # a horn's credit, a reminder … to the erased id
+        assert await world.tickets.outbox.send(erased, "记入 2.5 小时",
+                                               priority=Priority.PERSONAL) is None
+    assert await store.outbox.pending() == []
