@@ -129,6 +129,8 @@ async def burst(report: Report, residents: int, buildings: int, spread: float,
                         await store.people.ensure(user.id)
                         await store.people.set_building(
                             user.id, world.buildings[index % len(world.buildings)])
+                        # residents of a while: agreed to the privacy notice (SPEC §14)
+                        await store.privacy.consent(user.id, time.time())
                 await quiesce_schedules(store, values)
                 await store.close()
 

@@ -40,6 +40,7 @@ from bot.services.horns import HornService
 from bot.services.meetings import MeetingService
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
+from bot.services.privacy import PrivacyService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
 from bot.services.shop import ShopService, codes_from
@@ -152,6 +153,8 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             roster=RosterService(store, access, people, outbox, tickets),
                             backups=schedule.backups, meetings=meetings,
                             shop=shop, checkpoints=checkpoints,
+                            privacy=PrivacyService(store, access, people, outbox, settings,
+                                                   tickets),
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(

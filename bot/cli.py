@@ -22,13 +22,17 @@ from bot.http import AiohttpRequest
 from bot.services import periods
 from bot.services.access import Access
 from bot.services.chats import ChatService, missing_rights
+from bot.services.errors import Refused
 from bot.services.mapfile import export_map, import_map, parse_map
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
+from bot.services.privacy import PrivacyService
 from bot.services.reports import ReportService
 from bot.services.scopes import city_scope, unit_scope
+from bot.services.tickets import TicketService
 from bot.settings import Settings, SettingsError, load_settings
 from bot.textsplit import plain_text
+from handlers.common import refusal_text
 from playground import main as playground
 from storage import storebackup
 from storage.dbapi import DatabaseUnavailable
@@ -75,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check", help="check the store: integrity, pending migrations, outbox items stuck in "
                       "sending; exit 0 when all is well, 1 otherwise")
+    people = commands.add_parser("people", help="personal data (SPEC §14)")
+    people_commands = people.add_subparsers(dest="people_command", metavar="ACTION")
+    erase = people_commands.add_parser(
+        "erase", help="erase a person as /forget does (staff: revoke their roles first)")
+    erase.add_argument("user_id", type=int, metavar="USER_ID")
     demo = commands.add_parser(
         "demo", help="the playground: the bot and a sample county in the browser, no token "
                      "and no network (SPEC §17)")
@@ -108,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             return _restore(settings, args.file)
         if args.command == "check":
             return _check(settings)
+        if args.command == "people":
+            if args.people_command == "erase":
+                return asyncio.run(_people_erase(settings, args.user_id))
+            parser.parse_args(["people", "--help"])
     except SettingsError as exc:
         print(f"gridhorn: {exc}", file=sys.stderr)
         return 2
@@ -375,3 +388,25 @@ def _check(settings: Settings) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+async def _people_erase(settings: Settings, user_id: int) -> int:
+    """`gridhorn people erase USER_ID` (SPEC §14): what /forget does, for a superadmin at
+    the server (the bot may be running: the store takes both)."""
+    store = await _open_store(settings)
+    try:
+        access = Access(store, settings.superadmins)
+        people = PeopleService(store, access, settings)
+        outbox = Outbox(store, settings)
+        tickets = TicketService(store, access, people, outbox, settings)
+        privacy = PrivacyService(store, access, people, outbox, settings, tickets)
+        try:
+            erased = await privacy.erase(user_id)
+        except Refused as refusal:
+            print(f"gridhorn: {plain_text(refusal_text(settings.default_locale, refusal))}",
+                  file=sys.stderr)
+            return 1
+    finally:
+        await store.close()
+    print(f"person {user_id} erased (what they leave in common records is now {erased})")
+    return 0

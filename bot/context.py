@@ -16,6 +16,7 @@ from bot.services.checkpoints import CheckpointService
 from bot.services.horns import HornService
 from bot.services.meetings import MeetingService
 from bot.services.people import PeopleService
+from bot.services.privacy import PrivacyService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
 from bot.services.shop import ShopService
@@ -45,6 +46,7 @@ class Services:
     meetings: MeetingService
     #: patrol checkpoints 专项巡更点 (SPEC §13)
     checkpoints: CheckpointService
+    privacy: PrivacyService  # SPEC §14: consent, /mydata, /forget
     #: the local time (the scheduler's clock: tests move it)
     now: Callable[[], datetime]
     #: the bot's @username, known once the application has asked Telegram (`getMe`)

@@ -22,7 +22,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -74,6 +74,7 @@ class Scheduler:
         self.metrics = metrics or Metrics()  # runs and failures per job (SPEC §15)
         self.schedule = schedule
         self.tz = settings.tz
+        self.raw_retention = settings.raw_retention
         self.now: Callable[[], datetime] = now or (lambda: datetime.now(self.tz))
         themes, reports, boards = schedule.themes, schedule.reports, schedule.boards
         self.jobs: tuple[Job, ...] = (
@@ -112,6 +113,11 @@ class Scheduler:
         theme; to any chat bound since, the report on display (each chat claimed once)."""
         posts = await self.schedule.patrols.remind_due(now)
         posts += await self.schedule.backups.end_expired()
+        # SPEC §14: raw updates handled and older than GRIDHORN_RAW_RETENTION go
+        cutoff = (now - self.raw_retention).astimezone(UTC).isoformat(timespec="milliseconds")
+        expired = await self.store.privacy.expire_raw(cutoff)
+        if expired:
+            logger.info("%d raw update(s) past their retention deleted", expired)
         month = periods.month_key(now)
         if await self.store.schedules.has_run("theme", month):
             posts += await self.schedule.themes.post_month(month)

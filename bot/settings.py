@@ -154,6 +154,8 @@ class Settings(BaseSettings):
     meeting_reminder: str = "1h"
     meeting_late: str = "10m"
     meeting_nudge_cron: str = "0 9 20 * *"
+    #: SPEC §14: raw updates handled and older than this are deleted (by the daily run)
+    raw_retention: Annotated[timedelta, NoDecode] = timedelta(days=30)
 
     @field_validator("bot_token", mode="before")
     @classmethod
@@ -199,6 +201,15 @@ class Settings(BaseSettings):
     @classmethod
     def _deadlines(cls, value: object) -> Deadlines:
         return Deadlines.parse(value)
+
+    @field_validator("raw_retention", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = parse_duration(value)
+        if isinstance(value, timedelta) and value <= timedelta(0):
+            raise ValueError("the retention must be longer than nothing, e.g. 30d")
+        return value
 
     @field_validator("quiet_hours", mode="before")
     @classmethod

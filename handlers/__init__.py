@@ -29,6 +29,7 @@ from handlers import (
     onboarding,
     opinions,
     people,
+    privacy,
     schedule,
     shop,
     volunteer,
@@ -66,5 +67,6 @@ def register_all(app: Application) -> None:
     shop.register(app, FEATURE_GROUP, code_group=SHOP_CODE_GROUP)
     meetings.register(app, FEATURE_GROUP)
     checkpoints.register(app, FEATURE_GROUP)
+    privacy.register(app, FEATURE_GROUP)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

@@ -32,6 +32,7 @@ PRIVATE += ("backup", "away", "back")  # AB岗
 PRIVATE += ("points", "redeem")  # the time bank's shop 爱心银行 (SPEC §13)
 PRIVATE += ("meeting", "meetings")  # meetings (SPEC §12)
 PRIVATE += ("checkpoints",)  # patrol checkpoints (SPEC §13)
+PRIVATE += ("privacy", "mydata", "forget")  # personal data (SPEC §14)
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))
@@ -54,6 +55,7 @@ DESCRIPTION = {
     "points": "menu.points", "redeem": "menu.redeem",
     "meeting": "menu.meeting", "meetings": "menu.meetings",
     "checkpoints": "menu.checkpoints",
+    "privacy": "menu.privacy", "mydata": "menu.mydata", "forget": "menu.forget",
 }
 
 

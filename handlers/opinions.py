@@ -30,6 +30,7 @@ from handlers.common import (
     reply_html,
     thread_of,
 )
+from handlers.privacy import show_notice
 from storage.models import Ticket
 
 logger = logging.getLogger(__name__)
@@ -133,13 +134,18 @@ async def draft_button(update: Update, context: GridhornContext) -> None:
     press = parts[1] if len(parts) > 1 else ""
     if press == views.DraftPress.SUBMIT:
         try:
-            ticket = await services.tickets.submit(user_id, query.message.message_id)
+            # SPEC §14: a first Submit shows the notice instead (nothing stored until Agree)
+            ticket = await services.privacy.submit(user_id, query.message.message_id)
         except Refused as refusal:
             if refusal.key == "draft.join_first":
                 await answer_query(update)
                 await reply(update, context, "draft.join_first")
                 return
             raise
+        if ticket is None:
+            await answer_query(update)
+            await show_notice(update, context, query.message.message_id)
+            return
         await answer_query(update, t(context.locale, "draft.submitted_short", id=ticket.id))
         return
     if press == views.DraftPress.CANCEL:

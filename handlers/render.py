@@ -65,6 +65,7 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
             lines.append(t(locale, key))
     if Action.PATROL in actions:  # patrol checkpoints (SPEC §13)
         lines.append(t(locale, "help.checkpoints"))
+    lines.append(t(locale, "help.privacy"))  # SPEC §14: everyone's own data
     return "\n\n".join(lines)
 
 

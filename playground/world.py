@@ -27,7 +27,7 @@ and makes, from `world.yaml`, deterministically (the same ids on a fresh emulato
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,8 @@ async def build_world(emu: BotAPIEmulator, store: Store, lang: str, *,
                                      user.language_code, private=True)
             if spec.get("building"):
                 await store.people.set_building(user.id, spec["building"])
+                # a resident of a while: agreed to the privacy notice (SPEC §14) already
+                await store.privacy.consent(user.id, (now or datetime.now(UTC)).timestamp())
             grants = [(g["role"], g["unit"]) for g in spec.get("roles", [])]
             if spec.get("party_member"):
                 grants.append((PARTY_MEMBER, spec["party_member"]))

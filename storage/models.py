@@ -65,6 +65,10 @@ class Person(Record):
     availability: str | None = None
     hours: float = 0
     points: int = 0
+    #: SPEC §14: when they agreed to the notice (None: their first Submit asks first)
+    consented_at: float | None = None
+    #: an erased person's row (`/forget`): no name, no username, no language
+    erased: bool = False
 
     @property
     def display_name(self) -> str:

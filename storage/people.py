@@ -17,7 +17,8 @@ def _person(row: Row) -> Person:
                   building_code=row["building_code"], started=bool(row["started"]),
                   blocked=bool(row["blocked"]),
                   skills=tuple(s for s in row["skills"].split(",") if s),
-                  availability=row["availability"], hours=row["hours"], points=row["points"])
+                  availability=row["availability"], hours=row["hours"], points=row["points"],
+                  consented_at=row["consented_at"], erased=row["erased_at"] is not None)
 
 
 def _invite(row: Row) -> Invite:

@@ -26,6 +26,7 @@ from storage.meetings import MeetingRepo
 from storage.models import Conflict, UpdateTaken
 from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo
+from storage.privacy import PrivacyRepo
 from storage.reports import ReportRepo
 from storage.schedules import SchedulesRepo
 from storage.shop import ShopRepo
@@ -62,6 +63,7 @@ class Store:
         self.shop = ShopRepo(db)
         self.meetings = MeetingRepo(db)
         self.checkpoints = CheckpointRepo(db)
+        self.privacy = PrivacyRepo(db)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:

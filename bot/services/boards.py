@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 from bot.i18n import join_list, t, tn
 from bot.services import periods
+from bot.services.errors import Key
 from bot.services.outbox import Outbox, Priority
 from bot.services.reports import horn_activity
 from bot.services.scopes import Scope, bound_targets, unit_scope
 from bot.settings import Settings
 from bot.textsplit import split_html
-from storage.models import DepartmentEvent, Unit, WhistleRating
+from storage.models import DepartmentEvent, Person, Unit, WhistleRating
 from storage.store import Store
 
 KINDS = ("volunteers", "party", "buildings", "departments")
@@ -204,7 +205,7 @@ class BoardService:
         people.update({p.user_id: p for p in await self.store.people.many(hours)})
         ranked = sorted(((hours.get(p.user_id, 0.0), p.points, p) for p in people.values()),
                         key=lambda x: (-x[0], -x[1], x[2].user_id))
-        lines = tuple(Line(p.display_name, {"hours": f"{h:g}", "points": points})
+        lines = tuple(Line(_shown(p), {"hours": f"{h:g}", "points": points})
                       for h, points, p in ranked if h > 0)[:TOP]
         return Board("volunteers", period, scope, lines)
 
@@ -223,7 +224,7 @@ class BoardService:
             served = hours.get(person.user_id, 0.0)
             rows.append((taken.get(person.user_id, 0), served, person.points, person))
         rows.sort(key=lambda x: (-x[0], -x[1], -x[2], x[3].user_id))
-        lines = tuple(Line(p.display_name, {"taken": n, "hours": f"{h:g}", "points": points})
+        lines = tuple(Line(_shown(p), {"taken": n, "hours": f"{h:g}", "points": points})
                       for n, h, points, p in rows if n or h)[:TOP]
         return Board("party", period, scope, lines)
 
@@ -278,7 +279,7 @@ class BoardService:
                 lines += self._department_lines(locale, rank, line)
             elif isinstance(points, int):
                 lines.append(tn(locale, POINTS_LINE[board.kind], points, rank=rank,
-                                name=line.name, **line.values))
+                                name=_said(locale, line.name), **line.values))
             else:
                 lines.append(t(locale, "board.line_buildings", rank=rank, name=line.name,
                                **line.values))
@@ -340,3 +341,15 @@ def parse_board_args(args: list[str]) -> tuple[tuple[str, ...], str] | None:
         else:
             return None
     return kinds, span
+
+
+#: an erased person's name on a board: their hours stay, under "erased" (SPEC §14)
+ERASED = Key("privacy.erased")
+
+
+def _shown(person: Person) -> str:
+    return ERASED if person.erased else person.display_name
+
+
+def _said(locale: str, name: str) -> str:
+    return t(locale, "privacy.erased") if isinstance(name, Key) else name

@@ -23,7 +23,7 @@ from bot.services.horn_base import HOURS_FLOW, HornPart
 from bot.services.horn_copies import HornCopies
 from bot.services.horn_parse import parse_hours
 from bot.services.outbox import Priority
-from storage.models import CheckInState, CopyKind, Horn, HornLevel, HornStatus
+from storage.models import CheckInState, CopyKind, Horn, HornLevel, HornStatus, Person
 
 POINTS_PER_HOUR = 10          # time bank (爱心银行): points credited per confirmed hour
 SHORT_FORM_HOURS = 2.0        # default hours of a horn sounded with the short form
@@ -158,8 +158,8 @@ class HornClosing(HornPart):
     async def _attendance_view(self, locale: str, horn: Horn) -> views.View:
         rows = await self.store.horns.checkins(horn.id, (CheckInState.IN,))
         people = {p.user_id: p for p in await self.store.people.many(r.person_id for r in rows)}
-        named = [(r.person_id, people[r.person_id].display_name if r.person_id in people
-                  else str(r.person_id), r.present) for r in rows]
+        named = [(r.person_id, _name(locale, people.get(r.person_id), r.person_id), r.present)
+                 for r in rows]
         return views.attendance(locale, horn, named, POINTS_PER_HOUR)
 
     async def _may_close(self, actor: Actor, horn: Horn) -> bool:
@@ -179,3 +179,10 @@ class HornClosing(HornPart):
         if unconfirmed and horn.confirmed_at is not None:
             raise Refused("horn.already_confirmed", id=horn_id)
         return horn
+
+
+def _name(locale: str, person: Person | None, person_id: int) -> str:
+    """Who checked in, on the attendance list (an erased person: "erased", SPEC §14)."""
+    if person is None:
+        return str(person_id)
+    return t(locale, "privacy.erased") if person.erased else person.display_name

@@ -14,6 +14,7 @@ from bot.hooks import ChatLostHook, FirstUseHook, MigratedHook, OutboxHooks, Sen
 from bot.priority import Priority
 from bot.settings import Settings
 from storage.inbox import current_update
+from storage.privacy import ERASED_BASE
 from storage.store import Store
 
 __all__ = ["Outbox", "Priority", "file_field"]  # Priority's home is bot/priority.py
@@ -64,6 +65,8 @@ class Outbox:
                    priority: int, quiet: bool = False, delay: float = 0.0,
                    dedupe_key: str | None = None, coalesce_key: str | None = None,
                    ref: str | None = None) -> int | None:
+        if chat_id >= ERASED_BASE:  # an erased person (SPEC §14): nothing goes to them
+            return None
         item_id = await self.store.outbox.enqueue(
             chat_id, method, payload, priority, quiet=quiet,
             not_before=time.time() + delay if delay else 0.0,

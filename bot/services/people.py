@@ -91,6 +91,11 @@ class PeopleService:
         (their row read once; hot path)."""
         await self.touch(user, private)
         person = await self.store.people.get(user.user_id)
+        if person is None and user.user_id in self._known:
+            # erased meanwhile (SPEC §14; by another replica or `gridhorn people erase`)
+            self.forget(user.user_id)
+            await self.touch(user, private)
+            person = await self.store.people.get(user.user_id)
         return (await self.access.actor(user.user_id, person),
                 self.locale_of(person, user.language_code))
 

@@ -264,8 +264,12 @@ class TicketCards(TicketBase):
     async def _tell_reporter(self, ticket: Ticket, key: str, ref: str | None = None,
                              buttons: views.Buttons | None = None, **values: Any) -> None:
         """A step, told in the reporter's language; a long note is split, never cut (the
-        buttons go with the last part, the one to rate; a reply to any part answers)."""
-        locale = await self.people.locale_for(ticket.reporter_id)
+        buttons go with the last part, the one to rate; a reply to any part answers). An
+        erased reporter (SPEC §14) is told nothing."""
+        reporter = await self.store.people.get(ticket.reporter_id)
+        if reporter is not None and reporter.erased:
+            return
+        locale = self.people.locale_of(reporter)
         text = t(locale, key, id=ticket.id, **values)
         if ticket.entered:  # told to who entered the case, for its caller
             if key in ASKS_VERDICT:

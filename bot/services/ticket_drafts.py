@@ -92,8 +92,11 @@ class TicketDrafts(TicketBase):
             raise Refused("button.stale")
         return draft
 
-    async def submit(self, user_id: int, message_id: int) -> Ticket:
-        """Submit the draft: ticket #N and its receipt; the staff cards follow (backlog)."""
+    async def submit(self, user_id: int, message_id: int,
+                     consent_at: float | None = None) -> Ticket:
+        """Submit the draft: ticket #N and its receipt; the staff cards follow (backlog).
+        `consent_at`: Agree under the privacy notice (SPEC §14), recorded in the same
+        transaction."""
         person = await self.store.people.get(user_id)
         draft = await self._draft_for_card(user_id, message_id)
         if person is None or not person.building_code:
@@ -108,6 +111,8 @@ class TicketDrafts(TicketBase):
             raise Refused("draft.join_first")
         photos = draft_photos(draft.data)
         async with self.store.transaction():
+            if consent_at is not None:
+                await self.store.privacy.consent(user_id, consent_at)
             ticket = await self._open_ticket(
                 reporter_id=user_id, anonymous=bool(draft.data.get("anonymous")),
                 building_code=person.building_code, grid_code=grid.code,

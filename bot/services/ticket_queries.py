@@ -192,6 +192,7 @@ class TicketQueries(TicketCards):
                         reveal=actor.superadmin) if staff else t(locale, "ticket.you")
                 else:
                     person = await self.store.people.get(event.actor_id)
-                    names[event.actor_id] = person.display_name if person else ""
+                    names[event.actor_id] = "" if person is None else t(
+                        locale, "privacy.erased") if person.erased else person.display_name
         return f"<b>{t(locale, 'ticket.timeline')}</b>\n" + \
             views.timeline(locale, events, self.settings.tz, names)

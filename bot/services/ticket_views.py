@@ -195,6 +195,8 @@ def reporter_label(locale: str, ticket: Ticket, reporter: Person | None,
                         staff=staff))
     if ticket.anonymous and not reveal:
         return t(locale, "ticket.anonymous_reporter")
+    if reporter is not None and reporter.erased:  # SPEC §14: their name is gone
+        return t(locale, "privacy.erased")
     name = reporter.display_name if reporter is not None else str(ticket.reporter_id)
     if ticket.anonymous:
         return t(locale, "ticket.anonymous_revealed", name=name)

@@ -13,7 +13,7 @@ import pytest
 
 from storage.store import Store
 from tests.support.env import child_env
-from tests.support.harness import TOKEN, seed_map
+from tests.support.harness import TOKEN, consent, seed_map
 
 pytestmark = pytest.mark.asyncio
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +55,7 @@ async def test_sigkill_mid_burst_loses_and_doubles_nothing(harness, tmp_path):
         for user in residents:
             await store.people.ensure(user.id)
             await store.people.set_building(user.id, "B01010101")
+    await consent(store, *(user.id for user in residents))
     await store.close()
 
     # slow enough sending that the kill lands while receipts are still going out

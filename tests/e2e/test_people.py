@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.i18n import t
-from tests.support.harness import grant, seed_map
+from tests.support.harness import consent, grant, seed_map
 from tests.support.texts import shown
 
 pytestmark = pytest.mark.asyncio
@@ -31,6 +31,7 @@ async def test_a_revoke_and_its_refusals(harness):
     async with h.store.transaction():
         await h.store.people.ensure(resident.id)
         await h.store.people.set_building(resident.id, "B01010101")
+    await consent(h.store, resident.id)
     for user in (resident, head, worker, staff):
         await h.say(user, "/start")
     grid_chat = await h.bound_group("Grid staff", "G0101", worker, [worker])

@@ -15,7 +15,7 @@ import pytest
 from emulator import BotAPIEmulator, FloodLimits
 from emulator.balancer import HOOK_PATH, SECRET_HEADER
 from storage.store import Store
-from tests.support.harness import TOKEN, seed_map
+from tests.support.harness import TOKEN, consent, seed_map
 from tests.support.replicas import (
     PRODUCTION_RATES,
     Replicas,
@@ -53,6 +53,7 @@ async def residents_of_building_one(emu, url: str, n: int) -> list:
             for user in users:
                 await store.people.ensure(user.id)
                 await store.people.set_building(user.id, "B01010101")
+        await consent(store, *(user.id for user in users))
     finally:
         await store.close()
     return users

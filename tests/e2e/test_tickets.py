@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from bot.i18n import t
-from tests.support.harness import grant, seed_map
+from tests.support.harness import consent, grant, seed_map
 from tests.support.texts import before, counted, duration, label, shown
 
 pytestmark = pytest.mark.asyncio
@@ -48,6 +48,7 @@ class World:
             for user in (self.resident, self.neighbour):
                 await h.store.people.ensure(user.id)
                 await h.store.people.set_building(user.id, "B01010101")
+        await consent(h.store, self.resident.id, self.neighbour.id)
         for user in (self.resident, self.head, self.worker, self.liaison, self.neighbour):
             await h.say(user, "/start")
         self.grid_chat = await h.bound_group("第一网格工作群", "G0101", self.worker,
@@ -327,6 +328,10 @@ async def test_unregistered_resident_is_asked_to_join_and_keeps_the_draft(harnes
     assert "The bins are full" in draft.text and draft.buttons
     harness.emu.press(stranger, draft, "dr:submit")
     await harness.settle()
+    # a first Submit: the privacy notice (SPEC §14), and Agree submits the draft
+    notice = harness.emu.messages(stranger.id)[-1]
+    assert notice.text == shown("en", "privacy.notice")
+    await harness.press(stranger, notice, t("en", "privacy.agree"))
     assert shown("en", "ticket.receipt", id=1, hours=duration("en", DAY)) in \
         harness.emu.messages(stranger.id)[-1].text
 

@@ -11,7 +11,7 @@ from bot.i18n import t
 from bot.services import ticket_views as views
 from bot.services.mapfile import import_map
 from bot.services.ticket_states import TicketAction
-from tests.support.harness import grant, seed_map
+from tests.support.harness import consent, grant, seed_map
 from tests.support.texts import before, shown
 
 pytestmark = pytest.mark.asyncio
@@ -52,6 +52,7 @@ async def test_a_catalogue_whistle_scores_the_items_points_and_the_rating_moves_
     async with h.store.transaction():
         await h.store.people.ensure(resident.id)
         await h.store.people.set_building(resident.id, "B01010101")
+    await consent(h.store, resident.id)
     for user in (resident, worker, liaison):
         await h.say(user, "/start")
     grid_chat = await h.bound_group("第一网格工作群", "G0101", worker, [worker])

@@ -62,8 +62,10 @@ async def test_the_tour_plays_through(played: Playground) -> None:
     assert visit.bot[0]["text"].startswith("✅") and "G0101-K01" in visit.bot[0]["text"]
     assert len(await store.checkpoints.visits(["G0101-K01"], 0, 4e9)) == 1
 
-    month_end = demo.steps[-1]
-    assert month_end.action.kind == "clock"
+    mydata = demo.steps[-1]  # SPEC §14: the resident's data, as two files
+    assert [m["kind"] for m in mydata.bot if m["chat"] == "private:resident"].count(
+        "document") == 2
+    month_end = next(step for step in demo.steps if step.action.kind == "clock")
     title = plain(t("en", "report.title", month="2026-03", scope="欣山社区"))
     assert any(m["chat"] == "staff:C01" and m["text"].startswith(title) for m in month_end.bot)
     for key in ("building:B01010101", "building:B01010102", "building:B01020101"):

@@ -51,3 +51,14 @@ async def submit(harness, user, text: str, domain: str = "orange") -> None:
     card = (await harness.say(user, text))[-1]
     await harness.press(user, card, f"dr:dom:{domain}")
     await harness.press(user, card, "dr:submit")
+    await agree_if_asked(harness, user)
+
+
+async def agree_if_asked(harness, user) -> None:
+    """A person's first Submit shows the privacy notice (SPEC §14): they press Agree, which
+    submits the draft (later Submits go straight through)."""
+    last = harness.emu.messages(user.id)[-1]
+    agree = [b.callback_data for row in (last.buttons or []) for b in row
+             if (b.callback_data or "").startswith("pv:agree")]
+    if agree:
+        await harness.press(user, last, agree[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,11 @@ async def grant(store: Store, user_id: int, role: str, unit_code: str) -> None:
     async with store.transaction():
         await store.people.ensure(user_id)
         await store.people.grant(user_id, role, unit_code, None)
+
+
+async def consent(store: Store, *user_ids: int) -> None:
+    """People who agreed to the privacy notice (SPEC §14) before the test's Submits: the
+    notice and its Agree have tests of their own (tests/e2e/test_privacy.py)."""
+    async with store.transaction():
+        for user_id in user_ids:
+            await store.privacy.consent(user_id, time.time())
