@@ -121,6 +121,10 @@ class Intake:
     STOP_GRACE_S = 10.0
     #: PostgreSQL: seconds between the sweeper's looks for updates nobody is handling
     SWEEP_S = 1.0
+    #: a tap not answered this long after it came is answered empty: Telegram gives up on
+    #: it after 15 s and shows the presser an error (its work is still done); the rest of
+    #: the 15 s is for its way to us (a webhook's queue, a getUpdates batch) and back
+    TAP_GUARD_S = 5.0
 
     def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], store: Store, *,
                  poll_timeout: int = 25,
@@ -154,6 +158,9 @@ class Intake:
         self._active: set[int] = set()  # lanes whose worker runs here
         self._again: set[int] = set()   # … and were woken meanwhile: they look once more
         self._given_up: set[int] = set()  # updates whose work could not be committed
+        self._guards: dict[int, asyncio.TimerHandle] = {}  # taps waiting, by update_id
+        self._guard_tasks: set[asyncio.Task[None]] = set()
+        self._tap_marks: dict[int, UpdateMark] = {}  # guarded taps being handled here
 
     async def start(self, *, poll: bool = True) -> None:
         """Handle what was stored and not handled before; then poll, unless Telegram posts
@@ -176,6 +183,7 @@ class Intake:
         self.metrics.updates_received.inc(len(raws))
         for raw in raws:
             if raw["update_id"] in fresh:
+                self._guard_tap(raw)
                 self._dispatch(raw["update_id"], raw)
 
     async def stop(self) -> None:
@@ -192,12 +200,52 @@ class Intake:
             logger.warning("%d updates were still being handled after %.0f s; they are "
                            "handled again at the next start", self._in_progress,
                            self.STOP_GRACE_S)
-        for task in list(self._workers):
+        for handle in self._guards.values():
+            handle.cancel()
+        self._guards.clear()
+        self._tap_marks.clear()
+        for task in [*self._workers, *self._guard_tasks]:
             task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*self._workers, *self._guard_tasks, return_exceptions=True)
         if self._locks is not None:
             await self._locks.close()  # the server frees what a cancelled worker held
             self._locks = None
+
+    def _guard_tap(self, raw: dict[str, Any]) -> None:
+        """A tap gets an empty answer (its spinner stops) if its handler has not answered it
+        within `TAP_GUARD_S`: under a burst it may wait for a handler, or its handler for the
+        store, longer than Telegram waits for the answer. The handler's own answer then comes
+        too late, and its work (the edited card, the reply) is done all the same."""
+        query = raw.get("callback_query")
+        update_id = raw["update_id"]
+        if not isinstance(query, dict) or "id" not in query or update_id in self._guards:
+            return
+        self._guards[update_id] = asyncio.get_running_loop().call_later(
+            self.TAP_GUARD_S, self._answer_late, update_id, str(query["id"]))
+
+    def _answer_late(self, update_id: int, query_id: str) -> None:
+        self._guards.pop(update_id, None)
+        mark = self._tap_marks.pop(update_id, None)
+        if mark is not None and mark.answered:
+            return
+        task = asyncio.create_task(self._send_late_answer(update_id, query_id),
+                                   name=f"gridhorn:late-answer:{update_id}")
+        self._guard_tasks.add(task)
+        task.add_done_callback(self._guard_tasks.discard)
+
+    async def _send_late_answer(self, update_id: int, query_id: str) -> None:
+        try:
+            if self._shared and await self.store.inbox.is_processed(update_id):
+                return  # another replica handled it (and answered)
+            await self.answer_tap(query_id)
+            logger.info("tap %s waited %.0f s for a handler; answered empty meanwhile",
+                        update_id, self.TAP_GUARD_S)
+        except Exception as exc:  # answered meanwhile, or Telegram unreachable: no matter
+            logger.debug("tap %s: no late answer (%s)", update_id, exc)
+
+    async def answer_tap(self, query_id: str) -> None:
+        """Answer a tap with nothing (stops its spinner)."""
+        await rawapi.call(self.app.bot, "answerCallbackQuery", {"callback_query_id": query_id})
 
     def busy(self) -> bool:
         """Updates are being handled (the outbox lets its background posts wait)."""
@@ -378,6 +426,9 @@ class Intake:
     async def _handle(self, update_id: int, raw: dict[str, Any]) -> None:
         began = time.perf_counter()
         mark, ok = await self._process(update_id, raw)
+        if mark.answered and (guard := self._guards.pop(update_id, None)) is not None:
+            guard.cancel()
+            self._tap_marks.pop(update_id, None)
         if mark.lost:
             # its group's COMMIT failed, perhaps for another's fault: once more, on its own
             logger.warning("update %s: its work was not committed; handling it again alone",
@@ -408,6 +459,8 @@ class Intake:
         it (`current_update`), and the ticket or horn it turns out to be about
         (`bot.logcontext`, emptied for each update: a lane handles many)."""
         mark = UpdateMark(update_id)
+        if update_id in self._guards:
+            self._tap_marks[update_id] = mark  # the guard looks whether it was answered
         token = current_update.set(mark)
         ok = True
         try:

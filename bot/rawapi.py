@@ -20,6 +20,7 @@ from telegram import Bot
 
 from bot.http import AiohttpRequest, JsonBody, MeteredRequest
 from storage import codec
+from storage.inbox import current_update
 
 #: through `Bot._post`: getUpdates has its own request object (its own connections)
 _VIA_BOT = frozenset({"getUpdates"})
@@ -62,3 +63,6 @@ async def answer_callback(bot: Bot, query_id: str, text: str | None = None,
     if alert:
         data["show_alert"] = True
     await call(bot, "answerCallbackQuery", data)
+    mark = current_update.get()
+    if mark is not None:
+        mark.answered = True  # the intake's guard need not answer it (bot.intake)

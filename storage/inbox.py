@@ -33,12 +33,13 @@ class UpdateMark:
     """The update being handled, whether a commit has marked it processed, and whether a
     commit of its work failed (its work is lost: it stays unprocessed, for a replay)."""
 
-    __slots__ = ("update_id", "done", "lost")
+    __slots__ = ("update_id", "done", "lost", "answered")
 
     def __init__(self, update_id: int) -> None:
         self.update_id = update_id
         self.done = False
         self.lost = False
+        self.answered = False  # a tap: its answer went out (bot.rawapi.answer_callback)
 
 
 # Set by the intake around each update's handlers; the store's transactions read it.
@@ -110,6 +111,11 @@ class InboxRepo:
         now = now_iso()
         await self.db.executemany(
             "UPDATE inbox SET processed_at = ? WHERE update_id = ?", [(now, i) for i in update_ids])
+
+    async def is_processed(self, update_id: int) -> bool:
+        return await self.db.fetchval(
+            "SELECT 1 FROM inbox WHERE update_id = ? AND processed_at IS NOT NULL",
+            (update_id,)) is not None
 
     async def mark_once(self, update_id: int) -> bool:
         """Mark an update processed unless it is already (PostgreSQL: a replica whose lane

@@ -270,3 +270,44 @@ async def test_a_cancelled_waiter_gives_its_slot_on():
     async with asyncio.timeout(1):
         async with slots.taken(False):
             pass  # the slot is free again: neither lost nor given twice
+
+
+def tap(update_id: int, user_id: int) -> dict:
+    return {"update_id": update_id, "callback_query": {
+        "id": f"q{update_id}", "from": {"id": user_id, "is_bot": False, "first_name": "A"},
+        "chat_instance": "1", "data": "x"}}
+
+
+async def test_a_tap_no_handler_began_on_in_time_is_answered_empty(store):
+    """Telegram shows an error for a tap not answered within 15 s: a tap still waiting for a
+    handler after `TAP_GUARD_S` gets an empty answer; one whose handler answered gets none."""
+    release = asyncio.Event()
+    handled: list[int] = []
+
+    async def handle(update_id: int) -> None:
+        handled.append(update_id)
+        mark = current_update.get()
+        assert mark is not None
+        mark.answered = True  # as rawapi.answer_callback notes it, at once
+        await release.wait()
+
+    intake = Intake(_App(handle), store, max_concurrent=1)
+    intake.TAP_GUARD_S = 0.05
+    answered: list[str] = []
+    late = asyncio.Event()
+
+    async def answer_tap(query_id: str) -> None:
+        answered.append(query_id)
+        late.set()
+
+    intake.answer_tap = answer_tap  # type: ignore[method-assign]
+    await intake.start(poll=False)
+    await intake.accept([tap(1, 501), tap(2, 502)])  # one slot: the second waits
+    async with asyncio.timeout(5):
+        await late.wait()
+    assert answered == ["q2"] and handled == [1]
+    release.set()
+    async with asyncio.timeout(5):
+        await intake.drain()
+    assert handled == [1, 2] and answered == ["q2"]  # its work is still done, once
+    await intake.stop()
