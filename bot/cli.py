@@ -22,6 +22,8 @@ from bot.chatprobe import TelegramChatProbe
 from bot.http import AiohttpRequest
 from bot.services import periods
 from bot.services.access import Access
+from bot.services.assessment import AssessmentService
+from bot.services.assessment import filename as assessment_filename
 from bot.services.chats import ChatService, missing_rights
 from bot.services.mapfile import export_map, import_map, parse_map
 from bot.services.outbox import Outbox
@@ -64,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--unit", help="a community or grid code (default: the whole city)")
     report.add_argument("--lang", choices=("zh-Hans", "zh-Hant", "en"),
                         help="the language (default: GRIDHORN_DEFAULT_LOCALE)")
+    assess = commands.add_parser(
+        "assess", help="write a year's assessment (SPEC §12): workbook (XLSX) and text")
+    assess.add_argument("year", help="the year, YYYY")
+    assess.add_argument("--out", type=Path, required=True, help="the folder to write into")
+    assess.add_argument("--unit", help="a community or grid code (default: the whole city)")
+    assess.add_argument("--lang", choices=("zh-Hans", "zh-Hant", "en"),
+                        help="the language (default: GRIDHORN_DEFAULT_LOCALE)")
     demo = commands.add_parser(
         "demo", help="the playground: the bot and a sample county in the browser, no token "
                      "and no network (SPEC §17)")
@@ -91,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.parse_args(["map", "--help"])
         if args.command == "report":
             return asyncio.run(_report(settings, args.month, args.out, args.unit, args.lang))
+        if args.command == "assess":
+            return asyncio.run(_assess(settings, args.year, args.out, args.unit, args.lang))
     except SettingsError as exc:
         print(f"gridhorn: {exc}", file=sys.stderr)
         return 2
@@ -298,6 +309,40 @@ async def _report(settings: Settings, month_text: str, out: Path, unit_code: str
     (out / png_name.replace(".png", ".txt")).write_text(text + "\n", encoding="utf-8")
     print(f"report of {month} written to {out}: {png_name}, {xlsx_name}, "
           f"{png_name.replace('.png', '.txt')}")
+    return 0
+
+
+async def _assess(settings: Settings, year: str, out: Path, unit_code: str | None,
+                  lang: str | None) -> int:
+    """The same workbook and text `/assess YYYY` gives, written as files."""
+    now = datetime.now(settings.tz)
+    if not (year.isdigit() and len(year) == 4) or int(year) > now.year:
+        print(f"gridhorn: {year!r} is not a year like {now.year - 1} (this year or before)",
+              file=sys.stderr)
+        return 2
+    locale = lang or settings.default_locale
+    store = await _open_store(settings)
+    try:
+        if unit_code:
+            unit = await store.map.get(unit_code)
+            if unit is None or unit.kind not in ("community", "grid"):
+                print(f"gridhorn: {unit_code} is not a community or grid code", file=sys.stderr)
+                return 2
+            scope = await unit_scope(store, unit)
+        else:
+            scope = await city_scope(store)
+        service = AssessmentService(store, Access(store, settings.superadmins),
+                                    Outbox(store, settings), settings)
+        assessment = await service.build(scope, year, now)
+        workbook = await service.workbook(assessment, locale)
+        text = plain_text(service.text(assessment, locale))
+    finally:
+        await store.close()
+    out.mkdir(parents=True, exist_ok=True)
+    name = assessment_filename(year)
+    (out / name).write_bytes(workbook)
+    (out / name.replace(".xlsx", ".txt")).write_text(text + "\n", encoding="utf-8")
+    print(f"assessment of {year} written to {out}: {name}, {name.replace('.xlsx', '.txt')}")
     return 0
 
 

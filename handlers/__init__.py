@@ -2,6 +2,7 @@
 
 Groups (python-telegram-bot runs at most one handler per group, lowest group first):
   -100  guard: records the sender, builds the actor and picks the reply language
+   -20  a private reply to an evaluation list: a note on a rating (handlers/evaluation.py)
    -10  guided flows: private text of a person in a horn, volunteer or intake flow
         (handlers/flows.py)
      0  the features' commands, buttons and messages, then (registered last, so they match
@@ -16,6 +17,7 @@ from bot.services import horn_base, ticket_intake, volunteers
 from handlers import (
     backups,
     chats,
+    evaluation,
     fallback,
     flows,
     guard,
@@ -30,6 +32,7 @@ from handlers import (
 from handlers.flows import FlowText
 
 GUARD_GROUP = -100
+EVALUATION_NOTE_GROUP = -20    # a private reply to an evaluation list (SPEC §12)
 FLOW_GROUP = -10
 FEATURE_GROUP = 0
 #: the guided flows whose private text goes to the feature, by the stored flow's name
@@ -43,6 +46,7 @@ FLOW_TEXTS: dict[str, FlowText] = {
 
 def register_all(app: Application) -> None:
     guard.register(app, GUARD_GROUP)
+    evaluation.register_notes(app, EVALUATION_NOTE_GROUP)
     flows.register(app, FLOW_GROUP, FLOW_TEXTS)
     onboarding.register(app, FEATURE_GROUP)
     chats.register(app, FEATURE_GROUP)
@@ -53,5 +57,6 @@ def register_all(app: Application) -> None:
     people.register(app, FEATURE_GROUP)
     intake.register(app, FEATURE_GROUP)
     backups.register(app, FEATURE_GROUP)
+    evaluation.register(app, FEATURE_GROUP)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

@@ -29,6 +29,9 @@ ADMINS += ("horns", "horn_close")
 # staff at work (SPEC §11): people administration, staff intake
 PRIVATE += ("people", "revoke", "audit", "intake")
 PRIVATE += ("backup", "away", "back")  # AB岗
+# evaluation and the annual assessment (SPEC §12)
+PRIVATE += ("evaluations", "assess")
+ADMINS += ("evaluations", "assess")
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))
@@ -48,6 +51,7 @@ DESCRIPTION = {
     "people": "menu.people", "revoke": "menu.revoke", "audit": "menu.audit",
     "intake": "menu.intake",
     "backup": "menu.backup", "away": "menu.away", "back": "menu.back",
+    "evaluations": "menu.evaluations", "assess": "menu.assess",
 }
 
 

@@ -55,7 +55,8 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
         lines.append(t(locale, "help.horn_service"))
     lines.append(t(locale, "help.volunteer"))
     for action, key in ((Action.THEME, "help.theme_set"), (Action.REPORT, "help.report"),
-                        (Action.PATROL, "help.patrol")):
+                        (Action.PATROL, "help.patrol"),
+                        (Action.EVALUATE, "help.evaluations"), (Action.ASSESS, "help.assess")):
         if action in actions:
             lines.append(t(locale, key))
     return "\n\n".join(lines)

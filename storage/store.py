@@ -15,6 +15,7 @@ from storage.backups import BackupRepo
 from storage.db import SqliteDatabase
 from storage.dbapi import Database
 from storage.drafts import DraftRepo
+from storage.evaluations import EvaluationRepo
 from storage.flows import FlowRepo
 from storage.health import HealthRepo
 from storage.horns import HornRepo
@@ -56,6 +57,7 @@ class Store:
         self.audit = AuditRepo(db)
         self.backups = BackupRepo(db)
         self.leadership = LeadershipRepo(db)
+        self.evaluations = EvaluationRepo(db)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:

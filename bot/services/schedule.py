@@ -8,9 +8,11 @@ from datetime import datetime
 
 from bot.services import periods
 from bot.services.access import Access, Action, Actor
+from bot.services.assessment import AssessmentService
 from bot.services.backups import BackupService
 from bot.services.boards import KINDS, BoardService, parse_board_args
 from bot.services.errors import Refused
+from bot.services.evaluations import EvaluationService
 from bot.services.outbox import Outbox
 from bot.services.patrols import PatrolService
 from bot.services.people import PeopleService
@@ -40,6 +42,12 @@ class ScheduleService:
         self.patrols = PatrolService(store, access, people, outbox, settings)
         #: AB岗: the daily run ends absences whose date passed (SPEC §11)
         self.backups = BackupService(store, access, people, outbox, settings)
+        #: SPEC §12: the monthly evaluation (its list messages' hook registered here) and
+        #: the annual assessment
+        self.evaluations = EvaluationService(store, access, people, outbox, settings)
+        for prefix, hook in self.evaluations.sent_hooks().items():
+            outbox.on_sent(prefix, hook)
+        self.assessment = AssessmentService(store, access, outbox, settings)
 
     async def report(self, actor: Actor, month_text: str | None, now: datetime,
                      locale: str) -> AskedReport:
