@@ -341,7 +341,7 @@ class EvaluationService(Service):
             if parsed is None:
                 raise Refused("evaluation.bad_month", text=month_text[:20])
             month = parsed
-        if month >= current:
+        if month >= current and await self.store.evaluations.opened_at(month) is None:
             raise Refused("evaluation.future_month", month=month)
         scope = await actor_scope(self.store, self.access, actor, Action.EVALUATE,
                                   "evaluation.not_allowed")
