@@ -127,7 +127,7 @@ async def test_catch_up_after_an_outage_runs_the_current_period_once_and_no_olde
     await built.scheduler.stop()
     assert sorted((r.job, r.period) for r in ran) == [
         ("daily", "2026-12-03"), ("evaluation", "2026-11"), ("report", "2026-11"),
-        ("theme", "2026-12"), ("theme_reminder", "2026-12")]      # the boards of Q3 went out on 10 October
+        ("theme", "2026-12"), ("theme_reminder", "2026-12")]  # Q3's boards went out on 10 October
     assert await runs(store, "report") == ["2026-09", "2026-11"]       # October not replayed
     assert await runs(store, "theme") == ["2026-10", "2026-12"]        # November not replayed
     assert await runs(store, "daily") == ["2026-10-10", "2026-12-03"]

@@ -110,16 +110,18 @@ class EvaluationService(Service):
 
     # ------------------------------------------------------------------ the round
 
-    async def open_month(self, month: str, now: datetime) -> int:
+    async def open_month(self, month: str, now: datetime, send: bool = True) -> int:
         """Inside the scheduled run's transaction: open the month's round, write what each
-        rater is asked and send each their list. Returns the messages queued."""
+        rater is asked and send each their list (`send=False`: the playground's world, set up
+        as if the lists had gone out before). Returns the messages queued."""
         if not await self.store.evaluations.open_round(month, now.timestamp()):
             return 0
         posts = 0
         for rater, items in (await self._asks(month)).items():
             for item in items:
                 await self.store.evaluations.ask(item)
-            posts += await self._send_lists(rater, month, items, missing=None)
+            if send:
+                posts += await self._send_lists(rater, month, items, missing=None)
         return posts
 
     async def _asks(self, month: str) -> dict[int, list[Evaluation]]:
