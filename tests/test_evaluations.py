@@ -73,9 +73,12 @@ async def rate(built, user_id, score, code, subject=0, month="2026-11", message_
 
 
 async def test_the_month_end_asks_staff_for_grids_and_leaders_for_workers_once(built, store):
+    async with store.transaction():
+        await store.schedules.set_theme("C01", "2026-11", "垃圾分类 <进小区>", STAFF)
     await open_november(built)
     staff = await lists(store, STAFF)
     assert len(staff) == 1
+    assert "🎯 Theme of 欣山社区: 垃圾分类 &lt;进小区&gt;" in staff[0].payload["text"]
     assert "第一网格 (G0101)" in staff[0].payload["text"]
     assert "第二网格 (G0102)" in staff[0].payload["text"]
     rows = staff[0].payload["reply_markup"]["inline_keyboard"]

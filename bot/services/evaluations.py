@@ -161,7 +161,8 @@ class EvaluationService(Service):
         posts = 0
         for start in range(0, len(items), PER_MESSAGE):
             chunk = items[start:start + PER_MESSAGE]
-            view = self._render(locale, month, chunk, names, missing if start == 0 else None)
+            view = self._render(locale, month, chunk, names, missing if start == 0 else None,
+                                await self._themes(locale, month, chunk))
             await self.outbox.send(
                 rater, view.text, buttons=view.buttons, priority=Priority.PERSONAL,
                 ref=f"{REF}:{month}:{rater}:{chunk[0].position}:{chunk[-1].position}")
@@ -279,7 +280,8 @@ class EvaluationService(Service):
             last = first + PER_MESSAGE - 1
         items = [i for i in await self.store.evaluations.asked(month, rater)
                  if first <= i.position <= last]
-        return self._render(locale, month, items, await self._names(locale, items), None)
+        return self._render(locale, month, items, await self._names(locale, items), None,
+                            await self._themes(locale, month, items))
 
     # ------------------------------------------------------------------ showing
 
@@ -302,12 +304,26 @@ class EvaluationService(Service):
                     name=person.display_name if person else str(item.subject_id))
         return names
 
+    async def _themes(self, locale: str, month: str, items: list[Evaluation]) -> list[str]:
+        """The month's theme of each community the items' grids belong to (what is rated)."""
+        units = {u.code: u for u in await self.store.map.all()}
+        lines = []
+        for code in dict.fromkeys(units[i.unit_code].parent_code for i in items
+                                  if i.unit_code in units):
+            community = units.get(code or "")
+            theme = await self.store.schedules.theme(code or "", month)
+            if community is not None and theme is not None:
+                lines.append(t(locale, "evaluation.theme_line", community=community.name,
+                               theme=theme.text))
+        return lines
+
     def _render(self, locale: str, month: str, items: list[Evaluation],
-                names: dict[str, str], missing: int | None) -> View:
+                names: dict[str, str], missing: int | None, themes: list[str]) -> View:
         lines = []
         if missing is not None:
             lines.append(tn(locale, "evaluation.reminder", missing, count=missing, month=month))
         lines.append(t(locale, "evaluation.ask", month=month))
+        lines += themes
         buttons: Buttons = []
         for item in items:
             name = names[_key(item)]
