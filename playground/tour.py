@@ -71,6 +71,8 @@ TOUR: tuple[TourStep, ...] = (
     TourStep("playground.tour.check_in_3", "volunteer3", "building:B01020101", "press",
              data="h:in:"),
     TourStep("playground.tour.month_end", kind="clock", at="2026-04-01T10:00:00+08:00"),
+    TourStep("playground.tour.evaluate", "staff", "private:staff", "press",
+             data="ev:4:2026-03:G0101:"),
 )
 
 

@@ -57,7 +57,7 @@ async def test_the_tour_plays_through(played: Playground) -> None:
                  and f"horn #{horn}\n" in m.text]
         assert len(posts) == 1 and counter in posts[0].text, (key, [m.text for m in posts])
 
-    month_end = demo.steps[-1]
+    month_end = demo.steps[-2]
     assert month_end.action.kind == "clock"
     title = plain(t("en", "report.title", month="2026-03", scope="欣山社区"))
     assert any(m["chat"] == "staff:C01" and m["text"].startswith(title) for m in month_end.bot)
@@ -65,6 +65,10 @@ async def test_the_tour_plays_through(played: Playground) -> None:
         assert any(m["chat"] == key and m["text"].startswith("📊") for m in month_end.bot), key
         pinned = chat_view(demo.emu, demo.chat_by_key(key))["pinned"]
         assert pinned is not None and "2026-04" in pinned["text"], (key, pinned)
+    # SPEC §12: March's evaluation asked staff at the month's end; the last step rates a grid
+    assert any(m["chat"] == "private:staff" and "2026-03" in m["text"] for m in month_end.bot)
+    rating = await store.evaluations.get("2026-03", demo.world.person("staff").user.id, "G0101", 0)
+    assert rating is not None and rating.score == 4
 
 
 async def test_the_recorded_tour_replays_and_a_changed_reply_is_named(
