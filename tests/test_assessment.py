@@ -220,3 +220,36 @@ async def test_cli_assess_writes_the_workbook_and_text(tmp_path, monkeypatch, ca
     assert "<b>" not in text and "Annual assessment 2026" in text
     assert await asyncio.to_thread(main, ["assess", "2999", "--out", str(out)]) == 2
     assert "2999" in capsys.readouterr().err
+
+
+async def test_the_meeting_and_member_unit_seams_feed_their_columns(store, monkeypatch):
+    """What the lead wires (SPEC §10 member units, §12 meetings) lands in the right cells."""
+    from bot.services import assessment
+
+    async def meetings(store, start, end, tz):
+        if start >= at(2026, 1, 1).timestamp():
+            return assessment.MeetingCounts(people={WORKER2: {3: 1, 5: 2}},
+                                            units={"M01": {4: 1}, "G0102": {6: 1}})
+        return assessment.MeetingCounts()
+
+    async def members(store, scope):
+        return [assessment.MemberUnitFacts(code="M01", name="县供电公司", community_code="C01")]
+
+    monkeypatch.setattr(assessment, "meetings_attended", meetings)
+    monkeypatch.setattr(assessment, "member_units", members)
+    await seeded_year(store)
+    _, _, book = await assessed(store)
+    workers = book["Grid workers"]
+    r = row_of(workers, WORKER2)
+    assert workers.cell(r, MEETINGS).value == 3
+    # evaluation 100 ×40, patrol 0 ×10, participation 2 months of 12 = 16.67 ×10 → 4166.7 / 60
+    assert workers.cell(r, COMPOSITE).value == 69.4
+    members_sheet = book["Member units"]
+    m = row_of(members_sheet, "M01")
+    assert members_sheet.cell(m, 2).value == "县供电公司"
+    assert members_sheet.cell(m, 3).value == "欣山社区"
+    assert members_sheet.cell(m, MEETINGS).value == 1
+    # participation only: 1 month of 12
+    assert members_sheet.cell(m, COMPOSITE).value == 8.3
+    grids = book["Grids"]
+    assert grids.cell(row_of(grids, "G0102"), MEETINGS).value == 1

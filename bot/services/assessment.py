@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from bot.cron import cron_trigger
 from bot.i18n import t, tn
@@ -69,7 +69,7 @@ class MeetingCounts:
 
 
 async def meetings_attended(store: Store, start: float, end: float,
-                            tz: object) -> MeetingCounts:
+                            tz: tzinfo) -> MeetingCounts:
     """SEAM (SPEC §12 meetings): the meetings each person and unit attended (signed in, on
     time or late) in [start, end), by local month. Empty until the meetings land: every
     count is zero."""
