@@ -12,8 +12,8 @@ CREATE TABLE evaluations (
     kind       TEXT NOT NULL CHECK (kind IN ('grid','worker')),
     unit_code  TEXT NOT NULL,
     subject_id BIGINT NOT NULL DEFAULT 0,
-    position   INTEGER NOT NULL,
-    score      INTEGER CHECK (score BETWEEN 1 AND 5),
+    position   BIGINT NOT NULL,
+    score      BIGINT CHECK (score BETWEEN 1 AND 5),
     note       TEXT,
     rated_at   DOUBLE PRECISION,
     PRIMARY KEY (month, rater_id, unit_code, subject_id)
@@ -25,7 +25,7 @@ CREATE TABLE evaluation_messages (
     message_id BIGINT NOT NULL,
     month      TEXT NOT NULL,
     rater_id   BIGINT NOT NULL,
-    first      INTEGER NOT NULL,
-    last       INTEGER NOT NULL,
+    first      BIGINT NOT NULL,
+    last       BIGINT NOT NULL,
     PRIMARY KEY (chat_id, message_id)
 );
