@@ -23,6 +23,7 @@ from bot.context import GridhornContext
 from bot.i18n import t
 from bot.services.errors import Refused
 from bot.services.evaluations import PREFIX, read_press
+from bot.textsplit import plain_text
 from handlers.common import (
     answer_query,
     command_args,
@@ -49,15 +50,16 @@ async def rating_button(update: Update, context: GridhornContext) -> None:
     evaluations = context.services.schedule.evaluations
     locale = context.user_locale
     if press.score is None:
-        await answer_query(update, await evaluations.info(context.actor, press, locale))
+        await answer_query(update, plain_text(await evaluations.info(context.actor, press,
+                                                                     locale)))
         return
     message = query.message
     chat_id = message.chat.id if message is not None else context.actor.user_id
     rated = await evaluations.rate(context.actor, press, chat_id,
                                    message.message_id if message is not None else 0,
                                    locale, context.services.now())
-    await answer_query(update, t(locale, "evaluation.rated", name=rated.name,
-                                 score=press.score))
+    await answer_query(update, plain_text(t(locale, "evaluation.rated", name=rated.name,
+                                            score=press.score)))
     await edit(message, rated.view.text, markup(rated.view.buttons))
 
 

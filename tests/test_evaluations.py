@@ -224,3 +224,18 @@ def test_weights_and_band_defaults():
         ("participation", 10)]
     assert settings.assess_bottom_band == 60
     assert settings.evaluation_cron == "0 9 1 * *"
+
+
+async def test_names_are_escaped_once(built, store):
+    async with store.transaction():
+        grid = await store.map.get("G0102")
+        await store.map.upsert(grid.model_copy(update={"name": "二<网格> & 东"}))
+    await open_november(built)
+    (staff,) = await lists(store, STAFF)
+    assert "2. 二&lt;网格&gt; &amp; 东 (G0102) — not rated yet" in staff.payload["text"]
+    rated = await rate(built, STAFF, 3, "G0102")
+    assert rated.name == "二&lt;网格&gt; &amp; 东 (G0102)"
+    assert "二&lt;网格&gt; &amp; 东 (G0102) — ⭐ 3" in rated.view.text
+    text = await built.schedule.evaluations.listing(await actor(built, STAFF), "2026-11",
+                                                    at(2026, 12, 2), "en")
+    assert "二&lt;网格&gt; &amp; 东 (G0102) — ⭐ 3.0" in text and "&amp;lt;" not in text

@@ -285,23 +285,24 @@ class EvaluationService(Service):
 
     # ------------------------------------------------------------------ showing
 
-    async def _names(self, locale: str, items: Iterable[Evaluation]) -> dict[str, str]:
+    async def _names(self, locale: str, items: Iterable[Evaluation]) -> dict[str, Markup]:
+        """Each item's name, as safe HTML (put into texts as it is)."""
         items = list(items)
         units = {u.code: u for u in await self.store.map.all()}
         people = {p.user_id: p for p in await self.store.people.many(
             {i.subject_id for i in items if i.kind == WORKER})}
-        names: dict[str, str] = {}
+        names: dict[str, Markup] = {}
         for item in items:
             grid = units.get(item.unit_code)
             grid_name = grid.name if grid is not None else item.unit_code
             if item.kind == GRID:
-                names[_key(item)] = t(locale, "evaluation.name_grid", grid=grid_name,
-                                      code=item.unit_code)
+                names[_key(item)] = Markup(t(locale, "evaluation.name_grid", grid=grid_name,
+                                             code=item.unit_code))
             else:
                 person = people.get(item.subject_id)
-                names[_key(item)] = t(
+                names[_key(item)] = Markup(t(
                     locale, "evaluation.name_worker", grid=grid_name,
-                    name=person.display_name if person else str(item.subject_id))
+                    name=person.display_name if person else str(item.subject_id)))
         return names
 
     async def _themes(self, locale: str, month: str, items: list[Evaluation]) -> list[str]:
@@ -318,7 +319,7 @@ class EvaluationService(Service):
         return lines
 
     def _render(self, locale: str, month: str, items: list[Evaluation],
-                names: dict[str, str], missing: int | None, themes: list[str]) -> View:
+                names: dict[str, Markup], missing: int | None, themes: list[str]) -> View:
         lines = []
         if missing is not None:
             lines.append(tn(locale, "evaluation.reminder", missing, count=missing, month=month))
@@ -395,7 +396,7 @@ def _key(item: Evaluation) -> str:
     return f"{item.unit_code}:{item.subject_id}"
 
 
-def _subject_line(locale: str, name: str, rows: list[Evaluation],
+def _subject_line(locale: str, name: Markup, rows: list[Evaluation],
                   raters: dict[int, str]) -> str:
     given = [r for r in rows if r.score is not None]
     missing = [r for r in rows if r.score is None]
