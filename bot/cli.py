@@ -21,6 +21,8 @@ from bot.chatprobe import TelegramChatProbe
 from bot.http import AiohttpRequest
 from bot.services import periods
 from bot.services.access import Access
+from bot.services.assessment import AssessmentService
+from bot.services.assessment import filename as assessment_filename
 from bot.services.chats import ChatService, missing_rights
 from bot.services.errors import Refused
 from bot.services.mapfile import export_map, import_map, parse_map
@@ -84,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     erase = people_commands.add_parser(
         "erase", help="erase a person as /forget does (staff: revoke their roles first)")
     erase.add_argument("user_id", type=int, metavar="USER_ID")
+    assess = commands.add_parser(
+        "assess", help="write a year's assessment (SPEC §12): workbook (XLSX) and text")
+    assess.add_argument("year", help="the year, YYYY")
+    assess.add_argument("--out", type=Path, required=True, help="the folder to write into")
+    assess.add_argument("--unit", help="a community or grid code (default: the whole city)")
+    assess.add_argument("--lang", choices=("zh-Hans", "zh-Hant", "en"),
+                        help="the language (default: GRIDHORN_DEFAULT_LOCALE)")
     demo = commands.add_parser(
         "demo", help="the playground: the bot and a sample county in the browser, no token "
                      "and no network (SPEC §17)")
@@ -121,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.people_command == "erase":
                 return asyncio.run(_people_erase(settings, args.user_id))
             parser.parse_args(["people", "--help"])
+        if args.command == "assess":
+            return asyncio.run(_assess(settings, args.year, args.out, args.unit, args.lang))
     except SettingsError as exc:
         print(f"gridhorn: {exc}", file=sys.stderr)
         return 2
@@ -384,6 +395,40 @@ def _check(settings: Settings) -> int:
         print(line)
     print("all is well" if found.ok else "problems found (above)")
     return 0 if found.ok else 1
+
+
+async def _assess(settings: Settings, year: str, out: Path, unit_code: str | None,
+                  lang: str | None) -> int:
+    """The same workbook and text `/assess YYYY` gives, written as files."""
+    now = datetime.now(settings.tz)
+    if not (year.isdigit() and len(year) == 4) or int(year) > now.year:
+        print(f"gridhorn: {year!r} is not a year like {now.year - 1} (this year or before)",
+              file=sys.stderr)
+        return 2
+    locale = lang or settings.default_locale
+    store = await _open_store(settings)
+    try:
+        if unit_code:
+            unit = await store.map.get(unit_code)
+            if unit is None or unit.kind not in ("community", "grid"):
+                print(f"gridhorn: {unit_code} is not a community or grid code", file=sys.stderr)
+                return 2
+            scope = await unit_scope(store, unit)
+        else:
+            scope = await city_scope(store)
+        service = AssessmentService(store, Access(store, settings.superadmins),
+                                    Outbox(store, settings), settings)
+        assessment = await service.build(scope, year, now)
+        workbook = await service.workbook(assessment, locale)
+        text = plain_text(service.text(assessment, locale))
+    finally:
+        await store.close()
+    out.mkdir(parents=True, exist_ok=True)
+    name = assessment_filename(year)
+    (out / name).write_bytes(workbook)
+    (out / name.replace(".xlsx", ".txt")).write_text(text + "\n", encoding="utf-8")
+    print(f"assessment of {year} written to {out}: {name}, {name.replace('.xlsx', '.txt')}")
+    return 0
 
 
 if __name__ == "__main__":

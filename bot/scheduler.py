@@ -44,6 +44,7 @@ LateReport = tuple[str, MonthlyPlan]       # the report's month, and what goes t
 
 PATROL_CHECK = "patrol_check"
 PATROL_CHECK_CRON = "*/15 * * * *"
+EVALUATION_CHECK = "evaluation_reminder"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ class Scheduler:
                 prepare=lambda period, now: reports.prepare_monthly(period)),
             Job("board", settings.board_cron, periods.previous_quarter_key,
                 lambda period, now, _: boards.post_quarter(period)),
+            Job("evaluation", settings.evaluation_cron,
+                lambda fire: periods.shift_month(periods.month_key(fire), -1),
+                lambda period, now, _: schedule.evaluations.open_month(period, now)),
             Job("daily", settings.daily_cron, lambda fire: fire.date().isoformat(), self._daily,
                 prepare=self._late_report),
             Job(meeting_nudge.JOB, settings.meeting_nudge_cron, periods.month_key,
@@ -152,6 +156,7 @@ class Scheduler:
                     self.metrics.scheduler_runs.labels(job.name).inc()
                     ran.append(result)
             ran += await self._patrol_check(moment)
+            ran += await self._evaluation_check(moment)
         return ran
 
     async def _checkpoint_check(self) -> None:
@@ -161,6 +166,20 @@ class Scheduler:
             await self.schedule.checkpoints.run_due()
         except Exception:
             logger.exception("checking the checkpoints' periods failed")
+
+    async def _evaluation_check(self, now: datetime) -> list[Ran]:
+        """Three days after an evaluation round opened, the raters with ratings missing are
+        reminded, once each (claimed per person in `schedule_posts`; SPEC §12)."""
+        try:
+            async with self.store.transaction():
+                posts = await self.schedule.evaluations.remind_due(now)
+        except Exception:
+            logger.exception("evaluation reminders failed")
+            self.metrics.scheduler_failures.labels(EVALUATION_CHECK).inc()
+            return []
+        self.metrics.scheduler_runs.labels(EVALUATION_CHECK).inc()
+        return [Ran(EVALUATION_CHECK, now.isoformat(timespec="minutes"), posts)] if posts \
+            else []
 
     async def _patrol_check(self, now: datetime) -> list[Ran]:
         """A grid whose patrol frequency is a crontab may owe several patrols a day: its

@@ -58,6 +58,41 @@ class Deadlines(BaseModel):
         return cls(acknowledge=ack, accept=accept, resolve=resolve)
 
 
+ASSESS_PARTS = ("evaluation", "ontime", "rating", "patrol", "participation")
+
+
+class AssessWeights(BaseModel):
+    """The annual assessment's composite (SPEC §12): a weight per measure, summing to 100."""
+
+    evaluation: int
+    ontime: int
+    rating: int
+    patrol: int
+    participation: int
+
+    @classmethod
+    def parse(cls, value: object) -> AssessWeights:
+        if isinstance(value, AssessWeights):
+            return value
+        weights: dict[str, int] = {}
+        for part in str(value).split(","):
+            name, sep, number = part.partition("=")
+            name = name.strip()
+            if not sep or name not in ASSESS_PARTS or name in weights \
+                    or not number.strip().isdigit():
+                raise ValueError(
+                    "expected name=weight for each of " + ", ".join(ASSESS_PARTS)
+                    + " (e.g. evaluation=40,ontime=20,rating=20,patrol=10,participation=10)")
+            weights[name] = int(number.strip())
+        if set(weights) != set(ASSESS_PARTS) or sum(weights.values()) != 100:
+            raise ValueError("expected a weight for each of " + ", ".join(ASSESS_PARTS)
+                             + ", summing to 100")
+        return cls(**weights)
+
+    def items(self) -> list[tuple[str, int]]:
+        return [(name, getattr(self, name)) for name in ASSESS_PARTS]
+
+
 class QuietHours(BaseModel):
     """A daily window (may cross midnight) when routine and service group posts wait."""
 
@@ -118,6 +153,12 @@ class Settings(BaseSettings):
     theme_reminder_cron: str = "0 9 25 * *"
     # daily checks: patrol reminders, and the month's theme to building chats bound since
     daily_cron: str = "0 9 * * *"
+    # SPEC §12: the monthly evaluation (for the month before the fire time); the annual
+    # assessment's composite weights and its bottom band ("not competent" below it)
+    evaluation_cron: str = "0 9 1 * *"
+    assess_weights: Annotated[AssessWeights, NoDecode] = AssessWeights.parse(
+        "evaluation=40,ontime=20,rating=20,patrol=10,participation=10")
+    assess_bottom_band: float = Field(60, ge=0, le=100)
 
     deadlines_routine: Annotated[Deadlines, NoDecode] = Deadlines.parse("24h,24h,7d")
     deadlines_major: Annotated[Deadlines, NoDecode] = Deadlines.parse("12h,24h,15d")
@@ -233,8 +274,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    @field_validator("assess_weights", mode="before")
+    @classmethod
+    def _weights(cls, value: object) -> AssessWeights:
+        return AssessWeights.parse(value)
+
     @field_validator("theme_cron", "report_cron", "board_cron", "theme_reminder_cron",
-                     "daily_cron", "meeting_nudge_cron")
+                     "daily_cron", "meeting_nudge_cron", "evaluation_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         try:

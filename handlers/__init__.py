@@ -2,6 +2,7 @@
 
 Groups (python-telegram-bot runs at most one handler per group, lowest group first):
   -100  guard: records the sender, builds the actor and picks the reply language
+   -20  a private reply to an evaluation list: a note on a rating (handlers/evaluation.py)
    -10  guided flows: private text of a person in a horn, volunteer, intake or meeting flow
         (handlers/flows.py)
     -5  a partner clerk's redemption code sent alone in a private chat (handlers/shop.py)
@@ -20,6 +21,7 @@ from handlers import (
     backups,
     chats,
     checkpoints,
+    evaluation,
     fallback,
     flows,
     guard,
@@ -37,6 +39,7 @@ from handlers import (
 from handlers.flows import FlowText
 
 GUARD_GROUP = -100
+EVALUATION_NOTE_GROUP = -20    # a private reply to an evaluation list (SPEC §12)
 FLOW_GROUP = -10
 SHOP_CODE_GROUP = -5
 FEATURE_GROUP = 0
@@ -54,6 +57,7 @@ FLOW_TEXTS: dict[str, FlowText] = {
 
 def register_all(app: Application) -> None:
     guard.register(app, GUARD_GROUP)
+    evaluation.register_notes(app, EVALUATION_NOTE_GROUP)
     flows.register(app, FLOW_GROUP, FLOW_TEXTS)
     onboarding.register(app, FEATURE_GROUP)
     chats.register(app, FEATURE_GROUP)
@@ -68,5 +72,6 @@ def register_all(app: Application) -> None:
     meetings.register(app, FEATURE_GROUP)
     checkpoints.register(app, FEATURE_GROUP)
     privacy.register(app, FEATURE_GROUP)
+    evaluation.register(app, FEATURE_GROUP)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

@@ -33,6 +33,9 @@ PRIVATE += ("points", "redeem")  # the time bank's shop 爱心银行 (SPEC §13)
 PRIVATE += ("meeting", "meetings")  # meetings (SPEC §12)
 PRIVATE += ("checkpoints",)  # patrol checkpoints (SPEC §13)
 PRIVATE += ("privacy", "mydata", "forget")  # personal data (SPEC §14)
+# evaluation and the annual assessment (SPEC §12)
+PRIVATE += ("evaluations", "assess")
+ADMINS += ("evaluations", "assess")
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))
@@ -56,6 +59,7 @@ DESCRIPTION = {
     "meeting": "menu.meeting", "meetings": "menu.meetings",
     "checkpoints": "menu.checkpoints",
     "privacy": "menu.privacy", "mydata": "menu.mydata", "forget": "menu.forget",
+    "evaluations": "menu.evaluations", "assess": "menu.assess",
 }
 
 

@@ -60,7 +60,8 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
     if Action.MEETING in actions:  # meetings (SPEC §12)
         lines.append(t(locale, "help.meeting"))
     for action, key in ((Action.THEME, "help.theme_set"), (Action.REPORT, "help.report"),
-                        (Action.PATROL, "help.patrol")):
+                        (Action.PATROL, "help.patrol"),
+                        (Action.EVALUATE, "help.evaluations"), (Action.ASSESS, "help.assess")):
         if action in actions:
             lines.append(t(locale, key))
     if Action.PATROL in actions:  # patrol checkpoints (SPEC §13)

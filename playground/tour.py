@@ -76,6 +76,8 @@ TOUR: tuple[TourStep, ...] = (
     TourStep("playground.tour.checkpoint", "worker", "private:worker", "location",
              lat=31.8614, lon=117.2803),
     TourStep("playground.tour.month_end", kind="clock", at="2026-04-01T10:00:00+08:00"),
+    TourStep("playground.tour.evaluate", "staff", "private:staff", "press",
+             data="ev:4:2026-03:G0101:"),
     TourStep("playground.tour.mydata", "resident", "private:resident",
              text="playground.tour_says.mydata"),  # SPEC §14
 )

@@ -21,7 +21,9 @@ and makes, from `world.yaml`, deterministically (the same ids on a fresh emulato
   post last month's public report (all zeros), last quarter's leaderboards and a reminder that
   this month has no theme into every chat. Each job's period is the one the bot's own
   `Scheduler` computes from the settings' crontabs at `now`; the report's run also counts as
-  posted to every chat, so the daily run does not post it later as "on display".
+  posted to every chat, so the daily run does not post it later as "on display"; last
+  month's evaluation round is open (SPEC §12, from `now`: its reminder 3 days on), asked of
+  staff and grid leaders, none rated.
 """
 
 from __future__ import annotations
@@ -186,8 +188,8 @@ async def _schedules_done(store: Store, settings: Settings, now: datetime | None
     `Scheduler.run_due` would find them after running; the report as posted to each chat."""
     access = Access(store, settings.superadmins)
     people = PeopleService(store, access, settings)
-    scheduler = Scheduler(store, ScheduleService(store, access, people, Outbox(store, settings),
-                                                 settings), settings)
+    schedule = ScheduleService(store, access, people, Outbox(store, settings), settings)
+    scheduler = Scheduler(store, schedule, settings)
     moment = (now or scheduler.now()).astimezone(settings.tz)
     async with store.transaction(marks_update=False):
         for job in scheduler.jobs:
@@ -199,3 +201,5 @@ async def _schedules_done(store: Store, settings: Settings, now: datetime | None
             if job.name == "report":
                 for chat_id in chat_ids:
                     await store.schedules.claim_post(job.name, period, chat_id)
+            if job.name == "evaluation":  # SPEC §12: last month's round open, as yet unrated
+                await schedule.evaluations.open_month(period, moment, send=False)

@@ -16,6 +16,7 @@ from storage.checkpoints import CheckpointRepo
 from storage.db import SqliteDatabase
 from storage.dbapi import Database
 from storage.drafts import DraftRepo
+from storage.evaluations import EvaluationRepo
 from storage.flows import FlowRepo
 from storage.health import HealthRepo
 from storage.horns import HornRepo
@@ -64,6 +65,7 @@ class Store:
         self.meetings = MeetingRepo(db)
         self.checkpoints = CheckpointRepo(db)
         self.privacy = PrivacyRepo(db)
+        self.evaluations = EvaluationRepo(db)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:

@@ -38,6 +38,9 @@ class Action(StrEnum):
     THEME = "theme"
     # meetings (SPEC §12): organise (/meeting) and list (/meetings)
     MEETING = "meeting"
+    # evaluation and assessment (SPEC §12)
+    EVALUATE = "evaluate"             # rate grids (staff) / grid workers (leaders); /evaluations
+    ASSESS = "assess"                 # /assess YYYY
 
 
 _STAFF = {Action.HANDLE_TICKET, Action.RESOLVE, Action.VIEW_TICKETS, Action.BIND, Action.UNBIND,
@@ -47,9 +50,10 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "grid_worker": frozenset(_STAFF | {Action.WHISTLE, Action.HORN_ANY, Action.PATROL,
                                        Action.REPORT}),
     "grid_leader": frozenset(_STAFF | {Action.WHISTLE, Action.HORN_ANY, Action.PATROL,
-                                       Action.REPORT}),
+                                       Action.REPORT, Action.EVALUATE}),
     "community_staff": frozenset(_STAFF | {Action.WHISTLE, Action.HORN_ANY, Action.PATROL,
-                                           Action.REPORT, Action.THEME}),
+                                           Action.REPORT, Action.THEME, Action.EVALUATE,
+                                           Action.ASSESS}),
     "department_liaison": frozenset({Action.ANSWER_WHISTLE, Action.RESOLVE, Action.VIEW_TICKETS,
                                      Action.BIND}),
     "volunteer": frozenset({Action.TAKE}),

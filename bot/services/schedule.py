@@ -9,10 +9,12 @@ from datetime import datetime
 from bot.hooks import Wakeup
 from bot.services import periods
 from bot.services.access import Access, Action, Actor
+from bot.services.assessment import AssessmentService
 from bot.services.backups import BackupService
 from bot.services.boards import KINDS, BoardService, parse_board_args
 from bot.services.checkpoints import CheckpointService
 from bot.services.errors import Refused
+from bot.services.evaluations import EvaluationService
 from bot.services.meeting_nudge import MeetingNudge
 from bot.services.outbox import Outbox
 from bot.services.patrols import PatrolService
@@ -49,6 +51,12 @@ class ScheduleService:
         #: so a month's report counts the misses of periods ended by then
         self.checkpoints = CheckpointService(store, access, people, outbox, settings,
                                              changed=checkpoints_changed)
+        #: SPEC §12: the monthly evaluation (its list messages' hook registered here) and
+        #: the annual assessment
+        self.evaluations = EvaluationService(store, access, people, outbox, settings)
+        for prefix, hook in self.evaluations.sent_hooks().items():
+            outbox.on_sent(prefix, hook)
+        self.assessment = AssessmentService(store, access, outbox, settings)
 
     async def report(self, actor: Actor, month_text: str | None, now: datetime,
                      locale: str) -> AskedReport:

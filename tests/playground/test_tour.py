@@ -72,6 +72,10 @@ async def test_the_tour_plays_through(played: Playground) -> None:
         assert any(m["chat"] == key and m["text"].startswith("📊") for m in month_end.bot), key
         pinned = chat_view(demo.emu, demo.chat_by_key(key))["pinned"]
         assert pinned is not None and "2026-04" in pinned["text"], (key, pinned)
+    # SPEC §12: March's evaluation asked staff at the month's end; the next step rates a grid
+    assert any(m["chat"] == "private:staff" and "2026-03" in m["text"] for m in month_end.bot)
+    rating = await store.evaluations.get("2026-03", demo.world.person("staff").user.id, "G0101", 0)
+    assert rating is not None and rating.score == 4
 
 
 async def test_the_recorded_tour_replays_and_a_changed_reply_is_named(
