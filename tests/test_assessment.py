@@ -253,3 +253,31 @@ async def test_the_meeting_and_member_unit_seams_feed_their_columns(store, monke
     assert members_sheet.cell(m, COMPOSITE).value == 8.3
     grids = book["Grids"]
     assert grids.cell(row_of(grids, "G0102"), MEETINGS).value == 1
+
+
+async def test_meetings_attended_count_each_persons_and_each_units_meetings_by_month(store):
+    """The meetings column reads the sign-ins (SPEC §12): a person per meeting, a unit once
+    per meeting however many of its people signed in, in the month the meeting began."""
+    from zoneinfo import ZoneInfo
+
+    from bot.services.assessment import meetings_attended
+
+    tz = ZoneInfo("Asia/Shanghai")
+    march, april = at(2026, 3, 10, 19).timestamp(), at(2026, 4, 2, 19).timestamp()
+    ids = []
+    async with store.transaction():
+        for n, starts in enumerate((march, april)):
+            meeting = await store.meetings.create(
+                kind="joint", unit_code="C01", grid_code=None, community_code="C01",
+                title=f"m{n}", place="", agenda="", starts_at=starts, ends_at=starts + 3600,
+                organiser_id=1, remind_at=None, offer_at=None, wrap_at=None,
+                source_update_id=None)
+            assert meeting is not None
+            ids.append(meeting.id)
+        for person in (11, 12):  # two of G0101's people at the March meeting
+            await store.meetings.sign_in(ids[0], person, "G0101", march + 60, False)
+        await store.meetings.sign_in(ids[1], 11, "G0102", april + 900, True)
+    counts = await meetings_attended(store, march - 86400, april + 86400, tz)
+    assert counts.people == {11: {3: 1, 4: 1}, 12: {3: 1}}
+    assert counts.units == {"G0101": {3: 1}, "G0102": {4: 1}}
+    assert (await meetings_attended(store, april + 86400, april + 2 * 86400, tz)).people == {}

@@ -15,7 +15,7 @@ scope, with the year's measures (all in the configured time zone, the year [Jan 
   against the periods of the grids they hold;
 - horns answered: check-ins standing (or confirmed present) in the year; a grid's, at its
   horns;
-- meetings attended: `meetings_attended` (the seam below);
+- meetings attended: `meetings_attended` (sign-ins at meetings, SPEC §12);
 - the twelve monthly evaluation scores (the average of the month's ratings): a grid's from
   community staff, a grid worker's from their grid leaders, a grid leader's the average of
   their grids' scores;
@@ -70,10 +70,21 @@ class MeetingCounts:
 
 async def meetings_attended(store: Store, start: float, end: float,
                             tz: tzinfo) -> MeetingCounts:
-    """SEAM (SPEC §12 meetings): the meetings each person and unit attended (signed in, on
-    time or late) in [start, end), by local month. Empty until the meetings land: every
-    count is zero."""
-    return MeetingCounts()
+    """The meetings each person and unit attended (signed in, on time or late) in [start,
+    end), by local month of the meeting's start: a unit counts once per meeting however
+    many of its people signed in."""
+    counts = MeetingCounts()
+    seen: set[tuple[str, int]] = set()
+    starts = {m.id: m.starts_at for m in await store.meetings.between(start, end)}
+    for row in await store.meetings.attendance_between(start, end):
+        month = datetime.fromtimestamp(starts.get(row.meeting_id, row.at), tz).month
+        person = counts.people.setdefault(row.user_id, {})
+        person[month] = person.get(month, 0) + 1
+        if (row.unit_code, row.meeting_id) not in seen:
+            seen.add((row.unit_code, row.meeting_id))
+            unit = counts.units.setdefault(row.unit_code, {})
+            unit[month] = unit.get(month, 0) + 1
+    return counts
 
 
 @dataclass(frozen=True)
