@@ -39,6 +39,7 @@ from bot.services.horns import HornService
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
 from bot.services.roster import RosterService
+from bot.services.units import UnitService
 from bot.services.schedule import ScheduleService
 from bot.services.tickets import TicketService
 from bot.services.volunteers import VolunteerService
@@ -135,6 +136,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             schedule=schedule,
                             roster=RosterService(store, access, people, outbox, tickets),
                             backups=schedule.backups,
+                            units=UnitService(store, access),
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(

@@ -17,6 +17,7 @@ from bot.services.people import PeopleService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
 from bot.services.tickets import TicketService
+from bot.services.units import UnitService
 from bot.services.volunteers import VolunteerService
 from bot.settings import Settings
 
@@ -37,6 +38,8 @@ class Services:
     schedule: ScheduleService
     roster: RosterService
     backups: BackupService
+    #: member units (SPEC §10)
+    units: UnitService
     #: the local time (the scheduler's clock: tests move it)
     now: Callable[[], datetime]
     #: the bot's @username, known once the application has asked Telegram (`getMe`)

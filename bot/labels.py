@@ -10,6 +10,13 @@ ROLE = {
     "building_head": "role.building_head", "department_liaison": "role.department_liaison",
     "volunteer": "role.volunteer", "resident": "role.resident",
     "party_member": "role.party_member",
+    "unit_contact": "role.unit_contact", "unit_member": "role.unit_member",
+}
+#: member units' types (SPEC §10)
+MEMBER_TYPE = {
+    "property": "unit.type.property", "owners": "unit.type.owners", "social": "unit.type.social",
+    "resident_unit": "unit.type.resident_unit", "dual_report": "unit.type.dual_report",
+    "enforcement": "unit.type.enforcement",
 }
 SKILL = {
     "medical": "skill.medical", "legal": "skill.legal", "elderly": "skill.elderly",

@@ -25,6 +25,7 @@ from handlers import (
     opinions,
     people,
     schedule,
+    units,
     volunteer,
 )
 from handlers.flows import FlowText
@@ -53,5 +54,6 @@ def register_all(app: Application) -> None:
     people.register(app, FEATURE_GROUP)
     intake.register(app, FEATURE_GROUP)
     backups.register(app, FEATURE_GROUP)
+    units.register(app, FEATURE_GROUP)  # member units (SPEC §10)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

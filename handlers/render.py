@@ -54,6 +54,8 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
     elif Action.HORN_SERVICE in actions:
         lines.append(t(locale, "help.horn_service"))
     lines.append(t(locale, "help.volunteer"))
+    if Action.MANAGE_UNIT in actions:  # member units (SPEC §10)
+        lines.append(t(locale, "help.unit"))
     for action, key in ((Action.THEME, "help.theme_set"), (Action.REPORT, "help.report"),
                         (Action.PATROL, "help.patrol")):
         if action in actions:

@@ -8,10 +8,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-UnitKind = Literal["community", "grid", "estate", "building", "department"]
+UnitKind = Literal["community", "grid", "estate", "building", "department", "member"]
+#: member units' types (SPEC §10): 物业企业, 业委会, 社会组织, 驻地单位, 双报到单位, 执法力量
+MEMBER_TYPES: tuple[str, ...] = ("property", "owners", "social", "resident_unit", "dual_report",
+                                 "enforcement")
 TREE_KINDS: tuple[UnitKind, ...] = ("community", "grid", "estate", "building")
 ROLES = ("superadmin", "community_staff", "grid_leader", "grid_worker", "building_head",
-         "department_liaison", "volunteer", "resident")
+         "department_liaison", "volunteer", "resident", "unit_contact", "unit_member")
 PARTY_MEMBER = "party_member"
 
 
@@ -29,6 +32,10 @@ class Unit(Record):
     domains: tuple[str, ...] = ()
     patrol: str | None = None
     position: int = 0
+    #: a member unit's type (MEMBER_TYPES); None for the map's other units
+    member_type: str | None = None
+    #: an estate's property firm: the code of a `property` member unit of its community
+    property_code: str | None = None
 
 
 class Chat(Record):

@@ -32,6 +32,8 @@ class Action(StrEnum):
     PATROL = "patrol"
     REPORT = "report"                 # /report and /board
     THEME = "theme"
+    # member units (SPEC §10): /unit, a member unit's record and people
+    MANAGE_UNIT = "manage_unit"
 
 
 _STAFF = {Action.HANDLE_TICKET, Action.RESOLVE, Action.VIEW_TICKETS, Action.BIND, Action.UNBIND,
@@ -43,12 +45,15 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "grid_leader": frozenset(_STAFF | {Action.WHISTLE, Action.HORN_ANY, Action.PATROL,
                                        Action.REPORT}),
     "community_staff": frozenset(_STAFF | {Action.WHISTLE, Action.HORN_ANY, Action.PATROL,
-                                           Action.REPORT, Action.THEME}),
+                                           Action.REPORT, Action.THEME, Action.MANAGE_UNIT}),
     "department_liaison": frozenset({Action.ANSWER_WHISTLE, Action.RESOLVE, Action.VIEW_TICKETS,
                                      Action.BIND}),
     "volunteer": frozenset({Action.TAKE}),
     "resident": frozenset(),
     PARTY_MEMBER: frozenset({Action.TAKE}),
+    # held on a member unit, which has nothing below it: nothing over buildings or tickets
+    "unit_contact": frozenset({Action.MANAGE_UNIT, Action.BIND, Action.UNBIND, Action.INVITE}),
+    "unit_member": frozenset(),
 }
 
 # What each role may hand out with /invite (SPEC §1); superadmins alone invite the top roles.
@@ -56,16 +61,21 @@ INVITABLE: dict[str, tuple[str, ...]] = {
     "building_head": ("volunteer", PARTY_MEMBER),
     "grid_worker": ("building_head", "volunteer", PARTY_MEMBER),
     "grid_leader": ("grid_worker", "building_head", "volunteer", PARTY_MEMBER),
-    "community_staff": ("grid_leader", "grid_worker", "building_head", "volunteer", PARTY_MEMBER),
+    "community_staff": ("grid_leader", "grid_worker", "building_head", "volunteer", PARTY_MEMBER,
+                        "unit_contact"),
+    "unit_contact": ("unit_member",),
 }
 INVITE_ROLES = ("community_staff", "grid_leader", "grid_worker", "building_head",
-                "department_liaison", "volunteer", PARTY_MEMBER)
+                "department_liaison", "volunteer", PARTY_MEMBER, "unit_contact", "unit_member")
 # The kind of unit each invitable role is held on (None: any unit of the map).
 ROLE_UNIT_KIND: dict[str, str | None] = {
     "community_staff": "community", "grid_leader": "grid", "grid_worker": "grid",
     "building_head": "building", "department_liaison": "department",
     "volunteer": None, PARTY_MEMBER: None,
+    "unit_contact": "member", "unit_member": "member",
 }
+#: the roles held on a member unit (SPEC §10); a person belongs to one member unit at most
+UNIT_ROLES = ("unit_contact", "unit_member")
 def invitable_roles(actor: Actor) -> list[str]:
     """The roles this actor may hand out with /invite somewhere (SPEC §1)."""
     if actor.superadmin:
@@ -140,7 +150,7 @@ class Access:
         wanted_kind = ROLE_UNIT_KIND.get(role, "")
         if wanted_kind == "":
             return False
-        if wanted_kind is None and unit.kind == "department":
+        if wanted_kind is None and unit.kind in ("department", "member"):
             return False
         if wanted_kind is not None and unit.kind != wanted_kind:
             return False

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.i18n import LOCALES, locale_from_language_code
-from bot.services.access import INVITE_ROLES, Access, Actor, invitable_roles
+from bot.services.access import INVITE_ROLES, UNIT_ROLES, Access, Actor, invitable_roles
 from bot.services.audit import AuditAction, AuditLog
 from bot.services.errors import Refused
 from bot.settings import Settings
@@ -181,6 +181,14 @@ class PeopleService:
         unit = await self.store.map.get(invite.unit_code)
         if unit is None:
             raise Refused("start.bad_link")
+        if invite.kind == "join" and unit.kind == "member":
+            # a member unit's join link (SPEC §10) makes a unit member, not a resident
+            async with self.store.transaction():
+                await self._check_one_unit(user_id, unit)
+                if await self.store.people.grant(user_id, "unit_member", unit.code, None):
+                    await self.audit.record(None, AuditAction.GRANT, unit.code, user_id,
+                                            "unit_member")
+            return Redeemed("join", "unit_member", unit)
         if invite.kind == "join":
             async with self.store.transaction():
                 await self.store.people.set_building(user_id, unit.code)
@@ -190,6 +198,8 @@ class PeopleService:
         if invite.expires_at is not None and invite.expires_at < datetime.now(UTC):
             raise Refused("start.expired_link")
         async with self.store.transaction():
+            if invite.role in UNIT_ROLES:
+                await self._check_one_unit(user_id, unit)
             if not await self.store.people.use_invite(invite.token, user_id):
                 raise Refused("start.used_link")
             role = invite.role or ""
@@ -197,6 +207,14 @@ class PeopleService:
                 await self.audit.record(invite.created_by, AuditAction.GRANT, unit.code,
                                         user_id, role)
         return Redeemed("role", invite.role, unit)
+
+    async def _check_one_unit(self, user_id: int, unit: Unit) -> None:
+        """A person belongs to one member unit at most (SPEC §10): refused while they hold a
+        role on another."""
+        for grant in await self.store.people.roles(user_id):
+            if grant.role in UNIT_ROLES and grant.unit_code != unit.code:
+                other = await self.store.map.get(grant.unit_code)
+                raise Refused("unit.other_unit", unit=other.name if other else grant.unit_code)
 
     async def profile(self, user_id: int) -> Profile:
         person = await self.store.people.get(user_id)

@@ -1,0 +1,40 @@
+"""Member units (SPEC §10): /unit [CODE], a contact's view of their unit's record."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import Application, CommandHandler
+
+from bot.context import GridhornContext
+from bot.i18n import Markup, escape, t
+from bot.labels import MEMBER_TYPE
+from bot.services.errors import Refused
+from bot.services.units import UnitRecord
+from handlers.common import command_args, handles_refusals, reply_html, require_private
+from handlers.render import unit_label
+
+
+def record_text(locale: str, record: UnitRecord) -> str:
+    none = t(locale, "unit.nobody")
+    contacts = [f"{escape(p.display_name)} ({p.user_id})" for p in record.contacts]
+    return t(locale, "unit.record", unit=unit_label(record.unit),
+             type=t(locale, MEMBER_TYPE[record.unit.member_type or "social"]),
+             community=unit_label(record.community) if record.community else none,
+             contacts=Markup(", ".join(contacts)) if contacts else none,
+             members=len(record.members),
+             chat=t(locale, "unit.chat_bound" if record.chat_bound else "unit.chat_none"))
+
+
+@handles_refusals
+async def unit(update: Update, context: GridhornContext) -> None:
+    """/unit [CODE]: the member unit's record (its contact's own, or one in staff's scope)."""
+    require_private(update, "unit.private_only")
+    args = command_args(update)
+    if len(args) > 1:
+        raise Refused("unit.usage")
+    record = await context.services.units.record(context.actor, args[0] if args else None)
+    await reply_html(update, context, record_text(context.locale, record))
+
+
+def register(app: Application, group: int) -> None:
+    app.add_handler(CommandHandler("unit", unit), group=group)

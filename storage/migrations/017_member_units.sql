@@ -1,0 +1,28 @@
+-- gridhorn: foreign_keys=off
+-- Member units 成员单位 (SPEC §10): a kind of unit attached to a community, with its type;
+-- an estate may name the `property` member unit serving it. SQLite cannot widen a CHECK, so
+-- the table is rebuilt (the runner turns foreign keys off around this file and checks them
+-- before it commits); the map_version triggers and the index are made again.
+CREATE TABLE units_new (
+    code          TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL
+                  CHECK (kind IN ('community','grid','estate','building','department','member')),
+    name          TEXT NOT NULL,
+    parent_code   TEXT REFERENCES units(code) ON UPDATE CASCADE,
+    domains       TEXT NOT NULL DEFAULT '',
+    patrol        TEXT,
+    position      INTEGER NOT NULL DEFAULT 0,
+    member_type   TEXT,
+    property_code TEXT
+);
+INSERT INTO units_new (code, kind, name, parent_code, domains, patrol, position)
+    SELECT code, kind, name, parent_code, domains, patrol, position FROM units;
+DROP TABLE units;
+ALTER TABLE units_new RENAME TO units;
+CREATE INDEX units_parent ON units(parent_code);
+CREATE TRIGGER units_inserted AFTER INSERT ON units
+BEGIN UPDATE map_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER units_updated AFTER UPDATE ON units
+BEGIN UPDATE map_version SET version = version + 1 WHERE id = 1; END;
+CREATE TRIGGER units_deleted AFTER DELETE ON units
+BEGIN UPDATE map_version SET version = version + 1 WHERE id = 1; END;
