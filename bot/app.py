@@ -39,9 +39,9 @@ from bot.services.horns import HornService
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
 from bot.services.roster import RosterService
-from bot.services.units import UnitService
 from bot.services.schedule import ScheduleService
 from bot.services.tickets import TicketService
+from bot.services.units import UnitService
 from bot.services.volunteers import VolunteerService
 from bot.settings import Settings
 from bot.watcher import DueWatcher

@@ -1,0 +1,66 @@
+"""Member units (SPEC §10) end to end: community staff invite a contact, the contact binds
+the unit's chat and posts its join link, a member joins through it, /unit and /me show it,
+and the contact's role gives nothing over the building tree."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.i18n import t
+from storage.models import Unit
+from tests.support.harness import grant, seed_map
+from tests.support.texts import line_of, shown
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _member_map(harness) -> None:
+    await seed_map(harness.store)
+    async with harness.store.transaction():
+        await harness.store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
+                                            parent_code="C01", member_type="property"))
+
+
+async def test_a_contact_invited_binds_the_units_chat_and_members_join(harness):
+    staff = harness.emu.add_user(first_name="Staff", language_code="en")
+    await harness.start_bot()
+    await _member_map(harness)
+    await grant(harness.store, staff.id, "community_staff", "C01")
+
+    invite = (await harness.say(staff, "/invite unit_contact M01"))[0].text
+    payload = invite.split("start=")[1]
+    contact = harness.emu.add_user(first_name="Zhou", language_code="en")
+    answer = (await harness.say(contact, f"/start {payload}"))[0].text
+    assert shown("en", "start.role_granted", role=t("en", "role.unit_contact"),
+                 unit="安居物业 (M01)") in answer
+
+    group = await harness.bound_group("安居物业工作群", "M01", contact, [contact])
+    assert (await harness.store.map.binding("M01")).chat_id == group.id
+    post = (await harness.say(contact, "/joinlink", chat=group))[-1]
+    link = post.text.split()[-1]
+    assert link.startswith("https://t.me/gridhorn_bot?start=j-")
+    assert post.text == shown("en", "unit.joinlink_post", building="安居物业 (M01)",
+                              link=link)
+
+    member = harness.emu.add_user(first_name="Wu", language_code="en")
+    joined = (await harness.say(member, f"/start {link.split('start=')[1]}"))[0].text
+    assert shown("en", "unit.joined", unit="安居物业 (M01)") in joined
+    me = (await harness.say(member, "/me"))[0].text
+    assert f"{t('en', 'role.unit_member')} · 安居物业 (M01)" in me
+
+    record = (await harness.say(contact, "/unit"))[0].text
+    assert line_of("en", "unit.record", "unit", unit="安居物业 (M01)") in record
+    assert line_of("en", "unit.record", "type", type=t("en", "unit.type.property")) in record
+    assert line_of("en", "unit.record", "contacts", contacts=f"Zhou ({contact.id})") in record
+    assert line_of("en", "unit.record", "members", members=1) in record
+    assert line_of("en", "unit.record", "chat", chat=t("en", "unit.chat_bound")) in record
+    # staff look at it by its code; a member has no record of their own to see
+    assert line_of("en", "unit.record", "unit", unit="安居物业 (M01)") in (
+        await harness.say(staff, "/unit M01"))[0].text
+    assert shown("en", "unit.none") in (await harness.say(member, "/unit"))[0].text
+
+    # the contact's role grants nothing over buildings: no binding, no invites there
+    assert shown("en", "invite.not_allowed", role="volunteer", code="B01010101") in (
+        await harness.say(contact, "/invite volunteer B01010101"))[0].text
+    help_text = (await harness.say(contact, "/help"))[0].text
+    assert shown("en", "help.unit").splitlines()[0] in help_text
