@@ -7,7 +7,7 @@ from telegram.ext import Application, CommandHandler
 
 from bot.context import GridhornContext
 from bot.i18n import Markup, escape, t
-from bot.labels import MEMBER_TYPE
+from bot.labels import MEMBER_TYPE, SKILL
 from bot.services.errors import Refused
 from bot.services.units import UnitRecord
 from handlers.common import command_args, handles_refusals, reply_html, require_private
@@ -36,5 +36,19 @@ async def unit(update: Update, context: GridhornContext) -> None:
     await reply_html(update, context, record_text(context.locale, record))
 
 
+@handles_refusals
+async def report_in(update: Update, context: GridhornContext) -> None:
+    """/report_in [SKILL…] (双报到): report in to the community where one lives."""
+    require_private(update, "report_in.private_only")
+    skills = [s.lower() for s in command_args(update)]
+    done = await context.services.units.report_in(context.actor, skills)
+    locale = context.locale
+    offered = ", ".join(t(locale, SKILL[s]) for s in done.report.skills)
+    await reply_html(update, context, t(
+        locale, "report_in.done", unit=unit_label(done.unit),
+        community=unit_label(done.community), skills=offered or t(locale, "me.none")))
+
+
 def register(app: Application, group: int) -> None:
     app.add_handler(CommandHandler("unit", unit), group=group)
+    app.add_handler(CommandHandler("report_in", report_in), group=group)

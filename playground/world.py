@@ -93,6 +93,8 @@ def _units(tree: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 found[estate["code"]] = estate
                 for building in estate.get("buildings", []):
                     found[building["code"]] = building
+        for member in community.get("members", []):  # member units (SPEC §10)
+            found[member["code"]] = member
     for department in tree.get("departments", []):
         found[department["code"]] = department
     return found

@@ -487,3 +487,13 @@ class UpdateTaken(Exception):
     """The update was marked processed by another replica before this one's work committed:
     this work is rolled back (PostgreSQL; a fence that only a lost lane lock can need). The
     handlers' error path lets it pass quietly: the other replica answered the person."""
+
+
+class DualReport(Record):
+    """双报到 (SPEC §10): a party member of a `dual_report` unit reported where they live."""
+
+    user_id: int
+    member_code: str
+    community_code: str
+    skills: tuple[str, ...] = ()
+    reported_at: str

@@ -27,6 +27,7 @@ from storage.people import PeopleRepo
 from storage.reports import ReportRepo
 from storage.schedules import SchedulesRepo
 from storage.tickets import TicketRepo
+from storage.units import UnitRepo
 from storage.whistles import WhistleRepo
 
 POSTGRESQL_SCHEMES = ("postgresql", "postgres")
@@ -54,6 +55,7 @@ class Store:
         self.health = HealthRepo(db)
         self.whistles = WhistleRepo(db)
         self.audit = AuditRepo(db)
+        self.units = UnitRepo(db)  # member units' records (SPEC §10)
         self.backups = BackupRepo(db)
         self.leadership = LeadershipRepo(db)
 

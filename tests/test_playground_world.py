@@ -127,7 +127,9 @@ async def test_every_role_is_in_the_store(tmp_path):
             assert set(held) >= {"resident", "building_head", "grid_worker", "grid_leader",
                                  "community_staff", "department_liaison", "volunteer",
                                  PARTY_MEMBER}
-            assert len(held["volunteer"]) == 3 and held[PARTY_MEMBER] == {"volunteer1"}
+            assert len(held["volunteer"]) == 3
+            assert held[PARTY_MEMBER] == {"volunteer1", "dual_reporter"}
+            assert held["unit_contact"] == {"unit_contact"}  # member units (SPEC §10)
             resident = await store.people.get(world.person("resident").user.id)
             head = world.person("head").user.id
             assert resident is not None and resident.building_code == "B01010101"

@@ -136,3 +136,43 @@ async def test_unit_shows_the_contacts_record(services):
     await refused(services.store, services.units.record(await services.actor(STAFF), "M03"),
                   "unit.not_allowed")
     await refused(services.store, services.units.record(contact, "NOPE"), "map.unknown_code")
+
+
+# 双报到
+
+
+async def _dual_reporter(services, user_id=MEMBER, *, party=True, building="B01010102"):
+    await grant(services.store, user_id, "unit_member", "M02")
+    if party:
+        await grant(services.store, user_id, "party_member", "B01010102")
+    if building:
+        async with services.store.transaction():
+            await services.store.people.set_building(user_id, building)
+
+
+async def test_report_in_records_the_skills_where_the_member_lives(services):
+    await _dual_reporter(services)
+    done = await services.units.report_in(await services.actor(MEMBER), ["legal", "it", "legal"])
+    assert (done.unit.code, done.community.code) == ("M02", "C01")
+    assert done.report.skills == ("legal", "it")
+    again = await services.units.report_in(await services.actor(MEMBER), ["medical"])
+    assert again.report.skills == ("medical",)
+    assert [r.user_id for r in await services.store.units.dual_reports(["C01"])] == [MEMBER]
+    profile = await services.people.profile(MEMBER)
+    assert profile.work_unit is not None and profile.work_unit.code == "M02"
+    assert profile.home_community is not None and profile.home_community.code == "C01"
+    assert profile.reported is not None and profile.reported.skills == ("medical",)
+
+
+async def test_report_in_is_refused_to_whom_it_is_not_for(services):
+    await _dual_reporter(services, MEMBER, party=False)
+    await _dual_reporter(services, JOINER, building=None)
+    await grant(services.store, CONTACT, "unit_contact", "M01")   # a property firm
+    await grant(services.store, CONTACT, "party_member", "B01010101")
+    for user_id, key in ((MEMBER, "report_in.not_party"), (JOINER, "report_in.no_building"),
+                         (CONTACT, "report_in.no_unit"), (HEAD, "report_in.no_unit")):
+        await refused(services.store, services.units.report_in(
+            await services.actor(user_id), []), key)
+    await refused(services.store, services.units.report_in(
+        await services.actor(JOINER), ["juggling"]), "report_in.bad_skill")
+    assert await services.store.units.dual_reports(["C01"]) == []

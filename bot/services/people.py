@@ -13,7 +13,7 @@ from bot.services.access import INVITE_ROLES, UNIT_ROLES, Access, Actor, invitab
 from bot.services.audit import AuditAction, AuditLog
 from bot.services.errors import Refused
 from bot.settings import Settings
-from storage.models import PARTY_MEMBER, Flow, Person, Unit
+from storage.models import PARTY_MEMBER, DualReport, Flow, Person, Unit
 from storage.store import Store
 
 INVITE_TTL = timedelta(days=7)
@@ -49,6 +49,11 @@ class Profile:
     availability: str | None
     hours: float
     points: int
+    #: member units (SPEC §10): the unit they belong to, the community they live in, and
+    #: their 双报到 there (as /report_in recorded it)
+    work_unit: Unit | None = None
+    home_community: Unit | None = None
+    reported: DualReport | None = None
 
 
 class PeopleService:
@@ -226,10 +231,14 @@ class PeopleService:
             unit = await self.store.map.get(grant.unit_code)
             if unit is not None:
                 roles.append((grant.role, unit))
-        building = None
+        building = home = None
         if person is not None and person.building_code:
-            building = await self.store.map.get(person.building_code)
-        return Profile(building=building, roles=roles,
+            chain = await self.store.map.ancestors(person.building_code)
+            building = chain[0] if chain else None
+            home = next((u for u in chain if u.kind == "community"), None)
+        work = next((unit for role, unit in roles if role in UNIT_ROLES), None)
+        return Profile(building=building, roles=roles, work_unit=work, home_community=home,
+                       reported=await self.store.units.dual_report(user_id) if work else None,
                        party_member=any(g.role == PARTY_MEMBER for g in grants),
                        skills=person.skills if person else (),
                        availability=person.availability if person else None,

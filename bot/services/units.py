@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.services.access import Access, Action, Actor
+from bot.services.access import UNIT_ROLES, Access, Action, Actor
 from bot.services.errors import Refused
-from storage.models import Person, Unit
+from storage.models import PARTY_MEMBER, SKILLS, DualReport, Person, Unit
 from storage.store import Store
 
 
@@ -28,6 +28,15 @@ class UnitRecord:
     contacts: list[Person]
     members: list[Person]
     chat_bound: bool
+
+
+@dataclass(frozen=True)
+class ReportedIn:
+    """A 双报到 as recorded, with the work unit and the home community."""
+
+    report: DualReport
+    unit: Unit
+    community: Unit
 
 
 class UnitService:
@@ -71,3 +80,34 @@ class UnitService:
         members = await self.store.people.with_role("unit_member", [unit.code], None)
         return UnitRecord(unit=unit, community=community, contacts=contacts, members=members,
                           chat_bound=await self.store.map.binding(unit.code) is not None)
+
+    async def work_unit(self, user_id: int) -> Unit | None:
+        """The member unit a person belongs to (one at most), if any."""
+        for grant in await self.store.people.roles(user_id):
+            if grant.role in UNIT_ROLES:
+                return await self.store.map.get(grant.unit_code)
+        return None
+
+    async def report_in(self, actor: Actor, skills: list[str]) -> ReportedIn:
+        """/report_in [SKILL…] (双报到): a party member of a `dual_report` unit who has joined
+        a building reports to that building's community, with the skills they offer there."""
+        unknown = [s for s in skills if s not in SKILLS]
+        if unknown:
+            raise Refused("report_in.bad_skill", skill=unknown[0], skills=", ".join(SKILLS))
+        work = await self.work_unit(actor.user_id)
+        if work is None or work.member_type != "dual_report":
+            raise Refused("report_in.no_unit")
+        if not any(g.role == PARTY_MEMBER for g in actor.grants):
+            raise Refused("report_in.not_party")
+        if actor.building_code is None:
+            raise Refused("report_in.no_building")
+        chain = await self.store.map.ancestors(actor.building_code)
+        community = next((u for u in chain if u.kind == "community"), None)
+        if community is None:
+            raise Refused("report_in.no_building")
+        chosen = [s for s in SKILLS if s in skills]  # in the list's order, each once
+        async with self.store.transaction():
+            await self.store.units.report_in(actor.user_id, work.code, community.code, chosen)
+            report = await self.store.units.dual_report(actor.user_id)
+        assert report is not None
+        return ReportedIn(report=report, unit=work, community=community)

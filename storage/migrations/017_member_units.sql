@@ -26,3 +26,14 @@ CREATE TRIGGER units_updated AFTER UPDATE ON units
 BEGIN UPDATE map_version SET version = version + 1 WHERE id = 1; END;
 CREATE TRIGGER units_deleted AFTER DELETE ON units
 BEGIN UPDATE map_version SET version = version + 1 WHERE id = 1; END;
+
+-- 双报到 (SPEC §10): a party member of a `dual_report` unit reported to the community where
+-- they live, with the skills they offer there (`/report_in`; again: the newer report).
+CREATE TABLE dual_reports (
+    user_id        INTEGER PRIMARY KEY REFERENCES people(user_id),
+    member_code    TEXT NOT NULL REFERENCES units(code) ON UPDATE CASCADE,
+    community_code TEXT NOT NULL REFERENCES units(code) ON UPDATE CASCADE,
+    skills         TEXT NOT NULL DEFAULT '',
+    reported_at    TEXT NOT NULL
+);
+CREATE INDEX dual_reports_community ON dual_reports(community_code);

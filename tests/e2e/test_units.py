@@ -64,3 +64,30 @@ async def test_a_contact_invited_binds_the_units_chat_and_members_join(harness):
         await harness.say(contact, "/invite volunteer B01010101"))[0].text
     help_text = (await harness.say(contact, "/help"))[0].text
     assert shown("en", "help.unit").splitlines()[0] in help_text
+
+
+async def test_a_dual_report_party_member_reports_in_and_me_shows_both(harness):
+    await harness.start_bot()
+    await _member_map(harness)
+    async with harness.store.transaction():
+        await harness.store.map.upsert(Unit(code="M02", kind="member", name="县税务局",
+                                            parent_code="C01", member_type="dual_report"))
+    cadre = harness.emu.add_user(first_name="Feng", language_code="en")
+    await grant(harness.store, cadre.id, "unit_member", "M02")
+    assert shown("en", "report_in.not_party") in (
+        await harness.say(cadre, "/report_in legal"))[0].text
+    await grant(harness.store, cadre.id, "party_member", "B01010102")
+    assert shown("en", "report_in.no_building") in (
+        await harness.say(cadre, "/report_in legal"))[0].text
+    async with harness.store.transaction():
+        await harness.store.people.set_building(cadre.id, "B01010102")
+    answer = (await harness.say(cadre, "/report_in legal IT"))[0].text
+    skills = f"{t('en', 'skill.legal')}, {t('en', 'skill.it')}"
+    assert answer == shown("en", "report_in.done", unit="县税务局 (M02)",
+                           community="欣山社区 (C01)", skills=skills)
+    me = (await harness.say(cadre, "/me"))[0].text
+    assert shown("en", "me.work_unit", unit="县税务局 (M02)") in me
+    assert shown("en", "me.home_community", community="欣山社区 (C01)") in me
+    assert skills in me.splitlines()[-1]
+    assert shown("en", "report_in.bad_skill", skill="juggling", skills="x").split(".")[0] in (
+        await harness.say(cadre, "/report_in juggling"))[0].text

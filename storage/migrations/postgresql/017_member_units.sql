@@ -5,3 +5,14 @@ ALTER TABLE units ADD CONSTRAINT units_kind_check
     CHECK (kind IN ('community','grid','estate','building','department','member'));
 ALTER TABLE units ADD COLUMN member_type TEXT;
 ALTER TABLE units ADD COLUMN property_code TEXT;
+
+-- 双报到 (SPEC §10): a party member of a `dual_report` unit reported to the community where
+-- they live, with the skills they offer there (`/report_in`; again: the newer report).
+CREATE TABLE dual_reports (
+    user_id        BIGINT PRIMARY KEY REFERENCES people(user_id),
+    member_code    TEXT NOT NULL REFERENCES units(code) ON UPDATE CASCADE,
+    community_code TEXT NOT NULL REFERENCES units(code) ON UPDATE CASCADE,
+    skills         TEXT NOT NULL DEFAULT '',
+    reported_at    TEXT NOT NULL
+);
+CREATE INDEX dual_reports_community ON dual_reports(community_code);
