@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import Application, CommandHandler
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.context import GridhornContext
 from bot.i18n import Markup, escape, t
 from bot.labels import MEMBER_TYPE, SKILL
 from bot.services.errors import Refused
+from bot.services.horn_codes import UNIT_PATTERN, UnitPress, read_unit_press
 from bot.services.units import UnitRecord
-from handlers.common import command_args, handles_refusals, reply_html, require_private
+from handlers.common import (
+    answer_query,
+    command_args,
+    edit,
+    handles_refusals,
+    markup,
+    reply_html,
+    require_private,
+)
 from handlers.render import unit_label
 
 
@@ -52,3 +61,33 @@ async def report_in(update: Update, context: GridhornContext) -> None:
 def register(app: Application, group: int) -> None:
     app.add_handler(CommandHandler("unit", unit), group=group)
     app.add_handler(CommandHandler("report_in", report_in), group=group)
+    app.add_handler(CallbackQueryHandler(unit_horn_button, pattern=UNIT_PATTERN), group=group)
+
+
+@handles_refusals
+async def unit_horn_button(update: Update, context: GridhornContext) -> None:
+    """Member units on a horn (`hu:`): "Unit check in", a number pledged, and the owner's
+    number for each unit at the close. Every press is checked again by the service."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    action, horn_id, arg = read_unit_press(query.data)
+    horns = context.services.horns
+    actor = context.actor
+    locale = context.user_locale
+    if action == UnitPress.PLEDGE:
+        await horns.pledge_prompt(actor, horn_id)
+        await answer_query(update, t(locale, "unit.horn_pledge_private"))
+    elif action == UnitPress.PEOPLE and arg is not None:
+        done = await horns.pledge(actor, horn_id, int(arg))
+        text = t(locale, "unit.horn_pledged", unit=f"{done.unit.name} ({done.unit.code})",
+                 people=done.pledged, id=horn_id)
+        await answer_query(update, text)
+        await edit(query.message, text)
+        await horns.refresh_counters(horn_id)
+    elif action in (UnitPress.LESS, UnitPress.MORE) and arg is not None:
+        view = await horns.adjust_unit(actor, locale, horn_id, arg,
+                                       -1 if action == UnitPress.LESS else 1)
+        await answer_query(update)
+        await edit(query.message, view.text, markup(view.buttons))
+    else:
+        raise Refused("button.stale")

@@ -454,6 +454,9 @@ class Horn(Record):
     hours: float | None
     confirmed_at: float | None
     confirmed_by: int | None
+    #: member units (SPEC §10): how many it calls, and how many of them pledged people
+    units_called: int = 0
+    units_pledged: int = 0
 
     @property
     def active(self) -> bool:
@@ -497,3 +500,15 @@ class DualReport(Record):
     community_code: str
     skills: tuple[str, ...] = ()
     reported_at: str
+
+
+class HornUnit(Record):
+    """A member unit a horn calls (SPEC §10): its pledge, and at the close the number the
+    owner confirmed and the hours each served."""
+
+    horn_id: int
+    unit_code: str
+    pledged: int = 0
+    pledged_by: int | None = None
+    confirmed: int | None = None
+    hours: float | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from storage.dbapi import Database, Row
-from storage.models import DualReport
+from storage.models import DualReport, HornUnit
 from storage.util import now_iso, placeholders
 
 
@@ -15,6 +15,12 @@ def _report(row: Row) -> DualReport:
                       community_code=row["community_code"],
                       skills=tuple(s for s in row["skills"].split(",") if s),
                       reported_at=row["reported_at"])
+
+
+def _horn_unit(row: Row) -> HornUnit:
+    return HornUnit(horn_id=row["horn_id"], unit_code=row["unit_code"], pledged=row["pledged"],
+                    pledged_by=row["pledged_by"], confirmed=row["confirmed"],
+                    hours=row["hours"])
 
 
 class UnitRepo:
@@ -46,3 +52,52 @@ class UnitRepo:
             f"""SELECT * FROM dual_reports WHERE community_code IN ({placeholders(codes)})
                 ORDER BY user_id""", codes)
         return [_report(r) for r in rows]
+
+    # member units answering horns
+
+    async def call_units(self, horn_id: int, unit_codes: Iterable[str]) -> None:
+        for code in unit_codes:
+            await self.db.execute(
+                """INSERT INTO horn_units (horn_id, unit_code) VALUES (?, ?)
+                   ON CONFLICT(horn_id, unit_code) DO NOTHING""", (horn_id, code))
+
+    async def horn_units(self, horn_id: int) -> list[HornUnit]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM horn_units WHERE horn_id = ? ORDER BY unit_code", (horn_id,))
+        return [_horn_unit(r) for r in rows]
+
+    async def horn_unit(self, horn_id: int, unit_code: str) -> HornUnit | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM horn_units WHERE horn_id = ? AND unit_code = ?", (horn_id, unit_code))
+        return _horn_unit(row) if row else None
+
+    async def pledge(self, horn_id: int, unit_code: str, people: int, by: int, at: float
+                     ) -> int:
+        """Set a called unit's pledge; the number of the horn's units that pledged people."""
+        await self.db.execute(
+            """UPDATE horn_units SET pledged = ?, pledged_by = ?, pledged_at = ?
+               WHERE horn_id = ? AND unit_code = ?""", (people, by, at, horn_id, unit_code))
+        return int(await self.db.fetchval(
+            "SELECT COUNT(*) FROM horn_units WHERE horn_id = ? AND pledged > 0", (horn_id,)))
+
+    async def confirm_unit(self, horn_id: int, unit_code: str, people: int) -> None:
+        """The owner's number for a unit at the close (before the attendance is confirmed)."""
+        await self.db.execute(
+            "UPDATE horn_units SET confirmed = ? WHERE horn_id = ? AND unit_code = ?",
+            (people, horn_id, unit_code))
+
+    async def credit_units(self, horn_id: int, hours: float) -> None:
+        """The attendance is confirmed: each unit's number (as pledged, unless the owner
+        changed it) serves `hours` each: the unit's people-hours on its record."""
+        await self.db.execute(
+            """UPDATE horn_units SET confirmed = COALESCE(confirmed, pledged), hours = ?
+               WHERE horn_id = ?""", (hours, horn_id))
+
+    async def people_hours(self, unit_code: str, since: float = 0) -> float:
+        """A unit's confirmed people-hours on horns (of horns confirmed since `since`)."""
+        value = await self.db.fetchval(
+            """SELECT COALESCE(SUM(hu.confirmed * hu.hours), 0) FROM horn_units hu
+               JOIN horns h ON h.id = hu.horn_id
+               WHERE hu.unit_code = ? AND hu.hours IS NOT NULL
+                 AND COALESCE(h.confirmed_at, 0) >= ?""", (unit_code, since))
+        return float(value or 0)

@@ -37,3 +37,20 @@ CREATE TABLE dual_reports (
     reported_at    TEXT NOT NULL
 );
 CREATE INDEX dual_reports_community ON dual_reports(community_code);
+
+-- Member units answering a horn (响应吹号, SPEC §10): the units a horn calls, each one's
+-- pledge of people (counted toward the quota) and, at the close, the number the owner
+-- confirmed and the hours each of them served (the unit's people-hours).
+ALTER TABLE horns ADD COLUMN units_called INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE horns ADD COLUMN units_pledged INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE horn_units (
+    horn_id    INTEGER NOT NULL REFERENCES horns(id),
+    unit_code  TEXT NOT NULL REFERENCES units(code) ON UPDATE CASCADE,
+    pledged    INTEGER NOT NULL DEFAULT 0 CHECK (pledged >= 0),
+    pledged_by INTEGER,
+    pledged_at REAL,
+    confirmed  INTEGER,
+    hours      REAL,
+    PRIMARY KEY (horn_id, unit_code)
+);
+CREATE INDEX horn_units_unit ON horn_units(unit_code);

@@ -4,12 +4,14 @@ and the contact's role gives nothing over the building tree."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.i18n import t
 from storage.models import Unit
 from tests.support.harness import grant, seed_map
-from tests.support.texts import line_of, shown
+from tests.support.texts import check_ins, line_of, plain, shown
 
 pytestmark = pytest.mark.asyncio
 
@@ -91,3 +93,71 @@ async def test_a_dual_report_party_member_reports_in_and_me_shows_both(harness):
     assert skills in me.splitlines()[-1]
     assert shown("en", "report_in.bad_skill", skill="juggling", skills="x").split(".")[0] in (
         await harness.say(cadre, "/report_in juggling"))[0].text
+
+
+def _copy(harness, chat_id, horn_id):
+    """The horn's copy in a chat (its post or call-up)."""
+    pattern = re.compile(rf"(集结号|集結號|horn) #{horn_id}\n")
+    return [m for m in harness.emu.messages(chat_id) if pattern.search(m.text)][-1]
+
+
+async def test_a_horn_calls_two_units_whose_pledges_and_residents_fill_it(harness):
+    emu = harness.emu
+    worker = emu.add_user(first_name="Worker", language_code="en")
+    contact1 = emu.add_user(first_name="Zhou", language_code="en")
+    contact2 = emu.add_user(first_name="Feng", language_code="en")
+    residents = [emu.add_user(first_name=f"R{i}", language_code="en") for i in range(5)]
+    await harness.start_bot()
+    await _member_map(harness)
+    store = harness.store
+    async with store.transaction():
+        await store.map.upsert(Unit(code="M02", kind="member", name="县税务局",
+                                    parent_code="C01", member_type="dual_report"))
+    await grant(store, worker.id, "grid_worker", "G0101")
+    await grant(store, contact1.id, "unit_contact", "M01")
+    await grant(store, contact2.id, "unit_contact", "M02")
+    for user in (worker, contact1, contact2, *residents):
+        await harness.say(user, "/start")
+    building = await harness.bound_group("1栋楼事群", "B01010101", worker, [worker, *residents])
+    unit_chat = await harness.bound_group("安居物业工作群", "M01", contact1, [contact1])
+
+    preview = (await harness.say(worker, "/horn major G0101 10 Sandbags +M01 +M02"))[-1]
+    assert shown("en", "unit.horn_preview", units="M01, M02") in preview.text
+    await harness.press(worker, preview, "hf:pub")
+    horn = max(h.id for h in await store.horns.active())
+    # the unit with a chat gets it there; the other's contact privately
+    assert _copy(harness, unit_chat.id, horn)
+    assert check_ins("en", 0, 10) in _copy(harness, contact2.id, horn).text
+
+    for contact, chat, people in ((contact1, unit_chat.id, 3), (contact2, contact2.id, 2)):
+        answer = await harness.press(contact, _copy(harness, chat, horn), f"hu:p:{horn}")
+        assert answer.text == shown("en", "unit.horn_pledge_private")
+        await harness.settle()
+        prompt = emu.messages(contact.id)[-1]
+        assert [b.text for row in prompt.buttons for b in row][0] == "1"
+        answer = await harness.press(contact, prompt, f"hu:n:{horn}:{people}")
+        assert answer.text.startswith("✅")
+    # a resident may not pledge for a unit
+    refused = await harness.press(residents[0], _copy(harness, building.id, horn),
+                                  f"hu:p:{horn}")
+    assert refused.text == shown("en", "unit.horn_not_contact", id=horn)
+    for resident in residents:
+        await harness.press(resident, _copy(harness, building.id, horn), f"h:in:{horn}")
+    await harness.settle()
+    counter = check_ins("zh-Hans", 10, 10) + plain(t("zh-Hans", "unit.horn_counter", units=2))
+    counter_en = check_ins("en", 10, 10) + plain(t("en", "unit.horn_counter", units=2))
+    for chat in (building.id, unit_chat.id, contact2.id):
+        text = _copy(harness, chat, horn).text
+        assert counter in text or counter_en in text, text
+
+    await harness.say(worker, f"/horn_close {horn}")
+    await harness.settle()
+    card = [m for m in emu.messages(worker.id)
+            if shown("en", "unit.horn_attendance", unit="安居物业 (M01)", people=3,
+                     pledged=3) in m.text][-1]
+    await harness.press(worker, card, f"h:ok:{horn}")
+    done = (await harness.last(worker.id)).text
+    assert shown("en", "unit.horn_credited", unit="安居物业 (M01)", people=3, hours="6") in done
+    assert shown("en", "unit.horn_credited", unit="县税务局 (M02)", people=2, hours="4") in done
+    assert await store.units.people_hours("M01") == 6.0
+    assert await store.units.people_hours("M02") == 4.0
