@@ -104,3 +104,28 @@ async def test_a_horn_calls_only_member_units_of_its_communities(units_world, st
     items = await store.outbox.pending()
     assert texts(items, -151) == [] and horn.units_called == 0
     assert all("单位" not in text for text in texts(items, -101))
+
+
+async def test_the_preview_offers_to_call_the_units_of_the_horns_communities(units_world,
+                                                                             store):
+    from bot.services.horn_codes import FlowPress
+
+    horns, access, _ = units_world
+    actor = await access.actor(WORKER)
+    flow = await horns.short_form(actor, "major G0101 4 Sandbags")
+    view = await horns.prompt(actor, "en", flow)
+    datas = [b["callback_data"] for row in view.buttons for b in row]
+    assert datas[:2] == ["hf:un:M01", "hf:un:M02"]     # C02's M03 is not offered
+    flow = await horns.press(actor, FlowPress.UNIT, "M02")
+    assert flow.data["units"] == ["M02"]
+    view = await horns.prompt(actor, "en", flow)
+    assert "✅ Also call 县税务局 (M02)" in [b["text"] for row in view.buttons for b in row]
+    assert "Member units called: M02" in view.text
+    with pytest.raises(Refused, match="unit.horn_outside"):
+        await horns.press(actor, FlowPress.UNIT, "M03")
+    flow = await horns.press(actor, FlowPress.UNIT, "M01")
+    flow = await horns.press(actor, FlowPress.UNIT, "M02")   # a second tap: not called
+    assert flow.data["units"] == ["M01"]
+    published = await horns.publish(actor)
+    assert published.horn.units_called == 1
+    assert [u.unit_code for u in await store.units.horn_units(published.horn.id)] == ["M01"]

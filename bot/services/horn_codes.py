@@ -42,6 +42,7 @@ class FlowPress(StrEnum):
     SKILLS_DONE = "skd"
     PUBLISH = "pub"
     CANCEL = "x"
+    UNIT = "un"                  # at the preview, arg: a member unit called too, or not
 
 
 class VolunteerPress(StrEnum):

@@ -26,7 +26,7 @@ from bot.services.horn_parse import (
     parse_text,
     parse_time,
 )
-from bot.services.horn_units import checked_units
+from bot.services.horn_units import checked_units, units_in_reach
 from bot.services.scopes import outermost
 from bot.services.ticket_views import button, when
 from storage.models import HORN_LEVELS, SKILLS, Flow, HornLevel, Unit
@@ -40,7 +40,9 @@ ASK_KEYS: dict[Step, str] = {
     Step.FILL_BY: "horn.ask_fill_by", Step.SKILLS: "horn.ask_skills"}
 PRESSED_AT: dict[FlowPress, Step] = {
     FlowPress.LEVEL: Step.LEVEL, FlowPress.SCOPE: Step.SCOPE, FlowPress.SKIP: Step.FILL_BY,
-    FlowPress.SKILL: Step.SKILLS, FlowPress.SKILLS_DONE: Step.SKILLS}
+    FlowPress.SKILL: Step.SKILLS, FlowPress.SKILLS_DONE: Step.SKILLS,
+    FlowPress.UNIT: Step.PREVIEW}
+MAX_UNIT_BUTTONS = 20         # "Also call" member units at the preview (SPEC §10)
 MAX_SCOPE_BUTTONS = 12
 
 
@@ -128,6 +130,12 @@ class HornFlow(HornPart):
             chosen = set(data.get("skills") or []) ^ {arg}
             data["skills"] = [s for s in SKILLS if s in chosen]
             return await self.save_flow(actor.user_id, FLOW, step, data)
+        elif action == FlowPress.UNIT:  # "Also call member units" (SPEC §10): a toggle
+            code = (await checked_units(self.store, data["scope"], [arg]))[0]
+            chosen = list(data.get("units") or [])
+            data["units"] = [c for c in chosen if c != code] if code in chosen \
+                else [*chosen, code]
+            return await self.save_flow(actor.user_id, FLOW, step, data)
         return await self.save_flow(actor.user_id, FLOW, step.next(), data)
 
     async def prompt(self, actor: Actor, locale: str, flow: Flow) -> views.View:
@@ -136,8 +144,16 @@ class HornFlow(HornPart):
         cancel = [button(t(locale, "horn.btn_cancel"), flow_data(FlowPress.CANCEL))]
         step = Step(flow.step)
         if step == Step.PREVIEW:
-            return views.preview(locale, data, await self.units(data["scope"]),
+            view = views.preview(locale, data, await self.units(data["scope"]),
                                  self.settings.tz)
+            # "Also call member units" (SPEC §10): those of the horn's communities
+            chosen = set(data.get("units") or [])
+            rows = [[button(t(locale, "unit.horn_also_call", mark="✅" if u.code in chosen
+                              else "🏢", unit=f"{u.name} ({u.code})"),
+                            flow_data(FlowPress.UNIT, u.code))]
+                    for u in (await units_in_reach(self.store, data["scope"]))[
+                        :MAX_UNIT_BUTTONS]]
+            return views.View(view.text, rows + view.buttons)
         ask = ASK_KEYS[step]
         if step == Step.LEVEL:
             return views.View(t(locale, ask), [
