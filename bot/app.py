@@ -136,7 +136,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             schedule=schedule,
                             roster=RosterService(store, access, people, outbox, tickets),
                             backups=schedule.backups,
-                            units=UnitService(store, access),
+                            units=UnitService(store, access), posts=schedule.posts,
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(

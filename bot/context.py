@@ -14,6 +14,7 @@ from bot.services.backups import BackupService
 from bot.services.chats import ChatService
 from bot.services.horns import HornService
 from bot.services.people import PeopleService
+from bot.services.posts import PostService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
 from bot.services.tickets import TicketService
@@ -38,8 +39,9 @@ class Services:
     schedule: ScheduleService
     roster: RosterService
     backups: BackupService
-    #: member units (SPEC §10)
+    #: member units (SPEC §10) and their posts to claim
     units: UnitService
+    posts: PostService
     #: the local time (the scheduler's clock: tests move it)
     now: Callable[[], datetime]
     #: the bot's @username, known once the application has asked Telegram (`getMe`)

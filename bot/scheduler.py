@@ -87,6 +87,9 @@ class Scheduler:
                 lambda period, now, _: boards.post_quarter(period)),
             Job("daily", settings.daily_cron, lambda fire: fire.date().isoformat(), self._daily,
                 prepare=self._late_report),
+            # posts to claim (SPEC §10): "Still serving?" monthly (silence: the daily run)
+            Job("post_check", settings.post_check_cron, periods.month_key,
+                lambda period, now, _: schedule.posts.ask_holders(period)),
         )
         self.triggers = {job.name: cron_trigger(job.cron, self.tz) for job in self.jobs}
         self._lock = asyncio.Lock()
@@ -107,6 +110,7 @@ class Scheduler:
         theme; to any chat bound since, the report on display (each chat claimed once)."""
         posts = await self.schedule.patrols.remind_due(now)
         posts += await self.schedule.backups.end_expired()
+        posts += await self.schedule.posts.release_silent()  # posts to claim (SPEC §10)
         month = periods.month_key(now)
         if await self.store.schedules.has_run("theme", month):
             posts += await self.schedule.themes.post_month(month)

@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     theme_reminder_cron: str = "0 9 25 * *"
     # daily checks: patrol reminders, and the month's theme to building chats bound since
     daily_cron: str = "0 9 * * *"
+    # member units (SPEC §10): each post's holders asked "Still serving?" once a month
+    post_check_cron: str = "0 9 1 * *"
 
     deadlines_routine: Annotated[Deadlines, NoDecode] = Deadlines.parse("24h,24h,7d")
     deadlines_major: Annotated[Deadlines, NoDecode] = Deadlines.parse("12h,24h,15d")
@@ -201,7 +203,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("theme_cron", "report_cron", "board_cron", "theme_reminder_cron",
-                     "daily_cron")
+                     "daily_cron", "post_check_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         try:

@@ -58,6 +58,7 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
         lines.append(t(locale, "help.unit"))
     if any(g.role in UNIT_ROLES for g in actor.grants):  # 双报到
         lines.append(t(locale, "help.report_in"))
+    lines.append(t(locale, "help.posts_new" if Action.POSTS in actions else "help.posts"))
     for action, key in ((Action.THEME, "help.theme_set"), (Action.REPORT, "help.report"),
                         (Action.PATROL, "help.patrol")):
         if action in actions:
@@ -78,6 +79,10 @@ def profile_text(locale: str, profile: Profile, superadmin: bool) -> str:
              availability=availability_label(locale, profile.availability)
              if profile.availability else none,
              hours=f"{profile.hours:g}", points=profile.points)
+    if profile.posts:  # posts to claim (SPEC §10)
+        text += "\n" + t(locale, "me.posts", posts=", ".join(
+            title + (t(locale, "post.mine_waiting") if waiting else "")
+            for title, waiting in profile.posts))
     if profile.work_unit is None:
         return text
     # member units (SPEC §10): the work unit beside the home community (双报到)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.context import GridhornContext
@@ -10,6 +10,8 @@ from bot.i18n import Markup, escape, t
 from bot.labels import MEMBER_TYPE, SKILL
 from bot.services.errors import Refused
 from bot.services.horn_codes import UNIT_PATTERN, UnitPress, read_unit_press
+from bot.services.posts import POST_PATTERN, PostLine, post_data, read_post_press
+from bot.services.ticket_views import button
 from bot.services.units import UnitRecord
 from handlers.common import (
     answer_query,
@@ -62,6 +64,8 @@ def register(app: Application, group: int) -> None:
     app.add_handler(CommandHandler("unit", unit), group=group)
     app.add_handler(CommandHandler("report_in", report_in), group=group)
     app.add_handler(CallbackQueryHandler(unit_horn_button, pattern=UNIT_PATTERN), group=group)
+    app.add_handler(CommandHandler("posts", posts), group=group)
+    app.add_handler(CallbackQueryHandler(post_button, pattern=POST_PATTERN), group=group)
 
 
 @handles_refusals
@@ -91,3 +95,65 @@ async def unit_horn_button(update: Update, context: GridhornContext) -> None:
         await edit(query.message, view.text, markup(view.buttons))
     else:
         raise Refused("button.stale")
+
+
+def _posts_view(locale: str, lines: list[PostLine]) -> tuple[str, InlineKeyboardMarkup | None]:
+    if not lines:
+        return t(locale, "post.none"), None
+    text = [t(locale, "post.list_title")]
+    rows = []
+    for line in lines:
+        mine = line.mine.state if line.mine is not None else ""
+        text.append(t(locale, "post.line", id=line.post.id, title=line.post.title,
+                      held=line.held, slots=line.post.slots,
+                      mine=t(locale, "post.mine_holding") if mine == "holding"
+                      else t(locale, "post.mine_waiting") if mine == "waiting" else ""))
+        if mine:
+            rows.append([button(t(locale, "post.btn_release_n", id=line.post.id),
+                                post_data("r", line.post.id))])
+        else:
+            rows.append([button(t(locale, "post.btn_claim_n", id=line.post.id),
+                                post_data("c", line.post.id))])
+    return "\n".join(text), markup(rows[:20])
+
+
+@handles_refusals
+async def posts(update: Update, context: GridhornContext) -> None:
+    """/posts: the posts to claim; /posts new UNIT_CODE SLOTS TITLE…: publish one."""
+    args = command_args(update)
+    services = context.services
+    if args and args[0].lower() == "new":
+        if len(args) < 4:
+            raise Refused("post.usage")
+        post = await services.posts.create(context.actor, args[1], args[2], " ".join(args[3:]))
+        await reply_html(update, context, t(context.locale, "post.published", id=post.id,
+                                            title=post.title, slots=post.slots))
+        return
+    if args:
+        raise Refused("post.usage")
+    text, keyboard = _posts_view(context.locale, await services.posts.listing(context.actor))
+    await reply_html(update, context, text, markup=keyboard)
+
+
+@handles_refusals
+async def post_button(update: Update, context: GridhornContext) -> None:
+    """`po:c|r|y:<post>`: Claim, Release, Still serving (checked again by the service)."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    action, post_id = read_post_press(query.data)
+    services = context.services
+    locale = context.user_locale
+    if action == "c":
+        claimed = await services.posts.claim(context.actor, post_id)
+        await answer_query(update, t(locale, "post.claimed", id=post_id)
+                           if claimed.state == "holding" else
+                           t(locale, "post.waiting", id=post_id, position=claimed.position))
+    elif action == "r":
+        await services.posts.release(context.actor, post_id)
+        await answer_query(update, t(locale, "post.released", id=post_id))
+        if query.message is not None and query.message.chat.type == "private":
+            await edit(query.message, t(locale, "post.released", id=post_id))
+    else:
+        await services.posts.still_serving(context.actor, post_id)
+        await answer_query(update, t(locale, "post.thanks", id=post_id))
+        await edit(query.message, t(locale, "post.thanks", id=post_id))

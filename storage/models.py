@@ -512,3 +512,27 @@ class HornUnit(Record):
     pledged_by: int | None = None
     confirmed: int | None = None
     hours: float | None = None
+
+
+class Post(Record):
+    """A standing post to claim (认领岗位, SPEC §10)."""
+
+    id: int
+    unit_code: str
+    community_code: str
+    title: str
+    slots: int
+    created_by: int
+    created_at: float
+
+
+class PostHolder(Record):
+    """A claim on a post: a member unit's (its contact claimed) or a person's own."""
+
+    post_id: int
+    holder: str            # "u:<unit code>" or "p:<user id>"
+    person_id: int
+    unit_code: str | None
+    state: str             # holding | waiting | released
+    seq: int
+    asked_at: float | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from storage.dbapi import Database, Row
-from storage.models import DualReport, HornUnit
+from storage.models import DualReport, HornUnit, Post, PostHolder
 from storage.util import now_iso, placeholders
 
 
@@ -21,6 +21,12 @@ def _horn_unit(row: Row) -> HornUnit:
     return HornUnit(horn_id=row["horn_id"], unit_code=row["unit_code"], pledged=row["pledged"],
                     pledged_by=row["pledged_by"], confirmed=row["confirmed"],
                     hours=row["hours"])
+
+
+def _holder(row: Row) -> PostHolder:
+    return PostHolder(post_id=row["post_id"], holder=row["holder"], person_id=row["person_id"],
+                      unit_code=row["unit_code"], state=row["state"], seq=row["seq"],
+                      asked_at=row["asked_at"])
 
 
 class UnitRepo:
@@ -101,3 +107,83 @@ class UnitRepo:
                WHERE hu.unit_code = ? AND hu.hours IS NOT NULL
                  AND COALESCE(h.confirmed_at, 0) >= ?""", (unit_code, since))
         return float(value or 0)
+
+    # posts to claim (认领岗位)
+
+    async def create_post(self, unit_code: str, community_code: str, title: str, slots: int,
+                          by: int, at: float) -> int:
+        return await self.db.execute(
+            """INSERT INTO posts (unit_code, community_code, title, slots, created_by,
+                                  created_at) VALUES (?, ?, ?, ?, ?, ?)""",
+            (unit_code, community_code, title, slots, by, at))
+
+    async def post(self, post_id: int) -> Post | None:
+        row = await self.db.fetchone("SELECT * FROM posts WHERE id = ?", (post_id,))
+        return Post(**dict(row)) if row else None
+
+    async def posts(self, community_codes: Iterable[str] | None = None) -> list[Post]:
+        rows = await self.db.fetchall("SELECT * FROM posts ORDER BY id")
+        wanted = None if community_codes is None else set(community_codes)
+        return [Post(**dict(r)) for r in rows if wanted is None or r["community_code"] in wanted]
+
+    async def holder(self, post_id: int, holder: str) -> PostHolder | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM post_holders WHERE post_id = ? AND holder = ?", (post_id, holder))
+        return _holder(row) if row else None
+
+    async def holders(self, post_id: int, state: str) -> list[PostHolder]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM post_holders WHERE post_id = ? AND state = ? ORDER BY seq",
+            (post_id, state))
+        return [_holder(r) for r in rows]
+
+    async def held_by(self, person_id: int) -> list[PostHolder]:
+        """The claims a person made (for themselves or for their unit), not released."""
+        rows = await self.db.fetchall(
+            """SELECT * FROM post_holders WHERE person_id = ? AND state != 'released'
+               ORDER BY post_id""", (person_id,))
+        return [_holder(r) for r in rows]
+
+    async def claim(self, post_id: int, holder: str, person_id: int, unit_code: str | None,
+                    state: str, at: float) -> None:
+        """A new claim, or a released one made again (to the end of the line)."""
+        seq = int(await self.db.fetchval(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM post_holders WHERE post_id = ?", (post_id,)))
+        await self.db.execute(
+            """INSERT INTO post_holders (post_id, holder, person_id, unit_code, state, seq,
+                                         claimed_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(post_id, holder) DO UPDATE SET person_id = excluded.person_id,
+                   state = excluded.state, seq = excluded.seq,
+                   claimed_at = excluded.claimed_at, asked_at = NULL""",
+            (post_id, holder, person_id, unit_code, state, seq, at))
+
+    async def set_holder_state(self, post_id: int, holder: str, state: str, expect: str
+                               ) -> bool:
+        return await self.db.execute_rowcount(
+            """UPDATE post_holders SET state = ?, asked_at = NULL
+               WHERE post_id = ? AND holder = ? AND state = ?""",
+            (state, post_id, holder, expect)) > 0
+
+    async def ask(self, post_id: int, holder: str, at: float) -> None:
+        await self.db.execute(
+            "UPDATE post_holders SET asked_at = ? WHERE post_id = ? AND holder = ?",
+            (at, post_id, holder))
+
+    async def answered(self, post_id: int, holder: str) -> bool:
+        return await self.db.execute_rowcount(
+            """UPDATE post_holders SET asked_at = NULL
+               WHERE post_id = ? AND holder = ? AND state = 'holding'
+                 AND asked_at IS NOT NULL""", (post_id, holder)) > 0
+
+    async def all_holding(self) -> list[PostHolder]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM post_holders WHERE state = 'holding' ORDER BY post_id, seq")
+        return [_holder(r) for r in rows]
+
+    async def silent_since(self, before: float) -> list[PostHolder]:
+        """Holders asked "Still serving?" before `before` who did not answer."""
+        rows = await self.db.fetchall(
+            """SELECT * FROM post_holders WHERE state = 'holding' AND asked_at IS NOT NULL
+                 AND asked_at < ? ORDER BY post_id, seq""", (before,))
+        return [_holder(r) for r in rows]

@@ -126,8 +126,8 @@ async def test_catch_up_after_an_outage_runs_the_current_period_once_and_no_olde
     ran = await built.scheduler.start()
     await built.scheduler.stop()
     assert sorted((r.job, r.period) for r in ran) == [
-        ("daily", "2026-12-03"), ("report", "2026-11"), ("theme", "2026-12"),
-        ("theme_reminder", "2026-12")]      # the boards of Q3 went out on 10 October
+        ("daily", "2026-12-03"), ("post_check", "2026-12"), ("report", "2026-11"),
+        ("theme", "2026-12"), ("theme_reminder", "2026-12")]  # Q3's boards: on 10 October
     assert await runs(store, "report") == ["2026-09", "2026-11"]       # October not replayed
     assert await runs(store, "theme") == ["2026-10", "2026-12"]        # November not replayed
     assert await runs(store, "daily") == ["2026-10-10", "2026-12-03"]
@@ -311,7 +311,7 @@ async def test_start_arms_one_trigger_per_job_in_the_time_zone(store):
     finally:
         await built.scheduler.stop()
     assert set(fires) == {"theme", "theme_reminder", "report", "board", "daily",
-                          "patrol_check"}
+                          "patrol_check", "post_check"}
     for name, moment in fires.items():
         assert moment is not None and moment.utcoffset().total_seconds() == 8 * 3600, name
     assert (fires["report"].day, fires["report"].hour) == (1, 10)

@@ -132,9 +132,9 @@ class HornFlow(HornPart):
             return await self.save_flow(actor.user_id, FLOW, step, data)
         elif action == FlowPress.UNIT:  # "Also call member units" (SPEC §10): a toggle
             code = (await checked_units(self.store, data["scope"], [arg]))[0]
-            chosen = list(data.get("units") or [])
-            data["units"] = [c for c in chosen if c != code] if code in chosen \
-                else [*chosen, code]
+            called: list[str] = list(data.get("units") or [])
+            data["units"] = [c for c in called if c != code] if code in called \
+                else [*called, code]
             return await self.save_flow(actor.user_id, FLOW, step, data)
         return await self.save_flow(actor.user_id, FLOW, step.next(), data)
 

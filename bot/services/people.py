@@ -54,6 +54,8 @@ class Profile:
     work_unit: Unit | None = None
     home_community: Unit | None = None
     reported: DualReport | None = None
+    #: posts to claim they hold (or wait for): "#id title", with True while waiting
+    posts: tuple[tuple[str, bool], ...] = ()
 
 
 class PeopleService:
@@ -237,7 +239,13 @@ class PeopleService:
             building = chain[0] if chain else None
             home = next((u for u in chain if u.kind == "community"), None)
         work = next((unit for role, unit in roles if role in UNIT_ROLES), None)
+        held = []
+        for holder in await self.store.units.held_by(user_id):
+            post = await self.store.units.post(holder.post_id)
+            if post is not None:
+                held.append((f"#{post.id} {post.title}", holder.state == "waiting"))
         return Profile(building=building, roles=roles, work_unit=work, home_community=home,
+                       posts=tuple(held),
                        reported=await self.store.units.dual_report(user_id) if work else None,
                        party_member=any(g.role == PARTY_MEMBER for g in grants),
                        skills=person.skills if person else (),

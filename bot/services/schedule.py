@@ -14,6 +14,7 @@ from bot.services.errors import Refused
 from bot.services.outbox import Outbox
 from bot.services.patrols import PatrolService
 from bot.services.people import PeopleService
+from bot.services.posts import PostService
 from bot.services.report_data import Report, ReportFiles
 from bot.services.reports import ReportService
 from bot.services.scopes import actor_scope
@@ -40,6 +41,8 @@ class ScheduleService:
         self.patrols = PatrolService(store, access, people, outbox, settings)
         #: AB岗: the daily run ends absences whose date passed (SPEC §11)
         self.backups = BackupService(store, access, people, outbox, settings)
+        #: posts to claim (SPEC §10): the monthly "Still serving?" and the daily release
+        self.posts = PostService(store, access, people, outbox, settings)
 
     async def report(self, actor: Actor, month_text: str | None, now: datetime,
                      locale: str) -> AskedReport:

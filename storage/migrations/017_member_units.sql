@@ -54,3 +54,28 @@ CREATE TABLE horn_units (
     PRIMARY KEY (horn_id, unit_code)
 );
 CREATE INDEX horn_units_unit ON horn_units(unit_code);
+
+-- Posts to claim (认领岗位, SPEC §10): standing posts published over a unit, each with its
+-- slots; a holder is a member unit (its contact claimed) or a person. `asked_at`: the
+-- monthly "Still serving?" not answered yet (seven days of silence release the slot).
+CREATE TABLE posts (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    unit_code  TEXT NOT NULL REFERENCES units(code) ON UPDATE CASCADE,
+    community_code TEXT NOT NULL,
+    title      TEXT NOT NULL,
+    slots      INTEGER NOT NULL CHECK (slots > 0),
+    created_by INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE post_holders (
+    post_id    INTEGER NOT NULL REFERENCES posts(id),
+    holder     TEXT NOT NULL,
+    person_id  INTEGER NOT NULL,
+    unit_code  TEXT,
+    state      TEXT NOT NULL CHECK (state IN ('holding','waiting','released')),
+    seq        INTEGER NOT NULL,
+    claimed_at REAL NOT NULL,
+    asked_at   REAL,
+    PRIMARY KEY (post_id, holder)
+);
+CREATE INDEX post_holders_person ON post_holders(person_id, state);

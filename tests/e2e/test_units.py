@@ -161,3 +161,56 @@ async def test_a_horn_calls_two_units_whose_pledges_and_residents_fill_it(harnes
     assert shown("en", "unit.horn_credited", unit="县税务局 (M02)", people=2, hours="4") in done
     assert await store.units.people_hours("M01") == 6.0
     assert await store.units.people_hours("M02") == 4.0
+
+
+async def test_a_post_claimed_to_full_waits_releases_and_is_checked_monthly(harness):
+    emu = harness.emu
+    worker = emu.add_user(first_name="Worker", language_code="en")
+    contact = emu.add_user(first_name="Zhou", language_code="en")
+    vol1 = emu.add_user(first_name="V1", language_code="en")
+    vol2 = emu.add_user(first_name="V2", language_code="en")
+    await harness.start_bot()
+    await _member_map(harness)
+    store = harness.store
+    await grant(store, worker.id, "grid_worker", "G0101")
+    await grant(store, contact.id, "unit_contact", "M01")
+    for vol in (vol1, vol2):
+        await grant(store, vol.id, "volunteer", "B01010101")
+    for user in (worker, contact, vol1, vol2):
+        await harness.say(user, "/start")
+    building = await harness.bound_group("1栋楼事群", "B01010101", worker, [worker, vol1, vol2])
+
+    said = (await harness.say(worker, "/posts new G0101 2 周六楼道消杀"))[-1].text
+    assert said == shown("en", "post.published", id=1, title="周六楼道消杀", slots=2)
+    await harness.settle()
+    post = harness.emu.messages(building.id)[-1]
+    assert "周六楼道消杀" in post.text
+    offer = emu.messages(contact.id)[-1]           # the unit has no chat: its contact
+    assert (await harness.press(contact, offer, "po:c:1")).text == shown(
+        "en", "post.claimed", id=1)
+    assert (await harness.press(vol1, post, "po:c:1")).text == shown("en", "post.claimed", id=1)
+    assert (await harness.press(vol2, post, "po:c:1")).text == shown(
+        "en", "post.waiting", id=1, position=1)
+    me = (await harness.say(vol2, "/me"))[-1].text
+    assert shown("en", "me.posts", posts="#1 周六楼道消杀" + t("en", "post.mine_waiting")) in me
+
+    listing = (await harness.say(vol1, "/posts"))[-1]
+    assert shown("en", "post.line", id=1, title="周六楼道消杀", held=2, slots=2,
+                 mine=t("en", "post.mine_holding")) in listing.text
+    assert (await harness.press(vol1, listing, "po:r:1")).text == shown(
+        "en", "post.released", id=1)
+    await harness.settle()
+    assert shown("en", "post.moved_up", id=1, title="周六楼道消杀") == \
+        emu.messages(vol2.id)[-1].text
+    assert shown("en", "me.posts", posts="#1 周六楼道消杀") in (
+        await harness.say(vol2, "/me"))[-1].text
+
+    # the monthly check, as the scheduler runs it: once for the period
+    async with store.transaction():
+        asked = await harness.runtime.services.posts.ask_holders("2099-01")
+    assert asked == 2
+    await harness.settle()
+    question = emu.messages(vol2.id)[-1]
+    assert question.text == shown("en", "post.still_serving", id=1, title="周六楼道消杀")
+    assert (await harness.press(vol2, question, "po:y:1")).text == shown(
+        "en", "post.thanks", id=1)
