@@ -33,7 +33,8 @@ def record_text(locale: str, record: UnitRecord) -> str:
              community=unit_label(record.community) if record.community else none,
              contacts=Markup(", ".join(contacts)) if contacts else none,
              members=len(record.members),
-             chat=t(locale, "unit.chat_bound" if record.chat_bound else "unit.chat_none"))
+             chat=t(locale, "unit.chat_bound" if record.chat_bound else "unit.chat_none"),
+             hours=f"{record.people_hours:g}", horns=record.horns, posts=record.posts)
 
 
 @handles_refusals

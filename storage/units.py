@@ -187,3 +187,15 @@ class UnitRepo:
             """SELECT * FROM post_holders WHERE state = 'holding' AND asked_at IS NOT NULL
                  AND asked_at < ? ORDER BY post_id, seq""", (before,))
         return [_holder(r) for r in rows]
+
+    async def horns_answered(self, unit_code: str) -> int:
+        """The horns a unit pledged people to."""
+        return int(await self.db.fetchval(
+            "SELECT COUNT(*) FROM horn_units WHERE unit_code = ? AND pledged > 0",
+            (unit_code,)))
+
+    async def posts_held(self, unit_code: str) -> int:
+        """The post slots a unit holds now."""
+        return int(await self.db.fetchval(
+            "SELECT COUNT(*) FROM post_holders WHERE unit_code = ? AND state = 'holding'",
+            (unit_code,)))

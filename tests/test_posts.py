@@ -58,6 +58,7 @@ async def test_a_post_is_claimed_to_full_then_waits_releases_and_moves_up(servic
     items = await store.outbox.pending()
     assert {i.chat_id for i in items} == {-201, CONTACT}   # the building chat, the contact
     assert (await posts.claim(await services.actor(CONTACT), post.id)).state == "holding"
+    assert (await services.units.record(await services.actor(CONTACT))).posts == 1
     held = await store.units.holders(post.id, "holding")
     assert [(h.holder, h.unit_code) for h in held] == [("u:M01", "M01")]
     assert (await posts.claim(await services.actor(VOLUNTEER), post.id)).state == "holding"

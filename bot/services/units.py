@@ -28,6 +28,10 @@ class UnitRecord:
     contacts: list[Person]
     members: list[Person]
     chat_bound: bool
+    #: its record: confirmed people-hours on horns, horns it pledged people to, post slots
+    people_hours: float = 0
+    horns: int = 0
+    posts: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,10 @@ class UnitService:
         contacts = await self.store.people.with_role("unit_contact", [unit.code], None)
         members = await self.store.people.with_role("unit_member", [unit.code], None)
         return UnitRecord(unit=unit, community=community, contacts=contacts, members=members,
-                          chat_bound=await self.store.map.binding(unit.code) is not None)
+                          chat_bound=await self.store.map.binding(unit.code) is not None,
+                          people_hours=await self.store.units.people_hours(unit.code),
+                          horns=await self.store.units.horns_answered(unit.code),
+                          posts=await self.store.units.posts_held(unit.code))
 
     async def work_unit(self, user_id: int) -> Unit | None:
         """The member unit a person belongs to (one at most), if any."""

@@ -161,6 +161,8 @@ async def test_a_horn_calls_two_units_whose_pledges_and_residents_fill_it(harnes
     assert shown("en", "unit.horn_credited", unit="县税务局 (M02)", people=2, hours="4") in done
     assert await store.units.people_hours("M01") == 6.0
     assert await store.units.people_hours("M02") == 4.0
+    record = (await harness.say(contact1, "/unit"))[-1].text
+    assert line_of("en", "unit.record", "hours", horns=1, hours="6") in record
 
 
 async def test_a_post_claimed_to_full_waits_releases_and_is_checked_monthly(harness):
