@@ -38,6 +38,7 @@ from bot.services.chats import ChatService
 from bot.services.horns import HornService
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
+from bot.services.resources import ResourceService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
 from bot.services.tickets import TicketService
@@ -137,6 +138,7 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             roster=RosterService(store, access, people, outbox, tickets),
                             backups=schedule.backups,
                             units=UnitService(store, access), posts=schedule.posts,
+                            resources=ResourceService(store, access, people, outbox, settings),
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(

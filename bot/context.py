@@ -15,6 +15,7 @@ from bot.services.chats import ChatService
 from bot.services.horns import HornService
 from bot.services.people import PeopleService
 from bot.services.posts import PostService
+from bot.services.resources import ResourceService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
 from bot.services.tickets import TicketService
@@ -42,6 +43,7 @@ class Services:
     #: member units (SPEC §10) and their posts to claim
     units: UnitService
     posts: PostService
+    resources: ResourceService
     #: the local time (the scheduler's clock: tests move it)
     now: Callable[[], datetime]
     #: the bot's @username, known once the application has asked Telegram (`getMe`)

@@ -12,6 +12,12 @@ ROLE = {
     "party_member": "role.party_member",
     "unit_contact": "role.unit_contact", "unit_member": "role.unit_member",
 }
+#: what member units offer (SPEC §10)
+RESOURCE_KIND = {
+    "venue": "resource.kind.venue", "vehicle": "resource.kind.vehicle",
+    "equipment": "resource.kind.equipment", "funds": "resource.kind.funds",
+    "expertise": "resource.kind.expertise", "goods": "resource.kind.goods",
+}
 #: member units' types (SPEC §10)
 MEMBER_TYPE = {
     "property": "unit.type.property", "owners": "unit.type.owners", "social": "unit.type.social",

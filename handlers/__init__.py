@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from bot.services import horn_base, ticket_intake, volunteers
+from bot.services import horn_base, resources, ticket_intake, volunteers
 from handlers import (
     backups,
     chats,
@@ -39,6 +39,8 @@ FLOW_TEXTS: dict[str, FlowText] = {
     horn_base.HOURS_FLOW: horn.flow_text,
     volunteers.FLOW: volunteer.flow_text,
     ticket_intake.FLOW: intake.flow_text,
+    resources.REQUEST_FLOW: units.resource_flow_text,    # member units' resources (§10)
+    resources.DECLINE_FLOW: units.resource_flow_text,
 }
 
 

@@ -56,6 +56,7 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
     lines.append(t(locale, "help.volunteer"))
     if Action.MANAGE_UNIT in actions:  # member units (SPEC §10)
         lines.append(t(locale, "help.unit"))
+        lines.append(t(locale, "help.resources"))
     if any(g.role in UNIT_ROLES for g in actor.grants):  # 双报到
         lines.append(t(locale, "help.report_in"))
     lines.append(t(locale, "help.posts_new" if Action.POSTS in actions else "help.posts"))

@@ -7,10 +7,16 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.context import GridhornContext
 from bot.i18n import Markup, escape, t
-from bot.labels import MEMBER_TYPE, SKILL
+from bot.labels import MEMBER_TYPE, RESOURCE_KIND, SKILL
 from bot.services.errors import Refused
 from bot.services.horn_codes import UNIT_PATTERN, UnitPress, read_unit_press
 from bot.services.posts import POST_PATTERN, PostLine, post_data, read_post_press
+from bot.services.resources import (
+    REQUEST_FLOW,
+    RESOURCE_PATTERN,
+    read_resource_press,
+    resource_data,
+)
 from bot.services.ticket_views import button
 from bot.services.units import UnitRecord
 from handlers.common import (
@@ -19,10 +25,13 @@ from handlers.common import (
     edit,
     handles_refusals,
     markup,
+    refusal_text,
+    reply,
     reply_html,
     require_private,
 )
 from handlers.render import unit_label
+from storage.models import Flow
 
 
 def record_text(locale: str, record: UnitRecord) -> str:
@@ -34,7 +43,8 @@ def record_text(locale: str, record: UnitRecord) -> str:
              contacts=Markup(", ".join(contacts)) if contacts else none,
              members=len(record.members),
              chat=t(locale, "unit.chat_bound" if record.chat_bound else "unit.chat_none"),
-             hours=f"{record.people_hours:g}", horns=record.horns, posts=record.posts)
+             hours=f"{record.people_hours:g}", horns=record.horns, posts=record.posts,
+             resources=record.resources)
 
 
 @handles_refusals
@@ -66,6 +76,9 @@ def register(app: Application, group: int) -> None:
     app.add_handler(CommandHandler("report_in", report_in), group=group)
     app.add_handler(CallbackQueryHandler(unit_horn_button, pattern=UNIT_PATTERN), group=group)
     app.add_handler(CommandHandler("posts", posts), group=group)
+    app.add_handler(CommandHandler("resources", resources), group=group)
+    app.add_handler(CallbackQueryHandler(resource_button, pattern=RESOURCE_PATTERN),
+                    group=group)
     app.add_handler(CallbackQueryHandler(post_button, pattern=POST_PATTERN), group=group)
 
 
@@ -158,3 +171,76 @@ async def post_button(update: Update, context: GridhornContext) -> None:
         await services.posts.still_serving(context.actor, post_id)
         await answer_query(update, t(locale, "post.thanks", id=post_id))
         await edit(query.message, t(locale, "post.thanks", id=post_id))
+
+
+@handles_refusals
+async def resources(update: Update, context: GridhornContext) -> None:
+    """/resources [KIND]: browse; /resources add KIND QUANTITY NAME…: a contact adds one."""
+    require_private(update, "resource.private_only")
+    args = command_args(update)
+    service = context.services.resources
+    locale = context.locale
+    if args and args[0].lower() == "add":
+        if len(args) < 4:
+            raise Refused("resource.usage")
+        added = await service.add(context.actor, args[1].lower(), args[2], " ".join(args[3:]))
+        await reply_html(update, context, t(locale, "resource.added", id=added.id,
+                                            name=added.name, quantity=added.quantity,
+                                            kind=t(locale, RESOURCE_KIND[added.kind])))
+        return
+    if len(args) > 1:
+        raise Refused("resource.usage")
+    found = await service.browse(context.actor, args[0].lower() if args else None)
+    if not found:
+        await reply_html(update, context, t(locale, "resource.none"))
+        return
+    lines = [t(locale, "resource.list_title")]
+    rows = []
+    for item in found[:30]:
+        resource = item.resource
+        lines.append(t(locale, "resource.line", id=resource.id, name=resource.name,
+                       quantity=resource.quantity, kind=t(locale, RESOURCE_KIND[resource.kind]),
+                       unit=unit_label(item.unit)))
+        if item.may_request:
+            rows.append([button(t(locale, "resource.btn_request", id=resource.id),
+                                resource_data("q", resource.id))])
+    await reply_html(update, context, "\n".join(lines), markup=markup(rows[:20]))
+
+
+@handles_refusals
+async def resource_button(update: Update, context: GridhornContext) -> None:
+    """`rs:q:<resource>` Request (then the ticket or horn is typed); `rs:a|d:<request>`."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    action, item_id = read_resource_press(query.data)
+    service = context.services.resources
+    locale = context.user_locale
+    if action == "q":
+        await service.ask_target(context.actor, item_id)
+        await answer_query(update)
+        await reply(update, context, "resource.ask_target", id=item_id)
+    elif action == "a":
+        request = await service.accept(context.actor, item_id)
+        await answer_query(update)
+        await edit(query.message, t(locale, "resource.accepted", id=request.id))
+    else:
+        await service.ask_reason(context.actor, item_id)
+        await answer_query(update)
+        await reply(update, context, "resource.ask_reason", id=item_id)
+
+
+async def resource_flow_text(update: Update, context: GridhornContext, flow: Flow) -> None:
+    """The typed ticket or horn a resource is requested for, or why a request is declined
+    (a refusal is said, and the same words are asked again)."""
+    message = update.effective_message
+    text = message.text if message is not None and message.text else ""
+    service = context.services.resources
+    try:
+        if flow.name == REQUEST_FLOW:
+            request = await service.request(context.actor, int(flow.data["resource"]), text)
+            await reply(update, context, "resource.requested", id=request.id)
+        else:
+            request = await service.decline(context.actor, text)
+            await reply(update, context, "resource.declined", id=request.id)
+    except Refused as refusal:
+        await reply_html(update, context, refusal_text(context.locale, refusal))

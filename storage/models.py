@@ -536,3 +536,33 @@ class PostHolder(Record):
     state: str             # holding | waiting | released
     seq: int
     asked_at: float | None = None
+
+
+RESOURCE_KINDS: tuple[str, ...] = ("venue", "vehicle", "equipment", "funds", "expertise",
+                                   "goods")
+
+
+class Resource(Record):
+    """What a member unit offers (提供资源, SPEC §10)."""
+
+    id: int
+    unit_code: str
+    kind: str
+    name: str
+    quantity: int
+    created_by: int
+    created_at: float
+
+
+class ResourceRequest(Record):
+    """Staff's request for a resource, for a ticket or a horn, and the contact's answer."""
+
+    id: int
+    resource_id: int
+    ticket_id: int | None
+    horn_id: int | None
+    requested_by: int
+    state: str
+    reason: str | None
+    asked_at: float
+    answered_at: float | None

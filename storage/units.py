@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from storage.dbapi import Database, Row
-from storage.models import DualReport, HornUnit, Post, PostHolder
+from storage.models import DualReport, HornUnit, Post, PostHolder, Resource, ResourceRequest
 from storage.util import now_iso, placeholders
 
 
@@ -199,3 +199,50 @@ class UnitRepo:
         return int(await self.db.fetchval(
             "SELECT COUNT(*) FROM post_holders WHERE unit_code = ? AND state = 'holding'",
             (unit_code,)))
+
+    # resources (提供资源)
+
+    async def add_resource(self, unit_code: str, kind: str, name: str, quantity: int, by: int,
+                           at: float) -> int:
+        return await self.db.execute(
+            """INSERT INTO resources (unit_code, kind, name, quantity, created_by, created_at)
+               VALUES (?, ?, ?, ?, ?, ?)""", (unit_code, kind, name, quantity, by, at))
+
+    async def resource(self, resource_id: int) -> Resource | None:
+        row = await self.db.fetchone("SELECT * FROM resources WHERE id = ?", (resource_id,))
+        return Resource(**dict(row)) if row else None
+
+    async def resources(self, unit_codes: Iterable[str]) -> list[Resource]:
+        codes = list(unit_codes)
+        if not codes:
+            return []
+        rows = await self.db.fetchall(
+            f"SELECT * FROM resources WHERE unit_code IN ({placeholders(codes)}) ORDER BY id",
+            codes)
+        return [Resource(**dict(r)) for r in rows]
+
+    async def request_resource(self, resource_id: int, ticket_id: int | None,
+                               horn_id: int | None, by: int, at: float) -> int:
+        return await self.db.execute(
+            """INSERT INTO resource_requests (resource_id, ticket_id, horn_id, requested_by,
+                                              asked_at) VALUES (?, ?, ?, ?, ?)""",
+            (resource_id, ticket_id, horn_id, by, at))
+
+    async def resource_request(self, request_id: int) -> ResourceRequest | None:
+        row = await self.db.fetchone("SELECT * FROM resource_requests WHERE id = ?",
+                                     (request_id,))
+        return ResourceRequest(**dict(row)) if row else None
+
+    async def answer_request(self, request_id: int, state: str, reason: str | None,
+                             at: float) -> bool:
+        """Accept or decline, once: only a request still asked changes."""
+        return await self.db.execute_rowcount(
+            """UPDATE resource_requests SET state = ?, reason = ?, answered_at = ?
+               WHERE id = ? AND state = 'asked'""", (state, reason, at, request_id)) > 0
+
+    async def resources_provided(self, unit_code: str) -> int:
+        """Requests for the unit's resources it accepted (its record)."""
+        return int(await self.db.fetchval(
+            """SELECT COUNT(*) FROM resource_requests rr JOIN resources r
+                   ON r.id = rr.resource_id
+               WHERE r.unit_code = ? AND rr.state = 'accepted'""", (unit_code,)))

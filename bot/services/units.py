@@ -32,6 +32,7 @@ class UnitRecord:
     people_hours: float = 0
     horns: int = 0
     posts: int = 0
+    resources: int = 0       # requests for its resources it accepted
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ class UnitService:
                           chat_bound=await self.store.map.binding(unit.code) is not None,
                           people_hours=await self.store.units.people_hours(unit.code),
                           horns=await self.store.units.horns_answered(unit.code),
-                          posts=await self.store.units.posts_held(unit.code))
+                          posts=await self.store.units.posts_held(unit.code),
+                          resources=await self.store.units.resources_provided(unit.code))
 
     async def work_unit(self, user_id: int) -> Unit | None:
         """The member unit a person belongs to (one at most), if any."""

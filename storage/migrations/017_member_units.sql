@@ -79,3 +79,27 @@ CREATE TABLE post_holders (
     PRIMARY KEY (post_id, holder)
 );
 CREATE INDEX post_holders_person ON post_holders(person_id, state);
+
+-- Resources 提供资源 (SPEC §10): what a member unit offers, and staff's requests for a ticket
+-- or a horn, answered by the unit's contact (a decline with its reason).
+CREATE TABLE resources (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    unit_code  TEXT NOT NULL REFERENCES units(code) ON UPDATE CASCADE,
+    kind       TEXT NOT NULL
+               CHECK (kind IN ('venue','vehicle','equipment','funds','expertise','goods')),
+    name       TEXT NOT NULL,
+    quantity   INTEGER NOT NULL CHECK (quantity > 0),
+    created_by INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE resource_requests (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    resource_id  INTEGER NOT NULL REFERENCES resources(id),
+    ticket_id    INTEGER,
+    horn_id      INTEGER,
+    requested_by INTEGER NOT NULL,
+    state        TEXT NOT NULL DEFAULT 'asked' CHECK (state IN ('asked','accepted','declined')),
+    reason       TEXT,
+    asked_at     REAL NOT NULL,
+    answered_at  REAL
+);

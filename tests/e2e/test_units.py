@@ -216,3 +216,47 @@ async def test_a_post_claimed_to_full_waits_releases_and_is_checked_monthly(harn
     assert question.text == shown("en", "post.still_serving", id=1, title="周六楼道消杀")
     assert (await harness.press(vol2, question, "po:y:1")).text == shown(
         "en", "post.thanks", id=1)
+
+
+async def test_a_resource_requested_for_a_horn_is_declined_with_a_reason(harness):
+    emu = harness.emu
+    staff = emu.add_user(first_name="Staff", language_code="en")
+    contact = emu.add_user(first_name="Zhou", language_code="en")
+    await harness.start_bot()
+    await _member_map(harness)
+    store = harness.store
+    await grant(store, staff.id, "community_staff", "C01")
+    await grant(store, contact.id, "unit_contact", "M01")
+    for user in (staff, contact):
+        await harness.say(user, "/start")
+    added = (await harness.say(contact, "/resources add vehicle 2 面包车"))[-1].text
+    assert added == shown("en", "resource.added", id=1, name="面包车", quantity=2,
+                          kind=t("en", "resource.kind.vehicle"))
+    preview = (await harness.say(staff, "/horn major C01 5 Sandbags"))[-1]
+    await harness.press(staff, preview, "hf:pub")
+    horn = max(h.id for h in await store.horns.active())
+
+    listing = (await harness.say(staff, "/resources vehicle"))[-1]
+    assert shown("en", "resource.line", id=1, name="面包车", quantity=2,
+                 kind=t("en", "resource.kind.vehicle"), unit="安居物业 (M01)") in listing.text
+    await harness.press(staff, listing, "rs:q:1")
+    await harness.settle()
+    assert (await harness.last(staff.id)).text == shown("en", "resource.ask_target", id=1)
+    said = await harness.say(staff, f"h{horn}")
+    assert said[-1].text == shown("en", "resource.requested", id=1)
+    await harness.settle()
+    asked = emu.messages(contact.id)[-1]
+    assert asked.text == shown("en", "resource.asked", id=1, what="面包车 ×2",
+                               target=f"h{horn}")
+    await harness.press(contact, asked, "rs:d:1")
+    await harness.settle()
+    assert (await harness.last(contact.id)).text == shown("en", "resource.ask_reason", id=1)
+    said = await harness.say(contact, "周末已借出")
+    assert said[-1].text == shown("en", "resource.declined", id=1)
+    await harness.settle()
+    assert (await harness.last(staff.id)).text == shown(
+        "en", "resource.was_declined", id=1, what="面包车 ×2", target=f"h{horn}",
+        reason="周末已借出")
+    # the same press again: already answered, nothing changes
+    again = await harness.press(contact, asked, "rs:a:1")
+    assert again.text == shown("en", "resource.answered", id=1)
