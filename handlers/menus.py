@@ -29,7 +29,7 @@ ADMINS += ("horns", "horn_close")
 # staff at work (SPEC §11): people administration, staff intake
 PRIVATE += ("people", "revoke", "audit", "intake")
 PRIVATE += ("backup", "away", "back")  # AB岗
-PRIVATE += ("unit", "report_in", "posts", "resources")  # member units (SPEC §10)
+PRIVATE += ("unit", "report_in", "posts", "resources", "talent", "units")  # SPEC §10
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))
@@ -50,7 +50,7 @@ DESCRIPTION = {
     "intake": "menu.intake",
     "backup": "menu.backup", "away": "menu.away", "back": "menu.back",
     "unit": "menu.unit", "report_in": "menu.report_in", "posts": "menu.posts",
-    "resources": "menu.resources",
+    "resources": "menu.resources", "talent": "menu.talent", "units": "menu.units",
 }
 
 

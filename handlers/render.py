@@ -60,6 +60,8 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
     if any(g.role in UNIT_ROLES for g in actor.grants):  # 双报到
         lines.append(t(locale, "help.report_in"))
     lines.append(t(locale, "help.posts_new" if Action.POSTS in actions else "help.posts"))
+    if Action.TALENT in actions:  # 点将台
+        lines.append(t(locale, "help.talent"))
     for action, key in ((Action.THEME, "help.theme_set"), (Action.REPORT, "help.report"),
                         (Action.PATROL, "help.patrol")):
         if action in actions:

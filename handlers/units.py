@@ -77,6 +77,8 @@ def register(app: Application, group: int) -> None:
     app.add_handler(CallbackQueryHandler(unit_horn_button, pattern=UNIT_PATTERN), group=group)
     app.add_handler(CommandHandler("posts", posts), group=group)
     app.add_handler(CommandHandler("resources", resources), group=group)
+    app.add_handler(CommandHandler("talent", talent), group=group)
+    app.add_handler(CommandHandler("units", units_command), group=group)
     app.add_handler(CallbackQueryHandler(resource_button, pattern=RESOURCE_PATTERN),
                     group=group)
     app.add_handler(CallbackQueryHandler(post_button, pattern=POST_PATTERN), group=group)
@@ -244,3 +246,51 @@ async def resource_flow_text(update: Update, context: GridhornContext, flow: Flo
             await reply(update, context, "resource.declined", id=request.id)
     except Refused as refusal:
         await reply_html(update, context, refusal_text(context.locale, refusal))
+
+
+@handles_refusals
+async def talent(update: Update, context: GridhornContext) -> None:
+    """/talent [SKILL] (点将台): volunteers and party members in scope, 双报到 included."""
+    require_private(update, "talent.private_only")
+    args = command_args(update)
+    if len(args) > 1:
+        raise Refused("talent.usage")
+    locale = context.locale
+    found = await context.services.units.talent(context.actor,
+                                                args[0].lower() if args else None)
+    lines = [t(locale, "talent.title")]
+    for item in found[:50]:
+        person = item.person
+        lines.append(t(locale, "talent.line", name=person.display_name, user=person.user_id,
+                       skills=", ".join(t(locale, SKILL[s]) for s in item.skills)
+                       or t(locale, "me.none"),
+                       hours=f"{person.hours:g}", posts=item.posts,
+                       party=t(locale, "talent.party") if item.party else "",
+                       unit=t(locale, "talent.work_unit", unit=item.work_unit.name)
+                       if item.work_unit else ""))
+    if not found:
+        lines.append(t(locale, "talent.none"))
+    await reply_html(update, context, "\n".join(lines))
+
+
+@handles_refusals
+async def units_command(update: Update, context: GridhornContext) -> None:
+    """/units [TYPE] (点将台): member units with contacts, resources, claims and score."""
+    require_private(update, "talent.private_only")
+    args = command_args(update)
+    if len(args) > 1:
+        raise Refused("units.usage")
+    locale = context.locale
+    services = context.services
+    found = await services.units.unit_lines(context.actor, args[0].lower() if args else None,
+                                            services.now())
+    lines = [t(locale, "units.title")]
+    for item in found:
+        lines.append(t(locale, "units.line", unit=unit_label(item.unit),
+                       type=t(locale, MEMBER_TYPE[item.unit.member_type or "social"]),
+                       contacts=", ".join(p.display_name for p in item.contacts)
+                       or t(locale, "unit.nobody"),
+                       resources=item.resources, posts=item.posts, score=f"{item.score:g}"))
+    if not found:
+        lines.append(t(locale, "units.none"))
+    await reply_html(update, context, "\n".join(lines))

@@ -176,3 +176,42 @@ async def test_report_in_is_refused_to_whom_it_is_not_for(services):
     await refused(services.store, services.units.report_in(
         await services.actor(JOINER), ["juggling"]), "report_in.bad_skill")
     assert await services.store.units.dual_reports(["C01"]) == []
+
+
+# 点将台
+
+
+async def test_talent_lists_volunteers_party_members_and_dual_reports_in_scope(services):
+    from tests.support.services import VOLUNTEER, WORKER
+    await _dual_reporter(services)                      # MEMBER lives in B01010102
+    await services.units.report_in(await services.actor(MEMBER), ["legal"])
+    await grant(services.store, OUTSIDER, "volunteer", "B01020101")   # grid G0102
+    staff = await services.units.talent(await services.actor(STAFF), None)
+    assert [t.person.user_id for t in staff] == [VOLUNTEER, MEMBER, OUTSIDER]
+    reported = staff[1]
+    assert reported.party and reported.work_unit.code == "M02"
+    assert reported.skills == ("legal",)
+    grid = await services.units.talent(await services.actor(WORKER), None)
+    assert [t.person.user_id for t in grid] == [VOLUNTEER, MEMBER]   # G0101 only
+    legal = await services.units.talent(await services.actor(STAFF), "legal")
+    assert [t.person.user_id for t in legal] == [MEMBER]
+    await refused(services.store, services.units.talent(await services.actor(HEAD), None),
+                  "talent.not_allowed")
+    await refused(services.store, services.units.talent(await services.actor(STAFF), "magic"),
+                  "report_in.bad_skill")
+
+
+async def test_units_lists_member_units_with_their_score(services):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    await grant(services.store, CONTACT, "unit_contact", "M01")
+    now = datetime(2026, 5, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+    lines = await services.units.unit_lines(await services.actor(STAFF), None, now)
+    assert [(line.unit.code, line.score) for line in lines] == [("M01", 0), ("M02", 0)]
+    assert [p.user_id for p in lines[0].contacts] == [CONTACT]
+    only = await services.units.unit_lines(await services.actor(STAFF), "dual_report", now)
+    assert [line.unit.code for line in only] == ["M02"]
+    await refused(services.store, services.units.unit_lines(
+        await services.actor(STAFF), "circus", now), "units.bad_type")
+    assert [line.unit.code for line in await services.units.unit_lines(
+        await services.actor(ADMIN), None, now)] == ["M01", "M02", "M03"]

@@ -35,6 +35,7 @@ class Action(StrEnum):
     # member units (SPEC §10): /unit, a member unit's record and people
     MANAGE_UNIT = "manage_unit"
     POSTS = "posts"                   # publish posts to claim (认领岗位)
+    TALENT = "talent"                 # 点将台: /talent, /units
 
 
 _STAFF = {Action.HANDLE_TICKET, Action.RESOLVE, Action.VIEW_TICKETS, Action.BIND, Action.UNBIND,
@@ -42,12 +43,12 @@ _STAFF = {Action.HANDLE_TICKET, Action.RESOLVE, Action.VIEW_TICKETS, Action.BIND
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "building_head": frozenset(_STAFF | {Action.ESCALATE}),
     "grid_worker": frozenset(_STAFF | {Action.WHISTLE, Action.HORN_ANY, Action.PATROL,
-                                       Action.REPORT, Action.POSTS}),
+                                       Action.REPORT, Action.POSTS, Action.TALENT}),
     "grid_leader": frozenset(_STAFF | {Action.WHISTLE, Action.HORN_ANY, Action.PATROL,
-                                       Action.REPORT, Action.POSTS}),
+                                       Action.REPORT, Action.POSTS, Action.TALENT}),
     "community_staff": frozenset(_STAFF | {Action.WHISTLE, Action.HORN_ANY, Action.PATROL,
                                            Action.REPORT, Action.THEME, Action.MANAGE_UNIT,
-                                           Action.POSTS}),
+                                           Action.POSTS, Action.TALENT}),
     "department_liaison": frozenset({Action.ANSWER_WHISTLE, Action.RESOLVE, Action.VIEW_TICKETS,
                                      Action.BIND}),
     "volunteer": frozenset({Action.TAKE}),

@@ -12,10 +12,11 @@ contact's view of their unit's record.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.services.access import UNIT_ROLES, Access, Action, Actor
 from bot.services.errors import Refused
-from storage.models import PARTY_MEMBER, SKILLS, DualReport, Person, Unit
+from storage.models import MEMBER_TYPES, PARTY_MEMBER, SKILLS, DualReport, Person, Unit
 from storage.store import Store
 
 
@@ -42,6 +43,28 @@ class ReportedIn:
     report: DualReport
     unit: Unit
     community: Unit
+
+
+@dataclass(frozen=True)
+class Talent:
+    """A line of 点将台's /talent: a volunteer or party member (双报到 included) in scope."""
+
+    person: Person
+    skills: tuple[str, ...]
+    party: bool
+    work_unit: Unit | None
+    posts: int
+
+
+@dataclass(frozen=True)
+class UnitLine:
+    """A line of /units: a member unit, its contacts, resources, claims and score."""
+
+    unit: Unit
+    contacts: list[Person]
+    resources: int
+    posts: int
+    score: float
 
 
 class UnitService:
@@ -120,3 +143,79 @@ class UnitService:
             report = await self.store.units.dual_report(actor.user_id)
         assert report is not None
         return ReportedIn(report=report, unit=work, community=community)
+
+    # 点将台
+
+    async def _scope(self, actor: Actor) -> tuple[list[str], list[str], list[str]]:
+        """The units under the actor's 点将台 scope: (all codes, buildings, communities)."""
+        if actor.superadmin:
+            tops = [u for u in await self.store.map.all() if u.kind == "community"]
+        else:
+            tops = [u for u in await self.access.scope_units(actor, Action.TALENT)
+                    if u.kind in ("community", "grid")]
+        if not tops:
+            raise Refused("talent.not_allowed")
+        codes: list[str] = []
+        buildings: list[str] = []
+        communities: list[str] = []
+        for top in tops:
+            for unit in await self.store.map.descendants(top.code):
+                if unit.kind != "member" and unit.code not in codes:
+                    codes.append(unit.code)
+                    if unit.kind == "building":
+                        buildings.append(unit.code)
+            communities += [u.code for u in await self.store.map.ancestors(top.code)
+                            if u.kind == "community" and u.code not in communities]
+        return codes, buildings, communities
+
+    async def talent(self, actor: Actor, skill: str | None) -> list[Talent]:
+        """/talent [SKILL]: volunteers and party members in scope, and those reported there
+        (双报到), with their skills and load (post slots held)."""
+        if skill is not None and skill not in SKILLS:
+            raise Refused("report_in.bad_skill", skill=skill[:20], skills=", ".join(SKILLS))
+        codes, buildings, communities = await self._scope(actor)
+        people: dict[int, Person] = {}
+        for role in ("volunteer", PARTY_MEMBER):
+            for person in await self.store.people.with_role(role, codes, buildings):
+                people[person.user_id] = person
+        reports = {r.user_id: r for r in await self.store.units.dual_reports(communities)}
+        for person in await self.store.people.many(list(reports)):
+            people.setdefault(person.user_id, person)
+        found = []
+        for user_id in sorted(people):
+            person = people[user_id]
+            grants = await self.store.people.roles(user_id)
+            report = reports.get(user_id)
+            skills = tuple(s for s in SKILLS if s in person.skills or
+                           (report is not None and s in report.skills))
+            if skill is not None and skill not in skills:
+                continue
+            work = await self.store.map.get(report.member_code) if report else None
+            found.append(Talent(person=person, skills=skills,
+                                party=any(g.role == PARTY_MEMBER for g in grants),
+                                work_unit=work,
+                                posts=len([h for h in await self.store.units.held_by(user_id)
+                                           if h.state == "holding"])))
+        return found
+
+    async def unit_lines(self, actor: Actor, member_type: str | None,
+                         now: datetime) -> list[UnitLine]:
+        """/units [TYPE]: the member units of the actor's communities; the score counts
+        people-hours on horns confirmed this quarter (1 a person-hour), post slots held
+        (2 each) and resources provided on request (3 each)."""
+        since = datetime(now.year, 3 * ((now.month - 1) // 3) + 1, 1,
+                         tzinfo=now.tzinfo).timestamp()
+        if member_type is not None and member_type not in MEMBER_TYPES:
+            raise Refused("units.bad_type", types=", ".join(MEMBER_TYPES))
+        _, _, communities = await self._scope(actor)
+        lines = []
+        for unit in await self.store.map.members(communities, member_type):
+            posts = await self.store.units.posts_held(unit.code)
+            resources = await self.store.units.resources_provided(unit.code)
+            hours = await self.store.units.people_hours(unit.code, since)
+            lines.append(UnitLine(
+                unit=unit, contacts=await self.store.people.with_role(
+                    "unit_contact", [unit.code], None),
+                resources=len(await self.store.units.resources([unit.code])), posts=posts,
+                score=round(hours + 2 * posts + 3 * resources, 1)))
+        return sorted(lines, key=lambda line: -line.score)

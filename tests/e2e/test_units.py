@@ -260,3 +260,28 @@ async def test_a_resource_requested_for_a_horn_is_declined_with_a_reason(harness
     # the same press again: already answered, nothing changes
     again = await harness.press(contact, asked, "rs:a:1")
     assert again.text == shown("en", "resource.answered", id=1)
+
+
+async def test_talent_and_units_show_the_dispatch_board(harness):
+    emu = harness.emu
+    staff = emu.add_user(first_name="Staff", language_code="en")
+    vol = emu.add_user(first_name="Li", language_code="en")
+    contact = emu.add_user(first_name="Zhou", language_code="en")
+    await harness.start_bot()
+    await _member_map(harness)
+    store = harness.store
+    await grant(store, staff.id, "community_staff", "C01")
+    await grant(store, contact.id, "unit_contact", "M01")
+    await grant(store, vol.id, "volunteer", "B01010101")
+    async with store.transaction():
+        await store.people.set_volunteer_profile(vol.id, ("medical",), None)
+    for user in (staff, vol, contact):
+        await harness.say(user, "/start")
+    text = (await harness.say(staff, "/talent medical"))[-1].text
+    assert shown("en", "talent.line", name="Li", user=vol.id, party="", unit="",
+                 skills=t("en", "skill.medical"), hours="0", posts=0) in text
+    assert shown("en", "talent.none") in (await harness.say(staff, "/talent legal"))[-1].text
+    text = (await harness.say(staff, "/units"))[-1].text
+    assert shown("en", "units.line", unit="安居物业 (M01)", type=t("en", "unit.type.property"),
+                 contacts="Zhou", resources=0, posts=0, score="0") in text
+    assert shown("en", "talent.not_allowed") in (await harness.say(vol, "/units"))[-1].text
