@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from bot.services import horn_base, resources, ticket_intake, volunteers
+from bot.services import horn_base, horn_units, resources, ticket_intake, volunteers
 from handlers import (
     backups,
     chats,
@@ -40,6 +40,7 @@ FLOW_TEXTS: dict[str, FlowText] = {
     volunteers.FLOW: volunteer.flow_text,
     ticket_intake.FLOW: intake.flow_text,
     resources.REQUEST_FLOW: units.resource_flow_text,    # member units' resources (§10)
+    horn_units.PLEDGE_FLOW: units.pledge_flow_text,      # a unit's typed pledge (§10)
     resources.DECLINE_FLOW: units.resource_flow_text,
 }
 

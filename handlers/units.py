@@ -294,3 +294,19 @@ async def units_command(update: Update, context: GridhornContext) -> None:
     if not found:
         lines.append(t(locale, "units.none"))
     await reply_html(update, context, "\n".join(lines))
+
+
+async def pledge_flow_text(update: Update, context: GridhornContext, flow: Flow) -> None:
+    """A number of people typed after "Unit check in" (a refusal asks again)."""
+    message = update.effective_message
+    text = message.text if message is not None and message.text else ""
+    horns = context.services.horns
+    try:
+        done = await horns.typed_pledge(context.actor, text)
+    except Refused as refusal:
+        await reply_html(update, context, refusal_text(context.locale, refusal))
+        return
+    await reply_html(update, context, t(context.locale, "unit.horn_pledged",
+                                        unit=f"{done.unit.name} ({done.unit.code})",
+                                        people=done.pledged, id=done.horn.id))
+    await horns.refresh_counters(done.horn.id)

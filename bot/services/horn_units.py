@@ -28,6 +28,8 @@ from storage.store import Store
 
 #: the numbers a contact may pledge with one tap (those above what is still needed hidden)
 PLEDGES = (1, 2, 3, 5, 10)
+PLEDGE_FLOW = "unit_pledge"   # a contact typing the number of people instead
+MAX_PLEDGE = 10_000
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,9 @@ class HornUnits(HornPart):
                 raise Refused("unit.horn_too_many", most=options.most)
             pledged = await self.store.units.pledge(horn_id, options.unit.code, people,
                                                     actor.user_id, self.clock())
+            flow = await self.store.flows.get(actor.user_id)
+            if flow is not None and flow.name == PLEDGE_FLOW:
+                await self.store.flows.clear(actor.user_id)
             await self.store.horns.update(horn_id, units_pledged=pledged, dirty=1)
             if people < options.pledged:
                 await self.move_up(options.horn)
@@ -163,7 +168,19 @@ class HornUnits(HornPart):
         async with self.store.transaction():
             await self.outbox.send(actor.user_id, view.text, priority=Priority.PERSONAL,
                                    buttons=view.buttons)
+            # or a typed number: the contact's next private text (a small flow)
+            await self.store.flows.set(actor.user_id, PLEDGE_FLOW, "people", {"horn": horn_id})
         return options
+
+    async def typed_pledge(self, actor: Actor, text: str) -> Pledge:
+        """The number a contact typed after "Unit check in" (1 to what is still needed)."""
+        flow = await self.store.flows.get(actor.user_id)
+        if flow is None or flow.name != PLEDGE_FLOW:
+            raise Refused("button.stale")
+        text = text.strip()
+        if not text.isdecimal() or not 1 <= int(text) <= MAX_PLEDGE:
+            raise Refused("unit.horn_bad_number", text=text[:20])
+        return await self.pledge(actor, int(flow.data["horn"]), int(text))
 
     async def adjust(self, actor: Actor, horn: Horn, unit_code: str, delta: int) -> None:
         """At the close (before Confirm), the owner's number for a unit: one fewer or one

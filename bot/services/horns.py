@@ -151,6 +151,9 @@ class HornService(Service):
     async def pledge_prompt(self, actor: Actor, horn_id: int) -> Pledge:
         return await self.unit_calls.send_prompt(actor, horn_id)
 
+    async def typed_pledge(self, actor: Actor, text: str) -> Pledge:
+        return await self.unit_calls.typed_pledge(actor, text)
+
     async def pledge(self, actor: Actor, horn_id: int, people: int) -> Pledge:
         return await self.unit_calls.pledge(actor, horn_id, people)
 
