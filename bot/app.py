@@ -41,10 +41,12 @@ from bot.services.meetings import MeetingService
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
 from bot.services.privacy import PrivacyService
+from bot.services.resources import ResourceService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
 from bot.services.shop import ShopService, codes_from
 from bot.services.tickets import TicketService
+from bot.services.units import UnitService
 from bot.services.volunteers import VolunteerService
 from bot.settings import Settings
 from bot.watcher import DueWatcher
@@ -155,6 +157,8 @@ async def build_runtime(settings: Settings, *, store: Store | None = None,
                             shop=shop, checkpoints=checkpoints,
                             privacy=PrivacyService(store, access, people, outbox, settings,
                                                    tickets),
+                            units=UnitService(store, access), posts=schedule.posts,
+                            resources=ResourceService(store, access, people, outbox, settings),
                             now=local_now, username=username)
         app.bot_data[SERVICES_KEY] = services
         runtime = Runtime(

@@ -17,10 +17,13 @@ from bot.services.horns import HornService
 from bot.services.meetings import MeetingService
 from bot.services.people import PeopleService
 from bot.services.privacy import PrivacyService
+from bot.services.posts import PostService
+from bot.services.resources import ResourceService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService
 from bot.services.shop import ShopService
 from bot.services.tickets import TicketService
+from bot.services.units import UnitService
 from bot.services.volunteers import VolunteerService
 from bot.settings import Settings
 
@@ -47,6 +50,10 @@ class Services:
     #: patrol checkpoints 专项巡更点 (SPEC §13)
     checkpoints: CheckpointService
     privacy: PrivacyService  # SPEC §14: consent, /mydata, /forget
+    #: member units (SPEC §10) and their posts to claim
+    units: UnitService
+    posts: PostService
+    resources: ResourceService
     #: the local time (the scheduler's clock: tests move it)
     now: Callable[[], datetime]
     #: the bot's @username, known once the application has asked Telegram (`getMe`)

@@ -11,6 +11,19 @@ ROLE = {
     "volunteer": "role.volunteer", "resident": "role.resident",
     "party_member": "role.party_member",
     "partner_clerk": "role.partner_clerk",   # SPEC §13 (locales/*/shop.po)
+    "unit_contact": "role.unit_contact", "unit_member": "role.unit_member",
+}
+#: what member units offer (SPEC §10)
+RESOURCE_KIND = {
+    "venue": "resource.kind.venue", "vehicle": "resource.kind.vehicle",
+    "equipment": "resource.kind.equipment", "funds": "resource.kind.funds",
+    "expertise": "resource.kind.expertise", "goods": "resource.kind.goods",
+}
+#: member units' types (SPEC §10)
+MEMBER_TYPE = {
+    "property": "unit.type.property", "owners": "unit.type.owners", "social": "unit.type.social",
+    "resident_unit": "unit.type.resident_unit", "dual_report": "unit.type.dual_report",
+    "enforcement": "unit.type.enforcement",
 }
 SKILL = {
     "medical": "skill.medical", "legal": "skill.legal", "elderly": "skill.elderly",

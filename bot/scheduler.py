@@ -97,6 +97,9 @@ class Scheduler:
                 prepare=self._late_report),
             Job(meeting_nudge.JOB, settings.meeting_nudge_cron, periods.month_key,
                 lambda period, now, _: schedule.meeting_nudge.nudge(period, now)),
+            # posts to claim (SPEC §10): "Still serving?" monthly (silence: the daily run)
+            Job("post_check", settings.post_check_cron, periods.month_key,
+                lambda period, now, _: schedule.posts.ask_holders(period)),
         )
         self.triggers = {job.name: cron_trigger(job.cron, self.tz) for job in self.jobs}
         self._lock = asyncio.Lock()
@@ -122,6 +125,7 @@ class Scheduler:
         expired = await self.store.privacy.expire_raw(cutoff)
         if expired:
             logger.info("%d raw update(s) past their retention deleted", expired)
+        posts += await self.schedule.posts.release_silent()  # posts to claim (SPEC §10)
         month = periods.month_key(now)
         if await self.store.schedules.has_run("theme", month):
             posts += await self.schedule.themes.post_month(month)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from telegram.ext import Application
 
 from bot.services import checkpoints as checkpoint_service
-from bot.services import horn_base, meeting_flow, ticket_intake, volunteers
+from bot.services import horn_base, horn_units, meeting_flow, resources, ticket_intake, volunteers
 from bot.services.meetings import WRAP_FLOW as MEETING_WRAP_FLOW
 from handlers import (
     backups,
@@ -34,6 +34,7 @@ from handlers import (
     privacy,
     schedule,
     shop,
+    units,
     volunteer,
 )
 from handlers.flows import FlowText
@@ -52,6 +53,9 @@ FLOW_TEXTS: dict[str, FlowText] = {
     meeting_flow.FLOW: meetings.flow_text,
     MEETING_WRAP_FLOW: meetings.flow_text,
     checkpoint_service.FLOW: checkpoints.flow_text,
+    resources.REQUEST_FLOW: units.resource_flow_text,    # member units' resources (§10)
+    horn_units.PLEDGE_FLOW: units.pledge_flow_text,      # a unit's typed pledge (§10)
+    resources.DECLINE_FLOW: units.resource_flow_text,
 }
 
 
@@ -73,5 +77,6 @@ def register_all(app: Application) -> None:
     checkpoints.register(app, FEATURE_GROUP)
     privacy.register(app, FEATURE_GROUP)
     evaluation.register(app, FEATURE_GROUP)
+    units.register(app, FEATURE_GROUP)  # member units (SPEC §10)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

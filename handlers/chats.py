@@ -113,7 +113,8 @@ async def joinlink(update: Update, context: GridhornContext) -> None:
     if chat is None:
         raise Refused("joinlink.not_building")
     building, payload = await services.chats.join_link_unit(context.actor, chat.id)
-    await reply(update, context, "joinlink.post", building=unit_label(building),
+    await reply(update, context, "unit.joinlink_post" if building.kind == "member"
+                else "joinlink.post", building=unit_label(building),
                 link=services.deep_link(payload))
 
 

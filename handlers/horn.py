@@ -117,7 +117,7 @@ async def flow_button(update: Update, context: GridhornContext) -> None:
         await edit(query.message, t(locale, "horn.cancelled"))
         return
     view = await horns.prompt(context.actor, locale, flow)
-    if action == FlowPress.SKILL:  # a skill toggled: the same prompt, its buttons redrawn
+    if action in (FlowPress.SKILL, FlowPress.UNIT):  # a toggle: the same prompt, redrawn
         await edit(query.message, view.text, markup(view.buttons))
         return
     await drop_buttons(query.message)

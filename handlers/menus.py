@@ -36,6 +36,7 @@ PRIVATE += ("privacy", "mydata", "forget")  # personal data (SPEC §14)
 # evaluation and the annual assessment (SPEC §12)
 PRIVATE += ("evaluations", "assess")
 ADMINS += ("evaluations", "assess")
+PRIVATE += ("unit", "report_in", "posts", "resources", "talent", "units")  # SPEC §10
 SCOPES = ((BotCommandScopeDefault(), PRIVATE), (BotCommandScopeAllPrivateChats(), PRIVATE),
           (BotCommandScopeAllGroupChats(), GROUP),
           (BotCommandScopeAllChatAdministrators(), ADMINS))
@@ -60,6 +61,8 @@ DESCRIPTION = {
     "checkpoints": "menu.checkpoints",
     "privacy": "menu.privacy", "mydata": "menu.mydata", "forget": "menu.forget",
     "evaluations": "menu.evaluations", "assess": "menu.assess",
+    "unit": "menu.unit", "report_in": "menu.report_in", "posts": "menu.posts",
+    "resources": "menu.resources", "talent": "menu.talent", "units": "menu.units",
 }
 
 

@@ -34,7 +34,9 @@ async def start(update: Update, context: GridhornContext) -> None:
     if args and chat is not None and chat.type == "private":
         services = context.services
         redeemed = await services.people.redeem(context.actor.user_id, args[0])
-        if redeemed.kind == "join":
+        if redeemed.kind == "join" and redeemed.unit.kind == "member":
+            await reply(update, context, "unit.joined", unit=unit_label(redeemed.unit))
+        elif redeemed.kind == "join":
             await reply(update, context, "start.joined", building=unit_label(redeemed.unit))
             await show_draft(update, context)  # a draft kept while they joined
         else:

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 #: a role's short code in callback data (64 bytes at most)
 ROLE_CODES = {"community_staff": "cs", "grid_leader": "gl", "grid_worker": "gw",
               "building_head": "bh", "department_liaison": "dl", "volunteer": "vo",
-              "party_member": "pm"}
+              "party_member": "pm", "unit_contact": "uc", "unit_member": "um"}
 _ROLE_OF_CODE = {code: role for role, code in ROLE_CODES.items()}
 #: how each kind of audit row reads (an unknown kind: its code and detail)
 AUDIT_KEY: dict[str, str] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.i18n import Markup, escape, join_list, t
 from bot.labels import ROLE, SKILL
-from bot.services.access import PARTNER_CLERK, Action, Actor, invitable_roles
+from bot.services.access import PARTNER_CLERK, UNIT_ROLES, Action, Actor, invitable_roles
 from bot.services.horn_views import availability_label
 from bot.services.people import Profile
 from storage.models import Unit
@@ -59,6 +59,14 @@ def help_text(locale: str, actor: Actor, actions: set[Action]) -> str:
         lines.append(t(locale, "help.shop_clerk"))
     if Action.MEETING in actions:  # meetings (SPEC §12)
         lines.append(t(locale, "help.meeting"))
+    if Action.MANAGE_UNIT in actions:  # member units (SPEC §10)
+        lines.append(t(locale, "help.unit"))
+        lines.append(t(locale, "help.resources"))
+    if any(g.role in UNIT_ROLES for g in actor.grants):  # 双报到
+        lines.append(t(locale, "help.report_in"))
+    lines.append(t(locale, "help.posts_new" if Action.POSTS in actions else "help.posts"))
+    if Action.TALENT in actions:  # 点将台
+        lines.append(t(locale, "help.talent"))
     for action, key in ((Action.THEME, "help.theme_set"), (Action.REPORT, "help.report"),
                         (Action.PATROL, "help.patrol"),
                         (Action.EVALUATE, "help.evaluations"), (Action.ASSESS, "help.assess")):
@@ -75,7 +83,7 @@ def profile_text(locale: str, profile: Profile, superadmin: bool) -> str:
     roles = [role_name(locale, "superadmin")] if superadmin else []
     roles += [f"{role_name(locale, role)} · {unit_label(unit)}" for role, unit in profile.roles]
     skills = ", ".join(t(locale, SKILL[s]) for s in profile.skills)
-    return t(locale, "me.profile",
+    text = t(locale, "me.profile",
              building=unit_label(profile.building) if profile.building else none,
              roles=Markup("\n".join(f"• {r}" for r in roles)) if roles else none,
              party=t(locale, "me.yes" if profile.party_member else "me.no"),
@@ -83,3 +91,18 @@ def profile_text(locale: str, profile: Profile, superadmin: bool) -> str:
              availability=availability_label(locale, profile.availability)
              if profile.availability else none,
              hours=f"{profile.hours:g}", points=profile.points)
+    if profile.posts:  # posts to claim (SPEC §10)
+        text += "\n" + t(locale, "me.posts", posts=", ".join(
+            title + (t(locale, "post.mine_waiting") if waiting else "")
+            for title, waiting in profile.posts))
+    if profile.work_unit is None:
+        return text
+    # member units (SPEC §10): the work unit beside the home community (双报到)
+    lines = [text, t(locale, "me.work_unit", unit=unit_label(profile.work_unit)),
+             t(locale, "me.home_community", community=unit_label(profile.home_community)
+               if profile.home_community else none)]
+    if profile.reported is not None:
+        offered = ", ".join(t(locale, SKILL[s]) for s in profile.reported.skills)
+        lines.append(t(locale, "me.reported", date=profile.reported.reported_at[:10],
+                       skills=offered or none))
+    return "\n".join(lines)

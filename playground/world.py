@@ -97,6 +97,8 @@ def _units(tree: dict[str, Any]) -> dict[str, dict[str, Any]]:
                     found[building["code"]] = building
         for partner in community.get("partners", []):   # shown as a person's unit
             found[partner["code"]] = partner
+        for member in community.get("members", []):  # member units (SPEC §10)
+            found[member["code"]] = member
     for department in tree.get("departments", []):
         found[department["code"]] = department
     return found

@@ -28,6 +28,8 @@ from storage.groupcommit import (
 )
 
 logger = logging.getLogger(__name__)
+#: the first line of a migration that rebuilds a table (SQLite: foreign keys off meanwhile)
+_FOREIGN_KEYS_OFF = "-- gridhorn: foreign_keys=off"
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -107,15 +109,25 @@ class SqliteDatabase:
             if number <= version:
                 continue
             logger.info("applying migration %s", name)
+            # A table rebuilt (SQLite's way to change a constraint) needs foreign keys off
+            # while it is dropped and renamed; they are checked before the commit.
+            rebuild = sql.startswith(_FOREIGN_KEYS_OFF)
+            if rebuild:
+                conn.execute("PRAGMA foreign_keys=OFF")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in _split_sql(sql):
                     conn.execute(statement)
+                if rebuild and conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise sqlite3.IntegrityError(f"{name} leaves a broken foreign key")
                 conn.execute(f"PRAGMA user_version={number}")
                 conn.execute("COMMIT")
             except Exception:
                 conn.execute("ROLLBACK")
                 raise
+            finally:
+                if rebuild:
+                    conn.execute("PRAGMA foreign_keys=ON")
             version = number
         return version
 

@@ -170,11 +170,12 @@ class HornRepo:
             params) > 0
 
     async def counts(self, horn_id: int) -> tuple[int, int]:
-        """(checked in, waiting)."""
+        """(checked in, with the people member units pledged (SPEC §10); waiting)."""
         row = await self.db.fetchone(
-            """SELECT COUNT(CASE WHEN state = 'in' THEN 1 END),
+            """SELECT COUNT(CASE WHEN state = 'in' THEN 1 END)
+                      + (SELECT COALESCE(SUM(pledged), 0) FROM horn_units WHERE horn_id = ?),
                       COUNT(CASE WHEN state = 'waiting' THEN 1 END)
-               FROM horn_checkins WHERE horn_id = ?""", (horn_id,))
+               FROM horn_checkins WHERE horn_id = ?""", (horn_id, horn_id))
         assert row is not None
         return int(row[0]), int(row[1])
 

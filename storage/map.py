@@ -13,7 +13,8 @@ def _unit(row: Row) -> Unit:
     return Unit(code=row["code"], kind=row["kind"], name=row["name"],
                 parent_code=row["parent_code"],
                 domains=tuple(d for d in row["domains"].split(",") if d),
-                patrol=row["patrol"], position=row["position"])
+                patrol=row["patrol"], position=row["position"],
+                member_type=row["member_type"], property_code=row["property_code"])
 
 
 def _chat(row: Row) -> Chat:
@@ -94,13 +95,27 @@ class MapRepo:
 
     async def upsert(self, unit: Unit) -> None:
         await self.db.execute(
-            """INSERT INTO units (code, kind, name, parent_code, domains, patrol, position)
-               VALUES (?, ?, ?, ?, ?, ?, ?)
+            """INSERT INTO units (code, kind, name, parent_code, domains, patrol, position,
+                                  member_type, property_code)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(code) DO UPDATE SET kind = excluded.kind, name = excluded.name,
                    parent_code = excluded.parent_code, domains = excluded.domains,
-                   patrol = excluded.patrol, position = excluded.position""",
+                   patrol = excluded.patrol, position = excluded.position,
+                   member_type = excluded.member_type, property_code = excluded.property_code""",
             (unit.code, unit.kind, unit.name, unit.parent_code, ",".join(unit.domains),
-             unit.patrol, unit.position))
+             unit.patrol, unit.position, unit.member_type, unit.property_code))
+
+    async def members(self, community_codes: Iterable[str] | None = None,
+                      member_type: str | None = None) -> list[Unit]:
+        """Member units (SPEC §10), of some communities and of one type if given, in map order."""
+        rows = await self.db.fetchall(
+            """SELECT m.* FROM units m JOIN units c ON c.code = m.parent_code
+               WHERE m.kind = 'member'
+               ORDER BY c.position, c.code, m.position, m.code""")
+        wanted = None if community_codes is None else set(community_codes)
+        return [u for u in map(_unit, rows)
+                if (wanted is None or u.parent_code in wanted)
+                and (member_type is None or u.member_type == member_type)]
 
     async def departments(self) -> list[Unit]:
         rows = await self.db.fetchall(

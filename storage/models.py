@@ -8,10 +8,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-UnitKind = Literal["community", "grid", "estate", "building", "department"]
+UnitKind = Literal["community", "grid", "estate", "building", "department", "member"]
+#: member units' types (SPEC §10): 物业企业, 业委会, 社会组织, 驻地单位, 双报到单位, 执法力量
+MEMBER_TYPES: tuple[str, ...] = ("property", "owners", "social", "resident_unit", "dual_report",
+                                 "enforcement")
 TREE_KINDS: tuple[UnitKind, ...] = ("community", "grid", "estate", "building")
 ROLES = ("superadmin", "community_staff", "grid_leader", "grid_worker", "building_head",
          "department_liaison", "volunteer", "resident", "partner_clerk")
+         "department_liaison", "volunteer", "resident", "unit_contact", "unit_member")
 PARTY_MEMBER = "party_member"
 
 
@@ -29,6 +33,10 @@ class Unit(Record):
     domains: tuple[str, ...] = ()
     patrol: str | None = None
     position: int = 0
+    #: a member unit's type (MEMBER_TYPES); None for the map's other units
+    member_type: str | None = None
+    #: an estate's property firm: the code of a `property` member unit of its community
+    property_code: str | None = None
 
 
 class Chat(Record):
@@ -451,6 +459,9 @@ class Horn(Record):
     hours: float | None
     confirmed_at: float | None
     confirmed_by: int | None
+    #: member units (SPEC §10): how many it calls, and how many of them pledged people
+    units_called: int = 0
+    units_pledged: int = 0
 
     @property
     def active(self) -> bool:
@@ -652,3 +663,77 @@ class CheckpointMiss(Record):
     period: str
     period_start: float
     period_end: float
+class DualReport(Record):
+    """双报到 (SPEC §10): a party member of a `dual_report` unit reported where they live."""
+
+    user_id: int
+    member_code: str
+    community_code: str
+    skills: tuple[str, ...] = ()
+    reported_at: str
+
+
+class HornUnit(Record):
+    """A member unit a horn calls (SPEC §10): its pledge, and at the close the number the
+    owner confirmed and the hours each served."""
+
+    horn_id: int
+    unit_code: str
+    pledged: int = 0
+    pledged_by: int | None = None
+    confirmed: int | None = None
+    hours: float | None = None
+
+
+class Post(Record):
+    """A standing post to claim (认领岗位, SPEC §10)."""
+
+    id: int
+    unit_code: str
+    community_code: str
+    title: str
+    slots: int
+    created_by: int
+    created_at: float
+
+
+class PostHolder(Record):
+    """A claim on a post: a member unit's (its contact claimed) or a person's own."""
+
+    post_id: int
+    holder: str            # "u:<unit code>" or "p:<user id>"
+    person_id: int
+    unit_code: str | None
+    state: str             # holding | waiting | released
+    seq: int
+    asked_at: float | None = None
+
+
+RESOURCE_KINDS: tuple[str, ...] = ("venue", "vehicle", "equipment", "funds", "expertise",
+                                   "goods")
+
+
+class Resource(Record):
+    """What a member unit offers (提供资源, SPEC §10)."""
+
+    id: int
+    unit_code: str
+    kind: str
+    name: str
+    quantity: int
+    created_by: int
+    created_at: float
+
+
+class ResourceRequest(Record):
+    """Staff's request for a resource, for a ticket or a horn, and the contact's answer."""
+
+    id: int
+    resource_id: int
+    ticket_id: int | None
+    horn_id: int | None
+    requested_by: int
+    state: str
+    reason: str | None
+    asked_at: float
+    answered_at: float | None

@@ -32,6 +32,7 @@ from storage.reports import ReportRepo
 from storage.schedules import SchedulesRepo
 from storage.shop import ShopRepo
 from storage.tickets import TicketRepo
+from storage.units import UnitRepo
 from storage.whistles import WhistleRepo
 
 POSTGRESQL_SCHEMES = ("postgresql", "postgres")
@@ -59,6 +60,7 @@ class Store:
         self.health = HealthRepo(db)
         self.whistles = WhistleRepo(db)
         self.audit = AuditRepo(db)
+        self.units = UnitRepo(db)  # member units' records (SPEC §10)
         self.backups = BackupRepo(db)
         self.leadership = LeadershipRepo(db)
         self.shop = ShopRepo(db)

@@ -127,7 +127,9 @@ async def test_every_role_is_in_the_store(tmp_path):
             assert set(held) >= {"resident", "building_head", "grid_worker", "grid_leader",
                                  "community_staff", "department_liaison", "volunteer",
                                  PARTY_MEMBER}
-            assert len(held["volunteer"]) == 3 and held[PARTY_MEMBER] == {"volunteer1"}
+            assert len(held["volunteer"]) == 3
+            assert held[PARTY_MEMBER] == {"volunteer1", "dual_reporter"}
+            assert held["unit_contact"] == {"unit_contact"}  # member units (SPEC §10)
             # the partner shop's clerk (SPEC §13) takes codes at the shop of the world
             assert held["partner_clerk"] == {"clerk"}
             assert [p.code for p in await store.shop.clerk_of(

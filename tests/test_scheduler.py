@@ -127,7 +127,7 @@ async def test_catch_up_after_an_outage_runs_the_current_period_once_and_no_olde
     await built.scheduler.stop()
     assert sorted((r.job, r.period) for r in ran) == [
         ("daily", "2026-12-03"), ("evaluation", "2026-11"), ("meeting_nudge", "2026-11"),
-        ("report", "2026-11"), ("theme", "2026-12"),
+        ("post_check", "2026-12"), ("report", "2026-11"), ("theme", "2026-12"),
         ("theme_reminder", "2026-12")]      # the boards of Q3 went out on 10 October
     assert await runs(store, "report") == ["2026-09", "2026-11"]       # October not replayed
     assert await runs(store, "theme") == ["2026-10", "2026-12"]        # November not replayed
@@ -312,7 +312,7 @@ async def test_start_arms_one_trigger_per_job_in_the_time_zone(store):
     finally:
         await built.scheduler.stop()
     assert set(fires) == {"theme", "theme_reminder", "report", "board", "daily", "evaluation",
-                          "patrol_check", "meeting_nudge"}
+                          "patrol_check", "meeting_nudge", "post_check"}
     for name, moment in fires.items():
         assert moment is not None and moment.utcoffset().total_seconds() == 8 * 3600, name
     assert (fires["report"].day, fires["report"].hour) == (1, 10)

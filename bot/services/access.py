@@ -41,6 +41,10 @@ class Action(StrEnum):
     # evaluation and assessment (SPEC §12)
     EVALUATE = "evaluate"             # rate grids (staff) / grid workers (leaders); /evaluations
     ASSESS = "assess"                 # /assess YYYY
+    # member units (SPEC §10): /unit, a member unit's record and people
+    MANAGE_UNIT = "manage_unit"
+    POSTS = "posts"                   # publish posts to claim (认领岗位)
+    TALENT = "talent"                 # 点将台: /talent, /units
 
 
 _STAFF = {Action.HANDLE_TICKET, Action.RESOLVE, Action.VIEW_TICKETS, Action.BIND, Action.UNBIND,
@@ -48,12 +52,14 @@ _STAFF = {Action.HANDLE_TICKET, Action.RESOLVE, Action.VIEW_TICKETS, Action.BIND
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "building_head": frozenset(_STAFF | {Action.ESCALATE}),
     "grid_worker": frozenset(_STAFF | {Action.WHISTLE, Action.HORN_ANY, Action.PATROL,
-                                       Action.REPORT}),
+                                       Action.REPORT, Action.POSTS, Action.TALENT}),
     "grid_leader": frozenset(_STAFF | {Action.WHISTLE, Action.HORN_ANY, Action.PATROL,
-                                       Action.REPORT, Action.EVALUATE}),
+                                       Action.REPORT, Action.EVALUATE, Action.POSTS,
+                                       Action.TALENT}),
     "community_staff": frozenset(_STAFF | {Action.WHISTLE, Action.HORN_ANY, Action.PATROL,
                                            Action.REPORT, Action.THEME, Action.EVALUATE,
-                                           Action.ASSESS}),
+                                           Action.ASSESS, Action.MANAGE_UNIT, Action.POSTS,
+                                           Action.TALENT}),
     "department_liaison": frozenset({Action.ANSWER_WHISTLE, Action.RESOLVE, Action.VIEW_TICKETS,
                                      Action.BIND}),
     "volunteer": frozenset({Action.TAKE}),
@@ -61,6 +67,9 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     # a partner shop's clerk (爱心银行, SPEC §13): spends volunteers' codes, nothing more
     PARTNER_CLERK: frozenset(),
     PARTY_MEMBER: frozenset({Action.TAKE}),
+    # held on a member unit, which has nothing below it: nothing over buildings or tickets
+    "unit_contact": frozenset({Action.MANAGE_UNIT, Action.BIND, Action.UNBIND, Action.INVITE}),
+    "unit_member": frozenset(),
 }
 # meetings (SPEC §12): staff of grids and communities organise them; unit contacts may not
 for _role in ("grid_worker", "grid_leader", "community_staff"):
@@ -72,17 +81,22 @@ INVITABLE: dict[str, tuple[str, ...]] = {
     "grid_worker": ("building_head", "volunteer", PARTY_MEMBER),
     "grid_leader": ("grid_worker", "building_head", "volunteer", PARTY_MEMBER),
     "community_staff": ("grid_leader", "grid_worker", "building_head", "volunteer", PARTY_MEMBER,
-                        PARTNER_CLERK),
+                        PARTNER_CLERK, "unit_contact"),
+    "unit_contact": ("unit_member",),
 }
 INVITE_ROLES = ("community_staff", "grid_leader", "grid_worker", "building_head",
-                "department_liaison", "volunteer", PARTY_MEMBER, PARTNER_CLERK)
+                "department_liaison", "volunteer", PARTY_MEMBER, PARTNER_CLERK, "unit_contact",
+                "unit_member")
 # The kind of unit each invitable role is held on (None: any unit of the map).
 ROLE_UNIT_KIND: dict[str, str | None] = {
     "community_staff": "community", "grid_leader": "grid", "grid_worker": "grid",
     "building_head": "building", "department_liaison": "department",
     "volunteer": None, PARTY_MEMBER: None,
     PARTNER_CLERK: "community",   # held on the partner's community; the partner in its own row
+    "unit_contact": "member", "unit_member": "member",
 }
+#: the roles held on a member unit (SPEC §10); a person belongs to one member unit at most
+UNIT_ROLES = ("unit_contact", "unit_member")
 def invitable_roles(actor: Actor) -> list[str]:
     """The roles this actor may hand out with /invite somewhere (SPEC §1)."""
     if actor.superadmin:
@@ -157,7 +171,7 @@ class Access:
         wanted_kind = ROLE_UNIT_KIND.get(role, "")
         if wanted_kind == "":
             return False
-        if wanted_kind is None and unit.kind == "department":
+        if wanted_kind is None and unit.kind in ("department", "member"):
             return False
         if wanted_kind is not None and unit.kind != wanted_kind:
             return False

@@ -177,11 +177,12 @@ class ChatService:
         return await self.access.can(actor, Action.UNBIND, unit.code)
 
     async def join_link_unit(self, actor: Actor, chat_id: int) -> tuple[Unit, str]:
-        """The bound building of this chat and its residents' join payload."""
+        """The bound building of this chat and its residents' join payload; in a member
+        unit's chat (SPEC §10), the unit and its members' join payload."""
         building = None
         for binding in await self.store.map.bindings_in_chat(chat_id):
             unit = await self.store.map.get(binding.unit_code)
-            if unit is not None and unit.kind == "building":
+            if unit is not None and unit.kind in ("building", "member"):
                 building = unit
                 break
         if building is None:

@@ -96,13 +96,13 @@ class HornClosing(HornPart):
         return horn
 
     async def attendance(self, actor: Actor, locale: str, horn_id: int) -> views.View:
-        horn = await self._owned_closed(actor, horn_id)
+        horn = await self.owned_closed(actor, horn_id)
         return await self._attendance_view(locale, horn)
 
     async def toggle_present(self, actor: Actor, locale: str, horn_id: int,
                              person_id: int) -> views.View:
         """A tap on a name: present ↔ not present (until Confirm)."""
-        horn = await self._owned_closed(actor, horn_id, unconfirmed=True)
+        horn = await self.owned_closed(actor, horn_id, unconfirmed=True)
         async with self.store.transaction():
             if not await self.store.horns.toggle_present(horn_id, person_id):
                 raise Refused("button.stale")
@@ -110,7 +110,7 @@ class HornClosing(HornPart):
 
     async def ask_hours(self, actor: Actor, horn_id: int) -> Horn:
         """The owner will type the hours: remembered as a small flow."""
-        horn = await self._owned_closed(actor, horn_id, unconfirmed=True)
+        horn = await self.owned_closed(actor, horn_id, unconfirmed=True)
         await self.save_flow(actor.user_id, HOURS_FLOW, HOURS_STEP, {"horn": horn_id})
         return horn
 
@@ -121,7 +121,7 @@ class HornClosing(HornPart):
         if flow is None or flow.name != HOURS_FLOW:
             raise Refused("button.stale")
         try:
-            horn = await self._owned_closed(actor, int(flow.data["horn"]), unconfirmed=True)
+            horn = await self.owned_closed(actor, int(flow.data["horn"]), unconfirmed=True)
         except Refused:
             async with self.store.transaction():
                 await self.store.flows.clear(actor.user_id)
@@ -134,7 +134,7 @@ class HornClosing(HornPart):
 
     async def confirm(self, actor: Actor, locale: str, horn_id: int) -> views.View:
         """Credit hours and points to each person present, once (the store decides)."""
-        horn = await self._owned_closed(actor, horn_id)
+        horn = await self.owned_closed(actor, horn_id)
         hours = horn.hours if horn.hours is not None else default_hours(horn)
         points = round(hours * POINTS_PER_HOUR)
         async with self.store.transaction():
@@ -143,6 +143,7 @@ class HornClosing(HornPart):
             flow = await self.store.flows.get(actor.user_id)
             if flow is not None and flow.name == HOURS_FLOW and flow.data.get("horn") == horn_id:
                 await self.store.flows.clear(actor.user_id)   # no more hours to type
+            await self.store.units.credit_units(horn_id, hours)  # member units (SPEC §10)
             for person_id in await self.store.horns.credit(horn_id, hours, points):
                 await self.store.people.add_hours(person_id, hours, points)
                 # the time bank's ledger (SPEC §13): the points to spend at partner shops
@@ -160,7 +161,14 @@ class HornClosing(HornPart):
         people = {p.user_id: p for p in await self.store.people.many(r.person_id for r in rows)}
         named = [(r.person_id, _name(locale, people.get(r.person_id), r.person_id), r.present)
                  for r in rows]
-        return views.attendance(locale, horn, named, POINTS_PER_HOUR)
+        units = []  # member units that pledged people (SPEC §10)
+        if horn.units_called:
+            for called in await self.store.units.horn_units(horn.id):
+                unit = await self.store.map.get(called.unit_code)
+                if unit is not None and called.pledged > 0:
+                    units.append((unit, called.confirmed if called.confirmed is not None
+                                  else called.pledged, called.pledged))
+        return views.attendance(locale, horn, named, POINTS_PER_HOUR, units)
 
     async def _may_close(self, actor: Actor, horn: Horn) -> bool:
         """The owner, a superadmin, or who stands in for the owner while away (AB岗)."""
@@ -169,7 +177,7 @@ class HornClosing(HornPart):
         return any(d.recipient == actor.user_id and d.on_behalf_of is not None
                    for d in await deliver_to(self.store, horn.owner_id, self.clock()))
 
-    async def _owned_closed(self, actor: Actor, horn_id: int,
+    async def owned_closed(self, actor: Actor, horn_id: int,
                             unconfirmed: bool = False) -> Horn:
         horn = await self.horn(horn_id)
         if not await self._may_close(actor, horn):

@@ -42,6 +42,7 @@ class FlowPress(StrEnum):
     SKILLS_DONE = "skd"
     PUBLISH = "pub"
     CANCEL = "x"
+    UNIT = "un"                  # at the preview, arg: a member unit called too, or not
 
 
 class VolunteerPress(StrEnum):
@@ -54,7 +55,7 @@ class VolunteerPress(StrEnum):
     CANCEL = "x"
 
 
-Press = TypeVar("Press", HornPress, FlowPress, VolunteerPress)
+Press = TypeVar("Press", HornPress, FlowPress, VolunteerPress, "UnitPress")
 HORN_PREFIX = "h"
 FLOW_PREFIX = "hf"
 VOLUNTEER_PREFIX = "vf"
@@ -88,6 +89,40 @@ def read_horn_press(data: str) -> tuple[HornPress, int, int | None]:
             (arg is not None and not arg.isdecimal()):
         raise Refused("button.stale")
     return action, int(parts[2]), None if arg is None else int(arg)
+
+
+# member units answering a horn (SPEC §10): `hu:<action>:<horn>[:<arg>]`
+UNIT_PREFIX = "hu"
+UNIT_PATTERN = rf"^{UNIT_PREFIX}:"
+
+
+class UnitPress(StrEnum):
+    PLEDGE = "p"                 # a contact opens the numbers
+    PEOPLE = "n"                 # arg: the number of people pledged
+    LESS = "d"                   # at the close, arg: the unit; one fewer confirmed
+    MORE = "i"                   # at the close, arg: the unit; one more confirmed
+
+
+def unit_data(action: UnitPress, horn_id: int, arg: str | int | None = None) -> str:
+    tail = "" if arg is None else f":{arg}"
+    return f"{UNIT_PREFIX}:{action.value}:{horn_id}{tail}"
+
+
+def read_unit_press(data: str) -> tuple[UnitPress, int, str | None]:
+    parts = data.split(":")
+    if len(parts) not in (3, 4) or parts[0] != UNIT_PREFIX or not parts[2].isdecimal():
+        raise Refused("button.stale")
+    action = _member(UnitPress, parts[1])
+    arg = parts[3] if len(parts) == 4 else None
+    if (action == UnitPress.PLEDGE) != (arg is None) or \
+            (action == UnitPress.PEOPLE and not (arg or "").isdecimal()):
+        raise Refused("button.stale")
+    return action, int(parts[2]), arg
+
+
+def unit_call_key(horn_id: int, chat_id: int) -> str:
+    """A called member unit's copy of the horn: once per chat (its chat, or a contact)."""
+    return f"hunit:{horn_id}:{chat_id}"
 
 
 def read_flow_press(data: str) -> tuple[FlowPress, str]:

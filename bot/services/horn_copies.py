@@ -24,6 +24,7 @@ from bot.services.base import Service
 from bot.services.errors import Refused
 from bot.services.horn_base import PRIORITY, HornPart, Step
 from bot.services.horn_flow import HornFlow
+from bot.services.horn_units import HornUnits, checked_units
 from bot.services.outbox import Priority
 from bot.services.volunteers import available
 from storage.models import CopyKind, Horn, HornCopy, HornLevel, HornStatus, OutboxItem, Unit
@@ -41,9 +42,11 @@ class Published:
 
 
 class HornCopies(HornPart):
-    def __init__(self, service: Service, wake: Callable[[], None], flow: HornFlow) -> None:
+    def __init__(self, service: Service, wake: Callable[[], None], flow: HornFlow,
+                 unit_calls: HornUnits) -> None:
         super().__init__(service, wake)
         self.flow = flow
+        self.unit_calls = unit_calls  # member units called (SPEC §10)
 
     async def publish(self, actor: Actor) -> Published:
         """Create the horn, post it to every bound chat in scope and call volunteers: one
@@ -69,10 +72,14 @@ class HornCopies(HornPart):
                 else None)
             logcontext.tag(horn_id=horn_id)
             await self.store.flows.clear(actor.user_id)
+            # member units called too (SPEC §10): recorded first, so every copy counts them
+            wanted = await checked_units(self.store, scope, list(data.get("units") or []))
+            await self.unit_calls.record(horn_id, wanted)
             horn = await self.horn(horn_id)
             chats = await self.post_to(horn, scope)
             called = await self.call_volunteers(horn, scope) \
                 if level != HornLevel.SERVICE else 0
+            chats += await self.unit_calls.call(horn, wanted)
         self.wake()
         logger.info("horn #%s (%s) published to %s chats and %s volunteers", horn.id, level,
                     chats, called)
@@ -242,7 +249,9 @@ class HornCopies(HornPart):
         """Bound, active chats of the units under `scope`: (chat, announcement thread)."""
         found: dict[int, int] = {}
         for code in scope:
-            below = [u.code for u in await self.store.map.descendants(code)]
+            # member units' chats get a horn only when it calls them (SPEC §10)
+            below = [u.code for u in await self.store.map.descendants(code)
+                     if u.kind != "member"]
             for binding in await self.store.map.bindings(below):
                 if binding.chat_id in found:
                     continue

@@ -26,6 +26,7 @@ from bot.services.horn_parse import (
     parse_text,
     parse_time,
 )
+from bot.services.horn_units import checked_units, units_in_reach
 from bot.services.scopes import outermost
 from bot.services.ticket_views import button, when
 from storage.models import HORN_LEVELS, SKILLS, Flow, HornLevel, Unit
@@ -39,7 +40,9 @@ ASK_KEYS: dict[Step, str] = {
     Step.FILL_BY: "horn.ask_fill_by", Step.SKILLS: "horn.ask_skills"}
 PRESSED_AT: dict[FlowPress, Step] = {
     FlowPress.LEVEL: Step.LEVEL, FlowPress.SCOPE: Step.SCOPE, FlowPress.SKIP: Step.FILL_BY,
-    FlowPress.SKILL: Step.SKILLS, FlowPress.SKILLS_DONE: Step.SKILLS}
+    FlowPress.SKILL: Step.SKILLS, FlowPress.SKILLS_DONE: Step.SKILLS,
+    FlowPress.UNIT: Step.PREVIEW}
+MAX_UNIT_BUTTONS = 20         # "Also call" member units at the preview (SPEC §10)
 MAX_SCOPE_BUTTONS = 12
 
 
@@ -72,11 +75,16 @@ class HornFlow(HornPart):
         level = self.allowed_level(actor, parse_level(parts[0]))
         scope = await self.checked_scope(actor, level, [parts[1]])
         needed = parse_needed(parts[2])
-        title = parse_text(parts[3], TEXT_LIMITS[Step.TITLE])
+        # `+M01 +M02`: member units called too (SPEC §10)
+        words = parts[3].split()
+        called = [w[1:] for w in words if w.startswith("+") and len(w) > 1]
+        title = parse_text(" ".join(w for w in words if not (w.startswith("+") and len(w) > 1)),
+                           TEXT_LIMITS[Step.TITLE])
+        units = await checked_units(self.store, scope, called)
         return await self.save_flow(actor.user_id, FLOW, Step.PREVIEW, {
             "level": level, "scope": scope, "title": title, "details": "", "place": "",
             "start": None, "end": None, "needed": needed, "fill_by": None, "skills": [],
-            "short": True})
+            "short": True, "units": units})
 
     async def answer(self, actor: Actor, text: str) -> Flow:
         """Typed input for the current step; a bad one is refused and the step stays."""
@@ -122,6 +130,12 @@ class HornFlow(HornPart):
             chosen = set(data.get("skills") or []) ^ {arg}
             data["skills"] = [s for s in SKILLS if s in chosen]
             return await self.save_flow(actor.user_id, FLOW, step, data)
+        elif action == FlowPress.UNIT:  # "Also call member units" (SPEC §10): a toggle
+            code = (await checked_units(self.store, data["scope"], [arg]))[0]
+            called: list[str] = list(data.get("units") or [])
+            data["units"] = [c for c in called if c != code] if code in called \
+                else [*called, code]
+            return await self.save_flow(actor.user_id, FLOW, step, data)
         return await self.save_flow(actor.user_id, FLOW, step.next(), data)
 
     async def prompt(self, actor: Actor, locale: str, flow: Flow) -> views.View:
@@ -130,8 +144,16 @@ class HornFlow(HornPart):
         cancel = [button(t(locale, "horn.btn_cancel"), flow_data(FlowPress.CANCEL))]
         step = Step(flow.step)
         if step == Step.PREVIEW:
-            return views.preview(locale, data, await self.units(data["scope"]),
+            view = views.preview(locale, data, await self.units(data["scope"]),
                                  self.settings.tz)
+            # "Also call member units" (SPEC §10): those of the horn's communities
+            chosen = set(data.get("units") or [])
+            rows = [[button(t(locale, "unit.horn_also_call", mark="✅" if u.code in chosen
+                              else "🏢", unit=f"{u.name} ({u.code})"),
+                            flow_data(FlowPress.UNIT, u.code))]
+                    for u in (await units_in_reach(self.store, data["scope"]))[
+                        :MAX_UNIT_BUTTONS]]
+            return views.View(view.text, rows + view.buttons)
         ask = ASK_KEYS[step]
         if step == Step.LEVEL:
             return views.View(t(locale, ask), [
@@ -182,7 +204,7 @@ class HornFlow(HornPart):
             unit = await self.store.map.get(code) or await self.store.map.get(code.upper())
             if unit is None:
                 raise Refused("map.unknown_code", code=code[:30])
-            if unit.kind == "department":
+            if unit.kind in ("department", "member"):  # member units are called, not a scope
                 raise Refused("horn.bad_scope", code=unit.code)
             if not await self.access.can(actor, action_for(level), unit.code):
                 raise Refused("horn.scope_not_allowed", code=unit.code,
@@ -199,12 +221,12 @@ class HornFlow(HornPart):
             tops = await self.access.scope_units(actor, action_for(level))
         choices: list[Unit] = []
         for unit in tops:
-            if unit.kind == "department" or unit in choices:
+            if unit.kind in ("department", "member") or unit in choices:
                 continue
             choices.append(unit)
             if unit.kind in ("community", "grid"):
                 choices += [c for c in await self.store.map.children(unit.code)
-                            if c not in choices]
+                            if c not in choices and c.kind != "member"]
         return choices[:MAX_SCOPE_BUTTONS]
 
     def _moment(self, step: Step, text: str, data: dict[str, Any]) -> float:

@@ -87,6 +87,10 @@ class HornTaps(HornPart):
             return Tap("horn.withdrawn" if current.state == CheckInState.IN
                        else "horn.left_waiting", {"id": horn_id})
 
+    async def move_up(self, horn: Horn) -> None:
+        """A member unit's smaller pledge freed places (SPEC §10): fill them."""
+        await self._move_up(horn)
+
     async def _move_up(self, horn: Horn) -> None:
         """Fill free places from the waiting list, first come first served, telling each."""
         count, _ = await self.store.horns.counts(horn.id)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from bot import labels
 from bot.i18n import escape, t, tn
-from bot.services.horn_codes import FlowPress, HornPress, flow_data, horn_data
+from bot.services.horn_codes import FlowPress, HornPress, UnitPress, flow_data, horn_data, unit_data
 from bot.services.ticket_views import Buttons, button, when
 from storage.models import SKILLS, Availability, Horn, HornLevel, Skill, Unit
 
@@ -102,7 +102,10 @@ def post_text(locale: str, horn: Horn, units: list[Unit], count: int, waiting: i
     if horn.fill_by is not None and horn.active:
         lines.append(t(locale, "horn.line_fill_by", at=when(horn.fill_by, tz)))
     lines.append(t(locale, "horn.line_scope", scope=scope_label(units)))
-    lines.append(counter(locale, count, horn.needed, waiting))
+    line = counter(locale, count, horn.needed, 0)
+    if horn.units_called:  # member units (SPEC §10): `报到 12/20 · 单位 2`
+        line += t(locale, "unit.horn_counter", units=horn.units_pledged)
+    lines.append(line + (t(locale, "horn.counter_waiting", waiting=waiting) if waiting else ""))
     if not horn.active:
         lines.append(t(locale, "horn.line_closed"))
     return "\n".join(lines)
@@ -111,8 +114,12 @@ def post_text(locale: str, horn: Horn, units: list[Unit], count: int, waiting: i
 def post_buttons(locale: str, horn: Horn) -> Buttons:
     if not horn.active:
         return []
-    return [[button(t(locale, "horn.btn_check_in"), horn_data(HornPress.CHECK_IN, horn.id)),
+    rows = [[button(t(locale, "horn.btn_check_in"), horn_data(HornPress.CHECK_IN, horn.id)),
              button(t(locale, "horn.btn_cant_come"), horn_data(HornPress.CANT_COME, horn.id))]]
+    if horn.units_called:  # member units' contacts pledge people (SPEC §10)
+        rows.append([button(t(locale, "unit.horn_btn_pledge"),
+                            unit_data(UnitPress.PLEDGE, horn.id))])
+    return rows
 
 
 def owner_buttons(locale: str, horn: Horn) -> Buttons:
@@ -135,6 +142,8 @@ def preview(locale: str, data: dict[str, Any], units: list[Unit], tz: ZoneInfo) 
              end=when(data.get("end"), tz), needed=data.get("needed") or none,
              fill_by=when(data.get("fill_by"), tz),
              skills=skills_label(locale, data.get("skills") or []))
+    if data.get("units"):  # member units called too (SPEC §10)
+        text += "\n" + t(locale, "unit.horn_preview", units=", ".join(data["units"]))
     return View(text, [[button(t(locale, "horn.btn_publish"), flow_data(FlowPress.PUBLISH)),
                         button(t(locale, "horn.btn_cancel"), flow_data(FlowPress.CANCEL))]])
 
@@ -166,7 +175,7 @@ def availability_label(locale: str, availability: str | None) -> str:
 
 
 def attendance(locale: str, horn: Horn, rows: list[tuple[int, str, bool]],
-               points_per_hour: int) -> View:
+               points_per_hour: int, units: Iterable[tuple[Unit, int, int]] = ()) -> View:
     """The owner's list: one toggle per person checked in, the hours, Confirm."""
     hours = horn.hours or 0
     present = sum(1 for _, _, here in rows if here)
@@ -175,6 +184,9 @@ def attendance(locale: str, horn: Horn, rows: list[tuple[int, str, bool]],
         text = t(locale, "horn.confirmed", id=horn.id,
                  people=tn(locale, "horn.n_people", present, n=present),
                  hours=hours_text(hours), points=points_text(locale, points))
+        for unit, people, _ in units:  # member units' people-hours (SPEC §10)
+            text += "\n" + t(locale, "unit.horn_credited", unit=f"{unit.name} ({unit.code})",
+                              people=people, hours=hours_text(people * hours))
         return View(text)
     text = t(locale, "horn.attendance", id=horn.id, title=horn.title, hours=hours_text(hours),
              points=points_text(locale, points), rate=points_text(locale, points_per_hour),
@@ -184,6 +196,12 @@ def attendance(locale: str, horn: Horn, rows: list[tuple[int, str, bool]],
                         for person_id, name, here in rows[:MAX_TOGGLES]]
     if len(rows) > MAX_TOGGLES:  # Telegram takes at most 100 buttons on a message
         text += "\n" + t(locale, "horn.attendance_more", count=len(rows) - MAX_TOGGLES)
+    for unit, people, pledged in units:  # member units (SPEC §10): the owner's number each
+        text += "\n" + t(locale, "unit.horn_attendance", unit=f"{unit.name} ({unit.code})",
+                          people=people, pledged=pledged)
+        buttons.append([button(f"➖ {unit.name} {people}", unit_data(UnitPress.LESS, horn.id,
+                                                                      unit.code)),
+                        button("➕", unit_data(UnitPress.MORE, horn.id, unit.code))])
     buttons.append([button(t(locale, "horn.btn_hours"), horn_data(HornPress.ASK_HOURS, horn.id)),
                     button(t(locale, "horn.btn_confirm"), horn_data(HornPress.CONFIRM, horn.id))])
     return View(text, buttons)

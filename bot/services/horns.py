@@ -13,7 +13,8 @@ part per seam, each in its own module:
 - `horn_copies.HornCopies`: publishing, and every copy kept true as it goes out;
 - `horn_taps.HornTaps`: check-ins, the waiting list and the live counter;
 - `horn_closing.HornClosing`: closing, attendance and hours;
-- `horn_watch.HornWatch`: the watcher's work.
+- `horn_watch.HornWatch`: the watcher's work;
+- `horn_units.HornUnits`: member units called, their pledges and people-hours (SPEC §10).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bot.services.horn_codes import FlowPress
 from bot.services.horn_copies import HornCopies, Published
 from bot.services.horn_flow import HornFlow
 from bot.services.horn_taps import HornTaps, Tap
+from bot.services.horn_units import HornUnits, Pledge
 from bot.services.horn_watch import HornWatch
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
@@ -49,7 +51,8 @@ class HornService(Service):
         super().__init__(store, access, people, outbox, settings, clock)
         self.changed: Callable[[], None] = changed or Wakeup()  # wakes the horn watcher
         self.guide = HornFlow(self, self._wake)
-        self.copies = HornCopies(self, self._wake, self.guide)
+        self.unit_calls = HornUnits(self, self._wake, self._move_up)  # member units (§10)
+        self.copies = HornCopies(self, self._wake, self.guide, self.unit_calls)
         self.taps = HornTaps(self, self._wake, self.copies)
         self.closing = HornClosing(self, self._wake, self.copies)
         self.watch = HornWatch(self, self._wake, self.copies, self.taps)
@@ -58,6 +61,9 @@ class HornService(Service):
 
     def _wake(self) -> None:
         self.changed()
+
+    async def _move_up(self, horn: Horn) -> None:
+        await self.taps.move_up(horn)
 
     def sent_hooks(self) -> dict[str, SentHook]:
         """The outbox's hooks for the horn's refs, by prefix: every copy is recorded as it
@@ -137,6 +143,26 @@ class HornService(Service):
 
     async def confirm(self, actor: Actor, locale: str, horn_id: int) -> views.View:
         return await self.closing.confirm(actor, locale, horn_id)
+
+    # member units (SPEC §10)
+    async def pledge_options(self, actor: Actor, horn_id: int) -> Pledge:
+        return await self.unit_calls.pledge_options(actor, horn_id)
+
+    async def pledge_prompt(self, actor: Actor, horn_id: int) -> Pledge:
+        return await self.unit_calls.send_prompt(actor, horn_id)
+
+    async def typed_pledge(self, actor: Actor, text: str) -> Pledge:
+        return await self.unit_calls.typed_pledge(actor, text)
+
+    async def pledge(self, actor: Actor, horn_id: int, people: int) -> Pledge:
+        return await self.unit_calls.pledge(actor, horn_id, people)
+
+    async def adjust_unit(self, actor: Actor, locale: str, horn_id: int, unit_code: str,
+                          delta: int) -> views.View:
+        """At the close, the owner's number for a member unit (before Confirm)."""
+        horn = await self.closing.owned_closed(actor, horn_id, unconfirmed=True)
+        await self.unit_calls.adjust(actor, horn, unit_code, delta)
+        return await self.closing.attendance(actor, locale, horn_id)
 
     # the watcher's work
 

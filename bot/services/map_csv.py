@@ -1,4 +1,5 @@
-"""Reading a CSV map file: one building per row, with its community, grid and estate.
+"""Reading a CSV map file: one building per row, with its community, grid and estate; or, in
+the second shape (told by its header), one member unit per row with its community (SPEC §10).
 
 A parent repeats on every row of its buildings; it is taken from its first row, and a later row
 that names it or places it otherwise is an error, so the tree is the same as a YAML file's.
@@ -11,11 +12,22 @@ import io
 import re
 from dataclasses import dataclass
 
-from bot.services.map_specs import Collector, UnitSpec, check_chat, check_code, check_name
+from bot.services.map_specs import (
+    Collector,
+    UnitSpec,
+    check_chat,
+    check_code,
+    check_member_type,
+    check_name,
+)
 
 CSV_COLUMNS: tuple[str, ...] = (
     "community_code", "community_name", "grid_code", "grid_name", "estate_code", "estate_name",
     "building_code", "building_name", "chat", "thread")
+
+#: the second shape: member units (SPEC §10), each under a community of the map or the file
+MEMBER_COLUMNS: tuple[str, ...] = (
+    "community_code", "member_code", "member_name", "member_type", "chat")
 
 _INT = re.compile(r"[+-]?[0-9]+")
 
@@ -34,6 +46,7 @@ def parse_csv(c: Collector, text: str) -> None:
     reader = csv.reader(io.StringIO(text, newline=""))
     line = 1
     header: list[str] | None = None
+    columns = CSV_COLUMNS
     seen: dict[str, _Seen] = {}
     for row in reader:
         start, line = line, reader.line_num + 1
@@ -41,27 +54,34 @@ def parse_csv(c: Collector, text: str) -> None:
             continue
         if header is None:
             header = [cell.strip() for cell in row]
-            if not _check_header(c, header, start):
+            if "member_code" in header:
+                columns = MEMBER_COLUMNS
+            if not _check_header(c, header, start, columns):
                 return
             continue
         if len(row) != len(header):
             c.error(start, None, f"the row has {len(row)} fields, the header {len(header)}")
             continue
-        _read_row(c, dict(zip(header, (cell.strip() for cell in row), strict=True)), start, seen)
+        cells = dict(zip(header, (cell.strip() for cell in row), strict=True))
+        if columns is MEMBER_COLUMNS:
+            _read_member(c, cells, start)
+        else:
+            _read_row(c, cells, start, seen)
     if header is None:
         c.error(1, None, "the file is empty (expected the header " + ",".join(CSV_COLUMNS) + ")")
 
 
-def _check_header(c: Collector, header: list[str], line: int) -> bool:
+def _check_header(c: Collector, header: list[str], line: int,
+                  columns: tuple[str, ...]) -> bool:
     ok = True
-    for column in CSV_COLUMNS:
+    for column in columns:
         if column not in header:
             c.error(line, None, f"missing column {column}")
             ok = False
     for i, column in enumerate(header):
-        if column not in CSV_COLUMNS:
+        if column not in columns:
             c.error(line, None, f"unknown column {column!r} (the header is "
-                                f"{','.join(CSV_COLUMNS)})")
+                                f"{','.join(columns)})")
             ok = False
         elif column in header[:i]:
             c.error(line, None, f"column {column} appears twice")
@@ -119,3 +139,34 @@ def _read_row(c: Collector, row: dict[str, str], line: int, seen: dict[str, _See
         chat = int(row["chat"]) if row["chat"] else None
         thread = int(row["thread"]) if row["thread"] else None
         check_chat(c, chat, thread, building, line, line)
+
+
+def _read_member(c: Collector, row: dict[str, str], line: int) -> None:
+    """A member unit's row: its community (of the map or this file), code, name, type, chat."""
+    community = row["community_code"]
+    raw = row["member_code"]
+    code: str | None = None
+    if not community:
+        c.error(line, raw or None, "community_code is empty")
+    elif not check_code(c, community, line):
+        community = ""
+    if not raw:
+        c.error(line, None, "member_code is empty")
+    elif check_code(c, raw, line) and c.claim_code(raw, "member", line):
+        code = raw
+    shown = code or raw or None
+    name = row["member_name"]
+    if name:
+        name = check_name(c, name, shown, line, "member") or ""
+    else:
+        c.error(line, shown, "member_name is empty")
+    member_type = check_member_type(c, row["member_type"] or None, shown, line)
+    chat = row["chat"]
+    if chat and not _INT.fullmatch(chat):
+        c.error(line, shown, f"chat must be an integer, not {chat!r}")
+    elif chat:
+        check_chat(c, int(chat), None, code, line, line)
+    if code is not None and community and name and member_type is not None:
+        c.units.append(UnitSpec(code=code, kind="member", name=name, parent_code=community,
+                                line=line, member_type=member_type,
+                                position=c.next_position("member", community)))

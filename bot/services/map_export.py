@@ -43,11 +43,15 @@ async def export_map(store: Store, header_comment: str | None = None) -> str:
         lines.append(f"{indent}- code: {_scalar(unit.code)}")
         inner = indent + "  "
         lines.append(f"{inner}name: {_scalar(unit.name)}")
+        if unit.kind == "member" and unit.member_type:
+            lines.append(f"{inner}type: {unit.member_type}")
         binding = bound.get(unit.code)
         if binding is not None:
             lines.append(f"{inner}chat: {binding.chat_id}")
             if binding.thread_id:
                 lines.append(f"{inner}thread: {binding.thread_id}")
+        if unit.kind == "estate" and unit.property_code:
+            lines.append(f"{inner}property: {_scalar(unit.property_code)}")
         if unit.kind == "grid" and unit.patrol:
             lines.append(f"{inner}patrol: {_scalar(unit.patrol)}")
         if unit.kind == "grid" and unit.code in checkpoints:
@@ -74,6 +78,11 @@ async def export_map(store: Store, header_comment: str | None = None) -> str:
                     lines.append(f"{inner}    address: {_scalar(partner.address)}")
                 if partner.chat_id is not None:
                     lines.append(f"{inner}    chat: {partner.chat_id}")
+        members = [u for u in children.get(unit.code, []) if u.kind == "member"]
+        if unit.kind == "community" and members:
+            lines.append(f"{inner}members:")
+            for member in members:
+                emit(member, inner + "  ")
 
     for key, kind in (("communities", "community"), ("departments", "department")):
         top = [u for u in children.get(None, []) if u.kind == kind]

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from bot.cron import cron_trigger
 from bot.settings import parse_duration
-from storage.models import UnitKind
+from storage.models import MEMBER_TYPES, UnitKind
 
 DOMAINS: tuple[str, ...] = ("red", "orange", "gold", "green", "cyan", "blue", "purple")
 PATROLS: tuple[str, ...] = ("daily", "weekly", "monthly")
@@ -74,6 +74,12 @@ class UnitSpec(BaseModel):
     domains: tuple[str, ...] | None = None
     patrol: str | None = None
     patrol_given: bool = False
+    #: a member unit's type (SPEC §10)
+    member_type: str | None = None
+    #: an estate's `property` member unit; `property_given=False` means "keep"
+    property_code: str | None = None
+    property_given: bool = False
+    property_line: int = 0
 
 
 class BindingSpec(BaseModel):
@@ -258,6 +264,15 @@ def check_chat(c: Collector, chat: int | None, thread: int | None, code: str | N
             ok = False
     if ok and chat is not None and code is not None:
         c.add_binding(code, chat, thread or 0, line)
+
+
+def check_member_type(c: Collector, value: str | None, code: str | None, line: int
+                      ) -> str | None:
+    """A member unit's type (SPEC §10), one of MEMBER_TYPES."""
+    if value in MEMBER_TYPES:
+        return value
+    c.error(line, code, f"unknown member type {value!r} (use {', '.join(MEMBER_TYPES)})")
+    return None
 
 
 def check_points(c: Collector, value: int | None, code: str | None, line: int) -> int | None:

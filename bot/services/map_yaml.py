@@ -27,6 +27,7 @@ from bot.services.map_specs import (
     check_code,
     check_coordinate,
     check_deadline,
+    check_member_type,
     check_name,
     check_patrol,
     check_points,
@@ -40,11 +41,12 @@ _INT_TAG = "tag:yaml.org,2002:int"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _KEYS: dict[str, tuple[str, ...]] = {
-    "community": ("code", "name", "chat", "thread", "grids", "partners"),
+    "community": ("code", "name", "chat", "thread", "grids", "members", "partners"),
     "grid": ("code", "name", "chat", "thread", "patrol", "checkpoints", "estates"),
-    "estate": ("code", "name", "chat", "thread", "buildings"),
+    "estate": ("code", "name", "chat", "thread", "property", "buildings"),
     "building": ("code", "name", "chat", "thread"),
     "department": ("code", "name", "chat", "thread", "domains"),
+    "member": ("code", "name", "type", "chat", "thread"),
 }
 _CHECKPOINT_KEYS = ("code", "name", "matter", "lat", "lon", "radius_m", "frequency", "building")
 _ITEM_KEYS = ("code", "category", "name", "department", "points", "deadline")
@@ -176,11 +178,39 @@ class YamlReader:
         if "domains" in pairs and kind == "department":
             domains = self.domains(*pairs["domains"], shown)
 
+        member_type: str | None = None
+        member_ok = True
+        if kind == "member":
+            if "type" not in pairs:
+                c.error(line, shown, "member without type (use one of property, owners, social, "
+                                     "resident_unit, dual_report, enforcement)")
+                member_ok = False
+            else:
+                key_node, value_node = pairs["type"]
+                member_type = check_member_type(c, self.text(value_node), shown,
+                                                self.line(key_node))
+                member_ok = member_type is not None
+
+        property_code: str | None = None
+        property_given = "property" in pairs and kind == "estate"
+        property_line = line
+        if property_given:
+            key_node, value_node = pairs["property"]
+            property_line = self.line(key_node)
+            if not self.is_null(value_node):
+                property_code = self.text(value_node)
+                if property_code is None or not check_code(c, property_code, property_line):
+                    if property_code is None:
+                        c.error(property_line, shown, "property must be a member unit's code")
+                    member_ok = False
+
         position = c.next_position(kind, parent_code)
-        if code is not None and name is not None:
+        if code is not None and name is not None and member_ok:
             c.units.append(UnitSpec(
                 code=code, kind=kind, name=name, parent_code=parent_code, position=position,
-                line=line, domains=domains, patrol=patrol, patrol_given=patrol_given))
+                line=line, domains=domains, patrol=patrol, patrol_given=patrol_given,
+                member_type=member_type, property_code=property_code,
+                property_given=property_given, property_line=property_line))
 
         if kind == "grid" and "checkpoints" in pairs:
             for item in self.items(*pairs["checkpoints"], shown):
@@ -194,6 +224,9 @@ class YamlReader:
         if kind == "community" and "partners" in pairs:
             for position, item in enumerate(self.items(*pairs["partners"], shown)):
                 self.partner(item, code, position)
+        if kind == "community" and "members" in pairs:
+            for item in self.items(*pairs["members"], shown):
+                self.unit(item, "member", code)
 
     def code(self, pairs: dict[str, tuple[Node, Node]], kind: str, raw_code: str | None,
              line: int) -> str | None:

@@ -1,10 +1,11 @@
 """The map file (SPEC §2): `gridhorn map import FILE` and `gridhorn map export [FILE]`.
 
-A map file describes communities 社区 → grids 网格 → estates 小区 → buildings 楼栋 and the
+A map file describes communities 社区 → grids 网格 → estates 小区 → buildings 楼栋, the member
+units 成员单位 of each community (SPEC §10; an estate may name its `property` firm), and the
 departments 部门 outside the tree, and (YAML only) the whistle catalogue 吹哨清单 (`whistle_items`:
 the matters a community may whistle, each to a department, with its points and its own time to
 accept) and the communities' partner shops (`partners`, SPEC §13), in YAML, or as CSV with one
-building per row. Import checks
+building per row (or one member unit per row). Import checks
 the whole file first and reports every problem with its line, the code concerned and the reason;
 it changes nothing unless the whole file is right, and then writes it in one transaction.
 
@@ -114,6 +115,7 @@ def _check_against_store(c: Collector, existing: dict[str, Unit],
             errors.append(MapError(line=b.line, code=b.unit_code,
                                    reason=f"{chat_text(b.chat_id, b.thread_id)} is already "
                                           f"bound to {holding}"))
+    errors += _check_members(c, existing)
     kinds = {u.code: u.kind for u in existing.values()}
     kinds.update({spec.code: spec.kind for spec in c.units})
     for item in c.items:
@@ -156,6 +158,43 @@ def _check_checkpoints(c: Collector, existing: dict[str, Unit]) -> list[MapError
     return errors
 
 
+def _check_members(c: Collector, existing: dict[str, Unit]) -> list[MapError]:
+    """Member units (SPEC §10) sit under a community of the file or the map; an estate's
+    `property` is a `property` member unit of the estate's own community."""
+    errors: list[MapError] = []
+    units: dict[str, tuple[str, str | None, str | None]] = {
+        u.code: (u.kind, u.parent_code, u.member_type) for u in existing.values()}
+    units.update({s.code: (s.kind, s.parent_code, s.member_type) for s in c.units})
+    for spec in c.units:
+        if spec.kind == "member":
+            parent = units.get(spec.parent_code or "")
+            if parent is None:
+                errors.append(MapError(line=spec.line, code=spec.code,
+                                       reason=f"unknown community {spec.parent_code}"))
+            elif parent[0] != "community":
+                errors.append(MapError(line=spec.line, code=spec.code,
+                                       reason=f"{spec.parent_code} is "
+                                              f"{with_article(parent[0])}, not a community"))
+        if spec.kind != "estate" or not spec.property_code:
+            continue
+        target = units.get(spec.property_code)
+        grid = units.get(spec.parent_code or "")
+        community = grid[1] if grid is not None else None
+        if target is None:
+            reason = f"unknown member unit {spec.property_code}"
+        elif target[0] != "member" or target[2] != "property":
+            kind = "a member unit of type " + str(target[2]) if target[0] == "member" \
+                else with_article(target[0])
+            reason = f"property {spec.property_code} is {kind}, not a property firm"
+        elif target[1] != community:
+            reason = (f"property {spec.property_code} is a member unit of {target[1]}, "
+                      f"not of this estate's community {community}")
+        else:
+            continue
+        errors.append(MapError(line=spec.property_line, code=spec.code, reason=reason))
+    return errors
+
+
 async def import_map(store: Store, data: bytes, filename: str) -> MapImportResult:
     """Create or update the map from a file: everything, or nothing when any error is found."""
     c = _parse(data, filename)
@@ -177,7 +216,9 @@ async def import_map(store: Store, data: bytes, filename: str) -> MapImportResul
                     domains=spec.domains if spec.domains is not None
                     else (old.domains if old else ()),
                     patrol=spec.patrol if spec.patrol_given else (old.patrol if old else None),
-                    position=spec.position)
+                    position=spec.position, member_type=spec.member_type,
+                    property_code=spec.property_code if spec.property_given
+                    else (old.property_code if old else None))
                 changed = old is None or unit.model_dump() != old.model_dump()
                 if changed:
                     await store.map.upsert(unit)

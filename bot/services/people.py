@@ -10,11 +10,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.i18n import LOCALES, locale_from_language_code
-from bot.services.access import INVITE_ROLES, PARTNER_CLERK, Access, Actor, invitable_roles
+from bot.services.access import (
+    INVITE_ROLES,
+    PARTNER_CLERK,
+    UNIT_ROLES,
+    Access,
+    Actor,
+    invitable_roles,
+)
 from bot.services.audit import AuditAction, AuditLog
 from bot.services.errors import Refused
 from bot.settings import Settings
-from storage.models import PARTY_MEMBER, Flow, Person, Unit
+from storage.models import PARTY_MEMBER, DualReport, Flow, Person, Unit
 from storage.store import Store
 
 INVITE_TTL = timedelta(days=7)
@@ -50,6 +57,13 @@ class Profile:
     availability: str | None
     hours: float
     points: int
+    #: member units (SPEC §10): the unit they belong to, the community they live in, and
+    #: their 双报到 there (as /report_in recorded it)
+    work_unit: Unit | None = None
+    home_community: Unit | None = None
+    reported: DualReport | None = None
+    #: posts to claim they hold (or wait for): "#id title", with True while waiting
+    posts: tuple[tuple[str, bool], ...] = ()
 
 
 class PeopleService:
@@ -207,6 +221,14 @@ class PeopleService:
         unit = await self.store.map.get(invite.unit_code)
         if unit is None:
             raise Refused("start.bad_link")
+        if invite.kind == "join" and unit.kind == "member":
+            # a member unit's join link (SPEC §10) makes a unit member, not a resident
+            async with self.store.transaction():
+                await self._check_one_unit(user_id, unit)
+                if await self.store.people.grant(user_id, "unit_member", unit.code, None):
+                    await self.audit.record(None, AuditAction.GRANT, unit.code, user_id,
+                                            "unit_member")
+            return Redeemed("join", "unit_member", unit)
         if invite.kind == "join":
             async with self.store.transaction():
                 await self.store.people.set_building(user_id, unit.code)
@@ -216,6 +238,8 @@ class PeopleService:
         if invite.expires_at is not None and invite.expires_at < datetime.now(UTC):
             raise Refused("start.expired_link")
         async with self.store.transaction():
+            if invite.role in UNIT_ROLES:
+                await self._check_one_unit(user_id, unit)
             if not await self.store.people.use_invite(invite.token, user_id):
                 raise Refused("start.used_link")
             role = invite.role or ""
@@ -231,6 +255,14 @@ class PeopleService:
                 unit = Unit(code=partner.code, kind="community", name=partner.name)
         return Redeemed("role", invite.role, unit)
 
+    async def _check_one_unit(self, user_id: int, unit: Unit) -> None:
+        """A person belongs to one member unit at most (SPEC §10): refused while they hold a
+        role on another."""
+        for grant in await self.store.people.roles(user_id):
+            if grant.role in UNIT_ROLES and grant.unit_code != unit.code:
+                other = await self.store.map.get(grant.unit_code)
+                raise Refused("unit.other_unit", unit=other.name if other else grant.unit_code)
+
     async def profile(self, user_id: int) -> Profile:
         person = await self.store.people.get(user_id)
         grants = await self.store.people.roles(user_id)
@@ -241,10 +273,20 @@ class PeopleService:
             unit = await self.store.map.get(grant.unit_code)
             if unit is not None:
                 roles.append((grant.role, unit))
-        building = None
+        building = home = None
         if person is not None and person.building_code:
-            building = await self.store.map.get(person.building_code)
-        return Profile(building=building, roles=roles,
+            chain = await self.store.map.ancestors(person.building_code)
+            building = chain[0] if chain else None
+            home = next((u for u in chain if u.kind == "community"), None)
+        work = next((unit for role, unit in roles if role in UNIT_ROLES), None)
+        held = []
+        for holder in await self.store.units.held_by(user_id):
+            post = await self.store.units.post(holder.post_id)
+            if post is not None:
+                held.append((f"#{post.id} {post.title}", holder.state == "waiting"))
+        return Profile(building=building, roles=roles, work_unit=work, home_community=home,
+                       posts=tuple(held),
+                       reported=await self.store.units.dual_report(user_id) if work else None,
                        party_member=any(g.role == PARTY_MEMBER for g in grants),
                        skills=person.skills if person else (),
                        availability=person.availability if person else None,

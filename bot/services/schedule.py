@@ -19,6 +19,7 @@ from bot.services.meeting_nudge import MeetingNudge
 from bot.services.outbox import Outbox
 from bot.services.patrols import PatrolService
 from bot.services.people import PeopleService
+from bot.services.posts import PostService
 from bot.services.report_data import Report, ReportFiles
 from bot.services.reports import ReportService
 from bot.services.scopes import actor_scope
@@ -57,6 +58,8 @@ class ScheduleService:
         for prefix, hook in self.evaluations.sent_hooks().items():
             outbox.on_sent(prefix, hook)
         self.assessment = AssessmentService(store, access, outbox, settings)
+        #: posts to claim (SPEC §10): the monthly "Still serving?" and the daily release
+        self.posts = PostService(store, access, people, outbox, settings)
 
     async def report(self, actor: Actor, month_text: str | None, now: datetime,
                      locale: str) -> AskedReport:

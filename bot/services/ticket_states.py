@@ -66,6 +66,7 @@ class TimelineEvent(StrEnum):
     OVERDUE = "overdue"
     DEPARTMENT_RATED = "department_rated"
     DEPARTMENT_COMMENTED = "department_commented"
+    RESOURCE = "resource"   # a member unit's resource requested, accepted or declined (§10)
 
 
 OPEN = frozenset(OPEN_STATUSES)

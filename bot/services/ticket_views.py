@@ -106,6 +106,7 @@ EVENT_KEY: dict[TimelineEvent, str] = {
     TimelineEvent.OVERDUE: "event.overdue",
     TimelineEvent.DEPARTMENT_RATED: "event.department_rated",
     TimelineEvent.DEPARTMENT_COMMENTED: "event.department_commented",
+    TimelineEvent.RESOURCE: "event.resource",
 }
 
 

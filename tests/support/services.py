@@ -20,6 +20,7 @@ from bot.services.patrols import PatrolService
 from bot.services.people import PeopleService
 from bot.services.schedule import ScheduleService
 from bot.services.themes import ThemeService
+from bot.services.units import UnitService
 from bot.settings import Settings, load_settings
 from storage.models import Chat, OutboxItem
 from storage.store import Store
@@ -44,6 +45,7 @@ class Services:
     people: PeopleService
     chats: ChatService
     schedule: ScheduleService
+    units: UnitService
 
     @property
     def themes(self) -> ThemeService:
@@ -77,7 +79,8 @@ def build_services(store: Store, *, clock: Callable[[], float] = time.time,
     for service in (schedule.themes, schedule.patrols):
         service.clock = clock
     return Services(settings=settings, store=store, access=access, outbox=outbox,
-                    people=people, chats=chats, schedule=schedule)
+                    people=people, chats=chats, schedule=schedule,
+                    units=UnitService(store, access))
 
 
 async def staffed_map(store: Store) -> None:
