@@ -49,7 +49,7 @@ class Profile:
     skills: tuple[str, ...]
     availability: str | None
     hours: float
-    points: int
+    points: int            # the balance of the points ledger (earned less spent or held)
 
 
 class PeopleService:
@@ -249,4 +249,4 @@ class PeopleService:
                        skills=person.skills if person else (),
                        availability=person.availability if person else None,
                        hours=person.hours if person else 0,
-                       points=person.points if person else 0)
+                       points=await self.store.shop.balance(user_id))
