@@ -16,8 +16,8 @@ from bot.services.checkpoints import CheckpointService
 from bot.services.horns import HornService
 from bot.services.meetings import MeetingService
 from bot.services.people import PeopleService
-from bot.services.privacy import PrivacyService
 from bot.services.posts import PostService
+from bot.services.privacy import PrivacyService
 from bot.services.resources import ResourceService
 from bot.services.roster import RosterService
 from bot.services.schedule import ScheduleService

@@ -58,7 +58,9 @@ async def help_command(update: Update, context: GridhornContext) -> None:
 
 @handles_refusals
 async def me(update: Update, context: GridhornContext) -> None:
-    """Show the person's building, roles, party flag, skills, hours and points."""
+    """Show the person's building, roles, party flag, skills, hours and points (the
+    ledger's balance, once codes past their time have returned theirs, as /points)."""
+    await context.services.shop.expire_due(context.actor.user_id)
     profile = await context.services.people.profile(context.actor.user_id)
     await reply_html(update, context,
                      profile_text(context.locale, profile, context.actor.superadmin))

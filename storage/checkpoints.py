@@ -141,3 +141,10 @@ class CheckpointRepo:
                 ORDER BY period_end, checkpoint_code""",
             [start, end, *codes])
         return [_miss(r) for r in rows]
+
+    async def erase_person(self, user_id: int, erased_id: int) -> None:
+        """Inside the erasure's transaction (SPEC §14): their visits still count for the
+        checkpoint's period, by the erased id; their notes and photos (their own words) go."""
+        await self.db.execute(
+            """UPDATE checkpoint_visits SET user_id = ?, note = NULL, photo_file_id = NULL
+               WHERE user_id = ?""", (erased_id, user_id))

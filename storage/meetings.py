@@ -215,3 +215,13 @@ class MeetingRepo:
             "SELECT ticket_id FROM meeting_decisions WHERE meeting_id = ? ORDER BY ticket_id",
             (meeting_id,))
         return [r["ticket_id"] for r in rows]
+
+    async def erase_person(self, user_id: int, erased_id: int) -> None:
+        """Inside the erasure's transaction (SPEC §14): their answers and sign-ins move to the
+        erased id (they still count, by unit, naming no one); meetings a former staff member
+        organised and decisions given to them stay, by no one."""
+        for table, column in (("meeting_replies", "user_id"), ("meeting_signins", "user_id"),
+                              ("meetings", "organiser_id"),
+                              ("meeting_decisions", "assignee_id")):
+            await self.db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?",
+                                  (erased_id, user_id))

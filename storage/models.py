@@ -14,8 +14,8 @@ MEMBER_TYPES: tuple[str, ...] = ("property", "owners", "social", "resident_unit"
                                  "enforcement")
 TREE_KINDS: tuple[UnitKind, ...] = ("community", "grid", "estate", "building")
 ROLES = ("superadmin", "community_staff", "grid_leader", "grid_worker", "building_head",
-         "department_liaison", "volunteer", "resident", "partner_clerk")
-         "department_liaison", "volunteer", "resident", "unit_contact", "unit_member")
+         "department_liaison", "volunteer", "resident", "partner_clerk", "unit_contact",
+         "unit_member")
 PARTY_MEMBER = "party_member"
 
 

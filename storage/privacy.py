@@ -52,13 +52,9 @@ class PrivacyRepo:
 
     # erasure
 
-    async def erase(self, user_id: int, at: float, words: Iterable[str]) -> int:
-        """Inside a transaction: erase a person (SPEC §14). Their name, username, language,
-        the phone numbers entered for them, their raw updates, drafts, flows and what was
-        sent to them go; what they leave in common records (tickets they reported, their
-        check-ins and hours, me-too marks, audit rows) moves to a new erased id, their own
-        words taken out of it (`words`: the texts to look for in the outbox's copies, which
-        are dropped). Returns the erased id."""
+    async def new_erased_id(self, user_id: int, at: float) -> int:
+        """Inside the erasure's transaction: the erased person's row, carrying only what the
+        boards aggregate (hours, points, building, since when); its id."""
         tomb = int(await self.db.fetchval(
             "SELECT COALESCE(MAX(user_id), ?) + 1 FROM people WHERE user_id >= ?",
             (ERASED_BASE - 1, ERASED_BASE)))
@@ -71,6 +67,19 @@ class PrivacyRepo:
             (tomb, old["hours"] if old else 0, old["points"] if old else 0,
              old["building_code"] if old else None,
              old["created_at"] if old else _iso(at), at))
+        return tomb
+
+    async def erase(self, user_id: int, at: float, words: Iterable[str],
+                    tomb: int | None = None) -> int:
+        """Inside a transaction: erase a person (SPEC §14). Their name, username, language,
+        the phone numbers entered for them, their raw updates, drafts, flows and what was
+        sent to them go; what they leave in common records (tickets they reported, their
+        check-ins and hours, me-too marks, audit rows) moves to a new erased id, their own
+        words taken out of it (`words`: the texts to look for in the outbox's copies, which
+        are dropped). `tomb`: the erased id made already (`new_erased_id`, so that other
+        features moved their rows to it first); None: made here. Returns the erased id."""
+        if tomb is None:
+            tomb = await self.new_erased_id(user_id, at)
         ex = self.db.execute
         # their own steps on their tickets keep their kind and time, not their words (their
         # answers and comments; staff notes stay, and so do a former staff member's)

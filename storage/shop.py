@@ -197,6 +197,24 @@ class ShopRepo:
             "SELECT COALESCE(SUM(delta), 0) FROM point_ledger WHERE user_id = ?",
             (user_id,)) or 0)
 
+    # erasure (SPEC §14)
+
+    async def erase_person(self, user_id: int, erased_id: int) -> None:
+        """Inside the erasure's transaction, before the person's row goes: their balance,
+        ledger and codes move to the erased id (a spent code's points stay counted for its
+        partner); what they did as a former clerk stays, by no one; their clerkships and
+        wrong tries go."""
+        ex = self.db.execute
+        await ex("UPDATE point_accounts SET user_id = ? WHERE user_id = ?", (erased_id, user_id))
+        await ex("UPDATE point_ledger SET user_id = ? WHERE user_id = ?", (erased_id, user_id))
+        for column in ("user_id", "opened_by", "spent_by"):
+            await ex(f"UPDATE redemptions SET {column} = ? WHERE {column} = ?",
+                     (erased_id, user_id))
+        await ex("UPDATE partner_clerks SET granted_by = ? WHERE granted_by = ?",
+                 (erased_id, user_id))
+        await ex("DELETE FROM partner_clerks WHERE user_id = ?", (user_id,))
+        await ex("DELETE FROM redeem_misses WHERE clerk_id = ?", (user_id,))
+
     # wrong codes
 
     async def miss(self, clerk_id: int, at: float) -> None:

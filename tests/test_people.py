@@ -244,12 +244,16 @@ async def test_me_reads_what_a_person_is(services):
         await services.store.people.set_building(VOLUNTEER, "B01010102")
         await services.store.people.set_volunteer_profile(VOLUNTEER, ("medical", "it"), "周末")
         await services.store.people.add_hours(VOLUNTEER, 2.5, 25)
+        await services.store.shop.credit(VOLUNTEER, 25, 1000.0, None)
+        # 10 of them held by a /redeem code: the points shown are the ledger's balance
+        await services.store.shop.reserve("ABC234", VOLUNTEER, 10, 1001.0, 9e12)
     profile = await services.people.profile(VOLUNTEER)
     assert profile.building.code == "B01010102"
     assert [(role, unit.code) for role, unit in profile.roles] == [("volunteer", "B01010101")]
     assert profile.party_member
     assert (profile.skills, profile.availability, profile.hours, profile.points) == (
-        ("medical", "it"), "周末", 2.5, 25)
+        ("medical", "it"), "周末", 2.5, 15)
+    assert (await services.store.people.get(VOLUNTEER)).points == 25  # earned, for boards
     stranger = await services.people.profile(NEWCOMER)
     assert (stranger.building, stranger.roles, stranger.party_member, stranger.hours) == (
         None, [], False, 0)

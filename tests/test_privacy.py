@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
+from bot.i18n import t
 from bot.priority import Priority
 from bot.services.errors import Refused
 from bot.services.people import TelegramUser
 from bot.services.privacy import EXPORT_SECTIONS, ExportSection, PrivacyService
 from bot.settings import SettingsError, load_settings
+from storage.models import Checkpoint, Partner
 from storage.privacy import ERASED_BASE
 from storage.store import Store
 from tests.support.schedules import Clock, build
@@ -34,6 +36,9 @@ from tests.support.tickets import (
 PHRASE = "东门第三根路灯闪了整整九天"  # a unique phrase of the resident's opinion
 NAME, USERNAME = "欧阳", "ouyang_test_7"
 PERSON = 5_550_123_987  # a resident with an id as Telegram gives them (found only as itself)
+CLERK = 5_550_777_001   # a partner shop's clerk (not staff: may /forget while a clerk)
+PHOTO = "AgACAgUAAxkBAAIvisitphoto"  # the photo of their checkpoint visit
+PERIOD = "2026-W49"
 
 
 def privacy_of(world: TicketWorld, **kwargs: Any) -> PrivacyService:
@@ -132,7 +137,43 @@ async def _full_life(world: TicketWorld, privacy: PrivacyService) -> int:
                                        "chat": {"id": HEAD, "type": "private"},
                                        "from": {"id": HEAD, "first_name": "Head"}}}])
     await draft(world, PERSON, text="还没写完的草稿")
+    await _shop_meeting_and_visit(store, horn)
     return horn
+
+
+async def _shop_meeting_and_visit(store: Store, horn: int) -> None:
+    """The later features' rows of the same person: the horn's points on the ledger and 10
+    of them spent at a partner shop, an answer to a building meeting and a sign-in there, a
+    checkpoint visit with a note (the unique phrase) and a photo, and a patrol."""
+    now = time.time()
+    async with store.transaction():
+        await store.shop.credit(PERSON, 25, now, horn)
+        await store.shop.upsert_partner(Partner(code="P1", community_code="C01",
+                                                name="老王便利店"))
+        await store.people.ensure(CLERK)
+        await store.people.grant(CLERK, "partner_clerk", "C01", ADMIN)
+        await store.shop.add_clerk(CLERK, "P1", ADMIN, now)
+        code = await store.shop.reserve("QX7K2M", PERSON, 10, now, now + 600)
+        assert code is not None
+        assert await store.shop.open(code.id, "P1", CLERK, now)
+        assert await store.shop.spend(code.id, "P1", CLERK, now)
+        meeting = await store.meetings.create(
+            kind="building", unit_code="B01010101", grid_code="G0101", community_code="C01",
+            title="一号楼见面会", place="楼下", agenda="", starts_at=now, ends_at=now + 3600,
+            organiser_id=HEAD, remind_at=None, offer_at=None, wrap_at=None,
+            source_update_id=None)
+        assert meeting is not None
+        await store.meetings.record_answer(meeting.id, PERSON, True, "B01010101")
+        assert await store.meetings.sign_in(meeting.id, PERSON, "B01010101", now, False)
+        await store.checkpoints.upsert(Checkpoint(code="CP1", grid_code="G0101",
+                                                  name="农贸市场", matter="food_safety",
+                                                  lat=39.9, lon=116.4))
+        visit = await store.checkpoints.add_visit("CP1", PERSON, now, PERIOD, 39.9, 116.4,
+                                                  12.0, None)
+        await store.checkpoints.annotate(visit, f"巡查记录：{PHRASE}", PHOTO)
+        patrol = await store.schedules.add_patrol("G0101", PERSON, now, "39.9,116.4", None,
+                                                  None)
+        await store.schedules.set_patrol_note(patrol, f"巡查记录：{PHRASE}")
 
 
 async def test_mydata_lists_profile_roles_tickets_with_timelines_checkins_and_hours(store):
@@ -151,6 +192,22 @@ async def test_mydata_lists_profile_roles_tickets_with_timelines_checkins_and_ho
     assert [c["horn_id"] for c in data["checkins"]] == [horn]
     assert data["hours"][0]["hours"] == 2.5 and data["hours"][0]["points"] == 25
     assert data["draft"][0]["data"]["text"] == "还没写完的草稿"
+    # the later features': the ledger and its balance, the code spent, the meeting, the visit
+    assert data["ledger"]["balance"] == 15
+    assert [(line["kind"], line["delta"]) for line in data["ledger"]["lines"]] == [
+        ("credit", 25), ("reserve", -10)]
+    assert data["ledger"]["lines"][0]["horn_title"] == "清理楼道"
+    assert [(r["code"], r["points"], r["status"], r["partner"])
+            for r in data["redemptions"]] == [("QX7K2M", 10, "spent", "老王便利店")]
+    meetings = data["meetings"]
+    assert [(r["title"], r["attend"]) for r in meetings["replies"]] == [("一号楼见面会", 1)]
+    assert [(r["title"], r["unit_code"]) for r in meetings["signins"]] == [
+        ("一号楼见面会", "B01010101")]
+    assert meetings["organised"] == []
+    assert [(v["name"], v["period"], v["photo_file_id"]) for v in data["checkpoint_visits"]] \
+        == [("农贸市场", PERIOD, PHOTO)]
+    assert PHRASE in data["checkpoint_visits"][0]["note"]
+    assert [p["grid_code"] for p in data["patrols"]] == ["G0101"]
     text = export.text_bytes.decode()
     assert PHRASE in text and "清理楼道" in text and USERNAME in text
     # the files go to the person through the outbox
@@ -160,6 +217,27 @@ async def test_mydata_lists_profile_roles_tickets_with_timelines_checkins_and_ho
     assert [i.chat_id for i in sent] == [PERSON, PERSON]
     assert [i.payload["document"]["filename"].rsplit(".", 1)[1] for i in sent] == \
         ["json", "txt"]
+
+
+async def test_mydata_of_a_person_with_a_ticket_a_horn_and_a_redemption_lists_each(store):
+    """Issue 20's "done means", on the readable file: each under its own title."""
+    world = await ticket_world(store)
+    privacy = privacy_of(world)
+    await _full_life(world, privacy)
+    text = (await privacy.export(PERSON)).text_bytes.decode()
+    sections = {}
+    for block in text.split("\n== ")[1:]:
+        title, _, body = block.partition(" ==\n")
+        sections[title] = body
+    locale = "zh-Hans"  # the person's language
+    assert PHRASE in sections[t(locale, "mydata.tickets")]
+    assert "清理楼道" in sections[t(locale, "mydata.checkins")]
+    assert "QX7K2M" in sections[t(locale, "mydata.redemptions")]
+    assert "老王便利店" in sections[t(locale, "mydata.redemptions")]
+    assert "balance: 15" in sections[t(locale, "mydata.ledger")]
+    assert "一号楼见面会" in sections[t(locale, "mydata.meetings")]
+    assert "农贸市场" in sections[t(locale, "mydata.checkpoint_visits")]
+    assert t(locale, "mydata.none") in sections[t(locale, "mydata.me_too")]
 
 
 async def test_a_section_added_by_another_feature_is_exported(store):
@@ -213,8 +291,8 @@ async def test_erasure_leaves_only_what_spec_14_allows(store):
                if v == ident or f'"id":{ident},' in v or f'"id":{ident}}}' in v]
     assert id_hits == []
     assert hits(values, NAME) == [] and hits(values, USERNAME) == []
-    assert hits(values, "13912345678") == []
-    # their words stay only where staff quoted them
+    assert hits(values, "13912345678") == [] and hits(values, PHOTO) == []
+    # their words stay only where staff quoted them (not in their visit's or patrol's note)
     assert [(t, c) for t, c, _ in hits(values, PHRASE)] == [("ticket_events", "note")]
     # the tickets stay, their reporter erased and their words out
     first = await store.tickets.get(1)
@@ -222,6 +300,21 @@ async def test_erasure_leaves_only_what_spec_14_allows(store):
     assert (await store.tickets.get(2)).reporter_id == erased
     person = await store.people.get(erased)
     assert person is not None and person.erased and person.hours == 2.5
+    assert person.points == 25  # earned, on the boards under "erased"
+    # the shop: the balance and its ledger stay together; the spent code still counts for
+    # its partner
+    assert await store.shop.balance(erased) == await store.shop.ledger_sum(erased) == 15
+    spent = await store.shop.spent_per_partner(0, time.time() + 1, None)
+    assert [(s.partner_code, s.redemptions, s.points) for s in spent] == [("P1", 1, 10)]
+    assert (await store.shop.by_code("QX7K2M")).user_id == erased
+    # the meeting: the answer and the sign-in count, by unit, naming no one
+    attendance = await store.meetings.attendance_between(0, time.time() + 1)
+    assert [(a.unit_code, a.user_id) for a in attendance] == [("B01010101", erased)]
+    assert await store.meetings.counts(attendance[0].meeting_id) == (1, 0)
+    # the checkpoint: visited this period still, without their note and photo
+    assert await store.checkpoints.visited(["CP1"], {"CP1": PERIOD}) == {"CP1"}
+    visit = await store.db.fetchone("SELECT * FROM checkpoint_visits")
+    assert (visit["user_id"], visit["note"], visit["photo_file_id"]) == (erased, None, None)
     assert person.first_name == "" and person.username is None and person.locale is None
     assert await store.people.get(PERSON) is None
     assert await store.drafts.get(PERSON) is None
@@ -269,6 +362,20 @@ async def test_staff_and_superadmins_are_refused_until_their_roles_are_revoked(s
         "SELECT bound_by FROM bindings WHERE chat_id = ?", (GRID_CHAT,)) == erased
     notes = [(e.actor_id, e.note) for e in await store.tickets.events(ticket.id)]
     assert (erased, "已派人查看") in notes
+
+
+async def test_a_clerk_is_erased_and_what_they_spent_stays_by_no_one(store):
+    world = await ticket_world(store)
+    privacy = privacy_of(world)
+    await _full_life(world, privacy)
+    erased = await privacy.erase(CLERK)  # a clerk is not staff: no revoke first
+    code = await store.shop.by_code("QX7K2M")
+    assert (code.user_id, code.opened_by, code.spent_by, code.status) == (
+        PERSON, erased, erased, "spent")
+    assert await store.shop.clerk_of(CLERK) == []
+    assert await store.db.fetchval(
+        "SELECT COUNT(*) FROM partner_clerks WHERE user_id = ?", (CLERK,)) == 0
+    assert await store.people.get(CLERK) is None
 
 
 async def test_raw_updates_handled_and_older_than_the_retention_are_deleted(store):

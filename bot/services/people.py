@@ -56,7 +56,7 @@ class Profile:
     skills: tuple[str, ...]
     availability: str | None
     hours: float
-    points: int
+    points: int            # the balance of the points ledger (earned less spent or held)
     #: member units (SPEC §10): the unit they belong to, the community they live in, and
     #: their 双报到 there (as /report_in recorded it)
     work_unit: Unit | None = None
@@ -291,4 +291,4 @@ class PeopleService:
                        skills=person.skills if person else (),
                        availability=person.availability if person else None,
                        hours=person.hours if person else 0,
-                       points=person.points if person else 0)
+                       points=await self.store.shop.balance(user_id))

@@ -4,7 +4,8 @@ Submit, `/mydata` (everything kept about them, as JSON and as text), `/forget` a
 
 What `/mydata` holds is a list of sections (`EXPORT_SECTIONS`), one per kind of record; a
 feature that keeps something of its own about a person (a vote, a meeting, the shop's
-ledger) adds its `ExportSection` there, and its erasure to `ExportSection.erase`."""
+ledger) adds its `ExportSection` there, and its erasure to `ExportSection.erase` (run in the
+erasure's transaction before the core erasure, while the person's row is still there)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ async def _no_erase(store: Store, user_id: int, erased_id: int) -> None:
 @dataclass(frozen=True)
 class ExportSection:
     """One kind of record kept about a person: its name in the JSON file, its title in the
-    text file, how it is read and (if the core erasure does not cover it) erased."""
+    text file, how it is read and (if the core erasure does not cover it) erased: moved to
+    the erased id given (what stays counted) or deleted, before the core erasure."""
 
     name: str
     title: CatalogKey
@@ -76,6 +78,43 @@ async def _tickets(store: Store, user_id: int) -> Any:
     return tickets
 
 
+async def _ledger(store: Store, user_id: int) -> Any:
+    lines = await store.privacy.rows(
+        """SELECT l.at, l.delta, l.kind, l.horn_id, h.title AS horn_title, l.redemption_id
+           FROM point_ledger l LEFT JOIN horns h ON h.id = l.horn_id
+           WHERE l.user_id = ? ORDER BY l.id""", [user_id])
+    return {"balance": await store.shop.balance(user_id), "lines": lines}
+
+
+async def _meetings(store: Store, user_id: int) -> Any:
+    return {
+        "replies": await store.privacy.rows(
+            """SELECT r.meeting_id, m.kind, m.title, m.starts_at, r.attend, r.unit_code, r.at
+               FROM meeting_replies r JOIN meetings m ON m.id = r.meeting_id
+               WHERE r.user_id = ? ORDER BY r.at""", [user_id]),
+        "signins": await store.privacy.rows(
+            """SELECT s.meeting_id, m.kind, m.title, m.starts_at, s.unit_code, s.at, s.late
+               FROM meeting_signins s JOIN meetings m ON m.id = s.meeting_id
+               WHERE s.user_id = ? ORDER BY s.at""", [user_id]),
+        "organised": await store.privacy.rows(
+            """SELECT id, kind, unit_code, title, place, agenda, starts_at, ends_at, minutes,
+                      created_at FROM meetings WHERE organiser_id = ? ORDER BY starts_at""",
+            [user_id]),
+    }
+
+
+async def _erase_shop(store: Store, user_id: int, erased_id: int) -> None:
+    await store.shop.erase_person(user_id, erased_id)
+
+
+async def _erase_meetings(store: Store, user_id: int, erased_id: int) -> None:
+    await store.meetings.erase_person(user_id, erased_id)
+
+
+async def _erase_visits(store: Store, user_id: int, erased_id: int) -> None:
+    await store.checkpoints.erase_person(user_id, erased_id)
+
+
 #: Every section of `/mydata`, in order. Other features append theirs (votes, meetings,
 #: the shop's ledger) — the one place that knows what is kept about a person.
 EXPORT_SECTIONS: tuple[ExportSection, ...] = (
@@ -94,6 +133,24 @@ EXPORT_SECTIONS: tuple[ExportSection, ...] = (
         """SELECT c.horn_id, h.title, h.confirmed_at, c.hours, c.points
            FROM horn_checkins c JOIN horns h ON h.id = c.horn_id
            WHERE c.person_id = ? AND c.present = 1 ORDER BY h.confirmed_at""")),
+    # the time bank's shop (SPEC §13): the balance and its ledger, the codes of /redeem
+    ExportSection("ledger", "mydata.ledger", _ledger, _erase_shop),
+    ExportSection("redemptions", "mydata.redemptions", _sql(
+        """SELECT r.id, r.code, r.points, r.status, r.created_at, r.expires_at,
+                  p.name AS partner, r.spent_at
+           FROM redemptions r LEFT JOIN partners p ON p.code = r.partner_code
+           WHERE r.user_id = ? ORDER BY r.id""")),
+    # meetings (SPEC §12): answers to invitations, sign-ins, meetings organised
+    ExportSection("meetings", "mydata.meetings", _meetings, _erase_meetings),
+    # patrols (SPEC §6) and checkpoint visits (SPEC §13)
+    ExportSection("patrols", "mydata.patrols", _sql(
+        "SELECT id, grid_code, at, location, note FROM patrols WHERE user_id = ? "
+        "ORDER BY at")),
+    ExportSection("checkpoint_visits", "mydata.checkpoint_visits", _sql(
+        """SELECT v.id, v.checkpoint_code, c.name, c.matter, v.at, v.period, v.lat, v.lon,
+                  v.distance_m, v.note, v.photo_file_id
+           FROM checkpoint_visits v JOIN checkpoints c ON c.code = v.checkpoint_code
+           WHERE v.user_id = ? ORDER BY v.at"""), _erase_visits),
     ExportSection("draft", "mydata.draft", _sql(
         "SELECT data, updated_at FROM drafts WHERE user_id = ?")),
     ExportSection("audit", "mydata.audit", _sql(
@@ -223,9 +280,10 @@ class PrivacyService:
                 words.append(escape(word, quote=False))
             ticket_ids = [r["id"] for r in await self.store.privacy.rows(
                 "SELECT id FROM tickets WHERE reporter_id = ?", [user_id])]
-            erased_id = await self.store.privacy.erase(user_id, self.clock(), words)
-            for section in self.sections:
+            erased_id = await self.store.privacy.new_erased_id(user_id, self.clock())
+            for section in self.sections:  # first: their rows may need the person's row
                 await section.erase(self.store, user_id, erased_id)
+            await self.store.privacy.erase(user_id, self.clock(), words, tomb=erased_id)
             for ticket_id in ticket_ids:
                 ticket = await self.store.tickets.get(ticket_id)
                 if ticket is not None:

@@ -192,3 +192,60 @@ async def test_people_erase_from_the_command_line(harness, monkeypatch, capsys):
     assert await h.store.people.get(resident.id) is None
     assert (await h.store.tickets.get(1)).text == ""
     assert await asyncio.to_thread(gridhorn, "people", "erase", str(resident.id)) == 1
+
+
+async def test_mydata_lists_a_ticket_a_horn_and_a_redemption_and_forget_keeps_the_counts(
+        harness):
+    """Issue 20: /mydata of a person with a ticket, a horn check-in and a spent redeem code
+    lists each; after /forget, the store holds nothing of them but what §14 allows (the
+    code still counts for its partner, the hours on the erased row), and /me's points are
+    the ledger's balance."""
+    from tests.e2e.test_shop import World as ShopWorld
+
+    w = ShopWorld(harness)
+    await w.setup()
+    h, volunteer = harness, w.volunteer
+    async with h.store.transaction():
+        await h.store.people.set_building(volunteer.id, "B01010101")
+    horn = await w.earn()                      # a horn check-in: 2 h, 20 points
+    me = (await h.say(volunteer, "/me"))[-1].text
+    assert "Volunteer hours: 2\nPoints: 20" in me
+    _, code = await w.redeem(15)               # a redemption, spent at the supermarket
+    card = (await h.say(w.clerk, code))[-1]
+    await h.press(w.clerk, card, f"rd:ok:{(await h.store.shop.by_code(code)).id}")
+    me = (await h.say(volunteer, "/me"))[-1].text
+    assert "Volunteer hours: 2\nPoints: 5" in me  # the balance, not the 20 earned
+    card = (await h.say(volunteer, PHRASE))[-1]  # a ticket
+    await h.press(volunteer, card, "dr:dom:orange")
+    await h.press(volunteer, card, "dr:submit")
+    await h.press(volunteer, await h.last(volunteer.id), t("en", "privacy.agree"))
+    assert (await h.store.tickets.get(1)).text == PHRASE
+
+    await h.say(volunteer, "/mydata")
+    files = [m for m in h.emu.messages(volunteer.id) if m.document is not None]
+    data = json.loads(files[0].document)["sections"]
+    assert PHRASE in data["tickets"][0]["text"]
+    assert [(c["horn_id"], c["title"]) for c in data["checkins"]] == [(horn, "Tea for elders")]
+    assert [(r["code"], r["points"], r["status"], r["partner"])
+            for r in data["redemptions"]] == [(code, 15, "spent", "爱心超市")]
+    assert data["ledger"]["balance"] == 5
+    text = files[1].document.decode()
+    for title, needle in (("mydata.tickets", PHRASE), ("mydata.checkins", "Tea for elders"),
+                          ("mydata.redemptions", code)):
+        section = text.split(f"== {t('en', title)} ==\n", 1)[1].split("\n== ", 1)[0]
+        assert needle in section, title
+
+    question = (await h.say(volunteer, "/forget"))[-1]
+    await h.press(volunteer, question, t("en", "forget.yes"))
+    assert (await h.last(volunteer.id)).text == shown("en", "forget.done")
+    values = await everything(h.store)
+    ident = re.compile(rf"(?<![\d.]){volunteer.id}(?!\d)")
+    assert [(tb, c, v[:60]) for tb, c, v in values if ident.search(v)] == []
+    assert [(tb, c, v[:60]) for tb, c, v in values if "Vera" in v] == []
+    assert [(tb, c, v[:60]) for tb, c, v in values if PHRASE in v] == []
+    erased = (await h.store.shop.by_code(code)).user_id
+    person = await h.store.people.get(erased)
+    assert person.erased and (person.hours, person.points) == (2, 20)
+    assert await h.store.shop.balance(erased) == 5
+    spent = await h.store.shop.spent_per_partner(0, 4e9, None)
+    assert [(s.partner_code, s.points) for s in spent] == [("P01", 15)]

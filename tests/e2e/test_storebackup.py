@@ -39,6 +39,7 @@ async def test_a_backup_in_a_burst_of_submits_holds_every_ticket_committed_befor
         for user in residents:
             await store.people.ensure(user.id)
             await store.people.set_building(user.id, "B01010101")
+            await store.privacy.consent(user.id, 0.0)  # agreed before (SPEC §14)
     for user in residents:
         harness.emu.send_text(user, f"{user.first_name}：电梯坏了")
     await harness.settle(timeout=60)
