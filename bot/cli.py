@@ -30,7 +30,7 @@ from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
 from bot.services.privacy import PrivacyService
 from bot.services.reports import ReportService
-from bot.services.scopes import city_scope, unit_scope
+from bot.services.scopes import Scope, city_scope, unit_scope
 from bot.services.tickets import TicketService
 from bot.settings import Settings, SettingsError, load_settings
 from bot.textsplit import plain_text
@@ -317,14 +317,9 @@ async def _report(settings: Settings, month_text: str, out: Path, unit_code: str
     locale = lang or settings.default_locale
     store = await _open_store(settings)
     try:
-        if unit_code:
-            unit = await store.map.get(unit_code)
-            if unit is None or unit.kind not in ("community", "grid"):
-                print(f"gridhorn: {unit_code} is not a community or grid code", file=sys.stderr)
-                return 2
-            scope = await unit_scope(store, unit)
-        else:
-            scope = await city_scope(store)
+        scope = await _report_scope(store, unit_code)
+        if scope is None:
+            return 2
         reports = ReportService(store, Outbox(store, settings), settings)
         report = await reports.build(scope, month, datetime.now(settings.tz))
         files = await reports.files(report, locale)
@@ -397,6 +392,18 @@ def _check(settings: Settings) -> int:
     return 0 if found.ok else 1
 
 
+async def _report_scope(store: Store, unit_code: str | None) -> Scope | None:
+    """The scope of `--unit CODE` (a community or grid; none: the whole city); None, said on
+    stderr, for another code."""
+    if not unit_code:
+        return await city_scope(store)
+    unit = await store.map.get(unit_code)
+    if unit is None or unit.kind not in ("community", "grid"):
+        print(f"gridhorn: {unit_code} is not a community or grid code", file=sys.stderr)
+        return None
+    return await unit_scope(store, unit)
+
+
 async def _assess(settings: Settings, year: str, out: Path, unit_code: str | None,
                   lang: str | None) -> int:
     """The same workbook and text `/assess YYYY` gives, written as files."""
@@ -408,14 +415,9 @@ async def _assess(settings: Settings, year: str, out: Path, unit_code: str | Non
     locale = lang or settings.default_locale
     store = await _open_store(settings)
     try:
-        if unit_code:
-            unit = await store.map.get(unit_code)
-            if unit is None or unit.kind not in ("community", "grid"):
-                print(f"gridhorn: {unit_code} is not a community or grid code", file=sys.stderr)
-                return 2
-            scope = await unit_scope(store, unit)
-        else:
-            scope = await city_scope(store)
+        scope = await _report_scope(store, unit_code)
+        if scope is None:
+            return 2
         service = AssessmentService(store, Access(store, settings.superadmins),
                                     Outbox(store, settings), settings)
         assessment = await service.build(scope, year, now)

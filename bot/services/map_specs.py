@@ -61,6 +61,17 @@ class MapImportResult(BaseModel):
     def ok(self) -> bool:
         return not self.errors
 
+    def tally(self, old: object | None, new: object) -> bool:
+        """Count a record as created, updated or unchanged; whether it must be written."""
+        if old == new:
+            self.unchanged += 1
+            return False
+        if old is None:
+            self.created += 1
+        else:
+            self.updated += 1
+        return True
+
 
 class UnitSpec(BaseModel):
     """A unit as the file describes it; `None` domains and `patrol_given=False` mean "keep"."""

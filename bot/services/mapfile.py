@@ -250,14 +250,8 @@ async def _import_items(store: Store, c: Collector, result: MapImportResult) -> 
         item = WhistleItem(code=spec.code, category=spec.category, name=spec.name,
                            department_code=spec.department, points=spec.points,
                            deadline=spec.deadline, position=spec.position)
-        if old == item:
-            result.unchanged += 1
-            continue
-        await store.whistles.upsert(item)
-        if old is None:
-            result.created += 1
-        else:
-            result.updated += 1
+        if result.tally(old, item):
+            await store.whistles.upsert(item)
 
 
 async def _import_partners(store: Store, c: Collector, result: MapImportResult) -> None:
@@ -266,14 +260,8 @@ async def _import_partners(store: Store, c: Collector, result: MapImportResult) 
         old = await store.shop.partner(spec.code)
         partner = Partner(code=spec.code, community_code=spec.community, name=spec.name,
                           address=spec.address, chat_id=spec.chat_id, position=spec.position)
-        if old == partner:
-            result.unchanged += 1
-            continue
-        await store.shop.upsert_partner(partner)
-        if old is None:
-            result.created += 1
-        else:
-            result.updated += 1
+        if result.tally(old, partner):
+            await store.shop.upsert_partner(partner)
 
 
 async def _import_checkpoints(store: Store, c: Collector, result: MapImportResult) -> None:
@@ -286,11 +274,5 @@ async def _import_checkpoints(store: Store, c: Collector, result: MapImportResul
                         frequency=spec.frequency, building_code=spec.building,
                         position=spec.position,
                         created_at=old.created_at if old is not None else 0.0)
-        if old == cp:
-            result.unchanged += 1
-            continue
-        await store.checkpoints.upsert(cp)
-        if old is None:
-            result.created += 1
-        else:
-            result.updated += 1
+        if result.tally(old, cp):
+            await store.checkpoints.upsert(cp)
