@@ -202,6 +202,10 @@ def _webhook_server(settings: Settings, intake: Intake, app: App,
                          leader=leadership.is_leader)
 
 
+#: seconds a new leader waits before sending after a takeover (Telegram's overall window)
+TAKEOVER_QUIET_S = 1.1
+
+
 @dataclass
 class Runtime:
     """A running Gridhorn: the parts `build_runtime` wired, started in order and stopped in
@@ -282,6 +286,10 @@ class Runtime:
             former = await self.store.outbox.sent_since(time.time() - SharedDirectSends.KEEP_S)
             await self.shared_sends.start_counting(former)
             stack.push_async_callback(self.shared_sends.stop_counting)
+            if epoch is not None and epoch > 1:
+                # calls a fenced predecessor still had on the wire are in no store: they
+                # land within Telegram's one-second window, which we let pass first
+                await asyncio.sleep(TAKEOVER_QUIET_S)
         await self.sender.start(epoch, on_fenced=self.leadership.fence)
         stack.push_async_callback(self._stop_sender)
         await self.scheduler.start()  # after an outage, what was due runs once now

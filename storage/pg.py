@@ -49,7 +49,7 @@ from storage.models import Conflict
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10  # an unreachable server fails start-up after this, not never
-POOL_MAX = 16  # transactions of one replica at the same time (the server allows 100 in all)
+POOL_MAX = 24  # connections of one replica at the same time (the server allows 100 in all)
 #: the server undid the transaction; done again it succeeds (deadlock, serialization failure)
 _CONFLICTS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 MIGRATION_LOCK = 0x6772_6964  # pg_advisory_lock key while migrating ("grid")
@@ -201,9 +201,10 @@ class PgDatabase:
     def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
         self.url = url
         self._pool_max = pool_max
-        #: updates handled at once (bot.intake): fewer than the pool's connections, so that
-        #: storing what arrives and the leader's sending always find one
-        self.handler_slots = max(1, pool_max - 4)
+        #: updates handled at once (bot.intake): half the pool's connections (a handler may
+        #: read outside its transaction on a second one), so that storing what arrives and
+        #: the leader's sending always find one
+        self.handler_slots = max(1, pool_max // 2)
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[PgRow]] | None = None
         self._lock = WriteLock()
         self._returning: dict[str, tuple[str, bool, bool]] = {}
