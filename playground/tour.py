@@ -78,6 +78,11 @@ TOUR: tuple[TourStep, ...] = (
     TourStep("playground.tour.month_end", kind="clock", at="2026-04-01T10:00:00+08:00"),
     TourStep("playground.tour.evaluate", "staff", "private:staff", "press",
              data="ev:4:2026-03:G0101:"),
+    # a joint meeting (SPEC §12): staff chats and the member unit's contact (no chat) invited
+    TourStep("playground.tour.meeting", "staff", "private:staff",
+             text="playground.tour_says.meeting"),
+    TourStep("playground.tour.meeting_publish", "staff", "private:staff", "press",
+             data="mt:pub"),
     TourStep("playground.tour.mydata", "resident", "private:resident",
              text="playground.tour_says.mydata"),  # SPEC §14
 )

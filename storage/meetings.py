@@ -219,7 +219,9 @@ class MeetingRepo:
     async def erase_person(self, user_id: int, erased_id: int) -> None:
         """Inside the erasure's transaction (SPEC §14): their answers and sign-ins move to the
         erased id (they still count, by unit, naming no one); meetings a former staff member
-        organised and decisions given to them stay, by no one."""
+        organised and decisions given to them stay, by no one. The invitations and sign-in
+        posts sent to them privately (a member unit's contact) are forgotten."""
+        await self.db.execute("DELETE FROM meeting_posts WHERE chat_id = ?", (user_id,))
         for table, column in (("meeting_replies", "user_id"), ("meeting_signins", "user_id"),
                               ("meetings", "organiser_id"),
                               ("meeting_decisions", "assignee_id")):

@@ -194,6 +194,17 @@ class UnitRepo:
             "SELECT COUNT(*) FROM horn_units WHERE unit_code = ? AND pledged > 0",
             (unit_code,)))
 
+    async def answered_between(self, start: float, end: float) -> list[tuple[str, int, float]]:
+        """Each horn sounded in [start, end) that a member unit answered (pledged people, or
+        the owner confirmed some at the close): (unit, horn, when the horn was sounded)."""
+        rows = await self.db.fetchall(
+            """SELECT hu.unit_code, hu.horn_id, h.created_at FROM horn_units hu
+               JOIN horns h ON h.id = hu.horn_id
+               WHERE (hu.pledged > 0 OR COALESCE(hu.confirmed, 0) > 0)
+                 AND h.created_at >= ? AND h.created_at < ?
+               ORDER BY h.created_at, hu.unit_code""", (start, end))
+        return [(r["unit_code"], int(r["horn_id"]), float(r["created_at"])) for r in rows]
+
     async def posts_held(self, unit_code: str) -> int:
         """The post slots a unit holds now."""
         return int(await self.db.fetchval(

@@ -281,3 +281,60 @@ async def test_meetings_attended_count_each_persons_and_each_units_meetings_by_m
     assert counts.people == {11: {3: 1, 4: 1}, 12: {3: 1}}
     assert counts.units == {"G0101": {3: 1}, "G0102": {4: 1}}
     assert (await meetings_attended(store, april + 86400, april + 2 * 86400, tz)).people == {}
+
+
+async def test_member_units_list_their_meetings_attended_and_horns_answered(store):
+    """The member units sheet (SPEC §10, §12): the member units of the map in scope, each
+    with the meetings it attended (a unit once per meeting) and the horns it answered (pledged
+    people, or had some confirmed by the horn's owner) in the year; participation is the share
+    of the year's months with either."""
+    from bot.services.assessment import member_units
+    from bot.services.scopes import Scope
+    from storage.models import Unit
+
+    await seeded_year(store)
+    async with store.transaction():
+        await store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
+                                    parent_code="C01", member_type="property"))
+        await store.map.upsert(Unit(code="M02", kind="member", name="县供电公司",
+                                    parent_code="C01", member_type="social", position=1))
+    horns = {}
+    for name, created in (("march", at(2026, 3, 5)), ("july", at(2026, 7, 1)),
+                          ("july2", at(2026, 7, 10)), ("before", at(2025, 6, 1))):
+        horns[name] = await add_horn(store, grid=None, created=created, confirmed=None,
+                                     hours={})
+    async with store.transaction():
+        for horn_id in horns.values():
+            await store.units.call_units(horn_id, ["M01", "M02"])
+        # M01: pledged in March, July and the year before; M02: only confirmed in July (2),
+        # called in March without answering
+        for name in ("march", "july", "before"):
+            await store.units.pledge(horns[name], "M01", 3, 7, at(2026, 3, 5).timestamp())
+        await store.units.confirm_unit(horns["july2"], "M02", 2)
+        april = at(2026, 4, 8, 19).timestamp()
+        meeting = await store.meetings.create(
+            kind="joint", unit_code="C01", grid_code=None, community_code="C01", title="联席",
+            place="", agenda="", starts_at=april, ends_at=april + 3600, organiser_id=STAFF,
+            remind_at=None, offer_at=None, wrap_at=None, source_update_id=None)
+        assert meeting is not None
+        for person, unit, late in ((31, "M01", True), (32, "M02", False), (33, "M02", True)):
+            await store.meetings.sign_in(meeting.id, person, unit, april + 60, late)
+
+    community = await store.map.get("C01")
+    grid = await store.map.get("G0101")
+    assert community is not None and grid is not None
+    assert [m.code for m in await member_units(store, Scope(units=(community,), grids=(grid,)))
+            ] == ["M01", "M02"]
+    assert await member_units(store, Scope(units=(grid,), grids=(grid,))) == []
+
+    _, _, book = await assessed(store)
+    sheet = book["Member units"]
+    m1, m2 = row_of(sheet, "M01"), row_of(sheet, "M02")
+    assert m1 < m2                                          # in map order
+    assert [sheet.cell(m1, c).value for c in (2, 3, HORNS, MEETINGS)] == [
+        "安居物业", "欣山社区", 2, 1]
+    assert [sheet.cell(m2, c).value for c in (2, 3, HORNS, MEETINGS)] == [
+        "县供电公司", "欣山社区", 1, 1]
+    # participation only: M01 March, April, July = 3 of 12 months; M02 April, July = 2 of 12
+    assert sheet.cell(m1, COMPOSITE).value == 25
+    assert sheet.cell(m2, COMPOSITE).value == 16.7

@@ -218,6 +218,53 @@ async def test_sign_in_within_the_window_once_on_time_or_late(store):
     assert await store.meetings.attendance_between(start + 1, start + 86400) == []
 
 
+async def test_a_joint_meeting_invites_member_units_by_their_chat_else_their_contacts(store):
+    """SPEC §10/§12: a joint meeting invites the member units of its communities — a unit's
+    bound chat, else each of its contacts privately (not one who blocked the bot); a chat
+    gone inactive counts as none. Every invitation stands for its unit: a sign-in there
+    counts for the member unit. Other kinds invite no member unit."""
+    from storage.models import Chat, Unit
+
+    world, meetings = await setup(store)
+    contact, contact2, blocked, contact3 = 41, 42, 43, 44
+    async with store.transaction():
+        for code, kind, position in (("M01", "property", 0), ("M02", "social", 1),
+                                     ("M03", "owners", 2)):
+            await store.map.upsert(Unit(code=code, kind="member", name=code, parent_code="C01",
+                                        member_type=kind, position=position))
+    await bind(store, "M01", -700)
+    await bind(store, "M03", -701)
+    async with store.transaction():
+        await store.map.upsert_chat(Chat(chat_id=-701, type="supergroup", title="M03",
+                                         active=False))
+    for user_id, unit in ((contact, "M01"), (contact2, "M02"), (blocked, "M02"),
+                          (contact3, "M03")):
+        await grant(store, user_id, "unit_contact", unit)
+    async with store.transaction():
+        await store.people.set_blocked(blocked, True)
+
+    start = ahead(world, 2)
+    meeting = await publish(meetings, STAFF, short("joint", "G0101", start, 60, "联席会议"))
+    posts = {p.chat_id: p.unit_code for p in await store.meetings.posts(meeting.id, "invite")}
+    assert posts == {GRID_CHAT: "G0101", -700: "M01", contact2: "M02", contact3: "M03"}
+    assert any("联席会议" in text for text in await world.texts(contact2))
+    assert await world.texts(contact) == []               # M01 is invited in its chat
+    await world.deliver()
+
+    world.clock.now = start - 20 * 60
+    await meetings.run_due()
+    await meetings.open_signin(await world.actor(STAFF), meeting.id)
+    world.clock.now = start + 60
+    signed = await meetings.sign_in(await world.actor(contact2), meeting.id, contact2)
+    assert (signed.unit_code, signed.late) == ("M02", False)
+    summary = await meetings.attendance(meeting)
+    assert (summary.on_time, summary.late) == (["M02"], [])
+
+    other = await publish(meetings, STAFF, short("council", "C01", ahead(world, 5), 60, "议事会"))
+    assert {p.unit_code for p in await store.meetings.posts(other.id, "invite")} == \
+        {"B01010101"}
+
+
 async def test_minutes_and_decisions_become_tickets(store):
     world, meetings = await setup(store)
     start = ahead(world, 2)

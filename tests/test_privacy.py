@@ -165,6 +165,8 @@ async def _shop_meeting_and_visit(store: Store, horn: int) -> None:
         assert meeting is not None
         await store.meetings.record_answer(meeting.id, PERSON, True, "B01010101")
         assert await store.meetings.sign_in(meeting.id, PERSON, "B01010101", now, False)
+        # a member unit's contact is invited privately: a post in their own chat
+        assert await store.meetings.add_post(meeting.id, "invite", PERSON, 0, "B01010101")
         await store.checkpoints.upsert(Checkpoint(code="CP1", grid_code="G0101",
                                                   name="农贸市场", matter="food_safety",
                                                   lat=39.9, lon=116.4))
@@ -311,6 +313,7 @@ async def test_erasure_leaves_only_what_spec_14_allows(store):
     attendance = await store.meetings.attendance_between(0, time.time() + 1)
     assert [(a.unit_code, a.user_id) for a in attendance] == [("B01010101", erased)]
     assert await store.meetings.counts(attendance[0].meeting_id) == (1, 0)
+    assert await store.meetings.post_in(attendance[0].meeting_id, "invite", PERSON) is None
     # the checkpoint: visited this period still, without their note and photo
     assert await store.checkpoints.visited(["CP1"], {"CP1": PERIOD}) == {"CP1"}
     visit = await store.db.fetchone("SELECT * FROM checkpoint_visits")

@@ -14,7 +14,8 @@ scope, with the year's measures (all in the configured time zone, the year [Jan 
   frequency begun in the year (up to now); a grid leader's or worker's, their own patrols
   against the periods of the grids they hold;
 - horns answered: check-ins standing (or confirmed present) in the year; a grid's, at its
-  horns;
+  horns; a member unit's, the horns sounded in the year it pledged people to (or had people
+  confirmed at), `member_horns_answered`;
 - meetings attended: `meetings_attended` (sign-ins at meetings, SPEC §12);
 - the twelve monthly evaluation scores (the average of the month's ratings): a grid's from
   community staff, a grid worker's from their grid leaders, a grid leader's the average of
@@ -57,7 +58,7 @@ LEVELS = ("grids", "grid_leaders", "grid_workers", "building_heads", "member_uni
 MAX_FLAGGED_SHOWN = 20
 
 
-# ---------------------------------------------------------------------- seams (to be wired)
+# ---------------------------------------------------------------------- meetings, member units
 
 @dataclass(frozen=True)
 class MeetingCounts:
@@ -97,8 +98,29 @@ class MemberUnitFacts:
 
 
 async def member_units(store: Store, scope: Scope) -> list[MemberUnitFacts]:
-    """SEAM (SPEC §10 member units): the member units in scope. Empty until they land."""
-    return []
+    """The member units (SPEC §10) of the communities the scope holds (all for the city), in
+    map order."""
+    if scope.city:
+        members = await store.map.members()
+    else:
+        communities: list[str] = []
+        for top in scope.units:
+            communities += [u.code for u in await store.map.descendants(top.code, "community")
+                            if u.code not in communities]
+        members = await store.map.members(communities) if communities else []
+    return [MemberUnitFacts(code=u.code, name=u.name, community_code=u.parent_code)
+            for u in members]
+
+
+async def member_horns_answered(store: Store, start: float, end: float,
+                                tz: tzinfo) -> dict[str, dict[int, int]]:
+    """The horns each member unit answered in [start, end), by local month of the horn."""
+    counts: dict[str, dict[int, int]] = {}
+    for unit_code, _, sounded in await store.units.answered_between(start, end):
+        month = datetime.fromtimestamp(sounded, tz).month
+        unit = counts.setdefault(unit_code, {})
+        unit[month] = unit.get(month, 0) + 1
+    return counts
 
 
 def patrol_periods(frequency: str | None, start: datetime, end: datetime) -> int:
@@ -138,6 +160,7 @@ class _Year:
     scores: list[Evaluation]
     meetings: MeetingCounts
     now: float
+    member_horns: dict[str, dict[int, int]] = field(default_factory=dict)  # unit → month → n
 
 
 class AssessmentService:
@@ -251,7 +274,9 @@ class AssessmentService:
         meetings = await meetings_attended(self.store, start_ts, end_ts, tz)
         return _Year(start=period.start, end=end, tickets=tickets, patrols=patrols,
                      checkins=checkins, scores=scores, meetings=meetings,
-                     now=now.timestamp())
+                     now=now.timestamp(),
+                     member_horns=await member_horns_answered(self.store, start_ts, end_ts,
+                                                              tz))
 
     def _grid_rows(self, grids: list[Unit], units: dict[str, Unit], facts: _Year) -> list[Row]:
         rows = []
@@ -308,11 +333,14 @@ class AssessmentService:
         rows = []
         for member in members:
             meeting_months = facts.meetings.units.get(member.code, {})
+            horn_months = facts.member_horns.get(member.code, {})
             community = units.get(member.community_code or "")
             rows.append(Row(key=member.code, name=member.name,
-                            unit=community.name if community else "", horns=None,
+                            unit=community.name if community else "",
+                            horns=sum(horn_months.values()),
                             meetings=sum(meeting_months.values()),
-                            active_months=len({m for m, n in meeting_months.items() if n})))
+                            active_months=len({m for m, n in meeting_months.items() if n}
+                                              | {m for m, n in horn_months.items() if n})))
         return rows
 
     def _department_rows(self, departments: list[Unit], facts: _Year,

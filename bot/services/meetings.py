@@ -8,9 +8,10 @@ times in the store, each cleared in the transaction that queues its messages
 (`MeetingRepo.claim_step`): the meetings' watcher (`bot/watcher.py`) runs them exactly once,
 restarts included.
 
-Who is invited is decided in one place, `invite_targets`: today the staff chats in scope for
-a joint meeting and the building chats in scope for the others. Member units (SPEC §10) add
-their chats (or their contacts, privately) there.
+Who is invited is decided in one place, `invite_targets`: for a joint meeting the staff chats
+in scope and the member units (SPEC §10) of its communities — each unit's bound chat, else its
+contacts privately, every invitation standing for its unit so that a sign-in there counts for
+it —, and the building chats in scope for the others.
 """
 
 from __future__ import annotations
@@ -145,12 +146,9 @@ class MeetingService(MeetingFlow):
 
     async def invite_targets(self, meeting: Meeting) -> list[Target]:
         """The chats a meeting's invitation goes to: for a joint meeting the staff chats of the
-        community and grids in scope, for the others the building chats in scope; bound and
-        active, one per chat.
-
-        The seam for member units (SPEC §10): their chats (or contacts) in scope join here,
-        each as a Target standing for the member unit, so that answers and sign-ins count
-        for it."""
+        community and grids in scope and the member units of its communities
+        (`member_targets`), for the others the building chats in scope; bound and active, one
+        per chat."""
         kinds = STAFF_UNIT_KINDS if meeting.kind == MeetingKind.JOINT else ("building",)
         below = [u.code for u in await self.store.map.descendants(meeting.unit_code)
                  if u.kind in kinds]
@@ -163,7 +161,39 @@ class MeetingService(MeetingFlow):
                 continue
             found[binding.chat_id] = Target(binding.chat_id, binding.thread_id,
                                             binding.unit_code)
+        if meeting.kind == MeetingKind.JOINT:
+            for target in await self.member_targets(meeting):
+                found.setdefault(target.chat_id, target)
         return list(found.values())
+
+    async def member_targets(self, meeting: Meeting) -> list[Target]:
+        """The member units (SPEC §10) of a joint meeting's communities: each unit's bound
+        chat (active), else each of its contacts privately; every Target stands for its unit.
+        A chat already standing for another unit keeps that unit."""
+        communities = await self._communities(meeting)
+        targets: list[Target] = []
+        taken: set[int] = set()
+        for unit in await self.store.map.members(communities):
+            binding = await self.store.map.binding(unit.code)
+            chat = await self.store.map.chat(binding.chat_id) if binding is not None else None
+            if binding is not None and (chat is None or chat.active):
+                places = [(binding.chat_id, binding.thread_id)]
+            else:
+                places = [(p.user_id, 0) for p in await self.store.people.with_role(
+                    "unit_contact", [unit.code], None, reachable_only=True)]
+            for chat_id, thread_id in places:
+                if chat_id not in taken:
+                    taken.add(chat_id)
+                    targets.append(Target(chat_id, thread_id, unit.code))
+        return targets
+
+    async def _communities(self, meeting: Meeting) -> list[str]:
+        """The communities a meeting's scope holds, or lies in."""
+        codes = [u.code for u in await self.store.map.descendants(meeting.unit_code,
+                                                                  "community")]
+        codes += [u.code for u in await self.store.map.ancestors(meeting.unit_code)
+                  if u.kind == "community" and u.code not in codes]
+        return codes
 
     async def _invite(self, meeting: Meeting) -> int:
         invited = 0

@@ -1,46 +1,76 @@
 """Meetings (SPEC §12) through the emulator: a joint meeting published with /meeting's short
-form to three staff chats; Attend counted live on every invitation; the reminder once; the
-organiser's "Open sign-in"; one unit on time, one late, one not at all, shown in /meetings;
-then the minutes and a decision that becomes a ticket with its assignee and deadline.
+form to three staff chats and two member units (SPEC §10) — one by its bound chat, one by its
+contact privately; Attend counted live on every invitation; the reminder once; the
+organiser's "Open sign-in"; a member unit on time, the other late, a grid on time and the
+rest not at all, shown in /meetings and the monthly report; then the minutes and two
+decisions that become tickets with their assignees and deadlines.
 
-The meeting service's clock is moved (its timed steps run by the meetings' watcher)."""
+The wall clock is a fixed day (time_machine, ticking) so that the month's report counts the
+meeting; the meeting service's clock is moved (its timed steps run by the meetings' watcher)."""
 
 from __future__ import annotations
 
 import time
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from bot.i18n import t
 from bot.services.meeting_views import units_line
-from storage.models import TicketSource
+from storage.models import TicketSource, Unit
 from tests.support.harness import grant, seed_map
 from tests.support.texts import plain, shown
 
 pytestmark = pytest.mark.asyncio
 
 HOUR = 3600
+TZ = ZoneInfo("Asia/Shanghai")
+MORNING = datetime(2026, 3, 10, 9, 0, tzinfo=TZ)
+TITLE = "垃圾分类联席会议"
 
 
 async def test_a_joint_meeting_from_invitation_to_decision(harness):
-    h = harness
+    travel = time_machine.travel(MORNING, tick=True)
+    clock = travel.start()
+    try:
+        await _joint_meeting(harness, clock)
+    finally:
+        travel.stop()
+
+
+async def _joint_meeting(h, clock) -> None:
     emu = h.emu
     staff = emu.add_user(first_name="Staff", language_code="en")
     worker = emu.add_user(first_name="Worker", language_code="en")
     leader = emu.add_user(first_name="Leader", language_code="en")
+    zhou = emu.add_user(first_name="Zhou", language_code="en")    # contact of M01 (its chat)
+    qian = emu.add_user(first_name="Qian", language_code="en")    # contact of M02 (no chat)
     runtime = await h.start_bot()
     await seed_map(h.store)
+    async with h.store.transaction():
+        await h.store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
+                                      parent_code="C01", member_type="property"))
+        await h.store.map.upsert(Unit(code="M02", kind="member", name="县供电公司",
+                                      parent_code="C01", member_type="resident_unit",
+                                      position=1))
     await grant(h.store, staff.id, "community_staff", "C01")
     await grant(h.store, worker.id, "grid_worker", "G0101")
     await grant(h.store, leader.id, "grid_leader", "G0102")
-    for user in (staff, worker, leader):
+    await grant(h.store, zhou.id, "unit_contact", "M01")
+    await grant(h.store, qian.id, "unit_contact", "M02")
+    for user in (staff, worker, leader, zhou, qian):
         await h.say(user, "/start")
     chats = {}
-    for code, by in (("C01", staff), ("G0101", worker), ("G0102", leader)):
-        chats[code] = await h.bound_group(f"{code} 工作群", code, by, [staff, worker, leader])
+    for code, by, members in (("C01", staff, [staff, worker, leader]),
+                              ("G0101", worker, [staff, worker, leader]),
+                              ("G0102", leader, [staff, worker, leader]),
+                              ("M01", zhou, [zhou])):
+        chats[code] = await h.bound_group(f"{code} 工作群", code, by, members)
         async with h.store.transaction():
             await h.store.map.set_chat_locale(chats[code].id, "en")
+    chats["M02"] = qian                                  # the unit without a chat: its contact
     meetings = runtime.services.meetings
     tz = runtime.settings.tz
     start = float((int(time.time()) // HOUR + 3) * HOUR)
@@ -50,20 +80,23 @@ async def test_a_joint_meeting_from_invitation_to_decision(harness):
     past = datetime.fromtimestamp(start - 2 * 86400, tz).strftime("%Y-%m-%d %H:%M")
     replies = await h.say(staff, f"/meeting joint C01 {past} 60 旧会")
     assert replies[-1].text == shown("en", "meeting.time_past")
-    preview = (await h.say(staff, f"/meeting joint C01 {when} 60 垃圾分类联席会议"))[-1]
-    assert "垃圾分类联席会议" in preview.text and preview.buttons
+    preview = (await h.say(staff, f"/meeting joint C01 {when} 60 {TITLE}"))[-1]
+    assert TITLE in preview.text and preview.buttons
     await h.press(staff, preview, t("en", "meeting.btn_publish"))
     assert (await h.last(staff.id)).text == shown("en", "meeting.published", id=1,
-                                                  title="垃圾分类联席会议", chats=3)
+                                                  title=TITLE, chats=5)
     invitations = {code: await h.last(chat.id) for code, chat in chats.items()}
     for message in invitations.values():
-        assert "垃圾分类联席会议" in message.text
+        assert TITLE in message.text
         assert [b.text for b in message.buttons[0]] == [t("en", "meeting.btn_attend"),
                                                         t("en", "meeting.btn_absent")]
+    posts = {p.chat_id: p.unit_code for p in await h.store.meetings.posts(1, "invite")}
+    assert posts == {chat.id: code for code, chat in chats.items()}
+    assert not any(TITLE in m.text for m in emu.messages(zhou.id))  # M01 has its chat
 
-    # Attend: the count is edited on every invitation
+    # Attend: the count is edited on every invitation (the private one too)
     answer = await h.press(worker, invitations["G0101"], t("en", "meeting.btn_attend"))
-    assert answer.text == shown("en", "meeting.answer_attend", title="垃圾分类联席会议", count=1)
+    assert answer.text == shown("en", "meeting.answer_attend", title=TITLE, count=1)
     await h.press(leader, invitations["G0102"], t("en", "meeting.btn_absent"))
     count = shown("en", "meeting.count", attending=1, absent=1)
 
@@ -94,53 +127,76 @@ async def test_a_joint_meeting_from_invitation_to_decision(harness):
     assert await meetings.run_due() == 1
     await h.settle()
     offer = await h.last(staff.id)
-    assert offer.text == plain(t("en", "meeting.offer_signin", id=1, title="垃圾分类联席会议",
+    assert offer.text == plain(t("en", "meeting.offer_signin", id=1, title=TITLE,
                                  start=when))
     await h.press(staff, offer, t("en", "meeting.btn_open_signin"))
     signin = {code: await h.last(chat.id) for code, chat in chats.items()}
     assert all(m.buttons[0][0].text == t("en", "meeting.btn_sign_in") for m in signin.values())
 
-    # the grid G0101 signs in on time, G0102 late, the community not at all
+    # M01 signs in on time in its chat, the grid G0101 on time too, M02 late (its contact
+    # privately); G0102 and the community not at all
+    meetings.clock = lambda: start + 3 * 60
+    answer = await h.press(zhou, signin["M01"], t("en", "meeting.btn_sign_in"))
+    assert answer.text == shown("en", "meeting.signed_in")
     meetings.clock = lambda: start + 5 * 60
     answer = await h.press(worker, signin["G0101"], t("en", "meeting.btn_sign_in"))
     assert answer.text == shown("en", "meeting.signed_in")
     again = await h.press(worker, signin["G0101"], t("en", "meeting.btn_sign_in"))
-    assert again.text == shown("en", "meeting.already_signed_in", title="垃圾分类联席会议")
+    assert again.text == shown("en", "meeting.already_signed_in", title=TITLE)
     meetings.clock = lambda: start + 15 * 60
-    answer = await h.press(leader, signin["G0102"], t("en", "meeting.btn_sign_in"))
+    answer = await h.press(qian, signin["M02"], t("en", "meeting.btn_sign_in"))
     assert answer.text == shown("en", "meeting.signed_in_late")
+    assert [(s.unit_code, s.late) for s in await h.store.meetings.signins([1])] == [
+        ("M01", False), ("G0101", False), ("M02", True)]
+    labels = {"M01": "安居物业", "G0101": "第一网格", "M02": "县供电公司"}
+    present = plain(units_line("en", labels, ["M01", "G0101"], ["M02"]))
     listing = (await h.say(staff, "/meetings"))[-1].text
-    assert plain(units_line("en", {"G0101": "第一网格", "G0102": "第二网格"},
-                            ["G0101"], ["G0102"])) in listing
+    assert present in listing
 
-    # after the end: sign-in is closed; the minutes, then a decision → ticket
+    # after the end: sign-in is closed; the minutes, then two decisions → two tickets
     meetings.clock = lambda: start + 61 * 60
     late = await h.press(staff, signin["C01"], t("en", "meeting.btn_sign_in"))
-    assert late.text == shown("en", "meeting.signin_closed", title="垃圾分类联席会议")
+    assert late.text == shown("en", "meeting.signin_closed", title=TITLE)
     assert await meetings.run_due() == 1
     await h.settle()
     ended = await h.last(staff.id)
-    assert shown("en", "meeting.ended", id=1, title="垃圾分类联席会议", signed_in=2) in ended.text
+    assert shown("en", "meeting.ended", id=1, title=TITLE, signed_in=3) in ended.text
+    assert present in ended.text
     await h.press(staff, ended, t("en", "meeting.btn_minutes"))
-    assert (await h.last(staff.id)).text == shown("en", "meeting.ask_minutes",
-                                                  title="垃圾分类联席会议")
+    assert (await h.last(staff.id)).text == shown("en", "meeting.ask_minutes", title=TITLE)
     await h.say(staff, "一、增设投放点；二、清理楼道")
-    await h.say(staff, "增设两个分类投放点")
-    await h.press(staff, await h.last(staff.id), "mt:d:green")
-    await h.press(staff, await h.last(staff.id), "Worker")
-    await h.press(staff, await h.last(staff.id), t("en", "meeting.btn_days", days=7))
-    ticket = await h.store.tickets.get(1)
-    assert ticket is not None
-    assert (ticket.source, ticket.domain, ticket.assignee_id) == (TicketSource.MEETING, "green",
-                                                                  worker.id)
-    assert ticket.due_at == pytest.approx(start + 61 * 60 + 7 * 86400)
-    assert any(shown("en", "meeting.decision_receipt", id=1) == m.text
-               for m in emu.messages(staff.id))
+    for text, domain, who, days in (("增设两个分类投放点", "green", "Worker", 7),
+                                     ("清理3栋楼道杂物", "orange", "Leader", 15)):
+        await h.say(staff, text)
+        await h.press(staff, await h.last(staff.id), f"mt:d:{domain}")
+        await h.press(staff, await h.last(staff.id), who)
+        await h.press(staff, await h.last(staff.id), t("en", "meeting.btn_days", days=days))
+    assert await h.store.meetings.decisions(1) == [1, 2]
+    first, second = await h.store.tickets.get(1), await h.store.tickets.get(2)
+    assert first is not None and second is not None
+    assert (first.source, first.domain, first.assignee_id) == (TicketSource.MEETING, "green",
+                                                               worker.id)
+    assert (second.source, second.domain, second.assignee_id) == (TicketSource.MEETING,
+                                                                  "orange", leader.id)
+    assert first.due_at == pytest.approx(start + 61 * 60 + 7 * 86400)
+    assert second.due_at == pytest.approx(start + 61 * 60 + 15 * 86400)
+    for number in (1, 2):
+        assert any(shown("en", "meeting.decision_receipt", id=number) == m.text
+                   for m in emu.messages(staff.id))
     assert any("#1" in m.text and "增设两个分类投放点" in m.text
                for m in emu.messages(worker.id))
+    assert any("#2" in m.text and "清理3栋楼道杂物" in m.text
+               for m in emu.messages(leader.id))
     await h.press(staff, await h.last(staff.id), t("en", "meeting.btn_done"))
     assert (await h.last(staff.id)).text == shown("en", "meeting.wrap_done")
     assert (await h.store.meetings.get(1)).minutes == "一、增设投放点；二、清理楼道"
+
+    # the month's report (the wall clock past the meeting) counts it, by unit
+    clock.move_to(datetime.fromtimestamp(start + 2 * HOUR, TZ))
+    report = await h.say(staff, "/report")
+    text = next(m.text for m in report if m.kind == "text")
+    assert plain(t("en", "meeting.report_line", held=1,
+                   units="安居物业 1/0 · 第一网格 1/0 · 县供电公司 0/1")) in text
 
 
 async def test_the_guided_flow_with_buttons_and_a_refused_time(harness):

@@ -76,6 +76,17 @@ async def test_the_tour_plays_through(played: Playground) -> None:
     assert any(m["chat"] == "private:staff" and "2026-03" in m["text"] for m in month_end.bot)
     rating = await store.evaluations.get("2026-03", demo.world.person("staff").user.id, "G0101", 0)
     assert rating is not None and rating.score == 4
+    # SPEC §12: the joint meeting invites the staff chats and, privately, the contact of the
+    # member unit M01 (it has no chat), that invitation standing for M01
+    meeting = await store.meetings.get(1)
+    assert meeting is not None and meeting.kind == "joint" and meeting.unit_code == "C01"
+    posts = {p.chat_id: p.unit_code for p in await store.meetings.posts(1, "invite")}
+    contact = demo.world.person("unit_contact").user.id
+    assert posts == {demo.chat_by_key("staff:C01").id: "C01",
+                     demo.chat_by_key("staff:G0101").id: "G0101", contact: "M01"}
+    invitation = [m for m in demo.chat_by_key("private:unit_contact").messages.values()
+                  if m.sender is None and meeting.title in m.text]
+    assert len(invitation) == 1 and invitation[0].buttons
 
 
 async def test_the_recorded_tour_replays_and_a_changed_reply_is_named(
