@@ -113,7 +113,8 @@ ACTS: dict[TicketAction, Act] = {
         w, lambda a: w.tickets.rate_department(a, x.id, 4, ADMIN, 77)),
     TicketAction.COMMENT_DEPARTMENT: lambda w, x: _staff(
         w, lambda a: w.tickets.comment_department(a, x.id, "很及时")),
-    TicketAction.ASSIGN: lambda w, x: _staff(w, lambda a: w.tickets.assign(a, x.id, f"p{VOLUNTEER}")),
+    TicketAction.ASSIGN: lambda w, x: _staff(
+        w, lambda a: w.tickets.assign(a, x.id, f"p{VOLUNTEER}")),
     TicketAction.ASSIGN_ACCEPT: lambda w, x: _volunteer(
         w, lambda a: w.tickets.answer_assignment(a, x.id, True)),
     TicketAction.ASSIGN_DECLINE: lambda w, x: _volunteer(
