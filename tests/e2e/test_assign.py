@@ -109,6 +109,8 @@ async def test_assign_decline_assign_again_accept_update_resolve_with_hours(harn
     lines = await harness.store.shop.ledger(nurse.id, 5)
     assert [(x.kind, x.delta, x.ticket_id) for x in lines] == [("credit", 25, 1)]
     assert await harness.store.shop.balance(nurse.id) == 25
+    points = (await harness.say(nurse, "/points"))[-1].text
+    assert shown("en", "assign.line_credit", when="", delta="+25", ticket=1).strip() in points
     # /talent shows the hours this year and no open assignment left
     talent = (await harness.say(w.worker, "/talent"))[-1].text
     assert shown("en", "talent.line", name="Nurse", user=nurse.id, party="", unit="",
