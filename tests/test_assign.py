@@ -18,6 +18,7 @@ from tests.support.tickets import (
     ADMIN,
     GRID_CHAT,
     RESIDENT,
+    STAFF,
     VOLUNTEER,
     WORKER,
     TicketWorld,
@@ -165,3 +166,19 @@ def test_hours_are_a_positive_number_and_at_most_eight_count():
     for bad in ("", "0", "nan", "inf", "两"):
         with pytest.raises(Refused):
             assign.parse_assign_hours(bad)
+
+
+async def test_grid_staff_pick_within_their_grid_and_community_staff_within_the_community(store):
+    world, ticket_id = await _world(store)
+    far = 31
+    await grant(store, far, "volunteer", "G0102")
+    async with store.transaction():
+        await store.people.set_volunteer_profile(far, ["repairs"], None)
+    grid = await world.tickets.assign_choices(await world.actor(WORKER), ticket_id, True)
+    assert f"p{far}" not in _choices(grid)
+    await _refused("assign.not_candidate", world.tickets.assign(
+        await world.actor(WORKER), ticket_id, f"p{far}"))
+    community = await world.tickets.assign_choices(await world.actor(STAFF), ticket_id, False)
+    assert _choices(community) == [f"p{FIXER}", f"p{far}", "uM01"]
+    await world.tickets.assign(await world.actor(STAFF), ticket_id, f"p{far}")
+    assert len(await world.pending(far, "sendMessage")) == 1

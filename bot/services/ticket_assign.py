@@ -89,10 +89,14 @@ def parse_assign_hours(text: str) -> float:
 
 
 class TicketAssignments(TicketLifecycle):
-    async def _people_in(self, ticket: Ticket) -> dict[int, tuple[Person, tuple[str, ...]]]:
-        """Volunteers and party members of the ticket's community, 双报到 included, with
-        their skills (the reporter never: an anonymous one stays so)."""
-        units = await self.store.map.descendants(ticket.community_code)
+    async def _people_in(self, actor: Actor,
+                         ticket: Ticket) -> dict[int, tuple[Person, tuple[str, ...]]]:
+        """Volunteers and party members in 点将台's scope for this ticket (its community for
+        community staff, its grid for grid staff: SPEC §10), those reported to its community
+        (双报到) included, with their skills; the reporter never (an anonymous one stays so)."""
+        top = ticket.community_code if await self.access.can(
+            actor, Action.TALENT, ticket.community_code) else ticket.grid_code
+        units = await self.store.map.descendants(top)
         codes = [u.code for u in units if u.kind != "member"]
         buildings = [u.code for u in units if u.kind == "building"]
         found: dict[int, Person] = {}
@@ -127,7 +131,7 @@ class TicketAssignments(TicketLifecycle):
         wanted = DOMAIN_SKILLS.get(ticket.domain or "", ())
         asked = {a.user_id for a in await self.store.assignments.of_ticket(ticket.id)}
         candidates = []
-        for user_id, (person, skills) in (await self._people_in(ticket)).items():
+        for user_id, (person, skills) in (await self._people_in(actor, ticket)).items():
             if wanted and not everyone and not set(skills) & set(wanted):
                 continue
             candidates.append(Candidate(
@@ -153,7 +157,7 @@ class TicketAssignments(TicketLifecycle):
         ticket = await self._ticket_for_assign(actor, ticket_id)
         targets: list[tuple[int, str | None]] = []
         if arg.startswith(PERSON) and arg[1:].isdecimal():
-            found = (await self._people_in(ticket)).get(int(arg[1:]))
+            found = (await self._people_in(actor, ticket)).get(int(arg[1:]))
             if found is None:
                 raise Refused("assign.not_candidate", id=ticket.id)
             name = found[0].display_name
