@@ -95,8 +95,8 @@ class ShopRepo:
     async def credit(self, user_id: int, points: int, at: float, horn_id: int | None,
                      ticket_id: int | None = None) -> None:
         """Points earned (a horn's confirmed hours, or a resolved assignment's, SPEC §10):
-        the balance and its line. A ticket's line is written once (a unique key): a
-        second credit for it raises."""
+        the balance and its line. A ticket's line is written once a person (a unique key):
+        a second credit for it raises."""
         if points <= 0:
             return
         await self.db.execute(

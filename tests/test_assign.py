@@ -182,3 +182,12 @@ async def test_grid_staff_pick_within_their_grid_and_community_staff_within_the_
     assert _choices(community) == [f"p{FIXER}", f"p{far}", "uM01"]
     await world.tickets.assign(await world.actor(STAFF), ticket_id, f"p{far}")
     assert len(await world.pending(far, "sendMessage")) == 1
+
+
+async def test_an_erased_persons_asks_move_to_their_erased_id(store):
+    world, ticket_id = await _world(store)
+    await world.tickets.assign(await world.actor(WORKER), ticket_id, f"p{FIXER}")
+    async with store.transaction():
+        tomb = await store.privacy.erase(FIXER, 0, ["老王"])
+    assert [a.user_id for a in await store.assignments.of_ticket(ticket_id)] == [tomb]
+    assert await store.assignments.open_count(FIXER) == 0

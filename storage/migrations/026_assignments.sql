@@ -2,7 +2,7 @@
 -- member unit's contact. Each person is asked once per ticket (a second ask, even after a
 -- decline, is refused by the unique key); the first to accept becomes the ticket's assignee
 -- (tickets.assignee_id, as "Take it"), the others' asks are withdrawn. Resolved, the hours
--- they entered (at most 8) go to the time bank: the ledger line names the ticket, once.
+-- they entered (at most 8) go to the time bank: the ledger line names the ticket, once a person.
 CREATE TABLE ticket_assignments (
     id          INTEGER PRIMARY KEY,
     ticket_id   INTEGER NOT NULL REFERENCES tickets(id),
@@ -21,4 +21,5 @@ CREATE TABLE ticket_assignments (
 CREATE INDEX ticket_assignments_user ON ticket_assignments(user_id, state);
 
 ALTER TABLE point_ledger ADD COLUMN ticket_id INTEGER;
-CREATE UNIQUE INDEX point_ledger_ticket ON point_ledger(ticket_id) WHERE ticket_id IS NOT NULL;
+CREATE UNIQUE INDEX point_ledger_ticket ON point_ledger(ticket_id, user_id)
+    WHERE ticket_id IS NOT NULL;
