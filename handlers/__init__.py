@@ -15,9 +15,18 @@ from __future__ import annotations
 from telegram.ext import Application
 
 from bot.services import checkpoints as checkpoint_service
-from bot.services import horn_base, horn_units, meeting_flow, resources, ticket_intake, volunteers
+from bot.services import (
+    horn_base,
+    horn_units,
+    meeting_flow,
+    resources,
+    ticket_assign,
+    ticket_intake,
+    volunteers,
+)
 from bot.services.meetings import WRAP_FLOW as MEETING_WRAP_FLOW
 from handlers import (
+    assign,
     backups,
     chats,
     checkpoints,
@@ -56,6 +65,10 @@ FLOW_TEXTS: dict[str, FlowText] = {
     resources.REQUEST_FLOW: units.resource_flow_text,    # member units' resources (§10)
     horn_units.PLEDGE_FLOW: units.pledge_flow_text,      # a unit's typed pledge (§10)
     resources.DECLINE_FLOW: units.resource_flow_text,
+    # 点将 (§10): the assignee's progress, result note and hours
+    ticket_assign.UPDATE_FLOW: assign.flow_text,
+    ticket_assign.NOTE_FLOW: assign.flow_text,
+    ticket_assign.HOURS_FLOW: assign.flow_text,
 }
 
 

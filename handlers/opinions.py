@@ -15,6 +15,8 @@ from bot.services import ticket_views as views
 from bot.services.errors import Refused
 from bot.services.ticket_queries import TicketPage
 from bot.services.ticket_states import TicketAction
+from handlers.assign import PRESSES as ASSIGN_PRESSES
+from handlers.assign import press as assign_press
 from handlers.common import (
     NO_PREVIEW,
     answer_query,
@@ -176,6 +178,9 @@ async def ticket_button(update: Update, context: GridhornContext) -> None:
     tickets = context.services.tickets
     actor = context.actor
     locale = context.user_locale  # answers to a press are seen by the presser alone
+    if action in ASSIGN_PRESSES:  # 点将 (SPEC §10)
+        await assign_press(update, context, action, ticket_id, arg)
+        return
     if action == TicketAction.ACKNOWLEDGE:
         ticket = await tickets.acknowledge(actor, ticket_id)
     elif action == TicketAction.ESCALATE:

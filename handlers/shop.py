@@ -43,6 +43,8 @@ def _when(context: GridhornContext, moment: float) -> str:
 def _line(context: GridhornContext, line: LedgerLine) -> str:
     locale, when = context.locale, _when(context, line.at)
     delta = f"{line.delta:+d}"
+    if line.kind == "credit" and line.ticket_id is not None:  # a resolved assignment (§10)
+        return t(locale, "assign.line_credit", when=when, delta=delta, ticket=line.ticket_id)
     if line.kind == "credit":
         return t(locale, "shop.line_credit", when=when, delta=delta, horn=line.horn_id or "?")
     if line.kind == "return":

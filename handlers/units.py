@@ -257,14 +257,16 @@ async def talent(update: Update, context: GridhornContext) -> None:
         raise Refused("talent.usage")
     locale = context.locale
     found = await context.services.units.talent(context.actor,
-                                                args[0].lower() if args else None)
+                                                args[0].lower() if args else None,
+                                                context.services.now())
     lines = [t(locale, "talent.title")]
     for item in found[:50]:
         person = item.person
         lines.append(t(locale, "talent.line", name=person.display_name, user=person.user_id,
                        skills=", ".join(t(locale, SKILL[s]) for s in item.skills)
                        or t(locale, "me.none"),
-                       hours=f"{person.hours:g}", posts=item.posts,
+                       hours=f"{item.hours:g}", posts=item.posts,
+                       assignments=item.assignments,
                        party=t(locale, "talent.party") if item.party else "",
                        unit=t(locale, "talent.work_unit", unit=item.work_unit.name)
                        if item.work_unit else ""))

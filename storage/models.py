@@ -544,8 +544,31 @@ class LedgerLine(Record):
     kind: LedgerKind
     horn_id: int | None = None
     redemption_id: int | None = None
+    ticket_id: int | None = None       # a resolved assignment's hours (点将, SPEC §10)
     status: RedemptionStatus | None = None
     partner_name: str | None = None
+
+
+# 点将 (SPEC §10; storage/assignments.py)
+
+AssignmentState = Literal["offered", "accepted", "declined", "withdrawn", "resolved"]
+
+
+class Assignment(Record):
+    """A ticket offered to one person from 点将台 (a volunteer, a party member, or a member
+    unit's contact, `unit_code` then naming the unit)."""
+
+    id: int
+    ticket_id: int
+    user_id: int
+    unit_code: str | None = None
+    assigned_by: int | None = None
+    state: AssignmentState
+    created_at: float
+    answered_at: float | None = None
+    resolved_at: float | None = None
+    hours: float = 0
+    points: int = 0
 
 
 class PartnerSpending(Record):

@@ -90,6 +90,10 @@ class PrivacyRepo:
                         more_photos = '[]', rating_comment = NULL, caller_name = NULL,
                         caller_phone = NULL WHERE reporter_id = ?""", (tomb, user_id))
         await ex("UPDATE tickets SET assignee_id = ? WHERE assignee_id = ?", (tomb, user_id))
+        # 点将 (SPEC §10): the asks they answered and the hours stay, by no one
+        await ex("UPDATE ticket_assignments SET user_id = ? WHERE user_id = ?", (tomb, user_id))
+        await ex("UPDATE ticket_assignments SET assigned_by = ? WHERE assigned_by = ?",
+                 (tomb, user_id))
         await ex("UPDATE ticket_events SET actor_id = ? WHERE actor_id = ?", (tomb, user_id))
         # what a former staff member did (their roles were revoked first) stays, by no one
         for table, column in (("horns", "owner_id"), ("horns", "closed_by"),

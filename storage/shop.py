@@ -84,13 +84,19 @@ class ShopRepo:
         return int(value or 0)
 
     async def _line(self, user_id: int, at: float, delta: int, kind: LedgerKind,
-                    horn_id: int | None = None, redemption_id: int | None = None) -> None:
+                    horn_id: int | None = None, redemption_id: int | None = None,
+                    ticket_id: int | None = None) -> None:
         await self.db.execute(
-            """INSERT INTO point_ledger (user_id, at, delta, kind, horn_id, redemption_id)
-               VALUES (?, ?, ?, ?, ?, ?)""", (user_id, at, delta, kind, horn_id, redemption_id))
+            """INSERT INTO point_ledger (user_id, at, delta, kind, horn_id, redemption_id,
+                                         ticket_id)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (user_id, at, delta, kind, horn_id, redemption_id, ticket_id))
 
-    async def credit(self, user_id: int, points: int, at: float, horn_id: int | None) -> None:
-        """Points earned (a horn's confirmed hours): the balance and its line."""
+    async def credit(self, user_id: int, points: int, at: float, horn_id: int | None,
+                     ticket_id: int | None = None) -> None:
+        """Points earned (a horn's confirmed hours, or a resolved assignment's, SPEC §10):
+        the balance and its line. A ticket's line is written once a person (a unique key):
+        a second credit for it raises."""
         if points <= 0:
             return
         await self.db.execute(
@@ -98,7 +104,7 @@ class ShopRepo:
                ON CONFLICT(user_id) DO UPDATE SET balance = point_accounts.balance
                                                          + excluded.balance""",
             (user_id, points))
-        await self._line(user_id, at, points, "credit", horn_id=horn_id)
+        await self._line(user_id, at, points, "credit", horn_id=horn_id, ticket_id=ticket_id)
 
     async def reserve(self, code: str, user_id: int, points: int, at: float,
                       expires_at: float) -> Redemption | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from storage.assignments import AssignmentRepo
 from storage.audit import AuditRepo
 from storage.backups import BackupRepo
 from storage.checkpoints import CheckpointRepo
@@ -68,6 +69,7 @@ class Store:
         self.checkpoints = CheckpointRepo(db)
         self.privacy = PrivacyRepo(db)
         self.evaluations = EvaluationRepo(db)
+        self.assignments = AssignmentRepo(db)  # 点将 (SPEC §10)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:

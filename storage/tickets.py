@@ -132,6 +132,14 @@ class TicketRepo:
             "WHERE id = ? AND assignee_id IS NULL AND service_request = 1",
             (user_id, epoch(), ticket_id)) > 0
 
+    async def assign(self, ticket_id: int, user_id: int) -> bool:
+        """An assignment accepted (点将, SPEC §10) makes the assignee as "Take it" does: the
+        first to accept wins."""
+        return await self.db.execute_rowcount(
+            "UPDATE tickets SET assignee_id = ?, updated_at = ? "
+            f"WHERE id = ? AND assignee_id IS NULL AND status IN ({placeholders(OPEN_STATUSES)})",
+            (user_id, epoch(), ticket_id, *OPEN_STATUSES)) > 0
+
     async def count_since(self, reporter_id: int, since: float) -> int:
         """A person's own opinions since then (cases they entered as staff do not count)."""
         return int(await self.db.fetchval(

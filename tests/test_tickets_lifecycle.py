@@ -20,6 +20,7 @@ from tests.support.tickets import (
     LIAISON,
     NEIGHBOUR,
     RESIDENT,
+    VOLUNTEER,
     TicketWorld,
     ticket_world,
 )
@@ -63,11 +64,19 @@ EXPECTED: dict[TicketAction, tuple[set[S], S | None, str | None,
     # whether a whistle may be rated is read from the timeline, not the state (SPEC §11)
     TicketAction.RATE_DEPARTMENT: (ANY, None, "department_rated", None, None, None),
     TicketAction.COMMENT_DEPARTMENT: (ANY, None, "department_commented", None, None, None),
+    # 点将 (SPEC §10): accepting makes the assignee as Take does
+    TicketAction.ASSIGN: (OPEN, None, "assigned", None, None, None),
+    TicketAction.ASSIGN_ACCEPT: (OPEN, None, "taken", "notice.taken", "assign.staff_accepted",
+                                 None),
+    TicketAction.ASSIGN_DECLINE: (OPEN, None, "assign_declined", None, "assign.staff_declined",
+                                  None),
+    TicketAction.PROGRESS: (OPEN, None, "progress", None, "assign.staff_progress", None),
 }
 #: how an illegal step is refused: a closed ticket as closed, a wrong open state as such
 CLOSED_REFUSAL = {TicketAction.SET_URGENCY, TicketAction.RESOLVE, TicketAction.REJECT,
                   TicketAction.MERGE, TicketAction.OFFER, TicketAction.POST_TO_BUILDING,
-                  TicketAction.ME_TOO, TicketAction.TAKE}
+                  TicketAction.ME_TOO, TicketAction.TAKE, TicketAction.ASSIGN,
+                  TicketAction.ASSIGN_ACCEPT, TicketAction.ASSIGN_DECLINE, TicketAction.PROGRESS}
 
 
 def expected_refusal(action: TicketAction, status: S) -> str | None:
@@ -104,7 +113,21 @@ ACTS: dict[TicketAction, Act] = {
         w, lambda a: w.tickets.rate_department(a, x.id, 4, ADMIN, 77)),
     TicketAction.COMMENT_DEPARTMENT: lambda w, x: _staff(
         w, lambda a: w.tickets.comment_department(a, x.id, "很及时")),
+    TicketAction.ASSIGN: lambda w, x: _staff(
+        w, lambda a: w.tickets.assign(a, x.id, f"p{VOLUNTEER}")),
+    TicketAction.ASSIGN_ACCEPT: lambda w, x: _volunteer(
+        w, lambda a: w.tickets.answer_assignment(a, x.id, True)),
+    TicketAction.ASSIGN_DECLINE: lambda w, x: _volunteer(
+        w, lambda a: w.tickets.answer_assignment(a, x.id, False)),
+    TicketAction.PROGRESS: lambda w, x: _volunteer(
+        w, lambda a: w.tickets.progress(a, x.id, "已联系物业")),
 }
+#: the actions that need the volunteer asked first (and, for progress, accepted)
+ASKED = {TicketAction.ASSIGN_ACCEPT, TicketAction.ASSIGN_DECLINE, TicketAction.PROGRESS}
+
+
+async def _volunteer(world: TicketWorld, act: Callable[..., Awaitable[object]]) -> object:
+    return await act(await world.actor(VOLUNTEER))
 
 
 async def _staff(world: TicketWorld, act: Callable[..., Awaitable[object]]) -> object:
@@ -131,6 +154,13 @@ async def _ticket_in(world: TicketWorld, status: TicketStatus, action: TicketAct
                                                 {"department": "MZJ"})
             await world.store.tickets.add_event(ticket.id, LIAISON, "accepted")
             await world.store.tickets.add_event(ticket.id, LIAISON, "resolved", "修好了")
+    if action in ASKED:
+        async with world.store.transaction():
+            asked = await world.store.assignments.add(ticket.id, VOLUNTEER, None, ADMIN)
+            assert asked is not None
+            if action == TicketAction.PROGRESS:
+                await world.store.assignments.move(asked.id, "offered", "accepted", 0)
+                await world.store.tickets.update(ticket.id, assignee_id=VOLUNTEER)
     if action == TicketAction.COMMENT_DEPARTMENT:
         await world.tickets.rate_department(await world.actor(ADMIN), ticket.id, 4, ADMIN, 77)
     await world.deliver()

@@ -40,6 +40,10 @@ class TicketAction(StrEnum):
     COMMENT = "comment"                    # the reporter comments on their rating
     RATE_DEPARTMENT = "rate_department"    # 评价: the whistler rates the department's work
     COMMENT_DEPARTMENT = "comment_department"  # the whistler comments on that rating
+    ASSIGN = "assign"                      # 点将: staff ask one person (SPEC §10)
+    ASSIGN_ACCEPT = "assign_accept"        # they accept: the assignee, as "Take it"
+    ASSIGN_DECLINE = "assign_decline"      # they decline
+    PROGRESS = "progress"                  # 进展: the assignee's update
 
 
 class TimelineEvent(StrEnum):
@@ -67,6 +71,9 @@ class TimelineEvent(StrEnum):
     DEPARTMENT_RATED = "department_rated"
     DEPARTMENT_COMMENTED = "department_commented"
     RESOURCE = "resource"   # a member unit's resource requested, accepted or declined (§10)
+    ASSIGNED = "assigned"                  # 点将 (§10): asked; accepted is TAKEN
+    ASSIGN_DECLINED = "assign_declined"
+    PROGRESS = "progress"
 
 
 OPEN = frozenset(OPEN_STATUSES)
@@ -145,6 +152,19 @@ LIFECYCLE: Mapping[TicketAction, Step] = MappingProxyType({
         ANY, None, TimelineEvent.DEPARTMENT_RATED, refreshes_cards=False),
     TicketAction.COMMENT_DEPARTMENT: Step(
         ANY, None, TimelineEvent.DEPARTMENT_COMMENTED, refreshes_cards=False),
+    # 点将 (SPEC §10): the chosen person is asked; accepting makes them the assignee as Take
+    # does (the reporter hears it is taken); they post progress; they resolve as RESOLVE
+    TicketAction.ASSIGN: Step(OPEN, None, TimelineEvent.ASSIGNED, refused=_CLOSED,
+                              refreshes_cards=False),
+    TicketAction.ASSIGN_ACCEPT: Step(
+        OPEN, None, TimelineEvent.TAKEN, reporter="notice.taken",
+        staff="assign.staff_accepted", refused=_CLOSED),
+    TicketAction.ASSIGN_DECLINE: Step(
+        OPEN, None, TimelineEvent.ASSIGN_DECLINED, staff="assign.staff_declined",
+        refused=_CLOSED, refreshes_cards=False),
+    TicketAction.PROGRESS: Step(
+        OPEN, None, TimelineEvent.PROGRESS, staff="assign.staff_progress", refused=_CLOSED,
+        refreshes_cards=False),
 })
 
 

@@ -55,7 +55,9 @@ ACTION_CODES: dict[TicketAction, str] = {
     TicketAction.POST_TO_BUILDING: "post", TicketAction.ME_TOO: "me",
     TicketAction.TAKE: "take", TicketAction.RATE: "rate", TicketAction.ANSWER: "answer",
     TicketAction.COMMENT: "comment", TicketAction.RATE_DEPARTMENT: "wr",
-    TicketAction.COMMENT_DEPARTMENT: "wcom",
+    TicketAction.COMMENT_DEPARTMENT: "wcom", TicketAction.ASSIGN: "asg",
+    TicketAction.ASSIGN_ACCEPT: "asa", TicketAction.ASSIGN_DECLINE: "asd",
+    TicketAction.PROGRESS: "prg",
 }
 _ACTION_OF_CODE = {code: action for action, code in ACTION_CODES.items()}
 PRESS_PREFIX = "t"
@@ -107,6 +109,9 @@ EVENT_KEY: dict[TimelineEvent, str] = {
     TimelineEvent.DEPARTMENT_RATED: "event.department_rated",
     TimelineEvent.DEPARTMENT_COMMENTED: "event.department_commented",
     TimelineEvent.RESOURCE: "event.resource",
+    TimelineEvent.ASSIGNED: "event.assigned",
+    TimelineEvent.ASSIGN_DECLINED: "event.assign_declined",
+    TimelineEvent.PROGRESS: "event.progress",
 }
 
 
@@ -227,7 +232,7 @@ def header(locale: str, ticket: Ticket, building: Unit | None, tz: ZoneInfo,
         lines.append(t(locale, "ticket.card_reporter", reporter=reporter))
     if ticket.me_too:
         lines.append(t(locale, "ticket.me_too_count", count=ticket.me_too))
-    if ticket.service_request:
+    if ticket.service_request or ticket.assignee_id:  # taken, or assigned (点将, §10)
         lines.append(t(locale, "ticket.card_taker", taker=taker or "")
                      if ticket.assignee_id else t(locale, "ticket.card_offered"))
     if ticket.result_note and ticket.status in (TicketStatus.RESOLVED, TicketStatus.RATED):
@@ -297,6 +302,8 @@ def staff_buttons(locale: str, ticket: Ticket, kind: CardKind) -> Buttons:
     fourth = [press(t(locale, "btn.post_building"), TicketAction.POST_TO_BUILDING, n)]
     if kind == CardKind.STAFF and not ticket.service_request:
         fourth.append(press(t(locale, "btn.offer"), TicketAction.OFFER, n))
+    if kind == CardKind.STAFF and not ticket.assignee_id:  # 点将 (SPEC §10)
+        fourth.append(press(t(locale, "assign.btn_assign"), TicketAction.ASSIGN, n))
     rows.append(fourth)
     return rows
 

@@ -10,6 +10,7 @@ parts, one module each:
 - prompts and relays (`ticket_prompts`);
 - deadlines: reminders and overdue escalation (`ticket_deadlines`);
 - `/my`, `/tickets`, `/ticket N` (`ticket_queries`);
+- 点将: assigning from the card, the assignee's answer, progress and hours (`ticket_assign`);
 - a revoked building head's tickets passing to the grid (`ticket_handover`).
 
 Every step checks permission and state again and writes the state change, the timeline row
@@ -27,6 +28,7 @@ from bot.hooks import SentHook
 from bot.services.access import Access
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
+from bot.services.ticket_assign import TicketAssignments
 from bot.services.ticket_deadlines import TicketDeadlines
 from bot.services.ticket_drafts import DraftView
 from bot.services.ticket_handover import TicketHandover
@@ -43,7 +45,7 @@ __all__ = ["DraftView", "SentHook", "TicketService"]
 
 
 class TicketService(TicketIntake, TicketPrompts, TicketDeadlines, TicketQueries,
-                    TicketHandover):
+                    TicketHandover, TicketAssignments):
     """Drafts, the lifecycle, cards, prompts, deadlines and queries of tickets."""
 
     def __init__(self, store: Store, access: Access, people: PeopleService, outbox: Outbox,

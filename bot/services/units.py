@@ -54,6 +54,8 @@ class Talent:
     party: bool
     work_unit: Unit | None
     posts: int
+    assignments: int = 0     # open assignments (点将: asked, or accepted and not resolved)
+    hours: float = 0         # this year: horns confirmed and assignments resolved
 
 
 @dataclass(frozen=True)
@@ -168,9 +170,13 @@ class UnitService:
                             if u.kind == "community" and u.code not in communities]
         return codes, buildings, communities
 
-    async def talent(self, actor: Actor, skill: str | None) -> list[Talent]:
+    async def talent(self, actor: Actor, skill: str | None,
+                     now: datetime | None = None) -> list[Talent]:
         """/talent [SKILL]: volunteers and party members in scope, and those reported there
-        (双报到), with their skills and load (post slots held)."""
+        (双报到), with their skills, load (post slots held, open assignments) and hours
+        this year (of `now`)."""
+        now = now or datetime.now().astimezone()
+        year = datetime(now.year, 1, 1, tzinfo=now.tzinfo).timestamp()
         if skill is not None and skill not in SKILLS:
             raise Refused("report_in.bad_skill", skill=skill[:20], skills=", ".join(SKILLS))
         codes, buildings, communities = await self._scope(actor)
@@ -195,7 +201,9 @@ class UnitService:
                                 party=any(g.role == PARTY_MEMBER for g in grants),
                                 work_unit=work,
                                 posts=len([h for h in await self.store.units.held_by(user_id)
-                                           if h.state == "holding"])))
+                                           if h.state == "holding"]),
+                                assignments=await self.store.assignments.open_count(user_id),
+                                hours=await self.store.assignments.hours_since(user_id, year)))
         return found
 
     async def unit_lines(self, actor: Actor, member_type: str | None,

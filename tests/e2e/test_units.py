@@ -286,7 +286,7 @@ async def test_talent_and_units_show_the_dispatch_board(harness):
         await harness.say(user, "/start")
     text = (await harness.say(staff, "/talent medical"))[-1].text
     assert shown("en", "talent.line", name="Li", user=vol.id, party="", unit="",
-                 skills=t("en", "skill.medical"), hours="0", posts=0) in text
+                 skills=t("en", "skill.medical"), hours="0", posts=0, assignments=0) in text
     assert shown("en", "talent.none") in (await harness.say(staff, "/talent legal"))[-1].text
     text = (await harness.say(staff, "/units"))[-1].text
     assert shown("en", "units.line", unit="安居物业 (M01)", type=t("en", "unit.type.property"),

@@ -1,0 +1,347 @@
+"""点将 (SPEC §10): "Assign" on a ticket's staff card opens 点将台's lists filtered by the
+ticket's domain; the chosen person (or each contact of a chosen member unit) gets the ticket
+privately (the reporter hidden if anonymous) with Accept / Decline. The first to accept
+becomes the assignee as "Take it" makes one (the lifecycle's rows ASSIGN, ASSIGN_ACCEPT,
+ASSIGN_DECLINE, PROGRESS; resolving is RESOLVE's row), may post progress ("Update") and
+resolves the ticket with a note and the hours it took: at most 8 are credited, to their
+hours and to the time bank's ledger (as a horn's confirmed hours are).
+
+Every press is checked again: the staff member's scope (`Action.TALENT`) and the ticket's
+state for Assign; for the assignee's presses, their own ask and its state. Each person is
+asked once per ticket (the store's unique key): a second ask, after a decline too, is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from bot.i18n import escape, t
+from bot.services import ticket_views as views
+from bot.services.access import Action, Actor
+from bot.services.errors import Refused
+from bot.services.horn_closing import POINTS_PER_HOUR
+from bot.services.outbox import Priority
+from bot.services.ticket_lifecycle import TicketLifecycle
+from bot.services.ticket_states import TicketAction
+from bot.textsplit import LIMIT, visible_length
+from storage.models import PARTY_MEMBER, Assignment, Person, Skill, Ticket, TicketStatus, Unit
+
+#: the skills that suit a ticket's domain (SPEC §10); a domain not here (red, gold, none)
+#: suits everyone
+DOMAIN_SKILLS: Mapping[str, tuple[Skill, ...]] = MappingProxyType({
+    "orange": (Skill.ELDERLY, Skill.CHILDCARE, Skill.MEDICAL),
+    "green": (Skill.SANITATION,),
+    "cyan": (Skill.IT, Skill.TRANSLATION),
+    "blue": (Skill.LEGAL, Skill.PATROL),
+    "purple": (Skill.REPAIRS, Skill.DRIVING),
+})
+MAX_HOURS = 8.0            # credited per ticket at most
+EVERYONE = "*"             # the picker's "All"
+PERSON, UNIT = "p", "u"    # a choice's argument: p<user id> or u<member unit code>
+RESOLVE_ARG = "r"          # `t:prg:<ticket>:r`: the assignee's Resolve
+UPDATE_FLOW = "assign_update"
+NOTE_FLOW = "assign_note"
+HOURS_FLOW = "assign_hours"
+FLOWS = (UPDATE_FLOW, NOTE_FLOW, HOURS_FLOW)
+_NO_DEADLINE = {"due_kind": None, "due_at": None, "remind_at": None}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A line of the picker: a person or a member unit, with what the staff weigh."""
+
+    arg: str                       # the button's argument (p<id> / u<code>)
+    name: str
+    skills: tuple[str, ...] = ()
+    load: int = 0                  # open assignments (of the unit's contacts)
+    unit: Unit | None = None
+    asked: bool = False            # asked for this ticket before: no button
+
+
+@dataclass(frozen=True)
+class Choices:
+    ticket: Ticket
+    everyone: bool                 # "All": not filtered by the domain
+    candidates: list[Candidate]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    ticket: Ticket
+    hours: float
+    points: int
+    balance: int
+
+
+def parse_assign_hours(text: str) -> float:
+    """The hours an assignee typed ("2", "1.5", "1,5 h"): above 0; at most MAX_HOURS count."""
+    cleaned = text.strip().lower().rstrip("h小时 ").replace(",", ".")
+    try:
+        hours = float(cleaned)
+    except ValueError:
+        raise Refused("assign.bad_hours", max=f"{MAX_HOURS:g}") from None
+    if not math.isfinite(hours) or hours <= 0:
+        raise Refused("assign.bad_hours", max=f"{MAX_HOURS:g}")
+    return round(min(hours, MAX_HOURS), 2)
+
+
+class TicketAssignments(TicketLifecycle):
+    async def _people_in(self, actor: Actor,
+                         ticket: Ticket) -> dict[int, tuple[Person, tuple[str, ...]]]:
+        """Volunteers and party members in 点将台's scope for this ticket (its community for
+        community staff, its grid for grid staff: SPEC §10), those reported to its community
+        (双报到) included, with their skills; the reporter never (an anonymous one stays so)."""
+        top = ticket.community_code if await self.access.can(
+            actor, Action.TALENT, ticket.community_code) else ticket.grid_code
+        units = await self.store.map.descendants(top)
+        codes = [u.code for u in units if u.kind != "member"]
+        buildings = [u.code for u in units if u.kind == "building"]
+        found: dict[int, Person] = {}
+        for role in ("volunteer", PARTY_MEMBER):
+            for person in await self.store.people.with_role(role, codes, buildings):
+                found[person.user_id] = person
+        reports = {r.user_id: r for r in
+                   await self.store.units.dual_reports([ticket.community_code])}
+        for person in await self.store.people.many(list(reports)):
+            found.setdefault(person.user_id, person)
+        people = {}
+        for user_id, person in sorted(found.items()):
+            if user_id == ticket.reporter_id or person.erased or person.blocked:
+                continue
+            report = reports.get(user_id)
+            skills = tuple(str(s) for s in Skill if s in person.skills or
+                           (report is not None and s in report.skills))
+            people[user_id] = (person, skills)
+        return people
+
+    async def _ticket_for_assign(self, actor: Actor, ticket_id: int) -> Ticket:
+        ticket = await self._staff_ticket(actor, ticket_id, Action.TALENT)
+        self.check(TicketAction.ASSIGN, ticket)
+        if ticket.assignee_id:
+            raise Refused("assign.taken", id=ticket.id)
+        return ticket
+
+    async def assign_choices(self, actor: Actor, ticket_id: int, everyone: bool) -> Choices:
+        """The picker: people whose skills suit the ticket's domain (or all, with "All"),
+        then the community's member units (each through its contacts)."""
+        ticket = await self._ticket_for_assign(actor, ticket_id)
+        wanted = DOMAIN_SKILLS.get(ticket.domain or "", ())
+        asked = {a.user_id for a in await self.store.assignments.of_ticket(ticket.id)}
+        candidates = []
+        for user_id, (person, skills) in (await self._people_in(actor, ticket)).items():
+            if wanted and not everyone and not set(skills) & set(wanted):
+                continue
+            candidates.append(Candidate(
+                f"{PERSON}{user_id}", person.display_name, skills,
+                await self.store.assignments.open_count(user_id), asked=user_id in asked))
+        for unit in await self.store.map.members([ticket.community_code]):
+            contacts = await self._contacts(unit, ticket)
+            if not contacts:
+                continue
+            load = sum([await self.store.assignments.open_count(p.user_id) for p in contacts])
+            candidates.append(Candidate(
+                f"{UNIT}{unit.code}", unit.name, load=load, unit=unit,
+                asked=all(p.user_id in asked for p in contacts)))
+        return Choices(ticket, everyone, candidates)
+
+    async def _contacts(self, unit: Unit, ticket: Ticket) -> list[Person]:
+        return [p for p in await self.store.people.with_role("unit_contact", [unit.code], None)
+                if p.user_id != ticket.reporter_id and not p.erased and not p.blocked]
+
+    async def assign(self, actor: Actor, ticket_id: int, arg: str) -> tuple[Ticket, str]:
+        """Ask the chosen person, or each contact of the chosen unit, privately; returns the
+        ticket and the name of who was asked."""
+        ticket = await self._ticket_for_assign(actor, ticket_id)
+        targets: list[tuple[int, str | None]] = []
+        if arg.startswith(PERSON) and arg[1:].isdecimal():
+            found = (await self._people_in(actor, ticket)).get(int(arg[1:]))
+            if found is None:
+                raise Refused("assign.not_candidate", id=ticket.id)
+            name = found[0].display_name
+            targets.append((found[0].user_id, None))
+        elif arg.startswith(UNIT):
+            unit = next((u for u in await self.store.map.members([ticket.community_code])
+                         if u.code == arg[1:]), None)
+            contacts = await self._contacts(unit, ticket) if unit is not None else []
+            if unit is None or not contacts:
+                raise Refused("assign.not_candidate", id=ticket.id)
+            name = unit.name
+            targets += [(p.user_id, unit.code) for p in contacts]
+        else:
+            raise Refused("button.stale")
+        async with self.store.transaction():
+            added: list[Assignment] = []
+            for user_id, unit_code in targets:
+                row = await self.store.assignments.add(ticket.id, user_id, unit_code,
+                                                       actor.user_id)
+                if row is not None:
+                    added.append(row)
+            if not added:
+                raise Refused("assign.asked_before", id=ticket.id, name=name)
+            ticket = await self._step(TicketAction.ASSIGN, ticket, actor.user_id, note=name,
+                                      event_data={"users": [a.user_id for a in added],
+                                                  "unit": targets[0][1]})
+            for row in added:
+                await self._send_ask(ticket, row.user_id)
+        self.changed()
+        return ticket, name
+
+    async def _send_ask(self, ticket: Ticket, user_id: int) -> None:
+        """The ticket, privately, with Accept / Decline: the reporter named only when they
+        are neither anonymous nor a caller whose details are for staff."""
+        locale = await self.people.locale_for(user_id)
+        building = await self.store.map.get(ticket.building_code)
+        values = {"id": ticket.id, "domain": views.domain_label(locale, ticket.domain),
+                  "building": building.name if building else ticket.building_code}
+        reporter = "" if ticket.anonymous or ticket.entered else \
+            views.reporter_label(locale, ticket, await self.store.people.get(ticket.reporter_id))
+        head = t(locale, "assign.ask", **values) + ("\n" + t(
+            locale, "assign.ask_reporter", reporter=reporter) if reporter else "")
+        text = f"{head}\n\n{escape(ticket.text)}"
+        if visible_length(text) > LIMIT:
+            await self._send_full_text(user_id, locale, ticket, 0, Priority.PERSONAL)
+            text = f"{head}\n\n{t(locale, 'ticket.text_above')}"
+        await self.outbox.send(user_id, text, priority=Priority.PERSONAL, buttons=[[
+            views.press(t(locale, "btn.accept"), TicketAction.ASSIGN_ACCEPT, ticket.id),
+            views.press(t(locale, "btn.decline"), TicketAction.ASSIGN_DECLINE, ticket.id)]])
+
+    async def answer_assignment(self, actor: Actor, ticket_id: int, accept: bool) -> Ticket:
+        """Accept: the assignee, as "Take it" (the first wins; the others' asks withdrawn);
+        Decline: the staff are told, and this person is not asked again for it."""
+        ticket = await self._get(ticket_id)
+        row = await self.store.assignments.get(ticket.id, actor.user_id)
+        if row is None:
+            raise Refused("button.stale")
+        action = TicketAction.ASSIGN_ACCEPT if accept else TicketAction.ASSIGN_DECLINE
+        self.check(action, ticket)
+        if row.state != "offered":
+            raise Refused("assign.answered", id=ticket.id)
+        person = await self.store.people.get(actor.user_id)
+        name = person.display_name if person is not None else str(actor.user_id)
+        now = self.clock()
+        async with self.store.transaction():
+            if not await self.store.assignments.move(
+                    row.id, "offered", "accepted" if accept else "declined", now):
+                raise Refused("assign.answered", id=ticket.id)
+            if not accept:
+                ticket = await self._step(action, ticket, actor.user_id, note=name,
+                                          told={"name": name})
+                return ticket
+            if not await self.store.tickets.assign(ticket.id, actor.user_id):
+                raise Refused("ticket.already_taken", id=ticket.id)
+            others = await self.store.assignments.withdraw_others(ticket.id, now)
+            ticket = await self._step(action, ticket, actor.user_id, note=name,
+                                      event_data={"assignment": row.id},
+                                      told={"name": name})
+            for user_id in others:
+                locale = await self.people.locale_for(user_id)
+                await self.outbox.send(user_id, t(locale, "assign.withdrawn", id=ticket.id),
+                                       priority=Priority.PERSONAL)
+            locale = await self.people.locale_for(actor.user_id)
+            await self.outbox.send(actor.user_id, t(locale, "assign.yours", id=ticket.id),
+                                   priority=Priority.PERSONAL,
+                                   buttons=assignee_buttons(locale, ticket.id))
+        self.changed()
+        return ticket
+
+    async def _assignee_ticket(self, actor: Actor, ticket_id: int) -> tuple[Ticket, Assignment]:
+        """The ticket and the actor's accepted assignment of it (else a refusal)."""
+        ticket = await self._get(ticket_id)
+        row = await self.store.assignments.get(ticket.id, actor.user_id)
+        if row is None or ticket.assignee_id != actor.user_id or \
+                row.state not in ("accepted", "resolved"):
+            raise Refused("assign.not_yours", id=ticket_id)
+        return ticket, row
+
+    async def ask_assignee(self, actor: Actor, ticket_id: int, resolve: bool) -> None:
+        """"Update" or "Resolve" pressed: the next private text is the progress, or the
+        result note (then the hours)."""
+        ticket, row = await self._assignee_ticket(actor, ticket_id)
+        self.check(TicketAction.RESOLVE if resolve else TicketAction.PROGRESS, ticket)
+        if row.state != "accepted":
+            raise Refused("assign.answered", id=ticket.id)
+        async with self.store.transaction():
+            await self.store.flows.set(actor.user_id, NOTE_FLOW if resolve else UPDATE_FLOW,
+                                       "words", {"ticket": ticket.id})
+
+    async def progress(self, actor: Actor, ticket_id: int, note: str) -> Ticket:
+        """进展: the assignee's words on the timeline and in the staff thread."""
+        ticket, row = await self._assignee_ticket(actor, ticket_id)
+        self.check(TicketAction.PROGRESS, ticket)
+        if row.state != "accepted":
+            raise Refused("assign.answered", id=ticket.id)
+        note = note.strip()[:1000]
+        if not note:
+            raise Refused("ticket.need_words")
+        person = await self.store.people.get(actor.user_id)
+        name = person.display_name if person is not None else str(actor.user_id)
+        async with self.store.transaction():
+            await self._clear_flow(actor.user_id)
+            ticket = await self._step(TicketAction.PROGRESS, ticket, actor.user_id, note=note,
+                                      told={"name": name, "note": note})
+        return ticket
+
+    async def _clear_flow(self, user_id: int) -> None:
+        flow = await self.store.flows.get(user_id)
+        if flow is not None and flow.name in FLOWS:
+            await self.store.flows.clear(user_id)
+
+    async def assignee_text(self, actor: Actor, flow_name: str, ticket_id: int,
+                            text: str) -> Ticket | Resolved | None:
+        """The assignee's private text in one of the flows: the progress (the ticket), the
+        result note (None: the hours are asked next), or the hours (resolved)."""
+        if flow_name == UPDATE_FLOW:
+            return await self.progress(actor, ticket_id, text)
+        if flow_name == NOTE_FLOW:
+            ticket, _ = await self._assignee_ticket(actor, ticket_id)
+            self.check(TicketAction.RESOLVE, ticket)
+            note = text.strip()[:2000]
+            if not note:
+                raise Refused("ticket.need_words")
+            async with self.store.transaction():
+                await self.store.flows.set(actor.user_id, HOURS_FLOW, "hours",
+                                           {"ticket": ticket.id, "note": note})
+            return None
+        flow = await self.store.flows.get(actor.user_id)
+        note = str(flow.data.get("note", "")) if flow is not None else ""
+        return await self.resolve_assignment(actor, ticket_id, note, text)
+
+    async def resolve_assignment(self, actor: Actor, ticket_id: int, note: str,
+                                 hours_text: str) -> Resolved:
+        """办结 by the assignee: RESOLVE's row (the reporter asked to rate), and the hours
+        they typed, at most 8, credited once to their hours and the time bank."""
+        ticket, row = await self._assignee_ticket(actor, ticket_id)
+        self.check(TicketAction.RESOLVE, ticket)
+        note = note.strip()
+        if not note:
+            raise Refused("ticket.need_words")
+        hours = parse_assign_hours(hours_text)
+        points = round(hours * POINTS_PER_HOUR)
+        now = self.clock()
+        async with self.store.transaction():
+            if not await self.store.assignments.resolve(row.id, hours, points, now):
+                raise Refused("assign.answered", id=ticket.id)
+            resolved = await self._step(
+                TicketAction.RESOLVE, ticket, actor.user_id, note=note,
+                fields={"result_note": note, "resolved_at": now, **_NO_DEADLINE},
+                event_data={"assignment": row.id, "hours": hours},
+                told={"note": note}, buttons=views.rating_buttons(ticket.id))
+            if ticket.status == TicketStatus.ACCEPTED:
+                await self._ask_whistle_rating(resolved)
+            await self._clear_flow(actor.user_id)
+            await self.store.people.add_hours(actor.user_id, hours, points)
+            await self.store.shop.credit(actor.user_id, points, now, None, ticket_id=ticket.id)
+            balance = await self.store.shop.balance(actor.user_id)
+        self.changed()
+        return Resolved(resolved, hours, points, balance)
+
+
+def assignee_buttons(locale: str, ticket_id: int) -> views.Buttons:
+    """The assignee's buttons: Update, Resolve (`t:prg:<ticket>` and `t:prg:<ticket>:r`)."""
+    return [[views.press(t(locale, "assign.btn_update"), TicketAction.PROGRESS, ticket_id),
+             views.press(t(locale, "btn.resolve"), TicketAction.PROGRESS, ticket_id,
+                         RESOLVE_ARG)]]
+

@@ -1,0 +1,82 @@
+"""点将 (SPEC §10): tickets offered from 点将台 to one person each, their answers, and the
+hours of the resolved ones.
+
+Each person is asked once per ticket (the unique key refuses a second ask, a decline
+included); every change of an ask's state is a conditional UPDATE, so the store decides which
+of two presses came first.
+"""
+
+from __future__ import annotations
+
+from storage.dbapi import Database
+from storage.models import Assignment
+from storage.util import epoch
+
+
+class AssignmentRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, ticket_id: int, user_id: int, unit_code: str | None,
+                  assigned_by: int | None) -> Assignment | None:
+        """A new ask; None when this person was asked for this ticket before."""
+        row = await self.db.fetchone(
+            """INSERT INTO ticket_assignments (ticket_id, user_id, unit_code, assigned_by,
+                                               created_at)
+               VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING *""",
+            (ticket_id, user_id, unit_code, assigned_by, epoch()))
+        return Assignment(**dict(row)) if row else None
+
+    async def get(self, ticket_id: int, user_id: int) -> Assignment | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM ticket_assignments WHERE ticket_id = ? AND user_id = ?",
+            (ticket_id, user_id))
+        return Assignment(**dict(row)) if row else None
+
+    async def of_ticket(self, ticket_id: int) -> list[Assignment]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM ticket_assignments WHERE ticket_id = ? ORDER BY id", (ticket_id,))
+        return [Assignment(**dict(r)) for r in rows]
+
+    async def move(self, assignment_id: int, from_state: str, to_state: str, at: float) -> bool:
+        """offered → accepted | declined | withdrawn; False when it was no longer `from_state`."""
+        return await self.db.execute_rowcount(
+            """UPDATE ticket_assignments SET state = ?, answered_at = ?
+               WHERE id = ? AND state = ?""", (to_state, at, assignment_id, from_state)) > 0
+
+    async def withdraw_others(self, ticket_id: int, at: float) -> list[int]:
+        """The asks of a ticket still waiting, withdrawn (another accepted): who they were."""
+        rows = await self.db.fetchall(
+            """SELECT user_id FROM ticket_assignments WHERE ticket_id = ? AND state = 'offered'
+               ORDER BY id""", (ticket_id,))
+        await self.db.execute(
+            """UPDATE ticket_assignments SET state = 'withdrawn', answered_at = ?
+               WHERE ticket_id = ? AND state = 'offered'""", (at, ticket_id))
+        return [int(r["user_id"]) for r in rows]
+
+    async def resolve(self, assignment_id: int, hours: float, points: int, at: float) -> bool:
+        """accepted → resolved with its hours, once."""
+        return await self.db.execute_rowcount(
+            """UPDATE ticket_assignments SET state = 'resolved', hours = ?, points = ?,
+                      resolved_at = ? WHERE id = ? AND state = 'accepted'""",
+            (hours, points, at, assignment_id)) > 0
+
+    async def open_count(self, user_id: int) -> int:
+        """A person's open assignments (asked and not answered, or accepted), their load."""
+        return int(await self.db.fetchval(
+            """SELECT COUNT(*) FROM ticket_assignments
+               WHERE user_id = ? AND state IN ('offered', 'accepted')""", (user_id,)) or 0)
+
+    async def hours_since(self, user_id: int, since: float) -> float:
+        """A person's hours since then: horns confirmed (by their close) and assignments
+        resolved."""
+        horns = await self.db.fetchval(
+            """SELECT COALESCE(SUM(c.hours), 0) FROM horn_checkins c
+               JOIN horns h ON h.id = c.horn_id
+               WHERE c.person_id = ? AND c.state = 'in' AND c.present = 1
+                 AND h.confirmed_at IS NOT NULL AND h.confirmed_at >= ?""", (user_id, since))
+        tickets = await self.db.fetchval(
+            """SELECT COALESCE(SUM(hours), 0) FROM ticket_assignments
+               WHERE user_id = ? AND state = 'resolved' AND resolved_at >= ?""",
+            (user_id, since))
+        return float(horns or 0) + float(tickets or 0)
