@@ -33,6 +33,7 @@ from storage.schedules import SchedulesRepo
 from storage.shop import ShopRepo
 from storage.tickets import TicketRepo
 from storage.units import UnitRepo
+from storage.votes import VoteRepo
 from storage.whistles import WhistleRepo
 
 POSTGRESQL_SCHEMES = ("postgresql", "postgres")
@@ -68,6 +69,7 @@ class Store:
         self.checkpoints = CheckpointRepo(db)
         self.privacy = PrivacyRepo(db)
         self.evaluations = EvaluationRepo(db)
+        self.votes = VoteRepo(db)  # the residents' quarterly vote (SPEC §10)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:
