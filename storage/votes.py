@@ -114,10 +114,12 @@ class VoteRepo:
                GROUP BY r.unit_code""", (start, end))
         return {r["unit_code"]: int(r["n"]) for r in rows}
 
-    async def slots_held(self, end: float) -> list[tuple[str, float]]:
-        """Post slots units hold now, each with the time it was claimed (before `end`)."""
+    async def slots_held(self, start: float, end: float
+                         ) -> list[tuple[str, float, float | None]]:
+        """Post slots units held at some time in [start, end): (unit, from, until or None)."""
         rows = await self.db.fetchall(
-            """SELECT unit_code, claimed_at FROM post_holders
-               WHERE unit_code IS NOT NULL AND state = 'holding' AND claimed_at < ?
-               ORDER BY unit_code, claimed_at""", (end,))
-        return [(r["unit_code"], float(r["claimed_at"])) for r in rows]
+            """SELECT unit_code, held_from, held_until FROM post_spans
+               WHERE held_from < ? AND (held_until IS NULL OR held_until > ?)
+               ORDER BY unit_code, held_from""", (end, start))
+        return [(r["unit_code"], float(r["held_from"]),
+                 None if r["held_until"] is None else float(r["held_until"])) for r in rows]

@@ -110,6 +110,8 @@ async def test_the_score_counts_hours_slots_resources_meetings_and_the_vote(serv
         await store.units.answer_request(request, "accepted", None, jan + 60)
         post = await store.units.create_post("G0101", "C01", "消杀", 2, STAFF, jan)
         await store.units.claim(post, "u:M02", CONTACT, "M02", "holding", jan)
+        feb = datetime(2027, 2, 15, tzinfo=tz).timestamp()
+        await store.units.set_holder_state(post, "u:M02", "released", "holding", feb)
         vote = await store.votes.open("2027-Q1", "B01010101", "M01", -201, 0, jan, jan + 1)
         await store.votes.cast(vote.id, RESIDENT, 5, jan)
         await store.votes.cast(vote.id, NEIGHBOUR, 4, jan)
@@ -125,12 +127,13 @@ async def test_the_score_counts_hours_slots_resources_meetings_and_the_vote(serv
     scores = await unit_scores(store, ["M01", "M02"], start, end, end, tz)
     assert (scores["M01"].votes, scores["M01"].vote_average, scores["M01"].score) == (
         2, 4.5, 45.0)
-    # a slot held from 10 January: three slot-months by the quarter's end; a resource; a
-    # meeting attended on time
+    # a slot held from 10 January to 15 February: two slot-months; a resource; a meeting
+    # attended on time
     assert (scores["M02"].slot_months, scores["M02"].resources, scores["M02"].meetings,
-            scores["M02"].score) == (3, 1, 1, 11.0)
-    assert months_held(jan, start, end, tz) == 3
-    assert months_held(end, start, end, tz) == 0
+            scores["M02"].score) == (2, 1, 1, 9.0)
+    assert months_held(jan, None, start, end, tz) == 3
+    assert months_held(end, None, start, end, tz) == 0
+    assert months_held(start - 86400, start + 1, start, end, tz) == 1
 
     scope = await unit_scope(store, await store.map.get("C01"))
     board = await services.boards.board("property", scope, quarter)

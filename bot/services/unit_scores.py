@@ -2,7 +2,8 @@
 boards (`/board property|social|units`) and `/units` (this quarter) both use.
 
 score = confirmed people-hours on horns confirmed in the period (1 a person-hour)
-      + post slots held (2 a slot-month: each month of the period a slot was held in)
+      + post slots held (2 a slot-month: each month of the period a slot was held in,
+        released ones too)
       + resources provided on request, accepted in the period (3 each)
       + meetings attended on time (2 each: a sign-in not late, once per meeting and unit)
       + the residents' vote (群众评单) closed in the period: its average × 10
@@ -39,13 +40,16 @@ class UnitScore:
                      + VOTE_POINTS * (self.vote_average or 0.0), 1)
 
 
-def months_held(since: float, start: float, end: float, tz: tzinfo) -> int:
-    """The calendar months of [start, end) in which a slot held from `since` was held."""
+def months_held(since: float, until: float | None, start: float, end: float,
+                tz: tzinfo) -> int:
+    """The calendar months of [start, end) in which a slot held from `since` (to `until`,
+    None: still) was held."""
     begin = max(since, start)
-    if begin >= end:
+    stop = end if until is None else min(until, end)
+    if begin >= stop:
         return 0
     first = datetime.fromtimestamp(begin, tz)
-    last = datetime.fromtimestamp(end - 1e-3, tz)
+    last = datetime.fromtimestamp(stop - 1e-3, tz)
     return (last.year - first.year) * 12 + last.month - first.month + 1
 
 
@@ -58,9 +62,9 @@ async def unit_scores(store: Store, codes: list[str], start: float, end: float, 
     resources = await store.votes.resources_provided(start, end)
     slots: dict[str, int] = {}
     held_to = min(end, max(now, start))
-    for code, since in await store.votes.slots_held(held_to):
+    for code, since, until in await store.votes.slots_held(start, held_to):
         if code in wanted:
-            slots[code] = slots.get(code, 0) + months_held(since, start, held_to, tz)
+            slots[code] = slots.get(code, 0) + months_held(since, until, start, held_to, tz)
     attended: set[tuple[str, int]] = set()
     for row in await store.meetings.attendance_between(start, end):
         if row.unit_code in wanted and not row.late:

@@ -24,3 +24,17 @@ CREATE TABLE unit_ballots (
     at       DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (vote_id, user_id)
 );
+
+-- Posts held by member units over time (SPEC §10's score: 2 a slot-month): a span from the
+-- moment a unit's claim holds a slot to its release (NULL: still held).
+CREATE TABLE post_spans (
+    post_id    BIGINT NOT NULL REFERENCES posts(id),
+    holder     TEXT NOT NULL,
+    unit_code  TEXT NOT NULL,
+    held_from  DOUBLE PRECISION NOT NULL,
+    held_until DOUBLE PRECISION
+);
+CREATE INDEX post_spans_holder ON post_spans(post_id, holder);
+INSERT INTO post_spans (post_id, holder, unit_code, held_from)
+    SELECT post_id, holder, unit_code, claimed_at FROM post_holders
+    WHERE state = 'holding' AND unit_code IS NOT NULL;
