@@ -89,10 +89,8 @@ class VoteRepo:
 
     async def erase_person(self, user_id: int, erased_id: int) -> None:
         """SPEC §14: ballots stay counted, by no one."""
-        await self.db.execute(
-            """UPDATE unit_ballots SET user_id = ? WHERE user_id = ? AND NOT EXISTS (
-                   SELECT 1 FROM unit_ballots b WHERE b.vote_id = unit_ballots.vote_id
-                   AND b.user_id = ?)""", (erased_id, user_id, erased_id))
+        await self.db.execute("UPDATE unit_ballots SET user_id = ? WHERE user_id = ?",
+                              (erased_id, user_id))
 
     # the score's other figures, per member unit, in [start, end)
 

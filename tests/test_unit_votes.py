@@ -96,6 +96,12 @@ async def test_one_vote_per_building_chat_ballots_change_and_outsiders_are_refus
                     if i.chat_id == -202]
     await refused(store, votes.cast(RESIDENT, "B01010101", vote_data(vote_id, 5)),
                   "board_units.vote_over")
+    # erased (SPEC §14): the ballot stays counted, by no one
+    async with store.transaction():
+        await store.votes.erase_person(RESIDENT, -7)
+    assert await store.votes.ballot(vote_id, RESIDENT) is None
+    assert await store.votes.ballot(vote_id, -7) == 2
+    assert (await store.votes.tally([vote_id])).votes == 1
 
 
 async def test_the_score_counts_hours_slots_resources_meetings_and_the_vote(services, store):
@@ -145,6 +151,18 @@ async def test_the_score_counts_hours_slots_resources_meetings_and_the_vote(serv
              slots=0, resources=0, meetings=0,
              vote=t("en", "board_units.vote_figure", average="4.5", count=2)) in text
     assert parse_board_args(["property", "month"]) == (("property",), "month")
+
+    # posted with the other boards, once per period (the board job's claims)
+    await bind(store, "C01", -100)
+    async with store.transaction():
+        assert await services.boards.post_quarter("2027-Q1") == 1
+        assert await services.boards.post_quarter("2027-Q1") == 0
+    posted = "\n".join(i.payload["text"] for i in await store.outbox.pending()
+                       if i.chat_id == -100)
+    span = t("zh-Hans", "board.span_quarter", period="2027-Q1")
+    for key in ("board_units.title_property", "board_units.title_social",
+                "board_units.title_units"):
+        assert t("zh-Hans", key, scope="欣山社区", span=span) in posted
 
 
 async def test_units_lists_this_quarters_score_from_the_same_function(services, store):
