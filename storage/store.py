@@ -109,6 +109,7 @@ class Store:
             await self.horns.migrate_chat(old_id, new_id)
             await self.schedules.migrate_chat(old_id, new_id)
             await self.meetings.migrate_chat(old_id, new_id)
+            await self.votes.migrate_chat(old_id, new_id)
 
     @asynccontextmanager
     async def transaction(self, urgent: bool = False,

@@ -87,6 +87,11 @@ class VoteRepo:
                  AND closed_at < ? ORDER BY id""", (start, end))
         return [_vote(r) for r in rows]
 
+    async def migrate_chat(self, old_id: int, new_id: int) -> None:
+        """A group became a supergroup: its votes' posts and results follow it."""
+        await self.db.execute("UPDATE unit_votes SET chat_id = ? WHERE chat_id = ?",
+                              (new_id, old_id))
+
     async def erase_person(self, user_id: int, erased_id: int) -> None:
         """SPEC §14: ballots stay counted, by no one."""
         await self.db.execute("UPDATE unit_ballots SET user_id = ? WHERE user_id = ?",
