@@ -63,6 +63,11 @@ async def _scenario(harness, clock) -> None:
     assert (JOB, "2027-Q1") in {(r.job, r.period) for r in ran}
     assert JOB not in {r.job for r in await scheduler.run_due()}      # once per period
     await harness.settle()
+    await harness.stop_bot()                   # a restart finds it done: nothing posted again
+    await harness.start_bot()
+    scheduler = harness.runtime.scheduler
+    assert JOB not in {r.job for r in await scheduler.run_due()}
+    await harness.settle()
     posts = [m for m in emu.messages(building.id) if m.buttons
              and m.buttons[0][0].callback_data.startswith("uv:")]
     assert len(posts) == 1
