@@ -84,7 +84,8 @@ class ScheduleService:
         return AskedReport(report, await self.reports.files(report, locale))
 
     async def board(self, actor: Actor, args: list[str], now: datetime, locale: str) -> str:
-        """`/board [kind] [month|quarter|year]`: one board, or all four (this quarter)."""
+        """`/board [kind] [month|quarter|year]`: one board, or all four and the member units'
+        boards that rank someone (this quarter)."""
         if not self.access.can_somewhere(actor, Action.REPORT):
             raise Refused("board.not_allowed")
         parsed = parse_board_args(args)
@@ -94,6 +95,8 @@ class ScheduleService:
         scope = await actor_scope(self.store, self.access, actor, Action.REPORT,
                                   "board.not_allowed")
         period = periods.current(span, now.astimezone(self.settings.tz))
+        if kinds == KINDS:  # no board named: all four, and the unit boards that rank someone
+            return await self.boards.all_text(scope, period, locale)
         texts = [self.boards.text(await self.boards.board(kind, scope, period), locale)
                  for kind in kinds]
         return "\n\n".join(texts)
