@@ -29,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.cron import cron_trigger
 from bot.metrics import Metrics
-from bot.services import meeting_nudge, periods
+from bot.services import meeting_nudge, periods, unit_votes
 from bot.services.reports import MonthlyPlan
 from bot.services.schedule import ScheduleService
 from bot.settings import Settings
@@ -45,6 +45,7 @@ LateReport = tuple[str, MonthlyPlan]       # the report's month, and what goes t
 PATROL_CHECK = "patrol_check"
 PATROL_CHECK_CRON = "*/15 * * * *"
 EVALUATION_CHECK = "evaluation_reminder"
+VOTE_CHECK = "unit_vote_close"
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ class Scheduler:
             # posts to claim (SPEC §10): "Still serving?" monthly (silence: the daily run)
             Job("post_check", settings.post_check_cron, periods.month_key,
                 lambda period, now, _: schedule.posts.ask_holders(period)),
+            # the residents' quarterly vote (SPEC §10); closed by every run (_vote_check)
+            Job(unit_votes.JOB, settings.vote_cron, periods.quarter_key,
+                lambda period, now, _: schedule.votes.open_quarter(period, now)),
         )
         self.triggers = {job.name: cron_trigger(job.cron, self.tz) for job in self.jobs}
         self._lock = asyncio.Lock()
@@ -161,7 +165,20 @@ class Scheduler:
                     ran.append(result)
             ran += await self._patrol_check(moment)
             ran += await self._evaluation_check(moment)
+            ran += await self._vote_check(moment)
         return ran
+
+    async def _vote_check(self, now: datetime) -> list[Ran]:
+        """The residents' votes whose seven days are over are closed, each once (the store's
+        `closed_at` decides; SPEC §10): at every run, so at most a quarter hour late."""
+        try:
+            closed = await self.schedule.votes.close_due(now.timestamp())
+        except Exception:
+            logger.exception("closing the residents' votes failed")
+            self.metrics.scheduler_failures.labels(VOTE_CHECK).inc()
+            return []
+        self.metrics.scheduler_runs.labels(VOTE_CHECK).inc()
+        return [Ran(VOTE_CHECK, now.isoformat(timespec="minutes"), closed)] if closed else []
 
     async def _checkpoint_check(self) -> None:
         """Patrol checkpoints whose period just ended without a visit (SPEC §13; their own

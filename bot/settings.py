@@ -161,6 +161,8 @@ class Settings(BaseSettings):
     assess_bottom_band: float = Field(60, ge=0, le=100)
     # member units (SPEC §10): each post's holders asked "Still serving?" once a month
     post_check_cron: str = "0 9 1 * *"
+    # SPEC §10: the residents' quarterly vote on each estate's property unit (群众评单)
+    vote_cron: str = "0 10 1 1,4,7,10 *"
 
     deadlines_routine: Annotated[Deadlines, NoDecode] = Deadlines.parse("24h,24h,7d")
     deadlines_major: Annotated[Deadlines, NoDecode] = Deadlines.parse("12h,24h,15d")
@@ -282,7 +284,8 @@ class Settings(BaseSettings):
         return AssessWeights.parse(value)
 
     @field_validator("theme_cron", "report_cron", "board_cron", "theme_reminder_cron",
-                     "daily_cron", "meeting_nudge_cron", "evaluation_cron", "post_check_cron")
+                     "daily_cron", "meeting_nudge_cron", "evaluation_cron", "post_check_cron",
+                     "vote_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         try:

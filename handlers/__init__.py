@@ -45,6 +45,7 @@ from handlers import (
     shop,
     units,
     volunteer,
+    votes,
 )
 from handlers.flows import FlowText
 
@@ -91,5 +92,6 @@ def register_all(app: Application) -> None:
     privacy.register(app, FEATURE_GROUP)
     evaluation.register(app, FEATURE_GROUP)
     units.register(app, FEATURE_GROUP)  # member units (SPEC §10)
+    votes.register(app, FEATURE_GROUP)  # the residents' quarterly vote (SPEC §10)
     fallback.register(app, FEATURE_GROUP)  # must stay last
     app.add_error_handler(fallback.on_error)

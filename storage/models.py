@@ -760,3 +760,29 @@ class ResourceRequest(Record):
     reason: str | None
     asked_at: float
     answered_at: float | None
+
+
+class UnitVote(Record):
+    """群众评单 (SPEC §10): a building chat's quarterly vote on its estate's property unit."""
+
+    id: int
+    period: str
+    building_code: str
+    unit_code: str
+    chat_id: int
+    thread_id: int = 0
+    message_id: int | None = None
+    opened_at: float
+    closes_at: float
+    closed_at: float | None = None
+
+
+class VoteTally(Record):
+    """A vote's ballots: how many, and the sum of their stars."""
+
+    votes: int = 0
+    stars: int = 0
+
+    @property
+    def average(self) -> float | None:
+        return self.stars / self.votes if self.votes else None

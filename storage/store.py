@@ -34,6 +34,7 @@ from storage.schedules import SchedulesRepo
 from storage.shop import ShopRepo
 from storage.tickets import TicketRepo
 from storage.units import UnitRepo
+from storage.votes import VoteRepo
 from storage.whistles import WhistleRepo
 
 POSTGRESQL_SCHEMES = ("postgresql", "postgres")
@@ -70,6 +71,7 @@ class Store:
         self.privacy = PrivacyRepo(db)
         self.evaluations = EvaluationRepo(db)
         self.assignments = AssignmentRepo(db)  # 点将 (SPEC §10)
+        self.votes = VoteRepo(db)  # the residents' quarterly vote (SPEC §10)
 
     @classmethod
     async def open(cls, database_url: str) -> Store:
@@ -109,6 +111,7 @@ class Store:
             await self.horns.migrate_chat(old_id, new_id)
             await self.schedules.migrate_chat(old_id, new_id)
             await self.meetings.migrate_chat(old_id, new_id)
+            await self.votes.migrate_chat(old_id, new_id)
 
     @asynccontextmanager
     async def transaction(self, urgent: bool = False,

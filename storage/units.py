@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from storage.dbapi import Database, Row
 from storage.models import DualReport, HornUnit, Post, PostHolder, Resource, ResourceRequest
-from storage.util import now_iso, placeholders
+from storage.util import epoch, now_iso, placeholders
 
 
 def _report(row: Row) -> DualReport:
@@ -157,13 +157,35 @@ class UnitRepo:
                    state = excluded.state, seq = excluded.seq,
                    claimed_at = excluded.claimed_at, asked_at = NULL""",
             (post_id, holder, person_id, unit_code, state, seq, at))
+        if state == "holding" and unit_code is not None:
+            await self._span(post_id, holder, unit_code, at)
 
-    async def set_holder_state(self, post_id: int, holder: str, state: str, expect: str
-                               ) -> bool:
-        return await self.db.execute_rowcount(
+    async def _span(self, post_id: int, holder: str, unit_code: str, at: float) -> None:
+        """A unit's claim holds a slot from `at` (its score's slot-months)."""
+        await self.db.execute(
+            """INSERT INTO post_spans (post_id, holder, unit_code, held_from)
+               VALUES (?, ?, ?, ?)""", (post_id, holder, unit_code, at))
+
+    async def set_holder_state(self, post_id: int, holder: str, state: str, expect: str,
+                               at: float | None = None) -> bool:
+        changed = await self.db.execute_rowcount(
             """UPDATE post_holders SET state = ?, asked_at = NULL
                WHERE post_id = ? AND holder = ? AND state = ?""",
             (state, post_id, holder, expect)) > 0
+        if changed and "holding" in (state, expect) and state != expect:
+            moment = epoch() if at is None else at
+            if expect == "holding":
+                await self.db.execute(
+                    """UPDATE post_spans SET held_until = ?
+                       WHERE post_id = ? AND holder = ? AND held_until IS NULL""",
+                    (moment, post_id, holder))
+            else:
+                unit_code = await self.db.fetchval(
+                    "SELECT unit_code FROM post_holders WHERE post_id = ? AND holder = ?",
+                    (post_id, holder))
+                if unit_code is not None:
+                    await self._span(post_id, holder, str(unit_code), moment)
+        return changed
 
     async def ask(self, post_id: int, holder: str, at: float) -> None:
         await self.db.execute(

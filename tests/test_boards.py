@@ -8,7 +8,7 @@ import pytest
 
 from bot.i18n import t, tn
 from bot.services import periods
-from bot.services.boards import KINDS, TOP, score_departments
+from bot.services.boards import KINDS, TOP, UNIT_KINDS, score_departments
 from bot.services.outbox import Priority
 from bot.services.scopes import city_scope, unit_scope
 from bot.textsplit import LIMIT, plain_text, visible_length
@@ -62,7 +62,7 @@ async def test_only_grid_staff_and_up_see_the_boards(services, user_id):
 @pytest.mark.parametrize("args", [["everything"], ["party", "party"], ["month", "year"]])
 async def test_bad_arguments_are_answered_with_the_usage(services, args):
     refusal = await refused(services.store, board(services, WORKER, *args), "board.usage")
-    assert refusal.values == {"kinds": " | ".join(KINDS)}
+    assert refusal.values == {"kinds": " | ".join(KINDS + UNIT_KINDS)}
 
 
 async def test_the_board_covers_the_askers_scope_and_the_chosen_span(services):

@@ -312,7 +312,7 @@ async def test_start_arms_one_trigger_per_job_in_the_time_zone(store):
     finally:
         await built.scheduler.stop()
     assert set(fires) == {"theme", "theme_reminder", "report", "board", "daily", "evaluation",
-                          "patrol_check", "meeting_nudge", "post_check"}
+                          "patrol_check", "meeting_nudge", "post_check", "unit_vote"}
     for name, moment in fires.items():
         assert moment is not None and moment.utcoffset().total_seconds() == 8 * 3600, name
     assert (fires["report"].day, fires["report"].hour) == (1, 10)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -21,12 +22,17 @@ from bot.services.errors import Key
 from bot.services.outbox import Outbox, Priority
 from bot.services.reports import horn_activity
 from bot.services.scopes import Scope, bound_targets, unit_scope
+from bot.services.unit_scores import UnitScore, unit_scores
 from bot.settings import Settings
 from bot.textsplit import split_html
 from storage.models import DepartmentEvent, Person, Unit, WhistleRating
 from storage.store import Store
 
 KINDS = ("volunteers", "party", "buildings", "departments")
+#: the member units' boards (SPEC §10): 红色物业光荣榜, 社会组织人气榜, all member units
+UNIT_KINDS = ("property", "social", "units")
+UNIT_TITLE = {"property": "board_units.title_property", "social": "board_units.title_social",
+              "units": "board_units.title_units"}
 SPANS = ("month", "quarter", "year")
 TITLE = {"volunteers": "board.title_volunteers", "party": "board.title_party",
          "buildings": "board.title_buildings", "departments": "board.title_departments"}
@@ -175,6 +181,8 @@ class BoardService:
 
     async def board(self, kind: str, scope: Scope, period: periods.Period) -> Board:
         start, end = period.span
+        if kind in UNIT_KINDS:
+            return await self._units(kind, scope, period, start, end)
         if kind == "volunteers":
             return await self._volunteers(scope, period, start, end)
         if kind == "party":
@@ -268,8 +276,48 @@ class BoardService:
                 s.items.items(), key=lambda x: (-x[1], x[0])))}) for s in ranked)[:TOP]
         return Board("departments", period, scope, lines)
 
+    async def _units(self, kind: str, scope: Scope, period: periods.Period, start: float,
+                     end: float) -> Board:
+        """Member units of the scope's communities ranked by their score (`unit_scores`)."""
+        communities: list[str] | None = None
+        if not scope.city:
+            found: set[str] = set()
+            for top in scope.units:
+                for unit in (await self.store.map.ancestors(top.code)
+                             + await self.store.map.descendants(top.code)):
+                    if unit.kind == "community":
+                        found.add(unit.code)
+            communities = sorted(found)
+        units = await self.store.map.members(communities, None if kind == "units" else kind)
+        scores = await unit_scores(self.store, [u.code for u in units], start, end,
+                                   time.time(), self.settings.tz)
+        ranked = sorted(units, key=lambda u: (-scores[u.code].score, u.code))
+        lines = tuple(Line(f"{u.name} ({u.code})", {"score": scores[u.code]})
+                      for u in ranked if scores[u.code].score > 0)[:TOP]
+        return Board(kind, period, scope, lines)
+
+    @staticmethod
+    def _unit_lines(board: Board, locale: str, span: str) -> list[str]:
+        lines = [t(locale, UNIT_TITLE[board.kind], scope=board.scope.label(locale), span=span)]
+        if not board.lines:
+            lines.append(t(locale, "board.empty"))
+        for rank, line in enumerate(board.lines, 1):
+            score = line.values["score"]
+            assert isinstance(score, UnitScore)
+            vote = t(locale, "board_units.no_vote") if score.vote_average is None else t(
+                locale, "board_units.vote_figure", average=f"{score.vote_average:.1f}",
+                count=score.votes)
+            lines.append(t(locale, "board_units.line", rank=rank, name=line.name,
+                           score=f"{score.score:.1f}", hours=f"{score.hours:g}",
+                           slots=score.slot_months, resources=score.resources,
+                           meetings=score.meetings, vote=vote))
+        lines.append(t(locale, "board_units.rule"))
+        return lines
+
     def text(self, board: Board, locale: str) -> str:
         span = t(locale, SPAN[board.period.kind], period=board.period.key)
+        if board.kind in UNIT_KINDS:
+            return "\n".join(self._unit_lines(board, locale, span))
         lines = [t(locale, TITLE[board.kind], scope=board.scope.label(locale), span=span)]
         if not board.lines:
             lines.append(t(locale, "board.empty"))
@@ -307,7 +355,12 @@ class BoardService:
         return lines
 
     async def all_text(self, scope: Scope, period: periods.Period, locale: str) -> str:
+        """The four boards, and the member units' boards that rank someone (SPEC §10)."""
         boards = [await self.board(kind, scope, period) for kind in KINDS]
+        for kind in UNIT_KINDS:
+            board = await self.board(kind, scope, period)
+            if board.lines:
+                boards.append(board)
         return "\n\n".join(self.text(b, locale) for b in boards)
 
     async def post_quarter(self, key: str) -> int:
@@ -329,12 +382,13 @@ class BoardService:
 
 
 def parse_board_args(args: list[str]) -> tuple[tuple[str, ...], str] | None:
-    """`[volunteers|party|buildings|departments] [month|quarter|year]`, in any order."""
+    """`[volunteers|party|buildings|departments|property|social|units]
+    [month|quarter|year]`, in any order."""
     kinds: tuple[str, ...] = KINDS
     span = "quarter"
     seen_kind = seen_span = False
     for arg in (a.lower() for a in args):
-        if arg in KINDS and not seen_kind:
+        if arg in KINDS + UNIT_KINDS and not seen_kind:
             kinds, seen_kind = (arg,), True
         elif arg in SPANS and not seen_span:
             span, seen_span = arg, True

@@ -159,13 +159,15 @@ class PostService(Service):
         return post
 
     async def _release(self, post: Post, holder: PostHolder) -> None:
-        await self.store.units.set_holder_state(post.id, holder.holder, RELEASED, holder.state)
+        await self.store.units.set_holder_state(post.id, holder.holder, RELEASED, holder.state,
+                                                self.clock())
         if holder.state != HOLDING:
             return
         waiting = await self.store.units.holders(post.id, WAITING)
         if waiting:
             first = waiting[0]
-            await self.store.units.set_holder_state(post.id, first.holder, HOLDING, WAITING)
+            await self.store.units.set_holder_state(post.id, first.holder, HOLDING, WAITING,
+                                                    self.clock())
             locale = await self.people.locale_for(first.person_id)
             await self.outbox.send(first.person_id, t(locale, "post.moved_up", id=post.id,
                                                       title=post.title),

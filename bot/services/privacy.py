@@ -115,6 +115,10 @@ async def _erase_visits(store: Store, user_id: int, erased_id: int) -> None:
     await store.checkpoints.erase_person(user_id, erased_id)
 
 
+async def _erase_votes(store: Store, user_id: int, erased_id: int) -> None:
+    await store.votes.erase_person(user_id, erased_id)
+
+
 #: Every section of `/mydata`, in order. Other features append theirs (votes, meetings,
 #: the shop's ledger) — the one place that knows what is kept about a person.
 EXPORT_SECTIONS: tuple[ExportSection, ...] = (
@@ -151,6 +155,11 @@ EXPORT_SECTIONS: tuple[ExportSection, ...] = (
                   v.distance_m, v.note, v.photo_file_id
            FROM checkpoint_visits v JOIN checkpoints c ON c.code = v.checkpoint_code
            WHERE v.user_id = ? ORDER BY v.at"""), _erase_visits),
+    # the residents' quarterly vote (SPEC §10): each ballot stays counted, by no one
+    ExportSection("votes", "mydata.votes", _sql(
+        """SELECT v.period, v.building_code, v.unit_code, b.stars, b.at
+           FROM unit_ballots b JOIN unit_votes v ON v.id = b.vote_id
+           WHERE b.user_id = ? ORDER BY b.at"""), _erase_votes),
     ExportSection("draft", "mydata.draft", _sql(
         "SELECT data, updated_at FROM drafts WHERE user_id = ?")),
     ExportSection("audit", "mydata.audit", _sql(

@@ -11,7 +11,7 @@ from bot.services import periods
 from bot.services.access import Access, Action, Actor
 from bot.services.assessment import AssessmentService
 from bot.services.backups import BackupService
-from bot.services.boards import KINDS, BoardService, parse_board_args
+from bot.services.boards import KINDS, UNIT_KINDS, BoardService, parse_board_args
 from bot.services.checkpoints import CheckpointService
 from bot.services.errors import Refused
 from bot.services.evaluations import EvaluationService
@@ -24,6 +24,7 @@ from bot.services.report_data import Report, ReportFiles
 from bot.services.reports import ReportService
 from bot.services.scopes import actor_scope
 from bot.services.themes import ThemeService
+from bot.services.unit_votes import VoteService
 from bot.settings import Settings
 from storage.store import Store
 
@@ -60,6 +61,10 @@ class ScheduleService:
         self.assessment = AssessmentService(store, access, outbox, settings)
         #: posts to claim (SPEC §10): the monthly "Still serving?" and the daily release
         self.posts = PostService(store, access, people, outbox, settings)
+        #: the residents' quarterly vote (SPEC §10): opened by its job, closed by every run
+        self.votes = VoteService(store, access, people, outbox, settings)
+        for prefix, hook in self.votes.sent_hooks().items():
+            outbox.on_sent(prefix, hook)
 
     async def report(self, actor: Actor, month_text: str | None, now: datetime,
                      locale: str) -> AskedReport:
@@ -79,16 +84,19 @@ class ScheduleService:
         return AskedReport(report, await self.reports.files(report, locale))
 
     async def board(self, actor: Actor, args: list[str], now: datetime, locale: str) -> str:
-        """`/board [kind] [month|quarter|year]`: one board, or all four (this quarter)."""
+        """`/board [kind] [month|quarter|year]`: one board, or all four and the member units'
+        boards that rank someone (this quarter)."""
         if not self.access.can_somewhere(actor, Action.REPORT):
             raise Refused("board.not_allowed")
         parsed = parse_board_args(args)
         if parsed is None:
-            raise Refused("board.usage", kinds=" | ".join(KINDS))
+            raise Refused("board.usage", kinds=" | ".join(KINDS + UNIT_KINDS))
         kinds, span = parsed
         scope = await actor_scope(self.store, self.access, actor, Action.REPORT,
                                   "board.not_allowed")
         period = periods.current(span, now.astimezone(self.settings.tz))
+        if kinds == KINDS:  # no board named: all four, and the unit boards that rank someone
+            return await self.boards.all_text(scope, period, locale)
         texts = [self.boards.text(await self.boards.board(kind, scope, period), locale)
                  for kind in kinds]
         return "\n\n".join(texts)

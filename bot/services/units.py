@@ -12,10 +12,12 @@ contact's view of their unit's record.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
+from bot.services import periods
 from bot.services.access import UNIT_ROLES, Access, Action, Actor
 from bot.services.errors import Refused
+from bot.services.unit_scores import unit_scores
 from storage.models import MEMBER_TYPES, PARTY_MEMBER, SKILLS, DualReport, Person, Unit
 from storage.store import Store
 
@@ -208,22 +210,22 @@ class UnitService:
 
     async def unit_lines(self, actor: Actor, member_type: str | None,
                          now: datetime) -> list[UnitLine]:
-        """/units [TYPE]: the member units of the actor's communities; the score counts
-        people-hours on horns confirmed this quarter (1 a person-hour), post slots held
-        (2 each) and resources provided on request (3 each)."""
-        since = datetime(now.year, 3 * ((now.month - 1) // 3) + 1, 1,
-                         tzinfo=now.tzinfo).timestamp()
+        """/units [TYPE]: the member units of the actor's communities, each with this
+        quarter's score so far (`unit_scores`, the unit boards' own)."""
         if member_type is not None and member_type not in MEMBER_TYPES:
             raise Refused("units.bad_type", types=", ".join(MEMBER_TYPES))
         _, _, communities = await self._scope(actor)
+        units = await self.store.map.members(communities, member_type)
+        tz = now.tzinfo or UTC
+        start, end = periods.current("quarter", now.astimezone(tz)).span
+        scores = await unit_scores(self.store, [u.code for u in units], start, end,
+                                   now.timestamp(), tz)
         lines = []
-        for unit in await self.store.map.members(communities, member_type):
-            posts = await self.store.units.posts_held(unit.code)
-            resources = await self.store.units.resources_provided(unit.code)
-            hours = await self.store.units.people_hours(unit.code, since)
+        for unit in units:
             lines.append(UnitLine(
                 unit=unit, contacts=await self.store.people.with_role(
                     "unit_contact", [unit.code], None),
-                resources=len(await self.store.units.resources([unit.code])), posts=posts,
-                score=round(hours + 2 * posts + 3 * resources, 1)))
+                resources=len(await self.store.units.resources([unit.code])),
+                posts=await self.store.units.posts_held(unit.code),
+                score=scores[unit.code].score))
         return sorted(lines, key=lambda line: -line.score)

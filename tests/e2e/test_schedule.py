@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 
 from bot.i18n import t
 from bot.services import periods
-from bot.services.boards import KINDS
+from bot.services.boards import KINDS, UNIT_KINDS
 from tests.support.harness import grant, seed_map
 from tests.support.texts import before, label, line_of, shown
 
@@ -152,7 +152,7 @@ async def test_board_and_patrol_refuse_residents_and_check_their_words(harness):
     assert shown("en", "board.title_departments", scope="欣山社区", span=span) in one
     assert shown("en", "board.title_volunteers", scope="欣山社区", span=span) not in one
     assert shown("en", "board.department_rule") in one
-    assert shown("en", "board.usage", kinds=" | ".join(KINDS)) in (
+    assert shown("en", "board.usage", kinds=" | ".join(KINDS + UNIT_KINDS)) in (
         await say(w.staff, "/board everything"))[-1].text
 
     # community staff cover two grids: they name one, or patrol from a bound chat
