@@ -311,7 +311,8 @@ async def storm(report: Report, pledges: int, taps: int, window: float, seed: in
                 edits = [r for r in emu.requests[edits_before:]
                          if r.method == "editMessageText"]
                 rejected = [r for r in edits if r.status_code != 200]
-                rejected_private = sum(1 for r in rejected if (r.chat_id or 0) > 0)
+                rejected_private = sum(1 for r in rejected
+                                       if isinstance(r.chat_id, int) and r.chat_id > 0)
                 rejected_own = sum(1 for r in rejected if r.chat_id in contact_ids)
                 flood_answers = flood.delta()
             finally:
