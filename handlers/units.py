@@ -98,11 +98,11 @@ async def unit_horn_button(update: Update, context: GridhornContext) -> None:
         await horns.pledge_prompt(actor, horn_id)
         await answer_query(update, t(locale, "unit.horn_pledge_private"))
     elif action == UnitPress.PEOPLE and arg is not None:
-        done = await horns.pledge(actor, horn_id, int(arg))
-        text = t(locale, "unit.horn_pledged", unit=f"{done.unit.name} ({done.unit.code})",
-                 people=done.pledged, id=horn_id)
-        await answer_query(update, text)
-        await edit(query.message, text)
+        message = query.message
+        done = await horns.pledge(actor, horn_id, int(arg), prompt=None if message is None
+                                  else (message.chat.id, message.message_id))
+        await answer_query(update, t(locale, "unit.horn_pledged", people=done.pledged,
+                                     unit=f"{done.unit.name} ({done.unit.code})", id=horn_id))
         await horns.refresh_counters(horn_id)
     elif action in (UnitPress.LESS, UnitPress.MORE) and arg is not None:
         view = await horns.adjust_unit(actor, locale, horn_id, arg,

@@ -138,9 +138,12 @@ class HornUnits(HornPart):
         return Pledge(horn=horn, unit=unit, pledged=called.pledged,
                       most=max(0, horn.needed - count) + called.pledged)
 
-    async def pledge(self, actor: Actor, horn_id: int, people: int) -> Pledge:
+    async def pledge(self, actor: Actor, horn_id: int, people: int, *,
+                     prompt: tuple[int, int] | None = None) -> Pledge:
         """A contact's pledge of `people` for their unit (a new number replaces the old);
-        more than is still needed is refused. A smaller pledge moves the waiting up."""
+        more than is still needed is refused. A smaller pledge moves the waiting up.
+        `prompt` (chat, message): the numbers' message, edited to the pledge through the
+        outbox (three hundred contacts pressing at once must not cross the flood limits)."""
         async with self.store.transaction():
             options = await self.pledge_options(actor, horn_id)
             if people < 1:
@@ -155,6 +158,12 @@ class HornUnits(HornPart):
             await self.store.horns.update(horn_id, units_pledged=pledged, dirty=1)
             if people < options.pledged:
                 await self.move_up(options.horn)
+            if prompt is not None:
+                locale = await self.people.locale_for(actor.user_id)
+                await self.outbox.edit(*prompt, t(
+                    locale, "unit.horn_pledged", people=people, id=horn_id,
+                    unit=f"{options.unit.name} ({options.unit.code})"),
+                    priority=Priority.PERSONAL)
         return Pledge(horn=options.horn, unit=options.unit, pledged=people, most=options.most)
 
     async def send_prompt(self, actor: Actor, horn_id: int) -> Pledge:

@@ -154,8 +154,9 @@ class HornService(Service):
     async def typed_pledge(self, actor: Actor, text: str) -> Pledge:
         return await self.unit_calls.typed_pledge(actor, text)
 
-    async def pledge(self, actor: Actor, horn_id: int, people: int) -> Pledge:
-        return await self.unit_calls.pledge(actor, horn_id, people)
+    async def pledge(self, actor: Actor, horn_id: int, people: int, *,
+                     prompt: tuple[int, int] | None = None) -> Pledge:
+        return await self.unit_calls.pledge(actor, horn_id, people, prompt=prompt)
 
     async def adjust_unit(self, actor: Actor, locale: str, horn_id: int, unit_code: str,
                           delta: int) -> views.View:

@@ -137,7 +137,11 @@ async def test_a_horn_calls_two_units_whose_pledges_and_residents_fill_it(harnes
         assert [b.text for row in prompt.buttons for b in row][0] == "1"
         if contact is contact1:  # a tap on a number
             answer = await harness.press(contact, prompt, f"hu:n:{horn}:{people}")
-            assert answer.text.startswith("✅")
+            pledged = shown("en", "unit.horn_pledged", unit="安居物业 (M01)", people=3, id=horn)
+            assert answer.text == pledged
+            await harness.settle()  # the numbers' message becomes the pledge (by the outbox)
+            edited = next(m for m in emu.messages(contact.id) if m.message_id == prompt.message_id)
+            assert edited.text == pledged and not edited.buttons
         else:  # a typed number: too many first (7 are still needed), then right
             assert shown("en", "unit.horn_too_many", most=7) in (
                 await harness.say(contact, "8"))[-1].text
