@@ -83,6 +83,9 @@ TOUR: tuple[TourStep, ...] = (
              text="playground.tour_says.meeting"),
     TourStep("playground.tour.meeting_publish", "staff", "private:staff", "press",
              data="mt:pub"),
+    # a member unit (SPEC §10): its contact looks at the unit's record
+    TourStep("playground.tour.unit", "unit_contact", "private:unit_contact",
+             text="playground.tour_says.unit"),
     TourStep("playground.tour.mydata", "resident", "private:resident",
              text="playground.tour_says.mydata"),  # SPEC §14
 )

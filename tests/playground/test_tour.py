@@ -62,6 +62,10 @@ async def test_the_tour_plays_through(played: Playground) -> None:
     assert visit.bot[0]["text"].startswith("✅") and "G0101-K01" in visit.bot[0]["text"]
     assert len(await store.checkpoints.visits(["G0101-K01"], 0, 4e9)) == 1
 
+    unit = demo.steps[-2]  # SPEC §10: the member unit's record, to its contact
+    assert unit.action.text == "/unit"
+    assert any(m["chat"] == "private:unit_contact" and m["text"].startswith("🏢 安居物业")
+               and "Horns answered: 0" in m["text"] for m in unit.bot), unit.bot
     mydata = demo.steps[-1]  # SPEC §14: the resident's data, as two files
     assert [m["kind"] for m in mydata.bot if m["chat"] == "private:resident"].count(
         "document") == 2
