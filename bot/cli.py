@@ -66,10 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report", help="write a month's public report: text, chart (PNG) and workbook (XLSX)")
     report.add_argument("month", help="the month, YYYY-MM")
-    report.add_argument("--out", type=Path, required=True, help="the folder to write into")
-    report.add_argument("--unit", help="a community or grid code (default: the whole city)")
-    report.add_argument("--lang", choices=("zh-Hans", "zh-Hant", "en"),
-                        help="the language (default: GRIDHORN_DEFAULT_LOCALE)")
+    _output_arguments(report)
     backup = commands.add_parser(
         "backup", help="write a consistent copy of the SQLite store to FILE, also while the "
                        "bot runs (PostgreSQL: use pg_dump)")
@@ -89,15 +86,20 @@ def _parser() -> argparse.ArgumentParser:
     assess = commands.add_parser(
         "assess", help="write a year's assessment (SPEC §12): workbook (XLSX) and text")
     assess.add_argument("year", help="the year, YYYY")
-    assess.add_argument("--out", type=Path, required=True, help="the folder to write into")
-    assess.add_argument("--unit", help="a community or grid code (default: the whole city)")
-    assess.add_argument("--lang", choices=("zh-Hans", "zh-Hant", "en"),
-                        help="the language (default: GRIDHORN_DEFAULT_LOCALE)")
+    _output_arguments(assess)
     demo = commands.add_parser(
         "demo", help="the playground: the bot and a sample county in the browser, no token "
                      "and no network (SPEC §17)")
     playground.add_arguments(demo)
     return parser
+
+
+def _output_arguments(command: argparse.ArgumentParser) -> None:
+    """--out, --unit and --lang of the commands that write a report's files."""
+    command.add_argument("--out", type=Path, required=True, help="the folder to write into")
+    command.add_argument("--unit", help="a community or grid code (default: the whole city)")
+    command.add_argument("--lang", choices=("zh-Hans", "zh-Hant", "en"),
+                         help="the language (default: GRIDHORN_DEFAULT_LOCALE)")
 
 
 def main(argv: list[str] | None = None) -> int:
