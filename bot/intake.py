@@ -23,11 +23,8 @@ a replica stored and did not handle (it died after answering 200) are handled by
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from telegram import Update
@@ -38,6 +35,7 @@ from bot import logcontext, rawapi
 from bot.metrics import Metrics
 from bot.ratelimit import retry_seconds
 from storage.backoff import Backoff
+from storage.groupcommit import Slots
 from storage.inbox import LaneLocks, UpdateMark, current_update, lane_of
 from storage.models import UpdateTaken
 from storage.store import Store
@@ -68,51 +66,6 @@ def lean(raw: dict[str, Any]) -> dict[str, Any]:
 def is_tap(raw: dict[str, Any]) -> bool:
     """A button press: Telegram shows its spinner until we answer, and gives up after 15 s."""
     return "callback_query" in raw
-
-
-class Slots:
-    """At most `size` updates handled at once; a tap waiting for a slot goes before every
-    message waiting (a burst of a thousand messages must not hold a tap past Telegram's
-    15 s). Within a lane the order stays the lane's."""
-
-    def __init__(self, size: int) -> None:
-        self._free = size
-        self._taps: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._others: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    @contextlib.asynccontextmanager
-    async def taken(self, tap: bool) -> AsyncIterator[None]:
-        await self._acquire(tap)
-        try:
-            yield
-        finally:
-            self._release()
-
-    async def _acquire(self, tap: bool) -> None:
-        if self._free > 0 and not self._taps and not self._others:
-            self._free -= 1
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue = self._taps if tap else self._others
-        queue.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self._release()  # handed over just as we were cancelled: pass it on
-            else:
-                with contextlib.suppress(ValueError):
-                    queue.remove(waiter)
-            raise
-
-    def _release(self) -> None:
-        for queue in (self._taps, self._others):
-            while queue:
-                waiter = queue.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)  # the slot passes on, still taken
-                    return
-        self._free += 1
 
 
 class Intake:

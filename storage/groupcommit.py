@@ -70,22 +70,22 @@ def after_commit(callback: Callable[[], None]) -> None:
         callbacks.append(callback)
 
 
-class WriteLock:
-    """A FIFO lock whose urgent waiters go first.
+class Slots:
+    """At most `size` holders at once, FIFO, but urgent waiters go first.
 
-    Short bookkeeping transactions that unblock much other work (the outbox recording what
-    went out, the intake storing a batch of updates before confirming it) must not queue
-    behind a burst of handlers' transactions: they take the next turn.
-    """
+    The write lock (one slot): short bookkeeping transactions that unblock much other work
+    (the outbox recording what went out, the intake storing a batch of updates before
+    confirming it) must not queue behind a burst of handlers' transactions. The intake's
+    handler slots: a tap must not wait behind a burst of messages (bot.intake)."""
 
-    def __init__(self) -> None:
-        self._locked = False
+    def __init__(self, size: int = 1) -> None:
+        self._free = size
         self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
         self._normal: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def acquire(self, urgent: bool = False) -> None:
-        if not self._locked and not self._urgent and not self._normal:
-            self._locked = True
+        if self._free > 0 and not self._urgent and not self._normal:
+            self._free -= 1
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue = self._urgent if urgent else self._normal
@@ -105,13 +105,26 @@ class WriteLock:
             while queue:
                 waiter = queue.popleft()
                 if not waiter.done():
-                    waiter.set_result(None)  # the lock passes on, still held
+                    waiter.set_result(None)  # the slot passes on, still taken
                     return
-        self._locked = False
+        self._free += 1
+
+    @asynccontextmanager
+    async def taken(self, urgent: bool = False) -> AsyncIterator[None]:
+        await self.acquire(urgent)
+        try:
+            yield
+        finally:
+            self.release()
 
     @property
     def locked(self) -> bool:
-        return self._locked
+        """No slot is free."""
+        return self._free == 0
+
+
+#: the one writer's turn: a single slot
+WriteLock = Slots
 
 
 class _Group:

@@ -234,7 +234,7 @@ async def test_updates_posted_by_webhook_keep_no_offset(store):
 async def test_a_tap_waiting_for_a_slot_goes_before_the_messages_waiting():
     """Telegram gives a tap 15 s: with every slot taken, the next free one goes to the tap
     that came last, not to the messages that came before it."""
-    from bot.intake import Slots
+    from storage.groupcommit import Slots
 
     slots = Slots(1)
     order: list[str] = []
@@ -258,11 +258,11 @@ async def test_a_tap_waiting_for_a_slot_goes_before_the_messages_waiting():
 
 
 async def test_a_cancelled_waiter_gives_its_slot_on():
-    from bot.intake import Slots
+    from storage.groupcommit import Slots
 
     slots = Slots(1)
     async with slots.taken(False):
-        waiter = asyncio.create_task(slots._acquire(True))
+        waiter = asyncio.create_task(slots.acquire(True))
         await asyncio.sleep(0)
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
