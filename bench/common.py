@@ -409,6 +409,23 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float | None:
+    """User + system CPU of this machine's PostgreSQL server processes (backends that ended
+    are not counted: the bot's pooled connections live as long as the bot); None when no
+    server runs here."""
+    total, found = 0.0, False
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm.startswith("postgres"):
+                found = True
+                total += _cpu_seconds(int(entry.name))
+    return total if found else None
+
+
 class BotProcess:
     """`gridhorn run` (the production entry point) as a child process, logs to a file."""
 

@@ -50,6 +50,7 @@ from bench.common import (
     database,
     engines,
     percentile,
+    postgres_cpu_seconds,
     press_spread,
     query_row,
     quiesce_schedules,
@@ -177,6 +178,7 @@ async def burst(report: Report, residents: int, buildings: int, spread: float,
                 cpu_start = sum(bot.cpu_seconds() for bot in bots)
                 worker_cpu = sum(bot.children_cpu_seconds() for bot in bots)
                 emulator_cpu = time.process_time()
+                server_cpu = postgres_cpu_seconds() if engine == "postgresql" else None
                 start, pressed = await press_spread(emu, people, cards, "dr:submit", spread)
                 try:
                     await emu.wait_until(lambda: watcher.chats_with("receipt") >= residents,
@@ -187,6 +189,8 @@ async def burst(report: Report, residents: int, buildings: int, spread: float,
                 cpu_receipts = sum(bot.cpu_seconds() for bot in bots) - cpu_start
                 worker_cpu = sum(bot.children_cpu_seconds() for bot in bots) - worker_cpu
                 emulator_cpu = time.process_time() - emulator_cpu
+                if server_cpu is not None:
+                    server_cpu = (postgres_cpu_seconds() or 0.0) - server_cpu
                 if spy is not None:
                     spy.send_signal(signal.SIGINT)
                     await spy.wait()
@@ -256,6 +260,9 @@ async def burst(report: Report, residents: int, buildings: int, spread: float,
     report.figure(tag + "emulator CPU", f"{emulator_cpu:.2f} s until the last receipt (this "
                   f"process: the emulator, the residents{', the balancer' if balancer else ''}"
                   f"; {os.cpu_count()} cores in all)")
+    if server_cpu is not None:
+        report.figure(tag + "PostgreSQL server CPU", f"{server_cpu:.2f} s until the last "
+                      "receipt (its processes on this machine)")
     report.figure(tag + f"{processes} peak RSS (VmHWM, HTTP workers added)",
                   f"{rss_peak:.0f} MB (idle {rss_idle:.0f} MB, after the drafts "
                   f"{rss_before:.0f} MB)")
