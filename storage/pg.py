@@ -52,6 +52,9 @@ CONNECT_TIMEOUT_S = 10  # an unreachable server fails start-up after this, not n
 POOL_MAX = 24  # connections of one replica at the same time (the server allows 100 in all)
 #: the server undid the transaction; done again it succeeds (deadlock, serialization failure)
 _CONFLICTS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+#: statements run this often on a connection are prepared on the server (parsed and planned
+#: once: a fifth of the server's CPU in a burst of Submits, docs/benchmarks.md)
+PREPARE_THRESHOLD = 5
 MIGRATION_LOCK = 0x6772_6964  # pg_advisory_lock key while migrating ("grid")
 
 
@@ -80,6 +83,14 @@ class PgRow:
 
     def __repr__(self) -> str:
         return f"PgRow({dict(zip(self._names, self._values, strict=False))!r})"
+
+
+def stale_plan(exc: BaseException) -> bool:
+    """A prepared `SELECT *` after another replica's migration added a column: the server
+    refuses it on that connection until it is prepared again. psycopg would keep it, so the
+    connection is closed (the pool opens another) and the work is done again."""
+    return isinstance(exc, psycopg.errors.FeatureNotSupported) and \
+        "cached plan must not change result type" in str(exc)
 
 
 def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
@@ -246,7 +257,7 @@ class PgDatabase:
         pool: AsyncConnectionPool[psycopg.AsyncConnection[PgRow]] = AsyncConnectionPool(
             self.url, min_size=1, max_size=self._pool_max, open=False, configure=configure,
             kwargs={"autocommit": True, "row_factory": _row_factory,
-                    "prepare_threshold": None, "connect_timeout": CONNECT_TIMEOUT_S})
+                    "prepare_threshold": PREPARE_THRESHOLD, "connect_timeout": CONNECT_TIMEOUT_S})
         await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
         self._pool = pool
 
@@ -318,6 +329,11 @@ class PgDatabase:
                             await conn.execute(f"NOTIFY {channel}")
                 except _CONFLICTS as exc:
                     raise Conflict(str(exc).partition("\n")[0]) from exc
+                except psycopg.errors.FeatureNotSupported as exc:
+                    if stale_plan(exc):  # the update is handled again (bot.intake)
+                        await conn.close()  # its prepared statements with it
+                        raise Conflict(str(exc).partition("\n")[0]) from exc
+                    raise
                 finally:
                     _current.reset(token)
         finally:
@@ -420,9 +436,16 @@ class PgDatabase:
             return list(await cur.fetchall())
         if self._pool is None:
             raise RuntimeError("the database is not open")
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(query, args)
-            return list(await cur.fetchall())
+        for tries_left in range(self._pool_max, -1, -1):  # each connection fails once
+            async with self._pool.connection() as conn:
+                try:
+                    cur = await conn.execute(query, args)
+                    return list(await cur.fetchall())
+                except psycopg.errors.FeatureNotSupported as exc:
+                    if not (tries_left and stale_plan(exc)):
+                        raise
+                    await conn.close()  # the pool opens a new one, nothing prepared on it
+        raise AssertionError("unreachable")
 
     async def fetchall_long(self, sql: str, params: Params = ()) -> list[Row]:
         """A long read: the loop goes on answering meanwhile anyway (the server does it)."""
