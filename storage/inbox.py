@@ -33,10 +33,13 @@ class UpdateMark:
     """The update being handled, whether a commit has marked it processed, and whether a
     commit of its work failed (its work is lost: it stays unprocessed, for a replay)."""
 
-    __slots__ = ("update_id", "done", "lost", "answered")
+    __slots__ = ("update_id", "done", "lost", "answered", "memo")
 
     def __init__(self, update_id: int) -> None:
         self.update_id = update_id
+        #: rows read while handling it, read again by the next handler of the same update
+        #: (the sender's person: five reads of a Submit were one); see `update_memo`
+        self.memo: dict[Any, Any] = {}
         self.done = False
         self.lost = False
         self.answered = False  # a tap: its answer went out (bot.rawapi.answer_callback)
@@ -45,6 +48,14 @@ class UpdateMark:
 # Set by the intake around each update's handlers; the store's transactions read it.
 current_update: contextvars.ContextVar[UpdateMark | None] = contextvars.ContextVar(
     "current_update", default=None)
+
+
+def update_memo() -> dict[Any, Any] | None:
+    """The reads kept for the update being handled (None outside one). A repository that
+    keeps a row here forgets it when it writes that table; a transaction that fails empties
+    it (`Store.transaction`): what was read inside may never have been committed."""
+    mark = current_update.get()
+    return None if mark is None else mark.memo
 
 
 class InboxRepo:
@@ -66,33 +77,40 @@ class InboxRepo:
         row made the deliveries of all replicas wait for each other's commits."""
         if not updates:
             return set()
-        now = now_iso()
+        if not polled and self.shared:
+            # PostgreSQL, a webhook's delivery: its one statement commits by itself (a
+            # transaction around it was two more round trips per update)
+            return await self._store(updates, polled)
         # urgent: Telegram is not told the batch was received until it is stored
         async with self.db.transaction(urgent=True):
-            # one statement that also says which rows are new (as cheap as the plain
-            # INSERT it replaced: SQLite's hot path gains nothing measurable)
-            rows = await self.db.fetchall(
-                "INSERT INTO inbox (update_id, payload, received_at, lane) VALUES "
-                + ", ".join(["(?, ?, ?, ?)"] * len(updates))
-                + " ON CONFLICT DO NOTHING RETURNING update_id",
-                [v for u in updates for v in (u["update_id"], codec.dumps(u), now, lane_of(u))])
-            fresh = {r[0] for r in rows}
-            if len(fresh) < len(updates):  # some stored before: those not handled yet too
-                known = list({u["update_id"] for u in updates} - fresh)
-                if known:
-                    rows = await self.db.fetchall(
-                        "SELECT update_id FROM inbox WHERE processed_at IS NULL AND update_id "
-                        f"IN ({', '.join('?' * len(known))})", known)
-                    fresh.update(r[0] for r in rows)
-            next_offset = max(u["update_id"] for u in updates) + 1
-            if polled:
-                await self.db.execute(
-                    """INSERT INTO meta (key, value) VALUES ('intake_offset', ?)
-                       ON CONFLICT(key) DO UPDATE SET value = CASE
-                           WHEN CAST(excluded.value AS BIGINT) > CAST(meta.value AS BIGINT)
-                           THEN excluded.value ELSE meta.value END""", (str(next_offset),))
-            if polled or any(u["update_id"] % self.PRUNE_EVERY == 0 for u in updates):
-                await self.prune(next_offset - self.KEEP)
+            return await self._store(updates, polled)
+
+    async def _store(self, updates: list[dict[str, Any]], polled: bool) -> set[int]:
+        now = now_iso()
+        # one statement that also says which rows are new (as cheap as the plain
+        # INSERT it replaced: SQLite's hot path gains nothing measurable)
+        rows = await self.db.fetchall(
+            "INSERT INTO inbox (update_id, payload, received_at, lane) VALUES "
+            + ", ".join(["(?, ?, ?, ?)"] * len(updates))
+            + " ON CONFLICT DO NOTHING RETURNING update_id",
+            [v for u in updates for v in (u["update_id"], codec.dumps(u), now, lane_of(u))])
+        fresh = {r[0] for r in rows}
+        if len(fresh) < len(updates):  # some stored before: those not handled yet too
+            known = list({u["update_id"] for u in updates} - fresh)
+            if known:
+                rows = await self.db.fetchall(
+                    "SELECT update_id FROM inbox WHERE processed_at IS NULL AND update_id "
+                    f"IN ({', '.join('?' * len(known))})", known)
+                fresh.update(r[0] for r in rows)
+        next_offset = max(u["update_id"] for u in updates) + 1
+        if polled:
+            await self.db.execute(
+                """INSERT INTO meta (key, value) VALUES ('intake_offset', ?)
+                   ON CONFLICT(key) DO UPDATE SET value = CASE
+                       WHEN CAST(excluded.value AS BIGINT) > CAST(meta.value AS BIGINT)
+                       THEN excluded.value ELSE meta.value END""", (str(next_offset),))
+        if polled or any(u["update_id"] % self.PRUNE_EVERY == 0 for u in updates):
+            await self.prune(next_offset - self.KEEP)
         return fresh
 
     async def next_offset(self) -> int | None:

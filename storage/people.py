@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from storage.dbapi import Database, Row
+from storage.inbox import update_memo
 from storage.models import Invite, Person, RoleGrant
 from storage.util import now_iso, parse_iso, parse_iso_required, placeholders
 
@@ -29,13 +30,31 @@ def _invite(row: Row) -> Invite:
                   used_by=row["used_by"], used_at=parse_iso(row["used_at"]))
 
 
+def forget_people() -> None:
+    """A write to `people`: the rows the update being handled has read are read again."""
+    memo = update_memo()
+    if memo:
+        for key in [k for k in memo if k[0] == "person"]:
+            del memo[key]
+
+
 class PeopleRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def get(self, user_id: int) -> Person | None:
+        """A person (read once per update handled: the guard, the access check and the
+        handler each want the sender's row; `Person` is frozen, so sharing it is safe)."""
+        memo = update_memo()
+        key = ("person", user_id)
+        if memo is not None and key in memo:
+            person: Person | None = memo[key]
+            return person
         row = await self.db.fetchone("SELECT * FROM people WHERE user_id = ?", (user_id,))
-        return _person(row) if row else None
+        person = _person(row) if row else None
+        if memo is not None:
+            memo[key] = person
+        return person
 
     async def many(self, user_ids: Iterable[int]) -> list[Person]:
         ids = sorted(set(user_ids))
@@ -48,6 +67,7 @@ class PeopleRepo:
     async def touch(self, user_id: int, first_name: str, last_name: str | None,
                     username: str | None, language_code: str | None, private: bool) -> None:
         """Create or refresh a person from what Telegram says of them."""
+        forget_people()
         await self.db.execute(
             """INSERT INTO people (user_id, first_name, last_name, username, language_code,
                                    started, created_at)
@@ -62,28 +82,34 @@ class PeopleRepo:
 
     async def ensure(self, user_id: int) -> None:
         """Make sure a person row exists (e.g. before granting a role by hand)."""
+        forget_people()
         await self.db.execute(
             "INSERT INTO people (user_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (user_id, now_iso()))
 
     async def set_locale(self, user_id: int, locale: str) -> None:
+        forget_people()
         await self.db.execute("UPDATE people SET locale = ? WHERE user_id = ?", (locale, user_id))
 
     async def set_building(self, user_id: int, building_code: str) -> None:
+        forget_people()
         await self.db.execute(
             "UPDATE people SET building_code = ? WHERE user_id = ?", (building_code, user_id))
 
     async def set_blocked(self, user_id: int, blocked: bool) -> None:
+        forget_people()
         await self.db.execute(
             "UPDATE people SET blocked = ? WHERE user_id = ?", (int(blocked), user_id))
 
     async def set_volunteer_profile(self, user_id: int, skills: Iterable[str],
                                     availability: str | None) -> None:
+        forget_people()
         await self.db.execute(
             "UPDATE people SET skills = ?, availability = ? WHERE user_id = ?",
             (",".join(skills), availability, user_id))
 
     async def add_hours(self, user_id: int, hours: float, points: int) -> None:
+        forget_people()
         await self.db.execute(
             "UPDATE people SET hours = hours + ?, points = points + ? WHERE user_id = ?",
             (hours, points, user_id))

@@ -9,6 +9,7 @@ from typing import Any
 
 from storage import codec
 from storage.dbapi import Database
+from storage.people import forget_people
 
 #: Erased persons get an id of their own from here up, above every Telegram id (those fit in
 #: 52 bits, and chats are negative): what they leave behind (tickets, hours, check-ins) stays
@@ -24,6 +25,7 @@ class PrivacyRepo:
 
     async def consent(self, user_id: int, at: float) -> bool:
         """Record that the person agreed to the notice; False if they had already."""
+        forget_people()
         await self.db.execute(
             "INSERT INTO people (user_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (user_id, _iso(at)))
@@ -55,6 +57,7 @@ class PrivacyRepo:
     async def new_erased_id(self, user_id: int, at: float) -> int:
         """Inside the erasure's transaction: the erased person's row, carrying only what the
         boards aggregate (hours, points, building, since when); its id."""
+        forget_people()
         tomb = int(await self.db.fetchval(
             "SELECT COALESCE(MAX(user_id), ?) + 1 FROM people WHERE user_id >= ?",
             (ERASED_BASE - 1, ERASED_BASE)))
@@ -133,6 +136,7 @@ class PrivacyRepo:
             await ex("""DELETE FROM inbox WHERE processed_at IS NOT NULL
                         AND payload LIKE ? ESCAPE '\\'""", (pattern,))
         await self.delete_raw_updates(user_id)
+        forget_people()
         await ex("DELETE FROM people WHERE user_id = ?", (user_id,))
         return tomb
 

@@ -21,7 +21,7 @@ from storage.evaluations import EvaluationRepo
 from storage.flows import FlowRepo
 from storage.health import HealthRepo
 from storage.horns import HornRepo
-from storage.inbox import InboxRepo, MetaRepo, current_update
+from storage.inbox import InboxRepo, MetaRepo, current_update, update_memo
 from storage.leadership import LeadershipRepo
 from storage.map import MapRepo
 from storage.meetings import MeetingRepo
@@ -113,6 +113,14 @@ class Store:
             await self.meetings.migrate_chat(old_id, new_id)
             await self.votes.migrate_chat(old_id, new_id)
 
+    @staticmethod
+    def _forget_reads(outermost: bool) -> None:
+        """A failed transaction: what the update read inside it may never have been
+        committed (`storage.inbox.update_memo`)."""
+        memo = update_memo()
+        if outermost and memo:
+            memo.clear()
+
     @asynccontextmanager
     async def transaction(self, urgent: bool = False,
                           marks_update: bool = True) -> AsyncIterator[None]:
@@ -138,10 +146,12 @@ class Store:
         except Conflict:
             if mark is not None and not mark.done:
                 mark.lost = True  # undone for another's sake (PostgreSQL): replay the update
+            self._forget_reads(outermost)
             raise
         except BaseException:
             if body_done and mark is not None:
                 mark.lost = True  # the commit failed (its group's): replay the update
+            self._forget_reads(outermost)
             raise
         if mark is not None:
             mark.done = True
