@@ -111,6 +111,8 @@ class OutboxSender:
         self._on_the_wire: set[Stamp] = set()  # calls sent and not answered yet
         self._results: list[tuple[OutboxItem, Any, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
+        self._checks: list[tuple[OutboxItem, asyncio.Future[OutboxItem | None]]] = []
+        self._checker: asyncio.Task[None] | None = None
         self.stall_threshold = 0.005
         self._idle = asyncio.Event()
         self._idle.set()
@@ -167,6 +169,11 @@ class OutboxSender:
             for task in sending:
                 task.cancel()
         await asyncio.gather(*sending, return_exceptions=True)
+        checker, self._checker = self._checker, None
+        if checker is not None:  # its sends are over: nobody waits for its answer
+            checker.cancel()
+            await asyncio.gather(checker, return_exceptions=True)
+        self._checks = []
         recorder, self._recorder = self._recorder, None
         if recorder is not None and not recorder.done():
             # what went out is still recorded (fewer doubles for the next leader), unless
@@ -382,7 +389,7 @@ class OutboxSender:
             # fresh: a newer edit may have replaced it; a service may have dropped the chat's
             # queue (the bot was removed) or moved it (the group migrated) meanwhile
             try:
-                item = await self.store.outbox.current(item, self._epoch) \
+                item = await self._current(item) \
                     if item is not None and not self._fenced else None
             except StaleEpoch as exc:
                 self._fence(str(exc))
@@ -532,6 +539,32 @@ class OutboxSender:
         await self.store.outbox.retry_later(item.id, not_before, error, count_attempt=count)
         self._items[item.id] = item.model_copy(
             update={"not_before": not_before, "attempts": item.attempts + int(count)})
+
+    async def _current(self, item: OutboxItem) -> OutboxItem | None:
+        """`store.outbox.current` of an item about to go out. The sends that start while one
+        look is on its way are looked at together in the next: in a burst, one statement for
+        many sends instead of one each."""
+        done: asyncio.Future[OutboxItem | None] = asyncio.get_running_loop().create_future()
+        self._checks.append((item, done))
+        if self._checker is None or self._checker.done():
+            self._checker = asyncio.create_task(self._check_batches(),
+                                                name="gridhorn:outbox-checker")
+        return await done
+
+    async def _check_batches(self) -> None:
+        while self._checks:
+            batch, self._checks = self._checks[:500], self._checks[500:]
+            try:
+                found = await self.store.outbox.current_many([i for i, _ in batch],
+                                                             self._epoch)
+            except Exception as exc:  # StaleEpoch, the store failing: each send is told
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for item, done in batch:
+                    if not done.done():
+                        done.set_result(found[item.id])
 
     async def _record_sent(self, item: OutboxItem, result: Any) -> None:
         """Record a sent item (its message id, its hooks) and wait until that is committed.

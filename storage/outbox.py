@@ -8,7 +8,7 @@ from storage import codec
 from storage.dbapi import Database, Row
 from storage.leadership import OUTBOX_CHANNEL, StaleEpoch
 from storage.models import OutboxItem
-from storage.util import epoch
+from storage.util import epoch, placeholders
 
 
 def _item(row: Row) -> OutboxItem:
@@ -23,6 +23,20 @@ def _item(row: Row) -> OutboxItem:
 _INSERT = """INSERT INTO outbox (chat_id, method, payload, priority, quiet, not_before,
                                 dedupe_key, coalesce_key, ref, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+
+def _fresh(item: OutboxItem, row: Row | None) -> OutboxItem | None:
+    if row is None or row["status"] != "pending":
+        return None
+    changes: dict[str, Any] = {}
+    for field in ("chat_id", "priority", "attempts", "not_before"):
+        if row[field] != getattr(item, field):
+            changes[field] = row[field]
+    if row["payload"] is not None:
+        payload = codec.loads(row["payload"])
+        if payload != item.payload:
+            changes["payload"] = payload
+    return item.model_copy(update=changes) if changes else item
 
 
 class OutboxRepo:
@@ -78,31 +92,26 @@ class OutboxRepo:
         `epoch`: the sender's claim as the leader of that epoch (SPEC §16), checked in the
         same statement: `StaleEpoch` when another replica has taken over since (a former
         leader sends nothing more). None: one process, no check (SQLite)."""
+        return (await self.current_many([item], epoch))[item.id]
+
+    async def current_many(self, items: list[OutboxItem], epoch: int | None = None
+                           ) -> dict[int, OutboxItem | None]:
+        """`current` of several items in one statement (a burst's sends start together)."""
+        ids = sorted({item.id for item in items})
+        columns = """o.id, o.status, o.chat_id, o.priority, o.attempts, o.not_before,
+                     CASE WHEN o.coalesce_key IS NOT NULL THEN o.payload END AS payload"""
         if epoch is None:
-            row = await self.db.fetchone(
-                """SELECT status, chat_id, priority, attempts, not_before,
-                          CASE WHEN coalesce_key IS NOT NULL THEN payload END AS payload
-                   FROM outbox WHERE id = ?""", (item.id,))
+            rows = await self.db.fetchall(
+                f"SELECT {columns} FROM outbox o WHERE o.id IN ({placeholders(ids)})", ids)
         else:
-            row = await self.db.fetchone(
-                """SELECT o.status, o.chat_id, o.priority, o.attempts, o.not_before,
-                          CASE WHEN o.coalesce_key IS NOT NULL THEN o.payload END AS payload,
-                          l.epoch
-                   FROM leadership l LEFT JOIN outbox o ON o.id = ? WHERE l.id = 1""",
-                (item.id,))
-            if row is None or row["epoch"] != epoch:
-                raise StaleEpoch(f"epoch {epoch} is over (now {row and row['epoch']})")
-        if row is None or row["status"] != "pending":
-            return None
-        changes: dict[str, Any] = {}
-        for field in ("chat_id", "priority", "attempts", "not_before"):
-            if row[field] != getattr(item, field):
-                changes[field] = row[field]
-        if row["payload"] is not None:
-            payload = codec.loads(row["payload"])
-            if payload != item.payload:
-                changes["payload"] = payload
-        return item.model_copy(update=changes) if changes else item
+            rows = await self.db.fetchall(
+                f"""SELECT {columns}, l.epoch FROM leadership l
+                    LEFT JOIN outbox o ON o.id IN ({placeholders(ids)}) WHERE l.id = 1""", ids)
+            now = rows[0]["epoch"] if rows else None
+            if now != epoch:
+                raise StaleEpoch(f"epoch {epoch} is over (now {now})")
+        found = {row["id"]: row for row in rows if row["id"] is not None}
+        return {item.id: _fresh(item, found.get(item.id)) for item in items}
 
     async def pending(self, after_id: int = 0) -> list[OutboxItem]:
         rows = await self.db.fetchall(
