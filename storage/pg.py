@@ -323,10 +323,17 @@ class PgDatabase:
                 tx = _Tx(conn)
                 token = _current.set(tx)
                 try:
-                    async with conn.transaction():
+                    await conn.execute(b"BEGIN", prepare=False)
+                    try:
                         yield
-                        for channel in sorted(tx.channels):  # delivered only on commit
-                            await conn.execute(f"NOTIFY {channel}")
+                    except BaseException:
+                        if not conn.closed:
+                            await conn.rollback()
+                        raise
+                    # the notifications (delivered only on commit) and the COMMIT in one
+                    # round trip
+                    await conn.execute("".join(f"NOTIFY {c}; " for c in sorted(tx.channels))
+                                       .encode() + b"COMMIT", prepare=False)
                 except _CONFLICTS as exc:
                     raise Conflict(str(exc).partition("\n")[0]) from exc
                 except psycopg.errors.FeatureNotSupported as exc:
