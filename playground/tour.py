@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.i18n import LOCALES, CatalogKey, t
+from bot.services.shop import is_code
 from bot.textsplit import plain_text
+from emulator import EmuChat
 from playground.session import Playground, StepError
 from playground.transcript import Action
 
@@ -33,6 +35,9 @@ class TourStep:
     kind: str = "send"                  # send | press | clock | location | note (a caption)
     text: CatalogKey | None = None      # send: what the person writes, in the world's language
     data: str | None = None             # press: the button's callback data, or its start
+    choose: str | None = None           # press: a person (key) whose user id ends the data
+    code_from: str | None = None        # send: `{code}` in the text is the time bank's code
+                                        # shown by the bot's latest message carrying one there
     thread_of: str | None = None        # send: in the forum topic whose name contains this
     reply_to_last: bool = False         # send: as a reply to the bot's latest message there
     at: str | None = None               # clock: local time, ISO 8601
@@ -70,6 +75,11 @@ TOUR: tuple[TourStep, ...] = (
              data="h:in:"),
     TourStep("playground.tour.check_in_2", "volunteer2", "building:B01010102", "press",
              data="h:in:"),
+    # a member unit answers the horn (SPEC §10, 响应吹号): its contact pledges two people
+    TourStep("playground.tour.unit_check_in", "unit_contact", "private:unit_contact", "press",
+             data="hu:p:"),
+    TourStep("playground.tour.unit_pledge", "unit_contact", "private:unit_contact", "press",
+             data="hu:n:1:2"),
     TourStep("playground.tour.check_in_3", "volunteer3", "building:B01020101", "press",
              data="h:in:"),
     # a patrol checkpoint's visit (SPEC §13): the worker shares a location at the market
@@ -86,6 +96,25 @@ TOUR: tuple[TourStep, ...] = (
     # a member unit (SPEC §10): its contact looks at the unit's record
     TourStep("playground.tour.unit", "unit_contact", "private:unit_contact",
              text="playground.tour_says.unit"),
+    # 点将 (SPEC §10): a hotline case entered by the grid worker, assigned from its card in
+    # the grid's forum to a volunteer, who accepts privately
+    TourStep("playground.tour.intake", "worker", "private:worker",
+             text="playground.tour_says.intake"),
+    TourStep("playground.tour.intake_domain", "worker", "private:worker", "press",
+             data="ik:dom:orange"),
+    TourStep("playground.tour.assign", "worker", "staff:G0101", "press", data="t:asg:2"),
+    TourStep("playground.tour.assign_pick", "worker", "staff:G0101", "press",
+             data="t:asg:2:p", choose="volunteer1"),
+    TourStep("playground.tour.assign_accept", "volunteer1", "private:volunteer1", "press",
+             data="t:asa:2"),
+    # the time bank's shop (SPEC §13, 爱心银行): the volunteer spends points at the partner
+    # shop (60 of them opened her ledger in the sample world: hours served before the bot)
+    TourStep("playground.tour.redeem", "volunteer1", "private:volunteer1",
+             text="playground.tour_says.redeem"),
+    TourStep("playground.tour.redeem_code", "clerk", "private:clerk",
+             text="playground.tour_says.redeem_code", code_from="private:volunteer1"),
+    TourStep("playground.tour.redeem_confirm", "clerk", "private:clerk", "press",
+             data="rd:ok:"),
     TourStep("playground.tour.mydata", "resident", "private:resident",
              text="playground.tour_says.mydata"),  # SPEC §14
 )
@@ -199,17 +228,25 @@ class TourPlayer:
         chat = playground.chat_by_key(step.chat)
         if step.kind == "press":
             assert step.data is not None
+            wanted = step.data
+            if step.choose is not None:  # a picker's line: the person's button
+                chosen = next((p for p in playground.world.people if p.key == step.choose),
+                              None)
+                if chosen is None:
+                    raise StepError(f"no person {step.choose!r} in the sample world")
+                wanted += str(chosen.user.id)
             for message in reversed(list(chat.messages.values())):
                 if message.sender is not None or message.deleted:
                     continue
                 for row in message.buttons:
                     for button in row:
                         data = button.callback_data or ""
-                        if data == step.data or data.startswith(step.data):
+                        if data == wanted or (step.choose is None
+                                              and data.startswith(wanted)):
                             return Action("press", step.person, step.chat,
                                           message=message.message_id, data=data,
                                           button=button.text)
-            raise StepError(f"no button {step.data!r} in {step.chat}")
+            raise StepError(f"no button {wanted!r} in {step.chat}")
         thread = reply_to = None
         if step.thread_of is not None:
             topic = next((tp for tp in chat.topics.values() if step.thread_of in tp.name), None)
@@ -223,6 +260,28 @@ class TourPlayer:
             if not bot_messages:
                 raise StepError(f"no bot message to reply to in {step.chat}")
             reply_to = bot_messages[-1].message_id
-        text = plain_text(t(playground.lang, step.text)) if step.text is not None else None
+        text = None
+        if step.text is not None and step.code_from is not None:
+            code = redemption_code(playground.chat_by_key(step.code_from))
+            text = plain_text(t(playground.lang, step.text, code=code))
+        elif step.text is not None:
+            text = plain_text(t(playground.lang, step.text))
         return Action(step.kind, step.person, step.chat, text=text,  # type: ignore[arg-type]
                       thread=thread, reply_to=reply_to)
+
+
+def redemption_code(chat: EmuChat) -> str:
+    """The time bank's code (SPEC §13) the bot last showed in `chat`: the bold one of its
+    latest message that carries a code (the volunteer reads it to the clerk)."""
+    for message in reversed(list(chat.messages.values())):
+        if message.sender is not None or message.deleted:
+            continue
+        units = message.text.encode("utf-16-le")  # entities count UTF-16 code units
+        for entity in message.entities:
+            if entity.get("type") != "bold":
+                continue
+            start, end = 2 * entity["offset"], 2 * (entity["offset"] + entity["length"])
+            word = units[start:end].decode("utf-16-le")
+            if is_code(word):
+                return word
+    raise StepError(f"no time bank code in chat {chat.id}")

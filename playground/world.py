@@ -7,7 +7,9 @@ and makes, from `world.yaml`, deterministically (the same ids on a fresh emulato
   started the bot (so it may write to them privately), recorded in the store as the bot records
   a sender who wrote to it privately (`people.touch`), with their building (a resident, as a
   join link makes one), their roles and party flag (as an invite records them: the grant and
-  its audit row), and a volunteer's skills and availability (as `/volunteer` records them);
+  its audit row), and a volunteer's skills and availability (as `/volunteer` records them),
+  with the hours served before the bot came (`hours`: credited to their hours and, as the
+  points a horn's close gives for them, opening their time bank's ledger, SPEC §13);
 - the county's group chats, the bot an admin in each with the rights to pin and to manage
   topics, each recorded as `/bind` records it (the chat's type, forum flag and the bot's
   rights) and bound through the map file's `chat:` key (`import_map`, as a county loads its
@@ -40,6 +42,7 @@ from bot.labels import ROLE
 from bot.scheduler import Scheduler
 from bot.services.access import Access
 from bot.services.audit import AuditAction, AuditLog
+from bot.services.horn_closing import POINTS_PER_HOUR
 from bot.services.mapfile import import_map
 from bot.services.outbox import Outbox
 from bot.services.people import PeopleService
@@ -147,6 +150,7 @@ async def build_world(emu: BotAPIEmulator, store: Store, lang: str, *,
         raise ValueError(f"{path.name}: " + "; ".join(str(e) for e in result.errors))
 
     audit = AuditLog(store)
+    at = (now or datetime.now(UTC)).timestamp()
     async with store.transaction(marks_update=False):
         for chat in world.chats.values():   # as /bind records a chat (ChatService.seen)
             await store.map.upsert_chat(Chat(
@@ -160,7 +164,7 @@ async def build_world(emu: BotAPIEmulator, store: Store, lang: str, *,
             if spec.get("building"):
                 await store.people.set_building(user.id, spec["building"])
                 # a resident of a while: agreed to the privacy notice (SPEC §14) already
-                await store.privacy.consent(user.id, (now or datetime.now(UTC)).timestamp())
+                await store.privacy.consent(user.id, at)
             grants = [(g["role"], g["unit"]) for g in spec.get("roles", [])]
             if spec.get("party_member"):
                 grants.append((PARTY_MEMBER, spec["party_member"]))
@@ -177,6 +181,11 @@ async def build_world(emu: BotAPIEmulator, store: Store, lang: str, *,
                                        "volunteer")
                 await store.people.set_volunteer_profile(
                     user.id, volunteer.get("skills", []), volunteer.get("availability"))
+                hours = float(volunteer.get("hours", 0))
+                if hours > 0:  # served before the bot: hours and their points, as opened
+                    points = round(hours * POINTS_PER_HOUR)  # as a horn's close credits them
+                    await store.people.add_hours(user.id, hours, points)
+                    await store.shop.opening(user.id, points, at)
 
     await _schedules_done(store, settings or load_settings(), now,
                           [chat.id for chat in world.chats.values()])

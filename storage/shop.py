@@ -99,12 +99,23 @@ class ShopRepo:
         a second credit for it raises."""
         if points <= 0:
             return
+        await self._add(user_id, points)
+        await self._line(user_id, at, points, "credit", horn_id=horn_id, ticket_id=ticket_id)
+
+    async def opening(self, user_id: int, points: int, at: float) -> None:
+        """Points earned before the ledger began (as migration 019 opens a ledger with the
+        points a person had; a county's data brought in, the playground's sample world)."""
+        if points <= 0:
+            return
+        await self._add(user_id, points)
+        await self._line(user_id, at, points, "opening")
+
+    async def _add(self, user_id: int, points: int) -> None:
         await self.db.execute(
             """INSERT INTO point_accounts (user_id, balance) VALUES (?, ?)
                ON CONFLICT(user_id) DO UPDATE SET balance = point_accounts.balance
                                                          + excluded.balance""",
             (user_id, points))
-        await self._line(user_id, at, points, "credit", horn_id=horn_id, ticket_id=ticket_id)
 
     async def reserve(self, code: str, user_id: int, points: int, at: float,
                       expires_at: float) -> Redemption | None:

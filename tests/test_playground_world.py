@@ -134,6 +134,16 @@ async def test_every_role_is_in_the_store(tmp_path):
             assert held["partner_clerk"] == {"clerk"}
             assert [p.code for p in await store.shop.clerk_of(
                 world.person("clerk").user.id)] == ["P0101"]
+            # the volunteer's 6 hours served before the bot came: 60 points to spend there,
+            # as the opening line of her time bank's ledger (SPEC §13)
+            volunteer = world.person("volunteer1").user.id
+            served = await store.people.get(volunteer)
+            assert served is not None and (served.hours, served.points) == (6.0, 60)
+            assert await store.shop.balance(volunteer) == 60
+            assert [(line.kind, line.delta) for line in await store.shop.ledger(volunteer, 20)
+                    ] == [("opening", 60)]
+            for key in ("volunteer2", "volunteer3"):
+                assert await store.shop.balance(world.person(key).user.id) == 0
             resident = await store.people.get(world.person("resident").user.id)
             head = world.person("head").user.id
             assert resident is not None and resident.building_code == "B01010101"
