@@ -500,3 +500,26 @@ async def test_a_429_block_outlives_a_restart(store):
         gate = restarted.gate
         assert gate.chat_next_free(GROUP) - gate.clock() > 25
         assert restarted.bot.calls == []
+
+
+async def test_several_items_are_looked_at_in_one_statement_as_they_stand_now(store):
+    """The sender looks at the items it is about to send together (`current_many`): a sent
+    one is None, a pending edit replaced meanwhile comes with its newer payload, the rest as
+    they were; a leader whose epoch is over gets StaleEpoch and sends none of them."""
+    from storage.leadership import StaleEpoch
+
+    outbox = store.outbox
+    a = await outbox.enqueue(1, "sendMessage", {"text": "a"}, 1)
+    b = await outbox.enqueue(2, "sendMessage", {"text": "b"}, 1)
+    c = await outbox.enqueue(3, "editMessageText", {"text": "3 in"}, 1, coalesce_key="horn:1")
+    items = {i.id: i for i in await outbox.pending()}
+    await outbox.mark_sent(b, 77, {"message_id": 77})
+    assert await outbox.enqueue(3, "editMessageText", {"text": "4 in"}, 1,
+                                coalesce_key="horn:1") == c
+    now = await outbox.current_many([items[a], items[b], items[c]])
+    assert now[a] == items[a] and now[b] is None
+    assert now[c] is not None and now[c].payload == {"text": "4 in"}
+    epoch = await store.leadership.epoch()
+    assert (await outbox.current_many([items[a]], epoch))[a] == items[a]
+    with pytest.raises(StaleEpoch):
+        await outbox.current_many([items[a], items[c]], epoch + 1)

@@ -282,3 +282,42 @@ async def test_cancel_leaves_the_flow_else_the_private_draft(services):
     assert await services.people.leave_flow(RESIDENT)
     assert await store.drafts.get(RESIDENT) is None
     assert not await services.people.leave_flow(RESIDENT)
+
+
+async def test_within_one_update_the_senders_row_is_read_once_and_again_after_a_write(store):
+    """The guard, the access check and the handler of one update each ask for the sender's
+    row: one read (storage.inbox.update_memo). A write to people, or a failed transaction,
+    makes the next ask read the store again; outside an update nothing is kept."""
+    from storage.inbox import UpdateMark, current_update
+
+    await store.people.ensure(501)
+    reads = []
+    fetchone = store.db.fetchone
+
+    async def counting(sql, params=()):
+        if "FROM people" in sql:
+            reads.append(sql)
+        return await fetchone(sql, params)
+
+    store.db.fetchone = counting
+    token = current_update.set(UpdateMark(9001))
+    try:
+        first = await store.people.get(501)
+        assert await store.people.get(501) is first and len(reads) == 1
+        await store.people.set_locale(501, "en")  # a write: read again
+        assert (await store.people.get(501)).locale == "en" and len(reads) == 2
+        with pytest.raises(RuntimeError):
+            async with store.transaction():
+                await store.people.set_volunteer_profile(501, ["driving"], "weekends")
+                assert (await store.people.get(501)).skills == ("driving",)
+                raise RuntimeError("the handler failed")
+        # what the failed transaction read was never committed: read again
+        assert (await store.people.get(501)).skills == () and len(reads) == 4
+    finally:
+        current_update.reset(token)
+    try:
+        await store.people.get(501)
+        await store.people.get(501)
+        assert len(reads) == 6  # outside an update: each ask reads
+    finally:
+        store.db.fetchone = fetchone

@@ -285,3 +285,18 @@ async def test_the_ledger_shows_the_last_twenty_lines_and_never_goes_negative(wo
                 "UPDATE point_accounts SET balance = balance - 151 WHERE user_id = ?",
                 (VOLUNTEER,))
     assert await store.shop.balance(VOLUNTEER) == 150
+
+
+async def test_points_earned_before_the_ledger_open_it_with_one_line(store: Store):
+    """A county's data brought in (or the playground's world): the points a person had
+    become their balance, with one "opening" line; none is written for nothing."""
+    await store.people.ensure(41)
+    await store.people.ensure(42)
+    async with store.transaction():
+        await store.shop.opening(41, 60, 1_700_000_000.0)
+        await store.shop.opening(42, 0, 1_700_000_000.0)
+    assert await store.shop.balance(41) == 60
+    assert [(line.delta, line.kind) for line in await store.shop.ledger(41, 20)] == \
+        [(60, "opening")]
+    assert await store.shop.balance(42) == 0
+    assert await store.shop.ledger(42, 20) == []
