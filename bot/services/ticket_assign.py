@@ -185,7 +185,7 @@ class TicketAssignments(TicketLifecycle):
 
     async def _require_talent(self, actor: Actor, scope: Scope) -> None:
         if not await self.access.can(actor, Action.TALENT, scope.grid_code):
-            raise Refused("assign.not_allowed")
+            raise Refused("talent.not_allowed")
 
     async def _candidates(self, actor: Actor, scope: Scope, everyone: bool,
                           asked: set[int]) -> list[Candidate]:
