@@ -73,17 +73,12 @@ class AssignmentRepo:
                WHERE id = ? AND state = 'accepted'""",
             (hours, points, at, assignment_id)) > 0
 
-    async def close_open(self, ticket_id: int, at: float) -> list[int]:
+    async def close_open(self, ticket_id: int, at: float) -> None:
         """A reopened ticket's asks still waiting or accepted, withdrawn (Assign starts
-        afresh): who they were."""
-        rows = await self.db.fetchall(
-            """SELECT user_id FROM ticket_assignments
-               WHERE ticket_id = ? AND state IN ('offered', 'accepted') ORDER BY id""",
-            (ticket_id,))
+        afresh)."""
         await self.db.execute(
             """UPDATE ticket_assignments SET state = 'withdrawn', answered_at = ?
                WHERE ticket_id = ? AND state IN ('offered', 'accepted')""", (at, ticket_id))
-        return [int(r["user_id"]) for r in rows]
 
     async def open_count(self, user_id: int) -> int:
         """A person's open assignments (asked and not answered, or accepted), their load."""

@@ -21,6 +21,7 @@ from bot.services.scopes import city_scope
 from bot.services.ticket_views import when
 from bot.settings import SettingsError, load_settings
 from storage.models import (
+    Flow,
     Meeting,
     MeetingKind,
     OutboxItem,
@@ -358,9 +359,19 @@ async def test_minutes_and_decisions_become_tickets(store):
     assert [e.kind for e in await store.tickets.events(second.ticket.id)][-1] == \
         "assign_declined"
 
-    # the third: no one yet (Assign on its card later)
+    # the third: the volunteer picked loses her role before the deadline is given: the
+    # decision is not made and the pick asked again; then no one yet (Assign on its card)
     await meetings.wrap_answer(staff, "下月再议")
     await meetings.wrap_press(staff, Press.DOMAIN, "red")
+    await meetings.wrap_press(staff, Press.ASSIGNEE, f"p{SWEEPER}")
+    async with store.transaction():
+        assert await store.people.revoke(SWEEPER, "volunteer", "G0101")
+    back = await meetings.wrap_press(staff, Press.DEADLINE, "30")
+    assert isinstance(back, Flow) and back.step == WrapStep.ASSIGNEE
+    view = await meetings.wrap_prompt(staff, "en", back)
+    assert view.text.startswith(t("en", "assign.not_candidate_now"))
+    assert f"mt:a:p{SWEEPER}" not in _data(view)
+    assert len(await store.meetings.decisions(meeting.id)) == 2
     third = await meetings.wrap_press(staff, Press.ASSIGNEE, "-")
     third = await meetings.wrap_press(staff, Press.DEADLINE, "30")
     assert isinstance(third, Decided) and await store.assignments.of_ticket(

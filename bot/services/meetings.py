@@ -464,6 +464,7 @@ class MeetingService(MeetingFlow):
     async def _pick(self, actor: Actor, values: dict[str, Any], arg: str) -> Flow:
         """A decision's assignee from 点将台's lists, checked as Assign on a card checks it
         ("All" widens the lists; "No one yet" leaves it to Assign on the ticket's card)."""
+        values.pop("gone", None)
         if arg == assign.EVERYONE:
             values["everyone"] = True
             return await self._save_wrap(actor.user_id, WrapStep.ASSIGNEE, values)
@@ -507,6 +508,8 @@ class MeetingService(MeetingFlow):
                                     lambda arg: data(Press.ASSIGNEE, arg))
         head = t(locale, "meeting.ask_assignee_all" if everyone else "meeting.ask_assignee",
                  domain=domain_label(locale, scope.domain))
+        if values.get("gone"):
+            head = t(locale, "assign.not_candidate_now") + "\n" + head
         last = [button(t(locale, "meeting.btn_nobody_yet"), data(Press.ASSIGNEE, NOBODY_YET))]
         if not everyone:
             last.insert(0, button(t(locale, "assign.btn_all"),
@@ -522,13 +525,24 @@ class MeetingService(MeetingFlow):
         community = next((u.code for u in chain if u.kind == "community"), "")
         return assign.Scope(community, grid, values.get("domain"), actor.user_id)
 
-    async def _decide(self, actor: Actor, values: dict[str, Any], due: float) -> Decided:
-        """The decision as a ticket (source `meeting`), assigned and due; the next one asked."""
+    async def _decide(self, actor: Actor, values: dict[str, Any],
+                      due: float) -> Decided | Flow:
+        """The decision as a ticket (source `meeting`), its pick asked and due; the next one
+        asked. A pick no longer among the lists sends the flow back to the picker."""
         meeting = await self._meeting(int(values["meeting"]))
         building = await self._building_of(meeting)
         unit = await self.store.map.get(meeting.unit_code)
         level = unit.kind if unit is not None and unit.kind in STAFF_UNIT_KINDS else "building"
         locale = await self.people.locale_for(actor.user_id)
+        pick = values.get("assign")
+        if pick:  # no longer among the lists (a role revoked meanwhile): picked again
+            try:
+                await self.tickets.decision_choice(
+                    actor, await self._decision_scope(meeting, actor, values), str(pick))
+            except Refused:
+                values.pop("assign")
+                return await self._save_wrap(actor.user_id, WrapStep.ASSIGNEE,
+                                             {**values, "gone": True})
         async with self.store.transaction():
             if (await self._require_wrap(actor.user_id)).step != WrapStep.DEADLINE:
                 raise Refused("button.stale")  # a second press while the first was saved
@@ -538,7 +552,6 @@ class MeetingService(MeetingFlow):
                 due_at=due, locale=locale)
             if ticket is None:
                 raise Refused("meeting.flow_gone")
-            pick = values.get("assign")
             if pick:  # asked as Assign on its card asks: Accept makes the assignee
                 ticket = await self.tickets.assign_decision(actor, ticket, str(pick))
             person = str(pick)[1:] if pick and str(pick).startswith(assign.PERSON) else ""

@@ -1,14 +1,22 @@
 """点将 (SPEC §10): "Assign" on a ticket's staff card opens 点将台's lists filtered by the
-ticket's domain; the chosen person (or each contact of a chosen member unit) gets the ticket
-privately (the reporter hidden if anonymous) with Accept / Decline. The first to accept
-becomes the assignee as "Take it" makes one (the lifecycle's rows ASSIGN, ASSIGN_ACCEPT,
-ASSIGN_DECLINE, PROGRESS; resolving is RESOLVE's row), may post progress ("Update") and
-resolves the ticket with a note and the hours it took: at most 8 are credited, to their
-hours and to the time bank's ledger (as a horn's confirmed hours are).
+ticket's domain (people by their skills, member units by the domains of the resources they
+offer; "All" lists everyone); the chosen person (or each contact of a chosen member unit) gets
+the ticket privately (the reporter hidden if anonymous) with Accept / Decline. The first to
+accept becomes the assignee as "Take it" makes one (the lifecycle's rows ASSIGN,
+ASSIGN_ACCEPT, ASSIGN_DECLINE, PROGRESS; resolving is RESOLVE's row), may post progress
+("Update") and resolves the ticket with a note and the hours it took: at most 8 are
+credited, to their hours and to the time bank's ledger (as a horn's confirmed hours are).
+
+A meeting's decision (SPEC §12) is given the same way, by the same code: its lists are read
+for a `Scope` before the ticket exists (`decision_choices`, `decision_choice`) and the new
+ticket is asked of the pick in the decision's transaction (`assign_decision`); `picker`
+renders the lists for both.
 
 Every press is checked again: the staff member's scope (`Action.TALENT`) and the ticket's
 state for Assign; for the assignee's presses, their own ask and its state. Each person is
-asked once per ticket (the store's unique key): a second ask, after a decline too, is refused.
+asked once per ticket (the store's unique key): a second ask, after a decline too, is refused
+— until the ticket is reopened (SPEC §4 keeps no assignee then): an ask withdrawn or resolved
+before may be made again, and a second resolution credits no more hours.
 """
 
 from __future__ import annotations

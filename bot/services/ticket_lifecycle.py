@@ -290,7 +290,8 @@ class TicketLifecycle(TicketCards):
     async def _reopen(self, ticket: Ticket, user_id: int, stars: int) -> Ticket:
         """Reopened at grid level without its assignee (SPEC §4 keeps none): "Assign / 点将"
         is offered again, the previous assignee among those who may be asked; the asks still
-        open are withdrawn, and who held or was asked for it is told."""
+        open (an old one could otherwise be accepted now) are withdrawn, and the previous
+        assignee is told."""
         now = self.clock()
         async with self.store.transaction():
             reopened = await self._step(
@@ -300,12 +301,11 @@ class TicketLifecycle(TicketCards):
                         **self._due_fields(DueKind.RESOLVE, now,
                                            self.span(ticket.urgency, DueKind.RESOLVE))},
                 told={"stars": stars}, ref=comment_ref(ticket.id))
-            told = await self.store.assignments.close_open(ticket.id, now)
-            if ticket.assignee_id and ticket.assignee_id not in told:
-                told.append(ticket.assignee_id)
-            for person in told:
-                locale = await self.people.locale_for(person)
-                await self.outbox.send(person, t(locale, "assign.reopened", id=ticket.id),
+            await self.store.assignments.close_open(ticket.id, now)
+            if ticket.assignee_id:
+                locale = await self.people.locale_for(ticket.assignee_id)
+                await self.outbox.send(ticket.assignee_id,
+                                       t(locale, "assign.reopened", id=ticket.id),
                                        priority=Priority.PERSONAL)
         self.changed()
         return reopened
