@@ -8,7 +8,6 @@ from telegram import Update
 
 from bot.context import GridhornContext
 from bot.i18n import t
-from bot.labels import SKILL
 from bot.services import ticket_assign as assign
 from bot.services import ticket_views as views
 from bot.services.errors import Refused
@@ -19,31 +18,20 @@ from storage.models import Flow
 #: the ticket buttons this module answers
 PRESSES = frozenset({TicketAction.ASSIGN, TicketAction.ASSIGN_ACCEPT,
                      TicketAction.ASSIGN_DECLINE, TicketAction.PROGRESS})
-MAX_CHOICES = 30
 
 
 def _picker(locale: str, choices: assign.Choices) -> tuple[str, views.Buttons]:
     ticket = choices.ticket
-    lines = [t(locale, "assign.pick_all" if choices.everyone or
-               not assign.DOMAIN_SKILLS.get(ticket.domain or "") else "assign.pick",
-               id=ticket.id, domain=views.domain_label(locale, ticket.domain))]
-    rows: views.Buttons = []
-    for choice in choices.candidates[:MAX_CHOICES]:
-        if choice.unit is not None:
-            lines.append(t(locale, "assign.unit_line", name=choice.name, load=choice.load))
-        else:
-            lines.append(t(locale, "assign.person_line", name=choice.name, load=choice.load,
-                           skills=", ".join(t(locale, SKILL[s]) for s in choice.skills)
-                           or t(locale, "me.none")))
-        if not choice.asked:
-            label = f"🏢 {choice.name}" if choice.unit is not None else choice.name
-            rows.append([views.press(label[:60], TicketAction.ASSIGN, ticket.id, choice.arg)])
-    if not choices.candidates:
-        lines.append(t(locale, "assign.nobody"))
-    if not choices.everyone and assign.DOMAIN_SKILLS.get(ticket.domain or ""):
+    filtered = not choices.everyone and assign.Scope.of(ticket).filtered
+    lines, rows = assign.picker(
+        locale, choices.candidates,
+        lambda arg: views.press_data(TicketAction.ASSIGN, ticket.id, arg))
+    head = t(locale, "assign.pick" if filtered else "assign.pick_all", id=ticket.id,
+             domain=views.domain_label(locale, ticket.domain))
+    if filtered:
         rows.append([views.press(t(locale, "assign.btn_all"), TicketAction.ASSIGN, ticket.id,
                                  assign.EVERYONE)])
-    return "\n".join(lines), rows
+    return "\n".join([head, *lines]), rows
 
 
 async def press(update: Update, context: GridhornContext, action: TicketAction,
@@ -98,6 +86,8 @@ async def flow_text(update: Update, context: GridhornContext, flow: Flow) -> Non
     if done is None:
         await reply(update, context, "assign.ask_hours", id=ticket_id,
                     max=f"{assign.MAX_HOURS:g}")
+    elif isinstance(done, assign.Resolved) and done.again:
+        await reply(update, context, "assign.resolved_again", id=ticket_id)
     elif isinstance(done, assign.Resolved):
         await reply(update, context, "assign.resolved", id=ticket_id,
                     hours=f"{done.hours:g}", points=done.points, balance=done.balance)

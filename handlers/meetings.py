@@ -37,7 +37,7 @@ async def show_step(update: Update, context: GridhornContext, flow: Flow) -> Non
     if flow.name == FLOW:
         await show(update, context, await meetings.prompt(context.actor, context.locale, flow))
     else:
-        await show(update, context, await meetings.wrap_prompt(context.locale, flow))
+        await show(update, context, await meetings.wrap_prompt(context.actor, context.locale, flow))
 
 
 @handles_refusals

@@ -14,10 +14,11 @@ from bot.services.posts import POST_PATTERN, PostLine, post_data, read_post_pres
 from bot.services.resources import (
     REQUEST_FLOW,
     RESOURCE_PATTERN,
+    domain_data,
     read_resource_press,
     resource_data,
 )
-from bot.services.ticket_views import button
+from bot.services.ticket_views import button, domain_label
 from bot.services.units import UnitRecord
 from handlers.common import (
     answer_query,
@@ -31,7 +32,7 @@ from handlers.common import (
     require_private,
 )
 from handlers.render import unit_label
-from storage.models import Flow
+from storage.models import DOMAINS, Flow
 
 
 def record_text(locale: str, record: UnitRecord) -> str:
@@ -177,7 +178,7 @@ async def post_button(update: Update, context: GridhornContext) -> None:
 
 @handles_refusals
 async def resources(update: Update, context: GridhornContext) -> None:
-    """/resources [KIND]: browse; /resources add KIND QUANTITY NAME…: a contact adds one."""
+    """/resources [KIND|DOMAIN]: browse; /resources add KIND QUANTITY NAME…: a contact adds one."""
     require_private(update, "resource.private_only")
     args = command_args(update)
     service = context.services.resources
@@ -186,9 +187,12 @@ async def resources(update: Update, context: GridhornContext) -> None:
         if len(args) < 4:
             raise Refused("resource.usage")
         added = await service.add(context.actor, args[1].lower(), args[2], " ".join(args[3:]))
+        domains = [button(domain_label(locale, d), domain_data(added.id, d)) for d in DOMAINS]
         await reply_html(update, context, t(locale, "resource.added", id=added.id,
                                             name=added.name, quantity=added.quantity,
-                                            kind=t(locale, RESOURCE_KIND[added.kind])))
+                                            kind=t(locale, RESOURCE_KIND[added.kind]))
+                         + "\n" + t(locale, "resource.ask_domain"),
+                         markup=markup([domains[i:i + 2] for i in range(0, len(domains), 2)]))
         return
     if len(args) > 1:
         raise Refused("resource.usage")
@@ -200,9 +204,12 @@ async def resources(update: Update, context: GridhornContext) -> None:
     rows = []
     for item in found[:30]:
         resource = item.resource
-        lines.append(t(locale, "resource.line", id=resource.id, name=resource.name,
-                       quantity=resource.quantity, kind=t(locale, RESOURCE_KIND[resource.kind]),
-                       unit=unit_label(item.unit)))
+        line = t(locale, "resource.line", id=resource.id, name=resource.name,
+                 quantity=resource.quantity, kind=t(locale, RESOURCE_KIND[resource.kind]),
+                 unit=unit_label(item.unit))
+        if resource.domain:
+            line += " · " + domain_label(locale, resource.domain)
+        lines.append(line)
         if item.may_request:
             rows.append([button(t(locale, "resource.btn_request", id=resource.id),
                                 resource_data("q", resource.id))])
@@ -211,13 +218,19 @@ async def resources(update: Update, context: GridhornContext) -> None:
 
 @handles_refusals
 async def resource_button(update: Update, context: GridhornContext) -> None:
-    """`rs:q:<resource>` Request (then the ticket or horn is typed); `rs:a|d:<request>`."""
+    """`rs:q:<resource>` Request (then the ticket or horn is typed); `rs:a|d:<request>`;
+    `rs:m:<resource>:<domain>` the domain it serves."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    action, item_id = read_resource_press(query.data)
+    action, item_id, domain = read_resource_press(query.data)
     service = context.services.resources
     locale = context.user_locale
-    if action == "q":
+    if action == "m":
+        await service.set_domain(context.actor, item_id, domain)
+        await answer_query(update)
+        await edit(query.message, t(context.locale, "resource.domain_set", id=item_id,
+                                    domain=domain_label(context.locale, domain)))
+    elif action == "q":
         await service.ask_target(context.actor, item_id)
         await answer_query(update)
         await reply(update, context, "resource.ask_target", id=item_id)

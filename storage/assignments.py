@@ -2,15 +2,16 @@
 hours of the resolved ones.
 
 Each person is asked once per ticket (the unique key refuses a second ask, a decline
-included); every change of an ask's state is a conditional UPDATE, so the store decides which
-of two presses came first.
+included) until the ticket is reopened: an ask withdrawn or resolved before may then be made
+again (the same row, its credited hours kept). Every change of an ask's state is a
+conditional UPDATE, so the store decides which of two presses came first.
 """
 
 from __future__ import annotations
 
 from storage.dbapi import Database
-from storage.models import Assignment
-from storage.util import epoch
+from storage.models import REASKABLE, Assignment
+from storage.util import placeholders
 
 
 class AssignmentRepo:
@@ -18,13 +19,20 @@ class AssignmentRepo:
         self.db = db
 
     async def add(self, ticket_id: int, user_id: int, unit_code: str | None,
-                  assigned_by: int | None) -> Assignment | None:
-        """A new ask; None when this person was asked for this ticket before."""
+                  assigned_by: int | None, at: float) -> Assignment | None:
+        """A new ask, or an earlier one withdrawn or resolved made again; None when this
+        person's ask for this ticket is still open, accepted or declined."""
         row = await self.db.fetchone(
-            """INSERT INTO ticket_assignments (ticket_id, user_id, unit_code, assigned_by,
-                                               created_at)
-               VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING *""",
-            (ticket_id, user_id, unit_code, assigned_by, epoch()))
+            f"""INSERT INTO ticket_assignments (ticket_id, user_id, unit_code, assigned_by,
+                                                created_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (ticket_id, user_id) DO UPDATE SET
+                    state = 'offered', unit_code = excluded.unit_code,
+                    assigned_by = excluded.assigned_by, created_at = excluded.created_at,
+                    answered_at = NULL
+                WHERE ticket_assignments.state IN ({placeholders(REASKABLE)})
+                RETURNING *""",
+            (ticket_id, user_id, unit_code, assigned_by, at, *REASKABLE))
         return Assignment(**dict(row)) if row else None
 
     async def get(self, ticket_id: int, user_id: int) -> Assignment | None:
@@ -55,11 +63,22 @@ class AssignmentRepo:
         return [int(r["user_id"]) for r in rows]
 
     async def resolve(self, assignment_id: int, hours: float, points: int, at: float) -> bool:
-        """accepted → resolved with its hours, once."""
+        """accepted → resolved with its hours (a second time, after a reopening: the hours
+        of the first stand)."""
         return await self.db.execute_rowcount(
-            """UPDATE ticket_assignments SET state = 'resolved', hours = ?, points = ?,
-                      resolved_at = ? WHERE id = ? AND state = 'accepted'""",
+            """UPDATE ticket_assignments SET state = 'resolved',
+                      hours = CASE WHEN resolved_at IS NULL THEN ? ELSE hours END,
+                      points = CASE WHEN resolved_at IS NULL THEN ? ELSE points END,
+                      resolved_at = COALESCE(resolved_at, ?)
+               WHERE id = ? AND state = 'accepted'""",
             (hours, points, at, assignment_id)) > 0
+
+    async def close_open(self, ticket_id: int, at: float) -> None:
+        """A reopened ticket's asks still waiting or accepted, withdrawn (Assign starts
+        afresh)."""
+        await self.db.execute(
+            """UPDATE ticket_assignments SET state = 'withdrawn', answered_at = ?
+               WHERE ticket_id = ? AND state IN ('offered', 'accepted')""", (at, ticket_id))
 
     async def open_count(self, user_id: int) -> int:
         """A person's open assignments (asked and not answered, or accepted), their load."""
@@ -77,6 +96,6 @@ class AssignmentRepo:
                  AND h.confirmed_at IS NOT NULL AND h.confirmed_at >= ?""", (user_id, since))
         tickets = await self.db.fetchval(
             """SELECT COALESCE(SUM(hours), 0) FROM ticket_assignments
-               WHERE user_id = ? AND state = 'resolved' AND resolved_at >= ?""",
+               WHERE user_id = ? AND resolved_at IS NOT NULL AND resolved_at >= ?""",
             (user_id, since))
         return float(horns or 0) + float(tickets or 0)

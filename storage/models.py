@@ -552,6 +552,8 @@ class LedgerLine(Record):
 # 点将 (SPEC §10; storage/assignments.py)
 
 AssignmentState = Literal["offered", "accepted", "declined", "withdrawn", "resolved"]
+#: an ask in these states may be made again once its ticket is reopened (SPEC §4)
+REASKABLE: tuple[AssignmentState, ...] = ("withdrawn", "resolved")
 
 
 class Assignment(Record):
@@ -746,6 +748,7 @@ class Resource(Record):
     quantity: int
     created_by: int
     created_at: float
+    domain: str | None = None      # the domain it serves (SPEC §10), once its contact says
 
 
 class ResourceRequest(Record):

@@ -241,6 +241,10 @@ class UnitRepo:
             """INSERT INTO resources (unit_code, kind, name, quantity, created_by, created_at)
                VALUES (?, ?, ?, ?, ?, ?)""", (unit_code, kind, name, quantity, by, at))
 
+    async def set_resource_domain(self, resource_id: int, domain: str | None) -> None:
+        await self.db.execute("UPDATE resources SET domain = ? WHERE id = ?",
+                              (domain, resource_id))
+
     async def resource(self, resource_id: int) -> Resource | None:
         row = await self.db.fetchone("SELECT * FROM resources WHERE id = ?", (resource_id,))
         return Resource(**dict(row)) if row else None

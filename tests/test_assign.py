@@ -1,7 +1,8 @@
 """点将 from a ticket card (SPEC §10) on a temporary store (both engines): the picker by the
-ticket's domain and "All", the private ask (the reporter hidden if anonymous), a decline and
-no second ask of the same person, an accept making the assignee as Take does, progress, and
-the resolve with the hours typed (at most 8) credited once to the time bank."""
+ticket's domain and "All" (member units by the domains of their resources), the private ask
+(the reporter hidden if anonymous), a decline and no second ask of the same person, an accept
+making the assignee as Take does, progress, the resolve with the hours typed (at most 8)
+credited once to the time bank, and a reopened ticket assigned again."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from bot.i18n import t
 from bot.services import ticket_assign as assign
+from bot.services import ticket_views as views
 from bot.services.access import Access
 from bot.services.errors import Refused
 from bot.services.units import UnitService
@@ -26,6 +28,14 @@ from tests.support.tickets import (
 )
 
 FIXER, NURSE, CONTACT = 21, 22, 23
+CONTACT2, CONTACT3 = 24, 25
+
+
+async def _resource(store, unit_code: str, contact: int, domain: str | None) -> None:
+    async with store.transaction():
+        added = await store.units.add_resource(unit_code, "vehicle", "面包车", 1, contact, 0)
+        if domain is not None:
+            await store.units.set_resource_domain(added, domain)
 
 
 async def _world(store) -> tuple[TicketWorld, int]:
@@ -42,6 +52,7 @@ async def _world(store) -> tuple[TicketWorld, int]:
         await store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
                                     parent_code="C01", member_type="property"))
     await grant(store, CONTACT, "unit_contact", "M01")
+    await _resource(store, "M01", CONTACT, "purple")      # M01 offers for repairs
     await world.tickets.add_to_draft(RESIDENT, "楼道门坏了", None)
     await world.tickets.draft_shown(RESIDENT, 50)
     ticket = await world.tickets.submit(RESIDENT, 50)
@@ -64,11 +75,23 @@ async def _refused(key: str, coro) -> None:
 
 async def test_the_picker_follows_the_domain_and_all_shows_everyone(store):
     world, ticket_id = await _world(store)
+    # M02 offers a resource for another domain, M03 one whose domain is not said
+    for code, contact, domain in (("M02", CONTACT2, "green"), ("M03", CONTACT3, None)):
+        async with store.transaction():
+            await store.map.upsert(Unit(code=code, kind="member", name=f"单位{code}",
+                                        parent_code="C01", member_type="social"))
+        await grant(store, contact, "unit_contact", code)
+        await _resource(store, code, contact, domain)
+    assert [r.domain for r in await store.units.resources(["M01", "M02", "M03"])] == [
+        "purple", "green", None]
     staff = await world.actor(WORKER)
     picked = await world.tickets.assign_choices(staff, ticket_id, everyone=False)
     assert _choices(picked) == [f"p{FIXER}", "uM01"]          # purple: repairs, driving
     everyone = await world.tickets.assign_choices(staff, ticket_id, everyone=True)
-    assert _choices(everyone) == [f"p{VOLUNTEER}", f"p{FIXER}", f"p{NURSE}", "uM01"]
+    assert _choices(everyone) == [f"p{VOLUNTEER}", f"p{FIXER}", f"p{NURSE}", "uM01", "uM02",
+                                  "uM03"]
+    await world.tickets.assign(staff, ticket_id, "uM03")     # a unit under "All" is asked
+    assert len(await world.pending(CONTACT3, "sendMessage")) == 1
     # a resident, and a unit contact (no role over tickets), may not open it
     await _refused("ticket.not_allowed", world.tickets.assign_choices(
         await world.actor(RESIDENT), ticket_id, everyone=True))
@@ -191,3 +214,48 @@ async def test_an_erased_persons_asks_move_to_their_erased_id(store):
         tomb = await store.privacy.erase(FIXER, 0, ["老王"])
     assert [a.user_id for a in await store.assignments.of_ticket(ticket_id)] == [tomb]
     assert await store.assignments.open_count(FIXER) == 0
+
+
+async def test_a_reopened_ticket_offers_assign_again_and_asks_the_previous_assignee_anew(store):
+    """SPEC §4 keeps no assignee on a reopened ticket: it loses its assignee, the card offers
+    Assign again, the previous assignee is told and may be asked again; a decline still
+    stands; resolving it a second time credits no more hours."""
+    world, ticket_id = await _world(store)
+    staff = await world.actor(WORKER)
+    await world.tickets.assign(staff, ticket_id, f"p{FIXER}")
+    await world.tickets.answer_assignment(await world.actor(FIXER), ticket_id, False)
+    await world.tickets.assign(staff, ticket_id, f"p{NURSE}")
+    nurse = await world.actor(NURSE)
+    await world.tickets.answer_assignment(nurse, ticket_id, True)
+    first = await world.tickets.resolve_assignment(nurse, ticket_id, "修好了", "3")
+    assert (first.hours, first.points, first.again) == (3, 30, False)
+    await world.deliver()
+
+    reopened = await world.tickets.rate(RESIDENT, ticket_id, 1)
+    assert (reopened.status, reopened.assignee_id) == (TicketStatus.ESCALATED, None)
+    assert await world.texts(NURSE) == [t("zh-Hans", "assign.reopened", id=ticket_id)]
+    card = [b["callback_data"] for row in views.staff_buttons(
+        "en", reopened, views.CardKind.STAFF) for b in row]
+    assert f"t:asg:{ticket_id}" in card
+    await _refused("assign.not_yours", world.tickets.ask_assignee(nurse, ticket_id, True))
+    choices = await world.tickets.assign_choices(staff, ticket_id, everyone=True)
+    asked = {c.arg: c.asked for c in choices.candidates}
+    assert (asked[f"p{NURSE}"], asked[f"p{FIXER}"]) == (False, True)   # the decline stands
+    await _refused("assign.asked_before", world.tickets.assign(staff, ticket_id, f"p{FIXER}"))
+
+    await world.tickets.assign(staff, ticket_id, f"p{NURSE}")
+    assert [a.state for a in await store.assignments.of_ticket(ticket_id)] == [
+        "declined", "offered"]
+    await world.tickets.answer_assignment(nurse, ticket_id, True)
+    assert (await store.tickets.get(ticket_id)).assignee_id == NURSE
+    await world.tickets.ask_assignee(nurse, ticket_id, True)
+    again = await world.tickets.assignee_text(nurse, assign.NOTE_FLOW, ticket_id, "返修好了")
+    assert isinstance(again, assign.Resolved) and again.again
+    assert (again.hours, again.points, again.balance) == (0, 0, 30)
+    assert again.ticket.status == TicketStatus.RESOLVED
+    lines = await store.shop.ledger(NURSE, 5)
+    assert [(x.kind, x.delta, x.ticket_id) for x in lines] == [("credit", 30, ticket_id)]
+    assert (await store.people.get(NURSE)).hours == 3
+    assert await store.assignments.hours_since(NURSE, 0) == 3
+    kinds = [e.kind for e in await store.tickets.events(ticket_id)]
+    assert kinds.count("assigned") == 3 and kinds.count("taken") == 2

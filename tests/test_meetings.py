@@ -18,8 +18,17 @@ from bot.services.meetings import Decided, MeetingService, WrapStep
 from bot.services.outbox import Outbox
 from bot.services.reports import ReportService
 from bot.services.scopes import city_scope
+from bot.services.ticket_views import when
 from bot.settings import SettingsError, load_settings
-from storage.models import Meeting, MeetingKind, OutboxItem, TicketSource, TicketStatus
+from storage.models import (
+    Flow,
+    Meeting,
+    MeetingKind,
+    OutboxItem,
+    TicketSource,
+    TicketStatus,
+    Unit,
+)
 from storage.store import Store
 from tests.support import schedules
 from tests.support.harness import grant, seed_map
@@ -32,6 +41,7 @@ from tests.support.tickets import (
     GRID_CHAT,
     HEAD,
     STAFF,
+    VOLUNTEER,
     WORKER,
     TicketWorld,
     bind,
@@ -42,6 +52,7 @@ pytestmark = pytest.mark.asyncio
 
 HOUR = 3600
 LEADER, OTHER = 3, 11
+SWEEPER, CONTACT = 12, 13
 GRID2_CHAT = -500
 TZ = ZoneInfo("Asia/Shanghai")     # the tests' settings
 
@@ -266,7 +277,20 @@ async def test_a_joint_meeting_invites_member_units_by_their_chat_else_their_con
 
 
 async def test_minutes_and_decisions_become_tickets(store):
+    """Each decision: a domain, an assignee from 点将台's lists for it (as Assign on a card
+    lists them: people by skill, member units by their resources' domains, "All"), a
+    deadline; its ticket is asked of the pick exactly as Assign asks (Accept / Decline)."""
     world, meetings = await setup(store)
+    async with store.transaction():
+        await store.people.touch(SWEEPER, "老周", None, None, "en", True)
+        await store.people.set_volunteer_profile(SWEEPER, ["sanitation"], None)
+        await store.people.touch(CONTACT, "物业张", None, None, "en", True)
+        await store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
+                                    parent_code="C01", member_type="property"))
+        await store.units.set_resource_domain(await store.units.add_resource(
+            "M01", "vehicle", "清运车", 1, CONTACT, 0), "green")
+    await grant(store, SWEEPER, "volunteer", "G0101")
+    await grant(store, CONTACT, "unit_contact", "M01")
     start = ahead(world, 2)
     meeting = await publish(meetings, STAFF, short("joint", "C01", start, 60, "联席会议"))
     staff, worker = await world.actor(STAFF), await world.actor(WORKER)
@@ -285,30 +309,81 @@ async def test_minutes_and_decisions_become_tickets(store):
     assert flow.step == WrapStep.DECISION
     flow = await meetings.wrap_answer(staff, "增设两个分类投放点")
     assert flow.step == WrapStep.DOMAIN
-    await refused(store, meetings.wrap_press(staff, Press.ASSIGNEE, str(WORKER)), "button.stale")
+    await refused(store, meetings.wrap_press(staff, Press.ASSIGNEE, f"p{SWEEPER}"),
+                  "button.stale")
     flow = await meetings.wrap_press(staff, Press.DOMAIN, "green")
-    choices = await meetings.assignee_choices(meeting)
-    assert WORKER in choices and LEADER in choices and HEAD not in choices
-    await refused(store, meetings.wrap_press(staff, Press.ASSIGNEE, str(HEAD)), "button.stale")
-    flow = await meetings.wrap_press(staff, Press.ASSIGNEE, str(WORKER))
+    # green: the sanitation volunteer and M01 (a green resource); staff are not 点将台's
+    view = await meetings.wrap_prompt(staff, "en", flow)
+    assert _data(view) == [f"mt:a:p{SWEEPER}", "mt:a:uM01", "mt:a:*", "mt:a:-"]
+    assert view.text.startswith(t("en", "meeting.ask_assignee", domain="x").split("x")[0])
+    await refused(store, meetings.wrap_press(staff, Press.ASSIGNEE, f"p{WORKER}"),
+                  "assign.not_candidate_now")
+    await refused(store, meetings.wrap_press(staff, Press.ASSIGNEE, "zz"), "button.stale")
+    flow = await meetings.wrap_press(staff, Press.ASSIGNEE, "*")        # All
+    assert _data(await meetings.wrap_prompt(staff, "en", flow)) == [
+        f"mt:a:p{VOLUNTEER}", f"mt:a:p{SWEEPER}", "mt:a:uM01", "mt:a:-"]
+    flow = await meetings.wrap_press(staff, Press.ASSIGNEE, f"p{SWEEPER}")
+    assert flow.step == WrapStep.DEADLINE
     decided = await meetings.wrap_press(staff, Press.DEADLINE, "7")
     assert isinstance(decided, Decided) and decided.flow.step == WrapStep.DECISION
     ticket = decided.ticket
     assert (ticket.source, ticket.domain, ticket.assignee_id, ticket.status, ticket.level) == (
-        TicketSource.MEETING, "green", WORKER, TicketStatus.ACKNOWLEDGED, "community")
+        TicketSource.MEETING, "green", None, TicketStatus.ACKNOWLEDGED, "community")
     assert ticket.due_at == pytest.approx(world.clock() + 7 * 86400)
     assert "增设两个分类投放点" in ticket.text
-    assert any(f"#{ticket.id}" in x for x in await world.texts(WORKER))
-    # the second decision with a typed date
+    # asked as Assign asks: the ticket privately with Accept / Decline, ASSIGN's row
+    asks = await world.pending(SWEEPER, "sendMessage")
+    assert len(asks) == 1 and "增设两个分类投放点" in asks[0].payload["text"]
+    assert t("en", "assign.ask_due", due=when(ticket.due_at, TZ)) in asks[0].payload["text"]
+    assert [b["callback_data"] for b in asks[0].payload["reply_markup"]["inline_keyboard"][0]
+            ] == [f"t:asa:{ticket.id}", f"t:asd:{ticket.id}"]
+    assert [e.kind for e in await store.tickets.events(ticket.id)][-1] == "assigned"
+    accepted = await world.tickets.answer_assignment(await world.actor(SWEEPER), ticket.id,
+                                                     True)
+    assert accepted.assignee_id == SWEEPER
+    assert [e.kind for e in await store.tickets.events(ticket.id)][-1] == "taken"
+
+    # the second: purple lists no unit (M01 serves green); through "All", M01's contact is
+    # asked, with a typed date, and declines
     await meetings.wrap_answer(staff, "楼道堆物清理")
-    await meetings.wrap_press(staff, Press.DOMAIN, "purple")
-    await meetings.wrap_press(staff, Press.ASSIGNEE, str(LEADER))
+    flow = await meetings.wrap_press(staff, Press.DOMAIN, "purple")
+    assert _data(await meetings.wrap_prompt(staff, "en", flow)) == ["mt:a:*", "mt:a:-"]
+    await meetings.wrap_press(staff, Press.ASSIGNEE, "*")
+    await meetings.wrap_press(staff, Press.ASSIGNEE, "uM01")
     await refused(store, meetings.wrap_answer(staff, "2020-01-01"), "meeting.bad_deadline")
     second = await meetings.wrap_answer(staff, "2099-12-31")
-    assert isinstance(second, Decided) and second.ticket.assignee_id == LEADER
-    assert await store.meetings.decisions(meeting.id) == [ticket.id, second.ticket.id]
+    assert isinstance(second, Decided) and second.ticket.assignee_id is None
+    assert [(a.user_id, a.unit_code) for a in await store.assignments.of_ticket(
+        second.ticket.id)] == [(CONTACT, "M01")]
+    await world.tickets.answer_assignment(await world.actor(CONTACT), second.ticket.id, False)
+    assert [e.kind for e in await store.tickets.events(second.ticket.id)][-1] == \
+        "assign_declined"
+
+    # the third: the volunteer picked loses her role before the deadline is given: the
+    # decision is not made and the pick asked again; then no one yet (Assign on its card)
+    await meetings.wrap_answer(staff, "下月再议")
+    await meetings.wrap_press(staff, Press.DOMAIN, "red")
+    await meetings.wrap_press(staff, Press.ASSIGNEE, f"p{SWEEPER}")
+    async with store.transaction():
+        assert await store.people.revoke(SWEEPER, "volunteer", "G0101")
+    back = await meetings.wrap_press(staff, Press.DEADLINE, "30")
+    assert isinstance(back, Flow) and back.step == WrapStep.ASSIGNEE
+    view = await meetings.wrap_prompt(staff, "en", back)
+    assert view.text.startswith(t("en", "assign.not_candidate_now"))
+    assert f"mt:a:p{SWEEPER}" not in _data(view)
+    assert len(await store.meetings.decisions(meeting.id)) == 2
+    third = await meetings.wrap_press(staff, Press.ASSIGNEE, "-")
+    third = await meetings.wrap_press(staff, Press.DEADLINE, "30")
+    assert isinstance(third, Decided) and await store.assignments.of_ticket(
+        third.ticket.id) == []
+    assert await store.meetings.decisions(meeting.id) == [
+        ticket.id, second.ticket.id, third.ticket.id]
     assert await meetings.wrap_press(staff, Press.DONE, "") is None
     assert await store.flows.get(STAFF) is None
+
+
+def _data(view) -> list[str]:
+    return [b["callback_data"] for row in view.buttons for b in row]
 
 
 async def test_the_nudge_and_the_monthly_report(store):

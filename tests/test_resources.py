@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot.services.resources import DECLINE_FLOW, ResourceService
+from bot.services.errors import Refused
+from bot.services.resources import (
+    DECLINE_FLOW,
+    ResourceService,
+    domain_data,
+    read_resource_press,
+)
 from storage.models import Unit
 from tests.support.harness import grant
 from tests.support.services import (
@@ -90,3 +96,30 @@ async def test_request_accept_and_decline_with_reason(services, store):
     notes = [e.note for e in await store.tickets.events(ticket_id) if e.kind == "resource"]
     assert notes == ["面包车 ×2 ?", "面包车 ×2 ✓", "活动室 ×1 ?", "活动室 ×1 ✗ 周末已借出"]
     assert await store.units.resources_provided("M01") == 1
+
+
+async def test_a_contact_says_the_domain_a_resource_serves_and_staff_browse_by_it(services,
+                                                                                  store):
+    built, resources = services
+    contact, staff = await built.actor(CONTACT), await built.actor(STAFF)
+    van = await resources.add(contact, "vehicle", "2", "面包车")
+    hall = await resources.add(contact, "venue", "1", "活动室")
+    assert van.domain is None
+    await refused(store, resources.set_domain(staff, van.id, "purple"), "resource.not_contact")
+    await refused(store, resources.set_domain(contact, 999, "purple"), "resource.unknown")
+    await refused(store, resources.set_domain(contact, van.id, "pink"), "button.stale")
+    assert (await resources.set_domain(contact, van.id, "purple")).domain == "purple"
+    assert (await store.units.resource(van.id)).domain == "purple"
+    assert [r.resource.id for r in await resources.browse(staff, "purple")] == [van.id]
+    assert [r.resource.id for r in await resources.browse(staff, "vehicle")] == [van.id]
+    assert [r.resource.id for r in await resources.browse(staff, "green")] == []
+    assert [r.resource.id for r in await resources.browse(staff, None)] == [van.id, hall.id]
+    await refused(store, resources.browse(staff, "rocket"), "resource.bad_kind")
+
+
+def test_the_domain_press_is_read_and_forged_ones_are_stale():
+    assert read_resource_press(domain_data(7, "green")) == ("m", 7, "green")
+    assert read_resource_press("rs:q:3") == ("q", 3, "")
+    for forged in ("rs:m:7", "rs:m:7:pink", "rs:q:3:green", "rs:m:x:green", "rs:z:1"):
+        with pytest.raises(Refused):
+            read_resource_press(forged)

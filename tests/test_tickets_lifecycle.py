@@ -156,7 +156,7 @@ async def _ticket_in(world: TicketWorld, status: TicketStatus, action: TicketAct
             await world.store.tickets.add_event(ticket.id, LIAISON, "resolved", "修好了")
     if action in ASKED:
         async with world.store.transaction():
-            asked = await world.store.assignments.add(ticket.id, VOLUNTEER, None, ADMIN)
+            asked = await world.store.assignments.add(ticket.id, VOLUNTEER, None, ADMIN, 0)
             assert asked is not None
             if action == TicketAction.PROGRESS:
                 await world.store.assignments.move(asked.id, "offered", "accepted", 0)

@@ -26,6 +26,7 @@ from typing import Any
 from bot.hooks import SentHook
 from bot.i18n import t
 from bot.services import meeting_views as views
+from bot.services import ticket_assign as assign
 from bot.services.access import Access, Action, Actor
 from bot.services.errors import Refused
 from bot.services.horn_parse import parse_text
@@ -33,7 +34,7 @@ from bot.services.meeting_flow import SIGNIN_BEFORE, MeetingFlow, Step
 from bot.services.meeting_views import Attendance, Press, View, attendance, data
 from bot.services.outbox import Outbox, Priority
 from bot.services.people import PeopleService
-from bot.services.ticket_views import Buttons, button, domain_label, when
+from bot.services.ticket_views import button, domain_label, when
 from bot.services.tickets import TicketService
 from bot.settings import Settings
 from storage.inbox import current_update
@@ -54,8 +55,7 @@ logger = logging.getLogger(__name__)
 WRAP_FLOW = "meeting_wrap"     # after the end: the minutes, then the decisions
 POST_REF = "mpost"             # outbox ref of an invitation or sign-in post: `mpost:<id>:<kind>`
 STAFF_UNIT_KINDS = ("community", "grid")
-ASSIGNEE_ROLES = ("community_staff", "grid_leader", "grid_worker")
-MAX_ASSIGNEE_BUTTONS = 10
+NOBODY_YET = "-"               # a decision's "No one yet": Assign from its card later
 RECENT_DAYS = 30
 DECISION_MAX = 2000
 
@@ -456,16 +456,28 @@ class MeetingService(MeetingFlow):
             values["domain"] = arg
             return await self._save_wrap(actor.user_id, WrapStep.ASSIGNEE, values)
         if press == Press.ASSIGNEE:
-            meeting = await self._meeting(int(values["meeting"]))
-            if not arg.isdecimal() or int(arg) not in await self.assignee_choices(meeting):
-                raise Refused("button.stale")
-            values["assignee"] = int(arg)
-            return await self._save_wrap(actor.user_id, WrapStep.DEADLINE, values)
+            return await self._pick(actor, values, arg)
         if not arg.isdecimal() or int(arg) not in views.DEADLINE_DAYS:
             raise Refused("button.stale")
         return await self._decide(actor, values, self.clock() + int(arg) * 86400)
 
-    async def wrap_prompt(self, locale: str, flow: Flow) -> View:
+    async def _pick(self, actor: Actor, values: dict[str, Any], arg: str) -> Flow:
+        """A decision's assignee from 点将台's lists, checked as Assign on a card checks it
+        ("All" widens the lists; "No one yet" leaves it to Assign on the ticket's card)."""
+        values.pop("gone", None)
+        if arg == assign.EVERYONE:
+            values["everyone"] = True
+            return await self._save_wrap(actor.user_id, WrapStep.ASSIGNEE, values)
+        if arg == NOBODY_YET:
+            values.pop("assign", None)
+        else:
+            scope = await self._decision_scope(await self._meeting(int(values["meeting"])),
+                                               actor, values)
+            await self.tickets.decision_choice(actor, scope, arg)
+            values["assign"] = arg
+        return await self._save_wrap(actor.user_id, WrapStep.DEADLINE, values)
+
+    async def wrap_prompt(self, actor: Actor, locale: str, flow: Flow) -> View:
         values = flow.data
         step = WrapStep(flow.step)
         meeting = await self._meeting(int(values["meeting"]))
@@ -480,51 +492,73 @@ class MeetingService(MeetingFlow):
                 [button(domain_label(locale, c), data(Press.DOMAIN, c))
                  for c in DOMAINS[i:i + 2]] for i in range(0, len(DOMAINS), 2)])
         if step == WrapStep.ASSIGNEE:
-            people = await self.store.people.many(await self.assignee_choices(meeting))
-            rows: Buttons = [[button(p.display_name, data(Press.ASSIGNEE, p.user_id))]
-                             for p in people]
-            return View(t(locale, "meeting.ask_assignee") if rows
-                        else t(locale, "meeting.no_assignees"), rows)
+            return await self._assignee_prompt(actor, locale, meeting, values)
         return View(t(locale, "meeting.ask_deadline"), [
             [button(t(locale, "meeting.btn_days", days=days), data(Press.DEADLINE, days))
              for days in views.DEADLINE_DAYS]])
 
-    async def assignee_choices(self, meeting: Meeting) -> list[int]:
-        """Who a decision may be given to: the staff of the meeting's scope (the roles held
-        on it, above it or below it), in order of their ids. The seam for the 点将台 lists
-        of member units (SPEC §10)."""
-        units = [u.code for u in await self.store.map.ancestors(meeting.unit_code)]
-        units += [u.code for u in await self.store.map.descendants(meeting.unit_code)]
-        holders = await self.store.people.holders(ASSIGNEE_ROLES, units)
-        return sorted({h.user_id for h in holders})[:MAX_ASSIGNEE_BUTTONS]
+    async def _assignee_prompt(self, actor: Actor, locale: str, meeting: Meeting,
+                               values: dict[str, Any]) -> View:
+        """点将台's lists for the decision's domain, as "Assign / 点将" shows them on a card
+        (SPEC §12), with "All" and "No one yet"."""
+        scope = await self._decision_scope(meeting, actor, values)
+        everyone = bool(values.get("everyone")) or not scope.filtered
+        candidates = await self.tickets.decision_choices(actor, scope, everyone)
+        lines, rows = assign.picker(locale, candidates,
+                                    lambda arg: data(Press.ASSIGNEE, arg))
+        head = t(locale, "meeting.ask_assignee_all" if everyone else "meeting.ask_assignee",
+                 domain=domain_label(locale, scope.domain))
+        if values.get("gone"):
+            head = t(locale, "assign.not_candidate_now") + "\n" + head
+        last = [button(t(locale, "meeting.btn_nobody_yet"), data(Press.ASSIGNEE, NOBODY_YET))]
+        if not everyone:
+            last.insert(0, button(t(locale, "assign.btn_all"),
+                                  data(Press.ASSIGNEE, assign.EVERYONE)))
+        return View("\n".join([head, *lines]), [*rows, last])
 
-    async def _decide(self, actor: Actor, values: dict[str, Any], due: float) -> Decided:
-        """The decision as a ticket (source `meeting`), assigned and due; the next one asked."""
+    async def _decision_scope(self, meeting: Meeting, actor: Actor,
+                              values: dict[str, Any]) -> assign.Scope:
+        """Where the decision's ticket will stand (`_building_of`): its community and grid,
+        the decision's domain; the organiser, its reporter, is not listed."""
+        chain = await self.store.map.ancestors(await self._building_of(meeting))
+        grid = next((u.code for u in chain if u.kind == "grid"), "")
+        community = next((u.code for u in chain if u.kind == "community"), "")
+        return assign.Scope(community, grid, values.get("domain"), actor.user_id)
+
+    async def _decide(self, actor: Actor, values: dict[str, Any],
+                      due: float) -> Decided | Flow:
+        """The decision as a ticket (source `meeting`), its pick asked and due; the next one
+        asked. A pick no longer among the lists sends the flow back to the picker."""
         meeting = await self._meeting(int(values["meeting"]))
         building = await self._building_of(meeting)
         unit = await self.store.map.get(meeting.unit_code)
         level = unit.kind if unit is not None and unit.kind in STAFF_UNIT_KINDS else "building"
         locale = await self.people.locale_for(actor.user_id)
+        pick = values.get("assign")
+        if pick:  # no longer among the lists (a role revoked meanwhile): picked again
+            try:
+                await self.tickets.decision_choice(
+                    actor, await self._decision_scope(meeting, actor, values), str(pick))
+            except Refused:
+                values.pop("assign")
+                return await self._save_wrap(actor.user_id, WrapStep.ASSIGNEE,
+                                             {**values, "gone": True})
         async with self.store.transaction():
             if (await self._require_wrap(actor.user_id)).step != WrapStep.DEADLINE:
                 raise Refused("button.stale")  # a second press while the first was saved
             ticket = await self.tickets.meeting_ticket(
                 organiser_id=actor.user_id, building_code=building, level=level,
                 text=f"{values['text']}\n\n📋 {meeting.title}", domain=values.get("domain"),
-                assignee_id=values.get("assignee"), due_at=due, locale=locale)
+                due_at=due, locale=locale)
             if ticket is None:
                 raise Refused("meeting.flow_gone")
-            await self.store.meetings.add_decision(meeting.id, ticket.id,
-                                                   values.get("assignee"), due)
+            if pick:  # asked as Assign on its card asks: Accept makes the assignee
+                ticket = await self.tickets.assign_decision(actor, ticket, str(pick))
+            person = str(pick)[1:] if pick and str(pick).startswith(assign.PERSON) else ""
+            await self.store.meetings.add_decision(
+                meeting.id, ticket.id, int(person) if person.isdecimal() else None, due)
             rest = {"meeting": meeting.id}
             await self.store.flows.set(actor.user_id, WRAP_FLOW, WrapStep.DECISION, rest)
-            if values.get("assignee") and values["assignee"] != actor.user_id:
-                assignee = int(values["assignee"])
-                their = await self.people.locale_for(assignee)
-                await self.outbox.send(
-                    assignee, t(their, "meeting.assigned", id=ticket.id, title=meeting.title,
-                                due=when(due, self.settings.tz), text=values["text"]),
-                    priority=Priority.PERSONAL)
         self.tickets.changed(ticket.remind_at)
         return Decided(ticket, Flow(user_id=actor.user_id, name=WRAP_FLOW,
                                     step=WrapStep.DECISION, data=rest))

@@ -1,7 +1,8 @@
 """Resources 提供资源 (SPEC §10): a member unit's contact lists what the unit offers
-(`/resources add KIND QUANTITY NAME…`); community staff browse those of their communities'
-units (`/resources [KIND]`) and request one for a ticket (`#12`) or a horn (`h3`); the
-unit's contacts get Accept / Decline (a decline says why). The staff member is told, the
+(`/resources add KIND QUANTITY NAME…`, then the domain it serves by a button); community
+staff browse those of their communities' units (`/resources [KIND|DOMAIN]`) and request one
+for a ticket (`#12`) or a horn (`h3`); the unit's contacts get Accept / Decline (a decline
+says why). The staff member is told, the
 ticket's timeline records each step, and an accepted request counts on the unit's record.
 """
 
@@ -16,7 +17,7 @@ from bot.services.errors import Refused
 from bot.services.outbox import Priority
 from bot.services.ticket_states import TimelineEvent
 from bot.services.ticket_views import Buttons, button
-from storage.models import RESOURCE_KINDS, Resource, ResourceRequest, Unit
+from storage.models import DOMAINS, RESOURCE_KINDS, Resource, ResourceRequest, Unit
 
 RESOURCE_PREFIX = "rs"
 RESOURCE_PATTERN = rf"^{RESOURCE_PREFIX}:"
@@ -30,12 +31,28 @@ def resource_data(action: str, item_id: int) -> str:
     return f"{RESOURCE_PREFIX}:{action}:{item_id}"
 
 
-def read_resource_press(data: str) -> tuple[str, int]:
+def domain_data(resource_id: int, domain: str) -> str:
+    """`rs:m:<resource>:<domain>`: the contact says which domain a resource serves."""
+    return f"{RESOURCE_PREFIX}:m:{resource_id}:{domain}"
+
+
+def read_resource_press(data: str) -> tuple[str, int, str]:
+    """The press, its resource or request, and a domain (`rs:m:` only, else empty)."""
     parts = data.split(":")
-    if len(parts) != 3 or parts[0] != RESOURCE_PREFIX or parts[1] not in ("q", "a", "d") or \
-            not parts[2].isdecimal():
+    if len(parts) == 4 and parts[1] == "m" and parts[3] in DOMAINS:
+        parts, domain = parts[:3], parts[3]
+    else:
+        domain = ""
+    if len(parts) != 3 or parts[0] != RESOURCE_PREFIX or \
+            parts[1] not in ("q", "a", "d", "m") or not parts[2].isdecimal() or \
+            (parts[1] == "m") != bool(domain):
         raise Refused("button.stale")
-    return parts[1], int(parts[2])
+    return parts[1], int(parts[2]), domain
+
+
+def _bad_kind() -> Refused:
+    return Refused("resource.bad_kind", kinds=", ".join(RESOURCE_KINDS),
+                   domains=", ".join(DOMAINS))
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,7 @@ class ResourceService(Service):
     async def add(self, actor: Actor, kind: str, quantity: str, name: str) -> Resource:
         unit = await self._contact_unit(actor)
         if kind not in RESOURCE_KINDS:
-            raise Refused("resource.bad_kind", kinds=", ".join(RESOURCE_KINDS))
+            raise _bad_kind()
         if not quantity.isdecimal() or not 1 <= int(quantity) <= MAX_QUANTITY:
             raise Refused("resource.bad_quantity", text=quantity[:20])
         name = " ".join(name.split())
@@ -70,10 +87,26 @@ class ResourceService(Service):
         assert resource is not None
         return resource
 
+    async def set_domain(self, actor: Actor, resource_id: int, domain: str) -> Resource:
+        """The domain a resource serves (SPEC §10), said by a contact of its unit; 点将
+        lists the unit under it."""
+        resource = await self.store.units.resource(resource_id)
+        if resource is None:
+            raise Refused("resource.unknown", id=resource_id)
+        if domain not in DOMAINS:
+            raise Refused("button.stale")
+        if not any(g.role == "unit_contact" and g.unit_code == resource.unit_code
+                   for g in actor.grants):
+            raise Refused("resource.not_contact")
+        async with self.store.transaction():
+            await self.store.units.set_resource_domain(resource.id, domain)
+        return resource.model_copy(update={"domain": domain})
+
     async def browse(self, actor: Actor, kind: str | None) -> list[Listed]:
-        """A contact sees their unit's; staff those of their communities' member units."""
-        if kind is not None and kind not in RESOURCE_KINDS:
-            raise Refused("resource.bad_kind", kinds=", ".join(RESOURCE_KINDS))
+        """A contact sees their unit's; staff those of their communities' member units;
+        `kind` a kind or a domain."""
+        if kind is not None and kind not in RESOURCE_KINDS and kind not in DOMAINS:
+            raise _bad_kind()
         units: dict[str, Unit] = {}
         if actor.superadmin:
             units = {u.code: u for u in await self.store.map.members()}
@@ -87,7 +120,7 @@ class ResourceService(Service):
             raise Refused("resource.not_allowed")
         found = []
         for resource in await self.store.units.resources(list(units)):
-            if kind is None or resource.kind == kind:
+            if kind is None or kind in (resource.kind, resource.domain):
                 found.append(Listed(resource, units[resource.unit_code], await self.access.can(
                     actor, Action.MANAGE_UNIT, units[resource.unit_code].parent_code or "")))
         return found

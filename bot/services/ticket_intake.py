@@ -352,11 +352,12 @@ class TicketIntake(TicketDrafts):
         return ticket
 
     async def meeting_ticket(self, *, organiser_id: int, building_code: str, level: str,
-                             text: str, domain: str | None, assignee_id: int | None,
-                             due_at: float, locale: str) -> Ticket | None:
+                             text: str, domain: str | None, due_at: float,
+                             locale: str) -> Ticket | None:
         """Inside a transaction: a meeting's decision (SPEC §12) as ticket #N on the Submit
         path, source `meeting`, its organiser the reporter; decided, so acknowledged, at the
-        meeting's level, assigned and due to be resolved by `due_at`. None on a replay."""
+        meeting's level, due to be resolved by `due_at` (its assignee asked by the caller, as
+        Assign asks). None on a replay."""
         chain = await self.store.map.ancestors(building_code)
         grid = next((u for u in chain if u.kind == "grid"), None)
         community = next((u for u in chain if u.kind == "community"), None)
@@ -370,7 +371,7 @@ class TicketIntake(TicketDrafts):
             return None
         now = self.clock()
         await self.store.tickets.update(
-            ticket.id, status=TicketStatus.ACKNOWLEDGED, level=level, assignee_id=assignee_id,
+            ticket.id, status=TicketStatus.ACKNOWLEDGED, level=level,
             **self._due_fields(DueKind.RESOLVE, now, max(due_at - now, 60.0)))
         await self.store.tickets.add_event(ticket.id, organiser_id,
                                            TimelineEvent.ACKNOWLEDGED)

@@ -282,15 +282,33 @@ class TicketLifecycle(TicketCards):
             raise Refused("button.stale")
         if stars <= 2:
             self.check(TicketAction.REOPEN, ticket)
-            return await self._transition(
-                TicketAction.REOPEN, ticket, user_id, note=str(stars),
-                fields={"rating": stars, "level": TicketLevel.GRID, "resolved_at": None,
-                        **self._due_fields(DueKind.RESOLVE, self.clock(),
-                                           self.span(ticket.urgency, DueKind.RESOLVE))},
-                told={"stars": stars}, ref=comment_ref(ticket.id))
+            return await self._reopen(ticket, user_id, stars)
         self.check(TicketAction.RATE, ticket)
         return await self._transition(TicketAction.RATE, ticket, user_id, note=str(stars),
                                       fields={"rating": stars}, ref=comment_ref(ticket.id))
+
+    async def _reopen(self, ticket: Ticket, user_id: int, stars: int) -> Ticket:
+        """Reopened at grid level without its assignee (SPEC §4 keeps none): "Assign / 点将"
+        is offered again, the previous assignee among those who may be asked; the asks still
+        open (an old one could otherwise be accepted now) are withdrawn, and the previous
+        assignee is told."""
+        now = self.clock()
+        async with self.store.transaction():
+            reopened = await self._step(
+                TicketAction.REOPEN, ticket, user_id, note=str(stars),
+                fields={"rating": stars, "level": TicketLevel.GRID, "resolved_at": None,
+                        "assignee_id": None,
+                        **self._due_fields(DueKind.RESOLVE, now,
+                                           self.span(ticket.urgency, DueKind.RESOLVE))},
+                told={"stars": stars}, ref=comment_ref(ticket.id))
+            await self.store.assignments.close_open(ticket.id, now)
+            if ticket.assignee_id:
+                locale = await self.people.locale_for(ticket.assignee_id)
+                await self.outbox.send(ticket.assignee_id,
+                                       t(locale, "assign.reopened", id=ticket.id),
+                                       priority=Priority.PERSONAL)
+        self.changed()
+        return reopened
 
     async def post_to_building(self, actor: Actor, ticket_id: int) -> Ticket:
         """楼栋议事: post the ticket, without the reporter, for residents to add "Me too"."""

@@ -1,7 +1,9 @@
 """点将 from a ticket card through the emulator (SPEC §10): Assign opens the picker filtered by
 the ticket's domain ("All" shows everyone); the chosen volunteer declines; Assign again to
 another, who accepts (the assignee, as Take makes one), posts progress and resolves with the
-hours it took; the points are credited to the time bank."""
+hours it took; the points are credited to the time bank. The resident rates it one star: the
+reopened ticket loses its assignee, its card offers Assign again, and the same person is asked
+anew, accepts and resolves it a second time (no more hours credited)."""
 
 from __future__ import annotations
 
@@ -116,3 +118,32 @@ async def test_assign_decline_assign_again_accept_update_resolve_with_hours(harn
     assert shown("en", "talent.line", name="Nurse", user=nurse.id, party="", unit="",
                  skills=t("en", SKILL["medical"]), hours="2.5", posts=0,
                  assignments=0) in talent
+
+    # the resident rates it one star: reopened without its assignee, Assign offered again
+    rating = next(m for m in reversed(harness.emu.messages(w.resident.id)) if m.buttons)
+    await harness.press(w.resident, rating, "⭐ 1")
+    ticket = await harness.store.tickets.get(1)
+    assert (ticket.status, ticket.assignee_id) == ("escalated", None)
+    assert (await harness.last(nurse.id)).text == shown("en", "assign.reopened", id=1)
+    card = w.card(w.grid_chat.id)
+    assert "t:asg:1" in _data(card)
+    assert before("en", "ticket.card_taker", "taker") not in card.text
+    stale = harness.emu.inject_callback(nurse, yours, "t:prg:1:r")
+    assert (await stale.wait_answered(timeout=5)).text == shown("en", "assign.not_yours", id=1)
+    await harness.settle()
+    await harness.press(w.worker, card, "t:asg:1")
+    await harness.press(w.worker, await harness.last(w.grid_chat.id), "t:asg:1:*")
+    picker = await harness.last(w.grid_chat.id)
+    assert f"t:asg:1:p{nurse.id}" in _data(picker)               # asked anew
+    assert f"t:asg:1:p{fixer.id}" not in _data(picker)           # her decline stands
+    await harness.press(w.worker, picker, f"t:asg:1:p{nurse.id}")
+    ask = await harness.last(nurse.id)
+    assert _data(ask) == ["t:asa:1", "t:asd:1"]
+    await harness.press(nurse, ask, "t:asa:1")
+    assert (await harness.store.tickets.get(1)).assignee_id == nurse.id
+    yours = await harness.last(nurse.id)
+    await harness.press(nurse, yours, "t:prg:1:r")
+    said = await harness.say(nurse, "返修好了")
+    assert said[-1].text == shown("en", "assign.resolved_again", id=1)
+    assert (await harness.store.tickets.get(1)).status == "resolved"
+    assert await harness.store.shop.balance(nurse.id) == 25

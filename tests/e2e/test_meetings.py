@@ -3,7 +3,9 @@ form to three staff chats and two member units (SPEC §10) — one by its bound 
 contact privately; Attend counted live on every invitation; the reminder once; the
 organiser's "Open sign-in"; a member unit on time, the other late, a grid on time and the
 rest not at all, shown in /meetings and the monthly report; then the minutes and two
-decisions that become tickets with their assignees and deadlines.
+decisions that become tickets with deadlines, each given through 点将台's lists for its
+domain (a volunteer by her skill, a member unit by the domain its contact gave its resource)
+and asked as "Assign / 点将" asks: the volunteer accepts, the unit's contact declines.
 
 The wall clock is a fixed day (time_machine, ticking) so that the month's report counts the
 meeting; the meeting service's clock is moved (its timed steps run by the meetings' watcher)."""
@@ -19,6 +21,7 @@ import time_machine
 
 from bot.i18n import t
 from bot.services.meeting_views import units_line
+from bot.services.ticket_views import domain_label
 from storage.models import TicketSource, Unit
 from tests.support.harness import grant, seed_map
 from tests.support.texts import plain, shown
@@ -47,6 +50,7 @@ async def _joint_meeting(h, clock) -> None:
     leader = emu.add_user(first_name="Leader", language_code="en")
     zhou = emu.add_user(first_name="Zhou", language_code="en")    # contact of M01 (its chat)
     qian = emu.add_user(first_name="Qian", language_code="en")    # contact of M02 (no chat)
+    sweeper = emu.add_user(first_name="Sweeper", language_code="en")  # a volunteer
     runtime = await h.start_bot()
     await seed_map(h.store)
     async with h.store.transaction():
@@ -60,8 +64,19 @@ async def _joint_meeting(h, clock) -> None:
     await grant(h.store, leader.id, "grid_leader", "G0102")
     await grant(h.store, zhou.id, "unit_contact", "M01")
     await grant(h.store, qian.id, "unit_contact", "M02")
-    for user in (staff, worker, leader, zhou, qian):
+    await grant(h.store, sweeper.id, "volunteer", "G0101")
+    async with h.store.transaction():
+        await h.store.people.set_volunteer_profile(sweeper.id, ["sanitation"], None)
+    for user in (staff, worker, leader, zhou, qian, sweeper):
         await h.say(user, "/start")
+    # M02's contact lists a resource and says the domain it serves (orange)
+    added = (await h.say(qian, "/resources add equipment 2 轮椅"))[-1]
+    assert added.text == shown("en", "resource.added", id=1, name="轮椅", quantity=2,
+                               kind=t("en", "resource.kind.equipment")) + "\n" + \
+        shown("en", "resource.ask_domain")
+    await h.press(qian, added, "rs:m:1:orange")
+    assert (await h.last(qian.id)).text == shown(
+        "en", "resource.domain_set", id=1, domain=domain_label("en", "orange"))
     chats = {}
     for code, by, members in (("C01", staff, [staff, worker, leader]),
                               ("G0101", worker, [staff, worker, leader]),
@@ -165,29 +180,48 @@ async def _joint_meeting(h, clock) -> None:
     await h.press(staff, ended, t("en", "meeting.btn_minutes"))
     assert (await h.last(staff.id)).text == shown("en", "meeting.ask_minutes", title=TITLE)
     await h.say(staff, "一、增设投放点；二、清理楼道")
-    for text, domain, who, days in (("增设两个分类投放点", "green", "Worker", 7),
-                                     ("清理3栋楼道杂物", "orange", "Leader", 15)):
+    for text, domain, who, days in (("增设两个分类投放点", "green", "Sweeper", 7),
+                                     ("清理3栋楼道杂物", "orange", "🏢 县供电公司", 15)):
         await h.say(staff, text)
         await h.press(staff, await h.last(staff.id), f"mt:d:{domain}")
-        await h.press(staff, await h.last(staff.id), who)
+        picker = await h.last(staff.id)
+        # 点将台 for the domain: no staff; a unit only by its resource's domain
+        labels = [b.text for row in picker.buttons for b in row]
+        assert who in labels and "Worker" not in labels and "🏢 安居物业" not in labels
+        assert labels[-2:] == [t("en", "assign.btn_all"), t("en", "meeting.btn_nobody_yet")]
+        await h.press(staff, picker, who)
         await h.press(staff, await h.last(staff.id), t("en", "meeting.btn_days", days=days))
     assert await h.store.meetings.decisions(1) == [1, 2]
     first, second = await h.store.tickets.get(1), await h.store.tickets.get(2)
     assert first is not None and second is not None
     assert (first.source, first.domain, first.assignee_id) == (TicketSource.MEETING, "green",
-                                                               worker.id)
+                                                               None)
     assert (second.source, second.domain, second.assignee_id) == (TicketSource.MEETING,
-                                                                  "orange", leader.id)
+                                                                  "orange", None)
     assert first.due_at == pytest.approx(start + 61 * 60 + 7 * 86400)
     assert second.due_at == pytest.approx(start + 61 * 60 + 15 * 86400)
     for number in (1, 2):
         assert any(shown("en", "meeting.decision_receipt", id=number) == m.text
                    for m in emu.messages(staff.id))
-    assert any("#1" in m.text and "增设两个分类投放点" in m.text
-               for m in emu.messages(worker.id))
-    assert any("#2" in m.text and "清理3栋楼道杂物" in m.text
-               for m in emu.messages(leader.id))
-    await h.press(staff, await h.last(staff.id), t("en", "meeting.btn_done"))
+    # each is asked privately as Assign asks; the volunteer accepts, the unit's contact
+    # declines (the staff are told in the ticket's staff chat)
+    ask = await h.last(sweeper.id)
+    assert "#1" in ask.text and "增设两个分类投放点" in ask.text
+    assert [b.callback_data for b in ask.buttons[0]] == ["t:asa:1", "t:asd:1"]
+    assert (await h.press(sweeper, ask, "t:asa:1")).text == shown("en", "assign.accepted", id=1)
+    assert (await h.store.tickets.get(1)).assignee_id == sweeper.id
+    assert shown("en", "notice.taken", id=1) in h.texts(staff.id)[-1]   # the organiser
+    ask = await h.last(qian.id)
+    assert "#2" in ask.text and "清理3栋楼道杂物" in ask.text
+    assert (await h.press(qian, ask, "t:asd:2")).text == shown("en", "assign.declined", id=2)
+    assert any(shown("en", "assign.staff_declined", id=2, name="Qian") in text
+               for code in ("C01", "G0101") for text in h.texts(chats[code].id))
+    assert [e.kind for e in await h.store.tickets.events(2)][-2:] == [
+        "assigned", "assign_declined"]
+    assert not any(b.callback_data == "t:asa:1" for m in emu.messages(worker.id)
+                   for row in m.buttons for b in row)                  # staff are not asked
+    prompt = next(m for m in reversed(emu.messages(staff.id)) if m.buttons)
+    await h.press(staff, prompt, t("en", "meeting.btn_done"))
     assert (await h.last(staff.id)).text == shown("en", "meeting.wrap_done")
     assert (await h.store.meetings.get(1)).minutes == "一、增设投放点；二、清理楼道"
 

@@ -242,7 +242,8 @@ async def test_a_resource_requested_for_a_horn_is_declined_with_a_reason(harness
         await harness.say(user, "/start")
     added = (await harness.say(contact, "/resources add vehicle 2 面包车"))[-1].text
     assert added == shown("en", "resource.added", id=1, name="面包车", quantity=2,
-                          kind=t("en", "resource.kind.vehicle"))
+                          kind=t("en", "resource.kind.vehicle")) + "\n" + \
+        shown("en", "resource.ask_domain")
     preview = (await harness.say(staff, "/horn major C01 5 Sandbags"))[-1]
     await harness.press(staff, preview, "hf:pub")
     horn = max(h.id for h in await store.horns.active())
