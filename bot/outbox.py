@@ -69,6 +69,8 @@ class _Lane:
 class OutboxSender:
     """Reading side: the one loop that sends."""
 
+    LOAD_GAP_S = 0.005
+
     def __init__(self, bot: Bot, store: Store, gate: FloodGate, settings: Settings, *,
                  hooks: OutboxHooks | None = None, written: Wakeup | None = None,
                  foreground_busy: Callable[[], bool] = lambda: False,
@@ -111,6 +113,8 @@ class OutboxSender:
         self._on_the_wire: set[Stamp] = set()  # calls sent and not answered yet
         self._results: list[tuple[OutboxItem, Any, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
+        self.load_gap = 0.0
+        self._next_load = 0.0
         self._checks: list[tuple[OutboxItem, asyncio.Future[OutboxItem | None]]] = []
         self._checker: asyncio.Task[None] | None = None
         self.stall_threshold = 0.005
@@ -145,6 +149,11 @@ class OutboxSender:
         checks it, and the first that finds another epoch stops this sender and calls
         `on_fenced`. A sender stopped may be started again (the lead won back)."""
         self._epoch = epoch
+        #: several replicas (PostgreSQL): each commit that queues a message notifies the
+        #: leader, and a read of the queue costs a round trip; one read per this many
+        #: seconds serves a burst's commits (a receipt waits at most this much longer)
+        self.load_gap = 0.0 if epoch is None else self.LOAD_GAP_S
+        self._next_load = 0.0
         self._on_fenced = on_fenced
         self._fenced = False
         self._items.clear()
@@ -217,13 +226,17 @@ class OutboxSender:
         await self._load(reset=True)
         while True:
             self._wake.clear()
-            if self._dirty:
+            if self._dirty and self.gate.clock() >= self._next_load:
                 self._dirty = False
                 gaps, self._gaps = self._gaps, False
                 await self._load(gaps=gaps)
+                self._next_load = self.gate.clock() + self.load_gap
             self._promote_timed()
             if not self._ready:
                 self._signal_idle()
+                if self._dirty:  # read a moment ago: this moment's commits are read together
+                    await self._sleep_until(self._next_load, wakeable=False)
+                    continue
                 await self._sleep_until(self._timed[0][0] if self._timed else None)
                 continue
             wait = self._deferred()
@@ -583,6 +596,8 @@ class OutboxSender:
 
     async def _record_batches(self) -> None:
         while self._results:
+            if self.load_gap:  # several replicas: the answers of this moment in one commit
+                await asyncio.sleep(self.load_gap)
             batch, self._results = self._results[:500], self._results[500:]
             try:
                 await self._record(batch)

@@ -523,3 +523,40 @@ async def test_several_items_are_looked_at_in_one_statement_as_they_stand_now(st
     assert (await outbox.current_many([items[a]], epoch))[a] == items[a]
     with pytest.raises(StaleEpoch):
         await outbox.current_many([items[a], items[c]], epoch + 1)
+
+
+async def test_a_leader_reads_the_queue_once_for_the_commits_of_a_moment(store):
+    """Several replicas: each commit that queues a message wakes the leader, and each read
+    of the queue is a round trip. The leader reads at most once per `LOAD_GAP_S` (the
+    commits of that moment together) and records the answers of a moment in one commit;
+    every message still goes out once."""
+    bot = FakeBot()
+    sender, outbox = make(store, bot)
+    sender.LOAD_GAP_S = 0.05
+    reads, records = [], []
+    pending, record = store.outbox.pending, sender._record
+
+    async def counting_pending(after_id: int = 0):
+        reads.append(after_id)
+        return await pending(after_id)
+
+    async def counting_record(batch, hooks=True):
+        records.append(len(batch))
+        return await record(batch, hooks)
+
+    store.outbox.pending = counting_pending
+    sender._record = counting_record
+    await sender.start(epoch=await store.leadership.epoch())
+    try:
+        began, reads[:] = time.monotonic(), []
+        for n in range(40):  # forty commits, each waking the sender
+            await queue(store, outbox, (1000 + n, f"receipt {n}", Priority.PERSONAL))
+        await bot.wait_calls(40)
+        took, read = time.monotonic() - began, len(reads)
+        await sender.drain(5)
+    finally:
+        await sender.stop()
+    assert sorted(bot.texts()) == sorted(f"receipt {n}" for n in range(40))
+    assert set((await statuses(store)).values()) == {"sent"} and sum(records) == 40
+    most = 2 + took / sender.LOAD_GAP_S  # one read per gap, and one at each end
+    assert read <= most and len(records) <= most, (read, len(records), took)
