@@ -100,11 +100,13 @@ class TicketRepo:
             + " ORDER BY id LIMIT ?", (*skipped, limit))
         return [row[0] for row in rows]
 
-    async def take_cards_pending(self, ticket_id: int) -> bool:
-        """Clear the flag; False when another run already took this ticket's cards."""
-        return await self.db.execute_rowcount(
-            "UPDATE tickets SET cards_pending = 0 WHERE id = ? AND cards_pending = 1",
-            (ticket_id,)) > 0
+    async def take_cards_pending(self, ticket_id: int) -> Ticket | None:
+        """Clear the flag: the ticket as it stands now, None when another run already took
+        this ticket's cards (one statement: the flag and the fresh row)."""
+        row = await self.db.fetchone(
+            "UPDATE tickets SET cards_pending = 0 WHERE id = ? AND cards_pending = 1 "
+            "RETURNING *", (ticket_id,))
+        return _ticket(row) if row else None
 
     async def get(self, ticket_id: int) -> Ticket | None:
         row = await self.db.fetchone("SELECT * FROM tickets WHERE id = ?", (ticket_id,))

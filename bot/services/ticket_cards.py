@@ -75,8 +75,9 @@ class TicketCards(TicketBase):
         queued_for = QUEUED_FOR.set(ticket.source_update_id)  # what the cards answer
         try:
             async with self.store.transaction():
-                if await self.store.tickets.take_cards_pending(ticket_id):
-                    ticket = await self._get(ticket_id)
+                fresh = await self.store.tickets.take_cards_pending(ticket_id)
+                if fresh is not None:
+                    ticket = fresh
                     if ticket.is_open:
                         await self._post_new_cards(ticket, known)
         finally:
