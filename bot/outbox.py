@@ -630,12 +630,10 @@ class OutboxSender:
                 message_id = result.get("message_id") if isinstance(result, dict) else None
                 # a message's echo is not kept (its id is); other answers are small
                 rows.append((item.id, message_id, None if message_id is not None else result))
-            newer: list[tuple[OutboxItem, dict[str, Any]]] = []
-            for item, _, _ in batch:
-                if item.coalesce_key is not None:
-                    payload = await outbox.payload_of(item.id)
-                    if payload is not None and payload != item.payload:
-                        newer.append((item, payload))  # replaced while on its way
+            coalescing = [item for item, _, _ in batch if item.coalesce_key is not None]
+            now = await outbox.payloads_of([item.id for item in coalescing])
+            newer = [(item, now[item.id]) for item in coalescing  # replaced on its way
+                     if item.id in now and now[item.id] != item.payload]
             await outbox.mark_sent_many(rows)
             queued = bool(newer)
             for item, payload in newer:

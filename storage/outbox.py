@@ -134,9 +134,14 @@ class OutboxRepo:
         await self.db.execute("UPDATE outbox SET payload = ? WHERE id = ?",
                               (codec.dumps(payload), item_id))
 
-    async def payload_of(self, item_id: int) -> dict[str, Any] | None:
-        body = await self.db.fetchval("SELECT payload FROM outbox WHERE id = ?", (item_id,))
-        return codec.loads(body) if body is not None else None
+    async def payloads_of(self, item_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The payloads of several items, in one statement (those that exist)."""
+        if not item_ids:
+            return {}
+        rows = await self.db.fetchall(
+            f"SELECT id, payload FROM outbox WHERE id IN ({placeholders(item_ids)})",
+            list(item_ids))
+        return {int(r["id"]): codec.loads(r["payload"]) for r in rows}
 
     async def retry_later(self, item_id: int, not_before: float, error: str,
                           count_attempt: bool = True) -> None:
