@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import Update
@@ -74,6 +75,8 @@ class Intake:
     STOP_GRACE_S = 10.0
     #: PostgreSQL: seconds between the sweeper's looks for updates nobody is handling
     SWEEP_S = 1.0
+    #: PostgreSQL: a replica busy with its own updates takes another's only this old
+    ORPHAN_S = 10.0
     #: a tap not answered this long after it came is answered empty: Telegram gives up on
     #: it after 15 s and shows the presser an error (its work is still done); the rest of
     #: the 15 s is for its way to us (a webhook's queue, a getUpdates batch) and back
@@ -356,12 +359,17 @@ class Intake:
 
     async def _sweep_forever(self) -> None:
         """Every `SWEEP_S`: wake the lanes with unprocessed updates. Those of this replica
-        are being handled already; the others' lanes are locked by them; what is left was
-        stored by a replica that stopped before handling it."""
+        are being handled already; the others' lanes are locked by them or wait there for a
+        slot; what is left was stored by a replica that stopped before handling it. A replica
+        with updates of its own waiting for a slot takes only updates older than `ORPHAN_S`:
+        taking a busy replica's waiting lanes would cost both a claim and add nothing."""
         failing = False
         while True:
             try:
-                lanes = await self.store.inbox.pending_lanes()
+                busy = self._slots.waiting > 0
+                lanes = await self.store.inbox.pending_lanes(received_before=(
+                    datetime.now(UTC) - timedelta(seconds=self.ORPHAN_S)
+                ).isoformat(timespec="milliseconds") if busy else None)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

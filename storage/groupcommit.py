@@ -122,6 +122,11 @@ class Slots:
         """No slot is free."""
         return self._free == 0
 
+    @property
+    def waiting(self) -> int:
+        """Tasks waiting for a slot."""
+        return len(self._urgent) + len(self._normal)
+
 
 #: the one writer's turn: a single slot
 WriteLock = Slots

@@ -177,11 +177,14 @@ class InboxRepo:
             "SELECT 1 FROM inbox WHERE lane = ? AND processed_at IS NULL " + _not_in(skip)
             + " LIMIT 1", (lane, *skip)) is not None
 
-    async def pending_lanes(self, limit: int = 10_000) -> list[int]:
-        """The lanes with unprocessed updates (the sweeper's round)."""
+    async def pending_lanes(self, limit: int = 10_000, received_before: str | None = None
+                            ) -> list[int]:
+        """The lanes with unprocessed updates (the sweeper's round); with `received_before`
+        (an ISO time as `now_iso` writes it), only those with one received before then."""
         rows = await self.db.fetchall(
             "SELECT DISTINCT lane FROM inbox WHERE processed_at IS NULL AND lane IS NOT NULL "
-            "LIMIT ?", (limit,))
+            + ("AND received_at < ? " if received_before else "") + "LIMIT ?",
+            (received_before, limit) if received_before else (limit,))
         return [r[0] for r in rows]
 
     async def prune(self, below: int) -> None:

@@ -198,3 +198,44 @@ async def test_an_update_handled_before_a_restart_is_not_handled_again_when_rede
             await replica.intake.stop()
             await store.close()
     assert seen == [("first", 80)]
+
+
+async def test_a_busy_replica_leaves_anothers_fresh_updates_and_takes_old_ones(replicas):
+    """A replica with updates of its own waiting for a slot does not take the lanes another
+    replica is about to handle (that would cost both a claim and add nothing); an update
+    left longer than `ORPHAN_S` (its replica died after answering 200) it takes all the
+    same."""
+    from storage.groupcommit import Slots
+
+    a, b = await replicas("A"), await replicas("B")
+    b.intake._slots = Slots(1)
+    b.hold[50] = asyncio.Event()
+    b.started[50] = asyncio.Event()
+    await b.intake.accept([update(50, 901), update(51, 902)])  # 51 waits for the slot
+    await b.started[50].wait()
+    await a.intake.stop()
+    await a.store.inbox.store([update(60, 903)])  # stored by A, which handles nothing more
+
+    asked: list[str | None] = []
+    looks = asyncio.Queue()
+    pending_lanes = b.store.inbox.pending_lanes
+
+    async def counting(limit: int = 10_000, received_before: str | None = None) -> list[int]:
+        asked.append(received_before)
+        lanes = await pending_lanes(limit, received_before)
+        looks.put_nowait(lanes)
+        return lanes
+
+    b.store.inbox.pending_lanes = counting
+    for _ in range(3):
+        assert 903 not in await asyncio.wait_for(looks.get(), 5)
+    assert all(before is not None for before in asked)  # busy: only old updates
+    assert 903 not in b.intake._active and ("B", 60) not in b.seen
+
+    b.intake.ORPHAN_S = 0.0  # now 60 counts as left behind: taken while still busy
+    while 903 not in await asyncio.wait_for(looks.get(), 5):
+        pass
+    assert 903 in b.intake._active  # its worker waits for the slot behind 51
+    b.hold[50].set()
+    await all_handled(b, count=3)
+    assert sorted(u for _, u in b.seen) == [50, 51, 60]
