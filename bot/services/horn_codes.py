@@ -174,6 +174,11 @@ def read_ref(ref: str | None) -> tuple[int, CopyKind]:
     return int(horn_id), CopyKind(kind)
 
 
+def about(ref: str) -> dict[str, int]:
+    """The horn a copy's ref names, for the sender's log lines (`OutboxHooks.about`)."""
+    return {"horn_id": read_ref(ref)[0]}
+
+
 def post_key(horn_id: int, chat_id: int, round_: int) -> str:
     """One post per chat and sounding (round 0: Publish; then each re-sound)."""
     return f"hpost:{horn_id}:{chat_id}" if round_ == 0 else f"hsound:{horn_id}:{round_}:{chat_id}"

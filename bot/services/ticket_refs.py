@@ -49,3 +49,8 @@ def parse_ref(ref: str | None) -> TicketRef:
     if not ticket_id.isdigit() or (kind == RefKind.CARD) != bool(card_kind):
         raise ValueError(f"not a ticket ref: {ref!r}")
     return TicketRef(RefKind(kind), int(ticket_id), card_kind)
+
+
+def about(ref: str) -> dict[str, int]:
+    """The ticket a ref names, for the sender's log lines (`OutboxHooks.about`)."""
+    return {"ticket_id": parse_ref(ref).ticket_id}
