@@ -27,7 +27,7 @@ from storage.inbox import UpdateMark, current_update
 from storage.models import Chat, CopyKind
 from storage.store import Store
 from tests.support.harness import grant, seed_map
-from tests.support.tickets import GRID_CHAT, ticket_world
+from tests.support.tickets import GRID_CHAT, RESIDENT, ticket_world
 from tests.test_outbox import FakeBot
 
 
@@ -148,15 +148,19 @@ async def test_the_senders_lines_name_the_ticket_its_item_is_about(
         store: Store, captured: Captured) -> None:
     """A ticket's card to a group that removed the bot: the sender's warning names the item,
     the chat and the ticket, in JSON and in text; a card that went out elsewhere names its
-    own item and the same ticket, never the other's."""
+    own item and the same ticket, never the other's; the receipt to a reporter who blocked
+    the bot names the ticket too."""
     world = await ticket_world(store)
     ticket = await world.submit()
     await world.tickets.post_pending_cards()
     cards = {i.chat_id: i for i in await world.pending() if i.ref and i.ref.startswith("tcard:")}
     assert GRID_CHAT in cards and len(cards) > 1
     refused = cards[GRID_CHAT]
+    to_reporter = {i.id for i in await world.pending(RESIDENT)}  # receipt, draft card's edit
+    assert len(to_reporter) == 2
     bot = FakeBot()
     bot.fail[GRID_CHAT] = [Forbidden("Forbidden: bot was kicked from the group chat")]
+    bot.fail[RESIDENT] = [Forbidden("Forbidden: bot was blocked by the user")]
     sender = sender_for(store, world.tickets.outbox, bot)
     await sender.start()
     try:
@@ -173,6 +177,9 @@ async def test_the_senders_lines_name_the_ticket_its_item_is_about(
     [(sent, _)] = captured.about(other.id)
     assert str(sent["message"]).endswith("sent")
     assert (sent["ticket_id"], sent["chat_id"]) == (ticket.id, other.chat_id)
+    [blocked] = [e for e in captured.json if e.get("chat_id") == RESIDENT]
+    assert "blocked" in str(blocked["message"]) and blocked["outbox_id"] in to_reporter
+    assert blocked["ticket_id"] == ticket.id  # not a card: about the ticket all the same
     lines_without_item = [e for e in captured.json if "outbox_id" not in e]
     assert all("ticket_id" not in e for e in lines_without_item)
 

@@ -17,6 +17,7 @@ class RefKind(StrEnum):
     TOPIC = "ttopic"      # the ticket's forum topic: `ttopic:<ticket>`
     RELAY = "relay"       # staff words to the reporter, who may answer: `relay:<ticket>`
     COMMENT = "comment"   # the rating's thanks, which the reporter may comment: `comment:<ticket>`
+    NOTE = "tnote"        # any other message about the ticket, nothing to learn: `tnote:<ticket>`
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ def relay_ref(ticket_id: int) -> str:
 
 def comment_ref(ticket_id: int) -> str:
     return f"{RefKind.COMMENT}:{ticket_id}"
+
+
+def note_ref(ticket_id: int) -> str:
+    """A message about the ticket that tells it nothing when sent (its log lines name it)."""
+    return f"{RefKind.NOTE}:{ticket_id}"
 
 
 def parse_ref(ref: str | None) -> TicketRef:
