@@ -33,6 +33,9 @@ Listener = Callable[[float | None], None]
 SentHook = Callable[[OutboxItem, Any], Awaitable[None]]
 ChatLostHook = Callable[[int, str], Awaitable[None]]
 MigratedHook = Callable[[int, int], Awaitable[None]]
+#: what an item's ref says it is about, for the sender's log lines (`bot.logcontext.tag`'s
+#: `ticket_id` / `horn_id`); a ref it cannot read raises ValueError
+AboutReader = Callable[[str], dict[str, int]]
 #: before the first item the sender sends to a group chat the store has no row for
 FirstUseHook = Callable[[int], Awaitable[None]]
 #: asks Telegram about a chat (getChat, getChatMember); None: the bot is not in it. The
@@ -64,6 +67,7 @@ class OutboxHooks:
     ref sent (by the ref's prefix, before its first ':'), a chat lost, a group migrated; and,
     before it sends anything to a group chat the store knows nothing of, `first_use` (the
     chat service learns the chat: a chat bound through the map file is met there first).
+    And what a ref is about (a ticket, a horn), which the sender's log lines name.
 
     Each service registers its own hooks, for the refs whose grammar it owns; the sender only
     looks them up."""
@@ -76,6 +80,7 @@ class OutboxHooks:
         self.chat_lost: list[ChatLostHook] = []
         self.migrated: list[MigratedHook] = []
         self.first_use: list[FirstUseHook] = []
+        self._about: dict[str, AboutReader] = {}
 
     def on_sent(self, prefix: str, hook: SentHook) -> None:
         if prefix in self._sent:
@@ -84,6 +89,11 @@ class OutboxHooks:
 
     def on_chat_lost(self, hook: ChatLostHook) -> None:
         self.chat_lost.append(hook)
+
+    def on_about(self, prefix: str, reader: AboutReader) -> None:
+        if prefix in self._about:
+            raise ValueError(f"the ref prefix {prefix!r} already has a reader")
+        self._about[prefix] = reader
 
     def on_migrated(self, hook: MigratedHook) -> None:
         self.migrated.append(hook)
@@ -94,3 +104,14 @@ class OutboxHooks:
     def sent_hook(self, ref: str | None) -> SentHook | None:
         """The hook of a sent item's ref, if a service registered its prefix."""
         return self._sent.get(ref.partition(":")[0]) if ref else None
+
+    def about(self, ref: str | None) -> dict[str, int]:
+        """The ticket or horn an item's ref names (`{"ticket_id": 7}`), for the log; empty when
+        no service reads its prefix or the ref is not one it wrote."""
+        reader = self._about.get(ref.partition(":")[0]) if ref else None
+        if reader is None or ref is None:
+            return {}
+        try:
+            return reader(ref)
+        except ValueError:
+            return {}

@@ -1,7 +1,10 @@
-"""What a log line is about (SPEC §15, `GRIDHORN_LOG_FORMAT=json`): the ticket or horn the
-update being handled turned out to concern. The update's own id is `storage.inbox.
-current_update`, set by the intake; the intake also opens a `fresh()` context for each update
-(a lane handles many, one after the other), and the services `tag` it once they know.
+"""What a log line is about (SPEC §15, `GRIDHORN_LOG_FORMAT`): the ticket or horn the update
+being handled turned out to concern. The update's own id is `storage.inbox.current_update`, set
+by the intake; the intake also opens a `fresh()` context for each update (a lane handles many,
+one after the other), and the services `tag` it once they know.
+
+The outbox sender opens one for each item it sends (`bot.outbox`), tagged with the item's id,
+its chat, and the ticket or horn its `ref` names (read by the service that wrote it).
 
 Below the services and the machinery alike (only the standard library): a service may tag, the
 log formatter (`bot.logs`) reads.
@@ -27,15 +30,17 @@ def fresh() -> Iterator[None]:
         _FIELDS.reset(token)
 
 
-def tag(*, ticket_id: int | None = None, horn_id: int | None = None) -> None:
-    """The update being handled is about this ticket or horn (nothing outside an update)."""
+def tag(*, ticket_id: int | None = None, horn_id: int | None = None,
+        outbox_id: int | None = None, chat_id: int | None = None) -> None:
+    """The update (or outbox item) being handled is about this ticket or horn, item, chat
+    (nothing outside a `fresh()` context)."""
     fields = _FIELDS.get()
     if fields is None:
         return
-    if ticket_id is not None:
-        fields["ticket_id"] = ticket_id
-    if horn_id is not None:
-        fields["horn_id"] = horn_id
+    for key, value in (("ticket_id", ticket_id), ("horn_id", horn_id),
+                       ("outbox_id", outbox_id), ("chat_id", chat_id)):
+        if value is not None:
+            fields[key] = value
 
 
 def fields() -> dict[str, int]:

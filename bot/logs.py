@@ -1,10 +1,12 @@
 """The log (SPEC §15): `GRIDHORN_LOG_FORMAT` `text` (a line for a person) or `json` (one JSON
 object per line for a log collector: time, level, logger, message, and the update id, ticket
-id and horn id where the line is about one), at `GRIDHORN_LOG_LEVEL` and above.
+id and horn id where the line is about one, and the outbox item and its chat for the sender's
+lines), at `GRIDHORN_LOG_LEVEL` and above. A text line ends with the same ids in brackets.
 
-The update's id is the intake's `storage.inbox.current_update`; the ticket and the horn are
-what the services tagged in `bot.logcontext` while handling it. Both are context variables,
-read as the line is written (the handler writes in the logging call's own task).
+The update's id is the intake's `storage.inbox.current_update`; the rest is what was tagged in
+`bot.logcontext`: by the services while handling an update, by the outbox sender for the item
+it sends. Both are context variables, read as the line is written (the handler writes in the
+logging call's own task).
 """
 
 from __future__ import annotations
@@ -21,6 +23,31 @@ from storage.inbox import current_update
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def about() -> dict[str, int]:
+    """The ids the line being written is about: the update's, then what was tagged."""
+    found: dict[str, int] = {}
+    mark = current_update.get()
+    if mark is not None:
+        found["update_id"] = mark.update_id
+    found.update(logcontext.fields())
+    return found
+
+
+class TextFormatter(logging.Formatter):
+    """A line for a person: `TEXT_FORMAT`, then `[update_id=… ticket_id=…]` when it is about
+    something (before a traceback's lines)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        line = super().formatMessage(record)
+        ids = about()
+        if ids:
+            line += " [" + " ".join(f"{key}={value}" for key, value in ids.items()) + "]"
+        return line
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line (a traceback is a field, not more lines)."""
 
@@ -32,10 +59,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        mark = current_update.get()
-        if mark is not None:
-            entry["update_id"] = mark.update_id
-        entry.update(logcontext.fields())
+        entry.update(about())
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -61,7 +85,7 @@ class Redact(logging.Filter):
 
 
 def formatter(settings: Settings) -> logging.Formatter:
-    return JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter() if settings.log_format == "json" else TextFormatter()
 
 
 def configure(settings: Settings, stream: Any = None) -> logging.Handler | None:

@@ -8,6 +8,9 @@ message id, hooks run in the same transaction), retried (429 → retry_after, 5x
 backoff), followed (chat migrated → the queue and the bindings move), dropped (chat gone, edit
 moot) or failed (400).
 Transient errors never end an item: an outage of any length only delays it.
+
+Each item is sent in a log context of its own (`bot.logcontext`): every line written meanwhile
+names the item, its chat, and the ticket or horn its `ref` is about (SPEC §15).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 from telegram import Bot, InputFile
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from bot import rawapi
+from bot import logcontext, rawapi
 from bot.hooks import OutboxHooks, Wakeup
 from bot.http import ANSWERING
 from bot.metrics import Metrics
@@ -385,9 +388,20 @@ class OutboxSender:
 
     # delivery
 
+    def _tag(self, item_id: int, chat_id: int, ref: str | None) -> None:
+        """The log lines of this context are about this item (SPEC §15): its id, its chat, and
+        the ticket or horn its ref names (read by the service that wrote it)."""
+        logcontext.tag(outbox_id=item_id, chat_id=chat_id, **self.hooks.about(ref))
+
     async def _deliver(self, item_id: int, chat_id: int, stamp: Stamp) -> None:
-        next_chat = chat_id
         item = self._items.get(item_id)
+        with logcontext.fresh():
+            self._tag(item_id, chat_id, item.ref if item is not None else None)
+            await self._deliver_item(item_id, chat_id, stamp, item)
+
+    async def _deliver_item(self, item_id: int, chat_id: int, stamp: Stamp,
+                            item: OutboxItem | None) -> None:
+        next_chat = chat_id
         held = [True]
 
         def free_slot() -> None:
@@ -484,6 +498,8 @@ class OutboxSender:
                 for migrated in self.hooks.migrated:
                     await migrated(item.chat_id, new_id)
             self._move_lane(item.chat_id, new_id)
+            logger.info("chat %s became %s: outbox item %s and the chat's queue follow",
+                        item.chat_id, new_id, item.id)
             self.metrics.outbox_items.labels("migrated").inc()
             return new_id
         except Forbidden as exc:
@@ -495,6 +511,8 @@ class OutboxSender:
                     await lost(item.chat_id, reason)
             for dropped_id in dropped:
                 self._forget(dropped_id)
+            logger.warning("chat %s refused outbox item %s (%s): the chat's %d queued items "
+                           "are dropped", item.chat_id, item.id, reason, len(dropped))
             self.metrics.outbox_items.labels("chat_lost").inc()
         except BadRequest as exc:
             self._reachable()
@@ -502,6 +520,9 @@ class OutboxSender:
             status = "dropped" if any(m in text for m in MOOT_ERRORS) else "failed"
             if status == "failed":
                 logger.error("outbox item %s (%s to %s) failed: %s", item.id, item.method,
+                             item.chat_id, exc.message)
+            else:
+                logger.debug("outbox item %s (%s to %s) dropped: %s", item.id, item.method,
                              item.chat_id, exc.message)
             await self.store.outbox.finish(item.id, status, exc.message)
             self._forget(item.id)
@@ -513,6 +534,7 @@ class OutboxSender:
         else:
             self._reachable()
             await self._record_sent(item, result)
+            logger.debug("outbox item %s (%s to %s) sent", item.id, item.method, item.chat_id)
             self.metrics.outbox_items.labels("sent").inc()
         return item.chat_id
 
@@ -595,6 +617,10 @@ class OutboxSender:
         await done
 
     async def _record_batches(self) -> None:
+        with logcontext.fresh():  # not the context of the send that started it
+            await self._record_each_batch()
+
+    async def _record_each_batch(self) -> None:
         while self._results:
             if self.load_gap:  # several replicas: the answers of this moment in one commit
                 await asyncio.sleep(self.load_gap)
@@ -602,24 +628,32 @@ class OutboxSender:
             try:
                 await self._record(batch)
             except Exception:
-                logger.exception("recording %d sent items failed; recording one by one",
-                                 len(batch))
+                with logcontext.fresh():
+                    if len(batch) == 1:
+                        self._tag(batch[0][0].id, batch[0][0].chat_id, batch[0][0].ref)
+                    logger.exception("recording %d sent items failed; recording one by one",
+                                     len(batch))
                 for entry in batch:
-                    try:
-                        await self._record([entry])
-                    except Exception:
-                        # the message went out: never send it again, even if a hook failed
-                        logger.exception("hook of sent outbox item %s failed", entry[0].id)
-                        try:
-                            await self._record([entry], hooks=False)
-                        except Exception:
-                            logger.exception("sent outbox item %s could not be recorded",
-                                             entry[0].id)
+                    with logcontext.fresh():
+                        self._tag(entry[0].id, entry[0].chat_id, entry[0].ref)
+                        await self._record_alone(entry)
             finally:
                 for item, _, done in batch:
                     self._forget(item.id)
                     if not done.done():
                         done.set_result(None)
+
+    async def _record_alone(self, entry: tuple[OutboxItem, Any, asyncio.Future[None]]
+                            ) -> None:
+        try:
+            await self._record([entry])
+        except Exception:
+            # the message went out: never send it again, even if a hook failed
+            logger.exception("hook of sent outbox item %s failed", entry[0].id)
+            try:
+                await self._record([entry], hooks=False)
+            except Exception:
+                logger.exception("sent outbox item %s could not be recorded", entry[0].id)
 
     async def _record(self, batch: list[tuple[OutboxItem, Any, asyncio.Future[None]]],
                       hooks: bool = True) -> None:

@@ -57,6 +57,14 @@ def test_refs_name_the_horn_and_the_kind_of_copy():
     assert codes.read_ref(ref) == (12, CopyKind.PRIVATE)
     assert codes.read_ref(codes.edit_ref(3, CopyKind.GROUP)) == (3, CopyKind.GROUP)
     assert not codes.copy_ref(120, CopyKind.GROUP).startswith(codes.copies_on_their_way(12))
+    assert not codes.note_ref(12).startswith(codes.copies_on_their_way(12))
+    # what the sender's log lines name (SPEC §15): a copy's, an edit's or a note's horn
+    assert [codes.about(r) for r in (ref, codes.edit_ref(3, CopyKind.GROUP),
+                                     codes.note_ref(7))] == \
+        [{"horn_id": 12}, {"horn_id": 3}, {"horn_id": 7}]
+    for bad in ("tcard:12:head", "hnote:x", "hnote"):
+        with pytest.raises(ValueError):
+            codes.about(bad)
     for bad in ("tcard:12:head", "hcopy:12", None):
         with pytest.raises(ValueError):
             codes.read_ref(bad)

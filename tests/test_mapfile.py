@@ -624,6 +624,20 @@ async def test_csv_header(seeded: Store):
     await reject(seeded, b"", "m.csv", [(1, None, "the file is empty")])
 
 
+async def test_csv_header_of_the_partner_shape(seeded: Store):
+    """The partner shops' shape (SPEC §13) is told by its header, and checked as the others;
+    its rows are not buildings (a building's columns are unknown there)."""
+    await reject(seeded, b"community_code,partner_code,partner_name,partner_address,chat,"
+                         b"thread\nC01,P01,\xe5\xba\x97,,,\n", "p.csv", [
+        (1, None, "unknown column 'thread' (the header is community_code,partner_code,"
+                  "partner_name,partner_address,chat)"),
+    ])
+    parsed = await import_map(seeded, b"chat,partner_address,partner_name,partner_code,"
+                                      b"community_code\n,,\xe5\xba\x97,P01,C01\n", "p.csv")
+    assert parsed.ok and parsed.created == 1  # the columns in any order
+    assert [(p.code, p.name) for p in await seeded.shop.partners()] == [("P01", "店")]
+
+
 async def test_csv_rows(seeded: Store):
     await reject(seeded, rows(
         "C02,凤凰社区,G0201,凤凰第一网格,E020101,凤凰新村,B02010101,12栋,-1002000000001,",

@@ -97,6 +97,63 @@ async def test_partners_round_trip_through_the_map_file(store: Store):
     assert [p.code for p in await store.shop.partners()] == ["P01", "P02"]
 
 
+PARTNERS_CSV = ("community_code,partner_code,partner_name,partner_address,chat\n"
+                "C01,P01,爱心超市,欣山路 1 号,-1009000000001\n"
+                "\n"
+                "C01,P02,便民理发店,,\n").encode()
+
+
+async def test_partners_in_the_csv_shape_are_the_yaml_files_partners(store: Store):
+    """The third CSV shape (SPEC §13): one partner per row under a community of the map; the
+    export writes them back (in YAML), and importing either gives the same map again."""
+    await seed_map(store)
+    result = await import_map(store, PARTNERS_CSV, "partners.csv")
+    assert result.ok, result.errors
+    assert result.created == 2 and result.updated == 0
+    partners = await store.shop.partners()
+    assert [(p.code, p.community_code, p.name, p.address, p.chat_id, p.position)
+            for p in partners] == [("P01", "C01", "爱心超市", "欣山路 1 号", -1009000000001, 0),
+                                   ("P02", "C01", "便民理发店", "", None, 1)]
+    text = await export_map(store)
+    assert "    partners:\n      - code: P01\n        name: 爱心超市\n" in text
+    for data, name in ((PARTNERS, "p.yaml"), (text.encode(), "export.yaml"),
+                       (PARTNERS_CSV, "partners.csv")):
+        again = await import_map(store, data, name)
+        assert again.ok and (again.created, again.updated) == (0, 0), (name, again)
+        assert await export_map(store) == text
+
+
+async def test_bad_partner_csv_rows_are_refused_with_their_lines(store: Store):
+    await seed_map(store)
+    assert (await import_map(store, PARTNERS_CSV, "partners.csv")).ok
+    before = await export_map(store)
+    bad = ("community_code,partner_code,partner_name,partner_address,chat\n"
+           "C09,P03,某店,,\n"
+           "G0101,P04,某店,,\n"
+           "C01,P05,,,abc\n"
+           "C01,P05,又一店,,0\n"
+           ",B01010101,楼栋店,,\n"
+           "C01,P06,某店\n"
+           "C01,G0101,网格店,,\n").encode()
+    result = await import_map(store, bad, "partners.csv")
+    got = [(e.line, e.code, e.reason) for e in result.errors]
+    assert (2, "P03", "unknown community C09") in got
+    assert (3, "P04", "G0101 is a grid, not a community") in got
+    assert (4, "P05", "partner_name is empty") in got
+    assert any(g[:2] == (4, "P05") and "chat must be a non-zero integer" in g[2] for g in got)
+    assert any(g[:2] == (5, "P05") and "duplicate code P05 (first at line 4)" in g[2]
+               for g in got)
+    assert any(g[:2] == (5, "P05") and "not '0'" in g[2] for g in got), got
+    assert (6, "B01010101", "community_code is empty") in got
+    assert (7, None, "the row has 3 fields, the header 5") in got
+    assert (8, "G0101", "G0101 is a grid in the map, here a partner") in got
+    assert len(got) == 9, got
+    assert not result.ok and await export_map(store) == before
+    header = await import_map(store, b"community_code,partner_code,partner_name,chat\n"
+                                     b"C01,P07,\xe5\xba\x97,\n", "partners.csv")
+    assert [(e.line, e.reason) for e in header.errors] == [(1, "missing column partner_address")]
+
+
 async def test_bad_partners_are_refused_with_their_lines(store: Store):
     bad = textwrap.dedent("""
         communities:

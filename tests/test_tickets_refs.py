@@ -7,8 +7,10 @@ import pytest
 from bot.services.ticket_refs import (
     RefKind,
     TicketRef,
+    about,
     card_ref,
     comment_ref,
+    note_ref,
     parse_ref,
     relay_ref,
     topic_ref,
@@ -22,7 +24,11 @@ def test_refs_read_back_as_they_were_built():
     assert parse_ref(topic_ref(12)) == TicketRef(RefKind.TOPIC, 12)
     assert parse_ref(relay_ref(3)) == TicketRef(RefKind.RELAY, 3)
     assert parse_ref(comment_ref(4)) == TicketRef(RefKind.COMMENT, 4)
+    assert parse_ref(note_ref(5)) == TicketRef(RefKind.NOTE, 5)
     assert card_ref(12, "head") == "tcard:12:head"  # as rows already in the outbox hold
+    # what the sender's log lines name (SPEC §15)
+    assert [about(r) for r in (card_ref(12, "head"), note_ref(5))] == \
+        [{"ticket_id": 12}, {"ticket_id": 5}]
 
 
 @pytest.mark.parametrize("ref", [None, "", "tcard:12", "ttopic:x", "hcopy:1:group",

@@ -91,7 +91,8 @@ class HornClosing(HornPart):
                     delivery.recipient, for_line(locale, delivery.on_behalf_of) + view.text,
                     priority=Priority.PERSONAL, buttons=view.buttons,
                     dedupe_key=codes.attendance_key(
-                        horn.id, delivery.recipient if delivery.on_behalf_of else None))
+                        horn.id, delivery.recipient if delivery.on_behalf_of else None),
+                    ref=codes.note_ref(horn.id))
         self.wake()
         return horn
 
@@ -153,7 +154,7 @@ class HornClosing(HornPart):
                     person_id, t(person_locale, "horn.credited", id=horn.id, title=horn.title,
                                  hours=views.hours_text(hours),
                                  points=views.points_text(person_locale, points)),
-                    priority=Priority.PERSONAL)
+                    priority=Priority.PERSONAL, ref=codes.note_ref(horn.id))
         return await self._attendance_view(locale, await self.horn(horn_id))
 
     async def _attendance_view(self, locale: str, horn: Horn) -> views.View:

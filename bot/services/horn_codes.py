@@ -151,6 +151,7 @@ def _member(enum: type[Press], code: str) -> Press:
 
 COPY_REF = "hcopy"   # a copy going out: its message is recorded
 EDIT_REF = "hedit"   # an edit of a copy going out: what it said is checked
+NOTE_REF = "hnote"   # any other message about the horn, nothing to learn: `hnote:<horn>`
 
 
 def copy_ref(horn_id: int, kind: CopyKind) -> str:
@@ -172,6 +173,21 @@ def read_ref(ref: str | None) -> tuple[int, CopyKind]:
     if prefix not in (COPY_REF, EDIT_REF):
         raise ValueError(f"not a horn copy's ref: {ref!r}")
     return int(horn_id), CopyKind(kind)
+
+
+def note_ref(horn_id: int) -> str:
+    """A message about the horn that tells it nothing when sent (its log lines name it)."""
+    return f"{NOTE_REF}:{horn_id}"
+
+
+def about(ref: str) -> dict[str, int]:
+    """The horn a copy's or a note's ref names, for the sender's log lines
+    (`OutboxHooks.about`)."""
+    prefix, _, rest = ref.partition(":")
+    horn_id = rest.partition(":")[0]
+    if prefix not in (COPY_REF, EDIT_REF, NOTE_REF) or not horn_id.isdigit():
+        raise ValueError(f"not a horn's ref: {ref!r}")
+    return {"horn_id": int(horn_id)}
 
 
 def post_key(horn_id: int, chat_id: int, round_: int) -> str:

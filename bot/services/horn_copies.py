@@ -219,7 +219,7 @@ class HornCopies(HornPart):
                             count=count, needed=horn.needed),
             priority=PRIORITY[horn.level], thread_id=copy.thread_id,
             reply_to=copy.message_id, quiet=horn.level == HornLevel.SERVICE,
-            dedupe_key=codes.summary_key(horn.id, copy.chat_id))
+            dedupe_key=codes.summary_key(horn.id, copy.chat_id), ref=codes.note_ref(horn.id))
 
     async def unpin(self, horn: Horn, copies: list[HornCopy]) -> None:
         """A closed emergency no longer stays on top of the building chats. (Its pins were
@@ -233,7 +233,8 @@ class HornCopies(HornPart):
             await self.outbox.call(
                 copy.chat_id, "unpinChatMessage", {"message_id": copy.message_id},
                 priority=PRIORITY[horn.level] + Priority.PIN_DELAY,
-                dedupe_key=codes.unpin_key(horn.id, copy.chat_id, copy.message_id))
+                dedupe_key=codes.unpin_key(horn.id, copy.chat_id, copy.message_id),
+                ref=codes.note_ref(horn.id))
 
     async def _home(self, scope: list[str]) -> tuple[str | None, str]:
         """The grid the horn belongs to (None when it spans several) and its community."""

@@ -19,6 +19,7 @@ from bot.i18n import CatalogKey, t
 from bot.services import horn_views as views
 from bot.services.base import Service
 from bot.services.horn_base import HornPart
+from bot.services.horn_codes import note_ref
 from bot.services.horn_copies import HornCopies
 from bot.services.outbox import Priority
 from storage.models import CheckInState, Horn
@@ -111,7 +112,8 @@ class HornTaps(HornPart):
             await self.outbox.send(first.person_id,
                                    t(locale, "horn.moved_up", id=horn.id, title=horn.title),
                                    priority=Priority.PERSONAL,
-                                   buttons=views.post_buttons(locale, horn))
+                                   buttons=views.post_buttons(locale, horn),
+                                   ref=note_ref(horn.id))
 
     async def refresh_counters(self, horn_id: int) -> None:
         """Edit every copy to the current counter, if a tap changed it. Taps arriving while a

@@ -163,7 +163,7 @@ class HornUnits(HornPart):
                 await self.outbox.edit(*prompt, t(
                     locale, "unit.horn_pledged", people=people, id=horn_id,
                     unit=f"{options.unit.name} ({options.unit.code})"),
-                    priority=Priority.PERSONAL)
+                    priority=Priority.PERSONAL, ref=codes.note_ref(horn_id))
         return Pledge(horn=options.horn, unit=options.unit, pledged=people, most=options.most)
 
     async def send_prompt(self, actor: Actor, horn_id: int) -> Pledge:
@@ -176,7 +176,7 @@ class HornUnits(HornPart):
         view = pledge_prompt(locale, options)
         async with self.store.transaction():
             await self.outbox.send(actor.user_id, view.text, priority=Priority.PERSONAL,
-                                   buttons=view.buttons)
+                                   buttons=view.buttons, ref=codes.note_ref(horn_id))
             # or a typed number: the contact's next private text (a small flow)
             await self.store.flows.set(actor.user_id, PLEDGE_FLOW, "people", {"horn": horn_id})
         return options

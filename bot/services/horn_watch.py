@@ -16,6 +16,7 @@ from bot.services import horn_views as views
 from bot.services.backups import deliver_to, for_line
 from bot.services.base import Service
 from bot.services.horn_base import HornPart, action_for
+from bot.services.horn_codes import note_ref
 from bot.services.horn_copies import HornCopies
 from bot.services.horn_taps import HornTaps
 from bot.services.outbox import Priority
@@ -110,7 +111,7 @@ class HornWatch(HornPart):
             await self.outbox.send(
                 delivery.recipient, for_line(locale, delivery.on_behalf_of) + t(locale, key,
                                                                                  **values),
-                priority=Priority.PERSONAL)
+                priority=Priority.PERSONAL, ref=note_ref(horn.id))
 
     async def _wider(self, horn: Horn) -> list[str]:
         """The units one map level above the horn's scope that its owner may sound at."""

@@ -27,7 +27,7 @@ from bot.services import horn_views as views
 from bot.services.access import Access, Actor
 from bot.services.base import Service
 from bot.services.horn_closing import HornClosing, may_close
-from bot.services.horn_codes import FlowPress
+from bot.services.horn_codes import COPY_REF, EDIT_REF, NOTE_REF, FlowPress, about
 from bot.services.horn_copies import HornCopies, Published
 from bot.services.horn_flow import HornFlow
 from bot.services.horn_taps import HornTaps, Tap
@@ -58,6 +58,8 @@ class HornService(Service):
         self.watch = HornWatch(self, self._wake, self.copies, self.taps)
         for prefix, hook in self.sent_hooks().items():
             outbox.on_sent(prefix, hook)
+        for prefix in (COPY_REF, EDIT_REF, NOTE_REF):  # the sender's log lines name it (§15)
+            outbox.on_about(prefix, about)
 
     def _wake(self) -> None:
         self.changed()

@@ -1,5 +1,6 @@
 """Reading a CSV map file: one building per row, with its community, grid and estate; or, in
-the second shape (told by its header), one member unit per row with its community (SPEC §10).
+the second shape (told by its header), one member unit per row with its community (SPEC §10);
+or, in the third, one partner shop of the time bank per row with its community (SPEC §13).
 
 A parent repeats on every row of its buildings; it is taken from its first row, and a later row
 that names it or places it otherwise is an error, so the tree is the same as a YAML file's.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from bot.services.map_specs import (
     Collector,
+    PartnerSpec,
     UnitSpec,
     check_chat,
     check_code,
@@ -28,6 +30,10 @@ CSV_COLUMNS: tuple[str, ...] = (
 #: the second shape: member units (SPEC §10), each under a community of the map or the file
 MEMBER_COLUMNS: tuple[str, ...] = (
     "community_code", "member_code", "member_name", "member_type", "chat")
+
+#: the third shape: partner shops (SPEC §13), each under a community of the map or the file
+PARTNER_COLUMNS: tuple[str, ...] = (
+    "community_code", "partner_code", "partner_name", "partner_address", "chat")
 
 _INT = re.compile(r"[+-]?[0-9]+")
 
@@ -56,6 +62,8 @@ def parse_csv(c: Collector, text: str) -> None:
             header = [cell.strip() for cell in row]
             if "member_code" in header:
                 columns = MEMBER_COLUMNS
+            elif "partner_code" in header:
+                columns = PARTNER_COLUMNS
             if not _check_header(c, header, start, columns):
                 return
             continue
@@ -65,6 +73,8 @@ def parse_csv(c: Collector, text: str) -> None:
         cells = dict(zip(header, (cell.strip() for cell in row), strict=True))
         if columns is MEMBER_COLUMNS:
             _read_member(c, cells, start)
+        elif columns is PARTNER_COLUMNS:
+            _read_partner(c, cells, start)
         else:
             _read_row(c, cells, start, seen)
     if header is None:
@@ -170,3 +180,42 @@ def _read_member(c: Collector, row: dict[str, str], line: int) -> None:
         c.units.append(UnitSpec(code=code, kind="member", name=name, parent_code=community,
                                 line=line, member_type=member_type,
                                 position=c.next_position("member", community)))
+
+
+def _read_partner(c: Collector, row: dict[str, str], line: int) -> None:
+    """A partner shop's row (SPEC §13): its community (of the map or this file), code, name,
+    and optional address and chat (the shop's own chat), as a YAML file's `partners` give
+    them. Partners take their order within a community from the rows."""
+    community = row["community_code"]
+    raw = row["partner_code"]
+    code: str | None = None
+    if not community:
+        c.error(line, raw or None, "community_code is empty")
+    elif not check_code(c, community, line):
+        community = ""
+    if not raw:
+        c.error(line, None, "partner_code is empty")
+    elif check_code(c, raw, line) and c.claim_code(raw, "partner", line):
+        code = raw
+    shown = code or raw or None
+    name = row["partner_name"]
+    if name:
+        name = check_name(c, name, shown, line, "partner") or ""
+    else:
+        c.error(line, shown, "partner_name is empty")
+    address: str | None = row["partner_address"]
+    if address:
+        address = check_name(c, address, shown, line, "partner address")
+    chat: int | None = None
+    chat_ok = True
+    if row["chat"]:
+        chat = int(row["chat"]) if _INT.fullmatch(row["chat"]) else None
+        if not chat:
+            c.error(line, shown, "chat must be a non-zero integer (a group's id, "
+                                 f"e.g. -1001234567890), not {row['chat']!r}")
+            chat_ok = False
+    if code is not None and community and name and address is not None and chat_ok:
+        position = sum(1 for p in c.partners if p.community == community)
+        c.partners.append(PartnerSpec(code=code, community=community, name=name,
+                                      address=address, chat_id=chat, position=position,
+                                      line=line))

@@ -1,11 +1,12 @@
 """The map file (SPEC §2): `gridhorn map import FILE` and `gridhorn map export [FILE]`.
 
 A map file describes communities 社区 → grids 网格 → estates 小区 → buildings 楼栋, the member
-units 成员单位 of each community (SPEC §10; an estate may name its `property` firm), and the
-departments 部门 outside the tree, and (YAML only) the whistle catalogue 吹哨清单 (`whistle_items`:
-the matters a community may whistle, each to a department, with its points and its own time to
-accept) and the communities' partner shops (`partners`, SPEC §13), in YAML, or as CSV with one
-building per row (or one member unit per row). Import checks
+units 成员单位 and partner shops 合作商家 (`partners`, SPEC §13) of each community (SPEC §10; an
+estate may name its `property` firm), and the departments 部门 outside the tree, and (YAML only)
+the whistle catalogue 吹哨清单 (`whistle_items`: the matters a community may whistle, each to a
+department, with its points and its own time to accept) and the grids' patrol checkpoints, in
+YAML, or as CSV with one building per row (or one member unit, or one partner shop, per row: a
+file shape of its own each, told by the header). Import checks
 the whole file first and reports every problem with its line, the code concerned and the reason;
 it changes nothing unless the whole file is right, and then writes it in one transaction.
 
@@ -128,6 +129,30 @@ def _check_against_store(c: Collector, existing: dict[str, Unit],
                                    reason=f"{item.department} is {with_article(kind)}, "
                                           f"not a department"))
     errors += _check_checkpoints(c, existing)
+    errors += _check_partners(c, existing)
+    return errors
+
+
+def _check_partners(c: Collector, existing: dict[str, Unit]) -> list[MapError]:
+    """A partner shop (SPEC §13) sits under a community of the file or the map (a CSV row
+    names it; in YAML the partner is written under it), and its code is not a unit's."""
+    errors: list[MapError] = []
+    kinds = {u.code: u.kind for u in existing.values()}
+    kinds.update({spec.code: spec.kind for spec in c.units})
+    for spec in c.partners:
+        kind = kinds.get(spec.community)
+        if kind is None:
+            errors.append(MapError(line=spec.line, code=spec.code,
+                                   reason=f"unknown community {spec.community}"))
+        elif kind != "community":
+            errors.append(MapError(line=spec.line, code=spec.code,
+                                   reason=f"{spec.community} is {with_article(kind)}, "
+                                          f"not a community"))
+        taken = kinds.get(spec.code)
+        if taken is not None:
+            errors.append(MapError(line=spec.line, code=spec.code,
+                                   reason=f"{spec.code} is {with_article(taken)} in the map, "
+                                          f"here a partner"))
     return errors
 
 
@@ -198,7 +223,7 @@ def _check_members(c: Collector, existing: dict[str, Unit]) -> list[MapError]:
 async def import_map(store: Store, data: bytes, filename: str) -> MapImportResult:
     """Create or update the map from a file: everything, or nothing when any error is found."""
     c = _parse(data, filename)
-    if c.errors and not c.units:
+    if c.errors and not c.units and not c.partners:
         return MapImportResult(errors=by_line(c.errors))
     result = MapImportResult()
     try:

@@ -10,7 +10,15 @@ import contextvars
 import time
 from typing import Any
 
-from bot.hooks import ChatLostHook, FirstUseHook, MigratedHook, OutboxHooks, SentHook, Wakeup
+from bot.hooks import (
+    AboutReader,
+    ChatLostHook,
+    FirstUseHook,
+    MigratedHook,
+    OutboxHooks,
+    SentHook,
+    Wakeup,
+)
 from bot.priority import Priority
 from bot.settings import Settings
 from storage.inbox import current_update
@@ -47,6 +55,11 @@ class Outbox:
     def on_sent(self, prefix: str, hook: SentHook) -> None:
         """Run `hook(item, result)` when an item whose ref starts with `prefix:` is sent."""
         self.hooks.on_sent(prefix, hook)
+
+    def on_about(self, prefix: str, reader: AboutReader) -> None:
+        """`reader(ref)` tells the ticket or horn an item whose ref starts with `prefix:` is
+        about (`{"ticket_id": 7}`): the sender's log lines name it (SPEC §15)."""
+        self.hooks.on_about(prefix, reader)
 
     def on_chat_lost(self, hook: ChatLostHook) -> None:
         """Run `hook(chat_id, reason)` when Telegram refuses a chat for good (403)."""

@@ -34,6 +34,7 @@ from bot.services.errors import Refused
 from bot.services.horn_closing import POINTS_PER_HOUR
 from bot.services.outbox import Priority
 from bot.services.ticket_lifecycle import TicketLifecycle
+from bot.services.ticket_refs import note_ref
 from bot.services.ticket_states import TicketAction
 from bot.textsplit import LIMIT, visible_length
 from storage.models import (
@@ -297,7 +298,8 @@ class TicketAssignments(TicketLifecycle):
             text = f"{head}\n\n{t(locale, 'ticket.text_above')}"
         await self.outbox.send(user_id, text, priority=Priority.PERSONAL, buttons=[[
             views.press(t(locale, "btn.accept"), TicketAction.ASSIGN_ACCEPT, ticket.id),
-            views.press(t(locale, "btn.decline"), TicketAction.ASSIGN_DECLINE, ticket.id)]])
+            views.press(t(locale, "btn.decline"), TicketAction.ASSIGN_DECLINE, ticket.id)]],
+            ref=note_ref(ticket.id))
 
     async def answer_assignment(self, actor: Actor, ticket_id: int, accept: bool) -> Ticket:
         """Accept: the assignee, as "Take it" (the first wins; the others' asks withdrawn);
@@ -330,11 +332,12 @@ class TicketAssignments(TicketLifecycle):
             for user_id in others:
                 locale = await self.people.locale_for(user_id)
                 await self.outbox.send(user_id, t(locale, "assign.withdrawn", id=ticket.id),
-                                       priority=Priority.PERSONAL)
+                                       priority=Priority.PERSONAL, ref=note_ref(ticket.id))
             locale = await self.people.locale_for(actor.user_id)
             await self.outbox.send(actor.user_id, t(locale, "assign.yours", id=ticket.id),
                                    priority=Priority.PERSONAL,
-                                   buttons=assignee_buttons(locale, ticket.id))
+                                   buttons=assignee_buttons(locale, ticket.id),
+                                   ref=note_ref(ticket.id))
         self.changed()
         return ticket
 

@@ -13,7 +13,7 @@ from bot.services import ticket_views as views
 from bot.services.backups import Delivery, deliver_to, for_line
 from bot.services.outbox import QUEUED_FOR, Priority
 from bot.services.ticket_base import TicketBase
-from bot.services.ticket_refs import card_ref, topic_ref
+from bot.services.ticket_refs import card_ref, note_ref, topic_ref
 from bot.services.ticket_views import CardKind
 from bot.textsplit import split_html
 from storage.models import Binding, Chat, Person, Ticket, TicketLevel, Unit, WhistleItem
@@ -171,7 +171,7 @@ class TicketCards(TicketBase):
             await self.outbox.call(chat_id, "sendPhoto",
                                    {"photo": photo, "caption": caption,
                                     **({"message_thread_id": thread_id} if thread_id else {})},
-                                   priority=Priority.CARD)
+                                   priority=Priority.CARD, ref=note_ref(ticket.id))
 
     async def _send_full_text(self, chat_id: int, locale: str, ticket: Ticket, thread_id: int,
                               priority: int, quiet: bool = False) -> None:
@@ -180,7 +180,7 @@ class TicketCards(TicketBase):
         for part in split_html(t(locale, "ticket.full_text", id=ticket.id) + "\n" +
                                escape(ticket.text)):
             await self.outbox.send(chat_id, part, priority=priority, thread_id=thread_id,
-                                   quiet=quiet)
+                                   quiet=quiet, ref=note_ref(ticket.id))
 
     async def card_sent(self, ticket_id: int, kind: str, chat_id: int, message_id: int) -> None:
         """Outbox hook: remember a card so that later steps can edit it."""
@@ -245,7 +245,8 @@ class TicketCards(TicketBase):
             else:
                 buttons = views.staff_buttons(locale, ticket, kind)
             await self.outbox.edit(card.chat_id, card.message_id, text,
-                                   priority=Priority.PERSONAL, buttons=buttons)
+                                   priority=Priority.PERSONAL, buttons=buttons,
+                                   ref=note_ref(ticket.id))
 
     async def _stood_in_for(self, chat_id: int, holders: list[int]) -> Person | None:
         """The holder whose card this person holds as their stand-in (AB岗), while away."""
@@ -282,7 +283,8 @@ class TicketCards(TicketBase):
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
             await self.outbox.send(ticket.reporter_id, part, priority=Priority.PERSONAL,
-                                   ref=ref, buttons=buttons if last else None)
+                                   ref=ref or note_ref(ticket.id),
+                                   buttons=buttons if last else None)
 
     async def _tell_heads(self, ticket: Ticket, key: str, level: TicketLevel | None = None,
                           **values: Any) -> None:
@@ -296,7 +298,7 @@ class TicketCards(TicketBase):
             await self.outbox.send(
                 to, for_line(locale, delivery.on_behalf_of) +
                 t(locale, key, id=ticket.id, **values), priority=Priority.PERSONAL,
-                reply_to=await self._card_in(ticket, to, CardKind.HEAD))
+                reply_to=await self._card_in(ticket, to, CardKind.HEAD), ref=note_ref(ticket.id))
 
     async def _staff_notice(self, ticket: Ticket, key: str, photo: str | None = None,
                             **values: Any) -> None:
@@ -323,7 +325,8 @@ class TicketCards(TicketBase):
             reply_to = await self._card_in(ticket, binding.chat_id, CardKind.STAFF)
         for part in split_html(t(locale, key, id=ticket.id, **values)):
             await self.outbox.send(binding.chat_id, part, priority=Priority.PERSONAL,
-                                   thread_id=thread_id or 0, reply_to=reply_to)
+                                   thread_id=thread_id or 0, reply_to=reply_to,
+                                   ref=note_ref(ticket.id))
         if photo:
             payload: dict[str, Any] = {"photo": photo, "caption": f"#{ticket.id}"}
             if thread_id:
@@ -332,4 +335,4 @@ class TicketCards(TicketBase):
                 payload["reply_parameters"] = {"message_id": reply_to,
                                                "allow_sending_without_reply": True}
             await self.outbox.call(binding.chat_id, "sendPhoto", payload,
-                                   priority=Priority.PERSONAL)
+                                   priority=Priority.PERSONAL, ref=note_ref(ticket.id))

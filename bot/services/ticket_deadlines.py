@@ -15,6 +15,7 @@ from bot.services.backups import for_line
 from bot.services.outbox import Priority
 from bot.services.ticket_base import LEVELS
 from bot.services.ticket_cards import TicketCards
+from bot.services.ticket_refs import note_ref
 from bot.services.ticket_states import TimelineEvent
 from storage.models import DueKind, Ticket, TicketLevel, TicketStatus
 
@@ -61,7 +62,7 @@ class TicketDeadlines(TicketCards):
                 user_id, for_line(locale, delivery.on_behalf_of) +
                 t(locale, "remind.deadline", id=ticket.id, due=due,
                   at=views.when(ticket.due_at, self.settings.tz)),
-                priority=Priority.PERSONAL)
+                priority=Priority.PERSONAL, ref=note_ref(ticket.id))
 
     async def _escalate_overdue(self, ticket: Ticket) -> None:
         index = LEVELS.index(ticket.level)

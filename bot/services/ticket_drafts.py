@@ -12,6 +12,7 @@ from bot.services import ticket_views as views
 from bot.services.errors import Refused
 from bot.services.outbox import Priority
 from bot.services.ticket_base import TicketBase
+from bot.services.ticket_refs import note_ref
 from bot.services.ticket_states import TimelineEvent
 from storage.inbox import current_update
 from storage.models import DOMAINS, Draft, DueKind, Ticket, Urgency
@@ -126,7 +127,7 @@ class TicketDrafts(TicketBase):
             await self.outbox.edit(user_id, message_id,
                                    t(self.people.locale_of(person), "draft.submitted",
                                      id=ticket.id),
-                                   priority=Priority.CARD)
+                                   priority=Priority.CARD, ref=note_ref(ticket.id))
         self.changed(ticket.remind_at)
         return ticket
 
@@ -156,7 +157,7 @@ class TicketDrafts(TicketBase):
         await self.outbox.send(
             reporter_id, t(locale, receipt, id=ticket.id, hours=duration(locale, span),
                            **views.source_values(locale, ticket)),
-            priority=Priority.PERSONAL)
+            priority=Priority.PERSONAL, ref=note_ref(ticket.id))
         # the staff cards follow once the people being answered have their answers
         self.store.db.after_commit(self.cards_waiting)
         return ticket

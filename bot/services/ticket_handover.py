@@ -20,6 +20,7 @@ from __future__ import annotations
 from bot.i18n import t
 from bot.services.outbox import Priority
 from bot.services.ticket_lifecycle import TicketLifecycle
+from bot.services.ticket_refs import note_ref
 from bot.services.ticket_states import TicketAction
 from bot.services.ticket_views import LEVEL_KEY, CardKind
 from storage.models import DueKind, TicketLevel, TicketStatus, Unit
@@ -60,7 +61,7 @@ class TicketHandover(TicketLifecycle):
             for card in mine:
                 text, _ = await self._card_text(locale, ticket, CardKind.HEAD, head_id)
                 await self.outbox.edit(head_id, card.message_id, f"{text}\n\n{note}",
-                                       priority=Priority.PERSONAL)
+                                       priority=Priority.PERSONAL, ref=note_ref(ticket.id))
         if escalated:
             await self._tell_grid(grid_code, head_id, building, escalated)
         return escalated

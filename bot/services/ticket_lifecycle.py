@@ -19,7 +19,7 @@ from bot.services.errors import Key, Refused
 from bot.services.outbox import Priority
 from bot.services.ticket_base import liaison_of
 from bot.services.ticket_cards import TicketCards
-from bot.services.ticket_refs import card_ref, comment_ref
+from bot.services.ticket_refs import card_ref, comment_ref, note_ref
 from bot.services.ticket_states import LIFECYCLE, TicketAction, TimelineEvent, refusal_key
 from bot.services.ticket_views import CardKind
 from bot.textsplit import LIMIT, visible_length
@@ -81,7 +81,7 @@ class TicketLifecycle(TicketCards):
                                                exact=True):
                 locale = await self.people.locale_for(liaison)
                 await self.outbox.send(liaison, t(locale, step.liaisons, id=ticket.id, **told),
-                                       priority=Priority.PERSONAL)
+                                       priority=Priority.PERSONAL, ref=note_ref(ticket.id))
         return ticket
 
     async def _transition(self, action: TicketAction, ticket: Ticket, actor_id: int | None,
@@ -237,7 +237,8 @@ class TicketLifecycle(TicketCards):
         if item is not None:
             text += "\n" + t(locale, "whistle.card_item", category=item.category, item=item.name)
         await self.outbox.send(whistle.actor_id, text, priority=Priority.PERSONAL,
-                               buttons=views.whistle_rating_buttons(ticket.id))
+                               buttons=views.whistle_rating_buttons(ticket.id),
+                               ref=note_ref(ticket.id))
 
     async def _check_resolve(self, actor: Actor, ticket: Ticket) -> None:
         """Who may resolve (SPEC §1): the department once it accepted; a building head
@@ -306,7 +307,7 @@ class TicketLifecycle(TicketCards):
                 locale = await self.people.locale_for(ticket.assignee_id)
                 await self.outbox.send(ticket.assignee_id,
                                        t(locale, "assign.reopened", id=ticket.id),
-                                       priority=Priority.PERSONAL)
+                                       priority=Priority.PERSONAL, ref=note_ref(ticket.id))
         self.changed()
         return reopened
 

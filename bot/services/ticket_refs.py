@@ -17,6 +17,7 @@ class RefKind(StrEnum):
     TOPIC = "ttopic"      # the ticket's forum topic: `ttopic:<ticket>`
     RELAY = "relay"       # staff words to the reporter, who may answer: `relay:<ticket>`
     COMMENT = "comment"   # the rating's thanks, which the reporter may comment: `comment:<ticket>`
+    NOTE = "tnote"        # any other message about the ticket, nothing to learn: `tnote:<ticket>`
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ def comment_ref(ticket_id: int) -> str:
     return f"{RefKind.COMMENT}:{ticket_id}"
 
 
+def note_ref(ticket_id: int) -> str:
+    """A message about the ticket that tells it nothing when sent (its log lines name it)."""
+    return f"{RefKind.NOTE}:{ticket_id}"
+
+
 def parse_ref(ref: str | None) -> TicketRef:
     """A ref built above; anything else is a bug in the ticket service (ValueError)."""
     kind, _, rest = (ref or "").partition(":")
@@ -49,3 +55,8 @@ def parse_ref(ref: str | None) -> TicketRef:
     if not ticket_id.isdigit() or (kind == RefKind.CARD) != bool(card_kind):
         raise ValueError(f"not a ticket ref: {ref!r}")
     return TicketRef(RefKind(kind), int(ticket_id), card_kind)
+
+
+def about(ref: str) -> dict[str, int]:
+    """The ticket a ref names, for the sender's log lines (`OutboxHooks.about`)."""
+    return {"ticket_id": parse_ref(ref).ticket_id}

@@ -35,7 +35,7 @@ from bot.services.ticket_handover import TicketHandover
 from bot.services.ticket_intake import TicketIntake
 from bot.services.ticket_prompts import TicketPrompts
 from bot.services.ticket_queries import TicketQueries
-from bot.services.ticket_refs import RefKind, parse_ref
+from bot.services.ticket_refs import RefKind, about, parse_ref
 from bot.services.ticket_states import TicketAction
 from bot.settings import Settings
 from storage.models import Chat, OutboxItem
@@ -61,6 +61,8 @@ class TicketService(TicketIntake, TicketPrompts, TicketDeadlines, TicketQueries,
                          cards_waiting=cards_waiting, learn_chat=learn_chat)
         for prefix, hook in self.sent_hooks().items():
             outbox.on_sent(prefix, hook)
+        for kind in RefKind:  # the sender's log lines name the ticket (SPEC §15)
+            outbox.on_about(kind.value, about)
 
     def sent_hooks(self) -> dict[str, SentHook]:
         """What the ticket learns when one of its messages went out, by the prefix of the
