@@ -554,6 +554,8 @@ class LedgerLine(Record):
 AssignmentState = Literal["offered", "accepted", "declined", "withdrawn", "resolved"]
 #: an ask in these states may be made again once its ticket is reopened (SPEC §4)
 REASKABLE: tuple[AssignmentState, ...] = ("withdrawn", "resolved")
+#: an ask still open: waiting for an answer, or accepted and not resolved (a person's load)
+OPEN_ASKS: tuple[AssignmentState, ...] = ("offered", "accepted")
 
 
 class Assignment(Record):
