@@ -670,6 +670,12 @@ class Checkpoint(Record):
     building_code: str | None = None
     position: int = 0
     created_at: float = 0.0
+    retired_at: float | None = None   # 停用: no longer due, matched or exported
+    retired_by: int | None = None
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_at is not None
 
 
 class CheckpointVisit(Record):
