@@ -16,7 +16,10 @@ Every press is checked again: the staff member's scope (`Action.TALENT`) and the
 state for Assign; for the assignee's presses, their own ask and its state. Each person is
 asked once per ticket (the store's unique key): a second ask, after a decline too, is refused
 — until the ticket is reopened (SPEC §4 keeps no assignee then): an ask withdrawn or resolved
-before may be made again, and a second resolution credits no more hours.
+before may be made again, and a second resolution credits no more hours. A ticket closed by
+anyone but its assignee's own resolve ends its open asks in the closing step
+(`TicketLifecycle._end_asks`): each person is told, nothing is credited, and a later press on
+the ask is answered that the ticket is closed.
 """
 
 from __future__ import annotations
