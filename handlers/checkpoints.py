@@ -1,4 +1,4 @@
-"""Patrol checkpoints 专项巡更点 (SPEC §13): `/checkpoints` (list, add, edit), `/patrol`
+"""Patrol checkpoints 专项巡更点 (SPEC §13): `/checkpoints` (list, add, edit, retire), `/patrol`
 privately without words (the location button), `/patrol status`, a location sent privately,
 the visit's note or photo, and "Done" under a visit."""
 
@@ -29,6 +29,7 @@ from handlers.common import (
     answer_query,
     command_args,
     drop_buttons,
+    edit,
     handles_refusals,
     markup,
     refusal_text,
@@ -37,6 +38,9 @@ from handlers.common import (
 from storage.models import Checkpoint, Flow, TicketSource
 
 DONE = f"{PREFIX}:done"
+RETIRE = f"{PREFIX}:rt"          # `cp:rt:<code>`: Retire on the list, asks to confirm
+RETIRE_YES = f"{PREFIX}:rty"     # `cp:rty:<code>`: Confirm
+RETIRE_NO = f"{PREFIX}:rtn"      # Cancel
 
 
 async def patrol_command(update: Update, context: GridhornContext) -> bool:
@@ -161,8 +165,9 @@ async def done_button(update: Update, context: GridhornContext) -> None:
 
 @handles_refusals
 async def checkpoints_command(update: Update, context: GridhornContext) -> None:
-    """`/checkpoints [GRID]`, `/checkpoints add GRID MATTER LAT LON RADIUS_M NAME…`,
-    `/checkpoints edit CODE FIELD VALUE…`."""
+    """`/checkpoints [GRID]` (each checkpoint in service with a Retire button),
+    `/checkpoints add GRID MATTER LAT LON RADIUS_M NAME…`, `/checkpoints edit CODE FIELD
+    VALUE…`, `/checkpoints retire CODE` (asks for the confirming tap)."""
     args = command_args(update)
     service = context.services.checkpoints
     locale = context.locale
@@ -176,17 +181,68 @@ async def checkpoints_command(update: Update, context: GridhornContext) -> None:
         await reply_html(update, context, t(locale, "checkpoints.edited", code=cp.code) +
                          "\n" + checkpoint_line(locale, cp))
         return
+    if args and args[0].lower() == "retire":
+        if len(args) != 2:
+            raise Refused("checkpoints.usage_retire")
+        cp = await service.to_retire(context.actor, args[1])
+        text, buttons = _retire_prompt(locale, cp)
+        await reply_html(update, context, text, markup=markup(buttons))
+        return
     listed = await service.listed(context.actor, args[0] if args else None)
     lines: list[str] = []
+    buttons = []
     for grid, cps in listed:
         lines.append(t(locale, "checkpoints.list_grid", grid=grid.name, code=grid.code))
-        lines += [checkpoint_line(locale, cp) for cp in cps] or \
+        serving = [cp for cp in cps if not cp.retired]
+        lines += [checkpoint_line(locale, cp) for cp in serving] or \
             [t(locale, "checkpoints.list_empty")]
+        retired = [cp for cp in cps if cp.retired]
+        if retired:
+            lines.append(t(locale, "checkpoints.list_retired", items=", ".join(
+                f"{cp.code} {cp.name}" for cp in retired)))
         lines.append("")
+        # a label is plain text, not HTML: the name goes in as it is
+        buttons += [[button(f"{t(locale, 'checkpoints.btn_retire', code=cp.code)} "
+                            f"{cp.name[:24]}", f"{RETIRE}:{cp.code}")] for cp in serving]
     if not listed:
         lines = [t(locale, "checkpoints.list_none"), ""]
     lines.append(t(locale, "checkpoints.usage"))
-    await reply_html(update, context, "\n".join(lines))
+    await reply_html(update, context, "\n".join(lines), markup=markup(buttons))
+
+
+def _retire_prompt(locale: str, cp: Checkpoint) -> tuple[str, list[list[dict[str, str]]]]:
+    """"Retire this checkpoint?" with Confirm and Cancel."""
+    text = t(locale, "checkpoints.retire_confirm", code=cp.code, name=cp.name,
+             grid=cp.grid_code)
+    return text, [[button(t(locale, "checkpoints.btn_confirm_retire"),
+                          f"{RETIRE_YES}:{cp.code}"),
+                   button(t(locale, "btn.cancel"), RETIRE_NO)]]
+
+
+@handles_refusals
+async def retire_button(update: Update, context: GridhornContext) -> None:
+    """Retire on the list (asks to confirm), its Confirm (retires) or Cancel; the service
+    checks the presser's right and the checkpoint again on every press."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    service = context.services.checkpoints
+    locale = context.user_locale
+    kind, _, code = query.data.partition(":")[2].partition(":")
+    if kind == "rtn":
+        await answer_query(update, t(locale, "checkpoints.retire_cancelled"))
+        await drop_buttons(query.message)
+        return
+    if kind == "rt":
+        cp = await service.to_retire(context.actor, code)
+        text, buttons = _retire_prompt(context.locale, cp)
+        await answer_query(update)
+        await reply_html(update, context, text, markup=markup(buttons))
+        return
+    cp = await service.retire(context.actor, code)
+    done = t(locale, "checkpoints.retired", code=cp.code, name=cp.name)
+    await answer_query(update, done)
+    await edit(query.message, t(context.locale, "checkpoints.retired", code=cp.code,
+                                name=cp.name))
 
 
 def register(app: Application, group: int) -> None:
@@ -194,4 +250,6 @@ def register(app: Application, group: int) -> None:
     # a new message only: a live location's moves come as edits, and are not visits
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.ChatType.PRIVATE &
                                    filters.LOCATION, location), group=group)
-    app.add_handler(CallbackQueryHandler(done_button, pattern=rf"^{PREFIX}:"), group=group)
+    app.add_handler(CallbackQueryHandler(done_button, pattern=rf"^{DONE}$"), group=group)
+    app.add_handler(CallbackQueryHandler(retire_button, pattern=rf"^{PREFIX}:rt[yn]?(:|$)"),
+                    group=group)

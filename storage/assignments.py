@@ -10,7 +10,7 @@ conditional UPDATE, so the store decides which of two presses came first.
 from __future__ import annotations
 
 from storage.dbapi import Database
-from storage.models import REASKABLE, Assignment
+from storage.models import OPEN_ASKS, REASKABLE, Assignment, AssignmentState
 from storage.util import placeholders
 
 
@@ -47,20 +47,27 @@ class AssignmentRepo:
         return [Assignment(**dict(r)) for r in rows]
 
     async def move(self, assignment_id: int, from_state: str, to_state: str, at: float) -> bool:
-        """offered → accepted | declined | withdrawn; False when it was no longer `from_state`."""
+        """offered → accepted | declined | withdrawn, accepted → withdrawn; False when it was
+        no longer `from_state`."""
         return await self.db.execute_rowcount(
             """UPDATE ticket_assignments SET state = ?, answered_at = ?
                WHERE id = ? AND state = ?""", (to_state, at, assignment_id, from_state)) > 0
 
-    async def withdraw_others(self, ticket_id: int, at: float) -> list[int]:
-        """The asks of a ticket still waiting, withdrawn (another accepted): who they were."""
+    async def withdraw(self, ticket_id: int, at: float,
+                       states: tuple[AssignmentState, ...] = OPEN_ASKS) -> list[Assignment]:
+        """A ticket's asks in `states`, withdrawn, as they were before (by id): those still
+        waiting when another accepted; those waiting or accepted when the ticket closes
+        otherwise than by its assignee's own resolve, or is reopened."""
         rows = await self.db.fetchall(
-            """SELECT user_id FROM ticket_assignments WHERE ticket_id = ? AND state = 'offered'
-               ORDER BY id""", (ticket_id,))
-        await self.db.execute(
-            """UPDATE ticket_assignments SET state = 'withdrawn', answered_at = ?
-               WHERE ticket_id = ? AND state = 'offered'""", (at, ticket_id))
-        return [int(r["user_id"]) for r in rows]
+            f"""SELECT * FROM ticket_assignments
+                WHERE ticket_id = ? AND state IN ({placeholders(states)}) ORDER BY id""",
+            (ticket_id, *states))
+        withdrawn = []
+        for row in (Assignment(**dict(r)) for r in rows):
+            # each conditional, as every move of an ask: a press that came first stands
+            if await self.move(row.id, row.state, "withdrawn", at):
+                withdrawn.append(row)
+        return withdrawn
 
     async def resolve(self, assignment_id: int, hours: float, points: int, at: float) -> bool:
         """accepted → resolved with its hours (a second time, after a reopening: the hours
@@ -73,18 +80,12 @@ class AssignmentRepo:
                WHERE id = ? AND state = 'accepted'""",
             (hours, points, at, assignment_id)) > 0
 
-    async def close_open(self, ticket_id: int, at: float) -> None:
-        """A reopened ticket's asks still waiting or accepted, withdrawn (Assign starts
-        afresh)."""
-        await self.db.execute(
-            """UPDATE ticket_assignments SET state = 'withdrawn', answered_at = ?
-               WHERE ticket_id = ? AND state IN ('offered', 'accepted')""", (at, ticket_id))
-
     async def open_count(self, user_id: int) -> int:
         """A person's open assignments (asked and not answered, or accepted), their load."""
         return int(await self.db.fetchval(
-            """SELECT COUNT(*) FROM ticket_assignments
-               WHERE user_id = ? AND state IN ('offered', 'accepted')""", (user_id,)) or 0)
+            f"""SELECT COUNT(*) FROM ticket_assignments
+               WHERE user_id = ? AND state IN ({placeholders(OPEN_ASKS)})""",
+            (user_id, *OPEN_ASKS)) or 0)
 
     async def hours_since(self, user_id: int, since: float) -> float:
         """A person's hours since then: horns confirmed (by their close) and assignments

@@ -26,16 +26,20 @@ class CheckpointRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def all(self, grid_codes: Iterable[str] | None = None) -> list[Checkpoint]:
-        """The checkpoints (of the given grids; None: all), by grid, then file order."""
-        sql = "SELECT * FROM checkpoints"
+    async def all(self, grid_codes: Iterable[str] | None = None, *,
+                  retired: bool = False) -> list[Checkpoint]:
+        """The checkpoints in service (of the given grids; None: all), by grid, then file
+        order; `retired` True: the retired ones too."""
+        sql = "SELECT * FROM checkpoints WHERE 1 = 1"
         params: list[object] = []
         if grid_codes is not None:
             codes = list(grid_codes)
             if not codes:
                 return []
-            sql += f" WHERE grid_code IN ({placeholders(codes)})"
+            sql += f" AND grid_code IN ({placeholders(codes)})"
             params = list(codes)
+        if not retired:
+            sql += " AND retired_at IS NULL"
         rows = await self.db.fetchall(sql + " ORDER BY grid_code, position, code", params)
         return [_checkpoint(r) for r in rows]
 
@@ -44,7 +48,8 @@ class CheckpointRepo:
         return _checkpoint(row) if row else None
 
     async def upsert(self, cp: Checkpoint) -> None:
-        """Create or update; an update keeps the checkpoint's creation time."""
+        """Create or update; an update keeps the checkpoint's creation time and whether it
+        is retired (retiring is `retire`'s alone)."""
         await self.db.execute(
             """INSERT INTO checkpoints (code, grid_code, name, matter, lat, lon, radius_m,
                                         frequency, building_code, position, created_at)
@@ -56,6 +61,12 @@ class CheckpointRepo:
                    position = excluded.position""",
             (cp.code, cp.grid_code, cp.name, cp.matter, cp.lat, cp.lon, cp.radius_m,
              cp.frequency, cp.building_code, cp.position, cp.created_at or epoch()))
+
+    async def retire(self, code: str, at: float, by: int | None) -> bool:
+        """停用 once: False when it is retired already (the store decides a double press)."""
+        return await self.db.execute_rowcount(
+            """UPDATE checkpoints SET retired_at = ?, retired_by = ?
+               WHERE code = ? AND retired_at IS NULL""", (at, by, code)) > 0
 
     async def next_position(self, grid_code: str) -> int:
         value = await self.db.fetchval(

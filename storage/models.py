@@ -554,6 +554,8 @@ class LedgerLine(Record):
 AssignmentState = Literal["offered", "accepted", "declined", "withdrawn", "resolved"]
 #: an ask in these states may be made again once its ticket is reopened (SPEC §4)
 REASKABLE: tuple[AssignmentState, ...] = ("withdrawn", "resolved")
+#: an ask still open: waiting for an answer, or accepted and not resolved (a person's load)
+OPEN_ASKS: tuple[AssignmentState, ...] = ("offered", "accepted")
 
 
 class Assignment(Record):
@@ -668,6 +670,12 @@ class Checkpoint(Record):
     building_code: str | None = None
     position: int = 0
     created_at: float = 0.0
+    retired_at: float | None = None   # 停用: no longer due, matched or exported
+    retired_by: int | None = None
+
+    @property
+    def retired(self) -> bool:
+        return self.retired_at is not None
 
 
 class CheckpointVisit(Record):

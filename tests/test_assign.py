@@ -259,3 +259,77 @@ async def test_a_reopened_ticket_offers_assign_again_and_asks_the_previous_assig
     assert await store.assignments.hours_since(NURSE, 0) == 3
     kinds = [e.kind for e in await store.tickets.events(ticket_id)]
     assert kinds.count("assigned") == 3 and kinds.count("taken") == 2
+
+
+async def test_staff_closing_a_ticket_ends_its_open_asks_and_tells_each_person(store):
+    """Resolved by staff before she answered: her ask is withdrawn in the same step, her
+    load is 0, she is told in her language, and a late Accept or Decline is refused as
+    closed; an accepted ask of someone who did not resolve it ends too, with no hours."""
+    world, ticket_id = await _world(store)
+    staff = await world.actor(WORKER)
+    await world.tickets.assign(staff, ticket_id, f"p{FIXER}")
+    assert await store.assignments.open_count(FIXER) == 1
+    await world.deliver()
+
+    await world.tickets.resolve(staff, ticket_id, "已由物业修好")
+    assert [a.state for a in await store.assignments.of_ticket(ticket_id)] == ["withdrawn"]
+    assert await store.assignments.open_count(FIXER) == 0
+    told = await world.texts(FIXER)
+    assert told == [t("zh-Hans", "assign.ended_offered", id=ticket_id,
+                      domain=views.domain_label("zh-Hans", "purple"), building="1栋",
+                      state=t("zh-Hans", "status.resolved"))]
+    assert "反映人" not in told[0]
+    fixer = await world.actor(FIXER)
+    for accept in (True, False):
+        await _refused("assign.closed", world.tickets.answer_assignment(
+            fixer, ticket_id, accept))
+    assert (await store.tickets.get(ticket_id)).assignee_id is None
+    assert [a.state for a in await store.assignments.of_ticket(ticket_id)] == ["withdrawn"]
+
+
+async def test_a_rejected_ticket_ends_an_accepted_ask_without_hours(store):
+    world, ticket_id = await _world(store)
+    async with store.transaction():
+        await store.people.touch(NURSE, "小李", None, None, "en", True)
+    staff = await world.actor(WORKER)
+    await world.tickets.assign(staff, ticket_id, f"p{NURSE}")
+    nurse = await world.actor(NURSE)
+    await world.tickets.answer_assignment(nurse, ticket_id, True)
+    await world.tickets.ask_assignee(nurse, ticket_id, True)        # typing the result...
+    await world.deliver()
+
+    await world.tickets.reject(staff, ticket_id, "不属于本社区")
+    row = await store.assignments.get(ticket_id, NURSE)
+    assert (row.state, row.hours, row.resolved_at) == ("withdrawn", 0, None)
+    assert await store.assignments.open_count(NURSE) == 0
+    assert await world.texts(NURSE) == [t("en", "assign.ended_accepted", id=ticket_id,
+                                          domain=views.domain_label("en", "purple"),
+                                          building="1栋", state=t("en", "status.rejected"))]
+    assert await store.flows.get(NURSE) is None                    # ...no longer
+    for coro in (world.tickets.ask_assignee(nurse, ticket_id, False),
+                 world.tickets.resolve_assignment(nurse, ticket_id, "修好了", "2")):
+        await _refused("assign.closed", coro)
+    assert await store.shop.balance(NURSE) == 0
+    assert await store.assignments.hours_since(NURSE, 0) == 0
+
+
+async def test_a_merged_ticket_ends_its_asks_and_the_assignees_own_resolve_tells_nobody(store):
+    world, ticket_id = await _world(store)
+    staff = await world.actor(WORKER)
+    other = await world.submit(RESIDENT, "楼道门又坏了")
+    await world.tickets.assign(staff, ticket_id, f"p{FIXER}")
+    await world.tickets.assign(staff, other.id, f"p{FIXER}")
+    await world.deliver()
+    await world.tickets.merge(staff, ticket_id, f"#{other.id}")
+    assert (await store.assignments.get(ticket_id, FIXER)).state == "withdrawn"
+    assert await store.assignments.open_count(FIXER) == 1          # #other still asks
+    assert len(await world.texts(FIXER)) == 1
+    await world.deliver()
+
+    fixer = await world.actor(FIXER)
+    await world.tickets.answer_assignment(fixer, other.id, True)
+    await world.deliver()
+    await world.tickets.resolve_assignment(fixer, other.id, "修好了", "2")
+    assert (await store.assignments.get(other.id, FIXER)).state == "resolved"
+    assert await world.texts(FIXER) == []
+    assert await store.shop.balance(FIXER) == 20

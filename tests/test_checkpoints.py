@@ -10,11 +10,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.services.checkpoints import CheckpointService, FreePatrol, Visited, distance_m
+from bot.services.checkpoints import (
+    CheckpointService,
+    FreePatrol,
+    Visited,
+    distance_m,
+    grid_coverage,
+)
 from bot.services.errors import Refused
 from bot.services.mapfile import export_map, import_map
 from storage.store import Store
-from tests.support.services import WORKER, build_services, queued, staffed_map
+from tests.support.harness import grant
+from tests.support.services import HEAD, WORKER, build_services, queued, staffed_map
+
+OTHER_WORKER = 31
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -185,3 +194,81 @@ async def test_a_visit_keeps_another_guided_flow_and_done_ends_the_note(store: S
     assert await cps.finish(worker) and not await cps.finish(worker)
     assert await store.flows.get(WORKER) is None
     assert (await store.checkpoints.visit(visit.visit.id)).note is None
+
+
+async def test_a_retired_checkpoint_keeps_its_past_but_is_no_longer_due_matched_or_exported(
+        store: Store):
+    """停用 (a closed restaurant): once retired a checkpoint is not due, reminded, matched by a
+    location, counted in current coverage or exported; its visits and its past miss still
+    count in the report of the month it served. Retiring takes the right to edit it, once."""
+    monday = datetime(2026, 3, 2, 10, 0, tzinfo=TZ)
+    now = [monday.timestamp()]
+    cps = await service(store, now)
+    await grant(store, OTHER_WORKER, "grid_worker", "G0102")
+    worker = await cps.access.actor(WORKER)
+    hydrant = await cps.add(worker, ["G0101", "fire", "31.86", "117.28", "60", "Hydrant"])
+    diner = await cps.add(worker, ["G0101", "food_safety", "31.87", "117.28", "60", "Diner"])
+    for cp in (hydrant, diner):
+        await cps.edit(worker, [cp.code, "frequency", "daily"])
+    assert isinstance(await cps.located(worker, 31.87, 117.28, monday, 1), Visited)
+    now[0] = datetime(2026, 3, 3, 0, 1, tzinfo=TZ).timestamp()
+    assert await cps.run_due() == 1                       # the hydrant missed Monday
+
+    # who may not edit it may not retire it; the one who may, does, once
+    for user_id, key in ((HEAD, "patrol.not_allowed"), (OTHER_WORKER, "patrol.not_allowed_here")):
+        with pytest.raises(Refused) as refused:
+            await cps.retire(await cps.access.actor(user_id), diner.code)
+        assert refused.value.key == key
+    now[0] = datetime(2026, 3, 3, 9, 0, tzinfo=TZ).timestamp()
+    retired = await cps.retire(worker, diner.code)
+    assert (retired.retired_at, retired.retired_by) == (now[0], WORKER)
+    for call, key in ((cps.retire(worker, diner.code), "checkpoints.already_retired"),
+                      (cps.to_retire(worker, diner.code), "checkpoints.already_retired"),
+                      (cps.edit(worker, [diner.code, "name", "New diner"]),
+                       "checkpoints.is_retired")):
+        with pytest.raises(Refused) as refused:
+            await call
+        assert refused.value.key == key
+
+    tuesday = datetime.fromtimestamp(now[0], TZ)
+    assert [cp.code for cp, _ in await cps.due("G0101", tuesday)] == [hydrant.code]
+    at_the_diner = await cps.located(worker, 31.87, 117.28, tuesday, 2)
+    assert isinstance(at_the_diner, FreePatrol) and at_the_diner.nearest.code == hydrant.code
+    assert [v.checkpoint_code for v in await store.checkpoints.visits(
+        [diner.code], 0, 4e9)] == [diner.code]             # its visit stays
+    now[0] = datetime(2026, 3, 4, 0, 1, tzinfo=TZ).timestamp()
+    before = len(await queued(store))
+    assert await cps.run_due() == 1                       # the hydrant only, again
+    assert all("Diner" not in i.payload["text"] for i in (await queued(store))[before:])
+    assert await cps.next_due() == datetime(2026, 3, 5, tzinfo=TZ).timestamp()
+
+    # current coverage: the hydrant alone; the month's report: the diner's visit counts too
+    status = await cps.status(worker, None, datetime.fromtimestamp(now[0], TZ))
+    (total, parts), = status.grids
+    assert (total.total_checkpoints, total.visited, total.missed) == (1, 0, 2)
+    assert [p.matter for p in parts] == ["fire"]
+    grid = await store.map.get("G0101")
+    march = datetime(2026, 3, 1, tzinfo=TZ).timestamp()
+    (total, parts), = await grid_coverage(store, [grid], march, now[0])
+    assert (total.total_checkpoints, total.visited, total.missed) == (2, 1, 2)
+    april = datetime(2026, 4, 1, tzinfo=TZ).timestamp()
+    (total, parts), = await grid_coverage(store, [grid], april, april + 86400 * 30)
+    assert total.total_checkpoints == 1                   # retired before April
+
+    # the map's export leaves it out; importing the export, or an older file naming it,
+    # leaves it retired
+    exported = await export_map(store)
+    assert hydrant.code in exported and diner.code not in exported
+    again = await import_map(store, exported.encode(), "map.yaml")
+    assert again.ok and again.created == again.updated == 0
+    assert (await store.checkpoints.get(diner.code)).retired
+    older = exported.replace(
+        "        checkpoints:\n",
+        f"        checkpoints:\n          - code: {diner.code}\n            name: Diner\n"
+        "            matter: food_safety\n            lat: 31.87\n            lon: 117.28\n"
+        "            radius_m: 60\n            frequency: daily\n", 1)
+    assert (await import_map(store, older.encode(), "map.yaml")).ok
+    assert (await store.checkpoints.get(diner.code)).retired
+    assert [cp.code for cp in await store.checkpoints.all()] == [hydrant.code]
+    assert {cp.code for cp in await store.checkpoints.all(retired=True)} == {
+        hydrant.code, diner.code}

@@ -84,6 +84,8 @@ def expected_refusal(action: TicketAction, status: S) -> str | None:
         return None
     if action in (TicketAction.RATE, TicketAction.REOPEN) and status == S.RATED:
         return "ticket.already_rated"
+    if action in (TicketAction.ASSIGN_ACCEPT, TicketAction.ASSIGN_DECLINE):
+        return "assign.closed"   # the ask ended with the ticket: said so, and how
     return "ticket.closed" if action in CLOSED_REFUSAL else "ticket.bad_state"
 
 

@@ -2,7 +2,10 @@
 a matter (food safety, vacant land, key residents, fire, other).
 
 Checkpoints come from the map file (under a grid, `checkpoints:`) or from `/checkpoints add`
-and `/checkpoints edit`. `/patrol` (privately, without words) asks for the person's location
+and `/checkpoints edit`; `/checkpoints retire` (or the list's button, then Confirm) retires one
+that no longer exists (停用): from then on it is not due, reminded, matched by a location,
+counted in current coverage or exported, while its visits and past misses stay in the reports
+of the periods it served. `/patrol` (privately, without words) asks for the person's location
 with Telegram's location button; a location within a checkpoint's radius (great-circle
 distance) records a visit of the nearest such checkpoint, counted in the period of the
 checkpoint's frequency (the key kept on the visit), and also as a patrol of its grid; the
@@ -360,7 +363,7 @@ class CheckpointService(Service):
         now = now.astimezone(self.settings.tz)
         month = periods.month(periods.month_key(now), self.settings.tz)
         start, end = month.start.timestamp(), now.timestamp() + 1
-        cover = await grid_coverage(self.store, grids, start, end)
+        cover = await grid_coverage(self.store, grids, start, end, current=True)
         due = {total.grid.code: await self.due(total.grid.code, now) for total, _ in cover}
         return Status(month=month.key, grids=cover, due=due)
 
@@ -370,10 +373,33 @@ class CheckpointService(Service):
         grids = [await self._grid(actor, code)] if code else await self._patrol_grids(actor)
         out = []
         for grid in grids:
-            cps = await self.store.checkpoints.all([grid.code])
+            cps = await self.store.checkpoints.all([grid.code], retired=True)
             if cps or code:
                 out.append((grid, cps))
         return out
+
+    async def to_retire(self, actor: Actor, code: str) -> Checkpoint:
+        """A checkpoint this person may retire (the same right as to edit it): asked before
+        the confirming tap, and checked again by `retire`."""
+        cp = await self.store.checkpoints.get(code) or \
+            await self.store.checkpoints.get(code.upper())
+        if cp is None:
+            raise Refused("checkpoints.unknown", code=code[:32])
+        await self._grid(actor, cp.grid_code)
+        if cp.retired:
+            raise Refused("checkpoints.already_retired", code=cp.code, name=cp.name)
+        return cp
+
+    async def retire(self, actor: Actor, code: str) -> Checkpoint:
+        """停用 (confirmed): no longer due, reminded, matched by a location, counted in
+        current coverage or exported; its visits and past misses stay for the reports."""
+        async with self.store.transaction():
+            cp = await self.to_retire(actor, code)
+            if not await self.store.checkpoints.retire(cp.code, self.clock(), actor.user_id):
+                raise Refused("checkpoints.already_retired", code=cp.code, name=cp.name)
+        retired = await self.store.checkpoints.get(cp.code)
+        assert retired is not None
+        return retired
 
     async def add(self, actor: Actor, words: list[str]) -> Checkpoint:
         """`/checkpoints add GRID MATTER LAT LON RADIUS_M NAME…`; the code is made up."""
@@ -385,7 +411,7 @@ class CheckpointService(Service):
         radius = parse_radius(words[4])
         name = parse_name(" ".join(words[5:]))
         async with self.store.transaction():
-            existing = {cp.code for cp in await self.store.checkpoints.all()}
+            existing = {cp.code for cp in await self.store.checkpoints.all(retired=True)}
             number = len([c for c in existing if c.startswith(f"{grid.code}-K")]) + 1
             while f"{grid.code}-K{number:02d}" in existing:
                 number += 1
@@ -411,6 +437,8 @@ class CheckpointService(Service):
             if cp is None:
                 raise Refused("checkpoints.unknown", code=code[:32])
             await self._grid(actor, cp.grid_code)
+            if cp.retired:
+                raise Refused("checkpoints.is_retired", code=cp.code)
             changes: dict[str, object] = {}
             if key == "name":
                 changes["name"] = parse_name(value)
@@ -445,13 +473,17 @@ class CheckpointService(Service):
             self.changed(period.end.timestamp())
 
 
-async def grid_coverage(store: Store, grids: list[Unit], start: float,
-                        end: float) -> list[tuple[Coverage, list[Coverage]]]:
+async def grid_coverage(store: Store, grids: list[Unit], start: float, end: float,
+                        current: bool = False) -> list[tuple[Coverage, list[Coverage]]]:
     """Per grid (those with checkpoints) and matter: the checkpoint periods visited in
-    [start, end) and those missed (their period ended in (start, end])."""
+    [start, end) and those missed (their period ended in (start, end]). A retired checkpoint
+    counts in a span it was in service for (retired after its start: a report of a past
+    period keeps its visits and misses); `current` (`/patrol status`): those in service
+    only."""
     out: list[tuple[Coverage, list[Coverage]]] = []
     for grid in grids:
-        cps = await store.checkpoints.all([grid.code])
+        cps = [cp for cp in await store.checkpoints.all([grid.code], retired=not current)
+               if cp.retired_at is None or cp.retired_at > start]
         if not cps:
             continue
         by_matter: dict[str, Coverage] = {}

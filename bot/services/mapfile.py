@@ -291,13 +291,16 @@ async def _import_partners(store: Store, c: Collector, result: MapImportResult) 
 
 async def _import_checkpoints(store: Store, c: Collector, result: MapImportResult) -> None:
     """Inside the import's transaction: the grids' patrol checkpoints, created or updated
-    (an update keeps when the checkpoint was created)."""
+    (an update keeps when the checkpoint was created, and a retired one stays retired: the
+    file does not say it, and an export leaves it out)."""
     for spec in c.checkpoints:
         old = await store.checkpoints.get(spec.code)
         cp = Checkpoint(code=spec.code, grid_code=spec.grid_code, name=spec.name,
                         matter=spec.matter, lat=spec.lat, lon=spec.lon, radius_m=spec.radius_m,
                         frequency=spec.frequency, building_code=spec.building,
                         position=spec.position,
-                        created_at=old.created_at if old is not None else 0.0)
+                        created_at=old.created_at if old is not None else 0.0,
+                        retired_at=old.retired_at if old is not None else None,
+                        retired_by=old.retired_by if old is not None else None)
         if result.tally(old, cp):
             await store.checkpoints.upsert(cp)

@@ -16,7 +16,10 @@ Every press is checked again: the staff member's scope (`Action.TALENT`) and the
 state for Assign; for the assignee's presses, their own ask and its state. Each person is
 asked once per ticket (the store's unique key): a second ask, after a decline too, is refused
 — until the ticket is reopened (SPEC §4 keeps no assignee then): an ask withdrawn or resolved
-before may be made again, and a second resolution credits no more hours.
+before may be made again, and a second resolution credits no more hours. A ticket closed by
+anyone but its assignee's own resolve ends its open asks in the closing step
+(`TicketLifecycle._end_asks`): each person is told, nothing is credited, and a later press on
+the ask is answered that the ticket is closed.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from bot import labels
 from bot.i18n import escape, t
 from bot.labels import SKILL
 from bot.services import ticket_views as views
 from bot.services.access import Action, Actor
-from bot.services.errors import Refused
+from bot.services.errors import Key, Refused
 from bot.services.horn_closing import POINTS_PER_HOUR
 from bot.services.outbox import Priority
 from bot.services.ticket_lifecycle import TicketLifecycle
@@ -301,6 +305,13 @@ class TicketAssignments(TicketLifecycle):
             views.press(t(locale, "btn.decline"), TicketAction.ASSIGN_DECLINE, ticket.id)]],
             ref=note_ref(ticket.id))
 
+    def _check_not_closed(self, ticket: Ticket) -> None:
+        """A press on an ask of a ticket closed since (resolved, rejected or merged by
+        others: the ask was withdrawn then) is answered that the ticket is closed, and how."""
+        if not ticket.is_open:
+            raise Refused("assign.closed", id=ticket.id,
+                          state=Key(labels.STATUS[ticket.status]))
+
     async def answer_assignment(self, actor: Actor, ticket_id: int, accept: bool) -> Ticket:
         """Accept: the assignee, as "Take it" (the first wins; the others' asks withdrawn);
         Decline: the staff are told, and this person is not asked again for it."""
@@ -309,7 +320,7 @@ class TicketAssignments(TicketLifecycle):
         if row is None:
             raise Refused("button.stale")
         action = TicketAction.ASSIGN_ACCEPT if accept else TicketAction.ASSIGN_DECLINE
-        self.check(action, ticket)
+        self.check(action, ticket)  # closed since: "assign.closed", with how
         if row.state != "offered":
             raise Refused("assign.answered", id=ticket.id)
         person = await self.store.people.get(actor.user_id)
@@ -325,7 +336,8 @@ class TicketAssignments(TicketLifecycle):
                 return ticket
             if not await self.store.tickets.assign(ticket.id, actor.user_id):
                 raise Refused("ticket.already_taken", id=ticket.id)
-            others = await self.store.assignments.withdraw_others(ticket.id, now)
+            others = [a.user_id for a in
+                      await self.store.assignments.withdraw(ticket.id, now, ("offered",))]
             ticket = await self._step(action, ticket, actor.user_id, note=name,
                                       event_data={"assignment": row.id},
                                       told={"name": name})
@@ -345,6 +357,8 @@ class TicketAssignments(TicketLifecycle):
         """The ticket and the actor's accepted assignment of it (else a refusal)."""
         ticket = await self._get(ticket_id)
         row = await self.store.assignments.get(ticket.id, actor.user_id)
+        if row is not None and row.state == "withdrawn":
+            self._check_not_closed(ticket)  # closed by staff while it was theirs
         if row is None or ticket.assignee_id != actor.user_id or \
                 row.state not in ("accepted", "resolved"):
             raise Refused("assign.not_yours", id=ticket_id)
@@ -377,6 +391,16 @@ class TicketAssignments(TicketLifecycle):
             ticket = await self._step(TicketAction.PROGRESS, ticket, actor.user_id, note=note,
                                       told={"name": name, "note": note})
         return ticket
+
+    async def _end_asks(self, ticket: Ticket, tell: bool) -> list[Assignment]:
+        """The asks ended as the lifecycle ends them; an assignee in the middle of typing
+        progress, a result or hours for this ticket leaves that flow."""
+        withdrawn = await super()._end_asks(ticket, tell)
+        for row in withdrawn:
+            flow = await self.store.flows.get(row.user_id)
+            if flow is not None and flow.name in FLOWS and flow.data.get("ticket") == ticket.id:
+                await self.store.flows.clear(row.user_id)
+        return withdrawn
 
     async def _clear_flow(self, user_id: int) -> None:
         flow = await self.store.flows.get(user_id)

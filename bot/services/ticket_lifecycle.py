@@ -24,6 +24,7 @@ from bot.services.ticket_states import LIFECYCLE, TicketAction, TimelineEvent, r
 from bot.services.ticket_views import CardKind
 from bot.textsplit import LIMIT, visible_length
 from storage.models import (
+    Assignment,
     DueKind,
     Ticket,
     TicketEvent,
@@ -69,7 +70,10 @@ class TicketLifecycle(TicketCards):
                               state=Key(labels.STATUS[current.status]))
         if step.event is not None:
             await self.store.tickets.add_event(ticket.id, actor_id, step.event, note, event_data)
+        before = ticket
         ticket = await self._get(ticket.id)
+        if action == TicketAction.REOPEN or (before.is_open and not ticket.is_open):
+            await self._end_asks(ticket, tell=action != TicketAction.REOPEN)
         if step.refreshes_cards:
             await self.refresh_cards(ticket)
         if step.reporter is not None:
@@ -83,6 +87,26 @@ class TicketLifecycle(TicketCards):
                 await self.outbox.send(liaison, t(locale, step.liaisons, id=ticket.id, **told),
                                        priority=Priority.PERSONAL, ref=note_ref(ticket.id))
         return ticket
+
+    async def _end_asks(self, ticket: Ticket, tell: bool) -> list[Assignment]:
+        """Inside the step's transaction: the 点将 asks (SPEC §10) still open when a ticket
+        leaves the open states, or is reopened, are withdrawn: those waiting for an answer,
+        and an accepted one whose holder did not resolve it (their own resolve made it
+        `resolved` first; a withdrawn one credits no hours). Closing tells each of them
+        privately, in their language, how the ticket ended (the reporter never named); a
+        reopening tells only the previous assignee (`_reopen`)."""
+        withdrawn = await self.store.assignments.withdraw(ticket.id, self.clock())
+        if not tell:
+            return withdrawn
+        building = await self.store.map.get(ticket.building_code)
+        for row in withdrawn:
+            locale = await self.people.locale_for(row.user_id)
+            key = "assign.ended_accepted" if row.state == "accepted" else "assign.ended_offered"
+            await self.outbox.send(row.user_id, t(
+                locale, key, id=ticket.id, domain=views.domain_label(locale, ticket.domain),
+                building=building.name if building else ticket.building_code,
+                state=t(locale, labels.STATUS[ticket.status])), priority=Priority.PERSONAL)
+        return withdrawn
 
     async def _transition(self, action: TicketAction, ticket: Ticket, actor_id: int | None,
                           **step: Any) -> Ticket:
@@ -291,8 +315,8 @@ class TicketLifecycle(TicketCards):
     async def _reopen(self, ticket: Ticket, user_id: int, stars: int) -> Ticket:
         """Reopened at grid level without its assignee (SPEC §4 keeps none): "Assign / 点将"
         is offered again, the previous assignee among those who may be asked; the asks still
-        open (an old one could otherwise be accepted now) are withdrawn, and the previous
-        assignee is told."""
+        open (an old one could otherwise be accepted now) are withdrawn by the step
+        (`_end_asks`), and the previous assignee is told."""
         now = self.clock()
         async with self.store.transaction():
             reopened = await self._step(
@@ -302,7 +326,6 @@ class TicketLifecycle(TicketCards):
                         **self._due_fields(DueKind.RESOLVE, now,
                                            self.span(ticket.urgency, DueKind.RESOLVE))},
                 told={"stars": stars}, ref=comment_ref(ticket.id))
-            await self.store.assignments.close_open(ticket.id, now)
             if ticket.assignee_id:
                 locale = await self.people.locale_for(ticket.assignee_id)
                 await self.outbox.send(ticket.assignee_id,

@@ -99,6 +99,7 @@ class Step:
 
 
 _CLOSED = "ticket.closed"
+_ASK_CLOSED = "assign.closed"
 _RATED_ALREADY = MappingProxyType({TicketStatus.RATED: "ticket.already_rated"})
 _BEFORE_WHISTLE = frozenset({TicketStatus.NEW, TicketStatus.ACKNOWLEDGED, TicketStatus.ESCALATED})
 
@@ -156,12 +157,13 @@ LIFECYCLE: Mapping[TicketAction, Step] = MappingProxyType({
     # does (the reporter hears it is taken); they post progress; they resolve as RESOLVE
     TicketAction.ASSIGN: Step(OPEN, None, TimelineEvent.ASSIGNED, refused=_CLOSED,
                               refreshes_cards=False),
+    # an answer to an ask of a ticket closed since (its ask withdrawn then) hears it is closed
     TicketAction.ASSIGN_ACCEPT: Step(
         OPEN, None, TimelineEvent.TAKEN, reporter="notice.taken",
-        staff="assign.staff_accepted", refused=_CLOSED),
+        staff="assign.staff_accepted", refused=_ASK_CLOSED),
     TicketAction.ASSIGN_DECLINE: Step(
         OPEN, None, TimelineEvent.ASSIGN_DECLINED, staff="assign.staff_declined",
-        refused=_CLOSED, refreshes_cards=False),
+        refused=_ASK_CLOSED, refreshes_cards=False),
     TicketAction.PROGRESS: Step(
         OPEN, None, TimelineEvent.PROGRESS, staff="assign.staff_progress", refused=_CLOSED,
         refreshes_cards=False),

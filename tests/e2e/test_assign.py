@@ -11,6 +11,7 @@ import pytest
 
 from bot.i18n import t
 from bot.labels import SKILL
+from bot.services import ticket_views as views
 from tests.e2e.test_tickets import World
 from tests.support.harness import grant
 from tests.support.texts import before, shown
@@ -147,3 +148,44 @@ async def test_assign_decline_assign_again_accept_update_resolve_with_hours(harn
     assert said[-1].text == shown("en", "assign.resolved_again", id=1)
     assert (await harness.store.tickets.get(1)).status == "resolved"
     assert await harness.store.shop.balance(nurse.id) == 25
+
+
+async def test_staff_resolve_before_the_volunteer_answers_ends_her_ask(harness):
+    """A volunteer is asked; the grid worker resolves the ticket before she answers: her ask
+    ends with it (her load is 0 on /talent), she is told privately in her language, and her
+    late Accept is refused with the reason."""
+    w = World(harness)
+    await w.setup()
+    vera = harness.emu.add_user(first_name="Vera", language_code="en")
+    await grant(harness.store, vera.id, "volunteer", "G0101")
+    async with harness.store.transaction():
+        await harness.store.people.set_volunteer_profile(vera.id, ["repairs"], None)
+    await harness.say(vera, "/start")
+    await w.submit(text="单元门关不上了", domain="purple", anonymous=True)
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:asg:1")
+    await harness.press(w.worker, await harness.last(w.grid_chat.id), f"t:asg:1:p{vera.id}")
+    ask = await harness.last(vera.id)
+    assert _data(ask) == ["t:asa:1", "t:asd:1"]
+    talent = (await harness.say(w.worker, "/talent"))[-1].text
+    line = dict(name="Vera", user=vera.id, party="", unit="",
+                skills=t("en", SKILL["repairs"]), hours="0", posts=0)
+    assert shown("en", "talent.line", **line, assignments=1) in talent
+
+    await harness.press(w.worker, w.card(w.grid_chat.id), "t:res:1")
+    await w.answer_prompt(w.worker, w.grid_chat, "物业已修好")
+    assert (await harness.store.tickets.get(1)).status == "resolved"
+    ticket = await harness.store.tickets.get(1)
+    building = await harness.store.map.get(ticket.building_code)
+    told = await harness.last(vera.id)
+    assert told.text == shown("en", "assign.ended_offered", id=1,
+                              domain=views.domain_label("en", "purple"),
+                              building=building.name, state=t("en", "status.resolved"))
+    assert "李" not in told.text                                   # anonymous reporter
+    talent = (await harness.say(w.worker, "/talent"))[-1].text
+    assert shown("en", "talent.line", **line, assignments=0) in talent
+
+    late = await harness.press(vera, ask, "t:asa:1")
+    assert late.text == shown("en", "assign.closed", id=1, state=t("en", "status.resolved"))
+    ticket = await harness.store.tickets.get(1)
+    assert (ticket.status, ticket.assignee_id) == ("resolved", None)
+    assert [a.state for a in await harness.store.assignments.of_ticket(1)] == ["withdrawn"]

@@ -1,7 +1,7 @@
 """Patrol checkpoints 专项巡更点 (SPEC §13) through the Bot API emulator: /checkpoints add and
 edit, /patrol with the location button, visits with a note and a photo, a free patrol far from
-every checkpoint, a period that ends without a visit (reminded once, across a restart), and
-the coverage in /patrol status and the monthly report."""
+every checkpoint, a period that ends without a visit (reminded once, across a restart), the
+coverage in /patrol status and the monthly report, and a checkpoint retired from the list."""
 
 from __future__ import annotations
 
@@ -168,3 +168,68 @@ async def _scenario(harness, clock) -> None:
         ["第一网格 (G0101)", t("en", "checkpoints.matter_key_visit"), 1, 0, 1]]
     # the resident may not ask
     assert (await say(resident, "/patrol status"))[-1].text == shown("en", "patrol.not_allowed")
+
+
+def _data(message) -> list[str]:
+    return [b.callback_data for row in (message.buttons or []) for b in row]
+
+
+async def test_a_closed_restaurant_is_retired_from_the_list_with_one_confirming_tap(harness):
+    """停用: the list offers Retire per checkpoint; Confirm retires it (the same right as to
+    edit it, checked on every press); the short form asks the same; once retired it is
+    listed as retired, no longer due, and a location there is a free patrol."""
+    emu, say = harness.emu, harness.say
+    worker = emu.add_user(first_name="Worker", language_code="en")
+    resident = emu.add_user(first_name="Resident", language_code="en")
+    await harness.start_bot()
+    await seed_map(harness.store)
+    await grant(harness.store, worker.id, "grid_worker", "G0101")
+    for user in (worker, resident):
+        await say(user, "/start")
+    market, diner = "G0101-K01", "G0101-K02"
+    await say(worker, "/checkpoints add G0101 food_safety 31.8612 117.2801 80 East market")
+    await say(worker, "/checkpoints add G0101 food_safety 31.8700 117.2900 50 Noodle diner")
+
+    listed = (await say(worker, "/checkpoints"))[-1]
+    assert _data(listed) == [f"cp:rt:{market}", f"cp:rt:{diner}"]
+    assert [b.text for row in listed.buttons for b in row][1] == \
+        t("en", "checkpoints.btn_retire", code=diner) + " Noodle diner"
+    # a resident's crafted press is refused and changes nothing
+    forged = emu.inject_callback(resident, await harness.last(resident.id), f"cp:rty:{diner}")
+    assert (await forged.wait_answered(timeout=5)).text == shown("en", "patrol.not_allowed")
+    await harness.settle()
+    assert not (await harness.store.checkpoints.get(diner)).retired
+
+    await harness.press(worker, listed, f"cp:rt:{diner}")
+    prompt = await harness.last(worker.id)
+    assert prompt.text == shown("en", "checkpoints.retire_confirm", code=diner,
+                                name="Noodle diner", grid="G0101")
+    assert _data(prompt) == [f"cp:rty:{diner}", "cp:rtn"]
+    done = await harness.press(worker, prompt, t("en", "checkpoints.btn_confirm_retire"))
+    assert done.text == shown("en", "checkpoints.retired", code=diner, name="Noodle diner")
+    assert (await harness.last(worker.id)).text == done.text      # the prompt, edited
+    assert (await harness.store.checkpoints.get(diner)).retired_by == worker.id
+    again = emu.inject_callback(worker, prompt, f"cp:rty:{diner}")
+    assert (await again.wait_answered(timeout=5)).text == shown(
+        "en", "checkpoints.already_retired", code=diner, name="Noodle diner")
+    await harness.settle()
+
+    listed = (await say(worker, "/checkpoints"))[-1]
+    assert _data(listed) == [f"cp:rt:{market}"]
+    assert shown("en", "checkpoints.list_retired", items=f"{diner} Noodle diner") in listed.text
+    assert (await say(worker, f"/checkpoints retire {diner}"))[-1].text == shown(
+        "en", "checkpoints.already_retired", code=diner, name="Noodle diner")
+    # the short form asks the same; Cancel keeps it
+    prompt = (await say(worker, f"/checkpoints retire {market}"))[-1]
+    assert _data(prompt) == [f"cp:rty:{market}", "cp:rtn"]
+    assert (await harness.press(worker, prompt, "cp:rtn")).text == \
+        shown("en", "checkpoints.retire_cancelled")
+    assert not (await harness.store.checkpoints.get(market)).retired
+
+    status = (await say(worker, "/patrol status"))[-1].text
+    assert market in status and diner not in status
+    answer = (await send_location(harness, worker, 31.8700, 117.2900))[-1].text
+    assert answer == shown("en", "checkpoints.free_far", name="East market", code=market,
+                           distance=round(distance_m(31.87, 117.29, 31.8612, 117.2801)),
+                           radius=80, grid="第一网格", grid_code="G0101")
+    assert await harness.store.checkpoints.visits([diner], 0, 4e9) == []
