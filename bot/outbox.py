@@ -238,7 +238,8 @@ class OutboxSender:
             if not self._ready:
                 self._signal_idle()
                 if self._dirty:  # read a moment ago: this moment's commits are read together
-                    await self._sleep_until(self._next_load, wakeable=False)
+                    # (a plain sleep: a late wake here says nothing of calls on the wire)
+                    await asyncio.sleep(max(0.0, self._next_load - self.gate.clock()))
                     continue
                 await self._sleep_until(self._timed[0][0] if self._timed else None)
                 continue

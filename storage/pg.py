@@ -31,6 +31,7 @@ import contextvars
 import hashlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from functools import lru_cache
@@ -87,8 +88,8 @@ class PgRow:
 
 def stale_plan(exc: BaseException) -> bool:
     """A prepared `SELECT *` after another replica's migration added a column: the server
-    refuses it on that connection until it is prepared again. psycopg would keep it, so the
-    connection is closed (the pool opens another) and the work is done again."""
+    refuses it on every connection that prepared it, until prepared again. psycopg would
+    keep it, so the pool's connections are replaced and the work is done again."""
     return isinstance(exc, psycopg.errors.FeatureNotSupported) and \
         "cached plan must not change result type" in str(exc)
 
@@ -220,6 +221,7 @@ class PgDatabase:
         self._lock = WriteLock()
         self._returning: dict[str, tuple[str, bool, bool]] = {}
         self._identity: frozenset[str] = frozenset()
+        self._replaced_at = -1.0  # when the pool's connections were last replaced
 
     async def _connect(self) -> psycopg.AsyncConnection[PgRow]:
         conn = await psycopg.AsyncConnection.connect(
@@ -338,7 +340,13 @@ class PgDatabase:
                     raise Conflict(str(exc).partition("\n")[0]) from exc
                 except psycopg.errors.FeatureNotSupported as exc:
                     if stale_plan(exc):  # the update is handled again (bot.intake)
-                        await conn.close()  # its prepared statements with it
+                        await self._replace_connections(conn)
+                        raise Conflict(str(exc).partition("\n")[0]) from exc
+                    raise
+                except psycopg.OperationalError as exc:
+                    if conn.broken or conn.closed:
+                        # the server or the way to it failed: nothing of the body was
+                        # committed; the update is handled again rather than marked done
                         raise Conflict(str(exc).partition("\n")[0]) from exc
                     raise
                 finally:
@@ -443,16 +451,26 @@ class PgDatabase:
             return list(await cur.fetchall())
         if self._pool is None:
             raise RuntimeError("the database is not open")
-        for tries_left in range(self._pool_max, -1, -1):  # each connection fails once
+        for again in (True, False):
             async with self._pool.connection() as conn:
                 try:
                     cur = await conn.execute(query, args)
                     return list(await cur.fetchall())
                 except psycopg.errors.FeatureNotSupported as exc:
-                    if not (tries_left and stale_plan(exc)):
+                    if not (again and stale_plan(exc)):
                         raise
-                    await conn.close()  # the pool opens a new one, nothing prepared on it
+                    await self._replace_connections(conn)
         raise AssertionError("unreachable")
+
+    async def _replace_connections(self, conn: psycopg.AsyncConnection[PgRow]) -> None:
+        """A plan gone stale (`stale_plan`): every pooled connection may hold it, so all are
+        replaced by new ones (those in use as they come back), at most once a second;
+        `conn`, the one that met it, is closed now."""
+        await conn.close()
+        now = time.monotonic()
+        if self._pool is not None and now - self._replaced_at >= 1.0:
+            self._replaced_at = now
+            await self._pool.drain()
 
     async def fetchall_long(self, sql: str, params: Params = ()) -> list[Row]:
         """A long read: the loop goes on answering meanwhile anyway (the server does it)."""

@@ -50,6 +50,34 @@ async def test_a_ticket_closed_before_its_cards_gets_none_and_a_failing_one_hold
     assert await store.tickets.cards_pending(10) == []
 
 
+async def test_cards_undone_by_the_store_are_tried_again_at_once_and_given_up_the_second_time(
+        store, monkeypatch):
+    """A deadlock or a stale plan undoes the cards' transaction (a Conflict): the backlog
+    says more is waiting and the next round posts them; undone twice running, the ticket is
+    left for the next start like any failure."""
+    from storage.models import Conflict
+
+    world = await ticket_world(store)
+    first = await world.submit(text="一号楼道灯坏了")
+    second = await world.submit(user_id=NEIGHBOUR, text="二号电梯坏了")
+    real = world.tickets._post_new_cards
+    undo = {first.id: 1, second.id: 2}  # how many times each is undone
+
+    async def undone(ticket: Ticket, known: object = None) -> None:
+        if undo.get(ticket.id, 0) > 0:
+            undo[ticket.id] -= 1
+            raise Conflict("deadlock detected")
+        await real(ticket, known)
+
+    monkeypatch.setattr(world.tickets, "_post_new_cards", undone)
+    assert await world.tickets.post_pending_cards() is True  # both undone once: again
+    assert await world.tickets.post_pending_cards() is False
+    assert await _cards_of(world, first.id) == [(GRID_CHAT, "staff"), (HEAD, "head")]
+    assert await _cards_of(world, second.id) == []  # undone twice: left for the next start
+    assert await store.tickets.cards_pending(10) == [second.id]
+    assert await world.tickets.post_pending_cards() is False
+
+
 async def test_the_backlog_says_when_more_are_waiting_than_one_batch(store):
     world = await ticket_world(store)
     for n in range(3):

@@ -16,7 +16,7 @@ from bot.services.ticket_base import TicketBase
 from bot.services.ticket_refs import card_ref, note_ref, topic_ref
 from bot.services.ticket_views import CardKind
 from bot.textsplit import split_html
-from storage.models import Binding, Chat, Person, Ticket, TicketLevel, Unit, WhistleItem
+from storage.models import Binding, Chat, Conflict, Person, Ticket, TicketLevel, Unit, WhistleItem
 
 logger = logging.getLogger(__name__)
 #: a reporter's notice that asks for stars, and what asks who entered a case for the caller's
@@ -51,20 +51,35 @@ class TicketCards(TicketBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cards_failed: set[int] = set()
+        self._cards_undone: set[int] = set()  # undone once (a Conflict): tried once more
 
     async def post_pending_cards(self, batch: int = 50) -> bool:
         """Queue the building heads' and the grid's cards of new tickets (Submit only flags
         them, so that a burst of Submits is answered first). True while more are waiting.
         A ticket closed meanwhile gets none; one whose cards fail is logged and left
-        flagged for the next start, so it never holds back the others."""
+        flagged for the next start, so it never holds back the others; one undone by the
+        store for another's sake (`Conflict`: a deadlock, a stale plan) is tried once more
+        at once."""
         waiting = await self.store.tickets.cards_pending(batch + 1, skip=self._cards_failed)
+        again = False
         for ticket_id in waiting[:batch]:
             try:
                 await self._post_cards_of(ticket_id)
+                self._cards_undone.discard(ticket_id)
+            except Conflict as exc:
+                if ticket_id in self._cards_undone:
+                    logger.error("the staff cards of #%s were undone twice (%s)", ticket_id, exc)
+                    self._cards_undone.discard(ticket_id)
+                    self._cards_failed.add(ticket_id)
+                else:
+                    logger.warning("the staff cards of #%s were undone (%s); once more",
+                                   ticket_id, exc)
+                    self._cards_undone.add(ticket_id)
+                    again = True
             except Exception:
                 logger.exception("the staff cards of #%s could not be queued", ticket_id)
                 self._cards_failed.add(ticket_id)
-        return len(waiting) > batch
+        return again or len(waiting) > batch
 
     async def _post_cards_of(self, ticket_id: int) -> None:
         ticket = await self._get(ticket_id)
