@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 #: with several replicas, outbox ids are taken in one order and committed in another: the
 #: leader's poll reads the pending rows among the last this many ids again (`poll`)
 GAP_IDS = 1000
+#: seconds an id below the highest read is looked for at each load (then `poll`'s turn)
+HOLE_S = 2.0
 
 
 MOOT_ERRORS = ("message is not modified", "message to edit not found",
@@ -111,6 +113,7 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._dirty = True  # rows may have been committed since the last load
         self._loaded_up_to = 0
+        self._holes: dict[int, float] = {}  # ids below `_loaded_up_to` not read: since when
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._on_the_wire: set[Stamp] = set()  # calls sent and not answered yet
@@ -321,16 +324,32 @@ class OutboxSender:
             self._idle.set()
 
     async def _load(self, reset: bool = False, gaps: bool = False) -> None:
+        """Read the pending rows above the highest id read, and the holes: ids below it not
+        read yet. Transactions side by side (PostgreSQL) take ids in one order and commit in
+        another, so a receipt's row may commit just after a higher id was read; it is read
+        with the next notification's load, not a second later by `poll`."""
         if reset:
             self._loaded_up_to = 0
-        after = self._loaded_up_to
+            self._holes.clear()
+        top = after = self._loaded_up_to
         if gaps:
             after = max(0, after - GAP_IDS)
             floor = after
             self._gone = {i for i in self._gone if i > floor}
-        for item in await self.store.outbox.pending(after_id=after):
+        now = time.monotonic()
+        for hole, since in list(self._holes.items()):
+            if now - since > HOLE_S:
+                del self._holes[hole]  # never came (rolled back, a dedupe): `poll` looks
+        read: set[int] = set()
+        for item in await self.store.outbox.pending(after_id=after, also=list(self._holes)):
+            read.add(item.id)
+            self._holes.pop(item.id, None)
             self._loaded_up_to = max(self._loaded_up_to, item.id)
             self._add(item)
+        if top < self._loaded_up_to <= top + GAP_IDS:
+            for missing in range(top + 1, self._loaded_up_to):
+                if missing not in read:
+                    self._holes[missing] = now
 
     def _add(self, item: OutboxItem) -> None:
         if item.id in self._items or item.id in self._gone:

@@ -113,9 +113,18 @@ class OutboxRepo:
         found = {row["id"]: row for row in rows if row["id"] is not None}
         return {item.id: _fresh(item, found.get(item.id)) for item in items}
 
-    async def pending(self, after_id: int = 0) -> list[OutboxItem]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM outbox WHERE status = 'pending' AND id > ? ORDER BY id", (after_id,))
+    async def pending(self, after_id: int = 0, also: list[int] | None = None
+                      ) -> list[OutboxItem]:
+        """The pending rows above `after_id`, and those among the ids `also`."""
+        if also:
+            rows = await self.db.fetchall(
+                f"""SELECT * FROM outbox WHERE status = 'pending'
+                    AND (id > ? OR id IN ({placeholders(also)})) ORDER BY id""",
+                (after_id, *also))
+        else:
+            rows = await self.db.fetchall(
+                "SELECT * FROM outbox WHERE status = 'pending' AND id > ? ORDER BY id",
+                (after_id,))
         return [_item(r) for r in rows]
 
     async def mark_sent(self, item_id: int, message_id: int | None, result: Any) -> None:
