@@ -151,25 +151,34 @@ def _read_row(c: Collector, row: dict[str, str], line: int, seen: dict[str, _See
         check_chat(c, chat, thread, building, line, line)
 
 
-def _read_member(c: Collector, row: dict[str, str], line: int) -> None:
-    """A member unit's row: its community (of the map or this file), code, name, type, chat."""
+def _attached(c: Collector, row: dict[str, str], line: int, kind: str
+              ) -> tuple[str, str | None, str | None, str]:
+    """The fields a member unit's and a partner's rows share: the community they sit under
+    (empty when bad), their code (None when bad or taken), the code to name them by in
+    errors, and their name (empty when bad)."""
     community = row["community_code"]
-    raw = row["member_code"]
+    raw = row[f"{kind}_code"]
     code: str | None = None
     if not community:
         c.error(line, raw or None, "community_code is empty")
     elif not check_code(c, community, line):
         community = ""
     if not raw:
-        c.error(line, None, "member_code is empty")
-    elif check_code(c, raw, line) and c.claim_code(raw, "member", line):
+        c.error(line, None, f"{kind}_code is empty")
+    elif check_code(c, raw, line) and c.claim_code(raw, kind, line):
         code = raw
     shown = code or raw or None
-    name = row["member_name"]
+    name = row[f"{kind}_name"]
     if name:
-        name = check_name(c, name, shown, line, "member") or ""
+        name = check_name(c, name, shown, line, kind) or ""
     else:
-        c.error(line, shown, "member_name is empty")
+        c.error(line, shown, f"{kind}_name is empty")
+    return community, code, shown, name
+
+
+def _read_member(c: Collector, row: dict[str, str], line: int) -> None:
+    """A member unit's row: its community (of the map or this file), code, name, type, chat."""
+    community, code, shown, name = _attached(c, row, line, "member")
     member_type = check_member_type(c, row["member_type"] or None, shown, line)
     chat = row["chat"]
     if chat and not _INT.fullmatch(chat):
@@ -186,23 +195,7 @@ def _read_partner(c: Collector, row: dict[str, str], line: int) -> None:
     """A partner shop's row (SPEC §13): its community (of the map or this file), code, name,
     and optional address and chat (the shop's own chat), as a YAML file's `partners` give
     them. Partners take their order within a community from the rows."""
-    community = row["community_code"]
-    raw = row["partner_code"]
-    code: str | None = None
-    if not community:
-        c.error(line, raw or None, "community_code is empty")
-    elif not check_code(c, community, line):
-        community = ""
-    if not raw:
-        c.error(line, None, "partner_code is empty")
-    elif check_code(c, raw, line) and c.claim_code(raw, "partner", line):
-        code = raw
-    shown = code or raw or None
-    name = row["partner_name"]
-    if name:
-        name = check_name(c, name, shown, line, "partner") or ""
-    else:
-        c.error(line, shown, "partner_name is empty")
+    community, code, shown, name = _attached(c, row, line, "partner")
     address: str | None = row["partner_address"]
     if address:
         address = check_name(c, address, shown, line, "partner address")

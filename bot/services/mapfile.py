@@ -22,6 +22,8 @@ single fields the readers share (`map_specs`), the YAML reader (`map_yaml`), the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bot.services.map_csv import parse_csv
 from bot.services.map_export import export_map
 from bot.services.map_specs import (
@@ -120,17 +122,24 @@ def _check_against_store(c: Collector, existing: dict[str, Unit],
     kinds = {u.code: u.kind for u in existing.values()}
     kinds.update({spec.code: spec.kind for spec in c.units})
     for item in c.items:
-        kind = kinds.get(item.department)
-        if kind is None:
-            errors.append(MapError(line=item.department_line, code=item.code,
-                                   reason=f"unknown department {item.department}"))
-        elif kind != "department":
-            errors.append(MapError(line=item.department_line, code=item.code,
-                                   reason=f"{item.department} is {with_article(kind)}, "
-                                          f"not a department"))
+        errors += _not_a(kinds, item.department, "department", item.department_line,
+                         item.code)
     errors += _check_checkpoints(c, existing)
     errors += _check_partners(c, existing)
     return errors
+
+
+def _not_a(kinds: Mapping[str, str], code: str, want: str, line: int | None, owner: str
+           ) -> list[MapError]:
+    """`owner` names `code` as its `want` (a department, a community): the error, if the
+    map and the file know no such unit or know it as another kind."""
+    kind = kinds.get(code)
+    if kind is None:
+        return [MapError(line=line, code=owner, reason=f"unknown {want} {code}")]
+    if kind != want:
+        return [MapError(line=line, code=owner,
+                         reason=f"{code} is {with_article(kind)}, not {with_article(want)}")]
+    return []
 
 
 def _check_partners(c: Collector, existing: dict[str, Unit]) -> list[MapError]:
@@ -140,14 +149,7 @@ def _check_partners(c: Collector, existing: dict[str, Unit]) -> list[MapError]:
     kinds = {u.code: u.kind for u in existing.values()}
     kinds.update({spec.code: spec.kind for spec in c.units})
     for spec in c.partners:
-        kind = kinds.get(spec.community)
-        if kind is None:
-            errors.append(MapError(line=spec.line, code=spec.code,
-                                   reason=f"unknown community {spec.community}"))
-        elif kind != "community":
-            errors.append(MapError(line=spec.line, code=spec.code,
-                                   reason=f"{spec.community} is {with_article(kind)}, "
-                                          f"not a community"))
+        errors += _not_a(kinds, spec.community, "community", spec.line, spec.code)
         taken = kinds.get(spec.code)
         if taken is not None:
             errors.append(MapError(line=spec.line, code=spec.code,
