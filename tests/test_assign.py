@@ -13,6 +13,7 @@ from bot.services import ticket_assign as assign
 from bot.services import ticket_views as views
 from bot.services.access import Access
 from bot.services.errors import Refused
+from bot.services.ticket_states import TimelineEvent
 from bot.services.units import UnitService
 from storage.models import TicketStatus, Unit
 from tests.support.harness import grant
@@ -285,6 +286,28 @@ async def test_staff_closing_a_ticket_ends_its_open_asks_and_tells_each_person(s
             fixer, ticket_id, accept))
     assert (await store.tickets.get(ticket_id)).assignee_id is None
     assert [a.state for a in await store.assignments.of_ticket(ticket_id)] == ["withdrawn"]
+
+
+async def test_an_assign_whose_ticket_was_resolved_after_the_press_asks_nobody(
+        store, monkeypatch):
+    """Staff press Assign; before its transaction another staff member resolves the ticket:
+    the ask is refused with the reason, nobody is asked, no ASSIGN row is written and
+    nobody's load moves (the ticket is held and read again inside the transaction)."""
+    world, ticket_id = await _world(store)
+    staff = await world.actor(WORKER)
+    targets = world.tickets._targets
+
+    async def resolved_meanwhile(actor, scope, arg, ticket):
+        found = await targets(actor, scope, arg, ticket)
+        await world.tickets.resolve(staff, ticket_id, "已由物业修好")
+        return found
+
+    monkeypatch.setattr(world.tickets, "_targets", resolved_meanwhile)
+    await _refused("ticket.closed", world.tickets.assign(staff, ticket_id, f"p{FIXER}"))
+    assert await store.assignments.of_ticket(ticket_id) == []
+    assert await store.assignments.open_count(FIXER) == 0
+    kinds = [e.kind for e in await store.tickets.events(ticket_id)]
+    assert TimelineEvent.ASSIGNED not in kinds and kinds[-1] == TimelineEvent.RESOLVED
 
 
 async def test_a_rejected_ticket_ends_an_accepted_ask_without_hours(store):

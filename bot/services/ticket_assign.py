@@ -266,7 +266,14 @@ class TicketAssignments(TicketLifecycle):
                    targets: list[tuple[int, str | None]]) -> Ticket:
         """Inside a transaction: the asks (one per person and ticket; one whose earlier ask
         was withdrawn or resolved before a reopening is asked anew), ASSIGN's row, and the
-        ticket sent to each privately."""
+        ticket sent to each privately. The ticket is held and looked at again first: a
+        Resolve or an Accept between the staff's press and this commit refuses it."""
+        await self.store.db.lock_row("tickets", ticket.id)
+        now = await self._get(ticket.id)
+        self.check(TicketAction.ASSIGN, now)
+        if now.assignee_id:
+            raise Refused("assign.taken", id=ticket.id)
+        ticket = now
         added: list[Assignment] = []
         for user_id, unit_code in targets:
             row = await self.store.assignments.add(ticket.id, user_id, unit_code,
