@@ -310,6 +310,25 @@ async def test_an_assign_whose_ticket_was_resolved_after_the_press_asks_nobody(
     assert TimelineEvent.ASSIGNED not in kinds and kinds[-1] == TimelineEvent.RESOLVED
 
 
+async def test_taking_a_ticket_ends_the_asks_still_waiting(store):
+    """A service request offered to volunteers: while one volunteer's 点将 ask waits, a
+    party member presses "Take it" (党员接单). The waiting one is told it was taken, her
+    load is 0, and her late Accept is refused as answered."""
+    world, ticket_id = await _world(store)
+    async with store.transaction():
+        await store.tickets.update(ticket_id, service_request=1)
+    staff = await world.actor(WORKER)
+    await world.tickets.assign(staff, ticket_id, f"p{FIXER}")
+    await world.deliver()
+    await world.tickets.take(await world.actor(NURSE), ticket_id)
+    assert [a.state for a in await store.assignments.of_ticket(ticket_id)] == ["withdrawn"]
+    assert await store.assignments.open_count(FIXER) == 0
+    assert await world.texts(FIXER) == [t("zh-Hans", "assign.withdrawn", id=ticket_id)]
+    await _refused("assign.answered", world.tickets.answer_assignment(
+        await world.actor(FIXER), ticket_id, True))
+    assert (await store.tickets.get(ticket_id)).assignee_id == NURSE
+
+
 async def test_a_rejected_ticket_ends_an_accepted_ask_without_hours(store):
     world, ticket_id = await _world(store)
     async with store.transaction():

@@ -343,15 +343,10 @@ class TicketAssignments(TicketLifecycle):
                 return ticket
             if not await self.store.tickets.assign(ticket.id, actor.user_id):
                 raise Refused("ticket.already_taken", id=ticket.id)
-            others = [a.user_id for a in
-                      await self.store.assignments.withdraw(ticket.id, now, ("offered",))]
+            # the others' asks still waiting end in the step (`_taken_asks`)
             ticket = await self._step(action, ticket, actor.user_id, note=name,
                                       event_data={"assignment": row.id},
                                       told={"name": name})
-            for user_id in others:
-                locale = await self.people.locale_for(user_id)
-                await self.outbox.send(user_id, t(locale, "assign.withdrawn", id=ticket.id),
-                                       priority=Priority.PERSONAL, ref=note_ref(ticket.id))
             locale = await self.people.locale_for(actor.user_id)
             await self.outbox.send(actor.user_id, t(locale, "assign.yours", id=ticket.id),
                                    priority=Priority.PERSONAL,

@@ -74,6 +74,8 @@ class TicketLifecycle(TicketCards):
         ticket = await self._get(ticket.id)
         if action == TicketAction.REOPEN or (before.is_open and not ticket.is_open):
             await self._end_asks(ticket, tell=action != TicketAction.REOPEN)
+        elif before.assignee_id is None and ticket.assignee_id is not None:
+            await self._taken_asks(ticket)
         if step.refreshes_cards:
             await self.refresh_cards(ticket)
         if step.reporter is not None:
@@ -107,6 +109,14 @@ class TicketLifecycle(TicketCards):
                 building=building.name if building else ticket.building_code,
                 state=t(locale, labels.STATUS[ticket.status])), priority=Priority.PERSONAL)
         return withdrawn
+
+    async def _taken_asks(self, ticket: Ticket) -> None:
+        """Inside the step's transaction: the ticket has an assignee now ("Take it", or one
+        of its 点将 asks accepted): the asks still waiting are withdrawn, each person told."""
+        for row in await self.store.assignments.withdraw(ticket.id, self.clock(), ("offered",)):
+            locale = await self.people.locale_for(row.user_id)
+            await self.outbox.send(row.user_id, t(locale, "assign.withdrawn", id=ticket.id),
+                                   priority=Priority.PERSONAL, ref=note_ref(ticket.id))
 
     async def _transition(self, action: TicketAction, ticket: Ticket, actor_id: int | None,
                           **step: Any) -> Ticket:
