@@ -25,6 +25,7 @@ from bot.services.errors import Refused
 from bot.services.periods import Period
 from bot.services.ticket_intake import IntakePress, press_data
 from bot.services.ticket_views import button, when
+from bot.textsplit import plain_text
 from handlers.common import (
     answer_query,
     command_args,
@@ -40,7 +41,10 @@ from storage.models import Checkpoint, Flow, TicketSource
 DONE = f"{PREFIX}:done"
 RETIRE = f"{PREFIX}:rt"          # `cp:rt:<code>`: Retire on the list, asks to confirm
 RETIRE_YES = f"{PREFIX}:rty"     # `cp:rty:<code>`: Confirm
-RETIRE_NO = f"{PREFIX}:rtn"      # Cancel
+RETIRE_NO = f"{PREFIX}:rtn"      # `cp:rtn:<code>`: Cancel
+#: a list with more checkpoints in service than this shows no Retire buttons (Telegram takes
+#: at most 100 buttons on a message): `/checkpoints retire CODE` then, as the usage says
+RETIRE_BUTTONS = 30
 
 
 async def patrol_command(update: Update, context: GridhornContext) -> bool:
@@ -204,6 +208,8 @@ async def checkpoints_command(update: Update, context: GridhornContext) -> None:
         # a label is plain text, not HTML: the name goes in as it is
         buttons += [[button(f"{t(locale, 'checkpoints.btn_retire', code=cp.code)} "
                             f"{cp.name[:24]}", f"{RETIRE}:{cp.code}")] for cp in serving]
+    if len(buttons) > RETIRE_BUTTONS:
+        buttons = []
     if not listed:
         lines = [t(locale, "checkpoints.list_none"), ""]
     lines.append(t(locale, "checkpoints.usage"))
@@ -216,7 +222,7 @@ def _retire_prompt(locale: str, cp: Checkpoint) -> tuple[str, list[list[dict[str
              grid=cp.grid_code)
     return text, [[button(t(locale, "checkpoints.btn_confirm_retire"),
                           f"{RETIRE_YES}:{cp.code}"),
-                   button(t(locale, "btn.cancel"), RETIRE_NO)]]
+                   button(t(locale, "btn.cancel"), f"{RETIRE_NO}:{cp.code}")]]
 
 
 @handles_refusals
@@ -228,7 +234,8 @@ async def retire_button(update: Update, context: GridhornContext) -> None:
     service = context.services.checkpoints
     locale = context.user_locale
     kind, _, code = query.data.partition(":")[2].partition(":")
-    if kind == "rtn":
+    if kind == "rtn":  # only who may retire it takes the question away
+        await service.to_retire(context.actor, code)
         await answer_query(update, t(locale, "checkpoints.retire_cancelled"))
         await drop_buttons(query.message)
         return
@@ -240,7 +247,7 @@ async def retire_button(update: Update, context: GridhornContext) -> None:
         return
     cp = await service.retire(context.actor, code)
     done = t(locale, "checkpoints.retired", code=cp.code, name=cp.name)
-    await answer_query(update, done)
+    await answer_query(update, plain_text(done))  # a toast is plain text, not HTML
     await edit(query.message, t(context.locale, "checkpoints.retired", code=cp.code,
                                 name=cp.name))
 

@@ -204,7 +204,7 @@ async def test_a_closed_restaurant_is_retired_from_the_list_with_one_confirming_
     prompt = await harness.last(worker.id)
     assert prompt.text == shown("en", "checkpoints.retire_confirm", code=diner,
                                 name="Noodle diner", grid="G0101")
-    assert _data(prompt) == [f"cp:rty:{diner}", "cp:rtn"]
+    assert _data(prompt) == [f"cp:rty:{diner}", f"cp:rtn:{diner}"]
     done = await harness.press(worker, prompt, t("en", "checkpoints.btn_confirm_retire"))
     assert done.text == shown("en", "checkpoints.retired", code=diner, name="Noodle diner")
     assert (await harness.last(worker.id)).text == done.text      # the prompt, edited
@@ -221,8 +221,18 @@ async def test_a_closed_restaurant_is_retired_from_the_list_with_one_confirming_
         "en", "checkpoints.already_retired", code=diner, name="Noodle diner")
     # the short form asks the same; Cancel keeps it
     prompt = (await say(worker, f"/checkpoints retire {market}"))[-1]
-    assert _data(prompt) == [f"cp:rty:{market}", "cp:rtn"]
-    assert (await harness.press(worker, prompt, "cp:rtn")).text == \
+    assert _data(prompt) == [f"cp:rty:{market}", f"cp:rtn:{market}"]
+    # asked in a group: a resident there can neither confirm nor cancel the worker's question
+    group = emu.add_group(title="Grid one", members=[worker, resident])
+    await emu.add_bot_to_group(group, by=worker)
+    await harness.settle()
+    asked = (await say(worker, f"/checkpoints retire {market}", chat=group))[-1]
+    for data in (f"cp:rtn:{market}", f"cp:rty:{market}"):
+        forged = emu.inject_callback(resident, asked, data)
+        assert (await forged.wait_answered(timeout=5)).text == shown("en", "patrol.not_allowed")
+    await harness.settle()
+    assert _data(await harness.last(group.id)) == [f"cp:rty:{market}", f"cp:rtn:{market}"]
+    assert (await harness.press(worker, prompt, f"cp:rtn:{market}")).text == \
         shown("en", "checkpoints.retire_cancelled")
     assert not (await harness.store.checkpoints.get(market)).retired
 
