@@ -13,6 +13,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from bot.i18n import Markup, escape, join_list, t
+from bot.services import presses
 from bot.services.errors import Refused
 from bot.services.ticket_views import Buttons, button, when
 from storage.models import Meeting, MeetingKind, MeetingSignIn
@@ -87,17 +88,12 @@ def attendance(meeting: Meeting, attending: int, signins: list[MeetingSignIn]) -
 
 
 def data(press: Press, arg: str | int | None = None) -> str:
-    return f"{PREFIX}:{press}" if arg is None else f"{PREFIX}:{press}:{arg}"
+    return presses.encode(PREFIX, press, arg)
 
 
 def read(raw: str) -> tuple[Press, str]:
     """A press's button and argument; a forged or unknown one is stale."""
-    _, _, rest = raw.partition(":")
-    code, _, arg = rest.partition(":")
-    try:
-        return Press(code), arg
-    except ValueError:
-        raise Refused("button.stale") from None
+    return presses.decode(raw, Press)
 
 
 def meeting_id(arg: str) -> int:

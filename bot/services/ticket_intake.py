@@ -23,6 +23,7 @@ from typing import Any
 
 from bot import labels
 from bot.i18n import escape, join_list, t
+from bot.services import presses
 from bot.services import ticket_views as views
 from bot.services.access import Action, Actor
 from bot.services.errors import Key, Refused
@@ -100,17 +101,12 @@ class IntakeView:
 
 
 def press_data(press: IntakePress, arg: str | None = None) -> str:
-    return f"{PREFIX}:{press}" if arg is None else f"{PREFIX}:{press}:{arg}"
+    return presses.encode(PREFIX, press, arg)
 
 
 def read_press(data: str) -> tuple[IntakePress, str]:
     """A press's button and argument; a forged or unknown one is stale."""
-    _, _, rest = data.partition(":")
-    code, _, arg = rest.partition(":")
-    try:
-        return IntakePress(code), arg
-    except ValueError:
-        raise Refused("button.stale") from None
+    return presses.decode(data, IntakePress)
 
 
 def parse_source(text: str) -> TicketSource:
