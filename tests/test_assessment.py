@@ -17,7 +17,7 @@ from bot.services.scopes import city_scope
 from storage.evaluations import Evaluation
 from tests.support.harness import grant, seed_map
 from tests.support.schedules import Clock, add_event, add_horn, add_ticket, at, build
-from tests.support.services import refused
+from tests.support.services import PROPERTY_UNIT, refused
 
 HEAD, WORKER, LEADER, STAFF, WORKER2 = 1, 2, 3, 4, 21
 NOW = at(2027, 1, 15, 10)
@@ -294,8 +294,7 @@ async def test_member_units_list_their_meetings_attended_and_horns_answered(stor
 
     await seeded_year(store)
     async with store.transaction():
-        await store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
-                                    parent_code="C01", member_type="property"))
+        await store.map.upsert(PROPERTY_UNIT)
         await store.map.upsert(Unit(code="M02", kind="member", name="县供电公司",
                                     parent_code="C01", member_type="social", position=1))
     horns = {}

@@ -17,6 +17,7 @@ from bot.services.ticket_states import TimelineEvent
 from bot.services.units import UnitService
 from storage.models import TicketStatus, Unit
 from tests.support.harness import grant
+from tests.support.services import PROPERTY_UNIT
 from tests.support.tickets import (
     ADMIN,
     GRID_CHAT,
@@ -50,8 +51,7 @@ async def _world(store) -> tuple[TicketWorld, int]:
     async with store.transaction():
         await store.people.set_volunteer_profile(FIXER, ["repairs"], None)
         await store.people.set_volunteer_profile(NURSE, ["medical"], None)
-        await store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
-                                    parent_code="C01", member_type="property"))
+        await store.map.upsert(PROPERTY_UNIT)
     await grant(store, CONTACT, "unit_contact", "M01")
     await _resource(store, "M01", CONTACT, "purple")      # M01 offers for repairs
     await world.tickets.add_to_draft(RESIDENT, "楼道门坏了", None)

@@ -9,6 +9,7 @@ import pytest
 from bot.services.errors import Refused
 from storage.models import Unit
 from tests.support.harness import grant
+from tests.support.services import PROPERTY_UNIT
 from tests.test_horns import STAFF, WORKER, bind, deliver, sound, world  # noqa: F401
 
 CONTACT1, CONTACT2, OUTSIDER = 71, 72, 73
@@ -17,8 +18,7 @@ CONTACT1, CONTACT2, OUTSIDER = 71, 72, 73
 @pytest.fixture
 async def units_world(world, store):  # noqa: F811
     async with store.transaction():
-        await store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
-                                    parent_code="C01", member_type="property"))
+        await store.map.upsert(PROPERTY_UNIT)
         await store.map.upsert(Unit(code="M02", kind="member", name="县税务局",
                                     parent_code="C01", member_type="dual_report"))
         await store.map.upsert(Unit(code="C02", kind="community", name="河东社区", position=1))

@@ -34,7 +34,7 @@ from tests.support import schedules
 from tests.support.harness import grant, seed_map
 from tests.support.schedules import Clock as SchedulerClock
 from tests.support.schedules import at
-from tests.support.services import refused
+from tests.support.services import PROPERTY_UNIT, refused
 from tests.support.tickets import (
     BUILDING_CHAT,
     COMMUNITY_CHAT,
@@ -234,7 +234,7 @@ async def test_a_joint_meeting_invites_member_units_by_their_chat_else_their_con
     bound chat, else each of its contacts privately (not one who blocked the bot); a chat
     gone inactive counts as none. Every invitation stands for its unit: a sign-in there
     counts for the member unit. Other kinds invite no member unit."""
-    from storage.models import Chat, Unit
+    from storage.models import Chat
 
     world, meetings = await setup(store)
     contact, contact2, blocked, contact3 = 41, 42, 43, 44
@@ -285,8 +285,7 @@ async def test_minutes_and_decisions_become_tickets(store):
         await store.people.touch(SWEEPER, "老周", None, None, "en", True)
         await store.people.set_volunteer_profile(SWEEPER, ["sanitation"], None)
         await store.people.touch(CONTACT, "物业张", None, None, "en", True)
-        await store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
-                                    parent_code="C01", member_type="property"))
+        await store.map.upsert(PROPERTY_UNIT)
         await store.units.set_resource_domain(await store.units.add_resource(
             "M01", "vehicle", "清运车", 1, CONTACT, 0), "green")
     await grant(store, SWEEPER, "volunteer", "G0101")

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from storage.models import Unit
 from tests.support.harness import grant
 from tests.support.services import (
     HEAD,
+    PROPERTY_UNIT,
     RESIDENT,
     STAFF,
     VOLUNTEER,
@@ -34,8 +34,7 @@ class Clock:
 async def services(store):
     await staffed_map(store)
     async with store.transaction():
-        await store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
-                                    parent_code="C01", member_type="property"))
+        await store.map.upsert(PROPERTY_UNIT)
     await grant(store, CONTACT, "unit_contact", "M01")
     await grant(store, VOL2, "volunteer", "B01010102")
     await grant(store, VOL3, "volunteer", "G0101")

@@ -16,6 +16,7 @@ from bot.services.resources import (
 from storage.models import Unit
 from tests.support.harness import grant
 from tests.support.services import (
+    PROPERTY_UNIT,
     RESIDENT,
     STAFF,
     WORKER,
@@ -31,8 +32,7 @@ CONTACT, OTHER_STAFF = 60, 61
 async def services(store):
     await staffed_map(store)
     async with store.transaction():
-        await store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
-                                    parent_code="C01", member_type="property"))
+        await store.map.upsert(PROPERTY_UNIT)
         await store.map.upsert(Unit(code="C02", kind="community", name="河东社区", position=1))
     await grant(store, CONTACT, "unit_contact", "M01")
     await grant(store, OTHER_STAFF, "community_staff", "C02")

@@ -16,7 +16,15 @@ from bot.services.scopes import unit_scope
 from bot.services.unit_scores import months_held, unit_scores
 from bot.services.unit_votes import OPEN_S, vote_data
 from storage.models import Unit
-from tests.support.services import RESIDENT, STAFF, bind, build_services, refused, staffed_map
+from tests.support.services import (
+    PROPERTY_UNIT,
+    RESIDENT,
+    STAFF,
+    bind,
+    build_services,
+    refused,
+    staffed_map,
+)
 
 NEIGHBOUR, CONTACT = 70, 71
 
@@ -32,8 +40,7 @@ class Clock:
 async def services(store):
     await staffed_map(store)
     async with store.transaction():
-        await store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
-                                    parent_code="C01", member_type="property"))
+        await store.map.upsert(PROPERTY_UNIT)
         await store.map.upsert(Unit(code="M02", kind="member", name="阳光社工",
                                     parent_code="C01", member_type="social", position=1))
         await store.map.upsert(Unit(code="E010101", kind="estate", name="阳光小区",

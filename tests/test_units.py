@@ -13,6 +13,7 @@ from tests.support.services import (
     ADMIN,
     HEAD,
     LEADER,
+    PROPERTY_UNIT,
     STAFF,
     bind,
     build_services,
@@ -28,8 +29,7 @@ UNIT_CHAT = -5100
 async def services(store):
     await staffed_map(store)
     async with store.transaction():
-        await store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
-                                    parent_code="C01", member_type="property"))
+        await store.map.upsert(PROPERTY_UNIT)
         await store.map.upsert(Unit(code="M02", kind="member", name="县税务局",
                                     parent_code="C01", member_type="dual_report", position=1))
         await store.map.upsert(Unit(code="C02", kind="community", name="河东社区", position=1))

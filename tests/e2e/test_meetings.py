@@ -24,6 +24,7 @@ from bot.services.meeting_views import units_line
 from bot.services.ticket_views import domain_label
 from storage.models import TicketSource, Unit
 from tests.support.harness import grant, seed_map
+from tests.support.services import PROPERTY_UNIT
 from tests.support.texts import plain, shown
 
 pytestmark = pytest.mark.asyncio
@@ -54,8 +55,7 @@ async def _joint_meeting(h, clock) -> None:
     runtime = await h.start_bot()
     await seed_map(h.store)
     async with h.store.transaction():
-        await h.store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
-                                      parent_code="C01", member_type="property"))
+        await h.store.map.upsert(PROPERTY_UNIT)
         await h.store.map.upsert(Unit(code="M02", kind="member", name="县供电公司",
                                       parent_code="C01", member_type="resident_unit",
                                       position=1))

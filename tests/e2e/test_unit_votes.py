@@ -16,6 +16,7 @@ from bot.services import periods
 from bot.services.unit_votes import JOB
 from storage.models import Unit
 from tests.support.harness import grant, seed_map
+from tests.support.services import PROPERTY_UNIT
 from tests.support.texts import plain, shown
 
 pytestmark = pytest.mark.asyncio
@@ -42,8 +43,7 @@ async def _scenario(harness, clock) -> None:
     store = harness.store
     await seed_map(store)
     async with store.transaction():
-        await store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
-                                    parent_code="C01", member_type="property"))
+        await store.map.upsert(PROPERTY_UNIT)
         await store.map.upsert(Unit(code="E010101", kind="estate", name="阳光小区",
                                     parent_code="G0101", property_code="M01"))
         for resident in residents:

@@ -11,6 +11,7 @@ import pytest
 from bot.i18n import t
 from storage.models import Unit
 from tests.support.harness import grant, seed_map
+from tests.support.services import PROPERTY_UNIT
 from tests.support.texts import check_ins, line_of, plain, shown
 
 pytestmark = pytest.mark.asyncio
@@ -19,8 +20,7 @@ pytestmark = pytest.mark.asyncio
 async def _member_map(harness) -> None:
     await seed_map(harness.store)
     async with harness.store.transaction():
-        await harness.store.map.upsert(Unit(code="M01", kind="member", name="安居物业",
-                                            parent_code="C01", member_type="property"))
+        await harness.store.map.upsert(PROPERTY_UNIT)
 
 
 async def test_a_contact_invited_binds_the_units_chat_and_members_join(harness):

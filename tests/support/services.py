@@ -22,7 +22,7 @@ from bot.services.schedule import ScheduleService
 from bot.services.themes import ThemeService
 from bot.services.units import UnitService
 from bot.settings import Settings, load_settings
-from storage.models import Chat, OutboxItem
+from storage.models import Chat, OutboxItem, Unit
 from storage.store import Store
 from tests.support.harness import grant, seed_map
 
@@ -81,6 +81,11 @@ def build_services(store: Store, *, clock: Callable[[], float] = time.time,
     return Services(settings=settings, store=store, access=access, outbox=outbox,
                     people=people, chats=chats, schedule=schedule,
                     units=UnitService(store, access))
+
+
+#: the member unit most tests of SPEC §10 use: the estate's property firm, under C01
+PROPERTY_UNIT = Unit(code="M01", kind="member", name="安居物业", parent_code="C01",
+                     member_type="property")
 
 
 async def staffed_map(store: Store) -> None:
