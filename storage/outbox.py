@@ -85,18 +85,15 @@ class OutboxRepo:
         row = await self.db.fetchone("SELECT * FROM outbox WHERE id = ?", (item_id,))
         return _item(row) if row else None
 
-    async def current(self, item: OutboxItem, epoch: int | None = None) -> OutboxItem | None:
-        """`item` as it stands now, None once it is no longer pending. Only a coalescing row's
-        payload can change while pending (a newer edit); other payloads are not read again.
+    async def current_many(self, items: list[OutboxItem], epoch: int | None = None
+                           ) -> dict[int, OutboxItem | None]:
+        """The items as they stand now, each None once it is no longer pending, in one
+        statement (a burst's sends start together). Only a coalescing row's payload can
+        change while pending (a newer edit); other payloads are not read again.
 
         `epoch`: the sender's claim as the leader of that epoch (SPEC §16), checked in the
         same statement: `StaleEpoch` when another replica has taken over since (a former
         leader sends nothing more). None: one process, no check (SQLite)."""
-        return (await self.current_many([item], epoch))[item.id]
-
-    async def current_many(self, items: list[OutboxItem], epoch: int | None = None
-                           ) -> dict[int, OutboxItem | None]:
-        """`current` of several items in one statement (a burst's sends start together)."""
         ids = sorted({item.id for item in items})
         columns = """o.id, o.status, o.chat_id, o.priority, o.attempts, o.not_before,
                      CASE WHEN o.coalesce_key IS NOT NULL THEN o.payload END AS payload"""
